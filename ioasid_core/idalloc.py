@@ -1,51 +1,46 @@
 """The default allocator: the lowest free ID at or above a minimum, as ``xa_alloc`` gives.
 
-A hierarchy of 64-bit bitmaps: at level 0 a set bit is a used ID; at level ``k + 1`` a set bit
-says that word ``i`` of level ``k`` is full. Finding the lowest free ID at or above ``n`` looks
-at one word per level, so the cost does not grow with the number of live IDs, and the whole
-structure costs about one bit per ID (a 2^20 space needs ~130 KiB).
+One byte per ID says whether it is used, and one byte per block of 256 IDs says the block is
+known to be full. Searches run in C (``bytearray.find``): the block of the minimum, then the
+first block not known to be full. A full flag is set only after a scan of the whole block
+found nothing free, and cleared whenever one of its IDs is freed, so a set flag is always
+true and a clear one costs at most one extra 256-byte scan before it is set.
 
-A hint, ``_lowest``, is the lowest free ID of the whole space: below it every ID is used, so
-any request whose minimum is at or below it is answered at once. Filling a space, or freeing
-and reallocating the same ID, then touches a single word.
+A hint, ``_lowest``, is a lower bound of the free IDs: every ID below it is used. A request
+whose minimum is at or below the hint is answered by the hint itself when it is free, which is
+the common case (filling a space, or freeing and reallocating the same ID) and costs a few
+byte operations; the hint only moves forward lazily. So the cost does not grow with the number
+of live IDs, and memory is about one byte per ID of capacity.
 """
 
 from __future__ import annotations
 
-__all__ = ["IdAllocator"]
+from typing import Final
 
-_BITS = 64
-_SHIFT = 6
-_LOW = _BITS - 1
-_FULL = (1 << _BITS) - 1
+__all__ = ["BLOCK_SHIFT", "MAX_CAPACITY", "IdAllocator"]
+
+BLOCK_SHIFT: Final = 8
+_BLOCK: Final = 1 << BLOCK_SHIFT
+
+MAX_CAPACITY: Final = 1 << 26
+"""The largest space modelled (64 MiB of map). PCIe PASIDs have 20 bits."""
 
 
 class IdAllocator:
     """Hands out the lowest free integer in ``[lo, hi]`` from ``[0, capacity)``."""
 
-    __slots__ = ("_capacity", "_levels", "_lowest", "_used")
+    __slots__ = ("_capacity", "full", "hint", "map")
 
     def __init__(self, capacity: int) -> None:
-        if capacity <= 0:
-            raise ValueError(f"capacity must be positive, not {capacity}")
+        if not 0 < capacity <= MAX_CAPACITY:
+            raise ValueError(f"capacity must be in 1..{MAX_CAPACITY:#x}, not {capacity:#x}")
         self._capacity = capacity
-        self._used = 0
-        levels: list[list[int]] = []
-        count = capacity
-        while True:
-            nwords = (count + _LOW) >> _SHIFT
-            words = [0] * nwords
-            tail = count & _LOW
-            if tail:
-                # Bits beyond the end are marked used, so a partial word can become full.
-                words[-1] = _FULL & ~((1 << tail) - 1)
-            levels.append(words)
-            if nwords == 1:
-                break
-            count = nwords
-        # A partial last word that is already full (impossible: tail > 0 leaves free bits).
-        self._levels = levels
-        self._lowest = 0
+        # Public so that the space's hot paths can inline the common case (see fastpath.py):
+        # ``map[n]`` is 1 when n is used, ``full[b]`` when block b is known full, ``hint[0]``
+        # is the lower bound of the free IDs.
+        self.map = bytearray(capacity)
+        self.full = bytearray((capacity + _BLOCK - 1) >> BLOCK_SHIFT)
+        self.hint = [0]
 
     @property
     def capacity(self) -> int:
@@ -53,100 +48,72 @@ class IdAllocator:
 
     @property
     def used(self) -> int:
-        """How many IDs are handed out."""
-        return self._used
+        """How many IDs are handed out (counted: for tests and reports, not hot paths)."""
+        return self.map.count(1)
 
     def __contains__(self, n: int) -> bool:
-        if not 0 <= n < self._capacity:
-            return False
-        return bool(self._levels[0][n >> _SHIFT] >> (n & _LOW) & 1)
+        return 0 <= n < self._capacity and bool(self.map[n])
 
     def alloc(self, lo: int, hi: int) -> int:
         """Take the lowest free ID in ``[lo, hi]``; return -1 when there is none.
 
         The caller has checked ``0 <= lo <= hi < capacity``.
         """
-        n = self._lowest if lo <= self._lowest else self._find(lo)
+        n = self.hint[0]
+        if lo <= n <= hi and not self.map[n]:
+            # Everything below the hint is used: the hint is the answer.
+            self.map[n] = 1
+            self.hint[0] = n + 1
+            return n
+        if lo <= n:
+            n = self._find(n)
+            if n >= 0:
+                self.hint[0] = n  # nothing free below it
+        else:
+            n = self._find(lo)
         if n < 0 or n > hi:
             return -1
-        self._mark(n)
-        if n == self._lowest:
-            self._lowest = self._find(n + 1) if n + 1 < self._capacity else -1
-            if self._lowest < 0:
-                self._lowest = self._capacity  # full: no request's minimum reaches it
+        self.map[n] = 1
+        if n == self.hint[0]:
+            self.hint[0] = n + 1
         return n
 
     def take(self, n: int) -> bool:
         """Mark one given ID used; False if it already was."""
-        if n in self:
+        if self.map[n]:
             return False
-        self._mark(n)
-        if n == self._lowest:
-            nxt = self._find(n + 1) if n + 1 < self._capacity else -1
-            self._lowest = self._capacity if nxt < 0 else nxt
+        self.map[n] = 1
+        if n == self.hint[0]:
+            self.hint[0] = n + 1
         return True
 
     def free(self, n: int) -> None:
         """Give one ID back; it must be in use."""
-        levels = self._levels
-        words = levels[0]
-        w = n >> _SHIFT
-        bit = 1 << (n & _LOW)
-        old = words[w]
-        if not old & bit:
+        if not self.map[n]:
             raise ValueError(f"ID {n:#x} is not in use")
-        words[w] = old ^ bit
-        self._used -= 1
-        if n < self._lowest:
-            self._lowest = n
-        # Only a word that was full can clear the bit above it.
-        depth = 1
-        while old == _FULL and depth < len(levels):
-            n = w
-            words = levels[depth]
-            w = n >> _SHIFT
-            old = words[w]
-            words[w] = old & ~(1 << (n & _LOW))
-            depth += 1
-
-    def _mark(self, n: int) -> None:
-        levels = self._levels
-        words = levels[0]
-        w = n >> _SHIFT
-        new = words[w] | (1 << (n & _LOW))
-        words[w] = new
-        self._used += 1
-        depth = 1
-        while new == _FULL and depth < len(levels):
-            n = w
-            words = levels[depth]
-            w = n >> _SHIFT
-            new = words[w] | (1 << (n & _LOW))
-            words[w] = new
-            depth += 1
+        self.map[n] = 0
+        self.full[n >> BLOCK_SHIFT] = 0
+        if n < self.hint[0]:
+            self.hint[0] = n
 
     def _find(self, n: int) -> int:
         """The lowest free ID at or above ``n``, or -1."""
-        levels = self._levels
-        top = len(levels) - 1
-        depth = 0
-        # Climb until a word has a free bit at or after the position.
+        if n >= self._capacity:
+            return -1
+        used = self.map
+        full = self.full
+        block = n >> BLOCK_SHIFT
+        found = used.find(0, n, (block + 1) << BLOCK_SHIFT)
+        if found >= 0:
+            return found
+        if not n & (_BLOCK - 1):
+            full[block] = 1  # the whole block was scanned
         while True:
-            words = levels[depth]
-            w = n >> _SHIFT
-            if w >= len(words):
+            block = full.find(0, block + 1)
+            if block < 0:
                 return -1
-            free = ~words[w] & _FULL & (_FULL << (n & _LOW))
-            if free:
-                break
-            if depth == top:
-                return -1
-            n = w + 1
-            depth += 1
-        pos = (w << _SHIFT) | ((free & -free).bit_length() - 1)
-        # Descend: the first word below with a free bit is the one this bit names.
-        while depth:
-            depth -= 1
-            free = ~levels[depth][pos] & _FULL
-            pos = (pos << _SHIFT) | ((free & -free).bit_length() - 1)
-        return pos
+            start = block << BLOCK_SHIFT
+            found = used.find(0, start, start + _BLOCK)
+            if found >= 0:
+                return found
+            full[block] = 1

@@ -1,0 +1,136 @@
+"""The hot paths of a space: ``alloc``, ``free`` and ``find`` when nothing unusual happens.
+
+Each is a closure bound onto the space instance, shadowing the method of the same name. It
+holds the space's dicts, bound methods and mutex in closure cells (cheaper to reach than
+attributes) and handles only the common, successful case: no callback to run (no subscriber,
+the default allocator), a valid request, a free number. Anything else, errors included, is
+handed to the full method on the class, which re-checks everything under the lock, so the
+rules live in one place and the fast path can only be a shortcut to the same result.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ioasid_core.idalloc import BLOCK_SHIFT
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ioasid_core.sets import IoasidSet
+    from ioasid_core.space import IoasidSpace
+
+__all__ = ["install_fast_paths"]
+
+
+def install_fast_paths(space: IoasidSpace) -> None:
+    """Shadow ``space.alloc``, ``space.free`` and ``space.find`` with their fast paths."""
+    cls = type(space)
+    slow_alloc: Callable[[IoasidSet, int, int, object], int] = cls.alloc.__get__(space)
+    slow_free: Callable[[IoasidSet | None, int], None] = cls.free.__get__(space)
+    slow_find: Callable[[IoasidSet | None, int, Callable[[Any], object] | None], object | None] = (
+        cls.find.__get__(space)
+    )
+    records = space._records
+    records_get = records.get
+    busy = space._busy
+    lock = space._lock
+    take = lock.take
+    give = lock.give
+    capacity = space.capacity
+    ids = space._ids
+    id_alloc = ids.alloc
+    id_map = ids.map
+    id_full = ids.full
+    hint = ids.hint
+    block_shift = BLOCK_SHIFT
+
+    def alloc(set: IoasidSet, min: int, max: int, private: object = None) -> int:
+        if busy or not space._quiet:
+            return slow_alloc(set, min, max, private)
+        try:
+            take()
+        except IndexError:
+            lock.wait()
+        try:
+            if (
+                min.__class__ is int
+                and max.__class__ is int
+                and 0 <= min <= max < capacity
+                and set._open_in is space
+            ):
+                quota = set.quota
+                if (space._room > 0) if quota is None else (len(set._ids) < quota):
+                    ioasid = hint[0]
+                    if min <= ioasid <= max and not id_map[ioasid]:
+                        # The allocator's own fast path, inlined (see IdAllocator.alloc).
+                        id_map[ioasid] = 1
+                        hint[0] = ioasid + 1
+                    else:
+                        ioasid = id_alloc(min, max)
+                    if ioasid >= 0:
+                        records[ioasid] = (set, private, 1, False)
+                        set._ids.add(ioasid)
+                        if quota is None:
+                            space._room -= 1
+                        give(True)
+                        if lock.waiters:
+                            lock.wake()
+                        return ioasid
+        except AttributeError:
+            pass  # not a set: the full method says so
+        except BaseException:
+            give(True)
+            raise
+        give(True)
+        if lock.waiters:
+            lock.wake()
+        return slow_alloc(set, min, max, private)
+
+    def free(set: IoasidSet | None, ioasid: int) -> None:
+        if busy or not space._quiet:
+            return slow_free(set, ioasid)
+        try:
+            take()
+        except IndexError:
+            lock.wait()
+        try:
+            rec = records_get(ioasid)
+            if rec is not None and (set is None or rec[0] is set) and rec[2] == 1 and not rec[3]:
+                owner = rec[0]
+                records[ioasid] = None
+                # The allocator's free, inlined (see IdAllocator.free).
+                id_map[ioasid] = 0
+                id_full[ioasid >> block_shift] = 0
+                if ioasid < hint[0]:
+                    hint[0] = ioasid
+                owner._ids.discard(ioasid)
+                if owner.quota is None:
+                    space._room += 1
+                if owner._spid_of or owner._pending:
+                    space._forget(ioasid, owner, None)
+                give(True)
+                if lock.waiters:
+                    lock.wake()
+                return None
+        except BaseException:
+            give(True)
+            raise
+        give(True)
+        if lock.waiters:
+            lock.wake()
+        return slow_free(set, ioasid)
+
+    def find(
+        set: IoasidSet | None, ioasid: int, getter: Callable[[Any], object] | None = None
+    ) -> object | None:
+        if not busy and getter is None:
+            rec = records_get(ioasid)
+            if rec is not None and (set is None or rec[0] is set):
+                return rec[1]
+        return slow_find(set, ioasid, getter)
+
+    for fast, slow in ((alloc, slow_alloc), (free, slow_free), (find, slow_find)):
+        fast.__doc__ = slow.__doc__
+        fast.__qualname__ = slow.__qualname__
+        vars(space)[fast.__name__] = fast

@@ -1,0 +1,112 @@
+"""Shared fixtures of the core's test suite.
+
+Test modules cannot import this file (pytest runs in importlib mode), so the helpers reach
+them as fixtures:
+
+- ``space``: a small space (capacity 64), so that filling it is cheap;
+- ``events``: every event of ``space``, recorded by a global subscriber at ``Priority.LAST``;
+- ``unchanged``: a context manager proving that a failed call changed nothing observable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+import pytest
+
+from ioasid_core import (
+    Event,
+    IoasidSet,
+    IoasidSpace,
+    NotFoundError,
+    Priority,
+    SetType,
+)
+
+SMALL_CAPACITY = 64
+
+Unchanged = Callable[..., AbstractContextManager[None]]
+
+
+def snapshot(
+    space: IoasidSpace,
+    sets: Iterable[IoasidSet],
+    *,
+    ids: Iterable[int] = (),
+    spids: Iterable[tuple[IoasidSet, int]] = (),
+) -> dict[str, object]:
+    """Everything a caller can observe without changing it.
+
+    The space's capacity, ``available`` and active allocator; each set's attributes, count and
+    IDs (and, for an MM set, what ``find_mm_set`` answers for its token); each ID's state,
+    private data and owner (for every ID of the sets and every ID in ``ids``, absent ones
+    recorded as such); the answer of ``find_by_spid`` for each ``(set, spid)``.
+    """
+    snap: dict[str, object] = {
+        "capacity": space.capacity,
+        "available": space.available,
+        "active_allocator": space.active_allocator,
+    }
+    probe = set(ids)
+    for s in sets:
+        probe.update(s.ioasids())
+        snap[f"set {s.id}"] = (s.id, s.token, s.type, s.quota, s.count, s.ioasids())
+        if s.type is SetType.MM:
+            snap[f"mm set of set {s.id}"] = space.find_mm_set(s.token)
+    for i in sorted(probe):
+        try:
+            snap[f"id {i:#x}"] = (space.state(i), space.find(None, i), space.find_set(i))
+        except NotFoundError:
+            snap[f"id {i:#x}"] = "absent"
+    for s, spid in spids:
+        try:
+            snap[f"spid {spid:#x} in set {s.id}"] = space.find_by_spid(s, spid)
+        except NotFoundError:
+            snap[f"spid {spid:#x} in set {s.id}"] = "absent"
+    return snap
+
+
+@contextmanager
+def _unchanged(
+    space: IoasidSpace,
+    *sets: IoasidSet,
+    ids: Iterable[int] = (),
+    spids: Iterable[tuple[IoasidSet, int]] = (),
+) -> Iterator[None]:
+    """Assert that the body changes nothing observable in ``space`` and emits no event.
+
+    Use it around ``pytest.raises``: ``with unchanged(space, s), pytest.raises(E): ...``.
+    """
+    ids = list(ids)
+    spids = list(spids)
+    before = snapshot(space, sets, ids=ids, spids=spids)
+    seen: list[Event] = []
+    sub = space.subscribe(seen.append, priority=Priority.LAST)
+    try:
+        yield
+    finally:
+        space.unsubscribe(sub)
+    after = snapshot(space, sets, ids=ids, spids=spids)
+    assert after == before
+    assert seen == []
+
+
+@pytest.fixture
+def space() -> IoasidSpace:
+    """A small space: 64 IDs."""
+    return IoasidSpace(capacity=SMALL_CAPACITY)
+
+
+@pytest.fixture
+def events(space: IoasidSpace) -> list[Event]:
+    """Every event ``space`` emits from now on (a global subscriber, lowest priority)."""
+    seen: list[Event] = []
+    space.subscribe(seen.append, priority=Priority.LAST)
+    return seen
+
+
+@pytest.fixture
+def unchanged() -> Unchanged:
+    """The ``unchanged(space, *sets, ids=..., spids=...)`` context manager."""
+    return _unchanged
