@@ -1,0 +1,127 @@
+"""The hot-path closures give exactly the answers of the full methods.
+
+A space with no subscriber and the default allocator runs ``alloc``/``free``/``find`` through
+``fastpath``; a space with one (silent) subscriber always takes the full methods. The same
+random operations on both must give the same results, the same errors and the same state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ioasid_core import IoasidError, IoasidSet, IoasidSpace, SetType
+
+CAPACITY = 48
+
+_op = st.one_of(
+    st.tuples(
+        st.just("alloc"),
+        st.integers(0, 3),
+        st.integers(-2, CAPACITY + 1),
+        st.integers(-2, CAPACITY + 1),
+    ),
+    st.tuples(st.just("alloc_bad"), st.integers(0, 3), st.sampled_from([0.5, "1", None, True])),
+    st.tuples(st.just("free"), st.integers(-1, 3), st.integers(-1, CAPACITY)),
+    st.tuples(st.just("find"), st.integers(-1, 3), st.integers(-1, CAPACITY)),
+    st.tuples(st.just("get"), st.integers(-1, 3), st.integers(0, CAPACITY)),
+    st.tuples(st.just("put"), st.integers(-1, 3), st.integers(0, CAPACITY)),
+    st.tuples(st.just("spid"), st.integers(0, CAPACITY), st.integers(0, 4)),
+    st.tuples(st.just("free_set"), st.integers(0, 3)),
+)
+
+
+def _build(listening: bool) -> tuple[IoasidSpace, list[IoasidSet]]:
+    space = IoasidSpace(CAPACITY)
+    if listening:
+        space.subscribe(lambda event: None)
+    tokens = ["vm-a", "vm-b"]
+    sets = [
+        space.create_set(quota=None),
+        space.create_set(quota=5),
+        space.create_set(tokens[0], type=SetType.MM, quota=0),
+        space.create_set(tokens[1], type=SetType.MM),
+    ]
+    return space, sets
+
+
+def _apply(space: IoasidSpace, sets: list[IoasidSet], op: tuple[Any, ...]) -> object:
+    kind = op[0]
+    pick = (lambda i: None if i < 0 else sets[i]) if kind != "alloc" else sets.__getitem__
+    try:
+        if kind == "alloc":
+            return space.alloc(pick(op[1]), op[2], op[3], private=("data", op[2]))
+        if kind == "alloc_bad":
+            return space.alloc(sets[op[1]], op[2], CAPACITY - 1)
+        if kind == "free":
+            return space.free(pick(op[1]), op[2])
+        if kind == "find":
+            return space.find(pick(op[1]), op[2])
+        if kind == "get":
+            return space.get(pick(op[1]), op[2])
+        if kind == "put":
+            return space.put(pick(op[1]), op[2])
+        if kind == "spid":
+            return space.attach_spid(op[1], op[2])
+        return space.free_set(sets[op[1]])
+    except IoasidError as exc:
+        return (type(exc).__name__, str(exc))
+
+
+def _snapshot(space: IoasidSpace, sets: list[IoasidSet]) -> object:
+    return (
+        space.available,
+        len(space),
+        [(s.count, s.ioasids(), s.free_pending, s.destroyed) for s in sets],
+        [
+            (i, space.state(i), space.refs(i), space.find(None, i))
+            for s in sets
+            for i in s.ioasids()
+        ],
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_op, max_size=60))
+def test_fast_paths_agree_with_the_full_methods(ops: list[tuple[Any, ...]]) -> None:
+    fast, fast_sets = _build(listening=False)
+    slow, slow_sets = _build(listening=True)
+    assert "alloc" in vars(fast) and "free" in vars(fast) and "find" in vars(fast)
+    for op in ops:
+        got_fast = _apply(fast, fast_sets, op)
+        got_slow = _apply(slow, slow_sets, op)
+        assert got_fast == got_slow, op
+        assert _snapshot(fast, fast_sets) == _snapshot(slow, slow_sets), op
+
+
+def test_fast_alloc_fills_the_space_lowest_first_and_reuses_freed_ids() -> None:
+    space = IoasidSpace(CAPACITY)
+    owner = space.create_set()
+    ids = [space.alloc(owner, 0, CAPACITY - 1) for _ in range(CAPACITY)]
+    assert ids == list(range(CAPACITY))
+    space.free(owner, 17)
+    space.free(owner, 3)
+    assert space.alloc(owner, 0, CAPACITY - 1) == 3
+    assert space.alloc(owner, 10, CAPACITY - 1) == 17
+
+
+def test_fast_paths_step_aside_while_a_custom_allocator_is_active() -> None:
+    from ioasid_core import AllocatorOps
+
+    backend: set[int] = set()
+
+    def alloc(lo: int, hi: int, pdata: object) -> int:
+        n = next(i for i in range(hi, lo - 1, -1) if i not in backend)  # highest first
+        backend.add(n)
+        return n
+
+    def free(n: int, pdata: object) -> None:
+        backend.remove(n)
+
+    space, sets = _build(listening=False)
+    space.register_allocator(AllocatorOps(alloc, free))
+    assert space.alloc(sets[0], 0, 10) == 10  # the backend's choice, not the lowest
+    space.free(sets[0], 10)
+    assert backend == set()
