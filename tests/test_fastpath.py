@@ -49,25 +49,30 @@ def _build(listening: bool) -> tuple[IoasidSpace, list[IoasidSet]]:
 
 def _apply(space: IoasidSpace, sets: list[IoasidSet], op: tuple[Any, ...]) -> object:
     kind = op[0]
-    pick = (lambda i: None if i < 0 else sets[i]) if kind != "alloc" else sets.__getitem__
+
+    def pick(i: int) -> IoasidSet | None:
+        return None if i < 0 else sets[i]
+
     try:
         if kind == "alloc":
-            return space.alloc(pick(op[1]), op[2], op[3], private=("data", op[2]))
+            return space.alloc(sets[op[1]], op[2], op[3], private=("data", op[2]))
         if kind == "alloc_bad":
             return space.alloc(sets[op[1]], op[2], CAPACITY - 1)
         if kind == "free":
-            return space.free(pick(op[1]), op[2])
-        if kind == "find":
+            space.free(pick(op[1]), op[2])
+        elif kind == "find":
             return space.find(pick(op[1]), op[2])
-        if kind == "get":
-            return space.get(pick(op[1]), op[2])
-        if kind == "put":
+        elif kind == "get":
+            space.get(pick(op[1]), op[2])
+        elif kind == "put":
             return space.put(pick(op[1]), op[2])
-        if kind == "spid":
-            return space.attach_spid(op[1], op[2])
-        return space.free_set(sets[op[1]])
+        elif kind == "spid":
+            space.attach_spid(op[1], op[2])
+        else:
+            return space.free_set(sets[op[1]])
     except IoasidError as exc:
         return (type(exc).__name__, str(exc))
+    return None
 
 
 def _snapshot(space: IoasidSpace, sets: list[IoasidSet]) -> object:
