@@ -1,0 +1,74 @@
+"""Vendor-neutral page requests and responses, as the kernel's IOPF framework has them.
+
+A vendor codec decodes its raw queue entry into a :class:`PageRequest` and encodes a
+:class:`PageResponse` into its own response format. Both are plain slotted value objects
+(cheap to build per queue entry); treat them as immutable.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from ioasid_core.types import INVALID_IOASID
+
+__all__ = ["PageRequest", "PageResponse", "Perm", "ResponseCode"]
+
+
+class Perm(enum.IntFlag):
+    """Access the device asks for (IOPF ``perm`` bits)."""
+
+    NONE = 0
+    READ = 1
+    WRITE = 2
+    EXEC = 4
+    PRIV = 8
+
+
+class ResponseCode(enum.IntEnum):
+    """The IOPF response codes (each vendor maps them to its own encoding)."""
+
+    SUCCESS = 0
+    """Retry the access: the page is there now."""
+    INVALID = 1
+    """Don't retry: the request could not be satisfied."""
+    FAILURE = 2
+    """Stop all further requests from the device."""
+
+
+@attrs.define(slots=True)
+class PageRequest:
+    """One page request (a partial or the last of a page request group).
+
+    ``device`` is the vendor's source ID: the requester ID (VT-d), stream ID (SMMUv3) or
+    endpoint ID (virtio-iommu).
+    """
+
+    device: int
+    pasid: int = INVALID_IOASID
+    pasid_valid: bool = False
+    grpid: int = 0
+    last: bool = True
+    perm: Perm = Perm.NONE
+    addr: int = 0
+    needs_pasid: bool = False
+    """The response must carry the PASID (PCIe PRG response PASID required)."""
+    private_data: tuple[int, int] | None = None
+
+    @property
+    def stop_marker(self) -> bool:
+        """PCIe stop marker: last in group, neither read nor write. Discarded, never answered."""
+        return self.last and not self.perm & (Perm.READ | Perm.WRITE)
+
+
+@attrs.define(slots=True)
+class PageResponse:
+    """The one response to a closed page request group."""
+
+    device: int
+    grpid: int
+    code: ResponseCode
+    pasid: int = INVALID_IOASID
+    pasid_valid: bool = False
+    private_data: tuple[int, int] | None = None
