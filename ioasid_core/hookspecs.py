@@ -20,6 +20,7 @@ from ioasid_core.units import IommuUnit, VendorInfo
 if TYPE_CHECKING:
     from ioasid_core.allocators import AllocatorOps
     from ioasid_core.events import Event
+    from ioasid_core.prq.vendor import VendorPrq
     from ioasid_core.sets import IoasidSet
     from ioasid_core.space import IoasidSpace
 
@@ -27,6 +28,7 @@ __all__ = [
     "ioasid_allocator_refused",
     "ioasid_allocators_for_unit",
     "ioasid_event",
+    "ioasid_prq_vendors",
     "ioasid_set_created",
     "ioasid_set_freed",
     "ioasid_unit_removed",
@@ -120,6 +122,22 @@ def ioasid_event(space: IoasidSpace, event: Event) -> None:
 
     :param space: the space the event happened in.
     :param event: what happened.
+    """
+
+
+# Page-request hooks.
+
+
+@hookspec
+def ioasid_prq_vendors() -> Sequence[VendorPrq] | None:
+    """Hand over this plugin's page-request codecs and handler rules, once.
+
+    Each :class:`~ioasid_core.prq.vendor.VendorPrq` decodes the vendor's raw queue entries
+    into page requests, says what its handler checks before any lookup and which lookup
+    policy its driver followed, and encodes the responses. The pipeline calls these objects
+    directly for every batch; this hook is called only to collect them.
+
+    :return: the plugin's vendors, or ``None`` for a plugin that has none.
     """
 
 

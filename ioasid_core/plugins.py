@@ -31,6 +31,7 @@ from ioasid_core.errors import (
     ReentrancyError,
 )
 from ioasid_core.markers import ENTRY_POINT_GROUP, PROJECT
+from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.types import EventKind, Priority
 from ioasid_core.units import IommuUnit, VendorInfo
 
@@ -250,6 +251,20 @@ class Hooks:
         return space.subscribe(deliver, set=None, priority=Priority.LAST)
 
     # -- reporting
+
+    def prq_vendors(self) -> dict[str, VendorPrq]:
+        """Every plugin's page-request vendors, by name (a name offered twice is an error)."""
+        found: dict[str, VendorPrq] = {}
+        for offered in self._call("ioasid_prq_vendors"):
+            if offered is None:
+                continue
+            for vendor in offered:
+                if not isinstance(vendor, VendorPrq):
+                    raise TypeError(f"ioasid_prq_vendors returned {vendor!r}, not a VendorPrq")
+                if vendor.name in found:
+                    raise ValueError(f"page-request vendor {vendor.name!r} is offered twice")
+                found[vendor.name] = vendor
+        return found
 
     def vendor_infos(self) -> list[VendorInfo]:
         """What every registered plugin says it drives (plugins answering None left out)."""

@@ -33,6 +33,7 @@ from ioasid_core.plugins import (
     PluginLoadError,
     new_plugin_manager,
 )
+from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.sets import IoasidSet
 from ioasid_core.space import IoasidSpace
 from ioasid_core.types import EventKind, Priority
@@ -451,6 +452,7 @@ BRIDGED_NAMES = {
     "IoasidSet": IoasidSet,
     "AllocatorOps": AllocatorOps,
     "Event": Event,
+    "VendorPrq": VendorPrq,
 }
 
 

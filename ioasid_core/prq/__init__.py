@@ -1,6 +1,30 @@
 """The page-request pipeline: vendor-neutral requests and responses, lookup policies, IOPF
-grouping and bounded queues (issue "Core: the page-request pipeline and the platform model")."""
+grouping, bounded rings, and the per-unit pipeline that vendor plugins plug into."""
 
+from ioasid_core.prq.generic import GenericPrq
+from ioasid_core.prq.iopf import IopfCounters, IopfQueue, response_for
+from ioasid_core.prq.pipeline import PrqCounters, PrqPipeline
+from ioasid_core.prq.policy import FAILED, LookupPolicy, Outcome, Resolution, make_resolver
+from ioasid_core.prq.ring import Ring
 from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
+from ioasid_core.prq.vendor import VendorPrq
 
-__all__ = ["PageRequest", "PageResponse", "Perm", "ResponseCode"]
+__all__ = [
+    "FAILED",
+    "GenericPrq",
+    "IopfCounters",
+    "IopfQueue",
+    "LookupPolicy",
+    "Outcome",
+    "PageRequest",
+    "PageResponse",
+    "Perm",
+    "PrqCounters",
+    "PrqPipeline",
+    "Resolution",
+    "ResponseCode",
+    "Ring",
+    "VendorPrq",
+    "make_resolver",
+    "response_for",
+]
