@@ -7,15 +7,21 @@ plain-Python baseline of the same loop shape, run right before it, best of sever
 from __future__ import annotations
 
 import gc
+import random
 import time
 import tracemalloc
 from collections.abc import Callable
 from typing import Final
 
+from ioasid_core.platform import AddressSpace, Platform
+from ioasid_core.prq.policy import LookupPolicy, Resolver, make_resolver
+from ioasid_core.prq.types import PageRequest, Perm
 from ioasid_core.sets import IoasidSet
 from ioasid_core.space import IoasidSpace
+from ioasid_core.types import SetType
+from ioasid_core.units import IommuUnit
 
-__all__ = ["LIMITS", "run_core_bench"]
+__all__ = ["LIMITS", "run_bench", "run_core_bench", "run_prq_bench"]
 
 LIMITS: Final[dict[str, float]] = {
     "alloc_free_pair_ratio": 12.0,
@@ -23,8 +29,14 @@ LIMITS: Final[dict[str, float]] = {
     "fill_per_id_ratio": 15.0,
     "pair_ratio_1m_vs_1k": 1.5,
     "bytes_per_live_id": 200.0,
+    "prq_resolve_ratio": 10.0,
+    "prq_resolve_ratio_global": 10.0,
+    "prq_resolve_ratio_set": 10.0,
+    "prq_resolve_ratio_endpoint": 10.0,
+    "prq_resolve_ratio_device": 10.0,
 }
-"""The ceiling of each figure (issue "Core: the IOASID space ...")."""
+"""The ceiling of each figure (issues "Core: the IOASID space ..." and "Core: the
+page-request pipeline ..."); ``prq_resolve_ratio`` is the worst of the four policies."""
 
 _FULL: Final = 1 << 20
 
@@ -145,6 +157,82 @@ def _bytes_per_live_id(size: int) -> float:
     return (after - before) / size
 
 
+def _prq_setup(requests: int) -> tuple[Platform, IoasidSet, list[PageRequest]]:
+    """Ten processes, each with a device bound to 100 SVA PASIDs; ``requests`` page requests
+    from random devices for random PASIDs of their own process (seeded)."""
+    rnd = random.Random(2019)
+    space = IoasidSpace()
+    platform = Platform(space)
+    platform.probe_unit(IommuUnit(name="unit0", vendor="bench", pasid_bits=20))
+    sva = space.create_set()
+    own: list[list[int]] = []
+    for index in range(10):
+        proc = AddressSpace(f"proc-{index}")
+        mm_set = space.create_set(proc, type=SetType.MM)
+        platform.add_domain(f"sva-{index}", proc.name, [sva, mm_set])
+        device = platform.add_device(
+            f"dev-{index}",
+            unit="unit0",
+            source_id=0x100 + index,
+            owner=proc.name,
+            domain=f"sva-{index}",
+        )
+        pasids = []
+        for _ in range(100):
+            pasid = space.alloc(sva, 1, 0xFFFFF, proc)
+            platform.bind(device.name, pasid, proc)
+            pasids.append(pasid)
+        own.append(pasids)
+    batch = []
+    for i in range(requests):
+        index = rnd.randrange(10)
+        batch.append(
+            PageRequest(
+                0x100 + index, rnd.choice(own[index]), True, i & 0x1FF, True, Perm.READ, 0x1000
+            )
+        )
+    return platform, sva, batch
+
+
+def _resolve_batch(resolve: Resolver, batch: list[PageRequest]) -> Callable[[], int]:
+    def run() -> int:
+        for request in batch:
+            resolve(request)
+        return len(batch)
+
+    return run
+
+
+def _dict_get_batch(batch: list[PageRequest]) -> Callable[[], int]:
+    table = {r.pasid: r for r in batch}
+    keys = [r.pasid for r in batch]
+
+    def run() -> int:
+        get = table.get
+        for key in keys:
+            get(key)
+        return len(keys)
+
+    return run
+
+
+def run_prq_bench(*, quick: bool = False) -> dict[str, float]:
+    """``prq_resolve_ratio``: resolving a batch of 100,000 requests, per request, under each
+    policy, over one ``dict.get`` per request."""
+    platform, sva, batch = _prq_setup(10_000 if quick else 100_000)
+    rounds = 3 if quick else 7
+    baseline = _dict_get_batch(batch)
+    results: dict[str, float] = {}
+    for policy in LookupPolicy:
+        resolve = make_resolver(platform, "unit0", policy, sva_set=sva)
+        assert resolve(batch[0]).ok, policy  # the workload resolves under every policy
+        results[f"prq_resolve_ratio_{policy.value}"] = _ratio(
+            _resolve_batch(resolve, batch), baseline, rounds
+        )
+    results["prq_resolve_ratio"] = max(results.values())
+    return {k: round(v, 3) for k, v in results.items()}
+
+
 def run_core_bench(*, quick: bool = False) -> dict[str, float]:
     """The core's figures.
 
@@ -172,3 +260,8 @@ def run_core_bench(*, quick: bool = False) -> dict[str, float]:
 
     results["bytes_per_live_id"] = _bytes_per_live_id(big)
     return {k: round(v, 3) for k, v in results.items()}
+
+
+def run_bench(*, quick: bool = False) -> dict[str, float]:
+    """Every figure, core first."""
+    return {**run_core_bench(quick=quick), **run_prq_bench(quick=quick)}

@@ -119,9 +119,9 @@ def demo_command() -> None:
 @click.pass_context
 def bench_command(ctx: click.Context, as_json: bool, quick: bool, check: bool) -> None:
     """Speed and memory figures, each a ratio against a baseline run in the same process."""
-    from ioasid_core.bench import LIMITS, run_core_bench
+    from ioasid_core.bench import LIMITS, run_bench
 
-    figures = run_core_bench(quick=quick)
+    figures = run_bench(quick=quick)
     over = [name for name, value in figures.items() if value > LIMITS.get(name, float("inf"))]
     if as_json:
         click.echo(json.dumps(figures))

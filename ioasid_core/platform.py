@@ -61,6 +61,16 @@ class Device:
     owner: str
     domain: Domain | None = None
     pasid_bits: int = 20
+    pasid_limit: int = attrs.field(init=False)
+    """``1 << pasid_bits``: the first PASID the device cannot carry."""
+    bindings: dict[int, object] = attrs.field(init=False, factory=dict)
+    """PASID -> what it is bound to on this device (kept by the Platform)."""
+    bound_ids: dict[int, int] = attrs.field(init=False, factory=dict)
+    """``id(target)`` -> how many PASIDs of this device are bound to it (kept by the Platform;
+    the targets are held by ``bindings``, so an id cannot be reused meanwhile)."""
+
+    def __attrs_post_init__(self) -> None:
+        self.pasid_limit = 1 << self.pasid_bits
 
 
 def owner_of(data: object) -> str | None:
@@ -78,10 +88,7 @@ class Platform:
         self.units: dict[str, IommuUnit] = {}
         self.devices: dict[str, Device] = {}
         self.domains: dict[str, Domain] = {}
-        self._by_source: dict[tuple[str, int], Device] = {}
-        self._bindings: dict[tuple[str, int], object] = {}  # (device name, pasid) -> target
-        self._bound: dict[str, dict[int, object]] = {}  # device name -> pasid -> target
-        self._bound_ids: dict[str, dict[int, int]] = {}  # device name -> id(target) -> count
+        self._sources: dict[str, dict[int, Device]] = {}  # unit -> source ID -> device
 
     # ------------------------------------------------------------------ units
 
@@ -91,6 +98,7 @@ class Platform:
             raise AlreadyRegisteredError(f"unit {unit.name!r} is already probed")
         report = self.hooks.probe_unit(unit, self.space) if self.hooks is not None else None
         self.units[unit.name] = unit
+        self._sources.setdefault(unit.name, {})
         return report
 
     def remove_unit(self, name: str, *, force: bool = False) -> list[Device]:
@@ -137,8 +145,8 @@ class Platform:
         iommu = self._unit(unit)
         if name in self.devices:
             raise AlreadyRegisteredError(f"device {name!r} already exists")
-        if (unit, source_id) in self._by_source:
-            other = self._by_source[(unit, source_id)]
+        other = self._sources[unit].get(source_id)
+        if other is not None:
             raise AlreadyRegisteredError(
                 f"source ID {source_id:#x} behind unit {unit!r} is taken by {other.name!r}"
             )
@@ -152,9 +160,7 @@ class Platform:
                 raise NotFoundError(f"device {name!r}: no domain named {domain!r}")
         device = Device(name, unit, source_id, owner, dom, bits)
         self.devices[name] = device
-        self._by_source[(unit, source_id)] = device
-        self._bound[name] = {}
-        self._bound_ids[name] = {}
+        self._sources[unit][source_id] = device
         return device
 
     def remove_device(self, name: str) -> Device:
@@ -163,10 +169,7 @@ class Platform:
         return device
 
     def _drop_device(self, device: Device) -> None:
-        for pasid in list(self._bound.pop(device.name, {})):
-            del self._bindings[(device.name, pasid)]
-        del self._bound_ids[device.name]
-        del self._by_source[(device.unit, device.source_id)]
+        del self._sources[device.unit][device.source_id]
         del self.devices[device.name]
 
     def device(self, name: str) -> Device:
@@ -177,49 +180,50 @@ class Platform:
 
     def device_by_source(self, unit: str, source_id: int) -> Device | None:
         """The device a page request came from, or None for an unknown source."""
-        return self._by_source.get((unit, source_id))
+        return self._sources.get(unit, {}).get(source_id)
+
+    def sources(self, unit: str) -> dict[int, Device]:
+        """The live source-ID map of a unit (the same dict for the unit's whole life, so a
+        page-request resolver can hold it)."""
+        self._unit(unit)
+        return self._sources[unit]
 
     # ------------------------------------------------------------------ bindings
 
     def bind(self, device: str, pasid: int, target: object) -> None:
         """Attach (device, PASID) to what it translates to (an address space, a domain)."""
         dev = self.device(device)
-        if not 0 <= pasid < 1 << dev.pasid_bits:
+        if not 0 <= pasid < dev.pasid_limit:
             raise InvalidArgumentError(
                 f"PASID {pasid:#x} is beyond device {device!r}'s {dev.pasid_bits}-bit width"
             )
-        key = (device, pasid)
-        if key in self._bindings:
+        if pasid in dev.bindings:
             raise AlreadyRegisteredError(f"device {device!r} already has PASID {pasid:#x} bound")
-        self._bindings[key] = target
-        self._bound[device][pasid] = target
-        ids = self._bound_ids[device]
-        ids[id(target)] = ids.get(id(target), 0) + 1
+        if target is None:
+            raise InvalidArgumentError(f"device {device!r}: cannot bind PASID {pasid:#x} to None")
+        dev.bindings[pasid] = target
+        dev.bound_ids[id(target)] = dev.bound_ids.get(id(target), 0) + 1
 
     def unbind(self, device: str, pasid: int) -> object:
-        target = self._bindings.pop((device, pasid), None)
+        dev = self.device(device)
+        target = dev.bindings.pop(pasid, None)
         if target is None:
             raise NotFoundError(f"device {device!r} has no PASID {pasid:#x} bound")
-        del self._bound[device][pasid]
-        ids = self._bound_ids[device]
-        left = ids[id(target)] - 1
+        left = dev.bound_ids[id(target)] - 1
         if left:
-            ids[id(target)] = left
+            dev.bound_ids[id(target)] = left
         else:
-            del ids[id(target)]
+            del dev.bound_ids[id(target)]
         return target
 
     def binding(self, device: str, pasid: int) -> object | None:
         """What (device, PASID) is bound to, or None."""
-        return self._bindings.get((device, pasid))
+        return self.device(device).bindings.get(pasid)
 
     def bound(self, device: str) -> dict[int, object]:
         """Every PASID bound on a device (a copy)."""
-        return dict(self._bound.get(device, {}))
+        return dict(self.device(device).bindings)
 
     def serves(self, device: Device, data: object) -> bool:
         """True when ``data`` is the device's owner's, or bound on the device."""
-        if getattr(data, "owner", None) == device.owner:
-            return True
-        # The targets are held by the bindings, so their ids cannot be reused meanwhile.
-        return id(data) in self._bound_ids.get(device.name, ())
+        return getattr(data, "owner", None) == device.owner or id(data) in device.bound_ids

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from ioasid_core.allocators import AllocatorGroup, AllocatorOps
@@ -419,6 +419,15 @@ class IoasidSpace:
         if rec is None:
             raise NotFoundError(self._unknown(ioasid))
         return rec[_REFS]
+
+    def records_view(self) -> Mapping[int, Record | None]:
+        """The live records, for lock-free readers on hot paths (the kernel's RCU readers).
+
+        Maps an ID to ``(set, private, refs, free_pending)``, or to None once freed. Read it,
+        never write it; a record is replaced whole on every change, so one read is one
+        consistent snapshot. Public methods (``find``) are the way for everything else.
+        """
+        return self._records
 
     def __contains__(self, ioasid: object) -> bool:
         return isinstance(ioasid, int) and self._records.get(ioasid) is not None

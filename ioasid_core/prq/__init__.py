@@ -4,13 +4,21 @@ grouping, bounded rings, and the per-unit pipeline that vendor plugins plug into
 from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.iopf import IopfCounters, IopfQueue, response_for
 from ioasid_core.prq.pipeline import PrqCounters, PrqPipeline
-from ioasid_core.prq.policy import FAILED, LookupPolicy, Outcome, Resolution, make_resolver
+from ioasid_core.prq.policy import (
+    FAILED,
+    RESOLVED,
+    LookupPolicy,
+    Outcome,
+    Resolution,
+    make_resolver,
+)
 from ioasid_core.prq.ring import Ring
 from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
 from ioasid_core.prq.vendor import VendorPrq
 
 __all__ = [
     "FAILED",
+    "RESOLVED",
     "GenericPrq",
     "IopfCounters",
     "IopfQueue",

@@ -74,7 +74,7 @@ class PrqPipeline:
         self.counters = PrqCounters()
         self.overflow_response = overflow_response
         self._resolve = make_resolver(
-            platform, self.policy, sva_set=sva_set, expected=vendor.expected
+            platform, unit, self.policy, sva_set=sva_set, expected=vendor.expected
         )
 
     # ------------------------------------------------------------------ the device side
@@ -135,7 +135,6 @@ class PrqPipeline:
         respond = self.iopf.respond
         check = self.vendor.check
         resolve = self._resolve
-        unit = self.unit
         success = ResponseCode.SUCCESS
         invalid = ResponseCode.INVALID
         out: list[PageResponse] = []
@@ -151,7 +150,7 @@ class PrqPipeline:
                     counters.vendor_rejects += 1
                     code = verdict
                     break
-                resolution = resolve(unit, member)
+                resolution = resolve(member)
                 outcomes[resolution.outcome] += 1
                 if resolution.cross_owner:
                     counters.cross_owner_hits += 1

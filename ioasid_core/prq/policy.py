@@ -18,12 +18,19 @@ from collections.abc import Callable
 
 import attrs
 
-from ioasid_core.errors import AccessDeniedError, NotFoundError
-from ioasid_core.platform import AddressSpace, Device, Platform
+from ioasid_core.platform import AddressSpace, Platform
 from ioasid_core.prq.types import PageRequest
 from ioasid_core.sets import IoasidSet
 
-__all__ = ["FAILED", "LookupPolicy", "Outcome", "Resolution", "Resolver", "make_resolver"]
+__all__ = [
+    "FAILED",
+    "RESOLVED",
+    "LookupPolicy",
+    "Outcome",
+    "Resolution",
+    "Resolver",
+    "make_resolver",
+]
 
 
 class LookupPolicy(enum.Enum):
@@ -54,17 +61,16 @@ class Outcome(enum.Enum):
     """Found, but the getter refused it (the address space is exiting)."""
 
 
-@attrs.define(slots=True)
+@attrs.frozen
 class Resolution:
-    """The result of resolving one request; ``target`` is set when ``RESOLVED``.
-
-    Treat as immutable: the failures are shared singletons (``FAILED[outcome]``).
-    """
+    """What resolving one request found. Interned: one object per combination, so the
+    per-request path allocates nothing (compare with ``==`` or read the fields)."""
 
     outcome: Outcome
-    target: object = None
     cross_owner: bool = False
+    """Resolved to private data the requesting device's owner does not own."""
     type_confusion: bool = False
+    """Resolved to an object of a type the handler does not expect."""
 
     @property
     def ok(self) -> bool:
@@ -75,100 +81,83 @@ class Resolution:
 FAILED: dict[Outcome, Resolution] = {
     outcome: Resolution(outcome) for outcome in Outcome if outcome is not Outcome.RESOLVED
 }
-"""One shared resolution per failure outcome: a failed lookup allocates nothing."""
+"""One shared resolution per failure outcome."""
 
-Resolver = Callable[[str, PageRequest], Resolution]
-"""``resolve(unit_name, request)``: one request from a unit's queue."""
+RESOLVED: dict[tuple[bool, bool], Resolution] = {
+    (cross, confused): Resolution(Outcome.RESOLVED, cross, confused)
+    for cross in (False, True)
+    for confused in (False, True)
+}
+"""The shared successful resolutions, by ``(cross_owner, type_confusion)``."""
 
-
-def _alive(data: object) -> bool:
-    """The SVA getter (``mmget_not_zero``): refuses an address space that is exiting."""
-    return not getattr(data, "dying", False)
+Resolver = Callable[[PageRequest], Resolution]
+"""``resolve(request)``: one request from the queue of the unit the resolver was made for."""
 
 
 def make_resolver(
     platform: Platform,
+    unit: str,
     policy: LookupPolicy,
     *,
     sva_set: IoasidSet | None = None,
     expected: type | tuple[type, ...] = AddressSpace,
 ) -> Resolver:
-    """A resolver for one policy, bound once (no per-request dispatch on the policy).
+    """A resolver for one unit under one policy, bound once (no per-request dispatch).
 
     ``sva_set`` is the vendor's SVA set (needed by ``SET``); ``expected`` is the type of
-    private data the handler knows how to service.
+    private data the handler knows how to service. The SVA getter (``mmget_not_zero``:
+    refuse an exiting address space) is applied to what ``find`` returns, which is what the
+    kernel's getter did, without a callback per request.
     """
     if policy is LookupPolicy.SET and sva_set is None:
         raise ValueError("the SET policy needs the vendor's SVA set")
-    space = platform.space
-    find = space.find
-    device_by_source = platform.device_by_source
-    serves = platform.serves
-    binding = platform.binding
+    records = platform.space.records_view().get
+    sources = platform.sources(unit).get
+    by_device = policy is LookupPolicy.DEVICE
+    by_set = policy is LookupPolicy.SET
+    by_endpoint = policy is LookupPolicy.ENDPOINT
+    resolved = RESOLVED
+    no_pasid = FAILED[Outcome.NO_PASID]
+    too_wide = FAILED[Outcome.PASID_TOO_WIDE]
+    unknown_device = FAILED[Outcome.UNKNOWN_DEVICE]
+    unknown_pasid = FAILED[Outcome.UNKNOWN_PASID]
+    foreign = FAILED[Outcome.FOREIGN]
+    not_bound = FAILED[Outcome.NOT_BOUND]
+    dying = FAILED[Outcome.DYING]
 
-    def judge(device: Device, data: object) -> Resolution:
-        return Resolution(
-            Outcome.RESOLVED, data, not serves(device, data), not isinstance(data, expected)
-        )
-
-    def lookup_global(device: Device, pasid: int) -> Resolution:
-        try:
-            data = find(None, pasid)
-        except NotFoundError:
-            return FAILED[Outcome.UNKNOWN_PASID]
-        return judge(device, data)
-
-    def lookup_set(device: Device, pasid: int) -> Resolution:
-        try:
-            data = find(sva_set, pasid, _alive)
-        except NotFoundError:
-            return FAILED[Outcome.UNKNOWN_PASID]
-        except AccessDeniedError:
-            return FAILED[Outcome.FOREIGN]
-        if data is None:
-            return FAILED[Outcome.DYING]
-        return judge(device, data)
-
-    def lookup_endpoint(device: Device, pasid: int) -> Resolution:
-        try:
-            owner = space.find_set(pasid)
-        except NotFoundError:
-            return FAILED[Outcome.UNKNOWN_PASID]
-        domain = device.domain
-        if domain is None or not any(s is owner for s in domain.sets):
-            return FAILED[Outcome.FOREIGN]
-        try:
-            data = find(owner, pasid, _alive)
-        except (NotFoundError, AccessDeniedError):  # freed meanwhile
-            return FAILED[Outcome.UNKNOWN_PASID]
-        if data is None:
-            return FAILED[Outcome.DYING]
-        return judge(device, data)
-
-    def lookup_device(device: Device, pasid: int) -> Resolution:
-        target = binding(device.name, pasid)
-        if target is None:
-            return FAILED[Outcome.NOT_BOUND]
-        if not _alive(target):
-            return FAILED[Outcome.DYING]
-        return judge(device, target)
-
-    lookup = {
-        LookupPolicy.GLOBAL: lookup_global,
-        LookupPolicy.SET: lookup_set,
-        LookupPolicy.ENDPOINT: lookup_endpoint,
-        LookupPolicy.DEVICE: lookup_device,
-    }[policy]
-
-    def resolve(unit: str, request: PageRequest) -> Resolution:
-        device = device_by_source(unit, request.device)
+    # One function with the policy's branches inline: a call per layer (device, lookup,
+    # verdict) would cost more than the work. The records are read as find() reads them.
+    def resolve(request: PageRequest) -> Resolution:
+        device = sources(request.device)
         if device is None:
-            return FAILED[Outcome.UNKNOWN_DEVICE]
+            return unknown_device
         if not request.pasid_valid:
-            return FAILED[Outcome.NO_PASID]
+            return no_pasid
         pasid = request.pasid
-        if not 0 <= pasid < 1 << device.pasid_bits:
-            return FAILED[Outcome.PASID_TOO_WIDE]
-        return lookup(device, pasid)
+        if not 0 <= pasid < device.pasid_limit:
+            return too_wide
+        if by_device:
+            data = device.bindings.get(pasid)
+            if data is None:
+                return not_bound
+        else:
+            rec = records(pasid)
+            if rec is None:
+                return unknown_pasid
+            if by_set:
+                if rec[0] is not sva_set:
+                    return foreign
+            elif by_endpoint:
+                domain = device.domain
+                if domain is None or rec[0] not in domain.sets:  # sets compare by identity
+                    return foreign
+            data = rec[1]
+        if getattr(data, "dying", False):
+            # The SVA getter (mmget_not_zero), or the handler's own check of the mm.
+            return dying
+        return resolved[
+            getattr(data, "owner", None) != device.owner and id(data) not in device.bound_ids,
+            not isinstance(data, expected),
+        ]
 
     return resolve
