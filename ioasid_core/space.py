@@ -75,13 +75,8 @@ class IoasidSpace:
             )
         self._capacity = capacity
         self._lock = TokenMutex()
-        # Bound once: the hot paths take and give the mutex's token inline.
-        self._take = self._lock.take
-        self._give = self._lock.give
         self._records: dict[int, Record | None] = {}  # a freed ID keeps a None tombstone
         self._ids = IdAllocator(capacity)
-        self._id_alloc = self._ids.alloc
-        self._id_free = self._ids.free
         self._sets: dict[int, IoasidSet] = {}
         self._mm_sets: dict[int, IoasidSet] = {}  # id(token) -> set; the set keeps the token
         self._next_set_id = 0
@@ -114,11 +109,6 @@ class IoasidSpace:
         """The ops whose ``pdata`` allocations use now; None for the default allocator."""
         group = self._active
         return None if group is None else group.head
-
-    def _unlock(self) -> None:
-        self._give(True)
-        if self._lock.waiters:
-            self._lock.wake()
 
     @property
     def _unreserved_live(self) -> int:
@@ -257,51 +247,44 @@ class IoasidSpace:
         if self._busy:
             self._refuse_reentry("alloc")
         try:
-            self._take()
-        except IndexError:
-            self._lock.wait()
-        try:
-            if (
-                min.__class__ is not int
-                or max.__class__ is not int
-                or not 0 <= min <= max < self._capacity
-            ):
-                self._bad_range(min, max)
-            if getattr(set, "_open_in", None) is not self:
-                self._check_set(set, "alloc", allow_pending=False)
-            quota = set.quota
-            if quota is None:
-                if self._room <= 0:
-                    raise NoSpaceError(
-                        f"no unreserved capacity left for {set}: sets without a quota "
-                        f"hold {self._unreserved_live} of the {self.available} IDs "
-                        "not reserved by quotas"
-                    )
-            elif len(set._ids) >= quota:
-                raise QuotaExceededError(f"{set} holds {quota} IDs, its whole quota")
-            if self._active is None:
-                ioasid = self._id_alloc(min, max)
-                if ioasid < 0:
-                    raise NoSpaceError(f"no free IOASID in [{min:#x}, {max:#x}] for {set}")
-            else:
-                ioasid = self._custom_alloc(self._active, set, min, max)
-            self._records[ioasid] = (set, private, 1, False)
-            set._ids.add(ioasid)
-            if quota is None:
-                self._room -= 1
-            errors = (
-                self._emit(Event(_ALLOC, ioasid, INVALID_IOASID, set, private))
-                if self._nsubs
-                else None
-            )
+            with self._lock:
+                if (
+                    min.__class__ is not int
+                    or max.__class__ is not int
+                    or not 0 <= min <= max < self._capacity
+                ):
+                    self._bad_range(min, max)
+                if getattr(set, "_open_in", None) is not self:
+                    self._check_set(set, "alloc", allow_pending=False)
+                quota = set.quota
+                if quota is None:
+                    if self._room <= 0:
+                        raise NoSpaceError(
+                            f"no unreserved capacity left for {set}: sets without a quota "
+                            f"hold {self._unreserved_live} of the {self.available} IDs "
+                            "not reserved by quotas"
+                        )
+                elif len(set._ids) >= quota:
+                    raise QuotaExceededError(f"{set} holds {quota} IDs, its whole quota")
+                if self._active is None:
+                    ioasid = self._ids.alloc(min, max)
+                    if ioasid < 0:
+                        raise NoSpaceError(f"no free IOASID in [{min:#x}, {max:#x}] for {set}")
+                else:
+                    ioasid = self._custom_alloc(self._active, set, min, max)
+                self._records[ioasid] = (set, private, 1, False)
+                set._ids.add(ioasid)
+                if quota is None:
+                    self._room -= 1
+                errors = (
+                    self._emit(Event(_ALLOC, ioasid, INVALID_IOASID, set, private))
+                    if self._nsubs
+                    else None
+                )
         except BaseException:
-            self._unlock()
             if self._work:
                 self._finish(None, "a failed alloc")
             raise
-        self._give(True)
-        if self._lock.waiters:
-            self._lock.wake()
         if errors or self._work:
             self._finish(errors, f"allocating {_hex(ioasid)}")
         return ioasid
@@ -478,31 +461,19 @@ class IoasidSpace:
         """The owner's release: FREE_PENDING now, reclaimed when the last reference goes."""
         if self._busy:
             self._refuse_reentry("free")
-        try:
-            self._take()
-        except IndexError:
-            self._lock.wait()
         errors: list[Exception] | None = None
         try:
-            rec = self._records.get(ioasid)
-            if rec is None:
-                raise NotFoundError(self._unknown(ioasid))
-            owner = rec[0]
-            if set is not None and owner is not set:
-                raise AccessDeniedError(self._not_owner(ioasid, owner, set))
-            if not rec[_PEND]:  # a second free of a pending ID is a no-op
-                events: list[Event] | None = [] if self._nsubs else None
-                self._free_locked(ioasid, rec, events)
-                if events:
-                    errors = self._emit_all(events)
+            with self._lock:
+                rec = self._owned(set, ioasid)
+                if not rec[_PEND]:  # a second free of a pending ID is a no-op
+                    events: list[Event] | None = [] if self._nsubs else None
+                    self._free_locked(ioasid, rec, events)
+                    if events:
+                        errors = self._emit_all(events)
         except BaseException:
-            self._unlock()
             if self._work:
                 self._finish(None, "a failed free")
             raise
-        self._give(True)
-        if self._lock.waiters:
-            self._lock.wake()
         if errors or self._work:
             self._finish(errors, f"freeing {_hex(ioasid)}")
 
