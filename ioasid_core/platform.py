@@ -46,6 +46,8 @@ class Domain:
     name: str
     owner: str
     sets: list[IoasidSet] = attrs.field(factory=list)
+    dying: bool = False
+    """Being torn down: a handler must not service faults in it."""
 
 
 @attrs.define(eq=False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 
@@ -100,14 +101,15 @@ def make_resolver(
     policy: LookupPolicy,
     *,
     sva_set: IoasidSet | None = None,
-    expected: type | tuple[type, ...] = AddressSpace,
+    expected: Any = AddressSpace,
 ) -> Resolver:
     """A resolver for one unit under one policy, bound once (no per-request dispatch).
 
-    ``sva_set`` is the vendor's SVA set (needed by ``SET``); ``expected`` is the type of
-    private data the handler knows how to service. The SVA getter (``mmget_not_zero``:
-    refuse an exiting address space) is applied to what ``find`` returns, which is what the
-    kernel's getter did, without a callback per request.
+    ``sva_set`` is the vendor's SVA set (needed by ``SET``). ``expected`` is the type (or
+    tuple of types) of private data the handler knows how to service; its instances carry
+    ``owner`` and ``dying`` attributes, as ``AddressSpace`` and ``Domain`` do. The SVA getter
+    (``mmget_not_zero``: refuse an exiting address space) is applied to what the lookup
+    returns, which is what the kernel's getter did, without a callback per request.
     """
     if policy is LookupPolicy.SET and sva_set is None:
         raise ValueError("the SET policy needs the vendor's SVA set")
@@ -117,6 +119,8 @@ def make_resolver(
     by_set = policy is LookupPolicy.SET
     by_endpoint = policy is LookupPolicy.ENDPOINT
     resolved = RESOLVED
+    fine = RESOLVED[False, False]
+    cross = RESOLVED[True, False]
     no_pasid = FAILED[Outcome.NO_PASID]
     too_wide = FAILED[Outcome.PASID_TOO_WIDE]
     unknown_device = FAILED[Outcome.UNKNOWN_DEVICE]
@@ -152,12 +156,18 @@ def make_resolver(
                 if domain is None or rec[0] not in domain.sets:  # sets compare by identity
                     return foreign
             data = rec[1]
+        if isinstance(data, expected):
+            # Handled types carry ``dying`` and ``owner`` (AddressSpace, Domain).
+            if data.dying:  # the SVA getter (mmget_not_zero), or the handler's own mm check
+                return dying
+            if data.owner == device.owner or id(data) in device.bound_ids:
+                return fine
+            return cross
         if getattr(data, "dying", False):
-            # The SVA getter (mmget_not_zero), or the handler's own check of the mm.
             return dying
         return resolved[
             getattr(data, "owner", None) != device.owner and id(data) not in device.bound_ids,
-            not isinstance(data, expected),
+            True,
         ]
 
     return resolve
