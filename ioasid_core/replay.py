@@ -1,0 +1,321 @@
+"""Replay one scenario under one vendor and one lookup policy, and count what happens.
+
+Plain Python from start to end: the vendor's codec and rules were collected once (through
+the ``ioasid_prq_vendors`` hook) and are called directly. Runs share nothing, so a comparison
+can hand them to any ``concurrent.futures.Executor``.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from ioasid_core.errors import (
+    AllocatorError,
+    InvalidArgumentError,
+    IoasidError,
+    NoSpaceError,
+    QuotaExceededError,
+)
+from ioasid_core.metrics import Metrics
+from ioasid_core.platform import AddressSpace, Platform
+from ioasid_core.plugins import Hooks
+from ioasid_core.prq.pipeline import PrqPipeline
+from ioasid_core.prq.policy import LookupPolicy
+from ioasid_core.prq.types import PageRequest, PageResponse, Perm
+from ioasid_core.prq.vendor import VendorPrq
+from ioasid_core.scenario.schema import Scenario, Step
+from ioasid_core.sets import IoasidSet
+from ioasid_core.space import IoasidSpace
+from ioasid_core.types import INVALID_IOASID, SetType
+from ioasid_core.units import IommuUnit
+
+__all__ = ["DriverObject", "RunResult", "replay"]
+
+_PERMS = {"read": Perm.READ, "write": Perm.WRITE, "exec": Perm.EXEC, "priv": Perm.PRIV}
+_GROUP_INDEX_MASK = 0x1FF  # PCIe page request group index: 9 bits
+_PAGE = 0x1000
+
+
+@attrs.define(eq=False)
+class DriverObject:
+    """A device driver's private object, stored as the private data of its own PASID."""
+
+    owner: str
+    dying: bool = False
+
+
+@attrs.frozen
+class RunResult:
+    """One (vendor, policy) run of a scenario."""
+
+    scenario: str
+    vendor: str
+    policy: LookupPolicy
+    seed: int
+    metrics: Metrics
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "vendor": self.vendor,
+            "policy": self.policy.value,
+            "seed": self.seed,
+            "metrics": self.metrics.as_dict(),
+        }
+
+
+class _Run:
+    """The state of one replay."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        vendor: VendorPrq,
+        policy: LookupPolicy,
+        hooks: Hooks | None,
+    ) -> None:
+        spec = scenario.platform
+        self.metrics = Metrics()
+        self.space = IoasidSpace(spec.capacity)
+        self.platform = Platform(self.space, hooks)
+        self.address_spaces = {a.name: AddressSpace(a.name, a.kind) for a in spec.address_spaces}
+        self.sets: dict[str, IoasidSet] = {}
+        sva: IoasidSet | None = None
+        for s in spec.sets:
+            token = self.address_spaces[s.token] if s.token is not None else None
+            kind = SetType.MM if s.type == "mm" else SetType.NULL
+            self.sets[s.name] = self.space.create_set(token, quota=s.quota, type=kind)
+            if s.sva:
+                sva = self.sets[s.name]
+        for d in spec.domains:
+            self.platform.add_domain(d.name, d.owner, [self.sets[n] for n in d.sets])
+        self.pipelines: dict[str, PrqPipeline] = {}
+        for u in spec.units:
+            self.platform.probe_unit(
+                IommuUnit(name=u.name, vendor=vendor.name, pasid_bits=u.pasid_bits)
+            )
+        for dev in spec.devices:
+            self.platform.add_device(
+                dev.name,
+                unit=dev.unit,
+                source_id=dev.source_id,
+                owner=dev.owner,
+                domain=dev.domain,
+                pasid_bits=dev.pasid_bits,
+            )
+        if sva is None and policy is LookupPolicy.SET:
+            # A vendor searching "its SVA set" needs one: an empty set finds nothing.
+            sva = self.space.create_set()
+        for u in spec.units:
+            self.pipelines[u.name] = PrqPipeline(
+                self.platform,
+                u.name,
+                vendor,
+                policy=policy,
+                sva_set=sva,
+                ring_entries=u.queue_entries,
+            )
+        self.pasids: dict[str, int] = {}
+        self.submitted: dict[tuple[str, int, int], float] = {}
+        self.next_group: dict[str, int] = {}  # device -> next page request group index
+        self.now = 0.0
+        self.bind_pasids: dict[int, str] = {}  # PASID -> device it was bound for
+        self.active = self.space.active_allocator
+
+    # ------------------------------------------------------------------ steps
+
+    def run(self, steps: tuple[Step, ...]) -> Metrics:
+        for step in steps:
+            self.now = step.at
+            try:
+                getattr(self, f"_op_{step.op}")(step)
+            except _StepSkipped as skipped:
+                self.metrics.step_errors.append(f"{step.where}: {skipped}")
+            self._observe()
+        self._finish()
+        return self.metrics
+
+    def _observe(self) -> None:
+        m = self.metrics
+        m.peak_live_ioasids = max(m.peak_live_ioasids, len(self.space))
+        active = self.space.active_allocator
+        if active is not self.active:
+            m.allocator_switches += 1
+            self.active = active
+
+    def _alloc(self, step: Step, set_name: str, private: object) -> int | None:
+        owner = self.sets[set_name]
+        try:
+            pasid = self.space.alloc(owner, 1, self.space.capacity - 1, private)
+        except QuotaExceededError:
+            reason = "quota"
+        except NoSpaceError:
+            reason = "no_space"
+        except AllocatorError:
+            reason = "allocator"
+        except InvalidArgumentError:
+            reason = "invalid"
+        else:
+            self.metrics.allocations += 1
+            if step.name is not None:
+                self.pasids[step.name] = pasid
+            return pasid
+        self.metrics.allocation_failures[reason] += 1
+        if step.name is not None:
+            self.pasids.pop(step.name, None)
+        return None
+
+    def _pasid(self, step: Step) -> int:
+        ref = step.pasid
+        if isinstance(ref, int):
+            return ref
+        if ref is None:
+            raise _StepSkipped("no PASID given")
+        pasid = self.pasids.get(ref)
+        if pasid is None:
+            raise _StepSkipped(f"PASID {ref!r} was never allocated (its allocation failed)")
+        return pasid
+
+    def _op_bind(self, step: Step) -> None:
+        assert step.set is not None and step.address_space is not None
+        assert step.device is not None
+        target = self.address_spaces[step.address_space]
+        pasid = self._alloc(step, step.set, target)
+        if pasid is not None:
+            self.platform.bind(step.device, pasid, target)
+            self.bind_pasids[pasid] = step.device
+
+    def _op_unbind(self, step: Step) -> None:
+        assert step.device is not None
+        pasid = self._pasid(step)
+        try:
+            self.platform.unbind(step.device, pasid)
+        except IoasidError as exc:
+            raise _StepSkipped(str(exc)) from exc
+        self.bind_pasids.pop(pasid, None)
+        self._free(pasid)
+
+    def _op_alloc(self, step: Step) -> None:
+        assert step.set is not None
+        if step.address_space is not None:
+            private: object = self.address_spaces[step.address_space]
+        else:
+            private = DriverObject(step.owner or "unknown")
+        self._alloc(step, step.set, private)
+
+    def _op_free(self, step: Step) -> None:
+        self._free(self._pasid(step))
+
+    def _free(self, pasid: int) -> None:
+        try:
+            self.space.free(self.space.find_set(pasid), pasid)
+        except IoasidError as exc:
+            raise _StepSkipped(str(exc)) from exc
+        self.metrics.frees += 1
+        for name, value in list(self.pasids.items()):
+            if value == pasid:
+                del self.pasids[name]
+
+    def _op_page_requests(self, step: Step) -> None:
+        assert step.device is not None
+        device = self.platform.device(step.device)
+        pipeline = self.pipelines[device.unit]
+        pasid = INVALID_IOASID if step.pasid is None else self._pasid(step)
+        perm = Perm.NONE
+        for name in step.perm:
+            perm |= _PERMS[name]
+        valid = step.pasid is not None
+        for group in range(step.groups):
+            grpid = self.next_group.get(device.name, 0)
+            self.next_group[device.name] = (grpid + 1) & _GROUP_INDEX_MASK
+            for index in range(step.group_size):
+                last = index == step.group_size - 1
+                request = PageRequest(
+                    device.source_id,
+                    pasid,
+                    valid,
+                    grpid,
+                    last,
+                    perm,
+                    (group * step.group_size + index) * _PAGE,
+                )
+                if pipeline.submit(request) and last:
+                    self.submitted[(device.unit, device.source_id, grpid)] = self.now
+        for _ in range(step.stop_markers):
+            pipeline.submit(PageRequest(device.source_id, pasid, valid, 0, True, Perm.NONE, 0))
+        if step.service:
+            self._service(device.unit)
+
+    def _op_service(self, step: Step) -> None:
+        assert step.unit is not None
+        self._service(step.unit)
+
+    def _service(self, unit: str) -> None:
+        self._record(unit, self.pipelines[unit].service())
+
+    def _record(self, unit: str, responses: list[PageResponse]) -> None:
+        for response in responses:
+            sent = self.submitted.pop((unit, response.device, response.grpid), None)
+            if sent is not None:
+                self.metrics.request_latency_us.append(self.now - sent)
+
+    def _op_unplug(self, step: Step) -> None:
+        assert step.unit is not None
+        pipeline = self.pipelines[step.unit]
+        for device in list(self.platform.devices.values()):
+            if device.unit == step.unit:
+                self._record(step.unit, pipeline.remove_device(device.source_id))
+        self.platform.remove_unit(step.unit)
+        self._collect(pipeline)
+        del self.pipelines[step.unit]
+
+    # ------------------------------------------------------------------ totals
+
+    def _collect(self, pipeline: PrqPipeline) -> None:
+        m = self.metrics
+        c = pipeline.counters
+        m.page_requests += c.page_requests + c.overflow_dropped
+        for code, count in c.responses.items():
+            m.responses[code.name.lower()] += count
+        for outcome, count in c.outcomes.items():
+            m.outcomes[outcome.value] += count
+        m.cross_owner_hits += c.cross_owner_hits
+        m.type_confusions += c.type_confusions
+        m.vendor_rejects += c.vendor_rejects
+        m.auto_responses += c.auto_responses
+        m.dropped["overflow"] += c.overflow_dropped
+        m.dropped["malformed"] += c.malformed
+        iopf = pipeline.iopf.counters
+        m.dropped["stop_markers"] += iopf.stop_markers
+        m.dropped["unmatched"] += iopf.unmatched_responses
+        m.dropped["discarded_partial"] += iopf.discarded_partial
+
+    def _finish(self) -> None:
+        for pipeline in self.pipelines.values():
+            self._collect(pipeline)
+        # A PASID bound for a device that is gone, still allocated: nobody will free it.
+        self.metrics.orphaned_ids = sum(
+            1
+            for pasid, device in self.bind_pasids.items()
+            if pasid in self.space and device not in self.platform.devices
+        )
+
+
+class _StepSkipped(Exception):
+    """A step that cannot run in this replay (it is counted, the replay goes on)."""
+
+
+def replay(
+    scenario: Scenario,
+    vendor: VendorPrq,
+    policy: LookupPolicy | None = None,
+    *,
+    seed: int | None = None,
+    hooks: Hooks | None = None,
+) -> RunResult:
+    """Run ``scenario`` once under ``vendor`` and ``policy`` (the vendor's own by default)."""
+    chosen = policy if policy is not None else vendor.default_policy
+    run = _Run(scenario, vendor, chosen, hooks)
+    metrics = run.run(scenario.steps)
+    return RunResult(
+        scenario.name, vendor.name, chosen, scenario.seed if seed is None else seed, metrics
+    )

@@ -1,0 +1,133 @@
+"""The parsed form of a scenario file: frozen attrs types, validated before anything runs.
+
+A scenario names no vendor: the same ``Scenario`` is replayed once per (vendor, policy).
+Every name a step uses (unit, device, set, address space, PASID name) refers to something
+declared earlier in the file; the loader checks that, so the replay never meets a dangling
+name.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+__all__ = [
+    "AddressSpaceSpec",
+    "DeviceSpec",
+    "DomainSpec",
+    "PlatformSpec",
+    "Scenario",
+    "SetSpec",
+    "Step",
+    "UnitSpec",
+]
+
+PermName = Literal["read", "write", "exec", "priv"]
+Op = Literal[
+    "bind",
+    "unbind",
+    "alloc",
+    "free",
+    "page_requests",
+    "service",
+    "unplug",
+]
+
+
+@attrs.frozen(kw_only=True)
+class UnitSpec:
+    name: str
+    pasid_bits: int = 20
+    queue_entries: int = 2048
+
+
+@attrs.frozen(kw_only=True)
+class AddressSpaceSpec:
+    name: str
+    kind: Literal["process", "vm"] = "process"
+
+
+@attrs.frozen(kw_only=True)
+class SetSpec:
+    name: str
+    type: Literal["null", "mm"] = "null"
+    token: str | None = None
+    """MM sets: the name of an address space."""
+    quota: int | None = None
+    sva: bool = False
+    """The vendor's SVA set: the one the ``SET`` policy searches. At most one."""
+
+
+@attrs.frozen(kw_only=True)
+class DomainSpec:
+    name: str
+    owner: str
+    sets: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class DeviceSpec:
+    name: str
+    unit: str
+    source_id: int
+    owner: str
+    domain: str | None = None
+    pasid_bits: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PlatformSpec:
+    capacity: int = 1 << 20
+    units: tuple[UnitSpec, ...] = ()
+    address_spaces: tuple[AddressSpaceSpec, ...] = ()
+    sets: tuple[SetSpec, ...] = ()
+    domains: tuple[DomainSpec, ...] = ()
+    devices: tuple[DeviceSpec, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Step:
+    """One operation of the workload. Which fields matter depends on ``op``:
+
+    - ``bind``: ``device``, ``set``, ``address_space``, ``name`` (SVA bind: a PASID in ``set``
+      whose private data is the address space, bound to (device, PASID)).
+    - ``unbind``: ``device``, ``pasid`` (unbinds and frees the PASID).
+    - ``alloc``: ``set``, ``owner`` (private data: a driver object of that owner) or
+      ``address_space``, ``name``.
+    - ``free``: ``pasid``.
+    - ``page_requests``: ``device``, ``pasid`` (a name, a number, or None for no PASID),
+      ``groups``, ``group_size``, ``perm``, ``stop_markers``; serviced at once unless
+      ``service`` is False.
+    - ``service``: ``unit``.
+    - ``unplug``: ``unit``.
+    """
+
+    op: Op
+    at: float = 0.0
+    """Modelled time in microseconds; steps run in file order, ``at`` never decreases."""
+    device: str | None = None
+    set: str | None = None
+    address_space: str | None = None
+    owner: str | None = None
+    name: str | None = None
+    pasid: str | int | None = None
+    unit: str | None = None
+    groups: int = 1
+    group_size: int = 1
+    perm: tuple[PermName, ...] = ("read",)
+    stop_markers: int = 0
+    service: bool = True
+    where: str = ""
+    """The key path of this step in its file (``steps[3]``), for messages at replay time."""
+
+
+@attrs.frozen(kw_only=True)
+class Scenario:
+    name: str
+    description: str = ""
+    seed: int = 0
+    platform: PlatformSpec = PlatformSpec()
+    steps: tuple[Step, ...] = ()
+    source: str = "<memory>"
+    """The file it was read from."""
