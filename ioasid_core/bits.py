@@ -3,8 +3,9 @@
 A :class:`BitLayout` is a list of fields, each ``(name, word, lo, hi)``: bits ``hi:lo``
 (inclusive) of 64-bit little-endian word ``word``. Every bit that no field covers is reserved
 and must be zero on decode; :meth:`BitLayout.decode` says which field (or reserved range) of
-which record at which byte offset is wrong. Fields may be declared ``reserved_ok`` (a bit the
-hardware may set but software ignores) or with an explicit allowed-value check by the caller.
+which record at which byte offset is wrong. Bits the hardware may set but software ignores are
+declared as named fields (so they are not reserved) and simply not used; allowed values of a
+field are the caller's to check.
 
 Decoding is compiled once into shifts and masks over a single ``struct.unpack_from``, so a
 vendor's batch decoder can afford it per queue entry.
