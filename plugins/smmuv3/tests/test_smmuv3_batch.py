@@ -7,10 +7,10 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from ioasid_smmuv3.events import EVENT_RECORD_SIZE, decode_event, decode_event_batch
-from ioasid_smmuv3.priq import PRIQ_ENTRY, PRIQ_ENTRY_SIZE, decode_pri, decode_pri_batch
 
 from ioasid_core.bits import DecodeError
+from ioasid_smmuv3.events import EVENT_RECORD_SIZE, decode_event, decode_event_batch
+from ioasid_smmuv3.priq import PRIQ_ENTRY, PRIQ_ENTRY_SIZE, decode_pri, decode_pri_batch
 
 word = st.integers(0, (1 << 64) - 1)
 RESERVED0, RESERVED1 = PRIQ_ENTRY.reserved

@@ -8,6 +8,11 @@ from typing import cast
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+from ioasid_core.bits import DecodeError, EncodeError
+from ioasid_core.errors import InvalidArgumentError
+from ioasid_core.prq.types import PageResponse, ResponseCode
+from ioasid_core.types import INVALID_IOASID
 from ioasid_smmuv3.commands import (
     COMMAND_SIZE,
     PRI_RESP_BY_SPEC,
@@ -20,11 +25,6 @@ from ioasid_smmuv3.commands import (
     pri_resp_for,
     resume_for,
 )
-
-from ioasid_core.bits import DecodeError, EncodeError
-from ioasid_core.errors import InvalidArgumentError
-from ioasid_core.prq.types import PageResponse, ResponseCode
-from ioasid_core.types import INVALID_IOASID
 
 # CMD_PRI_RESP, SID 0xBEEF, SSID 0xFFFFF valid, GRPID 0x1FF, RESP SUCC:
 # dw0 = opcode 0x41 | SSV 1 << 11 | SSID 0xFFFFF << 12 | SID 0xBEEF << 32

@@ -8,6 +8,10 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+from ioasid_core.bits import DecodeError, EncodeError
+from ioasid_core.prq.types import PageRequest, Perm
+from ioasid_core.types import INVALID_IOASID
 from ioasid_smmuv3.events import (
     EVENT_RECORD_SIZE,
     OTHER_BITS,
@@ -19,10 +23,6 @@ from ioasid_smmuv3.events import (
     encode_event,
     stall_record,
 )
-
-from ioasid_core.bits import DecodeError, EncodeError
-from ioasid_core.prq.types import PageRequest, Perm
-from ioasid_core.types import INVALID_IOASID
 
 # A stalled F_TRANSLATION read fetching an instruction at EL1:
 # dw0 = ID 0x10 | SSV 1 << 11 | SSID 0x12345 << 12 | SID 0xBEEF << 32

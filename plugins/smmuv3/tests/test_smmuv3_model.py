@@ -7,17 +7,6 @@ import errno
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from ioasid_smmuv3 import plugin
-from ioasid_smmuv3.model import (
-    CTXDESC_LINEAR_CDMAX,
-    Master,
-    Smmu,
-    SsidOverflowError,
-    alloc_sva_pasid,
-    check_sva_pasid,
-    master_ssid_bits,
-    sva_pasid_range,
-)
 
 from ioasid_core import (
     AlreadyRegisteredError,
@@ -30,6 +19,17 @@ from ioasid_core import (
     QuotaExceededError,
 )
 from ioasid_core.units import IommuUnit
+from ioasid_smmuv3 import plugin
+from ioasid_smmuv3.model import (
+    CTXDESC_LINEAR_CDMAX,
+    Master,
+    Smmu,
+    SsidOverflowError,
+    alloc_sva_pasid,
+    check_sva_pasid,
+    master_ssid_bits,
+    sva_pasid_range,
+)
 
 # SSID width rules.
 
