@@ -281,9 +281,9 @@ class IoasidSpace:
                     if self._nsubs
                     else None
                 )
-        except BaseException:
+        except BaseException as exc:
             if self._work:
-                self._finish(None, "a failed alloc")
+                self._finish_after_failure(exc, "a failed alloc")
             raise
         if errors or self._work:
             self._finish(errors, f"allocating {_hex(ioasid)}")
@@ -355,9 +355,12 @@ class IoasidSpace:
     def _call_getter(self, getter: Callable[[Any], object], data: object) -> object | None:
         try:
             alive = self._callout(getter, data)
-        finally:
+        except BaseException as exc:
             if self._work:
-                self._finish(None, "a find getter")
+                self._finish_after_failure(exc, "a failed find getter")
+            raise
+        if self._work:
+            self._finish(None, "a find getter")
         return data if alive else None
 
     def set_data(self, ioasid: int, data: object) -> None:
@@ -449,9 +452,9 @@ class IoasidSpace:
                 events: list[Event] | None = [] if self._nsubs else None
                 self._reclaim(ioasid, rec, events, emit_free=not rec[_PEND])
                 errors = self._emit_all(events) if events else None
-        except BaseException:
+        except BaseException as exc:
             if self._work:
-                self._finish(None, "a failed put")
+                self._finish_after_failure(exc, "a failed put")
             raise
         if errors or self._work:
             self._finish(errors, f"the last put of {_hex(ioasid)}")
@@ -470,9 +473,9 @@ class IoasidSpace:
                     self._free_locked(ioasid, rec, events)
                     if events:
                         errors = self._emit_all(events)
-        except BaseException:
+        except BaseException as exc:
             if self._work:
-                self._finish(None, "a failed free")
+                self._finish_after_failure(exc, "a failed free")
             raise
         if errors or self._work:
             self._finish(errors, f"freeing {_hex(ioasid)}")
@@ -795,6 +798,14 @@ class IoasidSpace:
                 busy[tid] = depth
             else:
                 del busy[tid]
+
+    def _finish_after_failure(self, failure: BaseException, what: str) -> None:
+        """Run the deferred work of a call that is failing; its errors join the failure as a
+        note, so the caller still sees the original error."""
+        try:
+            self._finish(None, what)
+        except ExceptionGroup as group:
+            failure.add_note(f"deferred work also failed after {what}: {group.exceptions!r}")
 
     def _finish(self, errors: list[Exception] | None, what: str) -> None:
         """After the lock is released: run this thread's deferred work, then report errors."""
