@@ -110,12 +110,20 @@ class Platform:
         requests (see ``IopfQueue.remove_device``).
         """
         unit = self._unit(name)
+        late: ExceptionGroup[Exception] | None = None
         if self.hooks is not None:
-            self.hooks.remove_unit(unit, self.space, force=force)
+            try:
+                self.hooks.remove_unit(unit, self.space, force=force)
+            except ExceptionGroup as group:
+                # Raised after the unit's allocators were withdrawn (a backend failed to free
+                # during a forced reclaim): the unit is gone all the same.
+                late = group
         gone = [d for d in self.devices.values() if d.unit == name]
         for device in gone:
             self._drop_device(device)
         del self.units[name]
+        if late is not None:
+            raise late
         return gone
 
     def _unit(self, name: str) -> IommuUnit:

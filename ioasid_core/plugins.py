@@ -258,6 +258,10 @@ class Hooks:
         for offered in self._call("ioasid_prq_vendors"):
             if offered is None:
                 continue
+            if isinstance(offered, VendorPrq) or not isinstance(offered, Sequence):
+                raise TypeError(
+                    f"ioasid_prq_vendors must return a sequence of VendorPrq, not {offered!r}"
+                )
             for vendor in offered:
                 if not isinstance(vendor, VendorPrq):
                     raise TypeError(f"ioasid_prq_vendors returned {vendor!r}, not a VendorPrq")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from ioasid_core.bits import Buffer, DecodeError
+from ioasid_core.bits import Buffer, DecodeError, EncodeError
 from ioasid_core.platform import AddressSpace
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
@@ -36,13 +36,23 @@ class GenericPrq:
         self.default_policy = default_policy
 
     def encode_request(self, request: PageRequest) -> bytes:
+        pasid = request.pasid if request.pasid_valid else 0
+        for field, value, bits in (
+            ("device", request.device, 32),
+            ("pasid", pasid, 32),
+            ("grpid", request.grpid, 16),
+            ("addr", request.addr, 64),
+        ):
+            if not 0 <= value < 1 << bits:
+                raise EncodeError(
+                    f"generic page request: {field}={value:#x} does not fit {bits} bits"
+                )
         flags = (
             (_PASID_VALID if request.pasid_valid else 0)
             | (_LAST if request.last else 0)
             | (_NEEDS_PASID if request.needs_pasid else 0)
             | int(request.perm) << _PERM_SHIFT
         )
-        pasid = request.pasid if request.pasid_valid else 0
         return _ENTRY.pack(request.device, pasid, request.grpid, flags, 0, request.addr)
 
     def decode_batch(self, data: Buffer) -> list[PageRequest]:

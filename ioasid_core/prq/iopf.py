@@ -83,7 +83,8 @@ class IopfQueue:
         if pending:
             for index, last in enumerate(pending):
                 if last.grpid == response.grpid and (
-                    not (last.pasid_valid and last.needs_pasid) or last.pasid == response.pasid
+                    not (last.pasid_valid and last.needs_pasid)
+                    or (response.pasid_valid and last.pasid == response.pasid)
                 ):
                     del pending[index]
                     return True

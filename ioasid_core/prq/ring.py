@@ -58,6 +58,8 @@ class Ring:
         """Software reads the waiting entries (at most ``limit``) and moves the head past them."""
         count = len(self)
         if limit is not None:
+            if limit < 0:
+                raise InvalidArgumentError(f"drain limit must not be negative, not {limit}")
             count = min(count, limit)
         size = self.entry_size
         start = self.head
