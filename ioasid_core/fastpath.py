@@ -38,6 +38,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
     take = lock.take
     give = lock.give
     capacity = space.capacity
+    hot = space._hot
     ids = space._ids
     id_alloc = ids.alloc
     id_map = ids.map
@@ -46,7 +47,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
     block_shift = BLOCK_SHIFT
 
     def alloc(set: IoasidSet, min: int, max: int, private: object = None) -> int:
-        if busy or not space._quiet:
+        if busy or not hot.quiet:
             return slow_alloc(set, min, max, private)
         try:
             take()
@@ -60,7 +61,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
                 and set._open_in is space
             ):
                 quota = set.quota
-                if (space._room > 0) if quota is None else (len(set._ids) < quota):
+                if (hot.room > 0) if quota is None else (len(set._ids) < quota):
                     ioasid = hint[0]
                     if min <= ioasid <= max and not id_map[ioasid]:
                         # The allocator's own fast path, inlined (see IdAllocator.alloc).
@@ -72,7 +73,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
                         records[ioasid] = (set, private, 1, False)
                         set._ids.add(ioasid)
                         if quota is None:
-                            space._room -= 1
+                            hot.room -= 1
                         give(True)
                         if lock.waiters:
                             lock.wake()
@@ -88,7 +89,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
         return slow_alloc(set, min, max, private)
 
     def free(set: IoasidSet | None, ioasid: int) -> None:
-        if busy or not space._quiet:
+        if busy or not hot.quiet:
             return slow_free(set, ioasid)
         try:
             take()
@@ -106,7 +107,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
                     hint[0] = ioasid
                 owner._ids.discard(ioasid)
                 if owner.quota is None:
-                    space._room += 1
+                    hot.room += 1
                 if owner._spid_of or owner._pending:
                     space._forget(ioasid, owner, None)
                 give(True)

@@ -62,6 +62,22 @@ def _hex(ioasid: int) -> str:
     return f"IOASID {ioasid:#x}"
 
 
+class HotState:
+    """The scalars the hot paths read and write on every call, in slots.
+
+    The space's own ``__dict__`` also holds the fast-path closures, which makes attribute
+    access on the space the generic, slower kind; slots stay fast.
+    """
+
+    __slots__ = ("quiet", "room")
+
+    def __init__(self, capacity: int) -> None:
+        self.room = capacity
+        """Capacity minus the quotas reserved minus the IDs held by quota-less sets."""
+        self.quiet = True
+        """No subscriber and the default allocator: the hot paths have nothing to call."""
+
+
 class IoasidSpace:
     """A system-wide IOASID namespace (a host, or one guest). Thread-safe."""
 
@@ -81,12 +97,11 @@ class IoasidSpace:
         self._mm_sets: dict[int, IoasidSet] = {}  # id(token) -> set; the set keeps the token
         self._next_set_id = 0
         self._reserved = 0  # sum of the quotas of existing sets
-        self._room = capacity  # capacity - reserved - IDs held by quota-less sets
+        self._hot = HotState(capacity)
         self._groups: list[AllocatorGroup] = []  # registration order; [0] is active
         self._active: AllocatorGroup | None = None
         self._global_subs: list[Subscription] = []
         self._nsubs = 0
-        self._quiet = True  # no subscriber and the default allocator: nothing to call out
         self._next_seq = 0
         self._busy: dict[int, int] = {}  # thread -> depth of callbacks running for this space
         self._work: dict[int, list[Callable[[], object]]] = {}  # thread -> deferred work
@@ -112,7 +127,7 @@ class IoasidSpace:
 
     @property
     def _unreserved_live(self) -> int:
-        return self._capacity - self._reserved - self._room
+        return self._capacity - self._reserved - self._hot.room
 
     def __repr__(self) -> str:
         return (
@@ -156,9 +171,9 @@ class IoasidSpace:
                 raise InvalidArgumentError(f"quota must be an int or None, not {quota!r}")
             if quota < 0:
                 raise InvalidArgumentError(f"quota {quota} is negative")
-            if quota > self._room:
+            if quota > self._hot.room:
                 raise NoSpaceError(
-                    f"quota {quota} is larger than the capacity left ({self._room} of "
+                    f"quota {quota} is larger than the capacity left ({self._hot.room} of "
                     f"{self._capacity}: {self._reserved} reserved by quotas, "
                     f"{self._unreserved_live} held by sets without a quota)"
                 )
@@ -169,7 +184,7 @@ class IoasidSpace:
             self._mm_sets[id(token)] = new
         if quota is not None:
             self._reserved += quota
-            self._room -= quota
+            self._hot.room -= quota
         return new
 
     def free_set(self, set: IoasidSet) -> bool:
@@ -258,7 +273,7 @@ class IoasidSpace:
                     self._check_set(set, "alloc", allow_pending=False)
                 quota = set.quota
                 if quota is None:
-                    if self._room <= 0:
+                    if self._hot.room <= 0:
                         raise NoSpaceError(
                             f"no unreserved capacity left for {set}: sets without a quota "
                             f"hold {self._unreserved_live} of the {self.available} IDs "
@@ -275,7 +290,7 @@ class IoasidSpace:
                 self._records[ioasid] = (set, private, 1, False)
                 set._ids.add(ioasid)
                 if quota is None:
-                    self._room -= 1
+                    self._hot.room -= 1
                 errors = (
                     self._emit(Event(_ALLOC, ioasid, INVALID_IOASID, set, private))
                     if self._nsubs
@@ -517,7 +532,7 @@ class IoasidSpace:
         owner = rec[_SET]
         owner._ids.discard(ioasid)
         if owner.quota is None:
-            self._room += 1
+            self._hot.room += 1
         self._forget(ioasid, owner, events)
 
     def _forget(self, ioasid: int, owner: IoasidSet, events: list[Event] | None) -> None:
@@ -536,7 +551,7 @@ class IoasidSpace:
             del self._mm_sets[id(set.token)]
         if set.quota is not None:
             self._reserved -= set.quota
-            self._room += set.quota
+            self._hot.room += set.quota
         if events is not None and (self._global_subs or set._subs):
             events.append(Event(EventKind.SET_FREE, set=set))
         if set._subs:
@@ -544,7 +559,7 @@ class IoasidSpace:
             for sub in set._subs:
                 sub.active = False
             self._nsubs -= len(set._subs)
-            self._quiet = not self._nsubs and self._active is None
+            self._hot.quiet = not self._nsubs and self._active is None
 
     # ------------------------------------------------------------------ SPIDs
 
@@ -642,7 +657,7 @@ class IoasidSpace:
             self._groups.append(AllocatorGroup(ops))
             if self._active is None:
                 self._active = self._groups[0]
-                self._quiet = not self._nsubs and self._active is None
+                self._hot.quiet = not self._nsubs and self._active is None
 
     def unregister_allocator(self, ops: AllocatorOps[Any], *, force: bool = False) -> None:
         """Remove a custom allocator; removing a group's last member needs it to hold no IDs.
@@ -672,7 +687,7 @@ class IoasidSpace:
             self._groups.remove(group)
             if group is self._active:
                 self._active = self._groups[0] if self._groups else None
-                self._quiet = not self._nsubs and self._active is None
+                self._hot.quiet = not self._nsubs and self._active is None
             errors = self._emit_all(events) if events else None
         if errors or self._work:
             self._finish(errors, f"unregistering allocator {ops!r}")
@@ -722,7 +737,7 @@ class IoasidSpace:
             self._next_seq += 1
             insert_sorted(self._global_subs if set is None else set._subs, sub)
             self._nsubs += 1
-            self._quiet = not self._nsubs and self._active is None
+            self._hot.quiet = not self._nsubs and self._active is None
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -739,7 +754,7 @@ class IoasidSpace:
             subs.remove(sub)
             sub.active = False
             self._nsubs -= 1
-            self._quiet = not self._nsubs and self._active is None
+            self._hot.quiet = not self._nsubs and self._active is None
 
     def defer(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` after the current operation releases the lock (at once if none runs)."""
