@@ -13,6 +13,7 @@ __all__ = [
     "AccessDeniedError",
     "AllocatorBusyError",
     "AllocatorError",
+    "AllocatorNoSpaceError",
     "AlreadyRegisteredError",
     "BusyError",
     "InvalidArgumentError",
@@ -82,6 +83,13 @@ class AllocatorError(IoasidError):
     """A custom allocator failed, raised, or returned an unusable ID."""
 
     errno = _errno.EIO
+
+
+class AllocatorNoSpaceError(AllocatorError, NoSpaceError):
+    """A custom allocator said it has no free ID (it raised ``NoSpaceError``): the kernel's
+    ``-ENOSPC`` from a backend such as VT-d's virtual command interface. Caught as either."""
+
+    errno = _errno.ENOSPC
 
 
 class ReentrancyError(IoasidError, RuntimeError):

@@ -18,6 +18,7 @@ from ioasid_core.errors import (
     AccessDeniedError,
     AllocatorBusyError,
     AllocatorError,
+    AllocatorNoSpaceError,
     AlreadyRegisteredError,
     BusyError,
     InvalidArgumentError,
@@ -321,6 +322,11 @@ class IoasidSpace:
             ioasid = self._callout(ops.alloc, lo, hi, ops.pdata)
         except ReentrancyError:
             raise
+        except NoSpaceError as exc:
+            raise AllocatorNoSpaceError(
+                f"custom allocator {ops!r} has no free IOASID in [{lo:#x}, {hi:#x}] for {set}: "
+                f"{exc}"
+            ) from exc
         except Exception as exc:
             raise AllocatorError(
                 f"custom allocator {ops!r} raised while allocating in [{lo:#x}, {hi:#x}] "

@@ -52,3 +52,20 @@ def test_deferred_work_of_a_successful_getter_runs_before_find_returns() -> None
 
     assert space.find(owner, ioasid, getter) == "data"
     assert ran == ["deferred"]
+
+
+def test_a_custom_allocator_saying_no_space_is_both_allocator_and_no_space_error() -> None:
+    from ioasid_core import AllocatorNoSpaceError, NoSpaceError
+
+    space = IoasidSpace(64)
+    owner = space.create_set()
+
+    def alloc(lo: int, hi: int, pdata: object) -> int:
+        raise NoSpaceError("backend: no PASID available")
+
+    space.register_allocator(AllocatorOps(alloc, lambda n, p: None))
+    with pytest.raises(AllocatorNoSpaceError, match="no PASID available") as caught:
+        space.alloc(owner, 0, 63)
+    assert isinstance(caught.value, NoSpaceError)
+    assert isinstance(caught.value, AllocatorError)
+    assert len(space) == 0
