@@ -11,11 +11,20 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import click
+from rich.console import Console
 
 from ioasid_core.plugins import PluginHost, new_plugin_manager
+from ioasid_core.prq.policy import LookupPolicy
+
+if TYPE_CHECKING:
+    from ioasid_core.prq.vendor import VendorPrq
+    from ioasid_core.replay import RunResult
+    from ioasid_core.scenario.schema import Scenario
 
 __all__ = ["cli", "main"]
 
@@ -131,6 +140,141 @@ def bench_command(ctx: click.Context, as_json: bool, quick: bool, check: bool) -
             click.echo(f"{name:<24} {value:>10.3f}   limit {LIMITS[name]:>7.1f}   {mark}")
     if check and over:
         ctx.exit(1)
+
+
+# Exit codes of run and compare: 0 success, 2 bad input, 1 a failure inside a plugin.
+EXIT_BAD_INPUT = 2
+EXIT_PLUGIN_FAILURE = 1
+
+
+def _scenario_and_vendors(
+    path: str, vendor_names: Sequence[str] | None
+) -> tuple[Scenario, list[VendorPrq]]:
+    """Load the scenario and pick the vendors; bad input exits with status 2."""
+    from ioasid_core.compare import available_vendors
+    from ioasid_core.scenario import ScenarioError, load_scenario
+
+    try:
+        scenario = load_scenario(path)
+    except ScenarioError as exc:
+        raise click.exceptions.Exit(_fail(str(exc), EXIT_BAD_INPUT)) from exc
+    with _loader_quiet():
+        host = new_plugin_manager()
+    try:
+        vendors = available_vendors(host.hooks)
+    except Exception as exc:  # a plugin's hook raised or returned garbage
+        raise click.exceptions.Exit(_fail(str(exc), EXIT_PLUGIN_FAILURE)) from exc
+    if not vendor_names:
+        return scenario, list(vendors.values())
+    unknown = [v for v in vendor_names if v not in vendors]
+    if unknown:
+        message = f"no vendor named {', '.join(map(repr, unknown))} (known: {', '.join(vendors)})"
+        raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
+    return scenario, [vendors[v] for v in vendor_names]
+
+
+def _fail(message: str, code: int) -> int:
+    click.echo(f"ioasid: {message}", err=True)
+    return code
+
+
+def _policies(names: str | None) -> list[LookupPolicy] | None:
+    from ioasid_core.compare import parse_policies
+
+    if names is None:
+        return None
+    try:
+        return parse_policies([n for n in names.split(",") if n.strip()])
+    except ValueError as exc:
+        raise click.exceptions.Exit(_fail(str(exc), EXIT_BAD_INPUT)) from exc
+
+
+def _compare(
+    scenario: Scenario,
+    vendors: Sequence[VendorPrq],
+    policies: Sequence[LookupPolicy] | None,
+    seed: int | None,
+    *,
+    progress: bool,
+) -> list[RunResult]:
+    from rich.progress import Progress
+
+    from ioasid_core.compare import VendorFailure, compare
+    from ioasid_core.errors import IoasidError
+
+    total = len(vendors) * (len(policies) if policies is not None else len(LookupPolicy))
+    try:
+        if not progress:
+            return compare(scenario, vendors, policies, seed=seed)
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"replaying {scenario.name}", total=total)
+            return compare(
+                scenario, vendors, policies, seed=seed, progress=lambda _: bar.advance(task)
+            )
+    except VendorFailure as exc:
+        raise click.exceptions.Exit(_fail(str(exc), EXIT_PLUGIN_FAILURE)) from exc
+    except IoasidError as exc:
+        where = f"{scenario.source}: "
+        raise click.exceptions.Exit(_fail(where + str(exc), EXIT_BAD_INPUT)) from exc
+
+
+@cli.command(name="run")
+@click.argument("scenario_path", metavar="SCENARIO")
+@click.option("--vendor", "vendor_name", default="generic", show_default=True)
+@click.option("--policy", "policy_name", default=None, help="Default: the vendor's own.")
+@click.option("--seed", type=int, default=None, help="Default: the scenario's seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def run_command(
+    scenario_path: str,
+    *,
+    vendor_name: str,
+    policy_name: str | None,
+    seed: int | None,
+    as_json: bool,
+) -> None:
+    """Replay SCENARIO once, under one vendor and one lookup policy."""
+    from ioasid_core.report import render_table, to_json
+
+    scenario, vendors = _scenario_and_vendors(scenario_path, [vendor_name])
+    policies = _policies(policy_name) or [vendors[0].default_policy]
+    results = _compare(scenario, vendors, policies[:1], seed, progress=False)
+    if as_json:
+        click.echo(to_json(scenario.name, results))
+    else:
+        click.echo(render_table(scenario.name, results), nl=False)
+
+
+@cli.command(name="compare")
+@click.argument("scenario_path", metavar="SCENARIO")
+@click.option("--vendors", "vendor_list", default=None, help="Comma-separated; default: all.")
+@click.option("--policies", "policy_list", default=None, help="Comma-separated; default: all.")
+@click.option("--seed", type=int, default=None, help="Default: the scenario's seed.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None)
+def compare_command(
+    scenario_path: str,
+    *,
+    vendor_list: str | None,
+    policy_list: str | None,
+    seed: int | None,
+    json_path: str | None,
+    csv_path: str | None,
+    plot_path: str | None,
+) -> None:
+    """Replay SCENARIO under each vendor and lookup policy, and show them side by side."""
+    from ioasid_core.report import to_csv, to_json, to_table, write_plot
+
+    names = [v.strip() for v in vendor_list.split(",") if v.strip()] if vendor_list else None
+    scenario, vendors = _scenario_and_vendors(scenario_path, names)
+    results = _compare(scenario, vendors, _policies(policy_list), seed, progress=True)
+    Console().print(to_table(scenario.name, results))
+    if json_path:
+        Path(json_path).write_text(to_json(scenario.name, results) + "\n")
+    if csv_path:
+        Path(csv_path).write_text(to_csv(results))
+    if plot_path:
+        write_plot(scenario.name, results, Path(plot_path))
 
 
 def main() -> None:

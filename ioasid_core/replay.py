@@ -142,10 +142,14 @@ class _Run:
             m.allocator_switches += 1
             self.active = active
 
-    def _alloc(self, step: Step, set_name: str, private: object) -> int | None:
+    def _alloc(
+        self, step: Step, set_name: str, private: object, limit: int | None = None
+    ) -> int | None:
+        """Allocate in ``[1, limit - 1]`` (PASID 0 is DMA without PASID); None if it fails."""
         owner = self.sets[set_name]
+        top = self.space.capacity if limit is None else min(limit, self.space.capacity)
         try:
-            pasid = self.space.alloc(owner, 1, self.space.capacity - 1, private)
+            pasid = self.space.alloc(owner, 1, top - 1, private)
         except QuotaExceededError:
             reason = "quota"
         except NoSpaceError:
@@ -179,7 +183,9 @@ class _Run:
         assert step.set is not None and step.address_space is not None
         assert step.device is not None
         target = self.address_spaces[step.address_space]
-        pasid = self._alloc(step, step.set, target)
+        device = self.platform.device(step.device)
+        # SVA bind allocates within what the device can carry (1 .. 2^bits - 1).
+        pasid = self._alloc(step, step.set, target, device.pasid_limit)
         if pasid is not None:
             self.platform.bind(step.device, pasid, target)
             self.bind_pasids[pasid] = step.device

@@ -157,3 +157,25 @@ def test_unbind_frees_the_pasid_and_later_requests_find_nothing(policy: LookupPo
     assert metrics.responses["success"] == 1
     assert metrics.responses["invalid"] == 1
     assert metrics.orphaned_ids == 0
+
+
+def test_bind_allocates_within_the_devices_pasid_width() -> None:
+    narrow = attrs.evolve(
+        PLATFORM,
+        devices=(
+            DeviceSpec(name="dsa0", unit="iommu0", source_id=0x100, owner="proc-42", pasid_bits=1),
+            DeviceSpec(name="dsa1", unit="iommu0", source_id=0x101, owner="proc-7", pasid_bits=0),
+        ),
+    )
+    scenario = Scenario(
+        name="narrow",
+        platform=narrow,
+        steps=(
+            Step(op="bind", device="dsa0", set="sva", address_space="proc-42", name="a"),
+            Step(op="bind", device="dsa0", set="sva", address_space="proc-42", name="b"),
+            Step(op="bind", device="dsa1", set="sva", address_space="proc-7", name="c"),
+        ),
+    )
+    metrics = replay(scenario, GenericPrq()).metrics
+    assert metrics.allocations == 1  # PASID 1: the only one a 1-bit device can carry
+    assert metrics.allocation_failures == {"no_space": 1, "invalid": 1}

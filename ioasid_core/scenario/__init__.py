@@ -1,0 +1,34 @@
+"""Scenario files: the TOML schema, loading with key-path errors (issue "Scenarios, replay
+and `ioasid compare`")."""
+
+from ioasid_core.scenario.load import (
+    ScenarioError,
+    ScenarioProblem,
+    load_scenario,
+    parse_scenario,
+)
+from ioasid_core.scenario.schema import (
+    AddressSpaceSpec,
+    DeviceSpec,
+    DomainSpec,
+    PlatformSpec,
+    Scenario,
+    SetSpec,
+    Step,
+    UnitSpec,
+)
+
+__all__ = [
+    "AddressSpaceSpec",
+    "DeviceSpec",
+    "DomainSpec",
+    "PlatformSpec",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioProblem",
+    "SetSpec",
+    "Step",
+    "UnitSpec",
+    "load_scenario",
+    "parse_scenario",
+]

@@ -1,0 +1,903 @@
+"""Reading scenario files: TOML in, a fully checked :class:`Scenario` out.
+
+A file is validated completely before anything runs, so a replay never stops half-way on a
+typo or a dangling name. Every problem is collected, not just the first: one
+:class:`ScenarioError` lists each on its own line as ``<file>: <key path>: <what was
+expected>``, so a user fixes a file in one pass instead of one error per run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Final, Literal, NamedTuple, TypeVar, get_args
+
+import attrs
+
+from ioasid_core.errors import InvalidArgumentError
+from ioasid_core.scenario.schema import (
+    AddressSpaceSpec,
+    DeviceSpec,
+    DomainSpec,
+    Op,
+    PermName,
+    PlatformSpec,
+    Scenario,
+    SetSpec,
+    Step,
+    UnitSpec,
+)
+from ioasid_core.units import MAX_PASID_BITS
+
+__all__ = ["ScenarioError", "ScenarioProblem", "load_scenario", "parse_scenario"]
+
+MAX_CAPACITY: Final = 1 << 26
+"""The largest host space a scenario may ask for (well above ``PCI_PASID_MAX``)."""
+MAX_SOURCE_ID: Final = (1 << 32) - 1
+"""Source IDs are at most 32 bits wide (SMMUv3 stream IDs, virtio-iommu endpoint IDs)."""
+MIN_QUEUE_ENTRIES: Final = 2
+"""A ring keeps one slot empty to tell full from empty, so it needs at least two."""
+WIRE_PASID_LIMIT: Final = 1 << MAX_PASID_BITS
+"""A page request carries at most a 20-bit PASID (the PCIe PASID prefix)."""
+
+_T = TypeVar("_T")
+
+_OPS: Final[tuple[Op, ...]] = get_args(Op)
+_PERMS: Final[tuple[PermName, ...]] = get_args(PermName)
+_KINDS: Final[tuple[Literal["process", "vm"], ...]] = ("process", "vm")
+_SET_TYPES: Final[tuple[Literal["null", "mm"], ...]] = ("null", "mm")
+
+_TOP_KEYS: Final = frozenset({"name", "description", "seed", "platform", "steps"})
+_PLATFORM_KEYS: Final = frozenset(
+    {"capacity", "units", "address_spaces", "sets", "domains", "devices"}
+)
+_UNIT_KEYS: Final = frozenset({"name", "pasid_bits", "queue_entries"})
+_SPACE_KEYS: Final = frozenset({"name", "kind"})
+_SET_KEYS: Final = frozenset({"name", "type", "token", "quota", "sva"})
+_DOMAIN_KEYS: Final = frozenset({"name", "owner", "sets"})
+_DEVICE_KEYS: Final = frozenset({"name", "unit", "source_id", "owner", "domain", "pasid_bits"})
+
+_STEP_KEYS: Final = frozenset(f.name for f in attrs.fields(Step)) - {"where"}
+"""Every key a step may have under some op (``where`` is the loader's, not the file's)."""
+_STEP_COMMON: Final = frozenset({"op", "at"})
+_STEP_DEFAULTS: Final = Step(op=_OPS[0])
+_OP_KEYS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
+    # op: (required keys, optional keys), besides ``op`` and ``at``, after Step's docstring.
+    # bind and alloc need a name: a PASID without one could never be unbound or freed.
+    "bind": (frozenset({"device", "set", "address_space", "name"}), frozenset()),
+    "unbind": (frozenset({"device", "pasid"}), frozenset()),
+    # alloc also needs exactly one of owner / address_space (checked on its own).
+    "alloc": (frozenset({"set", "name"}), frozenset({"owner", "address_space"})),
+    "free": (frozenset({"pasid"}), frozenset()),
+    "page_requests": (
+        frozenset({"device"}),
+        frozenset({"pasid", "groups", "group_size", "perm", "stop_markers", "service"}),
+    ),
+    "service": (frozenset({"unit"}), frozenset()),
+    "unplug": (frozenset({"unit"}), frozenset()),
+}
+
+_STEP_WHAT: Final[Mapping[str, str]] = {
+    "device": "the name of a device",
+    "set": "the name of a set",
+    "address_space": "the name of an address space",
+    "name": "a name for the PASID, for later steps' pasid",
+    "pasid": "a PASID name (a string) or number (an integer)",
+    "unit": "the name of a unit",
+}
+
+_TOML_LOCATION = re.compile(r"^(?P<msg>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$")
+_TOML_AT_END = re.compile(r"^(?P<msg>.*) \(at end of document\)$")
+
+
+class ScenarioProblem(NamedTuple):
+    """One problem in a scenario file: where it is and what was expected there."""
+
+    key_path: str
+    """``steps[3].device``, ``platform.units[0].pasid_bits``; empty for the file as a whole."""
+    expected: str
+
+
+class ScenarioError(InvalidArgumentError):
+    """A scenario file that cannot be replayed; the message has one line per problem.
+
+    ``key_path`` and ``expected`` describe the first problem (in file order), ``problems``
+    all of them, so that a caller can show one or all.
+    """
+
+    def __init__(self, source: str, problems: Sequence[ScenarioProblem]) -> None:
+        if not problems:
+            raise ValueError("a ScenarioError needs at least one problem")
+        self.source = source
+        self.problems = tuple(problems)
+        self.key_path = self.problems[0].key_path
+        self.expected = self.problems[0].expected
+        super().__init__("\n".join(_line(source, p) for p in self.problems))
+
+    def __reduce__(self) -> tuple[type[ScenarioError], tuple[str, tuple[ScenarioProblem, ...]]]:
+        # Exceptions pickle as cls(*args); ours takes (source, problems), not the message.
+        return (type(self), (self.source, self.problems))
+
+
+def _line(source: str, problem: ScenarioProblem) -> str:
+    if problem.key_path:
+        return f"{source}: {problem.key_path}: {problem.expected}"
+    return f"{source}: {problem.expected}"
+
+
+def load_scenario(path: str | os.PathLike[str]) -> Scenario:
+    """Read and check the scenario file at ``path``; raise :class:`ScenarioError` if it is bad."""
+    source = os.fspath(path)
+    try:
+        with open(path, "rb") as file:
+            raw = file.read()
+    except FileNotFoundError:
+        raise _fail(source, "no such file") from None
+    except IsADirectoryError:
+        raise _fail(source, "is a directory, expected a scenario file (TOML)") from None
+    except OSError as exc:
+        raise _fail(source, f"cannot read it: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = _location(raw[: exc.start].decode("utf-8", errors="replace"))
+        raise _fail(source, f"{where}: expected UTF-8 text (TOML files are UTF-8)") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _fail(source, _toml_problem(str(exc), text)) from None
+    return parse_scenario(data, source)
+
+
+def _fail(source: str, text: str) -> ScenarioError:
+    return ScenarioError(source, [ScenarioProblem("", text)])
+
+
+def _location(before: str) -> str:
+    """``line L, column C`` of the character that follows ``before``."""
+    line = before.count("\n") + 1
+    column = len(before) - (before.rfind("\n") + 1) + 1
+    return f"line {line}, column {column}"
+
+
+def _toml_problem(message: str, text: str) -> str:
+    """Restate tomllib's message as ``line L, column C: invalid TOML: <what>``.
+
+    tomllib says "at end of document" rather than a position there; the end has a position
+    too, and an editor wants one.
+    """
+    found = _TOML_LOCATION.match(message)
+    if found:
+        return (
+            f"line {found['line']}, column {found['col']}: invalid TOML: "
+            f"{found['msg'][:1].lower()}{found['msg'][1:]}"
+        )
+    found = _TOML_AT_END.match(message)
+    if found:
+        return (
+            f"{_location(text)} (end of file): invalid TOML: "
+            f"{found['msg'][:1].lower()}{found['msg'][1:]}"
+        )
+    return f"invalid TOML: {message}"
+
+
+def parse_scenario(data: Mapping[str, object], source: str) -> Scenario:
+    """Check ``data`` (a parsed TOML document) and build the Scenario it describes.
+
+    ``source`` names the file in messages and becomes ``Scenario.source``.
+    """
+    parser = _Parser()
+    scenario = parser.scenario(data, source)
+    if parser.problems or scenario is None:
+        raise ScenarioError(source, parser.problems)
+    return scenario
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _describe(value: object) -> str:
+    """What a TOML value is, in TOML's words, for "expected X, got Y"."""
+    if isinstance(value, bool):
+        return f"a boolean ({'true' if value else 'false'})"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, float):
+        return f"a float ({value})"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"a string ({shown!r})"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, datetime.date | datetime.time):
+        return "a date/time"
+    return f"a {type(value).__name__}"
+
+
+def _num(value: int) -> str:
+    """Large bounds read better in hex (they are bit widths: 0xffffffff, 0x4000000)."""
+    return f"{value:#x}" if value >= 0x10000 else str(value)
+
+
+def _known(names: Collection[str]) -> str:
+    return ", ".join(sorted(names)) if names else "none declared"
+
+
+def _choose(value: str, choices: tuple[_T, ...]) -> _T | None:
+    """``value`` as the Literal it spells, or None; keeps the Literal types for mypy."""
+    for choice in choices:
+        if choice == value:
+            return choice
+    return None
+
+
+@attrs.frozen
+class _Pasid:
+    """A named PASID that is live at some point of the step list."""
+
+    where: str
+    op: str
+    device: str | None
+
+
+@attrs.frozen
+class _Step:
+    """The typed fields of one step table, before the per-op rules are applied."""
+
+    device: str | None = None
+    set: str | None = None
+    address_space: str | None = None
+    owner: str | None = None
+    name: str | None = None
+    pasid: str | int | None = None
+    unit: str | None = None
+    groups: int | None = None
+    group_size: int | None = None
+    perm: tuple[PermName, ...] | None = None
+    stop_markers: int | None = None
+    service: bool | None = None
+
+
+class _Parser:
+    """Walks a parsed document in file order, collecting every problem it meets.
+
+    A bad value is recorded and replaced by None, and checking goes on; a name is
+    registered as soon as it is well formed, so that one bad entry does not cause a cascade
+    of "no such name" problems elsewhere.
+    """
+
+    def __init__(self) -> None:
+        self.problems: list[ScenarioProblem] = []
+        self.capacity = PlatformSpec().capacity
+        self.units: dict[str, str] = {}  # name -> key path of its declaration
+        self.spaces: dict[str, str] = {}
+        self.sets: dict[str, str] = {}
+        self.domains: dict[str, str] = {}
+        self.device_paths: dict[str, str] = {}
+        self.devices: dict[str, str | None] = {}  # name -> its unit (None if that was bad)
+
+    def bad(self, path: str, text: str) -> None:
+        self.problems.append(ScenarioProblem(path, text))
+
+    # ------------------------------------------------------------------ primitives
+
+    def table(self, value: object, path: str) -> Mapping[str, object] | None:
+        if not isinstance(value, Mapping):
+            self.bad(path, f"expected a table, got {_describe(value)}")
+            return None
+        result: dict[str, object] = {}
+        for key, item in value.items():
+            if isinstance(key, str):
+                result[key] = item
+            else:
+                self.bad(path, f"expected string keys, got {key!r}")
+        return result
+
+    def unknown_keys(
+        self, table: Mapping[str, object], path: str, allowed: Collection[str]
+    ) -> None:
+        for key in table:
+            if key not in allowed:
+                self.bad(_join(path, key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def missing(self, path: str, key: str, what: str) -> None:
+        self.bad(_join(path, key), f"required key is missing (expected {what})")
+
+    def string(
+        self, table: Mapping[str, object], path: str, key: str, *, required: bool = False
+    ) -> str | None:
+        if key not in table:
+            if required:
+                self.missing(path, key, "a string")
+            return None
+        value = table[key]
+        if not isinstance(value, str):
+            self.bad(_join(path, key), f"expected a string, got {_describe(value)}")
+            return None
+        return value
+
+    def name(
+        self, table: Mapping[str, object], path: str, key: str, *, required: bool = False
+    ) -> str | None:
+        """A string that names something: it may not be empty."""
+        if key not in table:
+            if required:
+                self.missing(path, key, "a non-empty string")
+            return None
+        value = table[key]
+        if not isinstance(value, str) or not value:
+            self.bad(_join(path, key), f"expected a non-empty string, got {_describe(value)}")
+            return None
+        return value
+
+    def integer(
+        self,
+        table: Mapping[str, object],
+        path: str,
+        key: str,
+        low: int,
+        high: int | None = None,
+        *,
+        required: bool = False,
+    ) -> int | None:
+        span = f"in {_num(low)}..{_num(high)}" if high is not None else f">= {_num(low)}"
+        if key not in table:
+            if required:
+                self.missing(path, key, f"an integer {span}")
+            return None
+        value = table[key]
+        # bool is an int in Python, never in TOML: `true` where a number belongs is a slip.
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.bad(_join(path, key), f"expected an integer {span}, got {_describe(value)}")
+            return None
+        if value < low or (high is not None and value > high):
+            self.bad(_join(path, key), f"expected an integer {span}, got {_num(value)}")
+            return None
+        return value
+
+    def boolean(self, table: Mapping[str, object], path: str, key: str) -> bool | None:
+        if key not in table:
+            return None
+        value = table[key]
+        if not isinstance(value, bool):
+            self.bad(_join(path, key), f"expected a boolean, got {_describe(value)}")
+            return None
+        return value
+
+    def array(self, table: Mapping[str, object], path: str, key: str) -> list[object]:
+        if key not in table:
+            return []
+        value = table[key]
+        if not isinstance(value, list | tuple):
+            self.bad(_join(path, key), f"expected an array, got {_describe(value)}")
+            return []
+        return list(value)
+
+    def tables(
+        self, table: Mapping[str, object], path: str, key: str
+    ) -> list[tuple[str, Mapping[str, object]]]:
+        """An array of tables (``[[platform.units]]``), each with its key path."""
+        found = []
+        for index, item in enumerate(self.array(table, path, key)):
+            where = f"{_join(path, key)}[{index}]"
+            entry = self.table(item, where)
+            if entry is not None:
+                found.append((where, entry))
+        return found
+
+    def names(self, table: Mapping[str, object], path: str, key: str) -> list[tuple[str, str]]:
+        """An array of names, each with its key path; a repeated name is a problem."""
+        found: list[tuple[str, str]] = []
+        seen: dict[str, str] = {}
+        for index, item in enumerate(self.array(table, path, key)):
+            where = f"{_join(path, key)}[{index}]"
+            if not isinstance(item, str) or not item:
+                self.bad(where, f"expected a non-empty string, got {_describe(item)}")
+            elif item in seen:
+                self.bad(where, f"{item!r} is listed twice (first at {seen[item]})")
+            else:
+                seen[item] = where
+                found.append((where, item))
+        return found
+
+    def declare(
+        self, registry: dict[str, str], kind: str, name: str | None, path: str
+    ) -> str | None:
+        if name is None:
+            return None
+        first = registry.get(name)
+        if first is not None:
+            self.bad(_join(path, "name"), f"duplicate {kind} name {name!r} (first at {first})")
+            return None
+        registry[name] = path
+        return name
+
+    def refer(self, registry: Collection[str], kind: str, name: str | None, path: str) -> bool:
+        """Whether ``name`` (already type-checked, None if absent or bad) names a ``kind``."""
+        if name is None:
+            return False
+        if name not in registry:
+            self.bad(path, f"no {kind} named {name!r} (known: {_known(registry)})")
+            return False
+        return True
+
+    # ------------------------------------------------------------------ document
+
+    def scenario(self, data: Mapping[str, object], source: str) -> Scenario | None:
+        top = self.table(data, "")
+        if top is None:
+            return None
+        self.unknown_keys(top, "", _TOP_KEYS)
+        name = self.name(top, "", "name", required=True)
+        description = self.string(top, "", "description")
+        seed = self.integer(top, "", "seed", 0)
+        platform = PlatformSpec()
+        if "platform" in top:
+            table = self.table(top["platform"], "platform")
+            if table is not None:
+                platform = self.platform(table)
+        steps = self.steps(top)
+        if name is None:
+            return None
+        defaults = Scenario(name=name)
+        return Scenario(
+            name=name,
+            description=defaults.description if description is None else description,
+            seed=defaults.seed if seed is None else seed,
+            platform=platform,
+            steps=steps,
+            source=source,
+        )
+
+    def platform(self, table: Mapping[str, object]) -> PlatformSpec:
+        path = "platform"
+        self.unknown_keys(table, path, _PLATFORM_KEYS)
+        capacity = self.integer(table, path, "capacity", 1, MAX_CAPACITY)
+        if capacity is not None:
+            self.capacity = capacity
+        units = self.entries(table, "units", self.units, "unit", self.unit)
+        spaces = self.entries(table, "address_spaces", self.spaces, "address space", self.space)
+        # Sets and domains are all declared before any reference to them is checked, so
+        # the order of the tables in the file does not matter.
+        set_entries = self.declared(table, "sets", self.sets, "set")
+        domain_entries = self.declared(table, "domains", self.domains, "domain")
+        sets = self.set_specs(set_entries)
+        domains = tuple(d for d in (self.domain(*e) for e in domain_entries) if d is not None)
+        devices = self.device_specs(self.declared(table, "devices", self.device_paths, "device"))
+        return PlatformSpec(
+            capacity=self.capacity,
+            units=units,
+            address_spaces=spaces,
+            sets=sets,
+            domains=domains,
+            devices=devices,
+        )
+
+    def declared(
+        self, table: Mapping[str, object], key: str, registry: dict[str, str], kind: str
+    ) -> list[tuple[str, Mapping[str, object], str | None]]:
+        """The tables of ``platform.<key>``, each with its path and its (declared) name.
+
+        The name is None when it is missing, malformed or a duplicate (all reported).
+        """
+        found = []
+        for path, entry in self.tables(table, "platform", key):
+            name = self.name(entry, path, "name", required=True)
+            found.append((path, entry, self.declare(registry, kind, name, path)))
+        return found
+
+    def entries(
+        self,
+        table: Mapping[str, object],
+        key: str,
+        registry: dict[str, str],
+        kind: str,
+        build: Callable[[str, Mapping[str, object], str | None], _T | None],
+    ) -> tuple[_T, ...]:
+        built = (build(*e) for e in self.declared(table, key, registry, kind))
+        return tuple(spec for spec in built if spec is not None)
+
+    def unit(self, path: str, table: Mapping[str, object], name: str | None) -> UnitSpec | None:
+        self.unknown_keys(table, path, _UNIT_KEYS)
+        bits = self.integer(table, path, "pasid_bits", 0, MAX_PASID_BITS)
+        entries = self.integer(table, path, "queue_entries", MIN_QUEUE_ENTRIES)
+        if name is None:
+            return None
+        defaults = UnitSpec(name=name)
+        return UnitSpec(
+            name=name,
+            pasid_bits=defaults.pasid_bits if bits is None else bits,
+            queue_entries=defaults.queue_entries if entries is None else entries,
+        )
+
+    def space(
+        self, path: str, table: Mapping[str, object], name: str | None
+    ) -> AddressSpaceSpec | None:
+        self.unknown_keys(table, path, _SPACE_KEYS)
+        kind = self.choice(table, path, "kind", _KINDS)
+        if name is None:
+            return None
+        return AddressSpaceSpec(name=name, kind=kind or AddressSpaceSpec(name=name).kind)
+
+    def choice(
+        self, table: Mapping[str, object], path: str, key: str, choices: tuple[_T, ...]
+    ) -> _T | None:
+        """A string that must be one of ``choices``; None if absent or bad (reported)."""
+        value = self.string(table, path, key)
+        if value is None:
+            return None
+        chosen = _choose(value, choices)
+        if chosen is None:
+            listed = ", ".join(str(c) for c in choices)
+            self.bad(_join(path, key), f"expected one of {listed}, got {value!r}")
+        return chosen
+
+    def set_specs(
+        self, entries: list[tuple[str, Mapping[str, object], str | None]]
+    ) -> tuple[SetSpec, ...]:
+        specs = []
+        sva_at: str | None = None
+        mm_sets: dict[str, str] = {}  # address space -> its mm set's key path
+        quota_total = 0
+        for path, table, name in entries:
+            self.unknown_keys(table, path, _SET_KEYS)
+            kind = self.choice(table, path, "type", _SET_TYPES)
+            type_ok = kind is not None or "type" not in table
+            kind = kind or SetSpec(name="").type
+            token = self.name(table, path, "token")
+            token_path = _join(path, "token")
+            if not type_ok:
+                token = None  # which token rule applies is unknown: say nothing more
+            elif kind == "mm" and "token" not in table:
+                self.missing(path, "token", "the name of an address space: an 'mm' set has one")
+            elif kind == "null" and "token" in table:
+                self.bad(
+                    token_path,
+                    "a set of type 'null' takes no token (type = \"mm\" is an address space's set)",
+                )
+                token = None
+            if token is not None and self.refer(self.spaces, "address space", token, token_path):
+                first = mm_sets.setdefault(token, path)
+                if first != path:
+                    self.bad(
+                        token_path,
+                        f"address space {token!r} already has an 'mm' set ({first}): one each",
+                    )
+            quota = self.integer(table, path, "quota", 0)
+            if quota is not None:
+                over = quota_total <= self.capacity < quota_total + quota
+                quota_total += quota
+                if over:
+                    self.bad(
+                        _join(path, "quota"),
+                        f"quotas add up to {_num(quota_total)} here, more than the capacity "
+                        f"({_num(self.capacity)}): a quota reserves its IDs up front",
+                    )
+            sva = self.boolean(table, path, "sva")
+            if sva and sva_at is not None:
+                self.bad(_join(path, "sva"), f"at most one set may have sva = true ({sva_at})")
+            elif sva:
+                sva_at = path
+            if name is not None:
+                specs.append(SetSpec(name=name, type=kind, token=token, quota=quota, sva=bool(sva)))
+        return tuple(specs)
+
+    def domain(self, path: str, table: Mapping[str, object], name: str | None) -> DomainSpec | None:
+        self.unknown_keys(table, path, _DOMAIN_KEYS)
+        owner = self.name(table, path, "owner", required=True)
+        sets = tuple(
+            set_name
+            for where, set_name in self.names(table, path, "sets")
+            if self.refer(self.sets, "set", set_name, where)
+        )
+        if name is None or owner is None:
+            return None
+        return DomainSpec(name=name, owner=owner, sets=sets)
+
+    def device_specs(
+        self, entries: list[tuple[str, Mapping[str, object], str | None]]
+    ) -> tuple[DeviceSpec, ...]:
+        specs = []
+        sources: dict[tuple[str, int], str] = {}  # (unit, source ID) -> the device's key path
+        for path, table, name in entries:
+            self.unknown_keys(table, path, _DEVICE_KEYS)
+            unit = self.name(table, path, "unit", required=True)
+            if not self.refer(self.units, "unit", unit, _join(path, "unit")):
+                unit = None
+            source_id = self.integer(table, path, "source_id", 0, MAX_SOURCE_ID, required=True)
+            owner = self.name(table, path, "owner", required=True)
+            domain = self.name(table, path, "domain")
+            self.refer(self.domains, "domain", domain, _join(path, "domain"))
+            bits = self.integer(table, path, "pasid_bits", 0, MAX_PASID_BITS)
+            if unit is not None and source_id is not None:
+                first = sources.setdefault((unit, source_id), path)
+                if first != path:
+                    self.bad(
+                        _join(path, "source_id"),
+                        f"source ID {source_id:#x} behind unit {unit!r} is taken ({first})",
+                    )
+            if name is None:
+                continue
+            self.devices[name] = unit
+            if unit is not None and source_id is not None and owner is not None:
+                specs.append(
+                    DeviceSpec(
+                        name=name,
+                        unit=unit,
+                        source_id=source_id,
+                        owner=owner,
+                        domain=domain,
+                        pasid_bits=bits,
+                    )
+                )
+        return tuple(specs)
+
+    # ------------------------------------------------------------------ steps
+
+    def steps(self, top: Mapping[str, object]) -> tuple[Step, ...]:
+        return _StepChecker(self).run(self.tables(top, "", "steps"))
+
+
+class _StepChecker:
+    """Checks the steps in order, tracking what is live: named PASIDs and plugged units."""
+
+    def __init__(self, parser: _Parser) -> None:
+        self.p = parser
+        self.live: dict[str, _Pasid] = {}
+        self.dead: dict[str, str] = {}  # PASID name -> "freed at steps[4]"
+        self.unplugged: dict[str, str] = {}  # unit -> key path of the unplug step
+        self.last_at = 0.0
+        self.last_at_path: str | None = None
+
+    def run(self, entries: list[tuple[str, Mapping[str, object]]]) -> tuple[Step, ...]:
+        steps = []
+        for path, table in entries:
+            step = self.step(path, table)
+            if step is not None:
+                steps.append(step)
+        return tuple(steps)
+
+    def step(self, path: str, table: Mapping[str, object]) -> Step | None:
+        p = self.p
+        op_name = p.string(table, path, "op", required=True)
+        op = _choose(op_name, _OPS) if op_name is not None else None
+        if op_name is not None and op is None:
+            p.bad(_join(path, "op"), f"expected one of {', '.join(_OPS)}, got {op_name!r}")
+        if op is not None:
+            required, optional = _OP_KEYS[op]
+            takes = _STEP_COMMON | required | optional
+            for key in table:
+                if key in takes:
+                    continue
+                if key in _STEP_KEYS:
+                    p.bad(
+                        _join(path, key),
+                        f"op {op!r} takes no {key!r} (it takes: {', '.join(sorted(takes))})",
+                    )
+                else:
+                    p.bad(
+                        _join(path, key),
+                        f"unknown key (allowed for op {op!r}: {', '.join(sorted(takes))})",
+                    )
+            for key in sorted(required - table.keys()):
+                p.missing(path, key, f"{_STEP_WHAT[key]}: op {op!r} needs it")
+        else:
+            p.unknown_keys(table, path, _STEP_KEYS)
+        at = self.at(path, table)
+        fields = self.fields(path, table)
+        if op is None:
+            return None
+        self.semantics(op, path, table, fields)
+        defaults = _STEP_DEFAULTS
+        return Step(
+            op=op,
+            at=at,
+            device=fields.device,
+            set=fields.set,
+            address_space=fields.address_space,
+            owner=fields.owner,
+            name=fields.name,
+            pasid=fields.pasid,
+            unit=fields.unit,
+            groups=defaults.groups if fields.groups is None else fields.groups,
+            group_size=defaults.group_size if fields.group_size is None else fields.group_size,
+            perm=defaults.perm if fields.perm is None else fields.perm,
+            stop_markers=(
+                defaults.stop_markers if fields.stop_markers is None else fields.stop_markers
+            ),
+            service=defaults.service if fields.service is None else fields.service,
+            where=path,
+        )
+
+    def at(self, path: str, table: Mapping[str, object]) -> float:
+        """The step's time: a finite number >= 0, never before the previous step's."""
+        value = table.get("at", _STEP_DEFAULTS.at)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.p.bad(
+                _join(path, "at"), f"expected a number of microseconds, got {_describe(value)}"
+            )
+            return self.last_at
+        at = float(value)
+        if not math.isfinite(at) or at < 0:
+            self.p.bad(_join(path, "at"), f"expected a finite number >= 0, got {value}")
+            return self.last_at
+        if at < self.last_at:
+            given = "" if "at" in table else " (absent, so the default)"
+            self.p.bad(
+                _join(path, "at"),
+                f"expected at >= {self.last_at:g} ({self.last_at_path}.at), got {at:g}{given}: "
+                "steps run in file order and time never goes back",
+            )
+            return self.last_at
+        self.last_at = at
+        self.last_at_path = path
+        return at
+
+    def fields(self, path: str, table: Mapping[str, object]) -> _Step:
+        """Every key's type and range, whatever the op (so a bad op hides no other slip)."""
+        p = self.p
+        return _Step(
+            device=p.name(table, path, "device"),
+            set=p.name(table, path, "set"),
+            address_space=p.name(table, path, "address_space"),
+            owner=p.name(table, path, "owner"),
+            name=p.name(table, path, "name"),
+            pasid=self.pasid_value(path, table),
+            unit=p.name(table, path, "unit"),
+            groups=p.integer(table, path, "groups", 1),
+            group_size=p.integer(table, path, "group_size", 1),
+            perm=self.perm(path, table),
+            stop_markers=p.integer(table, path, "stop_markers", 0),
+            service=p.boolean(table, path, "service"),
+        )
+
+    def pasid_value(self, path: str, table: Mapping[str, object]) -> str | int | None:
+        if "pasid" not in table:
+            return None
+        value = table["pasid"]
+        if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+            self.p.bad(
+                _join(path, "pasid"),
+                f"expected a PASID name (a string) or number (an integer), got {_describe(value)}",
+            )
+            return None
+        return value
+
+    def perm(self, path: str, table: Mapping[str, object]) -> tuple[PermName, ...] | None:
+        if "perm" not in table:
+            return None
+        value = table["perm"]
+        if not isinstance(value, list | tuple):
+            self.p.bad(_join(path, "perm"), f"expected an array of strings, got {_describe(value)}")
+            return None
+        if not value:
+            # Neither read nor write is what a stop marker looks like: ask for those by name.
+            self.p.bad(
+                _join(path, "perm"),
+                f"expected at least one of {', '.join(_PERMS)} (use stop_markers for stop markers)",
+            )
+            return None
+        perms: list[PermName] = []
+        ok = True
+        for index, item in enumerate(value):
+            where = f"{path}.perm[{index}]"
+            chosen = _choose(item, _PERMS) if isinstance(item, str) else None
+            if chosen is None:
+                shown = repr(item) if isinstance(item, str) else _describe(item)
+                self.p.bad(where, f"expected one of {', '.join(_PERMS)}, got {shown}")
+                ok = False
+            elif chosen in perms:
+                self.p.bad(where, f"{chosen!r} is listed twice")
+                ok = False
+            else:
+                perms.append(chosen)
+        return tuple(perms) if ok else None
+
+    # ------------------------------------------------------------------ meaning
+
+    def semantics(self, op: Op, path: str, table: Mapping[str, object], f: _Step) -> None:
+        """References, and the life cycle of named PASIDs and units, for a step of ``op``."""
+        p = self.p
+        if op in ("bind", "unbind", "page_requests"):
+            self.device(f.device, _join(path, "device"))
+        if op in ("bind", "alloc"):
+            p.refer(p.sets, "set", f.set, _join(path, "set"))
+            p.refer(p.spaces, "address space", f.address_space, _join(path, "address_space"))
+        if op == "alloc":
+            if "owner" in table and "address_space" in table:
+                p.bad(
+                    path,
+                    "alloc takes owner (a driver object's owner) or address_space, not both",
+                )
+            elif "owner" not in table and "address_space" not in table:
+                p.missing(
+                    path,
+                    "owner",
+                    "a driver's name, or address_space instead: the PASID's private data",
+                )
+        if op in ("service", "unplug") and p.refer(p.units, "unit", f.unit, _join(path, "unit")):
+            assert f.unit is not None
+            if f.unit in self.unplugged:
+                p.bad(
+                    _join(path, "unit"),
+                    f"unit {f.unit!r} was unplugged at {self.unplugged[f.unit]}",
+                )
+            elif op == "unplug":
+                self.unplugged[f.unit] = path
+        if op in ("unbind", "free", "page_requests"):
+            self.use_pasid(op, path, f)
+        if op in ("bind", "alloc") and f.name is not None:
+            before = self.live.get(f.name)
+            if before is not None:
+                p.bad(
+                    _join(path, "name"),
+                    f"{f.name!r} already names a live PASID (from {before.where}); unbind or "
+                    "free it first, or pick another name",
+                )
+            else:
+                self.live[f.name] = _Pasid(path, op, f.device)
+                self.dead.pop(f.name, None)
+
+    def device(self, name: str | None, path: str) -> None:
+        p = self.p
+        if not p.refer(p.devices, "device", name, path) or name is None:
+            return
+        unit = p.devices[name]
+        if unit is not None and unit in self.unplugged:
+            p.bad(
+                path,
+                f"device {name!r} is gone: its unit {unit!r} was unplugged at "
+                f"{self.unplugged[unit]}",
+            )
+
+    def use_pasid(self, op: Op, path: str, f: _Step) -> None:
+        """A ``pasid`` reference: a number in range, or a name that is live here."""
+        key = _join(path, "pasid")
+        ref = f.pasid
+        if isinstance(ref, int):
+            limit = WIRE_PASID_LIMIT if op == "page_requests" else self.p.capacity
+            if ref >= limit or ref < 0:
+                why = "a page request carries 20 bits" if op == "page_requests" else "capacity"
+                self.p.bad(key, f"expected a PASID in 0..{_num(limit - 1)} ({why}), got {ref}")
+            return
+        if ref is None:
+            return
+        pasid = self.live.get(ref)
+        if pasid is None:
+            if ref in self.dead:
+                self.p.bad(key, f"PASID {ref!r} was {self.dead[ref]}; it is no longer live")
+            else:
+                known = _known(self.live)
+                self.p.bad(
+                    key,
+                    f"no PASID named {ref!r}: a name must come from an earlier bind or alloc "
+                    f"step's name (live: {known})",
+                )
+            return
+        if op == "unbind":
+            if pasid.op != "bind":
+                self.p.bad(
+                    key,
+                    f"PASID {ref!r} was allocated (at {pasid.where}), not bound: free it instead",
+                )
+                return
+            if f.device is not None and pasid.device != f.device:
+                self.p.bad(
+                    key,
+                    f"PASID {ref!r} is bound to device {pasid.device!r} (at {pasid.where}), "
+                    f"not {f.device!r}",
+                )
+                return
+        if op in ("unbind", "free"):
+            del self.live[ref]
+            self.dead[ref] = f"{'unbound' if op == 'unbind' else 'freed'} at {path}"

@@ -1,0 +1,120 @@
+"""``ioasid run`` and ``ioasid compare``: output shapes and exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ioasid_core import cli as cli_module
+from ioasid_core.bits import Buffer
+from ioasid_core.cli import cli
+from ioasid_core.markers import hookimpl
+from ioasid_core.plugins import PluginHost, new_plugin_manager
+from ioasid_core.prq import GenericPrq, PageRequest
+from ioasid_core.prq.vendor import VendorPrq
+
+EXAMPLE = str(Path(__file__).parent.parent / "examples" / "null-set-search.toml")
+
+
+def _invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_compare_prints_a_table_and_writes_json_csv_and_a_png(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    code, stdout, _ = _invoke(
+        "compare",
+        EXAMPLE,
+        "--vendors",
+        "generic",
+        "--json",
+        f"{out}.json",
+        "--csv",
+        f"{out}.csv",
+        "--plot",
+        f"{out}.png",
+    )
+    assert code == 0
+    assert "cross-owner hits" in stdout
+    report = json.loads(Path(f"{out}.json").read_text())
+    assert report["scenario"] == "null-set-search"
+    assert [(r["vendor"], r["policy"]) for r in report["results"]] == [
+        ("generic", p) for p in ("global", "set", "endpoint", "device")
+    ]
+    by_policy = {r["policy"]: r["metrics"] for r in report["results"]}
+    assert by_policy["global"]["cross_owner_hits"] > 0
+    assert all(by_policy[p]["cross_owner_hits"] == 0 for p in ("set", "endpoint", "device"))
+    rows = list(csv.DictReader(io.StringIO(Path(f"{out}.csv").read_text())))
+    assert [row["policy"] for row in rows] == ["global", "set", "endpoint", "device"]
+    assert rows[0]["cross_owner_hits"] == str(by_policy["global"]["cross_owner_hits"])
+    assert Path(f"{out}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_with_chosen_policies_runs_only_those() -> None:
+    code, stdout, _ = _invoke("compare", EXAMPLE, "--policies", "set,device")
+    assert code == 0
+    assert "global" not in stdout and "device" in stdout
+
+
+def test_run_prints_json_for_one_vendor_and_policy() -> None:
+    code, stdout, _ = _invoke("run", EXAMPLE, "--policy", "global", "--json")
+    assert code == 0
+    report = json.loads(stdout)
+    assert [(r["vendor"], r["policy"]) for r in report["results"]] == [("generic", "global")]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("compare", "nope.toml"), "nope.toml"),
+        (("compare", EXAMPLE, "--vendors", "acme"), "no vendor named 'acme'"),
+        (("compare", EXAMPLE, "--policies", "sideways"), "no lookup policy named 'sideways'"),
+        (("run", EXAMPLE, "--policy", "sideways"), "no lookup policy named 'sideways'"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(args: Sequence[str], says: str) -> None:
+    code, _, stderr = _invoke(*args)
+    assert code == 2
+    assert says in stderr
+
+
+def test_an_invalid_scenario_file_exits_2_naming_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[[steps]]\nop = "fly"\n')
+    code, _, stderr = _invoke("compare", str(bad))
+    assert code == 2
+    assert "steps[0].op" in stderr
+
+
+class _BrokenVendor(GenericPrq):
+    name = "broken"
+
+    def decode_batch(self, data: Buffer) -> list[PageRequest]:
+        raise RuntimeError("decoder exploded")
+
+
+class _BrokenPlugin:
+    @hookimpl
+    def ioasid_prq_vendors(self) -> Sequence[VendorPrq]:
+        return [_BrokenVendor()]
+
+
+def test_a_failure_inside_a_plugin_exits_1_naming_the_vendor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def host_with_broken(**kwargs: object) -> PluginHost:
+        host = new_plugin_manager(load_entry_points=False)
+        host.pm.register(_BrokenPlugin(), name="broken")
+        return host
+
+    monkeypatch.setattr(cli_module, "new_plugin_manager", host_with_broken)
+    code, _, stderr = _invoke("compare", EXAMPLE, "--vendors", "broken")
+    assert code == 1
+    assert "vendor 'broken'" in stderr and "decoder exploded" in stderr
