@@ -1,16 +1,46 @@
-"""The ioasid hook implementations for Intel VT-d.
+"""The ioasid hook implementations for Intel VT-d: wiring only.
 
-For now the plugin only says what it drives; its allocator, event and page-request hooks come
-with its own issue.
+The state (guest units and their registers, scalable mode per guest) lives in
+``ioasid_vtd.state``; attach a virtual unit's registers with ``attach_guest_unit`` before
+probing it. The page-request hooks come with the PRQ slice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from ioasid_core.allocators import AllocatorOps
+from ioasid_core.errors import IoasidError
 from ioasid_core.markers import hookimpl
-from ioasid_core.units import VendorInfo
+from ioasid_core.space import IoasidSpace
+from ioasid_core.units import IommuUnit, VendorInfo
+from ioasid_vtd.state import REGISTRY
 
 
 @hookimpl
 def ioasid_vendor_info() -> VendorInfo:
     """Name the vendor for ``ioasid plugins``."""
     return VendorInfo(name="vtd", description="Intel VT-d")
+
+
+@hookimpl
+def ioasid_allocators_for_unit(
+    unit: IommuUnit, space: IoasidSpace
+) -> Sequence[AllocatorOps[Any]] | None:
+    """A guest's vIOMMU unit (CM, VCS, PAS) offers its virtual command allocator."""
+    return REGISTRY.allocators_for(unit, space)
+
+
+@hookimpl
+def ioasid_allocator_refused(
+    unit: IommuUnit, space: IoasidSpace, ops: AllocatorOps[Any], error: IoasidError
+) -> None:
+    """A refused VCMD allocator turns scalable mode off for that guest."""
+    REGISTRY.refused(unit, space, ops, error)
+
+
+@hookimpl
+def ioasid_unit_removed(unit: IommuUnit, space: IoasidSpace) -> None:
+    """Forget a hot-unplugged unit's registers."""
+    REGISTRY.forget(unit, space)
