@@ -885,6 +885,6 @@ class IoasidSpace:
             return f"{_hex(ioasid)} is not allocated in this space"
         return f"{ioasid!r} is not an IOASID (an int)"
 
-    @staticmethod
-    def _not_owner(ioasid: int, owner: IoasidSet, given: IoasidSet) -> str:
-        return f"{_hex(ioasid)} belongs to {owner}, not {given}"
+    def _not_owner(self, ioasid: int, owner: IoasidSet, given: IoasidSet) -> str:
+        foreign = " of another space" if getattr(given, "_space", self) is not self else ""
+        return f"{_hex(ioasid)} belongs to {owner}, not {given}{foreign}"
