@@ -8,6 +8,7 @@ register or withdraw custom allocators at run time.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -36,7 +37,13 @@ class AddressSpace:
     """Itself (a plain attribute, read on every page request)."""
 
     def __attrs_post_init__(self) -> None:
+        # Interned: the page-request path compares owners per request, mostly equal ones.
+        self.name = sys.intern(self.name)
         self.owner = self.name
+
+
+def _set_tuple(sets: Iterable[IoasidSet]) -> tuple[IoasidSet, ...]:
+    return tuple(sets)
 
 
 @attrs.define(eq=False)
@@ -45,7 +52,8 @@ class Domain:
 
     name: str
     owner: str
-    sets: list[IoasidSet] = attrs.field(factory=list)
+    sets: tuple[IoasidSet, ...] = attrs.field(default=(), converter=_set_tuple)
+    """Change it through ``Platform.add_domain_set`` (the devices keep a copy)."""
     dying: bool = False
     """Being torn down: a handler must not service faults in it."""
 
@@ -67,12 +75,16 @@ class Device:
     """``1 << pasid_bits``: the first PASID the device cannot carry."""
     bindings: dict[int, object] = attrs.field(init=False, factory=dict)
     """PASID -> what it is bound to on this device (kept by the Platform)."""
+    domain_sets: tuple[IoasidSet, ...] = attrs.field(init=False, default=())
+    """The sets its domain owns (a copy kept by the Platform: one load per page request)."""
     bound_ids: dict[int, int] = attrs.field(init=False, factory=dict)
     """``id(target)`` -> how many PASIDs of this device are bound to it (kept by the Platform;
     the targets are held by ``bindings``, so an id cannot be reused meanwhile)."""
 
     def __attrs_post_init__(self) -> None:
         self.pasid_limit = 1 << self.pasid_bits
+        self.owner = sys.intern(self.owner)
+        self.domain_sets = self.domain.sets if self.domain is not None else ()
 
 
 def owner_of(data: object) -> str | None:
@@ -137,9 +149,21 @@ class Platform:
     def add_domain(self, name: str, owner: str, sets: Iterable[IoasidSet] = ()) -> Domain:
         if name in self.domains:
             raise AlreadyRegisteredError(f"domain {name!r} already exists")
-        domain = Domain(name, owner, list(sets))
+        domain = Domain(name, owner, tuple(sets))
         self.domains[name] = domain
         return domain
+
+    def add_domain_set(self, domain: str, set: IoasidSet) -> None:
+        """Give a domain one more set (its devices see it at once)."""
+        dom = self.domains.get(domain)
+        if dom is None:
+            raise NotFoundError(f"no domain named {domain!r}")
+        if set in dom.sets:
+            raise AlreadyRegisteredError(f"domain {domain!r} already owns {set}")
+        dom.sets = (*dom.sets, set)
+        for device in self.devices.values():
+            if device.domain is dom:
+                device.domain_sets = dom.sets
 
     def add_device(
         self,

@@ -128,6 +128,7 @@ def make_resolver(
     foreign = FAILED[Outcome.FOREIGN]
     not_bound = FAILED[Outcome.NOT_BOUND]
     dying = FAILED[Outcome.DYING]
+    exact = expected if isinstance(expected, type) else None  # a quicker first check
 
     # One function with the policy's branches inline: a call per layer (device, lookup,
     # verdict) would cost more than the work. The records are read as find() reads them.
@@ -140,6 +141,7 @@ def make_resolver(
         pasid = request.pasid
         if not 0 <= pasid < device.pasid_limit:
             return too_wide
+        data: Any
         if by_device:
             data = device.bindings.get(pasid)
             if data is None:
@@ -151,16 +153,15 @@ def make_resolver(
             if by_set:
                 if rec[0] is not sva_set:
                     return foreign
-            elif by_endpoint:
-                domain = device.domain
-                if domain is None or rec[0] not in domain.sets:  # sets compare by identity
-                    return foreign
+            elif by_endpoint and rec[0] not in device.domain_sets:  # by identity
+                return foreign
             data = rec[1]
-        if isinstance(data, expected):
+        if data.__class__ is exact or isinstance(data, expected):
             # Handled types carry ``dying`` and ``owner`` (AddressSpace, Domain).
-            if data.dying:  # the SVA getter (mmget_not_zero), or the handler's own mm check
+            handled: Any = data
+            if handled.dying:  # the SVA getter (mmget_not_zero), or the handler's own mm check
                 return dying
-            if data.owner == device.owner or id(data) in device.bound_ids:
+            if handled.owner == device.owner or id(data) in device.bound_ids:
                 return fine
             return cross
         if getattr(data, "dying", False):
