@@ -14,8 +14,10 @@ import gc
 import random
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
+
+import attrs
 
 from ioasid_core.platform import AddressSpace, Platform
 from ioasid_core.prq.policy import LookupPolicy, Resolver, make_resolver
@@ -25,7 +27,14 @@ from ioasid_core.space import IoasidSpace
 from ioasid_core.types import SetType
 from ioasid_core.units import IommuUnit
 
-__all__ = ["LIMITS", "run_bench", "run_core_bench", "run_prq_bench"]
+__all__ = [
+    "LIMITS",
+    "BenchmarkFigure",
+    "chunked_ratio",
+    "run_bench",
+    "run_core_bench",
+    "run_prq_bench",
+]
 
 LIMITS: Final[dict[str, float]] = {
     "alloc_free_pair_ratio": 12.0,
@@ -45,6 +54,18 @@ page-request pipeline ..."); ``prq_resolve_ratio`` is the worst of the four poli
 _FULL: Final = 1 << 20
 
 
+@attrs.frozen
+class BenchmarkFigure:
+    """A figure a plugin adds to ``ioasid bench`` (through the ``ioasid_benchmarks`` hook).
+
+    ``run(quick)`` returns the ratio; ``quick`` asks for a short smoke run.
+    """
+
+    name: str
+    limit: float
+    run: Callable[[bool], float]
+
+
 def _best(fn: Callable[[], int], rounds: int) -> float:
     """Best ns per operation over ``rounds`` runs of ``fn`` (which returns its op count)."""
     best = float("inf")
@@ -55,8 +76,12 @@ def _best(fn: Callable[[], int], rounds: int) -> float:
     return best
 
 
-def _ratio(measured: Callable[[], int], baseline: Callable[[], int], rounds: int) -> float:
-    """Best time per operation of ``measured`` over that of ``baseline``, chunk by chunk."""
+def chunked_ratio(measured: Callable[[], int], baseline: Callable[[], int], rounds: int) -> float:
+    """Best time per operation of ``measured`` over that of ``baseline``, chunk by chunk.
+
+    Each callable runs one short chunk (about half a millisecond) and returns how many
+    operations it did; the two alternate ``rounds`` times. Plugins use this for their figures.
+    """
     best_m = best_b = float("inf")
     gc.collect()
     for _ in range(rounds):
@@ -255,7 +280,7 @@ def run_prq_bench(*, quick: bool = False) -> dict[str, float]:
     for policy in LookupPolicy:
         resolve = make_resolver(platform, "unit0", policy, sva_set=sva)
         assert resolve(batch[0]).ok, policy  # the workload resolves under every policy
-        results[f"prq_resolve_ratio_{policy.value}"] = _ratio(
+        results[f"prq_resolve_ratio_{policy.value}"] = chunked_ratio(
             _resolve_batch(resolve, batch), baseline, rounds
         )
     results["prq_resolve_ratio"] = max(results.values())
@@ -274,16 +299,16 @@ def run_core_bench(*, quick: bool = False) -> dict[str, float]:
 
     space_1k, owner_1k = _space_with_live(1000)
     # Each chunk lasts about half a millisecond on either side.
-    results["alloc_free_pair_ratio"] = _ratio(
+    results["alloc_free_pair_ratio"] = chunked_ratio(
         _pair(space_1k, owner_1k, 500), _dict_pair(5000), rounds
     )
-    results["find_ratio"] = _ratio(_find(space_1k, owner_1k, 3000), _dict_get(10000), rounds)
-    results["fill_per_id_ratio"] = _ratio(
+    results["find_ratio"] = chunked_ratio(_find(space_1k, owner_1k, 3000), _dict_get(10000), rounds)
+    results["fill_per_id_ratio"] = chunked_ratio(
         _fill_space(big, 2048), _fill_dict(big, 8192), big // 2048 * (1 if quick else 3)
     )
 
     space_big, owner_big = _space_with_live(big - 1, big)
-    results["pair_ratio_1m_vs_1k"] = _ratio(
+    results["pair_ratio_1m_vs_1k"] = chunked_ratio(
         _pair(space_big, owner_big, 500), _pair(space_1k, owner_1k, 500), rounds
     )
     del space_big
@@ -292,6 +317,15 @@ def run_core_bench(*, quick: bool = False) -> dict[str, float]:
     return {k: round(v, 3) for k, v in results.items()}
 
 
-def run_bench(*, quick: bool = False) -> dict[str, float]:
-    """Every figure, core first."""
-    return {**run_core_bench(quick=quick), **run_prq_bench(quick=quick)}
+def run_bench(
+    *, quick: bool = False, extra: Sequence[BenchmarkFigure] = ()
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Every figure (core first, then the plugins' ``extra``) and every limit."""
+    figures = {**run_core_bench(quick=quick), **run_prq_bench(quick=quick)}
+    limits = dict(LIMITS)
+    for figure in extra:
+        if figure.name in figures:
+            raise ValueError(f"benchmark figure {figure.name!r} is reported twice")
+        figures[figure.name] = round(figure.run(quick), 3)
+        limits[figure.name] = figure.limit
+    return figures, limits

@@ -19,6 +19,7 @@ from ioasid_core.units import IommuUnit, VendorInfo
 
 if TYPE_CHECKING:
     from ioasid_core.allocators import AllocatorOps
+    from ioasid_core.bench import BenchmarkFigure
     from ioasid_core.events import Event
     from ioasid_core.prq.vendor import VendorPrq
     from ioasid_core.sets import IoasidSet
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ioasid_allocator_refused",
     "ioasid_allocators_for_unit",
+    "ioasid_benchmarks",
     "ioasid_event",
     "ioasid_prq_vendors",
     "ioasid_set_created",
@@ -142,6 +144,17 @@ def ioasid_prq_vendors() -> Sequence[VendorPrq] | None:
 
 
 # Reporting.
+
+
+@hookspec
+def ioasid_benchmarks() -> Sequence[BenchmarkFigure] | None:
+    """Add figures to ``ioasid bench`` (e.g. a vendor's decode-resolve-respond ratio).
+
+    Each figure is a ratio against a baseline measured in the same process; use
+    :func:`ioasid_core.bench.chunked_ratio` so that every figure is measured the same way.
+
+    :return: the plugin's figures, or ``None``.
+    """
 
 
 @hookspec

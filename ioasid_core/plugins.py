@@ -24,6 +24,7 @@ import pluggy
 
 from ioasid_core import hookspecs
 from ioasid_core.allocators import AllocatorOps
+from ioasid_core.bench import BenchmarkFigure
 from ioasid_core.errors import (
     AlreadyRegisteredError,
     IoasidError,
@@ -268,6 +269,18 @@ class Hooks:
                 if vendor.name in found:
                     raise ValueError(f"page-request vendor {vendor.name!r} is offered twice")
                 found[vendor.name] = vendor
+        return found
+
+    def benchmarks(self) -> list[BenchmarkFigure]:
+        """Every plugin's benchmark figures."""
+        found: list[BenchmarkFigure] = []
+        for offered in self._call("ioasid_benchmarks"):
+            if offered is None:
+                continue
+            for figure in offered:
+                if not isinstance(figure, BenchmarkFigure):
+                    raise TypeError(f"ioasid_benchmarks returned {figure!r}, not a BenchmarkFigure")
+                found.append(figure)
         return found
 
     def vendor_infos(self) -> list[VendorInfo]:

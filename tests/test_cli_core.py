@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from ioasid_core.bench import LIMITS
@@ -36,3 +37,26 @@ def test_bench_json_prints_one_object_with_every_figure() -> None:
     figures = json.loads(result.output)
     assert set(figures) == set(LIMITS)
     assert all(isinstance(v, float) and v > 0 for v in figures.values())
+
+
+def test_bench_includes_a_plugins_figure_with_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ioasid_core import cli as cli_module
+    from ioasid_core.bench import BenchmarkFigure
+    from ioasid_core.markers import hookimpl
+    from ioasid_core.plugins import PluginHost, new_plugin_manager
+
+    class FigurePlugin:
+        @hookimpl
+        def ioasid_benchmarks(self) -> list[BenchmarkFigure]:
+            return [BenchmarkFigure("acme_ratio", 2.0, lambda quick: 3.5 if quick else 1.0)]
+
+    def host(**kwargs: object) -> PluginHost:
+        made = new_plugin_manager(load_entry_points=False)
+        made.pm.register(FigurePlugin(), name="acme")
+        return made
+
+    monkeypatch.setattr(cli_module, "new_plugin_manager", host)
+    result = CliRunner().invoke(cli, ["bench", "--quick", "--check"])
+    assert result.exit_code == 1
+    line = next(x for x in result.output.splitlines() if x.startswith("acme_ratio"))
+    assert "3.500" in line and "limit     2.0" in line and line.endswith("OVER")

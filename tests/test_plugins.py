@@ -17,6 +17,7 @@ import pytest
 
 from ioasid_core import hookspecs, plugins
 from ioasid_core.allocators import AllocatorOps
+from ioasid_core.bench import BenchmarkFigure
 from ioasid_core.errors import (
     AllocatorBusyError,
     AlreadyRegisteredError,
@@ -453,6 +454,7 @@ BRIDGED_NAMES = {
     "AllocatorOps": AllocatorOps,
     "Event": Event,
     "VendorPrq": VendorPrq,
+    "BenchmarkFigure": BenchmarkFigure,
 }
 
 
