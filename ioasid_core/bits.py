@@ -33,6 +33,8 @@ class DecodeError(InvalidArgumentError):
         super().__init__(f"{layout}{where}: {what}")
         self.layout = layout
         self.offset = offset
+        self.what = what
+        """The problem alone, without the layout and offset."""
 
 
 class EncodeError(InvalidArgumentError):

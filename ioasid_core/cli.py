@@ -153,13 +153,21 @@ def _scenario_and_vendors(
     path: str, vendor_names: Sequence[str] | None
 ) -> tuple[Scenario, list[VendorPrq]]:
     """Load the scenario and pick the vendors; bad input exits with status 2."""
-    from ioasid_core.compare import available_vendors
     from ioasid_core.scenario import ScenarioError, load_scenario
 
     try:
         scenario = load_scenario(path)
     except ScenarioError as exc:
         raise click.exceptions.Exit(_fail(str(exc), EXIT_BAD_INPUT)) from exc
+    return scenario, _vendors_named(vendor_names)[1]
+
+
+def _vendors_named(
+    vendor_names: Sequence[str] | None,
+) -> tuple[dict[str, VendorPrq], list[VendorPrq]]:
+    """Every available vendor, and the ones named (all when None); exits 2 on unknown names."""
+    from ioasid_core.compare import available_vendors
+
     with _loader_quiet():
         host = new_plugin_manager()
     try:
@@ -167,12 +175,12 @@ def _scenario_and_vendors(
     except Exception as exc:  # a plugin's hook raised or returned garbage
         raise click.exceptions.Exit(_fail(str(exc), EXIT_PLUGIN_FAILURE)) from exc
     if not vendor_names:
-        return scenario, list(vendors.values())
+        return vendors, list(vendors.values())
     unknown = [v for v in vendor_names if v not in vendors]
     if unknown:
         message = f"no vendor named {', '.join(map(repr, unknown))} (known: {', '.join(vendors)})"
         raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
-    return scenario, [vendors[v] for v in vendor_names]
+    return vendors, [vendors[v] for v in vendor_names]
 
 
 def _fail(message: str, code: int) -> int:
@@ -277,6 +285,79 @@ def compare_command(
         Path(csv_path).write_text(to_csv(results))
     if plot_path:
         write_plot(scenario.name, results, Path(plot_path))
+
+
+@cli.command(name="decode")
+@click.argument("vendor_name", metavar="VENDOR")
+@click.argument("dump", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def decode_command(vendor_name: str, dump: str, *, as_json: bool) -> None:
+    """Decode FILE, a raw page-request queue dump, with VENDOR's codec.
+
+    Each entry is decoded on its own, so one malformed entry is reported (with its offset)
+    and the others are still shown; the exit status is then 2.
+    """
+    from ioasid_core.bits import DecodeError
+
+    _, vendors = _vendors_named([vendor_name])
+    vendor = vendors[0]
+    data = Path(dump).read_bytes()
+    size = vendor.entry_size
+    rows: list[dict[str, object]] = []
+    errors: list[str] = []
+    if len(data) % size:
+        errors.append(
+            f"{dump}: {len(data)} bytes is not a whole number of {size}-byte entries; "
+            f"the last {len(data) % size} bytes are ignored"
+        )
+    for offset in range(0, len(data) - size + 1, size):
+        try:
+            decoded = vendor.decode_batch(data[offset : offset + size])
+        except DecodeError as exc:
+            errors.append(f"{dump}: entry at byte {offset:#x}: {exc}")
+            continue
+        for request in decoded:
+            rows.append(
+                {
+                    "offset": offset,
+                    "device": request.device,
+                    "pasid": request.pasid if request.pasid_valid else None,
+                    "grpid": request.grpid,
+                    "last": request.last,
+                    "perm": str(request.perm.name or "NONE").lower().replace("|", ","),
+                    "addr": request.addr,
+                    "stop_marker": request.stop_marker,
+                }
+            )
+    if as_json:
+        click.echo(json.dumps({"vendor": vendor.name, "entries": rows, "errors": errors}))
+    else:
+        _print_decoded(vendor.name, rows)
+        for error in errors:
+            click.echo(f"ioasid: {error}", err=True)
+    if errors:
+        raise click.exceptions.Exit(EXIT_BAD_INPUT)
+
+
+def _print_decoded(vendor: str, rows: list[dict[str, object]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{vendor}: {len(rows)} page request(s)")
+    for column in ("offset", "device", "pasid", "grpid", "last", "perm", "addr", "note"):
+        table.add_column(column, justify="right" if column != "perm" else "left")
+    for row in rows:
+        pasid = row["pasid"]
+        table.add_row(
+            f"{row['offset']:#x}",
+            f"{row['device']:#x}",
+            "-" if pasid is None else f"{pasid:#x}",
+            str(row["grpid"]),
+            "yes" if row["last"] else "",
+            str(row["perm"]),
+            f"{row['addr']:#x}",
+            "stop marker" if row["stop_marker"] else "",
+        )
+    Console().print(table)
 
 
 def main() -> None:

@@ -287,7 +287,7 @@ class _Run:
         m.cross_owner_hits += c.cross_owner_hits
         m.type_confusions += c.type_confusions
         m.vendor_rejects += c.vendor_rejects
-        m.auto_responses += c.auto_responses
+        m.auto_responses += sum(c.auto_responses.values())
         m.dropped["overflow"] += c.overflow_dropped
         m.dropped["malformed"] += c.malformed
         iopf = pipeline.iopf.counters

@@ -35,7 +35,7 @@ def test_bench_json_prints_one_object_with_every_figure() -> None:
     result = CliRunner().invoke(cli, ["bench", "--json", "--quick"])
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output)
-    assert set(figures) == set(LIMITS)
+    assert set(LIMITS) <= set(figures)  # plugins may add their own
     assert all(isinstance(v, float) and v > 0 for v in figures.values())
 
 

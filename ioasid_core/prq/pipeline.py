@@ -14,6 +14,7 @@ from collections import Counter
 import attrs
 
 from ioasid_core.bits import Buffer, DecodeError
+from ioasid_core.errors import NotFoundError
 from ioasid_core.platform import Platform
 from ioasid_core.prq.iopf import IopfQueue, response_for
 from ioasid_core.prq.policy import LookupPolicy, Outcome, make_resolver
@@ -37,8 +38,9 @@ class PrqCounters:
     vendor_rejects: int = 0
     """Requests the vendor's own checks answered before any lookup."""
     overflow_dropped: int = 0
-    auto_responses: int = 0
-    """Responses the hardware generated itself for LAST requests dropped on overflow."""
+    auto_responses: Counter[ResponseCode] = attrs.field(factory=Counter)
+    """Responses the hardware generated itself for LAST requests dropped on overflow, by
+    code (``overflow_response``); not in ``responses``, which the driver sent."""
     malformed: int = 0
     errors: list[str] = attrs.field(factory=list)
     """The last few decode errors, for a report."""
@@ -64,7 +66,7 @@ class PrqPipeline:
         """``overflow_response`` is what the hardware answers for a LAST request it had to
         drop because the ring was full; the vendors' specs decide it (see the plugin)."""
         if unit not in platform.units:
-            raise ValueError(f"no IOMMU unit named {unit!r} on this platform")
+            raise NotFoundError(f"no IOMMU unit named {unit!r} on this platform")
         self.platform = platform
         self.unit = unit
         self.vendor = vendor
@@ -85,7 +87,7 @@ class PrqPipeline:
             return True
         self.counters.overflow_dropped += 1
         if request.last and not request.stop_marker:
-            self.counters.auto_responses += 1
+            self.counters.auto_responses[self.overflow_response] += 1
         return False
 
     # ------------------------------------------------------------------ the driver side
@@ -119,7 +121,7 @@ class PrqPipeline:
                 good.extend(decode(view[start : start + size]))
             except DecodeError as exc:
                 self.counters.malformed += 1
-                self._note(f"ring entry at byte {start:#x} of the batch: {exc}")
+                self._note(f"{exc.layout}: ring entry at byte {start:#x} of the batch: {exc.what}")
         return good
 
     def _note(self, message: str) -> None:

@@ -157,18 +157,24 @@ def make_resolver(
                 return foreign
             data = rec[1]
         if data.__class__ is exact or isinstance(data, expected):
-            # Handled types carry ``dying`` and ``owner`` (AddressSpace, Domain).
+            # Handled types carry ``dying`` and ``owner`` (AddressSpace, Domain); one that
+            # lacks them takes the general path below (a try costs nothing until it raises).
             handled: Any = data
-            if handled.dying:  # the SVA getter (mmget_not_zero), or the handler's own mm check
-                return dying
-            if handled.owner == device.owner or id(data) in device.bound_ids:
-                return fine
-            return cross
+            try:
+                if handled.dying:  # the SVA getter (mmget_not_zero), or the handler's check
+                    return dying
+                if handled.owner == device.owner or id(data) in device.bound_ids:
+                    return fine
+                return cross
+            except AttributeError:
+                confused = False
+        else:
+            confused = True
         if getattr(data, "dying", False):
             return dying
         return resolved[
             getattr(data, "owner", None) != device.owner and id(data) not in device.bound_ids,
-            True,
+            confused,
         ]
 
     return resolve
