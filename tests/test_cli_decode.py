@@ -1,0 +1,63 @@
+"""``ioasid decode``: a raw queue dump decoded with a vendor's codec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from ioasid_core.cli import cli
+from ioasid_core.prq import GenericPrq, PageRequest, Perm
+
+
+def _dump(tmp_path: Path, *, corrupt: bool = False) -> Path:
+    codec = GenericPrq()
+    entries = [
+        codec.encode_request(PageRequest(0x100, 0x2A, True, 3, False, Perm.READ, 0x1000)),
+        codec.encode_request(PageRequest(0x100, 0x2A, True, 3, True, Perm.READ, 0x2000)),
+        codec.encode_request(PageRequest(0x101, 0, False, 4, True, Perm.NONE, 0)),
+    ]
+    if corrupt:
+        bad = bytearray(entries[1])
+        bad[12] = 1  # the reserved word
+        entries[1] = bytes(bad)
+    path = tmp_path / "prq.bin"
+    path.write_bytes(b"".join(entries))
+    return path
+
+
+def test_decode_json_lists_every_entry_with_its_offset(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["decode", "generic", str(_dump(tmp_path)), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["errors"] == []
+    assert [(e["offset"], e["pasid"], e["last"], e["stop_marker"]) for e in report["entries"]] == [
+        (0, 0x2A, False, False),
+        (24, 0x2A, True, False),
+        (48, None, True, True),
+    ]
+
+
+def test_decode_table_shows_the_entries(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["decode", "generic", str(_dump(tmp_path))])
+    assert result.exit_code == 0
+    assert "3 page request(s)" in result.stdout and "stop marker" in result.stdout
+
+
+def test_a_malformed_entry_is_named_the_rest_decoded_and_the_exit_status_is_2(
+    tmp_path: Path,
+) -> None:
+    result = CliRunner().invoke(
+        cli, ["decode", "generic", str(_dump(tmp_path, corrupt=True)), "--json"]
+    )
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)
+    assert [e["offset"] for e in report["entries"]] == [0, 48]
+    assert len(report["errors"]) == 1 and "entry at byte 0x18" in report["errors"][0]
+
+
+def test_an_unknown_vendor_exits_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["decode", "acme", str(_dump(tmp_path))])
+    assert result.exit_code == 2
+    assert "no vendor named 'acme'" in result.stderr
