@@ -32,6 +32,7 @@ TABLE_ROWS: tuple[tuple[str, str], ...] = (
     ("dropped: partial groups", "dropped.discarded_partial"),
     ("dropped: malformed", "dropped.malformed"),
     ("vendor rejects", "vendor_rejects"),
+    ("auto-responses (overflow)", "auto_responses"),
     ("allocations", "allocations"),
     ("peak live IOASIDs", "peak_live_ioasids"),
     ("allocator switches", "allocator_switches"),
