@@ -37,6 +37,9 @@ class ResponseCode(enum.IntEnum):
     """Stop all further requests from the device."""
 
 
+_READ_WRITE = int(Perm.READ | Perm.WRITE)
+
+
 @attrs.define(slots=True)
 class PageRequest:
     """One page request (a partial or the last of a page request group).
@@ -59,7 +62,8 @@ class PageRequest:
     @property
     def stop_marker(self) -> bool:
         """PCIe stop marker: last in group, neither read nor write. Discarded, never answered."""
-        return self.last and not self.perm & (Perm.READ | Perm.WRITE)
+        # Plain int arithmetic: IntFlag's operators run as Python code (per request, this path).
+        return self.last and not int(self.perm) & _READ_WRITE
 
 
 @attrs.define(slots=True)
