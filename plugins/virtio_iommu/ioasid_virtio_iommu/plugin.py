@@ -1,16 +1,32 @@
-"""The ioasid hook implementations for virtio-iommu.
+"""The ioasid hook implementations for virtio-iommu (wiring only).
 
-For now the plugin only says what it drives; its allocator, event and page-request hooks come
-with its own issue.
+The page-request handler is :class:`~ioasid_virtio_iommu.handler.VirtioPrq`; its benchmark
+figure is in :mod:`ioasid_virtio_iommu.bench`.
 """
 
 from __future__ import annotations
 
+from ioasid_core.bench import BenchmarkFigure
 from ioasid_core.markers import hookimpl
+from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.units import VendorInfo
+from ioasid_virtio_iommu.bench import FIGURES
+from ioasid_virtio_iommu.handler import VirtioPrq
 
 
 @hookimpl
 def ioasid_vendor_info() -> VendorInfo:
     """Name the vendor for ``ioasid plugins``."""
     return VendorInfo(name="virtio-iommu", description="virtio-iommu")
+
+
+@hookimpl
+def ioasid_prq_vendors() -> list[VendorPrq]:
+    """The page-request handler (collected once; the pipeline calls it directly)."""
+    return [VirtioPrq()]
+
+
+@hookimpl
+def ioasid_benchmarks() -> list[BenchmarkFigure]:
+    """``virtio_prq_ratio``: decode, resolve and respond per event."""
+    return list(FIGURES)

@@ -1,0 +1,200 @@
+"""The virtio-iommu page-request handler: what the pipeline calls for this vendor.
+
+:class:`VirtioPrq` implements :class:`ioasid_core.prq.vendor.VendorPrq` over the 48-byte
+extended event record (:mod:`ioasid_virtio_iommu.faults`) and the PAGE_RESP request
+(:mod:`ioasid_virtio_iommu.requests`), both from the unmerged vSVA proposals (kernel-facts §5).
+
+Decisions:
+
+- **Default policy ENDPOINT.** The RFC guest finds the endpoint by the event's endpoint ID and
+  reports the fault to that endpoint's device; the PASID is then looked up for that device
+  only. The closest core rule is ``LookupPolicy.ENDPOINT``: only the sets owned by the
+  requesting endpoint's domain are searched. Any other policy may be chosen for comparison.
+- **Unrecoverable faults in the ring are logged and skipped**, not rejected: an extended record
+  with PAGE_REQ clear is a well-formed event the device may legitimately write into the same
+  event queue; it needs no response (the mainline driver only logs it), so it becomes no
+  ``PageRequest`` and is counted in :attr:`VirtioPrq.faults`. Refusing it would count a valid
+  event as malformed. The faults of a batch are logged only once the whole batch decoded: the
+  pipeline re-decodes a batch entry by entry after a ``DecodeError``, and a fault logged on the
+  first pass would otherwise be logged twice.
+- **No vendor check** (``check`` returns None). Everything a virtio-specific rule could refuse
+  is already refused elsewhere: contradictory flags and over-wide PASIDs by the decoder, an
+  unknown endpoint (UNKNOWN_DEVICE), a missing PASID (NO_PASID) and a PASID beyond the
+  endpoint's width (PASID_TOO_WIDE) by the core's resolver, stop markers by the IOPF layer.
+- **"PASID required in the response"** is not in the record (§5: it comes from the endpoint's
+  PCIe capability or a probe property), so the vendor is given the set of such endpoints.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from ioasid_core.bits import Buffer, DecodeError, EncodeError
+from ioasid_core.platform import AddressSpace
+from ioasid_core.prq.policy import LookupPolicy
+from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
+from ioasid_core.types import INVALID_IOASID
+from ioasid_virtio_iommu.faults import (
+    EXTENDED,
+    EXTENDED_FLAGS,
+    EXTENDED_SIZE,
+    MAX_PASID,
+    FaultFlag,
+    FaultLog,
+    FaultReason,
+    UnrecoverableFault,
+    decode_extended,
+    encode_page_request,
+)
+from ioasid_virtio_iommu.requests import (
+    GRPID_MAX,
+    PAGE_RESP,
+    PAGE_RESP_PASID_VALID,
+    RequestType,
+    Status,
+)
+
+__all__ = ["VirtioPrq"]
+
+# One struct per record, reserved runs included: reason, reserved byte 1, reserved bytes 2..3,
+# flags, endpoint, pasid, address, group_id, reserved bytes 26..27, reserved bytes 28..31,
+# private_data[0], private_data[1].
+_EVENT = struct.Struct("<BBHIIIQHHIQQ")
+assert _EVENT.size == EXTENDED_SIZE
+# PAGE_RESP: type, 3 reserved, 4 reserved (RFC domain), endpoint, flags, pasid, grpid,
+# resp_code, 2 padding, status, 3 reserved.
+_PAGE_RESP = struct.Struct("<B7xIIIIH2xB3x")
+assert _PAGE_RESP.size == PAGE_RESP.size
+
+_BAD_FLAGS: Final = 0xFFFFFFFF & ~EXTENDED_FLAGS
+_PR_NEEDS: Final = int(FaultFlag.PAGE_REQ | FaultFlag.ADDRESS | FaultFlag.GROUP_ID)
+_F_LAST: Final = int(FaultFlag.LAST)
+_F_PASID: Final = int(FaultFlag.PASID)
+_F_PRIV_DATA: Final = int(FaultFlag.PRIV_DATA)
+_MAPPING: Final = int(FaultReason.MAPPING)
+_TYPE: Final = int(RequestType.PAGE_RESP)
+_OK: Final = int(Status.OK)
+_CODES: Final = frozenset(ResponseCode)
+_PERMS: Final = tuple(Perm(bits) for bits in range(16))
+"""Flags bits 3:0 are IOPF's perm bits 3:0 (READ, WRITE, EXEC, PRIV): index by them."""
+
+
+class VirtioPrq:
+    """virtio-iommu's page-request codec and handler rules (the vSVA RFC's guest driver)."""
+
+    name = "virtio-iommu"
+    entry_size = EXTENDED_SIZE
+    expected: type | tuple[type, ...] = AddressSpace
+
+    def __init__(
+        self,
+        default_policy: LookupPolicy = LookupPolicy.ENDPOINT,
+        *,
+        needs_pasid: Iterable[int] = (),
+        faults: FaultLog | None = None,
+    ) -> None:
+        """``needs_pasid``: endpoint IDs whose responses must carry the PASID (probe/PCIe).
+        ``faults``: where unrecoverable faults found in the ring are counted (a new log if
+        None); one vendor object serves every pipeline, so the log spans them all."""
+        self.default_policy = default_policy
+        self.needs_pasid = frozenset(needs_pasid)
+        self.faults = faults if faults is not None else FaultLog()
+
+    def encode_request(self, request: PageRequest) -> bytes:
+        """The 48-byte page-request event the device writes; a field too wide → EncodeError."""
+        return encode_page_request(request)
+
+    def decode_batch(self, data: Buffer) -> list[PageRequest]:
+        """Page requests of a run of 48-byte events; unrecoverable faults go to ``faults``.
+
+        A record the fast check does not accept at once goes to the plain decoder, which
+        either classifies it (a fault, or a legal page request the fast path does not take)
+        or raises the ``DecodeError`` naming the bad field and its offset.
+        """
+        size = memoryview(data).nbytes
+        if size % EXTENDED_SIZE:
+            raise DecodeError(
+                EXTENDED.name,
+                f"a run of records is a multiple of {EXTENDED_SIZE} bytes; "
+                f"{size % EXTENDED_SIZE} bytes are left over",
+                offset=size - size % EXTENDED_SIZE,
+            )
+        needs = self.needs_pasid
+        out: list[PageRequest] = []
+        append = out.append
+        faults: list[UnrecoverableFault] = []
+        for index, (
+            reason,
+            r1,
+            r2,
+            flags,
+            endpoint,
+            pasid,
+            addr,
+            grpid,
+            r3,
+            r4,
+            pd0,
+            pd1,
+        ) in enumerate(_EVENT.iter_unpack(data)):
+            if (
+                r1 | r2 | r3 | r4 | (flags & _BAD_FLAGS)
+                or reason != _MAPPING
+                or flags & _PR_NEEDS != _PR_NEEDS
+                or pasid > MAX_PASID
+                or (pasid and not flags & _F_PASID)
+                or ((pd0 | pd1) and not flags & _F_PRIV_DATA)
+            ):
+                event = decode_extended(data, index * EXTENDED_SIZE, needs_pasid=endpoint in needs)
+                if isinstance(event, UnrecoverableFault):
+                    faults.append(event)
+                else:
+                    append(event)
+                continue
+            valid = flags & _F_PASID != 0
+            # Positional: the attrs __init__ is the costliest step of the loop.
+            append(
+                PageRequest(
+                    endpoint,
+                    pasid if valid else INVALID_IOASID,
+                    valid,
+                    grpid,
+                    flags & _F_LAST != 0,
+                    _PERMS[flags & 0xF],
+                    addr,
+                    endpoint in needs,
+                    (pd0, pd1) if flags & _F_PRIV_DATA else None,
+                )
+            )
+        for fault in faults:  # only now: the batch decoded in full (see the module doc)
+            self.faults.report(fault)
+        return out
+
+    def check(self, request: PageRequest) -> ResponseCode | None:
+        """No virtio-specific rule (see the module doc)."""
+        return None
+
+    def encode_responses(self, responses: Sequence[PageResponse]) -> bytes:
+        """One 32-byte PAGE_RESP request per response, status OK (the device's to fill)."""
+        pack = _PAGE_RESP.pack
+        parts: list[bytes] = []
+        append = parts.append
+        for r in responses:
+            grpid = r.grpid
+            if r.code not in _CODES or not 0 <= grpid <= GRPID_MAX:
+                raise EncodeError(
+                    f"{PAGE_RESP.name}: code {r.code!r} / grpid {grpid:#x} cannot be encoded"
+                )
+            if r.pasid_valid:
+                if not 0 <= r.pasid <= MAX_PASID:
+                    raise EncodeError(f"{PAGE_RESP.name}: pasid={r.pasid:#x} is wider than 20 bits")
+                flags, pasid = PAGE_RESP_PASID_VALID, r.pasid
+            else:
+                flags = pasid = 0
+            try:
+                append(pack(_TYPE, r.device, flags, pasid, grpid, r.code, _OK))
+            except struct.error as exc:
+                raise EncodeError(f"{PAGE_RESP.name}: endpoint={r.device:#x}: {exc}") from None
+        return b"".join(parts)
