@@ -58,7 +58,9 @@ def test_compare_prints_a_table_and_writes_json_csv_and_a_png(tmp_path: Path) ->
 
 
 def test_compare_with_chosen_policies_runs_only_those() -> None:
-    code, stdout, _ = _invoke("compare", EXAMPLE, "--policies", "set,device")
+    code, stdout, _ = _invoke(
+        "compare", EXAMPLE, "--vendors", "generic", "--policies", "set,device"
+    )
     assert code == 0
     assert "global" not in stdout and "device" in stdout
 

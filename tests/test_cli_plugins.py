@@ -17,6 +17,12 @@ from ioasid_core.plugins import BLOCK_ENV
 VENDORS = {
     "smmuv3": ("ioasid-smmuv3", "smmuv3", "Arm SMMUv3"),
     "virtio_iommu": ("ioasid-virtio-iommu", "virtio-iommu", "virtio-iommu"),
+    # The workspace's example third-party plugin (examples/plugins/upstream_now).
+    "upstream_now": (
+        "ioasid-upstream-now",
+        "upstream-now",
+        "Linux v6.6+: global PASIDs, per-device attach",
+    ),
     "vtd": ("ioasid-vtd", "vtd", "Intel VT-d"),
 }
 
@@ -80,11 +86,20 @@ def test_json_shape() -> None:
 
 
 def test_block_is_repeatable_and_adds_to_the_environment() -> None:
-    result = run("--json", "--block", "vtd", "--block", "smmuv3", env={BLOCK_ENV: "virtio_iommu"})
+    result = run(
+        "--json",
+        "--block",
+        "vtd",
+        "--block",
+        "smmuv3",
+        "--block",
+        "upstream_now",
+        env={BLOCK_ENV: "virtio_iommu"},
+    )
     assert result.exit_code == 0, result.output
     report = as_json(result)
     assert report["plugins"] == []
-    assert report["blocked"] == ["smmuv3", "virtio_iommu", "vtd"]
+    assert report["blocked"] == ["smmuv3", "upstream_now", "virtio_iommu", "vtd"]
 
 
 def test_failures_are_listed_with_their_reason(

@@ -396,6 +396,7 @@ def test_real_vendor_plugins_are_discovered() -> None:
         ("vtd", "ioasid-vtd", "vtd"),
         ("smmuv3", "ioasid-smmuv3", "smmuv3"),
         ("virtio_iommu", "ioasid-virtio-iommu", "virtio-iommu"),
+        ("upstream_now", "ioasid-upstream-now", "upstream-now"),  # examples/plugins
     }
     for plugin in host.loaded:
         assert plugin.version == importlib.metadata.version(plugin.distribution)
@@ -403,6 +404,7 @@ def test_real_vendor_plugins_are_discovered() -> None:
         "Intel VT-d",
         "Arm SMMUv3",
         "virtio-iommu",
+        "Linux v6.6+: global PASIDs, per-device attach",
     }
 
 

@@ -18,10 +18,12 @@ from collections.abc import Hashable
 
 import attrs
 
-from ioasid_core.prq.types import PageRequest, PageResponse, ResponseCode
+from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
 from ioasid_core.types import INVALID_IOASID
 
 __all__ = ["IopfCounters", "IopfQueue", "response_for"]
+
+_READ_WRITE = int(Perm.READ | Perm.WRITE)
 
 
 @attrs.define
@@ -58,11 +60,21 @@ class IopfQueue:
         self._pending: dict[Hashable, list[PageRequest]] = {}
 
     def report(self, device: Hashable, request: PageRequest) -> list[PageRequest] | None:
-        """Take one request; return the whole group when this request closes one."""
-        if request.stop_marker:
+        """Take one request; return the whole group when this request closes one (the group
+        is then pending until ``respond``)."""
+        group = self.close(device, request)
+        if group is not None:
+            self._pending.setdefault(device, []).append(request)
+        return group
+
+    def close(self, device: Hashable, request: PageRequest) -> list[PageRequest] | None:
+        """``report`` for a caller that answers the closed group at once, itself: the group
+        is never pending (nothing could answer it in between)."""
+        last = request.last
+        if last and not int(request.perm) & _READ_WRITE:  # a stop marker (inlined: hot)
             self.counters.stop_markers += 1
             return None
-        if not request.last:
+        if not last:
             self._partial.setdefault(device, []).append(request)
             return None
         group = [request]
@@ -73,7 +85,6 @@ class IopfQueue:
             if mine:
                 held[:] = [r for r in held if r.grpid != grpid]
                 group = [*mine, request]
-        self._pending.setdefault(device, []).append(request)
         self.counters.groups += 1
         return group
 

@@ -17,7 +17,7 @@ from ioasid_core.bits import Buffer, DecodeError
 from ioasid_core.errors import NotFoundError
 from ioasid_core.platform import Platform
 from ioasid_core.prq.iopf import IopfQueue, response_for
-from ioasid_core.prq.policy import LookupPolicy, Outcome, make_resolver
+from ioasid_core.prq.policy import LookupPolicy, Outcome, Resolution, make_resolver
 from ioasid_core.prq.ring import Ring
 from ioasid_core.prq.types import PageRequest, PageResponse, ResponseCode
 from ioasid_core.prq.vendor import VendorPrq
@@ -130,41 +130,48 @@ class PrqPipeline:
         del errors[:-_KEEP_ERRORS]
 
     def process(self, requests: list[PageRequest]) -> list[PageResponse]:
-        """Group, resolve and answer decoded requests (the per-request hot loop)."""
-        counters = self.counters
-        outcomes = counters.outcomes
-        report = self.iopf.report
-        respond = self.iopf.respond
+        """Group, resolve and answer decoded requests (the per-request hot loop).
+
+        Counts are kept in local dicts keyed by interned objects (resolutions, response
+        codes) and added to the counters once per batch.
+        """
+        close = self.iopf.close  # answered below, at once: never pending in between
         check = self.vendor.check
         resolve = self._resolve
         success = ResponseCode.SUCCESS
         invalid = ResponseCode.INVALID
+        seen: dict[Resolution, int] = {}
+        codes: dict[ResponseCode, int] = {}
+        rejects = 0
         out: list[PageResponse] = []
-        counters.page_requests += len(requests)
         for request in requests:
-            group = report(request.device, request)
+            group = close(request.device, request)
             if group is None:
                 continue
             code = success
             for member in group:
                 verdict = check(member)
                 if verdict is not None:
-                    counters.vendor_rejects += 1
+                    rejects += 1
                     code = verdict
                     break
                 resolution = resolve(member)
-                outcomes[resolution.outcome] += 1
-                if resolution.cross_owner:
-                    counters.cross_owner_hits += 1
-                if resolution.type_confusion:
-                    counters.type_confusions += 1
+                seen[resolution] = seen.get(resolution, 0) + 1
                 if not resolution.ok:
                     code = invalid
                     break
-            response = response_for(group[-1], code)
-            if respond(request.device, response):
-                counters.responses[code] += 1
-                out.append(response)
+            out.append(response_for(group[-1], code))
+            codes[code] = codes.get(code, 0) + 1
+        counters = self.counters
+        counters.page_requests += len(requests)
+        counters.vendor_rejects += rejects
+        for resolution, count in seen.items():
+            counters.outcomes[resolution.outcome] += count
+            if resolution.cross_owner:
+                counters.cross_owner_hits += count
+            if resolution.type_confusion:
+                counters.type_confusions += count
+        counters.responses.update(codes)
         return out
 
     def deliver(self, response: PageResponse) -> bool:

@@ -66,21 +66,24 @@ class Outcome(enum.Enum):
     """Found, but the getter refused it (the address space is exiting)."""
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class Resolution:
     """What resolving one request found. Interned: one object per combination, so the
-    per-request path allocates nothing (compare with ``==`` or read the fields)."""
+    per-request path allocates nothing; compared (and hashed) by identity, so counting
+    them costs a C-level hash. Read the fields to compare."""
 
     outcome: Outcome
     cross_owner: bool = False
     """Resolved to private data the requesting device's owner does not own."""
     type_confusion: bool = False
     """Resolved to an object of a type the handler does not expect."""
+    ok: bool = attrs.field(init=False, eq=False)
+    """Resolved to an object of the expected type (the handler may service it). A field,
+    not a property: it is read per request, and the resolutions are made once."""
 
-    @property
-    def ok(self) -> bool:
-        """Resolved to an object of the expected type (the handler may service it)."""
-        return self.outcome is Outcome.RESOLVED and not self.type_confusion
+    def __attrs_post_init__(self) -> None:
+        ok = self.outcome is Outcome.RESOLVED and not self.type_confusion
+        object.__setattr__(self, "ok", ok)
 
 
 FAILED: dict[Outcome, Resolution] = {
