@@ -30,9 +30,10 @@ caution). This codec maps ``ResponseCode`` properly and refuses to turn any othe
 (2 included) into a ``ResponseCode``.
 
 Every reserved bit must be zero on decode; the error names the field and the byte offset.
-:func:`decode_ring` is the batch decoder for a PRQ region: one ``struct.iter_unpack`` and
-shifts per entry, no dict, but the same reserved check and the same errors as the
-:class:`~ioasid_core.bits.BitLayout` path (:func:`decode_ring_reference`).
+:func:`decode_ring` is the batch decoder for a PRQ region (:func:`decode_descriptors` for a
+drained run of whole descriptors): one ``struct.iter_unpack`` and shifts per entry, no dict,
+but the same reserved check and the same errors as the :class:`~ioasid_core.bits.BitLayout`
+path (:func:`decode_ring_reference`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ __all__ = [
     "VTD_RESPONSE_CODES",
     "PageGroupResponseDescriptor",
     "PageRequestDescriptor",
+    "decode_descriptors",
     "decode_ring",
     "decode_ring_reference",
     "ring_offsets",
@@ -374,6 +376,38 @@ def decode_ring_reference(data: Buffer, head: int, tail: int) -> list[PageReques
     ]
 
 
+def _decode_span(view: memoryview, start: int, end: int, requests: list[PageRequest]) -> None:
+    """Append the requests of bytes ``start:end`` of ``view`` (whole entries, checked).
+
+    One comprehension skipping entries with reserved bits set; if it skipped any, a second
+    pass finds the first and raises naming its offset (the error path may be slow).
+    """
+    chunk = view[start:end]
+    perms = _PERMS
+    reserved = _RESERVED_QW0
+    page_mask = _PAGE_MASK
+    invalid = INVALID_IOASID
+    decoded = [
+        PageRequest(
+            q0 >> 16 & 0xFFFF,
+            q0 >> 32 & 0xFFFFF if (present := q0 & 0x100 != 0) else invalid,
+            present,
+            q1 >> 3 & 0x1FF,
+            q1 & 4 != 0,
+            perms[q1 & 3 | q0 >> 50 & 12],
+            q1 & page_mask,
+            present,
+            (q2, q3) if q0 & 0x200 else None,
+        )
+        for q0, q1, q2, q3 in _ENTRY.iter_unpack(chunk)
+        if not q0 & reserved
+    ]
+    if len(decoded) * DESCRIPTOR_SIZE != end - start:
+        for index, words in enumerate(_ENTRY.iter_unpack(chunk)):
+            PAGE_REQUEST.check_reserved(words, start + index * DESCRIPTOR_SIZE)
+    requests += decoded
+
+
 def decode_ring(data: Buffer, head: int, tail: int) -> list[PageRequest]:
     """Every page request from ``head`` up to ``tail`` (byte offsets, wrapping at the end).
 
@@ -384,27 +418,21 @@ def decode_ring(data: Buffer, head: int, tail: int) -> list[PageRequest]:
     """
     view = _byte_view(data)
     requests: list[PageRequest] = []
-    append = requests.append
-    perms = _PERMS
-    reserved = _RESERVED_QW0
     for start, end in _ring_segments(view, head, tail):
-        offset = start
-        for q0, q1, q2, q3 in _ENTRY.iter_unpack(view[start:end]):
-            if q0 & reserved:
-                PAGE_REQUEST.check_reserved((q0, q1, q2, q3), offset)
-            present = q0 >> 8 & 1 == 1
-            append(
-                PageRequest(
-                    q0 >> 16 & 0xFFFF,
-                    q0 >> 32 & 0xFFFFF if present else INVALID_IOASID,
-                    present,
-                    q1 >> 3 & 0x1FF,
-                    q1 & 4 == 4,
-                    perms[q1 & 3 | q0 >> 50 & 12],
-                    q1 & _PAGE_MASK,
-                    present,
-                    (q2, q3) if q0 & 0x200 else None,
-                )
-            )
-            offset += DESCRIPTOR_SIZE
+        _decode_span(view, start, end, requests)
+    return requests
+
+
+def decode_descriptors(data: Buffer) -> list[PageRequest]:
+    """Every page request of ``data``, a run of whole descriptors (a drained batch, not a
+    ring: no head or tail). ``DecodeError`` names the bad entry's offset within ``data``."""
+    view = _byte_view(data)
+    size = len(view)
+    if size % DESCRIPTOR_SIZE:
+        raise DecodeError(
+            PAGE_REQUEST.name,
+            f"{size} bytes is not a whole number of {DESCRIPTOR_SIZE}-byte descriptors",
+        )
+    requests: list[PageRequest] = []
+    _decode_span(view, 0, size, requests)
     return requests

@@ -2,7 +2,8 @@
 
 The state (guest units and their registers, scalable mode per guest) lives in
 ``ioasid_vtd.state``; attach a virtual unit's registers with ``attach_guest_unit`` before
-probing it. The page-request hooks come with the PRQ slice.
+probing it. The page-request vendor is ``ioasid_vtd.prq.VtdPrq``; its benchmark figure is in
+``ioasid_vtd.bench``.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from ioasid_core.allocators import AllocatorOps
+from ioasid_core.bench import BenchmarkFigure
 from ioasid_core.errors import IoasidError
 from ioasid_core.markers import hookimpl
+from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.space import IoasidSpace
 from ioasid_core.units import IommuUnit, VendorInfo
+from ioasid_vtd.bench import figure
+from ioasid_vtd.prq import VtdPrq
 from ioasid_vtd.state import REGISTRY
 
 
@@ -44,3 +49,15 @@ def ioasid_allocator_refused(
 def ioasid_unit_removed(unit: IommuUnit, space: IoasidSpace) -> None:
     """Forget a hot-unplugged unit's registers."""
     REGISTRY.forget(unit, space)
+
+
+@hookimpl
+def ioasid_prq_vendors() -> Sequence[VendorPrq]:
+    """The VT-d page request queue: descriptor codec and the handler's own checks."""
+    return [VtdPrq()]
+
+
+@hookimpl
+def ioasid_benchmarks() -> Sequence[BenchmarkFigure]:
+    """``vtd_prq_ratio``: decode, resolve and respond per PRQ descriptor."""
+    return [figure()]
