@@ -1,13 +1,19 @@
 """The ioasid hook implementations for Arm SMMUv3.
 
-Wiring only: the model (``model``) and the queue codecs (``priq``, ``events``, ``commands``) live
-in their own modules; the page-request hooks that hand them to the core come with the pipeline.
+Wiring only: the model (``model``), the queue codecs (``priq``, ``events``, ``commands``), the
+page-request handlers (``handlers``) and the benchmark (``bench``) live in their own modules.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from ioasid_core.bench import BenchmarkFigure
 from ioasid_core.markers import hookimpl
+from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.units import VendorInfo
+from ioasid_smmuv3.bench import FIGURES
+from ioasid_smmuv3.handlers import smmuv3_vendors
 from ioasid_smmuv3.model import VENDOR
 
 
@@ -15,3 +21,15 @@ from ioasid_smmuv3.model import VENDOR
 def ioasid_vendor_info() -> VendorInfo:
     """Name the vendor for ``ioasid plugins``."""
     return VendorInfo(name=VENDOR, description="Arm SMMUv3")
+
+
+@hookimpl
+def ioasid_prq_vendors() -> Sequence[VendorPrq]:
+    """The stall path (``smmuv3``), mainline PRI (``smmuv3-pri``), PRI via IOPF."""
+    return smmuv3_vendors()
+
+
+@hookimpl
+def ioasid_benchmarks() -> Sequence[BenchmarkFigure]:
+    """``smmuv3_evtq_ratio``: decode, resolve and RESUME stall records."""
+    return list(FIGURES)

@@ -1,0 +1,274 @@
+"""The SMMUv3 page-request handlers as ``VendorPrq`` vendors: the stall path and the PRI path.
+
+``smmuv3`` (:class:`StallPrq`) is the only SVA fault path upstream had: a stalled
+translation fault arrives as a 32-byte event queue record, becomes a one-request group
+(each stall is LAST) and is answered with CMD_RESUME (SUCCESS -> RETRY, INVALID or
+FAILURE -> ABORT). Its driver looked PASIDs up in the SVA library's own set with a getter
+refusing exiting address spaces, so the default policy is ``SET``.
+
+``smmuv3-pri`` (:class:`PriPrq`) is the PRI queue as mainline handled it: not at all. Every
+request is refused by the vendor check (no lookup), so every closed group is answered
+CMD_PRI_RESP DENY on LAST, and nothing is answered before LAST. ``smmuv3-pri-iopf``
+(``PriPrq(iopf=True)``) is J-P Brucker's out-of-tree PRI patch: the groups go through the
+IOPF pipeline and are answered with the mapping of :mod:`ioasid_smmuv3.commands`.
+
+Records that are not page requests (any event other than a stalled 0x10..0x13 fault) are
+rejected by ``decode_batch`` with a ``DecodeError`` naming the event: the kernel logged them
+and moved on, and the pipeline, which re-decodes the batch entry by entry on a
+``DecodeError``, counts each as ``malformed`` and keeps the message, while the good records of
+the same batch are still answered. Nothing is silently dropped and nothing is resumed.
+
+Nothing here assumes a policy: the pipeline may run either vendor under any ``LookupPolicy``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import attrs
+
+from ioasid_core.bits import Buffer, DecodeError, EncodeError
+from ioasid_core.platform import AddressSpace
+from ioasid_core.prq.policy import LookupPolicy
+from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
+from ioasid_core.types import INVALID_IOASID
+from ioasid_smmuv3.commands import (
+    CMD_RESUME,
+    COMMAND_SIZE,
+    PRI_RESP_OUT_OF_TREE,
+    PriResp,
+    ResumeResp,
+    pri_resp_for,
+)
+from ioasid_smmuv3.events import (
+    EVENT_RECORD,
+    EVENT_RECORD_SIZE,
+    EventId,
+    encode_event,
+    stall_record,
+)
+from ioasid_smmuv3.priq import PRIQ_ENTRY_SIZE, decode_pri_batch, encode_pri
+
+__all__ = [
+    "PRI_IOPF_VENDOR",
+    "PRI_VENDOR",
+    "STALL_VENDOR",
+    "PriPrq",
+    "StallPrq",
+    "decode_stall_batch",
+    "encode_resumes",
+    "smmuv3_vendors",
+]
+
+STALL_VENDOR: Final = "smmuv3"
+PRI_VENDOR: Final = "smmuv3-pri"
+PRI_IOPF_VENDOR: Final = "smmuv3-pri-iopf"
+
+_WORDS: Final = struct.Struct("<4Q")
+_STALL_BIT: Final = 1 << 31
+# ``id & 0xFC == 0x10`` is exactly the handled faults 0x10..0x13.
+_HANDLED_MASK: Final = 0xFC
+_HANDLED_BASE: Final = 0x10
+
+
+def _stall_perm(rnw: int, ind: int, pnu: int) -> Perm:
+    perm = Perm.READ if rnw else Perm.WRITE
+    if ind:
+        perm |= Perm.EXEC
+    if pnu:
+        perm |= Perm.PRIV
+    return perm
+
+
+# dw1 bits 35:33 (RnW InD PnU) as a 3-bit index -> Perm, as EventRecord.to_page_request has it.
+_STALL_PERMS: Final = tuple(_stall_perm(i >> 2 & 1, i >> 1 & 1, i & 1) for i in range(8))
+
+
+def _not_a_request(dw0: int, dw1: int, offset: int) -> DecodeError:
+    event_id = dw0 & 0xFF
+    sid = dw0 >> 32
+    if event_id & _HANDLED_MASK != _HANDLED_BASE:
+        why = f"event {event_id:#04x} is not a handled fault (0x10..0x13)"
+    else:
+        why = f"fault {EventId(event_id).name} ({event_id:#04x}) did not stall"
+    return DecodeError(
+        EVENT_RECORD.name,
+        f"{why} from SID {sid:#x}: not a page request, nothing to resume (the kernel logs it)",
+        offset=offset,
+    )
+
+
+def decode_stall_batch(data: Buffer) -> list[PageRequest]:
+    """The page requests of a run of event records, without building ``EventRecord`` objects.
+
+    Equal, record by record, to ``decode_event_batch(data)[i].to_page_request()``; the first
+    record that is not a stalled handled fault raises ``DecodeError`` with its offset.
+    """
+    size = len(data)
+    if size % EVENT_RECORD_SIZE:
+        raise DecodeError(
+            EVENT_RECORD.name,
+            f"{size} bytes is not a whole number of {EVENT_RECORD_SIZE}-byte records "
+            f"({size % EVENT_RECORD_SIZE} trailing bytes)",
+            offset=size - size % EVENT_RECORD_SIZE,
+        )
+    out: list[PageRequest] = []
+    append = out.append
+    perms = _STALL_PERMS
+    invalid = INVALID_IOASID
+    for index, (dw0, dw1, dw2, _dw3) in enumerate(_WORDS.iter_unpack(data)):
+        if dw0 & _HANDLED_MASK != _HANDLED_BASE or not dw1 & _STALL_BIT:
+            raise _not_a_request(dw0, dw1, index * EVENT_RECORD_SIZE)
+        ssv = dw0 & 0x800 != 0
+        append(
+            PageRequest(
+                dw0 >> 32,
+                dw0 >> 12 & 0xFFFFF if ssv else invalid,
+                ssv,
+                dw1 & 0xFFFF,
+                True,
+                perms[dw1 >> 33 & 7],
+                dw2,
+            )
+        )
+    return out
+
+
+_RESUME: Final = struct.Struct("<QQ")
+_RESUME_DW0: Final[Mapping[int, int]] = {
+    int(ResponseCode.SUCCESS): CMD_RESUME | ResumeResp.RETRY << 12,
+    int(ResponseCode.INVALID): CMD_RESUME | ResumeResp.ABORT << 12,
+    int(ResponseCode.FAILURE): CMD_RESUME | ResumeResp.ABORT << 12,
+}
+_RESUME_TERM: Final = CMD_RESUME | ResumeResp.TERM << 12
+
+
+def encode_resumes(responses: Sequence[PageResponse]) -> bytes:
+    """One CMD_RESUME per response, byte for byte what ``resume_for(r).encode()`` gives.
+
+    Packed directly (the BitLayout encoder builds a dict per command, which would dominate
+    the stall path); the range checks are the layout's, with its field names.
+    """
+    out = bytearray(len(responses) * COMMAND_SIZE)
+    pack_into = _RESUME.pack_into
+    dw0_for = _RESUME_DW0.get
+    offset = 0
+    for r in responses:
+        sid = r.device
+        stag = r.grpid
+        if sid >> 32 or stag >> 16 or sid < 0 or stag < 0:
+            field, value, bits = ("sid", sid, 32) if sid >> 32 or sid < 0 else ("stag", stag, 16)
+            raise EncodeError(f"SMMUv3 CMD_RESUME: {field}={value:#x} does not fit {bits} bits")
+        pack_into(out, offset, dw0_for(r.code, _RESUME_TERM) | sid << 32, stag)
+        offset += COMMAND_SIZE
+    return bytes(out)
+
+
+class StallPrq:
+    """``smmuv3``: stalled faults from the event queue, answered with CMD_RESUME."""
+
+    entry_size = EVENT_RECORD_SIZE
+    expected: type | tuple[type, ...] = AddressSpace
+
+    def __init__(self, default_policy: LookupPolicy = LookupPolicy.SET) -> None:
+        self.name = STALL_VENDOR
+        self.default_policy = default_policy
+
+    def encode_request(self, request: PageRequest) -> bytes:
+        """The translation-fault stall record the SMMU writes for ``request``.
+
+        A stall is one transaction, so what a PCIe page request can say beyond that is
+        folded: a partial request is stalled (and answered) on its own; read+write is a
+        write (RnW clear); a stop marker, which a stalling master never sends, becomes a
+        non-stalled fault record, which ``decode_batch`` rejects (no request, no RESUME).
+        """
+        rw = request.perm & (Perm.READ | Perm.WRITE)
+        if not rw:
+            if request.needs_pasid or request.private_data is not None:
+                raise EncodeError(
+                    f"{EVENT_RECORD.name}: a record carries neither needs_pasid nor private data"
+                )
+            record = stall_record(
+                PageRequest(
+                    request.device,
+                    request.pasid,
+                    request.pasid_valid,
+                    request.grpid,
+                    True,
+                    Perm.WRITE,
+                    request.addr,
+                )
+            )
+            return encode_event(attrs.evolve(record, stall=False))
+        if rw == Perm.READ | Perm.WRITE or not request.last:
+            request = PageRequest(
+                request.device,
+                request.pasid,
+                request.pasid_valid,
+                request.grpid,
+                True,
+                request.perm & ~Perm.READ if rw == Perm.READ | Perm.WRITE else request.perm,
+                request.addr,
+                request.needs_pasid,
+                request.private_data,
+            )
+        return encode_event(stall_record(request))
+
+    def decode_batch(self, data: Buffer) -> list[PageRequest]:
+        return decode_stall_batch(data)
+
+    def check(self, request: PageRequest) -> ResponseCode | None:
+        """No check of its own: the SID lookup is the resolver's (UNKNOWN_DEVICE -> ABORT)."""
+        return None
+
+    def encode_responses(self, responses: Sequence[PageResponse]) -> bytes:
+        return encode_resumes(responses)
+
+
+class PriPrq:
+    """``smmuv3-pri``: the PRI queue, answered with CMD_PRI_RESP.
+
+    ``iopf=False`` (mainline): every request is refused by :meth:`check` with the code the
+    mapping turns into DENY, so no lookup happens and each group is denied on LAST.
+    ``iopf=True`` (``smmuv3-pri-iopf``, the out-of-tree patch): groups are resolved.
+    """
+
+    entry_size = PRIQ_ENTRY_SIZE
+    expected: type | tuple[type, ...] = AddressSpace
+
+    def __init__(
+        self,
+        *,
+        iopf: bool = False,
+        default_policy: LookupPolicy = LookupPolicy.SET,
+        mapping: Mapping[ResponseCode, PriResp] = PRI_RESP_OUT_OF_TREE,
+    ) -> None:
+        deny = [code for code in ResponseCode if mapping.get(code) is PriResp.DENY]
+        if not iopf and not deny:
+            raise ValueError("the mainline PRI handler needs a response code that maps to DENY")
+        self.name = PRI_IOPF_VENDOR if iopf else PRI_VENDOR
+        self.iopf = iopf
+        self.default_policy = default_policy
+        self.mapping = mapping
+        self._verdict: ResponseCode | None = None if iopf else deny[0]
+
+    def encode_request(self, request: PageRequest) -> bytes:
+        return encode_pri(request)
+
+    def decode_batch(self, data: Buffer) -> list[PageRequest]:
+        return decode_pri_batch(data)
+
+    def check(self, request: PageRequest) -> ResponseCode | None:
+        """Mainline: "unexpected PRI request", denied. The IOPF patch: no check of its own."""
+        return self._verdict
+
+    def encode_responses(self, responses: Sequence[PageResponse]) -> bytes:
+        mapping = self.mapping
+        return b"".join(pri_resp_for(r, mapping).encode() for r in responses)
+
+
+def smmuv3_vendors() -> list[StallPrq | PriPrq]:
+    """The vendors the plugin offers: the stall path, mainline PRI, and PRI through IOPF."""
+    return [StallPrq(), PriPrq(), PriPrq(iopf=True)]

@@ -1,0 +1,356 @@
+"""The SMMUv3 handlers end to end: raw ring in, decoded commands out, replay and CLI."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ioasid_core.bits import DecodeError, EncodeError
+from ioasid_core.cli import cli
+from ioasid_core.platform import AddressSpace, Platform
+from ioasid_core.plugins import new_plugin_manager
+from ioasid_core.prq.pipeline import PrqPipeline
+from ioasid_core.prq.policy import LookupPolicy, Outcome
+from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
+from ioasid_core.prq.vendor import VendorPrq
+from ioasid_core.replay import replay
+from ioasid_core.scenario import load_scenario
+from ioasid_core.sets import IoasidSet
+from ioasid_core.space import IoasidSpace
+from ioasid_core.types import INVALID_IOASID, SetType
+from ioasid_core.units import IommuUnit
+from ioasid_smmuv3.bench import smmuv3_evtq_ratio
+from ioasid_smmuv3.commands import (
+    COMMAND_SIZE,
+    PRI_RESP_BY_SPEC,
+    PriResp,
+    PriRespCommand,
+    ResumeCommand,
+    ResumeResp,
+    resume_for,
+)
+from ioasid_smmuv3.events import (
+    EVENT_RECORD_SIZE,
+    EventNotRecoverableError,
+    EventRecord,
+    decode_event_batch,
+    encode_event,
+)
+from ioasid_smmuv3.handlers import (
+    PRI_IOPF_VENDOR,
+    PRI_VENDOR,
+    STALL_VENDOR,
+    PriPrq,
+    StallPrq,
+    decode_stall_batch,
+    encode_resumes,
+)
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "null-set-search.toml"
+SID, OTHER_SID, UNKNOWN_SID = 0x100, 0x101, 0x999
+
+
+@attrs.define
+class World:
+    platform: Platform
+    sva: IoasidSet
+    proc: AddressSpace
+    pasid: int
+    """proc's SVA PASID, bound on SID."""
+    private: int
+    """A PASID of another owner's set (a driver object, not an address space)."""
+
+
+@attrs.define(eq=False)
+class DriverObject:
+    owner: str
+    dying: bool = False
+
+
+def world() -> World:
+    space = IoasidSpace()
+    platform = Platform(space)
+    platform.probe_unit(IommuUnit(name="smmu0", vendor="smmuv3", pasid_bits=20))
+    sva = space.create_set()
+    proc = AddressSpace("proc-1")
+    mm = space.create_set(proc, type=SetType.MM)
+    private = space.create_set()
+    platform.add_domain("sva-1", proc.name, [sva, mm])
+    platform.add_domain("aux", "drv", [private])
+    platform.add_device("m0", unit="smmu0", source_id=SID, owner=proc.name, domain="sva-1")
+    platform.add_device("m1", unit="smmu0", source_id=OTHER_SID, owner="drv", domain="aux")
+    pasid = space.alloc(sva, 1, 0xFFFFF, proc)
+    platform.bind("m0", pasid, proc)
+    driver_pasid = space.alloc(private, 1, 0xFFFFF, DriverObject("drv"))
+    return World(platform, sva, proc, pasid, driver_pasid)
+
+
+def pipe(w: World, vendor: VendorPrq, policy: LookupPolicy | None = None) -> PrqPipeline:
+    return PrqPipeline(w.platform, "smmu0", vendor, policy=policy, sva_set=w.sva)
+
+
+def req(
+    pasid: int | None, *, sid: int = SID, grpid: int = 1, last: bool = True, perm: Perm = Perm.READ
+) -> PageRequest:
+    if pasid is None:
+        return PageRequest(sid, INVALID_IOASID, False, grpid, last, perm, 0x4000)
+    return PageRequest(sid, pasid, True, grpid, last, perm, 0x4000)
+
+
+def resumes(raw: bytes) -> list[ResumeCommand]:
+    return [ResumeCommand.decode(raw, o) for o in range(0, len(raw), COMMAND_SIZE)]
+
+
+def pri_resps(raw: bytes) -> list[PriRespCommand]:
+    return [PriRespCommand.decode(raw, o) for o in range(0, len(raw), COMMAND_SIZE)]
+
+
+# ---------------------------------------------------------------------- the stall path
+
+
+def test_stall_vendor_shape() -> None:
+    vendor = StallPrq()
+    assert isinstance(vendor, VendorPrq)
+    assert (vendor.name, vendor.entry_size) == (STALL_VENDOR, EVENT_RECORD_SIZE)
+    assert vendor.default_policy is LookupPolicy.SET
+    assert vendor.expected is AddressSpace
+
+
+def test_stall_record_fields() -> None:
+    request = PageRequest(SID, 0x42, True, 0xBEEF, True, Perm.READ | Perm.EXEC | Perm.PRIV, 0x1234)
+    (record,) = decode_event_batch(StallPrq().encode_request(request))
+    assert (record.event_id, record.stall, record.stag) == (0x10, True, 0xBEEF)
+    assert (record.sid, record.ssv, record.ssid, record.input_addr) == (SID, True, 0x42, 0x1234)
+    assert (record.rnw, record.ind, record.pnu) == (True, True, True)
+    assert StallPrq().decode_batch(StallPrq().encode_request(request)) == [request]
+
+
+@pytest.mark.parametrize(
+    ("pasid_of", "sid", "resp", "outcome"),
+    [
+        ("own", SID, ResumeResp.RETRY, Outcome.RESOLVED),
+        ("unallocated", SID, ResumeResp.ABORT, Outcome.UNKNOWN_PASID),
+        ("none", SID, ResumeResp.ABORT, Outcome.NO_PASID),
+        ("private", SID, ResumeResp.ABORT, Outcome.FOREIGN),
+        ("own", UNKNOWN_SID, ResumeResp.ABORT, Outcome.UNKNOWN_DEVICE),
+    ],
+)
+def test_stall_resume_per_outcome(
+    pasid_of: str, sid: int, resp: ResumeResp, outcome: Outcome
+) -> None:
+    w = world()
+    pasid = {"own": w.pasid, "unallocated": 0xABCDE, "none": None, "private": w.private}[pasid_of]
+    p = pipe(w, StallPrq())
+    assert p.submit(req(pasid, sid=sid, grpid=0x1234))
+    assert resumes(p.service_raw()) == [ResumeCommand(sid=sid, stag=0x1234, resp=resp)]
+    assert p.counters.outcomes == {outcome: 1}
+
+
+def test_dying_address_space_is_aborted_under_set() -> None:
+    w = world()
+    w.proc.dying = True
+    p = pipe(w, StallPrq())
+    p.submit(req(w.pasid))
+    assert [c.resp for c in resumes(p.service_raw())] == [ResumeResp.ABORT]
+    assert p.counters.outcomes == {Outcome.DYING: 1}
+
+
+def test_each_stall_is_its_own_group() -> None:
+    """Partial requests and a shared STAG still give one RESUME per stall, nothing held."""
+    w = world()
+    p = pipe(w, StallPrq())
+    for last in (False, False, True):
+        p.submit(req(w.pasid, grpid=7, last=last))
+    out = resumes(p.service_raw())
+    assert out == [ResumeCommand(sid=SID, stag=7, resp=ResumeResp.RETRY)] * 3
+    assert p.iopf.counters.groups == 3
+    assert p.iopf.partial(SID) == [] and p.iopf.pending(SID) == []
+
+
+def test_read_write_is_a_write_stall() -> None:
+    raw = StallPrq().encode_request(req(1, perm=Perm.READ | Perm.WRITE | Perm.EXEC))
+    assert StallPrq().decode_batch(raw)[0].perm == Perm.WRITE | Perm.EXEC
+
+
+def test_non_stall_events_are_not_requests_and_are_counted() -> None:
+    """A terminated fault and an unhandled event among stalls: the stalls are answered, the
+    others are counted as malformed (with their event), never resumed."""
+    w = world()
+    p = pipe(w, StallPrq())
+    vendor = StallPrq()
+    p.submit(req(w.pasid, grpid=1))
+    p.ring.push(encode_event(EventRecord(event_id=0x10, sid=SID, stag=2, stall=False)))
+    p.ring.push(encode_event(EventRecord(event_id=0x01, sid=SID, stag=3, stall=True)))
+    p.submit(req(w.pasid, grpid=4))
+    assert [c.stag for c in resumes(p.service_raw())] == [1, 4]
+    assert p.counters.malformed == 2
+    assert "did not stall" in p.counters.errors[0] and "0x01" in p.counters.errors[1]
+    with pytest.raises(DecodeError) as caught:
+        vendor.decode_batch(
+            vendor.encode_request(req(1)) + encode_event(EventRecord(event_id=0x02, sid=9))
+        )
+    assert caught.value.offset == EVENT_RECORD_SIZE
+
+
+def test_stop_marker_is_never_answered() -> None:
+    w = world()
+    p = pipe(w, StallPrq())
+    p.submit(req(w.pasid, perm=Perm.NONE))
+    assert p.service_raw() == b""
+    assert p.counters.malformed == 1
+
+
+def test_stall_refuses_what_a_record_cannot_carry() -> None:
+    with pytest.raises(EncodeError):
+        StallPrq().encode_request(attrs.evolve(req(1), needs_pasid=True))
+    with pytest.raises(EncodeError):
+        StallPrq().encode_request(req(1, grpid=1 << 16))
+
+
+word = st.integers(0, (1 << 64) - 1)
+stall_words = st.tuples(word, word, word, word).map(
+    lambda w: ((w[0] & ~0xFC) | 0x10, w[1] | 1 << 31, w[2], w[3])
+)
+
+
+def _reference(data: bytes) -> list[PageRequest]:
+    return [record.to_page_request() for record in decode_event_batch(data)]
+
+
+@given(st.lists(stall_words, max_size=16))
+def test_fast_stall_decode_equals_the_reference(records: list[tuple[int, ...]]) -> None:
+    data = b"".join(struct.pack("<4Q", *r) for r in records)
+    assert decode_stall_batch(data) == _reference(data)
+    assert decode_stall_batch(memoryview(data)) == _reference(data)
+
+
+@given(st.lists(stall_words, min_size=1, max_size=8), st.tuples(word, word, word, word), st.data())
+def test_fast_stall_decode_rejects_like_the_reference(
+    records: list[tuple[int, ...]], bad: tuple[int, int, int, int], data: st.DataObject
+) -> None:
+    if (bad[0] & 0xFC) == 0x10 and bad[1] >> 31 & 1:
+        bad = (bad[0], bad[1] & ~(1 << 31), bad[2], bad[3])  # make it not a page request
+    at = data.draw(st.integers(0, len(records)))
+    records.insert(at, bad)
+    raw = b"".join(struct.pack("<4Q", *r) for r in records)
+    with pytest.raises(EventNotRecoverableError):
+        _reference(raw)
+    with pytest.raises(DecodeError) as caught:
+        decode_stall_batch(raw)
+    assert caught.value.offset == at * EVENT_RECORD_SIZE
+
+
+@given(
+    st.lists(
+        st.builds(
+            PageResponse,
+            st.integers(0, (1 << 32) - 1),
+            st.integers(0, (1 << 16) - 1),
+            st.sampled_from(ResponseCode),
+        ),
+        max_size=8,
+    )
+)
+def test_fast_resume_encode_equals_the_codec(responses: list[PageResponse]) -> None:
+    assert encode_resumes(responses) == b"".join(resume_for(r).encode() for r in responses)
+
+
+def test_fast_resume_encode_checks_ranges() -> None:
+    with pytest.raises(EncodeError, match="stag"):
+        encode_resumes([PageResponse(1, 1 << 16, ResponseCode.SUCCESS)])
+    with pytest.raises(EncodeError, match="sid"):
+        encode_resumes([PageResponse(1 << 32, 1, ResponseCode.SUCCESS)])
+
+
+# ---------------------------------------------------------------------- the PRI path
+
+
+def test_mainline_pri_denies_every_group_on_last_only() -> None:
+    w = world()
+    vendor = PriPrq()
+    assert (vendor.name, vendor.entry_size) == (PRI_VENDOR, 16)
+    p = pipe(w, vendor)
+    p.submit(req(w.pasid, grpid=3, last=False))
+    p.submit(req(w.pasid, grpid=3, last=False))
+    assert p.service_raw() == b""
+    p.submit(req(w.pasid, grpid=3))
+    p.submit(req(0xABCDE, grpid=4))
+    out = pri_resps(p.service_raw())
+    assert [(c.grpid, c.resp) for c in out] == [(3, PriResp.DENY), (4, PriResp.DENY)]
+    assert p.counters.outcomes == {}  # nothing was looked up
+    assert p.counters.vendor_rejects == 2
+
+
+def test_pri_iopf_resolves() -> None:
+    w = world()
+    vendor = PriPrq(iopf=True)
+    assert vendor.name == PRI_IOPF_VENDOR
+    p = pipe(w, vendor)
+    p.submit(req(w.pasid, grpid=3, last=False))
+    p.submit(req(w.pasid, grpid=3))
+    p.submit(req(w.private, grpid=5))
+    out = pri_resps(p.service_raw())
+    assert [(c.sid, c.grpid, c.resp) for c in out] == [
+        (SID, 3, PriResp.SUCC),
+        (SID, 5, PriResp.DENY),
+    ]
+    assert p.counters.outcomes == {Outcome.RESOLVED: 2, Outcome.FOREIGN: 1}
+
+
+def test_pri_mapping_by_spec() -> None:
+    w = world()
+    p = pipe(w, PriPrq(iopf=True, mapping=PRI_RESP_BY_SPEC))
+    p.submit(req(0xABCDE))
+    assert [c.resp for c in pri_resps(p.service_raw())] == [PriResp.FAIL]
+    p = pipe(w, PriPrq(mapping=PRI_RESP_BY_SPEC))
+    p.submit(req(w.pasid))
+    assert [c.resp for c in pri_resps(p.service_raw())] == [PriResp.DENY]
+
+
+@pytest.mark.parametrize("policy", list(LookupPolicy))
+@pytest.mark.parametrize("make", [StallPrq, lambda: PriPrq(iopf=True)])
+def test_every_policy_can_be_chosen(policy: LookupPolicy, make: Callable[[], VendorPrq]) -> None:
+    w = world()
+    p = pipe(w, make(), policy)
+    p.submit(req(w.pasid))
+    assert [r.code for r in p.service()] == [ResponseCode.SUCCESS]
+
+
+# ---------------------------------------------------------------------- replay, CLI, plugin
+
+
+def test_replay_set_has_no_cross_owner_hits_global_has() -> None:
+    scenario = load_scenario(EXAMPLE)
+    vendor = StallPrq()
+    by_set = replay(scenario, vendor).metrics
+    assert replay(scenario, vendor).policy is LookupPolicy.SET
+    assert by_set.cross_owner_hits == 0
+    assert replay(scenario, vendor, LookupPolicy.GLOBAL).metrics.cross_owner_hits > 0
+    pri = replay(scenario, PriPrq(iopf=True), LookupPolicy.GLOBAL).metrics
+    assert pri.cross_owner_hits > 0
+    assert replay(scenario, PriPrq(), LookupPolicy.GLOBAL).metrics.cross_owner_hits == 0
+
+
+def test_cli_compare_smmuv3() -> None:
+    result = CliRunner().invoke(cli, ["compare", str(EXAMPLE), "--vendors", "smmuv3"])
+    assert result.exit_code == 0, result.output
+
+
+def test_vendors_and_figure_through_the_entry_point() -> None:
+    hooks = new_plugin_manager().hooks
+    vendors = hooks.prq_vendors()
+    assert {STALL_VENDOR, PRI_VENDOR, PRI_IOPF_VENDOR} <= set(vendors)
+    assert isinstance(vendors[STALL_VENDOR], StallPrq)
+    assert "smmuv3_evtq_ratio" in {f.name for f in hooks.benchmarks()}
+
+
+def test_benchmark_quick() -> None:
+    ratio = smmuv3_evtq_ratio(True)
+    assert isinstance(ratio, float) and ratio > 0
