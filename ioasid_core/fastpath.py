@@ -61,7 +61,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
                 and set._open_in is space
             ):
                 quota = set.quota
-                if (hot.room > 0) if quota is None else (len(set._ids) < quota):
+                if (hot.room > 0) if quota is None else (set._count < quota):
                     ioasid = hint[0]
                     if min <= ioasid <= max and not id_map[ioasid]:
                         # The allocator's own fast path, inlined (see IdAllocator.alloc).
@@ -71,7 +71,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
                         ioasid = id_alloc(min, max)
                     if ioasid >= 0:
                         records[ioasid] = (set, private, 1, False)
-                        set._ids.add(ioasid)
+                        set._count += 1
                         if quota is None:
                             hot.room -= 1
                         give(True)
@@ -105,7 +105,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
                 id_full[ioasid >> block_shift] = 0
                 if ioasid < hint[0]:
                     hint[0] = ioasid
-                owner._ids.discard(ioasid)
+                owner._count -= 1
                 if owner.quota is None:
                     hot.room += 1
                 if owner._spid_of or owner._pending:

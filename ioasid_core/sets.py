@@ -12,6 +12,7 @@ from ioasid_core.types import SetType
 
 if TYPE_CHECKING:
     from ioasid_core.events import Subscription
+    from ioasid_core.space import IoasidSpace
 
 __all__ = ["IoasidSet", "describe_token"]
 
@@ -31,7 +32,7 @@ class IoasidSet:
 
     __slots__ = (
         "__weakref__",
-        "_ids",
+        "_count",
         "_live",
         "_open_in",
         "_pending",
@@ -46,14 +47,14 @@ class IoasidSet:
     )
 
     def __init__(
-        self, space: object, set_id: int, token: object, type: SetType, quota: int | None
+        self, space: IoasidSpace, set_id: int, token: object, type: SetType, quota: int | None
     ) -> None:
         self._space = space
         self.id = set_id
         self.token = token
         self.type = type
         self.quota = quota
-        self._ids: set[int] = set()
+        self._count = 0  # live IDs (kept by the space; a counter is cheaper than a set)
         self._spids: dict[int, int] = {}  # spid -> ioasid
         self._spid_of: dict[int, int] = {}  # ioasid -> spid
         self._subs: list[Subscription] = []
@@ -61,12 +62,12 @@ class IoasidSet:
         self._pending = False
         # The space while the set takes new IDs (live, not free-pending), else None: the
         # allocation hot path checks ownership, liveness and pending with one comparison.
-        self._open_in: object = space
+        self._open_in: IoasidSpace | None = space
 
     @property
     def count(self) -> int:
         """How many IDs the set holds now (free-pending ones included)."""
-        return len(self._ids)
+        return self._count
 
     @property
     def free_pending(self) -> bool:
@@ -78,8 +79,15 @@ class IoasidSet:
         return not self._live
 
     def ioasids(self) -> list[int]:
-        """The set's IDs, sorted (a snapshot: safe while other threads allocate)."""
-        return sorted(self._ids.copy())
+        """The set's IDs, sorted (a snapshot: safe while other threads allocate).
+
+        Found by scanning the space's records (O(IDs ever allocated)): the allocation hot
+        path keeps only a count per set, and this is asked rarely.
+        """
+        records = self._space.records_view()
+        mine = [i for i, rec in list(records.items()) if rec is not None and rec[0] is self]
+        mine.sort()
+        return mine
 
     def __str__(self) -> str:
         if self.type is SetType.NULL:

@@ -194,7 +194,7 @@ class IoasidSpace:
             self._refuse_reentry("free_set")
         with self._lock:
             self._check_set(set, "free_set", allow_pending=False)
-            if set._ids:
+            if set._count:
                 set._pending = True
                 set._open_in = None
                 return False
@@ -214,7 +214,7 @@ class IoasidSpace:
             events: list[Event] | None = [] if self._nsubs else None
             freed = 0
             failures: list[BaseException] = []
-            for ioasid in sorted(set._ids):
+            for ioasid in set.ioasids():
                 rec = self._records[ioasid]
                 assert rec is not None
                 if rec[_PEND]:
@@ -280,7 +280,7 @@ class IoasidSpace:
                             f"hold {self._unreserved_live} of the {self.available} IDs "
                             "not reserved by quotas"
                         )
-                elif len(set._ids) >= quota:
+                elif set._count >= quota:
                     raise QuotaExceededError(f"{set} holds {quota} IDs, its whole quota")
                 if self._active is None:
                     ioasid = self._ids.alloc(min, max)
@@ -289,7 +289,7 @@ class IoasidSpace:
                 else:
                     ioasid = self._custom_alloc(self._active, set, min, max)
                 self._records[ioasid] = (set, private, 1, False)
-                set._ids.add(ioasid)
+                set._count += 1
                 if quota is None:
                     self._hot.room -= 1
                 errors = (
@@ -441,7 +441,7 @@ class IoasidSpace:
 
     def __len__(self) -> int:
         """How many IDs are allocated."""
-        return sum(len(s._ids) for s in list(self._sets.values()))
+        return sum(s._count for s in list(self._sets.values()))
 
     def _live_ids(self) -> list[int]:
         """Every allocated ID, sorted (lock held)."""
@@ -536,7 +536,7 @@ class IoasidSpace:
         """Remove a record whose number the backend has already taken back."""
         self._records[ioasid] = None
         owner = rec[_SET]
-        owner._ids.discard(ioasid)
+        owner._count -= 1
         if owner.quota is None:
             self._hot.room += 1
         self._forget(ioasid, owner, events)
@@ -545,7 +545,7 @@ class IoasidSpace:
         spid = owner._spid_of.pop(ioasid, None)
         if spid is not None:
             del owner._spids[spid]
-        if owner._pending and not owner._ids:
+        if owner._pending and not owner._count:
             self._destroy_set(owner, events)
 
     def _destroy_set(self, set: IoasidSet, events: list[Event] | None) -> None:
