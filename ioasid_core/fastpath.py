@@ -125,8 +125,11 @@ def install_fast_paths(space: IoasidSpace) -> None:
     def find(
         set: IoasidSet | None, ioasid: int, getter: Callable[[Any], object] | None = None
     ) -> object | None:
-        if not busy and getter is None:
-            rec = records_get(ioasid)
+        if getter is None and not busy:
+            try:
+                rec = records[ioasid]  # indexing is a specialised bytecode; .get() is a call
+            except (KeyError, TypeError):
+                return slow_find(set, ioasid, getter)  # says what is wrong
             if rec is not None and (set is None or rec[0] is set):
                 return rec[1]
         return slow_find(set, ioasid, getter)
