@@ -19,7 +19,9 @@ from typing import Final
 
 import attrs
 
+from ioasid_core.bits import Buffer
 from ioasid_core.platform import AddressSpace, Platform
+from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy, Resolver, make_resolver
 from ioasid_core.prq.types import PageRequest, Perm
 from ioasid_core.sets import IoasidSet
@@ -34,6 +36,7 @@ __all__ = [
     "run_bench",
     "run_core_bench",
     "run_prq_bench",
+    "service_chunks",
 ]
 
 LIMITS: Final[dict[str, float]] = {
@@ -88,6 +91,29 @@ def chunked_ratio(measured: Callable[[], int], baseline: Callable[[], int], roun
         best_b = min(best_b, _best(baseline, 1))
         best_m = min(best_m, _best(measured, 1))
     return best_m / best_b
+
+
+def service_chunks(pipeline: PrqPipeline, raw: Buffer, entries: int) -> Callable[[], int]:
+    """The measured side of a vendor's "decode, resolve and respond" figure: each call runs
+    the pipeline's vendor and ``process`` over the next ``entries`` raw queue entries of
+    ``raw`` (round robin), as a driver servicing its queue would."""
+    vendor = pipeline.vendor
+    view = memoryview(raw)
+    step = entries * vendor.entry_size
+    chunks = [view[i : i + step] for i in range(0, len(view), step)]
+    size = vendor.entry_size
+    decode = vendor.decode_batch
+    process = pipeline.process
+    encode = vendor.encode_responses
+    turn = [0]
+
+    def run() -> int:
+        chunk = chunks[turn[0] % len(chunks)]
+        turn[0] += 1
+        encode(process(decode(chunk)))
+        return len(chunk) // size
+
+    return run
 
 
 def _dict_pair(n: int) -> Callable[[], int]:

@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from ioasid_core.bench import BenchmarkFigure, chunked_ratio
+from ioasid_core.bench import BenchmarkFigure, chunked_ratio, service_chunks
 from ioasid_core.platform import AddressSpace, Platform
 from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.types import PageRequest, Perm, ResponseCode
@@ -76,22 +76,6 @@ def _chunks(raw: bytes, records: int) -> list[bytes]:
     return [raw[i : i + step] for i in range(0, len(raw), step)]
 
 
-def _measured(pipeline: PrqPipeline, vendor: StallPrq, raw: bytes) -> Callable[[], int]:
-    chunks = _chunks(raw, _MEASURED_CHUNK)
-    decode = vendor.decode_batch
-    process = pipeline.process
-    encode = vendor.encode_responses
-    turn = [0]
-
-    def run() -> int:
-        chunk = chunks[turn[0] % len(chunks)]
-        turn[0] += 1
-        encode(process(decode(chunk)))
-        return len(chunk) // EVENT_RECORD_SIZE
-
-    return run
-
-
 def _baseline(raw: bytes) -> Callable[[], int]:
     chunks = _chunks(raw, _BASELINE_CHUNK)
     unpack_from = struct.Struct("<4Q").unpack_from
@@ -116,7 +100,7 @@ def smmuv3_evtq_ratio(quick: bool = False) -> float:
     first = pipeline.process(vendor.decode_batch(raw[:EVENT_RECORD_SIZE]))
     assert [r.code for r in first] == [ResponseCode.SUCCESS]  # the workload resolves
     rounds = 10 if quick else 400
-    return chunked_ratio(_measured(pipeline, vendor, raw), _baseline(raw), rounds)
+    return chunked_ratio(service_chunks(pipeline, raw, _MEASURED_CHUNK), _baseline(raw), rounds)
 
 
 FIGURES: Final = (BenchmarkFigure("smmuv3_evtq_ratio", EVTQ_LIMIT, smmuv3_evtq_ratio),)

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from ioasid_core.bench import BenchmarkFigure, chunked_ratio
+from ioasid_core.bench import BenchmarkFigure, chunked_ratio, service_chunks
 from ioasid_core.platform import AddressSpace, Platform
 from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy
@@ -81,24 +81,6 @@ def bench_setup(
     return pipeline, vendor, bytes(raw), keys
 
 
-def _measured(pipeline: PrqPipeline, vendor: VirtioPrq, raw: bytes) -> Callable[[], int]:
-    """Service the events ``MEASURED_CHUNK`` at a time, round robin."""
-    step = MEASURED_CHUNK * EXTENDED_SIZE
-    chunks = [raw[i : i + step] for i in range(0, len(raw), step)]
-    decode = vendor.decode_batch
-    process = pipeline.process
-    encode = vendor.encode_responses
-    turn = [0]
-
-    def run() -> int:
-        chunk = chunks[turn[0] % len(chunks)]
-        turn[0] += 1
-        encode(process(decode(chunk)))
-        return len(chunk) // EXTENDED_SIZE
-
-    return run
-
-
 def _baseline(raw: bytes, keys: list[int]) -> Callable[[], int]:
     """``struct.unpack_from`` of each whole record plus one ``dict.get``, a chunk at a time."""
     table = {k: k for k in keys}
@@ -122,9 +104,11 @@ def _baseline(raw: bytes, keys: list[int]) -> Callable[[], int]:
 def virtio_prq_ratio(quick: bool = False) -> float:
     """Per event: decode + resolve + respond, over unpack + ``dict.get``."""
     events = 4096 if quick else 16_384
-    pipeline, vendor, raw, keys = bench_setup(events)
+    pipeline, _, raw, keys = bench_setup(events)
     rounds = 10 if quick else 300
-    ratio = chunked_ratio(_measured(pipeline, vendor, raw), _baseline(raw, keys), rounds)
+    ratio = chunked_ratio(
+        service_chunks(pipeline, raw, MEASURED_CHUNK), _baseline(raw, keys), rounds
+    )
     # The workload must be what it claims: every event answered SUCCESS.
     if set(pipeline.counters.responses) - {ResponseCode.SUCCESS}:
         raise AssertionError(f"benchmark events did not all resolve: {pipeline.counters}")

@@ -17,7 +17,7 @@ import struct
 import time
 from collections.abc import Callable
 
-from ioasid_core.bench import BenchmarkFigure, chunked_ratio
+from ioasid_core.bench import BenchmarkFigure, chunked_ratio, service_chunks
 from ioasid_core.platform import AddressSpace, Platform
 from ioasid_core.prq.iopf import IopfQueue
 from ioasid_core.prq.pipeline import PrqPipeline
@@ -81,25 +81,6 @@ def vtd_prq_workload() -> tuple[PrqPipeline, bytes]:
     return pipeline, ring
 
 
-def _measured(pipeline: PrqPipeline, ring: bytes) -> Callable[[], int]:
-    """Decode, resolve and respond for one chunk of the ring, round robin."""
-    view = memoryview(ring)
-    step = CHUNK * DESCRIPTOR_SIZE
-    chunks = [view[i : i + step] for i in range(0, len(ring), step)]
-    decode = pipeline.vendor.decode_batch
-    encode = pipeline.vendor.encode_responses
-    process = pipeline.process
-    turn = [0]
-
-    def run() -> int:
-        chunk = chunks[turn[0] % len(chunks)]
-        turn[0] += 1
-        encode(process(decode(chunk)))
-        return len(chunk) // DESCRIPTOR_SIZE
-
-    return run
-
-
 def _baseline(pipeline: PrqPipeline, ring: bytes) -> Callable[[], int]:
     """One ``unpack_from`` and one ``dict.get`` of the PASID per descriptor, whole ring."""
     unpack_from = struct.Struct("<4Q").unpack_from
@@ -120,7 +101,7 @@ def vtd_prq_ratio(quick: bool = False) -> float:
     """The figure: ns per descriptor of decode+resolve+respond over the baseline's."""
     pipeline, ring = vtd_prq_workload()
     rounds = 10 if quick else 300  # 300 chunks of 128: the whole ring ~19 times
-    ratio = chunked_ratio(_measured(pipeline, ring), _baseline(pipeline, ring), rounds)
+    ratio = chunked_ratio(service_chunks(pipeline, ring, CHUNK), _baseline(pipeline, ring), rounds)
     # Every descriptor resolves and is answered SUCCESS: the figure measures the real path.
     assert not pipeline.counters.vendor_rejects and not pipeline.counters.malformed
     return ratio
