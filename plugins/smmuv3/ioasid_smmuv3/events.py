@@ -317,8 +317,8 @@ _O0, _O1, _O2, _O3 = OTHER_BITS
 _IPA_MASK: Final = ((1 << 40) - 1) << _PAGE_SHIFT
 
 
-def decode_event_batch(data: Buffer) -> list[EventRecord]:
-    """Every record of a run of event queue records, in order (whole records only)."""
+def check_whole_records(data: Buffer) -> None:
+    """A run of event records must be whole: ``DecodeError`` naming the trailing bytes."""
     size = len(data)
     if size % EVENT_RECORD_SIZE:
         raise DecodeError(
@@ -327,6 +327,11 @@ def decode_event_batch(data: Buffer) -> list[EventRecord]:
             f"({size % EVENT_RECORD_SIZE} trailing bytes)",
             offset=size - size % EVENT_RECORD_SIZE,
         )
+
+
+def decode_event_batch(data: Buffer) -> list[EventRecord]:
+    """Every record of a run of event queue records, in order (whole records only)."""
+    check_whole_records(data)
     out: list[EventRecord] = []
     append = out.append
     for dw0, dw1, dw2, dw3 in _WORDS.iter_unpack(data):

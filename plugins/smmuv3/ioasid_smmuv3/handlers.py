@@ -46,6 +46,7 @@ from ioasid_smmuv3.events import (
     EVENT_RECORD,
     EVENT_RECORD_SIZE,
     EventId,
+    check_whole_records,
     encode_event,
     stall_record,
 )
@@ -106,14 +107,7 @@ def decode_stall_batch(data: Buffer) -> list[PageRequest]:
     Equal, record by record, to ``decode_event_batch(data)[i].to_page_request()``; the first
     record that is not a stalled handled fault raises ``DecodeError`` with its offset.
     """
-    size = len(data)
-    if size % EVENT_RECORD_SIZE:
-        raise DecodeError(
-            EVENT_RECORD.name,
-            f"{size} bytes is not a whole number of {EVENT_RECORD_SIZE}-byte records "
-            f"({size % EVENT_RECORD_SIZE} trailing bytes)",
-            offset=size - size % EVENT_RECORD_SIZE,
-        )
+    check_whole_records(data)
     out: list[PageRequest] = []
     append = out.append
     perms = _STALL_PERMS
