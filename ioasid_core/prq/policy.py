@@ -120,8 +120,10 @@ def make_resolver(
     """
     if policy is LookupPolicy.SET and sva_set is None:
         raise ValueError("the SET policy needs the vendor's SVA set")
-    records = platform.space.records_view().get
-    sources = platform.sources(unit).get
+    # Indexed, not .get(): indexing is a specialised bytecode, a method call is not; a miss
+    # (KeyError) is the rare path.
+    records = platform.space.records_view()
+    sources = platform.sources(unit)
     by_device = policy is LookupPolicy.DEVICE
     by_set = policy is LookupPolicy.SET
     by_endpoint = policy is LookupPolicy.ENDPOINT
@@ -140,8 +142,9 @@ def make_resolver(
     # One function with the policy's branches inline: a call per layer (device, lookup,
     # verdict) would cost more than the work. The records are read as find() reads them.
     def resolve(request: PageRequest) -> Resolution:
-        device = sources(request.device)
-        if device is None:
+        try:
+            device = sources[request.device]
+        except (KeyError, TypeError):
             return unknown_device
         if not request.pasid_valid:
             return no_pasid
@@ -154,8 +157,11 @@ def make_resolver(
             if data is None:
                 return not_bound
         else:
-            rec = records(pasid)
-            if rec is None:
+            try:
+                rec = records[pasid]
+            except KeyError:  # never allocated
+                return unknown_pasid
+            if rec is None:  # freed
                 return unknown_pasid
             if by_set:
                 if rec[0] is not sva_set:
