@@ -47,7 +47,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
     block_shift = BLOCK_SHIFT
 
     def alloc(set: IoasidSet, min: int, max: int, private: object = None) -> int:
-        if busy or not hot.quiet:
+        if not hot.quiet:  # a callout may be running (see HotState.quiet)
             return slow_alloc(set, min, max, private)
         try:
             take()
@@ -61,7 +61,8 @@ def install_fast_paths(space: IoasidSpace) -> None:
                 and set._open_in is space
             ):
                 quota = set.quota
-                if (hot.room > 0) if quota is None else (set._count < quota):
+                # A quota-less set needs no counting while nothing is reserved (else: slow path).
+                if (not hot.reserved) if quota is None else (set._count < quota):
                     ioasid = hint[0]
                     if min <= ioasid <= max and not id_map[ioasid]:
                         # The allocator's own fast path, inlined (see IdAllocator.alloc).
@@ -72,11 +73,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
                     if ioasid >= 0:
                         records[ioasid] = (set, private, 1, False)
                         set._count += 1
-                        if quota is None:
-                            hot.room -= 1
                         give(True)
-                        if lock.waiters:
-                            lock.wake()
                         return ioasid
         except AttributeError:
             pass  # not a set: the full method says so
@@ -84,12 +81,10 @@ def install_fast_paths(space: IoasidSpace) -> None:
             give(True)
             raise
         give(True)
-        if lock.waiters:
-            lock.wake()
         return slow_alloc(set, min, max, private)
 
     def free(set: IoasidSet | None, ioasid: int) -> None:
-        if busy or not hot.quiet:
+        if not hot.quiet:
             return slow_free(set, ioasid)
         try:
             take()
@@ -106,20 +101,14 @@ def install_fast_paths(space: IoasidSpace) -> None:
                 if ioasid < hint[0]:
                     hint[0] = ioasid
                 owner._count -= 1
-                if owner.quota is None:
-                    hot.room += 1
-                if owner._spid_of or owner._pending:
+                if not owner._plain:  # an SPID to drop, or a free-pending set to destroy
                     space._forget(ioasid, owner, None)
                 give(True)
-                if lock.waiters:
-                    lock.wake()
                 return None
         except BaseException:
             give(True)
             raise
         give(True)
-        if lock.waiters:
-            lock.wake()
         return slow_free(set, ioasid)
 
     def find(

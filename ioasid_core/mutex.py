@@ -4,33 +4,38 @@
 times dearer than the dict operations it protects on the allocation hot path. Here the lock
 is a single token in a list: taking it is ``pop()`` (atomic: one C call, which raises
 ``IndexError`` when another thread holds the token) and giving it back is ``append()``.
-Threads that find the token gone sleep on a condition variable; a releaser that sees waiters
-wakes one. Not re-entrant: the space refuses re-entry before it gets here.
+
+A thread that finds the token gone retries after a short sleep, doubling it up to a
+millisecond: the space holds the token for microseconds (a subscriber or custom allocator
+may take longer, and then the waiter sleeps instead of spinning). Releasing therefore never
+has to wake anyone, so it stays one ``append``. Not re-entrant: the space refuses re-entry
+before it gets here.
 """
 
 from __future__ import annotations
 
-import threading
+import time
 from types import TracebackType
+from typing import Final
 
 __all__ = ["TokenMutex"]
+
+_FIRST_SLEEP: Final = 1e-6
+_LONGEST_SLEEP: Final = 1e-3
 
 
 class TokenMutex:
     """A non-reentrant mutex. Hot paths may call ``take``/``give`` directly:
 
-    ``try: take() except IndexError: mutex.wait()`` acquires, and
-    ``give(True); if mutex.waiters: mutex.wake()`` releases.
+    ``try: take() except IndexError: mutex.wait()`` acquires, ``give(True)`` releases.
     """
 
-    __slots__ = ("_cond", "_token", "give", "take", "waiters")
+    __slots__ = ("_token", "give", "take")
 
     def __init__(self) -> None:
         self._token: list[bool] = [True]
         self.take = self._token.pop
         self.give = self._token.append
-        self._cond = threading.Condition(threading.Lock())
-        self.waiters = 0
 
     @property
     def locked(self) -> bool:
@@ -46,28 +51,17 @@ class TokenMutex:
         if self._token:
             raise RuntimeError("release of an unheld TokenMutex")
         self.give(True)
-        if self.waiters:
-            self.wake()
 
     def wait(self) -> None:
         """Block until the token is taken by this thread (the slow path of acquire)."""
-        with self._cond:
-            self.waiters += 1
+        delay = 0.0  # the first retry only yields the GIL
+        while True:
             try:
-                while True:
-                    try:
-                        self.take()
-                        return
-                    except IndexError:
-                        # The timeout only guards against a bug elsewhere: a releaser that
-                        # sees a waiter always notifies under the condition's lock.
-                        self._cond.wait(0.05)
-            finally:
-                self.waiters -= 1
-
-    def wake(self) -> None:
-        with self._cond:
-            self._cond.notify()
+                self.take()
+                return
+            except IndexError:
+                time.sleep(delay)
+                delay = min(delay * 2 or _FIRST_SLEEP, _LONGEST_SLEEP)
 
     def __enter__(self) -> None:
         try:
@@ -82,5 +76,3 @@ class TokenMutex:
         tb: TracebackType | None,
     ) -> None:
         self.give(True)
-        if self.waiters:
-            self.wake()

@@ -36,6 +36,7 @@ class IoasidSet:
         "_live",
         "_open_in",
         "_pending",
+        "_plain",
         "_space",
         "_spid_of",
         "_spids",
@@ -60,6 +61,9 @@ class IoasidSet:
         self._subs: list[Subscription] = []
         self._live = True
         self._pending = False
+        # No SPID attached and not free-pending: freeing an ID needs no extra bookkeeping
+        # (one flag for the hot path, kept by the space under its lock).
+        self._plain = True
         # The space while the set takes new IDs (live, not free-pending), else None: the
         # allocation hot path checks ownership, liveness and pending with one comparison.
         self._open_in: IoasidSpace | None = space

@@ -70,13 +70,17 @@ class HotState:
     access on the space the generic, slower kind; slots stay fast.
     """
 
-    __slots__ = ("quiet", "room")
+    __slots__ = ("quiet", "reserved")
 
     def __init__(self, capacity: int) -> None:
-        self.room = capacity
-        """Capacity minus the quotas reserved minus the IDs held by quota-less sets."""
+        self.reserved = 0
+        """The sum of the quotas of existing sets. While it is 0, a quota-less set is bounded
+        by the ID space alone and nothing needs counting; otherwise the full methods check
+        the unreserved capacity."""
         self.quiet = True
-        """No subscriber and the default allocator: the hot paths have nothing to call."""
+        """No subscriber, the default allocator, and no ``find`` getter running: nothing on
+        this space can call back, so the hot paths need no re-entry check. Written only
+        under the space's lock."""
 
 
 class IoasidSpace:
@@ -103,6 +107,7 @@ class IoasidSpace:
         self._active: AllocatorGroup | None = None
         self._global_subs: list[Subscription] = []
         self._nsubs = 0
+        self._getters = 0  # find getters running now (they may call back)
         self._next_seq = 0
         self._busy: dict[int, int] = {}  # thread -> depth of callbacks running for this space
         self._work: dict[int, list[Callable[[], object]]] = {}  # thread -> deferred work
@@ -128,7 +133,13 @@ class IoasidSpace:
 
     @property
     def _unreserved_live(self) -> int:
-        return self._capacity - self._reserved - self._hot.room
+        """IDs held by quota-less sets (derived when needed: O(sets), never on a hot path)."""
+        return sum(s._count for s in list(self._sets.values()) if s.quota is None)
+
+    @property
+    def _room(self) -> int:
+        """Capacity neither reserved by quotas nor held by quota-less sets."""
+        return self._capacity - self._reserved - self._unreserved_live
 
     def __repr__(self) -> str:
         return (
@@ -172,9 +183,10 @@ class IoasidSpace:
                 raise InvalidArgumentError(f"quota must be an int or None, not {quota!r}")
             if quota < 0:
                 raise InvalidArgumentError(f"quota {quota} is negative")
-            if quota > self._hot.room:
+            room = self._room
+            if quota > room:
                 raise NoSpaceError(
-                    f"quota {quota} is larger than the capacity left ({self._hot.room} of "
+                    f"quota {quota} is larger than the capacity left ({room} of "
                     f"{self._capacity}: {self._reserved} reserved by quotas, "
                     f"{self._unreserved_live} held by sets without a quota)"
                 )
@@ -185,7 +197,7 @@ class IoasidSpace:
             self._mm_sets[id(token)] = new
         if quota is not None:
             self._reserved += quota
-            self._hot.room -= quota
+            self._hot.reserved = self._reserved
         return new
 
     def free_set(self, set: IoasidSet) -> bool:
@@ -196,6 +208,7 @@ class IoasidSpace:
             self._check_set(set, "free_set", allow_pending=False)
             if set._count:
                 set._pending = True
+                set._plain = False
                 set._open_in = None
                 return False
             events: list[Event] = []
@@ -274,7 +287,7 @@ class IoasidSpace:
                     self._check_set(set, "alloc", allow_pending=False)
                 quota = set.quota
                 if quota is None:
-                    if self._hot.room <= 0:
+                    if self._reserved and self._room <= 0:
                         raise NoSpaceError(
                             f"no unreserved capacity left for {set}: sets without a quota "
                             f"hold {self._unreserved_live} of the {self.available} IDs "
@@ -290,8 +303,6 @@ class IoasidSpace:
                     ioasid = self._custom_alloc(self._active, set, min, max)
                 self._records[ioasid] = (set, private, 1, False)
                 set._count += 1
-                if quota is None:
-                    self._hot.room -= 1
                 errors = (
                     self._emit(Event(_ALLOC, ioasid, INVALID_IOASID, set, private))
                     if self._nsubs
@@ -373,16 +384,30 @@ class IoasidSpace:
             return rec[1]
         return self._call_getter(getter, rec[1])
 
+    def _compute_quiet(self) -> bool:
+        return not self._nsubs and self._active is None and not self._getters
+
     def _call_getter(self, getter: Callable[[Any], object], data: object) -> object | None:
+        # While a getter runs, the hot paths must see it (it may call back): not quiet.
+        with self._lock:
+            self._getters += 1
+            self._hot.quiet = False
         try:
             alive = self._callout(getter, data)
         except BaseException as exc:
+            self._end_getter()
             if self._work:
                 self._finish_after_failure(exc, "a failed find getter")
             raise
+        self._end_getter()
         if self._work:
             self._finish(None, "a find getter")
         return data if alive else None
+
+    def _end_getter(self) -> None:
+        with self._lock:
+            self._getters -= 1
+            self._hot.quiet = self._compute_quiet()
 
     def set_data(self, ioasid: int, data: object) -> None:
         """Replace the private data of an ID."""
@@ -537,14 +562,13 @@ class IoasidSpace:
         self._records[ioasid] = None
         owner = rec[_SET]
         owner._count -= 1
-        if owner.quota is None:
-            self._hot.room += 1
         self._forget(ioasid, owner, events)
 
     def _forget(self, ioasid: int, owner: IoasidSet, events: list[Event] | None) -> None:
         spid = owner._spid_of.pop(ioasid, None)
         if spid is not None:
             del owner._spids[spid]
+            owner._plain = not owner._spid_of and not owner._pending
         if owner._pending and not owner._count:
             self._destroy_set(owner, events)
 
@@ -557,7 +581,7 @@ class IoasidSpace:
             del self._mm_sets[id(set.token)]
         if set.quota is not None:
             self._reserved -= set.quota
-            self._hot.room += set.quota
+            self._hot.reserved = self._reserved
         if events is not None and (self._global_subs or set._subs):
             events.append(Event(EventKind.SET_FREE, set=set))
         if set._subs:
@@ -565,7 +589,7 @@ class IoasidSpace:
             for sub in set._subs:
                 sub.active = False
             self._nsubs -= len(set._subs)
-            self._hot.quiet = not self._nsubs and self._active is None
+            self._hot.quiet = self._compute_quiet()
 
     # ------------------------------------------------------------------ SPIDs
 
@@ -591,6 +615,7 @@ class IoasidSpace:
                 )
             owner._spids[spid] = ioasid
             owner._spid_of[ioasid] = spid
+            owner._plain = False
             errors = (
                 self._emit(Event(EventKind.BIND, ioasid, spid, owner, rec[_PRIV]))
                 if self._nsubs
@@ -610,6 +635,7 @@ class IoasidSpace:
             if spid is None:
                 raise NotFoundError(f"{_hex(ioasid)} of {owner} has no SPID attached")
             del owner._spids[spid]
+            owner._plain = not owner._spid_of and not owner._pending
             errors = (
                 self._emit(Event(EventKind.UNBIND, ioasid, spid, owner, rec[_PRIV]))
                 if self._nsubs
@@ -663,7 +689,7 @@ class IoasidSpace:
             self._groups.append(AllocatorGroup(ops))
             if self._active is None:
                 self._active = self._groups[0]
-                self._hot.quiet = not self._nsubs and self._active is None
+                self._hot.quiet = self._compute_quiet()
 
     def unregister_allocator(self, ops: AllocatorOps[Any], *, force: bool = False) -> None:
         """Remove a custom allocator; removing a group's last member needs it to hold no IDs.
@@ -693,7 +719,7 @@ class IoasidSpace:
             self._groups.remove(group)
             if group is self._active:
                 self._active = self._groups[0] if self._groups else None
-                self._hot.quiet = not self._nsubs and self._active is None
+                self._hot.quiet = self._compute_quiet()
             errors = self._emit_all(events) if events else None
         if errors or self._work:
             self._finish(errors, f"unregistering allocator {ops!r}")
@@ -743,7 +769,7 @@ class IoasidSpace:
             self._next_seq += 1
             insert_sorted(self._global_subs if set is None else set._subs, sub)
             self._nsubs += 1
-            self._hot.quiet = not self._nsubs and self._active is None
+            self._hot.quiet = self._compute_quiet()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -760,7 +786,7 @@ class IoasidSpace:
             subs.remove(sub)
             sub.active = False
             self._nsubs -= 1
-            self._hot.quiet = not self._nsubs and self._active is None
+            self._hot.quiet = self._compute_quiet()
 
     def defer(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` after the current operation releases the lock (at once if none runs)."""

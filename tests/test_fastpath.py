@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -130,3 +131,25 @@ def test_fast_paths_step_aside_while_a_custom_allocator_is_active() -> None:
     assert space.alloc(sets[0], 0, 10) == 10  # the backend's choice, not the lowest
     space.free(sets[0], 10)
     assert backend == set()
+
+
+def test_a_getter_turns_the_hot_paths_off_while_it_runs_and_back_on_after() -> None:
+    from ioasid_core import ReentrancyError
+
+    space = IoasidSpace(CAPACITY)
+    owner = space.create_set()
+    ioasid = space.alloc(owner, 0, CAPACITY - 1, "data")
+    seen: list[bool] = []
+
+    def getter(data: object) -> bool:
+        seen.append(space._hot.quiet)
+        space.alloc(owner, 0, CAPACITY - 1)  # re-entry: refused even on a quiet space
+        return True
+
+    with pytest.raises(ReentrancyError):
+        space.find(owner, ioasid, getter)
+    assert seen == [False]
+    assert space._hot.quiet  # back on after the getter raised
+    assert space.find(owner, ioasid, lambda data: True) == "data"
+    assert space._hot.quiet  # and after one that returned
+    assert len(space) == 1
