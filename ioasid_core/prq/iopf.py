@@ -59,6 +59,12 @@ class IopfQueue:
         self._partial: dict[Hashable, list[PageRequest]] = {}
         self._pending: dict[Hashable, list[PageRequest]] = {}
 
+    @property
+    def partial_by_device(self) -> dict[Hashable, list[PageRequest]]:
+        """The live map of held partial requests, for a caller's fast check "does this
+        device hold any?" (read it, never change it; an emptied list may stay)."""
+        return self._partial
+
     def report(self, device: Hashable, request: PageRequest) -> list[PageRequest] | None:
         """Take one request; return the whole group when this request closes one (the group
         is then pending until ``respond``)."""

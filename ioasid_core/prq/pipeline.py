@@ -19,11 +19,13 @@ from ioasid_core.platform import Platform
 from ioasid_core.prq.iopf import IopfQueue, response_for
 from ioasid_core.prq.policy import LookupPolicy, Outcome, Resolution, make_resolver
 from ioasid_core.prq.ring import Ring
-from ioasid_core.prq.types import PageRequest, PageResponse, ResponseCode
+from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.sets import IoasidSet
 
 __all__ = ["PrqCounters", "PrqPipeline"]
+
+_READ_WRITE = int(Perm.READ | Perm.WRITE)
 
 
 @attrs.define
@@ -132,19 +134,39 @@ class PrqPipeline:
     def process(self, requests: list[PageRequest]) -> list[PageResponse]:
         """Group, resolve and answer decoded requests (the per-request hot loop).
 
-        Counts are kept in local dicts keyed by interned objects (resolutions, response
-        codes) and added to the counters once per batch.
+        A LAST request with nothing held for its device is a group of one, answered directly
+        (the IOPF rules give the same answer; most groups are such, and a stall always is);
+        anything else goes through the grouping layer. Counts are kept in local dicts keyed
+        by interned objects (resolutions, response codes) and added to the counters once.
         """
-        close = self.iopf.close  # answered below, at once: never pending in between
+        iopf = self.iopf
+        close = iopf.close  # answered below, at once: never pending in between
+        held = iopf.partial_by_device  # device -> partial requests (read only here)
         check = self.vendor.check
         resolve = self._resolve
         success = ResponseCode.SUCCESS
         invalid = ResponseCode.INVALID
         seen: dict[Resolution, int] = {}
         codes: dict[ResponseCode, int] = {}
-        rejects = 0
+        rejects = stops = singles = 0
         out: list[PageResponse] = []
+        append = out.append
         for request in requests:
+            if request.last and not held.get(request.device):
+                if not int(request.perm) & _READ_WRITE:
+                    stops += 1  # a stop marker: discarded, never answered
+                    continue
+                singles += 1
+                code = check(request)
+                if code is None:
+                    resolution = resolve(request)
+                    seen[resolution] = seen.get(resolution, 0) + 1
+                    code = success if resolution.ok else invalid
+                else:
+                    rejects += 1
+                append(response_for(request, code))
+                codes[code] = codes.get(code, 0) + 1
+                continue
             group = close(request.device, request)
             if group is None:
                 continue
@@ -160,11 +182,13 @@ class PrqPipeline:
                 if not resolution.ok:
                     code = invalid
                     break
-            out.append(response_for(group[-1], code))
+            append(response_for(group[-1], code))
             codes[code] = codes.get(code, 0) + 1
         counters = self.counters
         counters.page_requests += len(requests)
         counters.vendor_rejects += rejects
+        iopf.counters.stop_markers += stops
+        iopf.counters.groups += singles
         for resolution, count in seen.items():
             counters.outcomes[resolution.outcome] += count
             if resolution.cross_owner:
