@@ -18,12 +18,10 @@ from collections.abc import Hashable
 
 import attrs
 
-from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
+from ioasid_core.prq.types import READS_OR_WRITES, PageRequest, PageResponse, ResponseCode
 from ioasid_core.types import INVALID_IOASID
 
 __all__ = ["IopfCounters", "IopfQueue", "response_for"]
-
-_READ_WRITE = int(Perm.READ | Perm.WRITE)
 
 
 @attrs.define
@@ -77,7 +75,7 @@ class IopfQueue:
         """``report`` for a caller that answers the closed group at once, itself: the group
         is never pending (nothing could answer it in between)."""
         last = request.last
-        if last and not int(request.perm) & _READ_WRITE:  # a stop marker (inlined: hot)
+        if last and not READS_OR_WRITES[request.perm]:  # a stop marker (inlined: hot)
             self.counters.stop_markers += 1
             return None
         if not last:

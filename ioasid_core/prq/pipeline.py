@@ -19,13 +19,11 @@ from ioasid_core.platform import Platform
 from ioasid_core.prq.iopf import IopfQueue, response_for
 from ioasid_core.prq.policy import LookupPolicy, Outcome, Resolution, make_resolver
 from ioasid_core.prq.ring import Ring
-from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
+from ioasid_core.prq.types import READS_OR_WRITES, PageRequest, PageResponse, ResponseCode
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.sets import IoasidSet
 
 __all__ = ["PrqCounters", "PrqPipeline"]
-
-_READ_WRITE = int(Perm.READ | Perm.WRITE)
 
 
 @attrs.define
@@ -146,6 +144,7 @@ class PrqPipeline:
         resolve = self._resolve
         success = ResponseCode.SUCCESS
         invalid = ResponseCode.INVALID
+        reads_or_writes = READS_OR_WRITES
         seen: dict[Resolution, int] = {}
         codes: dict[ResponseCode, int] = {}
         rejects = stops = singles = 0
@@ -153,7 +152,7 @@ class PrqPipeline:
         append = out.append
         for request in requests:
             if request.last and not held.get(request.device):
-                if not int(request.perm) & _READ_WRITE:
+                if not reads_or_writes[request.perm]:
                     stops += 1  # a stop marker: discarded, never answered
                     continue
                 singles += 1

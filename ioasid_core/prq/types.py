@@ -13,7 +13,7 @@ import attrs
 
 from ioasid_core.types import INVALID_IOASID
 
-__all__ = ["PageRequest", "PageResponse", "Perm", "ResponseCode"]
+__all__ = ["READS_OR_WRITES", "PageRequest", "PageResponse", "Perm", "ResponseCode"]
 
 
 class Perm(enum.IntFlag):
@@ -37,7 +37,12 @@ class ResponseCode(enum.IntEnum):
     """Stop all further requests from the device."""
 
 
-_READ_WRITE = int(Perm.READ | Perm.WRITE)
+READS_OR_WRITES: tuple[bool, ...] = tuple(
+    bool(bits & (Perm.READ | Perm.WRITE)) for bits in range(16)
+)
+"""``READS_OR_WRITES[perm]``: the request reads or writes (not a stop marker). A table lookup:
+on the per-request path, ``IntFlag`` arithmetic (and even ``int(perm)``) costs several times
+more."""
 
 
 @attrs.define(slots=True)
@@ -62,8 +67,7 @@ class PageRequest:
     @property
     def stop_marker(self) -> bool:
         """PCIe stop marker: last in group, neither read nor write. Discarded, never answered."""
-        # Plain int arithmetic: IntFlag's operators run as Python code (per request, this path).
-        return self.last and not int(self.perm) & _READ_WRITE
+        return self.last and not READS_OR_WRITES[self.perm]
 
 
 @attrs.define(slots=True)
