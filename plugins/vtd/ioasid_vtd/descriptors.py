@@ -331,6 +331,14 @@ class PageGroupResponseDescriptor:
 
 _ENTRY: Final = struct.Struct("<4Q")
 _RESERVED_QW0: Final = PAGE_REQUEST.reserved[0]
+# The same 32 bytes as small fields, so that the fast decoder's masks and shifts work on
+# small ints: type (u8), flags (u8: bit 0 PASID present, bit 1 private data, bits 7:2
+# reserved = qw0 15:10), requester ID (u16), qw0 high half (PASID 19:0, exec 20, privileged
+# 21, reserved 31:22), qw1 low half (read, write, LPIG, PRG index 11:3, address 31:12), qw1
+# high half (address 63:32), private data (two u64).
+_FIELDS: Final = struct.Struct("<BBHIIIQQ")
+_RESERVED_FLAGS: Final = _RESERVED_QW0 >> 8 & 0xFF
+_RESERVED_HIGH: Final = _RESERVED_QW0 >> 32
 _PERMS: Final = tuple(Perm(i) for i in range(16))  # READ 1, WRITE 2, EXEC 4, PRIV 8
 assert PAGE_REQUEST.reserved[1:] == (0, 0, 0), "the fast path checks only qw0's reserved bits"
 
@@ -384,23 +392,23 @@ def _decode_span(view: memoryview, start: int, end: int, requests: list[PageRequ
     """
     chunk = view[start:end]
     perms = _PERMS
-    reserved = _RESERVED_QW0
-    page_mask = _PAGE_MASK
+    reserved_flags = _RESERVED_FLAGS
+    reserved_high = _RESERVED_HIGH
     invalid = INVALID_IOASID
     decoded = [
         PageRequest(
-            q0 >> 16 & 0xFFFF,
-            q0 >> 32 & 0xFFFFF if (present := q0 & 0x100 != 0) else invalid,
+            rid,
+            high & 0xFFFFF if (present := flags & 1 != 0) else invalid,
             present,
-            q1 >> 3 & 0x1FF,
-            q1 & 4 != 0,
-            perms[q1 & 3 | q0 >> 50 & 12],
-            q1 & page_mask,
+            low >> 3 & 0x1FF,
+            low & 4 != 0,
+            perms[low & 3 | high >> 18 & 12],
+            addr_high << 32 | low & 0xFFFFF000 if addr_high else low & 0xFFFFF000,
             present,
-            (q2, q3) if q0 & 0x200 else None,
+            (q2, q3) if flags & 2 else None,
         )
-        for q0, q1, q2, q3 in _ENTRY.iter_unpack(chunk)
-        if not q0 & reserved
+        for _type, flags, rid, high, low, addr_high, q2, q3 in _FIELDS.iter_unpack(chunk)
+        if not (flags & reserved_flags or high & reserved_high)
     ]
     if len(decoded) * DESCRIPTOR_SIZE != end - start:
         for index, words in enumerate(_ENTRY.iter_unpack(chunk)):

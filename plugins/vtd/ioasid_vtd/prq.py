@@ -104,6 +104,7 @@ def is_canonical(address: int) -> bool:
 
 
 _STRUCT: Final = struct.Struct("<4Q")
+_HALVES: Final = struct.Struct("<IIIIQQ")  # qw0 low, qw0 high, qw1 low, qw1 high, qw2, qw3
 _U64: Final = (1 << 64) - 1
 _PAGE_OFFSET: Final = _PAGE_SIZE - 1
 _REQ: Final = PAGE_REQUEST.name
@@ -180,7 +181,7 @@ class VtdPrq:
         """Page group response descriptors (type 0x9), one per response, LPIG set: the core
         only answers closed groups. PASID present only if the response carries one; the
         request's private data is echoed."""
-        pack = _STRUCT.pack
+        pack = _HALVES.pack
         codes = _CODES
         out: list[bytes] = []
         append = out.append
@@ -194,15 +195,16 @@ class VtdPrq:
             # A negative value shifts to -1, so one test per field catches both ends.
             if code is None or device >> 16 or pasid >> 20 or grpid >> 9:
                 _response_error(r)
+            # Packed as 32-bit halves: the shifts then work on small ints.
             if private is None:
-                q0 = _RESPONSE_BASE | valid << 4 | code << 12 | device << 16 | pasid << 32
-                append(pack(q0, 4 | grpid << 3, 0, 0))
+                low = _RESPONSE_BASE | valid << 4 | code << 12 | device << 16
+                append(pack(low, pasid, 4 | grpid << 3, 0, 0, 0))
             else:
                 p0, p1 = private
                 if p0 >> 64 or p1 >> 64:
                     _response_error(r)
-                q0 = _RESPONSE_BASE | valid << 4 | 0x20 | code << 12 | device << 16 | pasid << 32
-                append(pack(q0, 4 | grpid << 3, p0, p1))
+                low = _RESPONSE_BASE | valid << 4 | 0x20 | code << 12 | device << 16
+                append(pack(low, pasid, 4 | grpid << 3, 0, p0, p1))
         return b"".join(out)
 
 
