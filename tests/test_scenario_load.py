@@ -591,7 +591,7 @@ RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
     (
         (("sead", 1),),
         "sead",
-        "unknown key (allowed: description, name, platform, seed, steps)",
+        "unknown key (allowed: description, generators, name, platform, seed, steps)",
     ),
     (
         (("platform.capacty", 1),),

@@ -19,16 +19,21 @@ from typing import Final, Literal, NamedTuple, TypeVar, get_args
 import attrs
 
 from ioasid_core.errors import InvalidArgumentError
+from ioasid_core.scenario.generators import expand_all, merge_steps
 from ioasid_core.scenario.schema import (
     AddressSpaceSpec,
+    ChurnSpec,
     DeviceSpec,
     DomainSpec,
+    GeneratorSpec,
     Op,
+    PageRequestStreamSpec,
     PermName,
     PlatformSpec,
     Scenario,
     SetSpec,
     Step,
+    StormSpec,
     UnitSpec,
 )
 from ioasid_core.units import MAX_PASID_BITS
@@ -51,7 +56,7 @@ _PERMS: Final[tuple[PermName, ...]] = get_args(PermName)
 _KINDS: Final[tuple[Literal["process", "vm"], ...]] = ("process", "vm")
 _SET_TYPES: Final[tuple[Literal["null", "mm"], ...]] = ("null", "mm")
 
-_TOP_KEYS: Final = frozenset({"name", "description", "seed", "platform", "steps"})
+_TOP_KEYS: Final = frozenset({"name", "description", "seed", "platform", "steps", "generators"})
 _PLATFORM_KEYS: Final = frozenset(
     {"capacity", "units", "address_spaces", "sets", "domains", "devices"}
 )
@@ -88,6 +93,32 @@ _STEP_WHAT: Final[Mapping[str, str]] = {
     "name": "a name for the PASID, for later steps' pasid",
     "pasid": "a PASID name (a string) or number (an integer)",
     "unit": "the name of a unit",
+}
+
+MAX_GENERATED: Final = 1 << 16
+"""The most steps (binds, groups) one generator may stand for: a typo of a few zeros
+should fail at load time, not fill memory."""
+_MIX_KINDS: Final[tuple[Literal["valid", "unknown", "foreign", "stop"], ...]] = (
+    "valid",
+    "unknown",
+    "foreign",
+    "stop",
+)
+_GEN_COMMON: Final = frozenset({"kind", "at", "seed"})
+_GEN_KEYS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
+    # kind: (required keys, optional keys), besides kind, at and seed.
+    "churn": (
+        frozenset({"device", "set", "address_space", "count", "live", "interval"}),
+        frozenset({"jitter", "prefix"}),
+    ),
+    "page_request_stream": (
+        frozenset({"devices", "count", "interval", "mix"}),
+        frozenset({"group_size", "pasids", "foreign_pasids", "perm", "service"}),
+    ),
+    "storm": (
+        frozenset({"devices", "pasids", "groups", "unit"}),
+        frozenset({"group_size", "delay", "perm"}),
+    ),
 }
 
 _TOML_LOCATION = re.compile(r"^(?P<msg>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$")
@@ -285,6 +316,7 @@ class _Parser:
         self.domains: dict[str, str] = {}
         self.device_paths: dict[str, str] = {}
         self.devices: dict[str, str | None] = {}  # name -> its unit (None if that was bad)
+        self.seed = 0  # the scenario's, for generators without their own
 
     def bad(self, path: str, text: str) -> None:
         self.problems.append(ScenarioProblem(path, text))
@@ -446,7 +478,8 @@ class _Parser:
             table = self.table(top["platform"], "platform")
             if table is not None:
                 platform = self.platform(table)
-        steps = self.steps(top)
+        generators = self.generators(top, seed or 0)
+        steps = self.steps(top, generators)
         if name is None:
             return None
         defaults = Scenario(name=name)
@@ -644,15 +677,288 @@ class _Parser:
 
     # ------------------------------------------------------------------ steps
 
-    def steps(self, top: Mapping[str, object]) -> tuple[Step, ...]:
-        return _StepChecker(self).run(self.tables(top, "", "steps"))
+    def steps(
+        self, top: Mapping[str, object], generators: Sequence[tuple[str, GeneratorSpec]] = ()
+    ) -> tuple[Step, ...]:
+        """The explicit steps merged with the generated ones, all checked in time order.
+
+        Generated steps go through the same checks as written ones, so a generated PASID
+        name that collides with a live one, or a stream that uses a name before it is
+        bound, is reported at ``generators[i]/<n>``.
+        """
+        generated = expand_all(generators, self.seed)
+        merged = merge_steps(self.tables(top, "", "steps"), generated)
+        return _StepChecker(self, {where for where, _ in generated}).run(merged)
+
+    # ------------------------------------------------------------------ generators
+
+    def generators(self, top: Mapping[str, object], seed: int) -> list[tuple[str, GeneratorSpec]]:
+        """Each well-formed ``[[generators]]`` entry with its key path; the bad ones are
+        reported and left out (so they expand into nothing)."""
+        self.seed = seed
+        found = []
+        for path, table in self.tables(top, "", "generators"):
+            spec = self.generator(path, table)
+            if spec is not None:
+                found.append((path, spec))
+        return found
+
+    def generator(self, path: str, table: Mapping[str, object]) -> GeneratorSpec | None:
+        kind = self.string(table, path, "kind", required=True)
+        if kind is not None and kind not in _GEN_KEYS:
+            self.bad(_join(path, "kind"), f"expected one of {', '.join(_GEN_KEYS)}, got {kind!r}")
+            kind = None
+        if kind is None:
+            return None
+        required, optional = _GEN_KEYS[kind]
+        self.unknown_keys(table, path, _GEN_COMMON | required | optional)
+        for key in sorted(required - table.keys()):
+            self.missing(path, key, f"generator kind {kind!r} needs it")
+        at = self.number(table, path, "at", positive=False)
+        seed = self.integer(table, path, "seed", 0)
+        problems = len(self.problems)
+        if kind == "churn":
+            spec: GeneratorSpec | None = self.churn(path, table, at, seed)
+        elif kind == "page_request_stream":
+            spec = self.stream(path, table, at, seed)
+        else:
+            spec = self.storm(path, table, at, seed)
+        return spec if len(self.problems) == problems and at is not None else None
+
+    def number(
+        self, table: Mapping[str, object], path: str, key: str, *, positive: bool
+    ) -> float | None:
+        """Microseconds: ``at`` and ``delay`` may be 0 (default), an ``interval`` may not."""
+        if key not in table:
+            return None if positive else 0.0
+        value = table[key]
+        span = "> 0" if positive else ">= 0"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.bad(
+                _join(path, key),
+                f"expected a number of microseconds {span}, got {_describe(value)}",
+            )
+            return None
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            self.bad(_join(path, key), f"expected a finite number {span}, got {value}")
+            return None
+        return float(value)
+
+    def size_range(self, table: Mapping[str, object], path: str, key: str) -> tuple[int, int]:
+        """An integer >= 1, or ``[min, max]`` with 1 <= min <= max; (1, 1) when absent."""
+        value = table.get(key, 1)
+        where = _join(path, key)
+        expected = "an integer >= 1 or [min, max]"
+        if isinstance(value, list | tuple):
+            ok = len(value) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
+            )
+            if ok and value[0] <= value[1]:
+                return (int(value[0]), int(value[1]))
+            self.bad(where, f"expected {expected} with 1 <= min <= max, got {list(value)!r}")
+            return (1, 1)
+        size = self.integer(table, path, key, 1)
+        return (1, 1) if size is None else (size, size)
+
+    def device_list(self, table: Mapping[str, object], path: str) -> tuple[str, ...]:
+        found = self.names(table, path, "devices")
+        if "devices" in table and isinstance(table["devices"], list | tuple) and not found:
+            self.bad(_join(path, "devices"), "expected at least one device name")
+        return tuple(
+            name for where, name in found if self.refer(self.devices, "device", name, where)
+        )
+
+    def pasid_refs(self, value: object, where: str) -> tuple[str | int, ...]:
+        """An array of PASID names or numbers (names are checked where they are used)."""
+        if not isinstance(value, list | tuple) or not value:
+            self.bad(
+                where,
+                f"expected a non-empty array of PASID names or numbers, got "
+                f"{_describe(value) if not isinstance(value, list | tuple) else 'an empty array'}",
+            )
+            return ()
+        refs: list[str | int] = []
+        for index, item in enumerate(value):
+            is_name = isinstance(item, str) and item != ""
+            is_number = (
+                isinstance(item, int)
+                and not isinstance(item, bool)
+                and 0 <= item < WIRE_PASID_LIMIT
+            )
+            if isinstance(item, str | int) and (is_name or is_number):
+                refs.append(item)
+            else:
+                self.bad(
+                    f"{where}[{index}]",
+                    f"expected a PASID name or a number in 0..{_num(WIRE_PASID_LIMIT - 1)}, "
+                    f"got {_describe(item)}",
+                )
+        return tuple(refs)
+
+    def churn(
+        self, path: str, table: Mapping[str, object], at: float | None, seed: int | None
+    ) -> ChurnSpec | None:
+        device = self.name(table, path, "device")
+        self.refer(self.devices, "device", device, _join(path, "device"))
+        set_name = self.name(table, path, "set")
+        self.refer(self.sets, "set", set_name, _join(path, "set"))
+        space = self.name(table, path, "address_space")
+        self.refer(self.spaces, "address space", space, _join(path, "address_space"))
+        count = self.integer(table, path, "count", 1, MAX_GENERATED)
+        live = self.integer(table, path, "live", 1)
+        interval = self.number(table, path, "interval", positive=True)
+        jitter = self.integer(table, path, "jitter", 0) or 0
+        prefix = self.string(table, path, "prefix")
+        if (
+            at is None
+            or device is None
+            or set_name is None
+            or space is None
+            or count is None
+            or live is None
+            or interval is None
+        ):
+            return None
+        index = path.removeprefix("generators")
+        return ChurnSpec(
+            at=at,
+            device=device,
+            set=set_name,
+            address_space=space,
+            count=count,
+            live=live,
+            interval=interval,
+            jitter=jitter,
+            prefix=f"churn{index}." if prefix is None else prefix,
+            seed=seed,
+            where=path,
+        )
+
+    def stream(
+        self, path: str, table: Mapping[str, object], at: float | None, seed: int | None
+    ) -> PageRequestStreamSpec | None:
+        devices = self.device_list(table, path)
+        count = self.integer(table, path, "count", 1, MAX_GENERATED)
+        interval = self.number(table, path, "interval", positive=True)
+        group_size = self.size_range(table, path, "group_size")
+        mix = self.mix(table, path)
+        weights = dict(mix)
+        pools: list[tuple[str, tuple[str | int, ...]]] = []
+        pasids_path = _join(path, "pasids")
+        if "pasids" in table:
+            value = table["pasids"]
+            if isinstance(value, Mapping):
+                per_device = self.table(value, pasids_path) or {}
+                for device, refs in per_device.items():
+                    where = _join(pasids_path, device)
+                    if device not in devices:
+                        self.bad(where, f"not one of this stream's devices ({_known(devices)})")
+                    pools.append((device, self.pasid_refs(refs, where)))
+                for device in devices:
+                    if device not in per_device and (weights.get("valid") or weights.get("stop")):
+                        self.bad(
+                            pasids_path,
+                            f"no PASIDs for device {device!r}: valid and stop requests need some",
+                        )
+            else:
+                shared = self.pasid_refs(value, pasids_path)
+                pools = [(device, shared) for device in devices]
+        elif weights.get("valid") or weights.get("stop"):
+            self.missing(path, "pasids", "PASID names or numbers: the mix has valid or stop")
+        foreign: tuple[str | int, ...] = ()
+        if "foreign_pasids" in table:
+            foreign = self.pasid_refs(table["foreign_pasids"], _join(path, "foreign_pasids"))
+        elif weights.get("foreign"):
+            self.missing(path, "foreign_pasids", "PASID names or numbers: the mix has foreign")
+        perm = _StepChecker(self).perm(path, table)
+        service = self.boolean(table, path, "service")
+        if at is None or count is None or interval is None or not devices or not mix:
+            return None
+        return PageRequestStreamSpec(
+            at=at,
+            devices=devices,
+            count=count,
+            group_size=group_size,
+            interval=interval,
+            mix=mix,
+            pasids=tuple(pools),
+            foreign_pasids=foreign,
+            perm=perm or ("read",),
+            service=True if service is None else service,
+            seed=seed,
+            where=path,
+        )
+
+    def mix(
+        self, table: Mapping[str, object], path: str
+    ) -> tuple[tuple[Literal["valid", "unknown", "foreign", "stop"], float], ...]:
+        """The weight of each request kind: numbers >= 0, at least one of them > 0."""
+        if "mix" not in table:
+            return ()
+        where = _join(path, "mix")
+        weights = self.table(table["mix"], where)
+        if weights is None:
+            return ()
+        self.unknown_keys(weights, where, _MIX_KINDS)
+        mix: list[tuple[Literal["valid", "unknown", "foreign", "stop"], float]] = []
+        for kind in _MIX_KINDS:
+            if kind not in weights:
+                continue
+            weight = self.number(weights, where, kind, positive=False)
+            if weight is not None and weight > 0:
+                mix.append((kind, weight))
+        if not mix and not any(p.key_path.startswith(where) for p in self.problems):
+            self.bad(where, f"expected a weight > 0 for at least one of {', '.join(_MIX_KINDS)}")
+        return tuple(mix)
+
+    def storm(
+        self, path: str, table: Mapping[str, object], at: float | None, seed: int | None
+    ) -> StormSpec | None:
+        devices = self.device_list(table, path)
+        pasids: tuple[str | int, ...] = ()
+        if "pasids" in table:
+            pasids = self.pasid_refs(table["pasids"], _join(path, "pasids"))
+            if devices and pasids and len(pasids) != len(devices):
+                self.bad(
+                    _join(path, "pasids"),
+                    f"expected one PASID per device ({len(devices)}), got {len(pasids)}",
+                )
+        groups = self.integer(table, path, "groups", 1, MAX_GENERATED)
+        group_size = self.size_range(table, path, "group_size")
+        unit = self.name(table, path, "unit")
+        if self.refer(self.units, "unit", unit, _join(path, "unit")):
+            for device in devices:
+                if self.devices.get(device) not in (None, unit):
+                    self.bad(
+                        _join(path, "devices"),
+                        f"device {device!r} is behind unit {self.devices[device]!r}, not "
+                        f"{unit!r}: the storm services {unit!r} only",
+                    )
+        delay = self.number(table, path, "delay", positive=False)
+        perm = _StepChecker(self).perm(path, table)
+        if at is None or groups is None or unit is None or delay is None or not devices:
+            return None
+        return StormSpec(
+            at=at,
+            devices=devices,
+            pasids=pasids,
+            groups=groups,
+            group_size=group_size,
+            unit=unit,
+            delay=delay,
+            perm=perm or ("read",),
+            seed=seed,
+            where=path,
+        )
 
 
 class _StepChecker:
     """Checks the steps in order, tracking what is live: named PASIDs and plugged units."""
 
-    def __init__(self, parser: _Parser) -> None:
+    def __init__(self, parser: _Parser, generated: Collection[str] = ()) -> None:
         self.p = parser
+        self.generated = generated
+        """Key paths of generated steps: their ``at`` comes sorted from the merge."""
         self.live: dict[str, _Pasid] = {}
         self.dead: dict[str, str] = {}  # PASID name -> "freed at steps[4]"
         self.unplugged: dict[str, str] = {}  # unit -> key path of the unplug step
@@ -728,6 +1034,8 @@ class _StepChecker:
             )
             return self.last_at
         at = float(value)
+        if path in self.generated:
+            return at  # merged by time already; explicit steps keep their own order check
         if not math.isfinite(at) or at < 0:
             self.p.bad(_join(path, "at"), f"expected a finite number >= 0, got {value}")
             return self.last_at

@@ -14,12 +14,16 @@ import attrs
 
 __all__ = [
     "AddressSpaceSpec",
+    "ChurnSpec",
     "DeviceSpec",
     "DomainSpec",
+    "GeneratorSpec",
+    "PageRequestStreamSpec",
     "PlatformSpec",
     "Scenario",
     "SetSpec",
     "Step",
+    "StormSpec",
     "UnitSpec",
 ]
 
@@ -123,11 +127,77 @@ class Step:
 
 
 @attrs.frozen(kw_only=True)
+class ChurnSpec:
+    """``kind = "churn"``: ``count`` SVA binds of ``device`` to ``address_space`` in ``set``.
+
+    At most ``live`` are bound at once: the oldest is unbound to make room, the rest are
+    unbound at the end. Names are ``<prefix><n>``.
+    """
+
+    at: float
+    device: str
+    set: str
+    address_space: str
+    count: int
+    live: int
+    interval: float
+    jitter: int = 0
+    """Each gap is ``interval`` plus a seeded 0..jitter µs: the seed's only effect here."""
+    prefix: str = ""
+    seed: int | None = None
+    where: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class PageRequestStreamSpec:
+    """``kind = "page_request_stream"``: ``count`` single-group ``page_requests`` steps.
+
+    Each picks a device, a kind by the ``mix`` weights and a group size, from the seed.
+    """
+
+    at: float
+    devices: tuple[str, ...]
+    count: int
+    group_size: tuple[int, int]
+    """(min, max), inclusive; an int in the file is (n, n)."""
+    interval: float
+    mix: tuple[tuple[Literal["valid", "unknown", "foreign", "stop"], float], ...]
+    pasids: tuple[tuple[str, tuple[str | int, ...]], ...] = ()
+    """Per device, the PASIDs a ``valid`` request may carry."""
+    foreign_pasids: tuple[str | int, ...] = ()
+    perm: tuple[PermName, ...] = ("read",)
+    service: bool = True
+    seed: int | None = None
+    where: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class StormSpec:
+    """``kind = "storm"``: every device fires ``groups`` groups at ``at`` with service off,
+    then one ``service`` of ``unit`` after ``delay`` µs."""
+
+    at: float
+    devices: tuple[str, ...]
+    pasids: tuple[str | int, ...]
+    groups: int
+    group_size: tuple[int, int]
+    unit: str
+    delay: float
+    perm: tuple[PermName, ...] = ("read",)
+    seed: int | None = None
+    where: str = ""
+
+
+GeneratorSpec = ChurnSpec | PageRequestStreamSpec | StormSpec
+
+
+@attrs.frozen(kw_only=True)
 class Scenario:
     name: str
     description: str = ""
     seed: int = 0
     platform: PlatformSpec = PlatformSpec()
     steps: tuple[Step, ...] = ()
+    """The explicit steps and the generators' expansions, merged by time."""
     source: str = "<memory>"
     """The file it was read from."""
