@@ -12,35 +12,41 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from ioasid_core.replay import RunResult
 
-__all__ = ["TABLE_ROWS", "flatten", "to_csv", "to_json", "to_table", "write_plot"]
+__all__ = [
+    "TABLE_CAPTION",
+    "TABLE_COLUMNS",
+    "flatten",
+    "to_csv",
+    "to_json",
+    "to_table",
+    "write_plot",
+]
 
-TABLE_ROWS: tuple[tuple[str, str], ...] = (
-    ("page requests", "page_requests"),
-    ("responses: success", "responses.success"),
-    ("responses: invalid", "responses.invalid"),
-    ("responses: failure", "responses.failure"),
-    ("cross-owner hits", "cross_owner_hits"),
-    ("type confusions", "type_confusions"),
-    ("dropped: stop markers", "dropped.stop_markers"),
-    ("dropped: overflow", "dropped.overflow"),
-    ("dropped: unmatched", "dropped.unmatched"),
-    ("dropped: partial groups", "dropped.discarded_partial"),
-    ("dropped: malformed", "dropped.malformed"),
-    ("vendor rejects", "vendor_rejects"),
-    ("auto-responses (overflow)", "auto_responses"),
-    ("allocations", "allocations"),
-    ("peak live IOASIDs", "peak_live_ioasids"),
-    ("allocator switches", "allocator_switches"),
-    ("orphaned IDs", "orphaned_ids"),
-    ("request latency p50 (us)", "request_latency_us.p50"),
-    ("request latency p99 (us)", "request_latency_us.p99"),
+TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("req", "page_requests"),
+    ("ok", "responses.success"),
+    ("inval", "responses.invalid"),
+    ("fail", "responses.failure"),
+    ("cross", "cross_owner_hits"),
+    ("type", "type_confusions"),
+    ("reject", "vendor_rejects"),
+    ("drop", "dropped_total"),
+    ("p99", "request_latency_us.p99"),
 )
-"""The metrics the terminal table shows, in order (JSON and CSV carry all of them)."""
+"""The metrics the terminal table shows, one narrow column each (JSON and CSV carry all)."""
+
+TABLE_CAPTION = (
+    "req: page requests sent; ok/inval/fail: group responses by code; cross: resolved to "
+    "another owner's data; type: to the wrong type of object (red: the handler was handed "
+    "what it must not touch); reject: answered by the vendor's own checks; drop: stop "
+    "markers, overflow, unmatched, partial and malformed; p99: response latency in modelled µs"
+)
 
 _RISKY = {"cross_owner_hits", "type_confusions"}
 
@@ -84,21 +90,33 @@ def to_csv(results: Sequence[RunResult]) -> str:
 
 
 def to_table(scenario: str, results: Sequence[RunResult]) -> Table:
-    """Runs side by side: one column per (vendor, policy), one row per metric."""
-    table = Table(title=f"scenario: {scenario}", show_lines=False)
-    table.add_column("metric", style="bold")
+    """One row per (vendor, policy) run, one column per key metric: it fits a terminal
+    however many vendors are installed. Wrong resolutions are shown in red."""
+    table = Table(
+        title=f"scenario: {scenario}",
+        caption=TABLE_CAPTION,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("vendor", style="bold", no_wrap=True)
+    table.add_column("policy", no_wrap=True)
+    for label, _ in TABLE_COLUMNS:
+        table.add_column(label, justify="right", min_width=len(label), no_wrap=True)
+    previous = None
     for result in results:
-        table.add_column(f"{result.vendor}\n{result.policy.value}", justify="right")
-    flats = [flatten(r.metrics.as_dict()) for r in results]
-    for label, key in TABLE_ROWS:
+        flat = flatten(result.metrics.as_dict())
+        flat["dropped_total"] = sum(result.metrics.dropped.values())
         cells = []
-        for flat in flats:
+        for _, key in TABLE_COLUMNS:
             value = flat.get(key, 0)
             text = f"{value:g}" if isinstance(value, float) else str(value)
             if key in _RISKY and value:
                 text = f"[bold red]{text}[/]"
             cells.append(text)
-        table.add_row(label, *cells)
+        vendor = result.vendor if result.vendor != previous else ""
+        previous = result.vendor
+        table.add_row(vendor, result.policy.value, *cells)
     return table
 
 
@@ -110,44 +128,43 @@ def render_table(scenario: str, results: Sequence[RunResult], *, width: int = 16
 
 
 def write_plot(scenario: str, results: Sequence[RunResult], path: Path) -> None:
-    """A figure a person would rather look at than the table: per run, how its page requests
-    were answered, with the cross-owner hits and type confusions marked on top."""
+    """A figure a person would rather look at than the table: one row per run, how its page
+    request groups were answered (left) and how many requests were resolved to another
+    owner's data or to the wrong type (right, the ones that matter)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r.vendor}\n{r.policy.value}" for r in results]
+    labels = [f"{r.vendor} / {r.policy.value}" for r in results]
     metrics = [r.metrics for r in results]
-    stacks = [
-        ("success", "#4c9a2a"),
-        ("invalid", "#e0a030"),
-        ("failure", "#b03030"),
-    ]
-    fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(max(6.0, 1.3 * len(results) + 2), 7), sharex=True
+    rows = list(range(len(results)))[::-1]  # the first run on top
+    fig, (left, right) = plt.subplots(
+        1,
+        2,
+        figsize=(11, 1.6 + 0.32 * len(results)),
+        sharey=True,
+        gridspec_kw={"width_ratios": [3, 2]},
     )
-    base = [0] * len(results)
-    for code, colour in stacks:
-        heights = [m.responses[code] for m in metrics]
-        top.bar(labels, heights, bottom=base, color=colour, label=code)
-        base = [b + h for b, h in zip(base, heights, strict=True)]
-    top.set_ylim(0, max([*base, 1]) * 1.3)  # room for the legend above the bars
-    top.set_ylabel("page request groups answered")
-    top.legend(loc="upper right", fontsize="small")
-    top.set_title(f"{scenario}: how each (vendor, policy) answered")
-    width = 0.38
-    xs = list(range(len(results)))
+    start = [0] * len(results)
+    for code, colour in (("success", "#4c9a2a"), ("invalid", "#e0a030"), ("failure", "#b03030")):
+        widths = [m.responses[code] for m in metrics]
+        left.barh(rows, widths, left=start, color=colour, label=code)
+        start = [a + b for a, b in zip(start, widths, strict=True)]
+    left.set_yticks(rows, labels, fontsize="small")
+    left.set_xlabel("page request groups answered")
+    left.legend(loc="lower right", fontsize="small")
+    height = 0.4
     cross = [m.cross_owner_hits for m in metrics]
     confused = [m.type_confusions for m in metrics]
-    bottom.bar([x - width / 2 for x in xs], cross, width, color="#b03030", label="cross-owner")
-    bottom.bar(
-        [x + width / 2 for x in xs], confused, width, color="#7040a0", label="type confusion"
+    right.barh([y + height / 2 for y in rows], cross, height, color="#b03030", label="cross-owner")
+    right.barh(
+        [y - height / 2 for y in rows], confused, height, color="#7040a0", label="type confusion"
     )
-    bottom.set_xticks(xs, labels)
-    bottom.set_ylim(0, max([*cross, *confused, 1]) * 1.3)
-    bottom.set_ylabel("requests resolved wrongly")
-    bottom.legend(loc="upper right", fontsize="small")
+    right.set_xlim(0, max([*cross, *confused, 1]) * 1.15)
+    right.set_xlabel("requests resolved wrongly")
+    right.legend(loc="lower right", fontsize="small")
+    fig.suptitle(f"{scenario}: each (vendor, lookup policy)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
