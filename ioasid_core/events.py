@@ -40,13 +40,9 @@ class Subscription:
     seq: int
     active: bool = True
 
-    @property
-    def order(self) -> tuple[int, int]:
-        """Sort key: higher priority first, then subscription order."""
-        return (-self.priority, self.seq)
-
 
 def _order(sub: Subscription) -> tuple[int, int]:
+    """Delivery order: higher priority first, then subscription order."""
     return (-sub.priority, sub.seq)
 
 

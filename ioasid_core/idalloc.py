@@ -78,15 +78,6 @@ class IdAllocator:
             self.hint[0] = n + 1
         return n
 
-    def take(self, n: int) -> bool:
-        """Mark one given ID used; False if it already was."""
-        if self.map[n]:
-            return False
-        self.map[n] = 1
-        if n == self.hint[0]:
-            self.hint[0] = n + 1
-        return True
-
     def free(self, n: int) -> None:
         """Give one ID back; it must be in use."""
         if not self.map[n]:

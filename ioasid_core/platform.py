@@ -261,4 +261,4 @@ class Platform:
     def serves(self, device: Device, data: object) -> bool:
         """True when ``data`` is the device's owner's, or bound on the device: the rule behind
         a ``cross_owner`` resolution (the page-request resolver inlines it, for speed)."""
-        return getattr(data, "owner", None) == device.owner or id(data) in device.bound_ids
+        return owner_of(data) == device.owner or id(data) in device.bound_ids

@@ -17,15 +17,11 @@ def test_alloc_returns_the_lowest_free_id_in_range(capacity: int, data: st.DataO
     ids = IdAllocator(capacity)
     used: set[int] = set()
     for _ in range(data.draw(st.integers(1, 80))):
-        action = data.draw(st.sampled_from(["alloc", "alloc", "free", "take"]))
+        action = data.draw(st.sampled_from(["alloc", "alloc", "free"]))
         if action == "free" and used:
             n = data.draw(st.sampled_from(sorted(used)))
             ids.free(n)
             used.discard(n)
-        elif action == "take":
-            n = data.draw(st.integers(0, capacity - 1))
-            assert ids.take(n) == (n not in used)
-            used.add(n)
         else:
             lo = data.draw(st.integers(0, capacity - 1))
             hi = data.draw(st.integers(lo, capacity - 1))
