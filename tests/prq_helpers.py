@@ -263,3 +263,8 @@ class VendorPlugin:
     def ioasid_prq_vendors(self) -> Sequence[VendorPrq] | None:
         self.calls += 1
         return self.result  # type: ignore[return-value]  # may be junk on purpose
+
+
+def lookup(source: int, pasid: int | None = None) -> tuple[int, bool, int]:
+    """What a resolver reads of ``req(source, pasid)``: ``resolve(*lookup(...))``."""
+    return (source, pasid is not None, INVALID_IOASID if pasid is None else pasid)

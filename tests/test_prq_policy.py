@@ -37,7 +37,7 @@ if TYPE_CHECKING:
         DriverObject,
         World,
         build_world,
-        req,
+        lookup,
     )
 else:
     from tests.prq_helpers import (
@@ -49,7 +49,7 @@ else:
         DriverObject,
         World,
         build_world,
-        req,
+        lookup,
     )
 
 ALL = list(LookupPolicy)
@@ -62,7 +62,7 @@ def resolver(
 
 
 def resolve(world: World, policy: LookupPolicy, source: int, pasid: int | None) -> Resolution:
-    return resolver(world, policy)(req(source, pasid))
+    return resolver(world, policy)(*lookup(source, pasid))
 
 
 def found(*, cross: bool = False, confused: bool = False) -> tuple[Outcome, bool, bool]:
@@ -168,9 +168,9 @@ def test_set_resolves_the_address_space_again_once_it_is_not_dying() -> None:
     w = build_world()
     res = resolver(w, LookupPolicy.SET)
     w.proc_a.dying = True
-    assert res(req(SRC_A, w.pasid_a)).outcome is Outcome.DYING
+    assert res(*lookup(SRC_A, w.pasid_a)).outcome is Outcome.DYING
     w.proc_a.dying = False
-    assert res(req(SRC_A, w.pasid_a)).outcome is Outcome.RESOLVED
+    assert res(*lookup(SRC_A, w.pasid_a)).outcome is Outcome.RESOLVED
 
 
 @pytest.mark.parametrize("pasid_name", ["pasid_drv", "pasid_vm1", "pasid_vm2"])
@@ -223,9 +223,9 @@ def test_endpoint_refuses_a_dying_address_space_as_dying() -> None:
 def test_endpoint_follows_the_sets_a_domain_gains() -> None:
     w = build_world()
     res = resolver(w, LookupPolicy.ENDPOINT)
-    assert res(req(SRC_VM1, w.pasid_vm2)).outcome is Outcome.FOREIGN
+    assert res(*lookup(SRC_VM1, w.pasid_vm2)).outcome is Outcome.FOREIGN
     w.platform.add_domain_set("dom-vm1", w.vm2_set)
-    assert seen(res(req(SRC_VM1, w.pasid_vm2))) == found(cross=True)
+    assert seen(res(*lookup(SRC_VM1, w.pasid_vm2))) == found(cross=True)
 
 
 # -- DEVICE: only the PASIDs bound on the requesting device
@@ -240,12 +240,12 @@ def test_device_refuses_a_bound_target_that_is_dying() -> None:
 def test_device_follows_bind_and_unbind_after_the_resolver_is_made() -> None:
     w = build_world()
     res = resolver(w, LookupPolicy.DEVICE)
-    assert res(req(SRC_A, w.pasid_b)).outcome is Outcome.NOT_BOUND
+    assert res(*lookup(SRC_A, w.pasid_b)).outcome is Outcome.NOT_BOUND
     w.platform.bind("dev-a", w.pasid_b, w.proc_b)
     # Bound here: the device serves it, so it is not cross-owner any more.
-    assert seen(res(req(SRC_A, w.pasid_b))) == found()
+    assert seen(res(*lookup(SRC_A, w.pasid_b))) == found()
     w.platform.unbind("dev-a", w.pasid_b)
-    assert res(req(SRC_A, w.pasid_b)).outcome is Outcome.NOT_BOUND
+    assert res(*lookup(SRC_A, w.pasid_b)).outcome is Outcome.NOT_BOUND
 
 
 def test_device_bound_to_a_driver_object_is_type_confusion_but_not_cross_owner() -> None:
@@ -262,11 +262,11 @@ def test_device_bound_to_a_driver_object_is_type_confusion_but_not_cross_owner()
 def test_binding_another_process_on_the_device_clears_cross_owner_under_global() -> None:
     w = build_world()
     res = resolver(w, LookupPolicy.GLOBAL)
-    assert res(req(SRC_A, w.pasid_b)).cross_owner
+    assert res(*lookup(SRC_A, w.pasid_b)).cross_owner
     w.platform.bind("dev-a", w.pasid_b, w.proc_b)
-    assert not res(req(SRC_A, w.pasid_b)).cross_owner
+    assert not res(*lookup(SRC_A, w.pasid_b)).cross_owner
     w.platform.unbind("dev-a", w.pasid_b)
-    assert res(req(SRC_A, w.pasid_b)).cross_owner
+    assert res(*lookup(SRC_A, w.pasid_b)).cross_owner
 
 
 def test_data_owned_by_the_devices_owner_is_not_cross_owner_even_unbound() -> None:
@@ -289,12 +289,12 @@ def test_expected_type_decides_type_confusion() -> None:
     svm = Svm(owner="driver")
     pasid_svm = w.space.alloc(w.driver_set, 4, 255, svm)
     svm_handler = resolver(w, LookupPolicy.GLOBAL, expected=Svm)
-    assert seen(svm_handler(req(SRC_A, pasid_svm))) == found(cross=True)
-    assert seen(svm_handler(req(SRC_A, w.pasid_a))) == found(confused=True)
+    assert seen(svm_handler(*lookup(SRC_A, pasid_svm))) == found(cross=True)
+    assert seen(svm_handler(*lookup(SRC_A, w.pasid_a))) == found(confused=True)
     both = resolver(w, LookupPolicy.GLOBAL, expected=(AddressSpace, Svm))
-    assert not both(req(SRC_A, pasid_svm)).type_confusion
-    assert not both(req(SRC_A, w.pasid_a)).type_confusion
-    assert both(req(SRC_A, w.pasid_drv)).type_confusion
+    assert not both(*lookup(SRC_A, pasid_svm)).type_confusion
+    assert not both(*lookup(SRC_A, w.pasid_a)).type_confusion
+    assert both(*lookup(SRC_A, w.pasid_drv)).type_confusion
 
 
 # -- checks common to every policy, in order
@@ -322,12 +322,10 @@ def test_a_source_id_of_another_unit_is_an_unknown_device(policy: LookupPolicy) 
 @pytest.mark.parametrize("policy", ALL)
 def test_a_request_without_pasid_is_no_pasid(policy: LookupPolicy) -> None:
     w = build_world()
-    r = resolver(w, policy)(req(SRC_A, None))
+    r = resolver(w, policy)(*lookup(SRC_A, None))
     assert r.outcome is Outcome.NO_PASID
     # A PASID value without PASID_VALID is not looked at.
-    stray = req(SRC_A, w.pasid_a)
-    stray.pasid_valid = False
-    assert resolver(w, policy)(stray).outcome is Outcome.NO_PASID
+    assert resolver(w, policy)(SRC_A, False, w.pasid_a).outcome is Outcome.NO_PASID
 
 
 @pytest.mark.parametrize("policy", ALL)
@@ -361,7 +359,7 @@ def test_a_freed_pasid_is_unknown_to_the_searching_policies(policy: LookupPolicy
     w = build_world()
     res = resolver(w, policy)
     w.space.free(w.sva_set, w.pasid_b)
-    assert res(req(SRC_A, w.pasid_b)).outcome is Outcome.UNKNOWN_PASID
+    assert res(*lookup(SRC_A, w.pasid_b)).outcome is Outcome.UNKNOWN_PASID
 
 
 @pytest.mark.parametrize("policy", ALL)
@@ -370,9 +368,9 @@ def test_resolver_sees_devices_added_and_removed_after_it_was_made(policy: Looku
     res = resolver(w, policy)
     w.platform.add_device("late", unit=UNIT, source_id=0x66, owner="proc-a", domain="dom-a")
     w.platform.bind("late", w.pasid_a, w.proc_a)
-    assert seen(res(req(0x66, w.pasid_a))) == found()
+    assert seen(res(*lookup(0x66, w.pasid_a))) == found()
     w.platform.remove_device("late")
-    assert res(req(0x66, w.pasid_a)).outcome is Outcome.UNKNOWN_DEVICE
+    assert res(*lookup(0x66, w.pasid_a)).outcome is Outcome.UNKNOWN_DEVICE
 
 
 def test_resolving_changes_nothing() -> None:
@@ -383,7 +381,7 @@ def test_resolving_changes_nothing() -> None:
         res = resolver(w, policy)
         for source in (SRC_A, SRC_VM1, SRC_NARROW, SRC_UNKNOWN):
             for pasid in (None, w.pasid_a, w.pasid_b, w.pasid_drv, w.pasid_vm2, w.free_pasid):
-                res(req(source, pasid))
+                res(*lookup(source, pasid))
     after = {i: (w.space.find(None, i), w.space.refs(i)) for i in range(256) if i in w.space}
     assert after == before
     assert {n: w.platform.bound(n) for n in w.platform.devices} == bound

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hypothesis import given, settings
@@ -20,7 +19,7 @@ from hypothesis import strategies as st
 
 from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.iopf import IopfQueue
-from ioasid_core.prq.policy import LookupPolicy, Outcome, Resolution, make_resolver
+from ioasid_core.prq.policy import LookupPolicy, Outcome, Resolver, make_resolver
 from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
 from ioasid_core.types import INVALID_IOASID
 
@@ -131,12 +130,10 @@ def test_iopf_queue_groups_as_the_reference_model(stream: list[Spec]) -> None:
     assert all(q.pending(device) == [] for device in DEVICES)
 
 
-def expected(
-    resolve: Callable[[PageRequest], Resolution], group: list[PageRequest], seen: Counter[Outcome]
-) -> ResponseCode:
+def expected(resolve: Resolver, group: list[PageRequest], seen: Counter[Outcome]) -> ResponseCode:
     """The group's code under sticky errors; counts the outcomes of the members resolved."""
     for member in group:
-        resolution = resolve(member)
+        resolution = resolve(member.device, member.pasid_valid, member.pasid)
         seen[resolution.outcome] += 1
         if not resolution.ok:
             return ResponseCode.INVALID

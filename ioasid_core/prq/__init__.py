@@ -13,8 +13,17 @@ from ioasid_core.prq.policy import (
     make_resolver,
 )
 from ioasid_core.prq.ring import Ring
-from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
-from ioasid_core.prq.vendor import VendorPrq
+from ioasid_core.prq.types import (
+    PageRequest,
+    PageResponse,
+    Perm,
+    RequestRow,
+    ResponseCode,
+    ResponseRow,
+    request_row,
+    response_row,
+)
+from ioasid_core.prq.vendor import RowCodec, RowVendorMixin, VendorPrq, row_codec
 
 __all__ = [
     "FAILED",
@@ -29,10 +38,17 @@ __all__ = [
     "Perm",
     "PrqCounters",
     "PrqPipeline",
+    "RequestRow",
     "Resolution",
     "ResponseCode",
+    "ResponseRow",
     "Ring",
+    "RowCodec",
+    "RowVendorMixin",
     "VendorPrq",
     "make_resolver",
+    "request_row",
     "response_for",
+    "response_row",
+    "row_codec",
 ]

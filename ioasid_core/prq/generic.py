@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from ioasid_core.bits import Buffer, DecodeError, EncodeError
 from ioasid_core.platform import AddressSpace
 from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
+from ioasid_core.prq.types import Perm, RequestRow, ResponseRow
+from ioasid_core.prq.vendor import RowCheck, RowVendorMixin
 
 __all__ = ["GenericPrq"]
 
@@ -25,86 +26,103 @@ _PERM_SHIFT = 3
 _KNOWN_FLAGS = 0x7F
 
 
-class GenericPrq:
-    """The reference vendor ("generic"): global lookup by default, no extra checks."""
+_PERMS = tuple(Perm(bits) for bits in range(16))
+
+
+def _check_request(row: RequestRow) -> None:
+    device, pasid, valid, grpid, _last, perm, addr, _needs, _private = row
+    for field, value, bits in (
+        ("device", device, 32),
+        ("pasid", pasid if valid else 0, 32),
+        ("grpid", grpid, 16),
+        ("perm", int(perm), 4),
+        ("addr", addr, 64),
+    ):
+        if not 0 <= value < 1 << bits:
+            raise EncodeError(f"generic page request: {field}={value:#x} does not fit {bits} bits")
+
+
+class GenericPrq(RowVendorMixin):
+    """The reference vendor ("generic"): global lookup by default, no extra checks.
+
+    Written on rows (:class:`~ioasid_core.prq.vendor.RowCodec`); the object methods come
+    from the mixin. A new vendor may write the four object methods instead and skip rows.
+    """
 
     name = "generic"
     entry_size = _ENTRY.size
     expected: type | tuple[type, ...] = AddressSpace
+    row_check: RowCheck | None = None
+    """No checks of its own: the pipeline makes no call per request for them."""
 
     def __init__(self, default_policy: LookupPolicy = LookupPolicy.GLOBAL) -> None:
         self.default_policy = default_policy
 
-    def encode_request(self, request: PageRequest) -> bytes:
-        pasid = request.pasid if request.pasid_valid else 0
-        for field, value, bits in (
-            ("device", request.device, 32),
-            ("pasid", pasid, 32),
-            ("grpid", request.grpid, 16),
-            ("addr", request.addr, 64),
-        ):
-            if not 0 <= value < 1 << bits:
-                raise EncodeError(
-                    f"generic page request: {field}={value:#x} does not fit {bits} bits"
-                )
-        flags = (
-            (_PASID_VALID if request.pasid_valid else 0)
-            | (_LAST if request.last else 0)
-            | (_NEEDS_PASID if request.needs_pasid else 0)
-            | int(request.perm) << _PERM_SHIFT
-        )
-        return _ENTRY.pack(request.device, pasid, request.grpid, flags, 0, request.addr)
+    def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
+        pack = _ENTRY.pack
+        out: list[bytes] = []
+        append = out.append
+        for row in rows:
+            device, pasid, valid, grpid, last, perm, addr, needs, _private = row
+            flags = valid | last << 1 | needs << 2 | perm << _PERM_SHIFT
+            try:
+                append(pack(device, pasid if valid else 0, grpid, flags, 0, addr))
+            except struct.error:
+                _check_request(row)
+                raise  # pragma: no cover - _check_request names the field
+            if perm >> 4:
+                _check_request(row)
+        return b"".join(out)
 
-    def decode_batch(self, data: Buffer) -> list[PageRequest]:
+    def decode_rows(self, data: Buffer) -> list[RequestRow]:
         if len(data) % _ENTRY.size:
             raise DecodeError(
                 "generic page request",
                 f"{len(data)} bytes is not a whole number of {_ENTRY.size}-byte entries",
             )
-        out: list[PageRequest] = []
-        append = out.append
-        for index, (device, pasid, grpid, flags, reserved, addr) in enumerate(
-            _ENTRY.iter_unpack(data)
-        ):
-            if flags & ~_KNOWN_FLAGS or reserved:
-                raise DecodeError(
-                    "generic page request",
-                    f"reserved bits set (flags {flags:#06x}, reserved {reserved:#x})",
-                    offset=index * _ENTRY.size,
-                )
-            valid = bool(flags & _PASID_VALID)
-            if pasid and not valid:
-                raise DecodeError(
-                    "generic page request",
-                    f"PASID {pasid:#x} given without PASID_VALID",
-                    offset=index * _ENTRY.size,
-                )
-            append(
-                PageRequest(
-                    device,
-                    pasid if valid else 0xFFFFFFFF,
-                    valid,
-                    grpid,
-                    bool(flags & _LAST),
-                    Perm(flags >> _PERM_SHIFT & 0xF),
-                    addr,
-                    bool(flags & _NEEDS_PASID),
-                )
+        perms = _PERMS
+        rows: list[RequestRow] = [
+            (
+                device,
+                pasid if (valid := flags & _PASID_VALID != 0) else 0xFFFFFFFF,
+                valid,
+                grpid,
+                flags & _LAST != 0,
+                perms[flags >> _PERM_SHIFT & 0xF],
+                addr,
+                flags & _NEEDS_PASID != 0,
+                None,
             )
-        return out
+            for device, pasid, grpid, flags, reserved, addr in _ENTRY.iter_unpack(data)
+            if not (flags & ~_KNOWN_FLAGS or reserved or (pasid and not flags & _PASID_VALID))
+        ]
+        if len(rows) * _ENTRY.size != len(data):
+            _raise_first_bad(data)
+        return rows
 
-    def check(self, request: PageRequest) -> ResponseCode | None:
-        return None
-
-    def encode_responses(self, responses: Sequence[PageResponse]) -> bytes:
+    def encode_response_rows(self, rows: Sequence[ResponseRow]) -> bytes:
+        pack = _RESPONSE.pack
         return b"".join(
-            _RESPONSE.pack(
-                r.device,
-                r.pasid if r.pasid_valid else 0,
-                r.grpid,
-                int(r.code),
-                1 if r.pasid_valid else 0,
-                0,
-            )
-            for r in responses
+            [
+                pack(device, pasid if valid else 0, grpid, code, valid, 0)
+                for device, grpid, code, pasid, valid, _private in rows
+            ]
         )
+
+
+def _raise_first_bad(data: Buffer) -> None:
+    for index, (_device, pasid, _grpid, flags, reserved, _addr) in enumerate(
+        _ENTRY.iter_unpack(data)
+    ):
+        if flags & ~_KNOWN_FLAGS or reserved:
+            raise DecodeError(
+                "generic page request",
+                f"reserved bits set (flags {flags:#06x}, reserved {reserved:#x})",
+                offset=index * _ENTRY.size,
+            )
+        if pasid and not flags & _PASID_VALID:
+            raise DecodeError(
+                "generic page request",
+                f"PASID {pasid:#x} given without PASID_VALID",
+                offset=index * _ENTRY.size,
+            )

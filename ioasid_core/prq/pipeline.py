@@ -10,6 +10,7 @@ All per-request work is plain calls on objects bound once: no pluggy call on thi
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -17,11 +18,21 @@ from ioasid_core.bits import Buffer, DecodeError
 from ioasid_core.errors import NotFoundError
 from ioasid_core.platform import Platform
 from ioasid_core.prq.iopf import IopfQueue, response_for
-from ioasid_core.prq.policy import LookupPolicy, Outcome, Resolution, make_resolver
+from ioasid_core.prq.policy import LookupPolicy, Outcome, Resolution, Resolver, make_resolver
 from ioasid_core.prq.ring import Ring
-from ioasid_core.prq.types import READS_OR_WRITES, PageRequest, PageResponse, ResponseCode
-from ioasid_core.prq.vendor import VendorPrq
+from ioasid_core.prq.types import (
+    READS_OR_WRITES,
+    PageRequest,
+    PageResponse,
+    RequestRow,
+    ResponseCode,
+    ResponseRow,
+    request_row,
+    response_row,
+)
+from ioasid_core.prq.vendor import RowCheck, VendorPrq, row_codec
 from ioasid_core.sets import IoasidSet
+from ioasid_core.types import INVALID_IOASID
 
 __all__ = ["PrqCounters", "PrqPipeline"]
 
@@ -75,6 +86,7 @@ class PrqPipeline:
         self.iopf = IopfQueue()
         self.counters = PrqCounters()
         self.overflow_response = overflow_response
+        self._codec = row_codec(vendor)
         self._resolve = make_resolver(
             platform, unit, self.policy, sva_set=sva_set, expected=vendor.expected
         )
@@ -85,17 +97,36 @@ class PrqPipeline:
         """A device sends one request into the unit's ring; False if the ring was full."""
         if self.ring.push(self.vendor.encode_request(request)):
             return True
-        self.counters.overflow_dropped += 1
-        if request.last and not request.stop_marker:
-            self.counters.auto_responses[self.overflow_response] += 1
+        self._overflowed(request.last and READS_OR_WRITES[request.perm])
         return False
+
+    def submit_rows(self, rows: Sequence[RequestRow]) -> int:
+        """Devices send a burst of requests, in order; how many fit in the ring (the rest
+        were dropped on overflow, as ``submit`` drops them one by one)."""
+        if not rows:
+            return 0
+        taken = self.ring.push_many(self._codec.encode_request_rows(rows))
+        if taken < len(rows):
+            reads_or_writes = READS_OR_WRITES
+            for row in rows[taken:]:
+                self._overflowed(row[4] and reads_or_writes[row[5]])
+        return taken
+
+    def _overflowed(self, answered: bool) -> None:
+        self.counters.overflow_dropped += 1
+        if answered:  # a LAST request that is not a stop marker: the hardware answers it
+            self.counters.auto_responses[self.overflow_response] += 1
 
     # ------------------------------------------------------------------ the driver side
 
     def service(self, limit: int | None = None) -> list[PageResponse]:
         """Drain the ring and answer every group it closes."""
+        return [PageResponse(*row) for row in self.service_rows(limit)]
+
+    def service_rows(self, limit: int | None = None) -> list[ResponseRow]:
+        """``service``, with the responses as rows (nothing built per request)."""
         raw = self.ring.drain(limit)
-        responses = self.process(self._decode(raw))
+        responses = self.process_rows(self._decode(raw))
         if self.ring.overflow and not len(self.ring):
             # As the drivers do: once the ring is empty, partial groups cannot complete.
             self.iopf.discard_partial()
@@ -104,17 +135,17 @@ class PrqPipeline:
 
     def service_raw(self, limit: int | None = None) -> bytes:
         """``service``, with the responses encoded in the vendor's format."""
-        return self.vendor.encode_responses(self.service(limit))
+        return self._codec.encode_response_rows(self.service_rows(limit))
 
-    def _decode(self, raw: Buffer) -> list[PageRequest]:
-        decode = self.vendor.decode_batch
+    def _decode(self, raw: Buffer) -> list[RequestRow]:
+        decode = self._codec.decode_rows
         try:
             return decode(raw)
         except DecodeError:
             pass
         # Decode entry by entry: keep the good ones, count and report the bad.
         size = self.vendor.entry_size
-        good: list[PageRequest] = []
+        good: list[RequestRow] = []
         view = memoryview(raw)
         for start in range(0, len(raw), size):
             try:
@@ -129,73 +160,91 @@ class PrqPipeline:
         errors.append(message)
         del errors[:-_KEEP_ERRORS]
 
-    def process(self, requests: list[PageRequest]) -> list[PageResponse]:
-        """Group, resolve and answer decoded requests (the per-request hot loop).
+    def process(self, requests: Sequence[PageRequest]) -> list[PageResponse]:
+        """Group, resolve and answer decoded requests (objects in, objects out)."""
+        rows = self.process_rows([request_row(r) for r in requests])
+        return [PageResponse(*row) for row in rows]
+
+    def process_rows(self, rows: Sequence[RequestRow]) -> list[ResponseRow]:
+        """Group, resolve and answer decoded requests: the per-request hot loop.
 
         A LAST request with nothing held for its device is a group of one, answered directly
         (the IOPF rules give the same answer; most groups are such, and a stall always is);
-        anything else goes through the grouping layer. Counts are kept in local dicts keyed
-        by interned objects (resolutions, response codes) and added to the counters once.
+        anything else goes through the grouping layer, as objects. Resolutions are collected
+        and counted once at the end (``Counter`` counts in C).
         """
         iopf = self.iopf
-        close = iopf.close  # answered below, at once: never pending in between
         held = iopf.partial_by_device  # device -> partial requests (read only here)
-        check = self.vendor.check
+        check = self._codec.row_check
         resolve = self._resolve
         success = ResponseCode.SUCCESS
         invalid = ResponseCode.INVALID
         reads_or_writes = READS_OR_WRITES
-        seen: dict[Resolution, int] = {}
-        codes: dict[ResponseCode, int] = {}
+        no_pasid = INVALID_IOASID
+        resolutions: list[Resolution] = []
+        seen = resolutions.append
         rejects = stops = singles = 0
-        out: list[PageResponse] = []
+        out: list[ResponseRow] = []
         append = out.append
-        for request in requests:
-            if request.last and not held.get(request.device):
-                if not reads_or_writes[request.perm]:
+        for row in rows:
+            device, pasid, valid, grpid, last, perm, _addr, needs, private = row
+            if last and not (held and held.get(device)):
+                if not reads_or_writes[perm]:
                     stops += 1  # a stop marker: discarded, never answered
                     continue
                 singles += 1
-                code = check(request)
+                code = None if check is None else check(row)
                 if code is None:
-                    resolution = resolve(request)
-                    seen[resolution] = seen.get(resolution, 0) + 1
+                    resolution = resolve(device, valid, pasid)
+                    seen(resolution)
                     code = success if resolution.ok else invalid
                 else:
                     rejects += 1
-                append(response_for(request, code))
-                codes[code] = codes.get(code, 0) + 1
+                if valid and needs:
+                    append((device, grpid, code, pasid, True, private))
+                else:
+                    append((device, grpid, code, no_pasid, False, private))
                 continue
-            group = close(request.device, request)
-            if group is None:
-                continue
-            code = success
-            for member in group:
-                verdict = check(member)
-                if verdict is not None:
-                    rejects += 1
-                    code = verdict
-                    break
-                resolution = resolve(member)
-                seen[resolution] = seen.get(resolution, 0) + 1
-                if not resolution.ok:
-                    code = invalid
-                    break
-            append(response_for(group[-1], code))
-            codes[code] = codes.get(code, 0) + 1
+            code, rejected = self._group(row, check, resolve, seen)
+            if code is not None:
+                rejects += rejected
+                append(response_row(response_for(PageRequest(*row), code)))
         counters = self.counters
-        counters.page_requests += len(requests)
+        counters.page_requests += len(rows)
         counters.vendor_rejects += rejects
         iopf.counters.stop_markers += stops
         iopf.counters.groups += singles
-        for resolution, count in seen.items():
-            counters.outcomes[resolution.outcome] += count
+        outcomes = counters.outcomes
+        for resolution, count in Counter(resolutions).items():
+            outcomes[resolution.outcome] += count
             if resolution.cross_owner:
                 counters.cross_owner_hits += count
             if resolution.type_confusion:
                 counters.type_confusions += count
-        counters.responses.update(codes)
+        counters.responses.update(row[2] for row in out)
         return out
+
+    def _group(
+        self,
+        row: RequestRow,
+        check: RowCheck | None,
+        resolve: Resolver,
+        seen: Callable[[Resolution], None],
+    ) -> tuple[ResponseCode | None, int]:
+        """A request that is part of a larger group: held, or closing the group. Returns the
+        group's code (None while it stays open) and how many vendor rejects it had."""
+        group = self.iopf.close(row[0], PageRequest(*row))
+        if group is None:
+            return None, 0
+        for member in group:
+            verdict = None if check is None else check(request_row(member))
+            if verdict is not None:
+                return verdict, 1
+            resolution = resolve(member.device, member.pasid_valid, member.pasid)
+            seen(resolution)
+            if not resolution.ok:
+                return ResponseCode.INVALID, 0
+        return ResponseCode.SUCCESS, 0
 
     def deliver(self, response: PageResponse) -> bool:
         """A response from elsewhere (a guest, a user-space handler): passed on only if it

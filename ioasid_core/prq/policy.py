@@ -20,7 +20,6 @@ from typing import Any
 import attrs
 
 from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.prq.types import PageRequest
 from ioasid_core.sets import IoasidSet
 
 __all__ = [
@@ -98,8 +97,9 @@ RESOLVED: dict[tuple[bool, bool], Resolution] = {
 }
 """The shared successful resolutions, by ``(cross_owner, type_confusion)``."""
 
-Resolver = Callable[[PageRequest], Resolution]
-"""``resolve(request)``: one request from the queue of the unit the resolver was made for."""
+Resolver = Callable[[int, bool, int], Resolution]
+"""``resolve(source_id, pasid_valid, pasid)``: one request from the queue of the unit the
+resolver was made for (the three fields of a request that a lookup reads)."""
 
 
 def make_resolver(
@@ -141,14 +141,13 @@ def make_resolver(
 
     # One function with the policy's branches inline: a call per layer (device, lookup,
     # verdict) would cost more than the work. The records are read as find() reads them.
-    def resolve(request: PageRequest) -> Resolution:
+    def resolve(source_id: int, pasid_valid: bool, pasid: int) -> Resolution:
         try:
-            device = sources[request.device]
+            device = sources[source_id]
         except (KeyError, TypeError):
             return unknown_device
-        if not request.pasid_valid:
+        if not pasid_valid:
             return no_pasid
-        pasid = request.pasid
         if not 0 <= pasid < device.pasid_limit:
             return too_wide
         data: Any

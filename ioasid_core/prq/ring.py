@@ -54,6 +54,29 @@ class Ring:
         self.tail = nxt
         return True
 
+    def push_many(self, entries: Buffer) -> int:
+        """The hardware writes whole entries back to back, in order, until the ring is full;
+        returns how many it took (the rest are dropped, overflow set, as ``push`` would)."""
+        data = memoryview(entries).cast("B")
+        size = self.entry_size
+        count, odd = divmod(len(data), size)
+        if odd:
+            raise InvalidArgumentError(
+                f"ring entries are {size} bytes each; {len(data)} bytes is not a whole number"
+            )
+        taken = min(count, self.free_slots)
+        if taken < count:
+            self.overflow = True
+            self.dropped += count - taken
+        tail = self.tail
+        first = min(taken, self.entries - tail)
+        buf = self._buf
+        buf[tail * size : (tail + first) * size] = data[: first * size]
+        if taken > first:
+            buf[: (taken - first) * size] = data[first * size : taken * size]
+        self.tail = (tail + taken) % self.entries
+        return taken
+
     def drain(self, limit: int | None = None) -> bytes:
         """Software reads the waiting entries (at most ``limit``) and moves the head past them."""
         count = len(self)

@@ -8,12 +8,23 @@ A vendor codec decodes its raw queue entry into a :class:`PageRequest` and encod
 from __future__ import annotations
 
 import enum
+from typing import TypeAlias
 
 import attrs
 
 from ioasid_core.types import INVALID_IOASID
 
-__all__ = ["READS_OR_WRITES", "PageRequest", "PageResponse", "Perm", "ResponseCode"]
+__all__ = [
+    "READS_OR_WRITES",
+    "PageRequest",
+    "PageResponse",
+    "Perm",
+    "RequestRow",
+    "ResponseCode",
+    "ResponseRow",
+    "request_row",
+    "response_row",
+]
 
 
 class Perm(enum.IntFlag):
@@ -80,3 +91,34 @@ class PageResponse:
     pasid: int = INVALID_IOASID
     pasid_valid: bool = False
     private_data: tuple[int, int] | None = None
+
+
+RequestRow: TypeAlias = tuple[int, int, bool, int, bool, Perm, int, bool, tuple[int, int] | None]
+"""A :class:`PageRequest` as a plain tuple, fields in the same order (``PageRequest(*row)``).
+
+The pipeline's per-request path works on rows: a tuple costs a third of an attrs object to
+build, and a vendor codec can produce one straight from ``struct.iter_unpack``. Objects are
+built only where a caller keeps them (``service``, ``process``, the grouping layer)."""
+
+ResponseRow: TypeAlias = tuple[int, int, ResponseCode, int, bool, tuple[int, int] | None]
+"""A :class:`PageResponse` as a plain tuple, fields in the same order (``PageResponse(*row)``)."""
+
+
+def request_row(r: PageRequest) -> RequestRow:
+    """``r`` as a row."""
+    return (
+        r.device,
+        r.pasid,
+        r.pasid_valid,
+        r.grpid,
+        r.last,
+        r.perm,
+        r.addr,
+        r.needs_pasid,
+        r.private_data,
+    )
+
+
+def response_row(r: PageResponse) -> ResponseRow:
+    """``r`` as a row."""
+    return (r.device, r.grpid, r.code, r.pasid, r.pasid_valid, r.private_data)

@@ -2,18 +2,35 @@
 
 A plugin returns one :class:`VendorPrq` per vendor from the ``ioasid_prq_vendors`` hook, once;
 the pipeline then calls it directly for every batch (no pluggy call per request).
+
+Two levels: :class:`VendorPrq` speaks :class:`PageRequest` / :class:`PageResponse` objects,
+which is all a plugin needs. A vendor that also implements :class:`RowCodec` (the same codec
+on plain tuples, see ``RequestRow``) lets the pipeline skip building two objects per request;
+the built-in vendors do, deriving their object methods from the row ones with
+:class:`RowVendorMixin`. :func:`row_codec` gives the pipeline a row codec for any vendor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from ioasid_core.bits import Buffer
 from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.prq.types import PageRequest, PageResponse, ResponseCode
+from ioasid_core.prq.types import (
+    PageRequest,
+    PageResponse,
+    RequestRow,
+    ResponseCode,
+    ResponseRow,
+    request_row,
+    response_row,
+)
 
-__all__ = ["VendorPrq"]
+__all__ = ["RowCheck", "RowCodec", "RowVendorMixin", "VendorPrq", "row_codec"]
+
+RowCheck = Callable[[RequestRow], ResponseCode | None]
+"""A vendor's own checks on one request row: a code to answer with, or None."""
 
 
 @runtime_checkable
@@ -40,3 +57,106 @@ class VendorPrq(Protocol):
 
     def encode_responses(self, responses: Sequence[PageResponse]) -> bytes:
         """The raw responses (descriptors, commands) the driver would write."""
+
+
+@runtime_checkable
+class RowCodec(Protocol):
+    """The same codec and rules on rows (``RequestRow``, ``ResponseRow``): the fast path."""
+
+    row_check: RowCheck | None
+    """The vendor's own checks per row, or None when it has none (no call per request)."""
+
+    def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
+        """The raw entries for ``rows``, back to back (a device burst)."""
+
+    def decode_rows(self, data: Buffer) -> list[RequestRow]:
+        """Decode whole entries to rows; ``DecodeError`` naming the bad entry's offset."""
+
+    def encode_response_rows(self, rows: Sequence[ResponseRow]) -> bytes:
+        """The raw responses for ``rows``."""
+
+
+class RowVendorMixin:
+    """The object methods of :class:`VendorPrq`, derived from a class's :class:`RowCodec`
+    methods, so a vendor writes its codec once, on rows. A class may still define any of
+    them itself (a codec whose object form is simpler, or checks it cannot express per row).
+    """
+
+    row_check: RowCheck | None = None
+
+    def encode_request(self: RowCodec, request: PageRequest) -> bytes:
+        return self.encode_request_rows([request_row(request)])
+
+    def decode_batch(self: RowCodec, data: Buffer) -> list[PageRequest]:
+        return [PageRequest(*row) for row in self.decode_rows(data)]
+
+    def check(self: RowCodec, request: PageRequest) -> ResponseCode | None:
+        check = self.row_check
+        return None if check is None else check(request_row(request))
+
+    def encode_responses(self: RowCodec, responses: Sequence[PageResponse]) -> bytes:
+        return self.encode_response_rows([response_row(r) for r in responses])
+
+
+class _AdaptedRows:
+    """A :class:`RowCodec` for a vendor that speaks objects, wholly or in part: a
+    third-party plugin that wrote no row methods, or a subclass of a row vendor that
+    overrides an object method (that override must win). Rows are used where the vendor's
+    own row method is authoritative, objects elsewhere (correct, at the price of the
+    objects they build)."""
+
+    def __init__(self, vendor: VendorPrq, rows: RowCodec | None, own: frozenset[str]) -> None:
+        self._vendor = vendor
+        self._rows = rows if rows is not None else self
+        if rows is not None and "check" not in own:
+            self.row_check: RowCheck | None = rows.row_check
+        else:
+            check = vendor.check
+
+            def row_check(row: RequestRow) -> ResponseCode | None:
+                return check(PageRequest(*row))
+
+            self.row_check = row_check
+        if rows is not None and "encode_request" not in own:
+            self.encode_request_rows = rows.encode_request_rows  # type: ignore[method-assign]
+        if rows is not None and "decode_batch" not in own:
+            self.decode_rows = rows.decode_rows  # type: ignore[method-assign]
+        if rows is not None and "encode_responses" not in own:
+            self.encode_response_rows = rows.encode_response_rows  # type: ignore[method-assign]
+
+    def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
+        encode = self._vendor.encode_request
+        return b"".join(encode(PageRequest(*row)) for row in rows)
+
+    def decode_rows(self, data: Buffer) -> list[RequestRow]:
+        return [request_row(r) for r in self._vendor.decode_batch(data)]
+
+    def encode_response_rows(self, rows: Sequence[ResponseRow]) -> bytes:
+        return self._vendor.encode_responses([PageResponse(*row) for row in rows])
+
+
+_OBJECT_METHODS = ("encode_request", "decode_batch", "check", "encode_responses")
+
+
+def row_codec(vendor: VendorPrq) -> RowCodec:
+    """A row codec for ``vendor``: the vendor itself when its rows are the whole story,
+    else an adapter that goes through its object methods where they are its own."""
+    if not isinstance(vendor, RowCodec):
+        return _AdaptedRows(vendor, None, frozenset())
+    if not isinstance(vendor, RowVendorMixin):
+        return vendor  # it wrote both forms itself; rows are the fast one
+    cls = type(vendor)
+    own = frozenset(
+        name
+        for name in _OBJECT_METHODS
+        if getattr(cls, name) is not getattr(RowVendorMixin, name)
+        and not _defined_with_rows(cls, name)
+    )
+    return vendor if not own else _AdaptedRows(vendor, vendor, own)
+
+
+def _defined_with_rows(cls: type, name: str) -> bool:
+    """Whether ``cls``'s ``name`` comes from the same class as its row methods (one codec,
+    written in both forms by one author: the rows stay authoritative)."""
+    owner = next(c for c in cls.__mro__ if name in c.__dict__)
+    return "decode_rows" in owner.__dict__ or "encode_response_rows" in owner.__dict__

@@ -32,7 +32,16 @@ import attrs
 from ioasid_core.bits import Buffer, DecodeError, EncodeError
 from ioasid_core.platform import AddressSpace
 from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
+from ioasid_core.prq.types import (
+    PageRequest,
+    PageResponse,
+    Perm,
+    RequestRow,
+    ResponseCode,
+    ResponseRow,
+    response_row,
+)
+from ioasid_core.prq.vendor import RowCheck, RowVendorMixin
 from ioasid_core.types import INVALID_IOASID
 from ioasid_smmuv3.commands import (
     CMD_RESUME,
@@ -50,7 +59,7 @@ from ioasid_smmuv3.events import (
     encode_event,
     stall_record,
 )
-from ioasid_smmuv3.priq import PRIQ_ENTRY_SIZE, decode_pri_batch, encode_pri
+from ioasid_smmuv3.priq import PRIQ_ENTRY_SIZE, decode_pri_rows, encode_pri
 
 __all__ = [
     "PRI_IOPF_VENDOR",
@@ -59,6 +68,8 @@ __all__ = [
     "PriPrq",
     "StallPrq",
     "decode_stall_batch",
+    "decode_stall_rows",
+    "encode_resume_rows",
     "encode_resumes",
     "smmuv3_vendors",
 ]
@@ -107,27 +118,34 @@ def decode_stall_batch(data: Buffer) -> list[PageRequest]:
     Equal, record by record, to ``decode_event_batch(data)[i].to_page_request()``; the first
     record that is not a stalled handled fault raises ``DecodeError`` with its offset.
     """
+    return [PageRequest(*row) for row in decode_stall_rows(data)]
+
+
+def decode_stall_rows(data: Buffer) -> list[RequestRow]:
+    """:func:`decode_stall_batch` as rows, the pipeline's fast form."""
     check_whole_records(data)
-    out: list[PageRequest] = []
-    append = out.append
     perms = _STALL_PERMS
     invalid = INVALID_IOASID
-    for index, (dw0, dw1, dw2, _dw3) in enumerate(_WORDS.iter_unpack(data)):
-        if dw0 & _HANDLED_MASK != _HANDLED_BASE or not dw1 & _STALL_BIT:
-            raise _not_a_request(dw0, dw1, index * EVENT_RECORD_SIZE)
-        ssv = dw0 & 0x800 != 0
-        append(
-            PageRequest(
-                dw0 >> 32,
-                dw0 >> 12 & 0xFFFFF if ssv else invalid,
-                ssv,
-                dw1 & 0xFFFF,
-                True,
-                perms[dw1 >> 33 & 7],
-                dw2,
-            )
+    rows: list[RequestRow] = [
+        (
+            dw0 >> 32,
+            dw0 >> 12 & 0xFFFFF if (ssv := dw0 & 0x800 != 0) else invalid,
+            ssv,
+            dw1 & 0xFFFF,
+            True,
+            perms[dw1 >> 33 & 7],
+            dw2,
+            False,
+            None,
         )
-    return out
+        for dw0, dw1, dw2, _dw3 in _WORDS.iter_unpack(data)
+        if dw0 & _HANDLED_MASK == _HANDLED_BASE and dw1 & _STALL_BIT
+    ]
+    if len(rows) * EVENT_RECORD_SIZE != len(data):
+        for index, (dw0, dw1, _dw2, _dw3) in enumerate(_WORDS.iter_unpack(data)):
+            if dw0 & _HANDLED_MASK != _HANDLED_BASE or not dw1 & _STALL_BIT:
+                raise _not_a_request(dw0, dw1, index * EVENT_RECORD_SIZE)
+    return rows
 
 
 _RESUME: Final = struct.Struct("<QQ")
@@ -140,27 +158,29 @@ _RESUME_TERM: Final = CMD_RESUME | ResumeResp.TERM << 12
 
 
 def encode_resumes(responses: Sequence[PageResponse]) -> bytes:
-    """One CMD_RESUME per response, byte for byte what ``resume_for(r).encode()`` gives.
+    """One CMD_RESUME per response, byte for byte what ``resume_for(r).encode()`` gives."""
+    return encode_resume_rows([response_row(r) for r in responses])
 
-    Packed directly (the BitLayout encoder builds a dict per command, which would dominate
-    the stall path); the range checks are the layout's, with its field names.
+
+def encode_resume_rows(rows: Sequence[ResponseRow]) -> bytes:
+    """:func:`encode_resumes` on rows. Packed directly (the BitLayout encoder builds a dict
+    per command, which would dominate the stall path); the range checks are the layout's,
+    with its field names.
     """
-    out = bytearray(len(responses) * COMMAND_SIZE)
+    out = bytearray(len(rows) * COMMAND_SIZE)
     pack_into = _RESUME.pack_into
     dw0_for = _RESUME_DW0.get
     offset = 0
-    for r in responses:
-        sid = r.device
-        stag = r.grpid
+    for sid, stag, code, _pasid, _valid, _private in rows:
         if sid >> 32 or stag >> 16 or sid < 0 or stag < 0:
             field, value, bits = ("sid", sid, 32) if sid >> 32 or sid < 0 else ("stag", stag, 16)
             raise EncodeError(f"SMMUv3 CMD_RESUME: {field}={value:#x} does not fit {bits} bits")
-        pack_into(out, offset, dw0_for(r.code, _RESUME_TERM) | sid << 32, stag)
+        pack_into(out, offset, dw0_for(code, _RESUME_TERM) | sid << 32, stag)
         offset += COMMAND_SIZE
     return bytes(out)
 
 
-class StallPrq:
+class StallPrq(RowVendorMixin):
     """``smmuv3``: stalled faults from the event queue, answered with CMD_RESUME."""
 
     entry_size = EVENT_RECORD_SIZE
@@ -210,18 +230,21 @@ class StallPrq:
             )
         return encode_event(stall_record(request))
 
-    def decode_batch(self, data: Buffer) -> list[PageRequest]:
-        return decode_stall_batch(data)
+    def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
+        encode = self.encode_request
+        return b"".join([encode(PageRequest(*row)) for row in rows])
 
-    def check(self, request: PageRequest) -> ResponseCode | None:
-        """No check of its own: the SID lookup is the resolver's (UNKNOWN_DEVICE -> ABORT)."""
-        return None
+    def decode_rows(self, data: Buffer) -> list[RequestRow]:
+        return decode_stall_rows(data)
 
-    def encode_responses(self, responses: Sequence[PageResponse]) -> bytes:
-        return encode_resumes(responses)
+    row_check: RowCheck | None = None
+    """No check of its own: the SID lookup is the resolver's (UNKNOWN_DEVICE -> ABORT)."""
+
+    def encode_response_rows(self, rows: Sequence[ResponseRow]) -> bytes:
+        return encode_resume_rows(rows)
 
 
-class PriPrq:
+class PriPrq(RowVendorMixin):
     """``smmuv3-pri``: the PRI queue, answered with CMD_PRI_RESP.
 
     ``iopf=False`` (mainline): every request is refused by :meth:`check` with the code the
@@ -247,12 +270,21 @@ class PriPrq:
         self.default_policy = default_policy
         self.mapping = mapping
         self._verdict: ResponseCode | None = None if iopf else deny[0]
+        verdict = self._verdict
+
+        def unexpected(row: RequestRow) -> ResponseCode | None:
+            return verdict
+
+        self.row_check: RowCheck | None = None if iopf else unexpected
 
     def encode_request(self, request: PageRequest) -> bytes:
         return encode_pri(request)
 
-    def decode_batch(self, data: Buffer) -> list[PageRequest]:
-        return decode_pri_batch(data)
+    def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
+        return b"".join([encode_pri(PageRequest(*row)) for row in rows])
+
+    def decode_rows(self, data: Buffer) -> list[RequestRow]:
+        return decode_pri_rows(data)
 
     def check(self, request: PageRequest) -> ResponseCode | None:
         """Mainline: "unexpected PRI request", denied. The IOPF patch: no check of its own."""
@@ -261,6 +293,9 @@ class PriPrq:
     def encode_responses(self, responses: Sequence[PageResponse]) -> bytes:
         mapping = self.mapping
         return b"".join(pri_resp_for(r, mapping).encode() for r in responses)
+
+    def encode_response_rows(self, rows: Sequence[ResponseRow]) -> bytes:
+        return self.encode_responses([PageResponse(*row) for row in rows])
 
 
 def smmuv3_vendors() -> list[StallPrq | PriPrq]:

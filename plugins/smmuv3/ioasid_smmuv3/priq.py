@@ -35,10 +35,17 @@ import struct
 from typing import Final
 
 from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError
-from ioasid_core.prq.types import PageRequest, Perm
+from ioasid_core.prq.types import PageRequest, Perm, RequestRow
 from ioasid_core.types import INVALID_IOASID
 
-__all__ = ["PRIQ_ENTRY", "PRIQ_ENTRY_SIZE", "decode_pri", "decode_pri_batch", "encode_pri"]
+__all__ = [
+    "PRIQ_ENTRY",
+    "PRIQ_ENTRY_SIZE",
+    "decode_pri",
+    "decode_pri_batch",
+    "decode_pri_rows",
+    "encode_pri",
+]
 
 PRIQ_ENTRY: Final = BitLayout(
     "SMMUv3 PRI queue entry",
@@ -143,6 +150,11 @@ def decode_pri_batch(data: Buffer) -> list[PageRequest]:
     The buffer must hold whole entries. A bad entry raises the same ``DecodeError`` as
     :func:`decode_pri`, naming its byte offset in ``data``.
     """
+    return [PageRequest(*row) for row in decode_pri_rows(data)]
+
+
+def decode_pri_rows(data: Buffer) -> list[RequestRow]:
+    """:func:`decode_pri_batch` as rows, the pipeline's fast form."""
     size = len(data)
     if size % PRIQ_ENTRY_SIZE:
         raise DecodeError(
@@ -151,22 +163,24 @@ def decode_pri_batch(data: Buffer) -> list[PageRequest]:
             f"({size % PRIQ_ENTRY_SIZE} trailing bytes)",
             offset=size - size % PRIQ_ENTRY_SIZE,
         )
-    out: list[PageRequest] = []
-    append = out.append
+    rows: list[RequestRow] = []
+    append = rows.append
     perms = _PERMS
     for index, (dw0, dw1) in enumerate(_WORDS.iter_unpack(data)):
         if dw0 & _RESERVED0 or dw1 & _RESERVED1:
             PRIQ_ENTRY.check_reserved((dw0, dw1), index * PRIQ_ENTRY_SIZE)
         ssv = dw0 >> 63 == 1
         append(
-            PageRequest(
-                device=dw0 & _SID_MASK,
-                pasid=dw0 >> 32 & _SSID_MASK if ssv else INVALID_IOASID,
-                pasid_valid=ssv,
-                grpid=dw1 & _PRG_MASK,
-                last=dw0 >> 62 & 1 == 1,
-                perm=perms[dw0 >> 58 & 0xF],
-                addr=dw1 & _ADDR_MASK,
+            (
+                dw0 & _SID_MASK,
+                dw0 >> 32 & _SSID_MASK if ssv else INVALID_IOASID,
+                ssv,
+                dw1 & _PRG_MASK,
+                dw0 >> 62 & 1 == 1,
+                perms[dw0 >> 58 & 0xF],
+                dw1 & _ADDR_MASK,
+                False,
+                None,
             )
         )
-    return out
+    return rows

@@ -34,7 +34,15 @@ from typing import Final
 from ioasid_core.bits import Buffer, DecodeError, EncodeError
 from ioasid_core.platform import AddressSpace
 from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
+from ioasid_core.prq.types import (
+    PageRequest,
+    Perm,
+    RequestRow,
+    ResponseCode,
+    ResponseRow,
+    request_row,
+)
+from ioasid_core.prq.vendor import RowCheck, RowVendorMixin
 from ioasid_core.types import INVALID_IOASID
 from ioasid_virtio_iommu.faults import (
     EXTENDED,
@@ -81,7 +89,7 @@ _PERMS: Final = tuple(Perm(bits) for bits in range(16))
 """Flags bits 3:0 are IOPF's perm bits 3:0 (READ, WRITE, EXEC, PRIV): index by them."""
 
 
-class VirtioPrq:
+class VirtioPrq(RowVendorMixin):
     """virtio-iommu's page-request codec and handler rules (the vSVA RFC's guest driver)."""
 
     name = "virtio-iommu"
@@ -106,7 +114,11 @@ class VirtioPrq:
         """The 48-byte page-request event the device writes; a field too wide → EncodeError."""
         return encode_page_request(request)
 
-    def decode_batch(self, data: Buffer) -> list[PageRequest]:
+    def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
+        """The 48-byte page-request events the device writes; a field too wide → EncodeError."""
+        return b"".join([encode_page_request(PageRequest(*row)) for row in rows])
+
+    def decode_rows(self, data: Buffer) -> list[RequestRow]:
         """Page requests of a run of 48-byte events; unrecoverable faults go to ``faults``.
 
         A record the fast check does not accept at once goes to the plain decoder, which
@@ -122,79 +134,76 @@ class VirtioPrq:
                 offset=size - size % EXTENDED_SIZE,
             )
         needs = self.needs_pasid
-        out: list[PageRequest] = []
-        append = out.append
-        faults: list[UnrecoverableFault] = []
-        for index, (
-            reason,
-            r1,
-            r2,
-            flags,
-            endpoint,
-            pasid,
-            addr,
-            grpid,
-            r3,
-            r4,
-            pd0,
-            pd1,
-        ) in enumerate(_EVENT.iter_unpack(data)):
-            if (
+        perms = _PERMS
+        rows: list[RequestRow] = [
+            (
+                endpoint,
+                pasid if (valid := flags & _F_PASID != 0) else INVALID_IOASID,
+                valid,
+                grpid,
+                flags & _F_LAST != 0,
+                perms[flags & 0xF],
+                addr,
+                endpoint in needs,
+                (pd0, pd1) if flags & _F_PRIV_DATA else None,
+            )
+            for reason, r1, r2, flags, endpoint, pasid, addr, grpid, r3, r4, pd0, pd1 in (
+                _EVENT.iter_unpack(data)
+            )
+            if not (
                 r1 | r2 | r3 | r4 | (flags & _BAD_FLAGS)
                 or reason != _MAPPING
                 or flags & _PR_NEEDS != _PR_NEEDS
                 or pasid > MAX_PASID
                 or (pasid and not flags & _F_PASID)
                 or ((pd0 | pd1) and not flags & _F_PRIV_DATA)
-            ):
-                event = decode_extended(data, index * EXTENDED_SIZE, needs_pasid=endpoint in needs)
-                if isinstance(event, UnrecoverableFault):
-                    faults.append(event)
-                else:
-                    append(event)
-                continue
-            valid = flags & _F_PASID != 0
-            # Positional: the attrs __init__ is the costliest step of the loop.
-            append(
-                PageRequest(
-                    endpoint,
-                    pasid if valid else INVALID_IOASID,
-                    valid,
-                    grpid,
-                    flags & _F_LAST != 0,
-                    _PERMS[flags & 0xF],
-                    addr,
-                    endpoint in needs,
-                    (pd0, pd1) if flags & _F_PRIV_DATA else None,
-                )
             )
+        ]
+        if len(rows) * EXTENDED_SIZE != size:
+            return self._decode_slowly(data)
+        return rows
+
+    def _decode_slowly(self, data: Buffer) -> list[RequestRow]:
+        """Record by record, for a run holding something the fast check does not accept: a
+        fault (counted once the whole run decoded), a legal request the fast path does not
+        take, or a bad record (``DecodeError`` naming it)."""
+        needs = self.needs_pasid
+        rows: list[RequestRow] = []
+        faults: list[UnrecoverableFault] = []
+        for index in range(memoryview(data).nbytes // EXTENDED_SIZE):
+            offset = index * EXTENDED_SIZE
+            endpoint = _EVENT.unpack_from(data, offset)[4]
+            event = decode_extended(data, offset, needs_pasid=endpoint in needs)
+            if isinstance(event, UnrecoverableFault):
+                faults.append(event)
+            else:
+                rows.append(request_row(event))
         for fault in faults:  # only now: the batch decoded in full (see the module doc)
             self.faults.report(fault)
-        return out
+        return rows
 
-    def check(self, request: PageRequest) -> ResponseCode | None:
-        """No virtio-specific rule (see the module doc)."""
-        return None
+    row_check: RowCheck | None = None
+    """No virtio-specific rule (see the module doc)."""
 
-    def encode_responses(self, responses: Sequence[PageResponse]) -> bytes:
+    def encode_response_rows(self, rows: Sequence[ResponseRow]) -> bytes:
         """One 32-byte PAGE_RESP request per response, status OK (the device's to fill)."""
         pack = _PAGE_RESP.pack
+        codes = _CODES
         parts: list[bytes] = []
         append = parts.append
-        for r in responses:
-            grpid = r.grpid
-            if r.code not in _CODES or not 0 <= grpid <= GRPID_MAX:
+        for endpoint, grpid, code, given, valid, _private in rows:
+            if code not in codes or not 0 <= grpid <= GRPID_MAX:
                 raise EncodeError(
-                    f"{PAGE_RESP.name}: code {r.code!r} / grpid {grpid:#x} cannot be encoded"
+                    f"{PAGE_RESP.name}: code {code!r} / grpid {grpid:#x} cannot be encoded"
                 )
-            if r.pasid_valid:
-                if not 0 <= r.pasid <= MAX_PASID:
-                    raise EncodeError(f"{PAGE_RESP.name}: pasid={r.pasid:#x} is wider than 20 bits")
-                flags, pasid = PAGE_RESP_PASID_VALID, r.pasid
+            if valid:
+                if not 0 <= given <= MAX_PASID:
+                    raise EncodeError(f"{PAGE_RESP.name}: pasid={given:#x} is wider than 20 bits")
+                flags, pasid = PAGE_RESP_PASID_VALID, given
             else:
                 flags = pasid = 0
             try:
-                append(pack(_TYPE, r.device, flags, pasid, grpid, r.code, _OK))
+                append(pack(_TYPE, endpoint, flags, pasid, grpid, code, _OK))
             except struct.error as exc:
-                raise EncodeError(f"{PAGE_RESP.name}: endpoint={r.device:#x}: {exc}") from None
+                raise EncodeError(f"{PAGE_RESP.name}: endpoint={endpoint:#x}: {exc}") from None
         return b"".join(parts)

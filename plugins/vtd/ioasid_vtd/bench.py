@@ -147,7 +147,9 @@ def vtd_prq_breakdown(rounds: int = 50) -> dict[str, float]:
         "construct_page_request": _best_ns(construct, n, rounds),
         "decode": _best_ns(lambda: vendor.decode_batch(ring), n, rounds),
         "check": _best_ns(lambda: [check(r) for r in requests], n, rounds),
-        "resolve": _best_ns(lambda: [resolve(r) for r in requests], n, rounds),
+        "resolve": _best_ns(
+            lambda: [resolve(r.device, r.pasid_valid, r.pasid) for r in requests], n, rounds
+        ),
         "grouping": _best_ns(grouping, n, rounds),
         "process": _best_ns(lambda: pipeline.process(requests), n, rounds),
         "encode_responses": _best_ns(lambda: vendor.encode_responses(responses), n, rounds),

@@ -45,7 +45,7 @@ import attrs
 
 from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError
 from ioasid_core.errors import InvalidArgumentError
-from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
+from ioasid_core.prq.types import PageRequest, PageResponse, Perm, RequestRow, ResponseCode
 from ioasid_core.types import INVALID_IOASID
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "VTD_RESPONSE_CODES",
     "PageGroupResponseDescriptor",
     "PageRequestDescriptor",
+    "decode_descriptor_rows",
     "decode_descriptors",
     "decode_ring",
     "decode_ring_reference",
@@ -384,8 +385,8 @@ def decode_ring_reference(data: Buffer, head: int, tail: int) -> list[PageReques
     ]
 
 
-def _decode_span(view: memoryview, start: int, end: int, requests: list[PageRequest]) -> None:
-    """Append the requests of bytes ``start:end`` of ``view`` (whole entries, checked).
+def _decode_span(view: memoryview, start: int, end: int, rows: list[RequestRow]) -> None:
+    """Append the request rows of bytes ``start:end`` of ``view`` (whole entries, checked).
 
     One comprehension skipping entries with reserved bits set; if it skipped any, a second
     pass finds the first and raises naming its offset (the error path may be slow).
@@ -395,8 +396,8 @@ def _decode_span(view: memoryview, start: int, end: int, requests: list[PageRequ
     reserved_flags = _RESERVED_FLAGS
     reserved_high = _RESERVED_HIGH
     invalid = INVALID_IOASID
-    decoded = [
-        PageRequest(
+    decoded: list[RequestRow] = [
+        (
             rid,
             high & 0xFFFFF if (present := flags & 1 != 0) else invalid,
             present,
@@ -413,7 +414,7 @@ def _decode_span(view: memoryview, start: int, end: int, requests: list[PageRequ
     if len(decoded) * DESCRIPTOR_SIZE != end - start:
         for index, words in enumerate(_ENTRY.iter_unpack(chunk)):
             PAGE_REQUEST.check_reserved(words, start + index * DESCRIPTOR_SIZE)
-    requests += decoded
+    rows += decoded
 
 
 def decode_ring(data: Buffer, head: int, tail: int) -> list[PageRequest]:
@@ -425,15 +426,20 @@ def decode_ring(data: Buffer, head: int, tail: int) -> list[PageRequest]:
     :func:`decode_ring_reference` does.
     """
     view = _byte_view(data)
-    requests: list[PageRequest] = []
+    rows: list[RequestRow] = []
     for start, end in _ring_segments(view, head, tail):
-        _decode_span(view, start, end, requests)
-    return requests
+        _decode_span(view, start, end, rows)
+    return [PageRequest(*row) for row in rows]
 
 
 def decode_descriptors(data: Buffer) -> list[PageRequest]:
     """Every page request of ``data``, a run of whole descriptors (a drained batch, not a
     ring: no head or tail). ``DecodeError`` names the bad entry's offset within ``data``."""
+    return [PageRequest(*row) for row in decode_descriptor_rows(data)]
+
+
+def decode_descriptor_rows(data: Buffer) -> list[RequestRow]:
+    """:func:`decode_descriptors` as rows (``RequestRow``), the pipeline's fast form."""
     view = _byte_view(data)
     size = len(view)
     if size % DESCRIPTOR_SIZE:
@@ -441,6 +447,6 @@ def decode_descriptors(data: Buffer) -> list[PageRequest]:
             PAGE_REQUEST.name,
             f"{size} bytes is not a whole number of {DESCRIPTOR_SIZE}-byte descriptors",
         )
-    requests: list[PageRequest] = []
-    _decode_span(view, 0, size, requests)
-    return requests
+    rows: list[RequestRow] = []
+    _decode_span(view, 0, size, rows)
+    return rows

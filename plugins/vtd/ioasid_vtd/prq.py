@@ -52,7 +52,8 @@ from ioasid_core.bits import Buffer, EncodeError
 from ioasid_core.errors import InvalidArgumentError
 from ioasid_core.platform import AddressSpace
 from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.prq.types import PageRequest, PageResponse, ResponseCode
+from ioasid_core.prq.types import RequestRow, ResponseCode, ResponseRow
+from ioasid_core.prq.vendor import RowCheck, RowVendorMixin
 from ioasid_vtd.descriptors import (
     DESCRIPTOR_SIZE,
     PAGE_GROUP_RESPONSE,
@@ -60,7 +61,7 @@ from ioasid_vtd.descriptors import (
     PAGE_REQUEST,
     PAGE_REQUEST_TYPE,
     VTD_RESPONSE_CODES,
-    decode_descriptors,
+    decode_descriptor_rows,
 )
 
 __all__ = [
@@ -120,8 +121,20 @@ def _fits(layout: str, field: str, value: int, bits: int) -> None:
         raise EncodeError(f"{layout}: {field} {value!r} does not fit {bits} bits")
 
 
-class VtdPrq:
-    """Intel VT-d: the PRQ descriptor codec and the handler's own checks."""
+def _vtd_check(row: RequestRow) -> ResponseCode | None:
+    """The handler's own rules: supervisor requests with read/write, exec+read and a
+    non-canonical address are answered INVALID before any lookup."""
+    if _BAD_PERM[row[5]]:
+        return ResponseCode.INVALID
+    top = row[6] >> 47
+    if top and top != 0x1FFFF:
+        return ResponseCode.INVALID
+    return None
+
+
+class VtdPrq(RowVendorMixin):
+    """Intel VT-d: the PRQ descriptor codec and the handler's own checks (written on rows;
+    the object methods come from :class:`~ioasid_core.prq.vendor.RowVendorMixin`)."""
 
     name = "vtd"
     entry_size = DESCRIPTOR_SIZE
@@ -129,55 +142,43 @@ class VtdPrq:
     """``ioasid_find(NULL, pasid, NULL)``: the driver owned every PASID it saw, so it searched
     every set."""
     expected: type | tuple[type, ...] = AddressSpace
+    row_check: RowCheck | None = staticmethod(_vtd_check)
 
-    def encode_request(self, request: PageRequest) -> bytes:
-        """The descriptor the unit writes for ``request``. A PASID is always carried in the
+    def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
+        """The descriptors the unit writes for ``rows``. A PASID is always carried in the
         response on VT-d, so ``needs_pasid`` is implied by ``pasid_valid`` and not stored."""
-        device = request.device
-        valid = request.pasid_valid
-        pasid = request.pasid if valid else 0
-        grpid = request.grpid
-        addr = request.addr
-        perm = int(request.perm)
-        _fits(_REQ, "requester ID", device, 16)
-        _fits(_REQ, "PASID", pasid, 20)
-        _fits(_REQ, "page request group index", grpid, 9)
-        _fits(_REQ, "permissions", perm, 4)
-        if not 0 <= addr <= _U64 or addr & _PAGE_OFFSET:
-            raise EncodeError(f"{_REQ}: address {addr:#x} is not a page-aligned 64-bit address")
-        private = request.private_data
-        if private is None:
-            p0 = p1 = 0
-        else:
-            p0, p1 = private
-            _fits(_REQ, "private data[0]", p0, 64)
-            _fits(_REQ, "private data[1]", p1, 64)
-        q0 = (
-            PAGE_REQUEST_TYPE
-            | valid << 8
-            | (private is not None) << 9
-            | device << 16
-            | pasid << 32
-            | (perm >> 2) << 52  # EXEC → bit 52, PRIV → bit 53
-        )
-        q1 = perm & 3 | request.last << 2 | grpid << 3 | addr
-        return _STRUCT.pack(q0, q1, p0, p1)
+        pack = _STRUCT.pack
+        out: list[bytes] = []
+        append = out.append
+        for device, given, valid, grpid, last, perm, addr, _needs, private in rows:
+            pasid = given if valid else 0
+            if device >> 16 or pasid >> 20 or grpid >> 9 or perm >> 4 or addr & _PAGE_OFFSET:
+                _request_error(device, pasid, grpid, perm, addr)
+            if private is None:
+                p0 = p1 = 0
+            else:
+                p0, p1 = private
+                _fits(_REQ, "private data[0]", p0, 64)
+                _fits(_REQ, "private data[1]", p1, 64)
+            q0 = (
+                PAGE_REQUEST_TYPE
+                | valid << 8
+                | (private is not None) << 9
+                | device << 16
+                | pasid << 32
+                | (perm >> 2) << 52  # EXEC → bit 52, PRIV → bit 53
+            )
+            try:
+                append(pack(q0, perm & 3 | last << 2 | grpid << 3 | addr, p0, p1))
+            except struct.error:
+                _request_error(device, pasid, grpid, perm, addr)
+        return b"".join(out)
 
-    def decode_batch(self, data: Buffer) -> list[PageRequest]:
+    def decode_rows(self, data: Buffer) -> list[RequestRow]:
         """Whole descriptors; ``DecodeError`` names the first bad one's byte offset."""
-        return decode_descriptors(data)
+        return decode_descriptor_rows(data)
 
-    def check(self, request: PageRequest) -> ResponseCode | None:
-        """The handler's own rules: supervisor requests with read/write, exec+read and a
-        non-canonical address are answered INVALID before any lookup."""
-        if _BAD_PERM[request.perm]:
-            return ResponseCode.INVALID
-        top = request.addr >> 47
-        if top and top != 0x1FFFF:
-            return ResponseCode.INVALID
-        return None
-
-    def encode_responses(self, responses: Sequence[PageResponse]) -> bytes:
+    def encode_response_rows(self, rows: Sequence[ResponseRow]) -> bytes:
         """Page group response descriptors (type 0x9), one per response, LPIG set: the core
         only answers closed groups. PASID present only if the response carries one; the
         request's private data is echoed."""
@@ -185,36 +186,43 @@ class VtdPrq:
         codes = _CODES
         out: list[bytes] = []
         append = out.append
-        for r in responses:
-            code = codes.get(r.code)
-            device = r.device
-            grpid = r.grpid
-            valid = r.pasid_valid
-            pasid = r.pasid if valid else 0
-            private = r.private_data
+        for row in rows:
+            device, grpid, code, given, valid, private = row
+            vcode = codes.get(code)
+            pasid = given if valid else 0
             # A negative value shifts to -1, so one test per field catches both ends.
-            if code is None or device >> 16 or pasid >> 20 or grpid >> 9:
-                _response_error(r)
+            if vcode is None or device >> 16 or pasid >> 20 or grpid >> 9:
+                _response_error(row)
             # Packed as 32-bit halves: the shifts then work on small ints.
             if private is None:
-                low = _RESPONSE_BASE | valid << 4 | code << 12 | device << 16
+                low = _RESPONSE_BASE | valid << 4 | vcode << 12 | device << 16
                 append(pack(low, pasid, 4 | grpid << 3, 0, 0, 0))
             else:
                 p0, p1 = private
                 if p0 >> 64 or p1 >> 64:
-                    _response_error(r)
-                low = _RESPONSE_BASE | valid << 4 | 0x20 | code << 12 | device << 16
+                    _response_error(row)
+                low = _RESPONSE_BASE | valid << 4 | 0x20 | vcode << 12 | device << 16
                 append(pack(low, pasid, 4 | grpid << 3, 0, p0, p1))
         return b"".join(out)
 
 
-def _response_error(r: PageResponse) -> NoReturn:
-    """Raise the ``EncodeError`` naming the first field of ``r`` that does not fit."""
-    if r.code not in _CODES:
-        raise EncodeError(f"{_RESP}: {r.code!r} is not a page response code")
-    _fits(_RESP, "requester ID", r.device, 16)
-    _fits(_RESP, "PASID", r.pasid if r.pasid_valid else 0, 20)
-    _fits(_RESP, "page request group index", r.grpid, 9)
-    for index, value in enumerate(r.private_data or ()):
+def _request_error(device: int, pasid: int, grpid: int, perm: int, addr: int) -> NoReturn:
+    """Raise the ``EncodeError`` naming the first field of a request that does not fit."""
+    _fits(_REQ, "requester ID", device, 16)
+    _fits(_REQ, "PASID", pasid, 20)
+    _fits(_REQ, "page request group index", grpid, 9)
+    _fits(_REQ, "permissions", perm, 4)
+    raise EncodeError(f"{_REQ}: address {addr:#x} is not a page-aligned 64-bit address")
+
+
+def _response_error(row: ResponseRow) -> NoReturn:
+    """Raise the ``EncodeError`` naming the first field of ``row`` that does not fit."""
+    device, grpid, code, pasid, valid, private = row
+    if code not in _CODES:
+        raise EncodeError(f"{_RESP}: {code!r} is not a page response code")
+    _fits(_RESP, "requester ID", device, 16)
+    _fits(_RESP, "PASID", pasid if valid else 0, 20)
+    _fits(_RESP, "page request group index", grpid, 9)
+    for index, value in enumerate(private or ()):
         _fits(_RESP, f"private data[{index}]", value, 64)
-    raise AssertionError(f"no bad field in {r!r}")  # pragma: no cover
+    raise AssertionError(f"no bad field in {row!r}")  # pragma: no cover
