@@ -7,6 +7,8 @@ can hand them to any ``concurrent.futures.Executor``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 
 from ioasid_core.errors import (
@@ -21,7 +23,7 @@ from ioasid_core.platform import AddressSpace, Platform
 from ioasid_core.plugins import Hooks
 from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.prq.types import PageRequest, PageResponse, Perm
+from ioasid_core.prq.types import Perm, RequestRow, ResponseRow, response_row
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.scenario.schema import Scenario, Step
 from ioasid_core.sets import IoasidSet
@@ -222,6 +224,8 @@ class _Run:
                 del self.pasids[name]
 
     def _op_page_requests(self, step: Step) -> None:
+        """One burst from one device: ``groups`` groups of ``group_size`` requests, then the
+        stop markers, written to the unit's ring as rows (no object per request)."""
         assert step.device is not None
         device = self.platform.device(step.device)
         pipeline = self.pipelines[device.unit]
@@ -230,24 +234,41 @@ class _Run:
         for name in step.perm:
             perm |= _PERMS[name]
         valid = step.pasid is not None
-        for group in range(step.groups):
-            grpid = self.next_group.get(device.name, 0)
-            self.next_group[device.name] = (grpid + 1) & _GROUP_INDEX_MASK
-            for index in range(step.group_size):
-                last = index == step.group_size - 1
-                request = PageRequest(
-                    device.source_id,
+        source = device.source_id
+        first = self.next_group.get(device.name, 0)
+        groups, size = step.groups, step.group_size
+        self.next_group[device.name] = (first + groups) & _GROUP_INDEX_MASK
+        mask = _GROUP_INDEX_MASK
+        rows: list[RequestRow]
+        if size == 1:
+            rows = [
+                (source, pasid, valid, (first + g) & mask, True, perm, g * _PAGE, False, None)
+                for g in range(groups)
+            ]
+        else:
+            end = size - 1
+            rows = [
+                (
+                    source,
                     pasid,
                     valid,
-                    grpid,
-                    last,
+                    (first + g) & mask,
+                    i == end,
                     perm,
-                    (group * step.group_size + index) * _PAGE,
+                    (g * size + i) * _PAGE,
+                    False,
+                    None,
                 )
-                if pipeline.submit(request) and last:
-                    self.submitted[(device.unit, device.source_id, grpid)] = self.now
-        for _ in range(step.stop_markers):
-            pipeline.submit(PageRequest(device.source_id, pasid, valid, 0, True, Perm.NONE, 0))
+                for g in range(groups)
+                for i in range(size)
+            ]
+        rows += [(source, pasid, valid, 0, True, Perm.NONE, 0, False, None)] * step.stop_markers
+        taken = pipeline.submit_rows(rows)
+        # A group is waiting for its answer if its LAST request made it into the ring.
+        unit, now = device.unit, self.now
+        self.submitted.update(
+            ((unit, source, (first + g) & mask), now) for g in range(min(groups, taken // size))
+        )
         if step.service:
             self._service(device.unit)
 
@@ -256,20 +277,24 @@ class _Run:
         self._service(step.unit)
 
     def _service(self, unit: str) -> None:
-        self._record(unit, self.pipelines[unit].service())
+        self._record(unit, self.pipelines[unit].service_rows())
 
-    def _record(self, unit: str, responses: list[PageResponse]) -> None:
+    def _record(self, unit: str, responses: Sequence[ResponseRow]) -> None:
+        pop = self.submitted.pop
+        now = self.now
+        latencies = self.metrics.request_latency_us
         for response in responses:
-            sent = self.submitted.pop((unit, response.device, response.grpid), None)
+            sent = pop((unit, response[0], response[1]), None)
             if sent is not None:
-                self.metrics.request_latency_us.append(self.now - sent)
+                latencies.append(now - sent)
 
     def _op_unplug(self, step: Step) -> None:
         assert step.unit is not None
         pipeline = self.pipelines[step.unit]
         for device in list(self.platform.devices.values()):
             if device.unit == step.unit:
-                self._record(step.unit, pipeline.remove_device(device.source_id))
+                answered = pipeline.remove_device(device.source_id)
+                self._record(step.unit, [response_row(r) for r in answered])
         self.platform.remove_unit(step.unit)
         self._collect(pipeline)
         del self.pipelines[step.unit]
