@@ -47,6 +47,15 @@ class Metrics:
     step_errors: list[str] = attrs.field(factory=list)
     """Steps that could not run (e.g. a PASID whose allocation failed), with the reason."""
     request_latency_us: list[float] = attrs.field(factory=list)
+    guest_allocations: int = 0
+    guest_allocation_failures: Counter[str] = attrs.field(factory=Counter)
+    """By reason: ``quota``, ``no_space``, ``allocator``, ``invalid``, ``scalable_mode_off``."""
+    guest_frees: int = 0
+    host_pasids_peak: int = 0
+    """The most host PASIDs held for guests at once (in the VMs' host sets)."""
+    scalable_mode_off: int = 0
+    vcmd_commands: int = 0
+    vm_exits: int = 0
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready summary (latencies as percentiles)."""
@@ -84,4 +93,11 @@ class Metrics:
                 "p99": percentile(lat, 99),
                 "max": max(lat, default=0.0),
             },
+            "guest_allocations": self.guest_allocations,
+            "guest_allocation_failures": dict(sorted(self.guest_allocation_failures.items())),
+            "guest_frees": self.guest_frees,
+            "host_pasids_peak": self.host_pasids_peak,
+            "scalable_mode_off": self.scalable_mode_off,
+            "vcmd_commands": self.vcmd_commands,
+            "vm_exits": self.vm_exits,
         }

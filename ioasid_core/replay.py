@@ -7,17 +7,21 @@ can hand them to any ``concurrent.futures.Executor``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
+from ioasid_core.allocators import AllocatorOps
 from ioasid_core.errors import (
     AllocatorError,
+    AllocatorNoSpaceError,
     InvalidArgumentError,
     IoasidError,
     NoSpaceError,
     QuotaExceededError,
 )
+from ioasid_core.guest import GuestIommu, GuestVm, guest_path
 from ioasid_core.metrics import Metrics
 from ioasid_core.platform import AddressSpace, Platform
 from ioasid_core.plugins import Hooks
@@ -25,7 +29,8 @@ from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import Perm, RequestRow, ResponseRow, response_row
 from ioasid_core.prq.vendor import VendorPrq
-from ioasid_core.scenario.schema import Scenario, Step
+from ioasid_core.scenario.load import ScenarioError, ScenarioProblem
+from ioasid_core.scenario.schema import Scenario, Step, VmSpec
 from ioasid_core.sets import IoasidSet
 from ioasid_core.space import IoasidSpace
 from ioasid_core.types import INVALID_IOASID, SetType
@@ -63,6 +68,19 @@ class RunResult:
             "seed": self.seed,
             "metrics": self.metrics.as_dict(),
         }
+
+
+@attrs.define(eq=False)
+class _Vm:
+    """A VM of one replay: its guest space, its own set there, its vendor-modelled vIOMMU."""
+
+    name: str
+    space: IoasidSpace
+    set: IoasidSet
+    host_set: IoasidSet
+    iommu: GuestIommu
+    active: AllocatorOps[Any] | None = None
+    pasids: dict[str, int] = attrs.field(factory=dict)
 
 
 class _Run:
@@ -122,6 +140,37 @@ class _Run:
         self.now = 0.0
         self.bind_pasids: dict[int, str] = {}  # PASID -> device it was bound for
         self.active = self.space.active_allocator
+        self.vms = self._start_vms(scenario, vendor)
+
+    def _start_vms(self, scenario: Scenario, vendor: VendorPrq) -> dict[str, _Vm]:
+        """Each VM's guest space and virtual units, through the vendor's guest path."""
+        path = guest_path(vendor)
+        options: dict[str, object] = dict(dict(scenario.vendor_options).get(vendor.name, ()))
+        problems = path.option_problems(options)
+        if problems:
+            raise ScenarioError(
+                scenario.source,
+                [ScenarioProblem(f"vendor.{vendor.name}.{key}", what) for key, what in problems],
+            )
+        return {vm.name: self._start_vm(vm, path.attach, options) for vm in scenario.platform.vms}
+
+    def _start_vm(
+        self,
+        vm: VmSpec,
+        attach: Callable[[GuestVm], GuestIommu],
+        options: Mapping[str, object],
+    ) -> _Vm:
+        # The VM is the token of its MM set in the host: its own object, whatever else is named.
+        host_set = self.space.create_set(
+            AddressSpace(vm.name, "vm"), quota=vm.quota, type=SetType.MM
+        )
+        space = IoasidSpace(vm.capacity)
+        iommu = attach(
+            GuestVm(name=vm.name, host=self.space, host_set=host_set, space=space, options=options)
+        )
+        for unit in vm.units:
+            iommu.plug(unit)
+        return _Vm(vm.name, space, space.create_set(), host_set, iommu, space.active_allocator)
 
     # ------------------------------------------------------------------ steps
 
@@ -143,6 +192,16 @@ class _Run:
         if active is not self.active:
             m.allocator_switches += 1
             self.active = active
+        if self.vms:
+            held = 0
+            for vm in self.vms.values():
+                held += vm.host_set.count
+                # Members of one group take turns as its face: only a change of group counts.
+                guest_active = vm.space.active_allocator
+                if not _same_group(guest_active, vm.active):
+                    m.allocator_switches += 1
+                vm.active = guest_active
+            m.host_pasids_peak = max(m.host_pasids_peak, held)
 
     def _alloc(
         self, step: Step, set_name: str, private: object, limit: int | None = None
@@ -288,8 +347,75 @@ class _Run:
             if sent is not None:
                 latencies.append(now - sent)
 
+    # ------------------------------------------------------------------ guests
+
+    def _op_guest_alloc(self, step: Step) -> None:
+        assert step.vm is not None and step.name is not None
+        vm = self.vms[step.vm]
+        if not vm.iommu.scalable_mode:
+            reason = "scalable_mode_off"  # the guest driver runs without PASIDs
+        else:
+            private = DriverObject(step.owner or vm.name)
+            try:
+                pasid = vm.space.alloc(vm.set, 1, vm.space.capacity - 1, private)
+            except AllocatorNoSpaceError:
+                # The guest only hears "no PASID"; the model knows whether the quota said so.
+                quota = vm.host_set.quota
+                reason = "quota" if quota is not None and vm.host_set.count >= quota else "no_space"
+            except QuotaExceededError:
+                reason = "quota"
+            except NoSpaceError:
+                reason = "no_space"
+            except AllocatorError:
+                reason = "allocator"
+            except InvalidArgumentError:
+                reason = "invalid"
+            else:
+                self.metrics.guest_allocations += 1
+                vm.pasids[step.name] = pasid
+                return
+        self.metrics.guest_allocation_failures[reason] += 1
+        vm.pasids.pop(step.name, None)
+
+    def _op_guest_free(self, step: Step) -> None:
+        assert step.vm is not None
+        vm = self.vms[step.vm]
+        ref = step.pasid
+        pasid = vm.pasids.get(ref) if isinstance(ref, str) else ref
+        if pasid is None:
+            raise _StepSkipped(f"guest PASID {ref!r} was never allocated (its allocation failed)")
+        if pasid not in vm.space:
+            raise _StepSkipped(f"VM {vm.name!r} has no PASID {pasid:#x} allocated")
+        # The guest's unbind clears the private data before the free (VT-d's free hook
+        # refuses an ID that still has some); put it back if the free fails.
+        private = vm.space.find(None, pasid)
+        vm.space.detach_data(pasid)
+        try:
+            vm.space.free(vm.set, pasid)
+        except IoasidError as exc:
+            if private is not None:
+                vm.space.set_data(pasid, private)
+            raise _StepSkipped(str(exc)) from exc
+        self.metrics.guest_frees += 1
+        for name, value in list(vm.pasids.items()):
+            if value == pasid:
+                del vm.pasids[name]
+
+    def _op_plug(self, step: Step) -> None:
+        assert step.vm is not None and step.unit is not None
+        try:
+            self.vms[step.vm].iommu.plug(step.unit)
+        except IoasidError as exc:
+            raise _StepSkipped(str(exc)) from exc
+
     def _op_unplug(self, step: Step) -> None:
         assert step.unit is not None
+        if step.vm is not None:
+            try:
+                self.vms[step.vm].iommu.unplug(step.unit)
+            except IoasidError as exc:
+                raise _StepSkipped(str(exc)) from exc
+            return
         pipeline = self.pipelines[step.unit]
         for device in list(self.platform.devices.values()):
             if device.unit == step.unit:
@@ -323,12 +449,24 @@ class _Run:
     def _finish(self) -> None:
         for pipeline in self.pipelines.values():
             self._collect(pipeline)
+        m = self.metrics
+        for vm in self.vms.values():
+            m.vcmd_commands += vm.iommu.commands
+            m.vm_exits += vm.iommu.exits
+            m.scalable_mode_off += not vm.iommu.scalable_mode
         # A PASID bound for a device that is gone, still allocated: nobody will free it.
         self.metrics.orphaned_ids = sum(
             1
             for pasid, device in self.bind_pasids.items()
             if pasid in self.space and device not in self.platform.devices
         )
+
+
+def _same_group(a: AllocatorOps[Any] | None, b: AllocatorOps[Any] | None) -> bool:
+    """Whether two active allocators are one group (the default counts as one, None)."""
+    if a is None or b is None:
+        return a is b
+    return a.alloc == b.alloc and a.free == b.free
 
 
 class _StepSkipped(Exception):

@@ -23,6 +23,7 @@ from ioasid_core.scenario import (
     SetSpec,
     Step,
     UnitSpec,
+    VmSpec,
     load_scenario,
     parse_scenario,
 )
@@ -71,6 +72,18 @@ sva = false
 name = "proc-42-mm"
 type = "mm"
 token = "proc-42"
+
+[[platform.vms]]
+name = "vm-a"
+quota = 2
+capacity = 0x100
+units = ["v0", "v1"]
+
+[[platform.vms]]
+name = "vm-b"
+
+[vendor.vtd]
+vcmd_layout = "3.1"
 
 [[platform.domains]]
 name = "proc-42-sva"
@@ -169,6 +182,31 @@ pasid = 4
 at = 10
 op = "unplug"
 unit = "iommu1"
+
+[[steps]]
+at = 11
+op = "guest_alloc"
+vm = "vm-a"
+name = "g"
+owner = "idxd-a"
+
+[[steps]]
+at = 12
+op = "unplug"
+vm = "vm-a"
+unit = "v0"
+
+[[steps]]
+at = 13
+op = "guest_free"
+vm = "vm-a"
+pasid = "g"
+
+[[steps]]
+at = 14
+op = "plug"
+vm = "vm-a"
+unit = "v0"
 """
 
 
@@ -208,7 +246,12 @@ def _full_expected(source: str) -> Scenario:
                 ),
                 DeviceSpec(name="dsa1", unit="iommu1", source_id=0x100, owner="idxd"),
             ),
+            vms=(
+                VmSpec(name="vm-a", quota=2, capacity=0x100, units=("v0", "v1")),
+                VmSpec(name="vm-b"),
+            ),
         ),
+        vendor_options=(("vtd", (("vcmd_layout", "3.1"),)),),
         steps=(
             Step(
                 op="bind",
@@ -247,6 +290,10 @@ def _full_expected(source: str) -> Scenario:
             Step(op="unbind", at=8.0, device="dsa0", pasid="p", where="steps[9]"),
             Step(op="unbind", at=9.0, device="dsa1", pasid=4, where="steps[10]"),
             Step(op="unplug", at=10.0, unit="iommu1", where="steps[11]"),
+            Step(op="guest_alloc", at=11.0, vm="vm-a", name="g", owner="idxd-a", where="steps[12]"),
+            Step(op="unplug", at=12.0, vm="vm-a", unit="v0", where="steps[13]"),
+            Step(op="guest_free", at=13.0, vm="vm-a", pasid="g", where="steps[14]"),
+            Step(op="plug", at=14.0, vm="vm-a", unit="v0", where="steps[15]"),
         ),
     )
 
@@ -267,6 +314,7 @@ def test_a_file_with_every_key_loads_into_exactly_the_scenario_it_describes(
         SetSpec,
         DomainSpec,
         DeviceSpec,
+        VmSpec,
     )
     for spec_type in spec_types:
         for field in attrs.fields(spec_type):
@@ -291,6 +339,7 @@ def _values(scenario: Scenario, spec_type: type, field: str) -> list[object]:
         SetSpec: p.sets,
         DomainSpec: p.domains,
         DeviceSpec: p.devices,
+        VmSpec: p.vms,
     }
     return [getattr(o, field) for o in objects[spec_type]]
 
@@ -591,12 +640,12 @@ RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
     (
         (("sead", 1),),
         "sead",
-        "unknown key (allowed: description, generators, name, platform, seed, steps)",
+        "unknown key (allowed: description, generators, name, platform, seed, steps, vendor)",
     ),
     (
         (("platform.capacty", 1),),
         "platform.capacty",
-        "unknown key (allowed: address_spaces, capacity, devices, domains, sets, units)",
+        "unknown key (allowed: address_spaces, capacity, devices, domains, sets, units, vms)",
     ),
     (
         (("platform.units[0].pasid_bit", 20),),
@@ -633,7 +682,8 @@ RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
     (
         (("steps[3].op", "servce"),),
         "steps[3].op",
-        "expected one of bind, unbind, alloc, free, page_requests, service, unplug, got 'servce'",
+        "expected one of bind, unbind, alloc, free, page_requests, service, unplug, plug, "
+        "guest_alloc, guest_free, got 'servce'",
     ),
     ((("steps[3].op", _DELETE),), "steps[3].op", "required key is missing (expected a string)"),
     (
@@ -829,12 +879,13 @@ def test_every_problem_is_reported_one_per_line_in_file_order() -> None:
         ScenarioProblem("platform.devices[1].unit", "no unit named 'nope' (known: iommu0)"),
         ScenarioProblem(
             "steps[0].op",
-            "expected one of bind, unbind, alloc, free, page_requests, service, unplug, got 'bnd'",
+            "expected one of bind, unbind, alloc, free, page_requests, service, unplug, plug, "
+            "guest_alloc, guest_free, got 'bnd'",
         ),
         ScenarioProblem(
             "steps[0].typo",
             "unknown key (allowed: address_space, at, device, group_size, groups, name, op, "
-            "owner, pasid, perm, service, set, stop_markers, unit)",
+            "owner, pasid, perm, service, set, stop_markers, unit, vm)",
         ),
         ScenarioProblem("steps[2].device", "no device named 'dsa9' (known: dsa0, dsa1)"),
     )

@@ -16,6 +16,7 @@ from ioasid_core.scenario.schema import (
     SetSpec,
     Step,
     UnitSpec,
+    VmSpec,
 )
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "SetSpec",
     "Step",
     "UnitSpec",
+    "VmSpec",
     "load_scenario",
     "parse_scenario",
 ]

@@ -16,6 +16,7 @@ from typing import Final
 from ioasid_core.scenario.schema import (
     ChurnSpec,
     GeneratorSpec,
+    GuestAllocationsSpec,
     PageRequestStreamSpec,
     StormSpec,
 )
@@ -51,6 +52,8 @@ def expand(spec: GeneratorSpec, rng: random.Random) -> list[RawStep]:
         return _churn(spec, rng)
     if isinstance(spec, PageRequestStreamSpec):
         return _stream(spec, rng)
+    if isinstance(spec, GuestAllocationsSpec):
+        return _guest_allocations(spec, rng)
     return _storm(spec, rng)
 
 
@@ -199,4 +202,34 @@ def _storm(spec: StormSpec, rng: random.Random) -> list[RawStep]:
         for device, pasid in zip(spec.devices, spec.pasids, strict=True)
     ]
     steps.append({"op": "service", "at": spec.at + spec.delay, "unit": spec.unit})
+    return steps
+
+
+def _guest_allocations(spec: GuestAllocationsSpec, rng: random.Random) -> list[RawStep]:
+    steps: list[RawStep] = []
+    live: list[str] = []
+    for n in range(spec.count):
+        at = spec.at + n * spec.interval
+        name = f"{spec.prefix}{n}"
+        step: RawStep = {"op": "guest_alloc", "at": at, "vm": spec.vm, "name": name}
+        if spec.owner is not None:
+            step["owner"] = spec.owner
+        steps.append(step)
+        live.append(name)
+        if rng.random() < spec.free:
+            gone = live.pop(rng.randrange(len(live)))
+            steps.append(
+                {"op": "guest_free", "at": at + spec.interval / 2, "vm": spec.vm, "pasid": gone}
+            )
+    if spec.drain:
+        end = spec.at + spec.count * spec.interval
+        for k, name in enumerate(live):
+            steps.append(
+                {
+                    "op": "guest_free",
+                    "at": end + k * spec.interval / 2,
+                    "vm": spec.vm,
+                    "pasid": name,
+                }
+            )
     return steps

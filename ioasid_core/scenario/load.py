@@ -26,6 +26,7 @@ from ioasid_core.scenario.schema import (
     DeviceSpec,
     DomainSpec,
     GeneratorSpec,
+    GuestAllocationsSpec,
     Op,
     PageRequestStreamSpec,
     PermName,
@@ -35,6 +36,7 @@ from ioasid_core.scenario.schema import (
     Step,
     StormSpec,
     UnitSpec,
+    VmSpec,
 )
 from ioasid_core.units import MAX_PASID_BITS
 
@@ -56,10 +58,13 @@ _PERMS: Final[tuple[PermName, ...]] = get_args(PermName)
 _KINDS: Final[tuple[Literal["process", "vm"], ...]] = ("process", "vm")
 _SET_TYPES: Final[tuple[Literal["null", "mm"], ...]] = ("null", "mm")
 
-_TOP_KEYS: Final = frozenset({"name", "description", "seed", "platform", "steps", "generators"})
-_PLATFORM_KEYS: Final = frozenset(
-    {"capacity", "units", "address_spaces", "sets", "domains", "devices"}
+_TOP_KEYS: Final = frozenset(
+    {"name", "description", "seed", "platform", "steps", "generators", "vendor"}
 )
+_PLATFORM_KEYS: Final = frozenset(
+    {"capacity", "units", "address_spaces", "sets", "domains", "devices", "vms"}
+)
+_VM_KEYS: Final = frozenset({"name", "quota", "capacity", "units"})
 _UNIT_KEYS: Final = frozenset({"name", "pasid_bits", "queue_entries"})
 _SPACE_KEYS: Final = frozenset({"name", "kind"})
 _SET_KEYS: Final = frozenset({"name", "type", "token", "quota", "sva"})
@@ -83,7 +88,11 @@ _OP_KEYS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
         frozenset({"pasid", "groups", "group_size", "perm", "stop_markers", "service"}),
     ),
     "service": (frozenset({"unit"}), frozenset()),
-    "unplug": (frozenset({"unit"}), frozenset()),
+    # unplug with vm: one of that VM's virtual units; without: a host unit.
+    "unplug": (frozenset({"unit"}), frozenset({"vm"})),
+    "plug": (frozenset({"vm", "unit"}), frozenset()),
+    "guest_alloc": (frozenset({"vm", "name"}), frozenset({"owner"})),
+    "guest_free": (frozenset({"vm", "pasid"}), frozenset()),
 }
 
 _STEP_WHAT: Final[Mapping[str, str]] = {
@@ -93,6 +102,7 @@ _STEP_WHAT: Final[Mapping[str, str]] = {
     "name": "a name for the PASID, for later steps' pasid",
     "pasid": "a PASID name (a string) or number (an integer)",
     "unit": "the name of a unit",
+    "vm": "the name of a VM",
 }
 
 MAX_GENERATED: Final = 1 << 16
@@ -118,6 +128,10 @@ _GEN_KEYS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
     "storm": (
         frozenset({"devices", "pasids", "groups", "unit"}),
         frozenset({"group_size", "delay", "perm"}),
+    ),
+    "guest_allocations": (
+        frozenset({"vm", "count", "interval"}),
+        frozenset({"free", "drain", "owner", "prefix"}),
     ),
 }
 
@@ -292,6 +306,7 @@ class _Step:
     name: str | None = None
     pasid: str | int | None = None
     unit: str | None = None
+    vm: str | None = None
     groups: int | None = None
     group_size: int | None = None
     perm: tuple[PermName, ...] | None = None
@@ -317,6 +332,10 @@ class _Parser:
         self.device_paths: dict[str, str] = {}
         self.devices: dict[str, str | None] = {}  # name -> its unit (None if that was bad)
         self.seed = 0  # the scenario's, for generators without their own
+        self.quota_total = 0  # host IDs reserved so far by set and VM quotas
+        self.vms: dict[str, str] = {}  # name -> key path of its declaration
+        self.vm_units: dict[str, tuple[str, ...]] = {}  # VM -> its virtual units
+        self.vm_capacity: dict[str, int] = {}
 
     def bad(self, path: str, text: str) -> None:
         self.problems.append(ScenarioProblem(path, text))
@@ -478,6 +497,7 @@ class _Parser:
             table = self.table(top["platform"], "platform")
             if table is not None:
                 platform = self.platform(table)
+        vendor_options = self.vendor_options(top)
         generators = self.generators(top, seed or 0)
         steps = self.steps(top, generators)
         if name is None:
@@ -488,6 +508,7 @@ class _Parser:
             description=defaults.description if description is None else description,
             seed=defaults.seed if seed is None else seed,
             platform=platform,
+            vendor_options=vendor_options,
             steps=steps,
             source=source,
         )
@@ -507,6 +528,7 @@ class _Parser:
         sets = self.set_specs(set_entries)
         domains = tuple(d for d in (self.domain(*e) for e in domain_entries) if d is not None)
         devices = self.device_specs(self.declared(table, "devices", self.device_paths, "device"))
+        vms = self.entries(table, "vms", self.vms, "VM", self.vm)
         return PlatformSpec(
             capacity=self.capacity,
             units=units,
@@ -514,6 +536,7 @@ class _Parser:
             sets=sets,
             domains=domains,
             devices=devices,
+            vms=vms,
         )
 
     def declared(
@@ -581,7 +604,6 @@ class _Parser:
         specs = []
         sva_at: str | None = None
         mm_sets: dict[str, str] = {}  # address space -> its mm set's key path
-        quota_total = 0
         for path, table, name in entries:
             self.unknown_keys(table, path, _SET_KEYS)
             kind = self.choice(table, path, "type", _SET_TYPES)
@@ -606,16 +628,7 @@ class _Parser:
                         token_path,
                         f"address space {token!r} already has an 'mm' set ({first}): one each",
                     )
-            quota = self.integer(table, path, "quota", 0)
-            if quota is not None:
-                over = quota_total <= self.capacity < quota_total + quota
-                quota_total += quota
-                if over:
-                    self.bad(
-                        _join(path, "quota"),
-                        f"quotas add up to {_num(quota_total)} here, more than the capacity "
-                        f"({_num(self.capacity)}): a quota reserves its IDs up front",
-                    )
+            quota = self.quota(table, path)
             sva = self.boolean(table, path, "sva")
             if sva and sva_at is not None:
                 self.bad(_join(path, "sva"), f"at most one set may have sva = true ({sva_at})")
@@ -624,6 +637,65 @@ class _Parser:
             if name is not None:
                 specs.append(SetSpec(name=name, type=kind, token=token, quota=quota, sva=bool(sva)))
         return tuple(specs)
+
+    def quota(self, table: Mapping[str, object], path: str) -> int | None:
+        """A set's or a VM's quota: it reserves host IDs, so all of them must fit."""
+        quota = self.integer(table, path, "quota", 0)
+        if quota is not None:
+            over = self.quota_total <= self.capacity < self.quota_total + quota
+            self.quota_total += quota
+            if over:
+                self.bad(
+                    _join(path, "quota"),
+                    f"quotas add up to {_num(self.quota_total)} here, more than the capacity "
+                    f"({_num(self.capacity)}): a quota reserves its IDs up front",
+                )
+        return quota
+
+    def vm(self, path: str, table: Mapping[str, object], name: str | None) -> VmSpec | None:
+        self.unknown_keys(table, path, _VM_KEYS)
+        quota = self.quota(table, path)
+        # A guest PASID is at most 20 bits wide, and PASID 0 is never allocated.
+        capacity = self.integer(table, path, "capacity", 2, WIRE_PASID_LIMIT)
+        units = tuple(unit for _, unit in self.names(table, path, "units"))
+        if name is None:
+            return None
+        defaults = VmSpec(name=name)
+        self.vm_units[name] = units
+        self.vm_capacity[name] = defaults.capacity if capacity is None else capacity
+        return VmSpec(
+            name=name,
+            quota=quota,
+            capacity=self.vm_capacity[name],
+            units=units,
+        )
+
+    def vendor_options(
+        self, top: Mapping[str, object]
+    ) -> tuple[tuple[str, tuple[tuple[str, str | int | float | bool], ...]], ...]:
+        """``[vendor.<name>]`` tables of plain values; each vendor checks its own keys."""
+        if "vendor" not in top:
+            return ()
+        sections = self.table(top["vendor"], "vendor")
+        if sections is None:
+            return ()
+        found = []
+        for vendor, value in sections.items():
+            where = _join("vendor", vendor)
+            options = self.table(value, where)
+            if options is None:
+                continue
+            plain: list[tuple[str, str | int | float | bool]] = []
+            for key, item in options.items():
+                if isinstance(item, str | int | float | bool):
+                    plain.append((key, item))
+                else:
+                    self.bad(
+                        _join(where, key),
+                        f"expected a string, number or boolean, got {_describe(item)}",
+                    )
+            found.append((vendor, tuple(plain)))
+        return tuple(found)
 
     def domain(self, path: str, table: Mapping[str, object], name: str | None) -> DomainSpec | None:
         self.unknown_keys(table, path, _DOMAIN_KEYS)
@@ -721,6 +793,8 @@ class _Parser:
             spec: GeneratorSpec | None = self.churn(path, table, at, seed)
         elif kind == "page_request_stream":
             spec = self.stream(path, table, at, seed)
+        elif kind == "guest_allocations":
+            spec = self.guest_allocations(path, table, at, seed)
         else:
             spec = self.storm(path, table, at, seed)
         return spec if len(self.problems) == problems and at is not None else None
@@ -794,6 +868,45 @@ class _Parser:
                     f"got {_describe(item)}",
                 )
         return tuple(refs)
+
+    def guest_allocations(
+        self, path: str, table: Mapping[str, object], at: float | None, seed: int | None
+    ) -> GuestAllocationsSpec | None:
+        vm = self.name(table, path, "vm")
+        self.refer(self.vms, "VM", vm, _join(path, "vm"))
+        count = self.integer(table, path, "count", 1, MAX_GENERATED)
+        interval = self.number(table, path, "interval", positive=True)
+        free = self.fraction(table, path, "free")
+        drain = self.boolean(table, path, "drain")
+        owner = self.name(table, path, "owner")
+        prefix = self.string(table, path, "prefix")
+        if at is None or vm is None or count is None or interval is None or free is None:
+            return None
+        return GuestAllocationsSpec(
+            at=at,
+            vm=vm,
+            count=count,
+            interval=interval,
+            free=free,
+            drain=bool(drain),
+            owner=owner,
+            prefix=f"guest{path.removeprefix('generators')}." if prefix is None else prefix,
+            seed=seed,
+            where=path,
+        )
+
+    def fraction(self, table: Mapping[str, object], path: str, key: str) -> float | None:
+        """A probability in 0..1 (default 0.5)."""
+        value = table.get(key, 0.5)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            shown = (
+                _describe(value)
+                if isinstance(value, bool) or not isinstance(value, int | float)
+                else value
+            )
+            self.bad(_join(path, key), f"expected a number in 0..1, got {shown}")
+            return None
+        return float(value)
 
     def churn(
         self, path: str, table: Mapping[str, object], at: float | None, seed: int | None
@@ -962,6 +1075,10 @@ class _StepChecker:
         self.live: dict[str, _Pasid] = {}
         self.dead: dict[str, str] = {}  # PASID name -> "freed at steps[4]"
         self.unplugged: dict[str, str] = {}  # unit -> key path of the unplug step
+        # Per VM: its plugged virtual units, and its live / freed guest PASID names.
+        self.vm_plugged = {vm: set(units) for vm, units in parser.vm_units.items()}
+        self.guest_live: dict[str, dict[str, str]] = {vm: {} for vm in parser.vm_units}
+        self.guest_dead: dict[str, dict[str, str]] = {vm: {} for vm in parser.vm_units}
         self.last_at = 0.0
         self.last_at_path: str | None = None
 
@@ -1015,6 +1132,7 @@ class _StepChecker:
             name=fields.name,
             pasid=fields.pasid,
             unit=fields.unit,
+            vm=fields.vm,
             groups=defaults.groups if fields.groups is None else fields.groups,
             group_size=defaults.group_size if fields.group_size is None else fields.group_size,
             perm=defaults.perm if fields.perm is None else fields.perm,
@@ -1062,6 +1180,7 @@ class _StepChecker:
             name=p.name(table, path, "name"),
             pasid=self.pasid_value(path, table),
             unit=p.name(table, path, "unit"),
+            vm=p.name(table, path, "vm"),
             groups=p.integer(table, path, "groups", 1),
             group_size=p.integer(table, path, "group_size", 1),
             perm=self.perm(path, table),
@@ -1133,6 +1252,9 @@ class _StepChecker:
                     "owner",
                     "a driver's name, or address_space instead: the PASID's private data",
                 )
+        if op in ("plug", "guest_alloc", "guest_free") or (op == "unplug" and "vm" in table):
+            self.guest(op, path, f)
+            return
         if op in ("service", "unplug") and p.refer(p.units, "unit", f.unit, _join(path, "unit")):
             assert f.unit is not None
             if f.unit in self.unplugged:
@@ -1155,6 +1277,73 @@ class _StepChecker:
             else:
                 self.live[f.name] = _Pasid(path, op, f.device)
                 self.dead.pop(f.name, None)
+
+    def guest(self, op: Op, path: str, f: _Step) -> None:
+        """A VM's step: its units plugged or not, its guest PASID names live or not."""
+        p = self.p
+        if not p.refer(p.vm_units, "VM", f.vm, _join(path, "vm")):
+            return
+        assert f.vm is not None
+        if op in ("plug", "unplug"):
+            self.vm_unit(op, path, f.vm, f.unit)
+        elif op == "guest_alloc" and f.name is not None:
+            before = self.guest_live[f.vm].get(f.name)
+            if before is not None:
+                p.bad(
+                    _join(path, "name"),
+                    f"{f.name!r} already names a live guest PASID of VM {f.vm!r} (from "
+                    f"{before}); free it first, or pick another name",
+                )
+            else:
+                self.guest_live[f.vm][f.name] = path
+                self.guest_dead[f.vm].pop(f.name, None)
+        elif op == "guest_free":
+            self.guest_pasid(path, f.vm, f.pasid)
+
+    def vm_unit(self, op: Op, path: str, vm: str, unit: str | None) -> None:
+        p = self.p
+        key = _join(path, "unit")
+        if not p.refer(p.vm_units[vm], f"virtual unit of VM {vm!r}", unit, key):
+            return
+        assert unit is not None
+        plugged = self.vm_plugged[vm]
+        if op == "plug":
+            if unit in plugged:
+                p.bad(key, f"unit {unit!r} of VM {vm!r} is plugged already")
+            plugged.add(unit)
+        elif unit not in plugged:
+            p.bad(key, f"unit {unit!r} of VM {vm!r} is not plugged here")
+        elif len(plugged) == 1 and self.guest_live[vm]:
+            # VT-d would have to orphan the PASIDs its allocator handed out (kernel-facts §1.8).
+            p.bad(
+                key,
+                f"unit {unit!r} is VM {vm!r}'s last one and the guest still holds PASIDs "
+                f"({_known(self.guest_live[vm])}): free them first",
+            )
+        else:
+            plugged.remove(unit)
+
+    def guest_pasid(self, path: str, vm: str, ref: str | int | None) -> None:
+        key = _join(path, "pasid")
+        if isinstance(ref, int):
+            limit = self.p.vm_capacity[vm]
+            if not 0 <= ref < limit:
+                self.p.bad(key, f"expected a PASID in 0..{_num(limit - 1)} (VM {vm!r}'s capacity)")
+            return
+        if ref is None:
+            return
+        live, dead = self.guest_live[vm], self.guest_dead[vm]
+        if ref in live:
+            del live[ref]
+            dead[ref] = f"freed at {path}"
+        elif ref in dead:
+            self.p.bad(key, f"guest PASID {ref!r} was {dead[ref]}; it is no longer live")
+        else:
+            self.p.bad(
+                key,
+                f"no guest PASID named {ref!r} in VM {vm!r}: a name must come from an earlier "
+                f"guest_alloc of that VM (live: {_known(live)})",
+            )
 
     def device(self, name: str | None, path: str) -> None:
         p = self.p

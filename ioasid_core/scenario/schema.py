@@ -18,6 +18,7 @@ __all__ = [
     "DeviceSpec",
     "DomainSpec",
     "GeneratorSpec",
+    "GuestAllocationsSpec",
     "PageRequestStreamSpec",
     "PlatformSpec",
     "Scenario",
@@ -25,6 +26,7 @@ __all__ = [
     "Step",
     "StormSpec",
     "UnitSpec",
+    "VmSpec",
 ]
 
 PermName = Literal["read", "write", "exec", "priv"]
@@ -36,6 +38,9 @@ Op = Literal[
     "page_requests",
     "service",
     "unplug",
+    "plug",
+    "guest_alloc",
+    "guest_free",
 ]
 
 
@@ -81,6 +86,23 @@ class DeviceSpec:
 
 
 @attrs.frozen(kw_only=True)
+class VmSpec:
+    """A virtual machine: its own guest PASID space, behind virtual IOMMU units.
+
+    Where the guest's PASIDs come from is the vendor's business (``ioasid_core.guest``): from
+    the host through the VT-d virtual command interface, or from the guest's own space.
+    """
+
+    name: str
+    quota: int | None = None
+    """Host PASIDs the VM may hold: the quota of its MM set in the host space (token = the VM)."""
+    capacity: int = 1 << 20
+    """The size of the guest's own PASID space."""
+    units: tuple[str, ...] = ()
+    """Its virtual IOMMU units (caching mode), plugged when the run starts."""
+
+
+@attrs.frozen(kw_only=True)
 class PlatformSpec:
     capacity: int = 1 << 20
     units: tuple[UnitSpec, ...] = ()
@@ -88,6 +110,7 @@ class PlatformSpec:
     sets: tuple[SetSpec, ...] = ()
     domains: tuple[DomainSpec, ...] = ()
     devices: tuple[DeviceSpec, ...] = ()
+    vms: tuple[VmSpec, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -104,7 +127,10 @@ class Step:
       ``groups``, ``group_size``, ``perm``, ``stop_markers``; serviced at once unless
       ``service`` is False.
     - ``service``: ``unit``.
-    - ``unplug``: ``unit``.
+    - ``unplug``: ``unit``, or ``vm`` and ``unit`` (one of that VM's virtual units).
+    - ``plug``: ``vm`` and ``unit`` (a virtual unit of that VM comes back).
+    - ``guest_alloc``: ``vm``, ``name``, optional ``owner`` (the guest driver's object).
+    - ``guest_free``: ``vm``, ``pasid`` (a guest PASID name of that VM, or a number).
     """
 
     op: Op
@@ -117,6 +143,7 @@ class Step:
     name: str | None = None
     pasid: str | int | None = None
     unit: str | None = None
+    vm: str | None = None
     groups: int = 1
     group_size: int = 1
     perm: tuple[PermName, ...] = ("read",)
@@ -188,7 +215,28 @@ class StormSpec:
     where: str = ""
 
 
-GeneratorSpec = ChurnSpec | PageRequestStreamSpec | StormSpec
+@attrs.frozen(kw_only=True)
+class GuestAllocationsSpec:
+    """``kind = "guest_allocations"``: ``count`` ``guest_alloc`` steps of ``vm``.
+
+    After each, with probability ``free``, a seeded pick among the live ones is freed
+    ``interval / 2`` µs later; with ``drain``, the rest are freed at the end, oldest first.
+    Names are ``<prefix><n>``.
+    """
+
+    at: float
+    vm: str
+    count: int
+    interval: float
+    free: float = 0.5
+    drain: bool = False
+    owner: str | None = None
+    prefix: str = ""
+    seed: int | None = None
+    where: str = ""
+
+
+GeneratorSpec = ChurnSpec | PageRequestStreamSpec | StormSpec | GuestAllocationsSpec
 
 
 @attrs.frozen(kw_only=True)
@@ -197,6 +245,8 @@ class Scenario:
     description: str = ""
     seed: int = 0
     platform: PlatformSpec = PlatformSpec()
+    vendor_options: tuple[tuple[str, tuple[tuple[str, str | int | float | bool], ...]], ...] = ()
+    """``[vendor.<name>]`` sections: options only that vendor reads (it checks them itself)."""
     steps: tuple[Step, ...] = ()
     """The explicit steps and the generators' expansions, merged by time."""
     source: str = "<memory>"

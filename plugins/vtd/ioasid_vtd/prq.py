@@ -63,6 +63,7 @@ from ioasid_vtd.descriptors import (
     VTD_RESPONSE_CODES,
     decode_descriptor_rows,
 )
+from ioasid_vtd.guest import VcmdGuestPasids
 
 __all__ = [
     "PRQ_DEFAULT_ENTRIES",
@@ -143,6 +144,8 @@ class VtdPrq(RowVendorMixin):
     every set."""
     expected: type | tuple[type, ...] = AddressSpace
     row_check: RowCheck | None = staticmethod(_vtd_check)
+    guest_pasids: Final = VcmdGuestPasids()
+    """Guests allocate through the virtual command interface (``ioasid_core.guest``)."""
 
     def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
         """The descriptors the unit writes for ``rows``. A PASID is always carried in the

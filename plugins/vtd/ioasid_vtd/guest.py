@@ -1,0 +1,138 @@
+"""VT-d's guest PASID path: each VM's units allocate through the virtual command interface.
+
+For a run, every virtual unit of a VM gets its own :class:`~ioasid_vtd.vcmd.VcmdEmulator`
+over the host space and the VM's MM set (so the VM's quota bounds it), and the VT-d hooks
+are called through a private plugin manager holding a private :class:`GuestRegistry`. So the
+core's probe and unplug rules apply (one shared allocator group per guest, fallback to the
+default allocator when the last unit goes, scalable mode off on ``AllocatorBusyError``)
+while nothing is left in the plugin's module-global ``REGISTRY``: runs stay independent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+from ioasid_core.allocators import AllocatorOps
+from ioasid_core.errors import IoasidError, NotFoundError
+from ioasid_core.guest import GuestIommu, GuestVm, OptionProblem
+from ioasid_core.markers import hookimpl
+from ioasid_core.plugins import Hooks, new_plugin_manager
+from ioasid_core.space import IoasidSpace
+from ioasid_core.units import IommuUnit
+from ioasid_vtd.registers import LAYOUT_3_3, VCMD_LAYOUTS, VcmdLayout
+from ioasid_vtd.state import GuestRegistry
+from ioasid_vtd.vcmd import RegisterInterface, VcmdEmulator
+
+__all__ = ["VcmdGuestIommu", "VcmdGuestPasids"]
+
+_OPTIONS: Final = frozenset({"vcmd_layout"})
+
+
+class _RegistryHooks:
+    """The VT-d allocator hooks over one registry (the plugin module's use ``REGISTRY``)."""
+
+    def __init__(self, registry: GuestRegistry) -> None:
+        self.registry = registry
+
+    @hookimpl
+    def ioasid_allocators_for_unit(
+        self, unit: IommuUnit, space: IoasidSpace
+    ) -> Sequence[AllocatorOps[Any]]:
+        return self.registry.allocators_for(unit, space)
+
+    @hookimpl
+    def ioasid_allocator_refused(
+        self, unit: IommuUnit, space: IoasidSpace, ops: AllocatorOps[Any], error: IoasidError
+    ) -> None:
+        self.registry.refused(unit, space, ops, error)
+
+    @hookimpl
+    def ioasid_unit_removed(self, unit: IommuUnit, space: IoasidSpace) -> None:
+        self.registry.forget(unit, space)
+
+
+@attrs.define(eq=False)
+class _TrappedRegisters:
+    """A unit's registers as the guest reaches them: every access is a VM exit."""
+
+    emulator: VcmdEmulator
+    counts: VcmdGuestIommu
+
+    def read64(self, offset: int) -> int:
+        self.counts.exits += 1
+        return self.emulator.read64(offset)
+
+    def write64(self, offset: int, value: int) -> None:
+        self.counts.exits += 1
+        if offset == self.emulator.layout.vcmd:
+            self.counts.commands += 1
+        self.emulator.write64(offset, value)
+
+
+class VcmdGuestIommu:
+    """One VM's virtual VT-d units for one run (a :class:`~ioasid_core.guest.GuestIommu`)."""
+
+    def __init__(self, vm: GuestVm, layout: VcmdLayout) -> None:
+        self.vm = vm
+        self.layout = layout
+        self.registry = GuestRegistry()
+        host = new_plugin_manager(load_entry_points=False)
+        host.pm.register(_RegistryHooks(self.registry), name="vtd-guest")
+        self._hooks: Hooks = host.hooks
+        self._units: dict[str, IommuUnit] = {}
+        self.commands = 0
+        self.exits = 0
+
+    @property
+    def scalable_mode(self) -> bool:
+        return self.registry.scalable_mode(self.vm.space)
+
+    def plug(self, unit: str) -> None:
+        vm = self.vm
+        emulator = VcmdEmulator(vm.host, vm.host_set, layout=self.layout)
+        regs: RegisterInterface = _TrappedRegisters(emulator, self)
+        probed = self.registry.attach(unit, vm.space, regs, layout=self.layout)
+        try:
+            self._hooks.probe_unit(probed, vm.space)
+        except BaseException:
+            self.registry.forget(probed, vm.space)
+            raise
+        self._units[unit] = probed
+
+    def unplug(self, unit: str) -> None:
+        probed = self._units.get(unit)
+        if probed is None:
+            raise NotFoundError(f"virtual VT-d unit {unit!r} is not plugged")
+        self._hooks.remove_unit(probed, self.vm.space)
+        del self._units[unit]
+
+
+class VcmdGuestPasids:
+    """VT-d's :class:`~ioasid_core.guest.GuestPasidPath`: guests ask the host (kernel-facts
+    §3.1). Option ``vcmd_layout``: ``"3.3"`` (v5.15+, the default) or ``"3.1"`` (v5.8-5.14)."""
+
+    name = "vcmd"
+
+    def option_problems(self, options: Mapping[str, object]) -> list[OptionProblem]:
+        problems: list[OptionProblem] = [
+            (key, f"unknown key (allowed: {', '.join(sorted(_OPTIONS))})")
+            for key in options
+            if key not in _OPTIONS
+        ]
+        layout = options.get("vcmd_layout", LAYOUT_3_3.name)
+        if layout not in VCMD_LAYOUTS:
+            problems.append(
+                (
+                    "vcmd_layout",
+                    f"expected one of {', '.join(map(repr, VCMD_LAYOUTS))}, got {layout!r}",
+                )
+            )
+        return problems
+
+    def attach(self, vm: GuestVm) -> GuestIommu:
+        name = vm.options.get("vcmd_layout", LAYOUT_3_3.name)
+        assert isinstance(name, str)
+        return VcmdGuestIommu(vm, VCMD_LAYOUTS[name])
