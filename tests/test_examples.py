@@ -49,3 +49,21 @@ def test_prq_storm_overflows_the_shared_ring_and_loses_a_partial_group() -> None
     assert metrics.responses["invalid"] == metrics.responses["failure"] == 0
     # 49 usable slots: 16 whole groups of 3 got through the storm, then 16 of the second wave.
     assert metrics.responses["success"] == 16 + 16
+
+
+def test_guest_vcmd_one_vm_hits_its_quota_under_vtd_and_guests_own_their_space_elsewhere() -> None:
+    scenario = load_scenario(EXAMPLES / "guest-vcmd.toml")
+    for result in compare(scenario, _vendors(), [LookupPolicy.DEVICE]):
+        m = result.metrics
+        if result.vendor == "vtd":
+            # vm-b's quota of 4 refuses b4 and b5; the host only says "no PASID".
+            assert m.guest_allocation_failures == {"quota": 2}
+            assert 4 < m.host_pasids_peak <= 4 + 24
+            assert m.vcmd_commands > 0 and m.vm_exits > m.vcmd_commands
+            # viommu0's unplug keeps vm-a's group; viommu1's brings the default back.
+            assert m.allocator_switches == 1
+        else:
+            assert m.guest_allocation_failures == {}, result.vendor
+            assert m.host_pasids_peak == m.vcmd_commands == m.allocator_switches == 0
+        assert m.scalable_mode_off == 0
+        assert m.guest_frees == 17  # vm-a's 16 (as it goes, then drained) and vm-b's b0
