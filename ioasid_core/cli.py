@@ -211,6 +211,7 @@ def _compare(
 
     from ioasid_core.compare import VendorFailure, compare
     from ioasid_core.errors import IoasidError
+    from ioasid_core.scenario import ScenarioError
 
     total = len(vendors) * (len(policies) if policies is not None else len(LookupPolicy))
     try:
@@ -224,7 +225,8 @@ def _compare(
     except VendorFailure as exc:
         raise click.exceptions.Exit(_fail(str(exc), EXIT_PLUGIN_FAILURE)) from exc
     except IoasidError as exc:
-        where = f"{scenario.source}: "
+        # A ScenarioError (a vendor's own section) names the file already.
+        where = "" if isinstance(exc, ScenarioError) else f"{scenario.source}: "
         raise click.exceptions.Exit(_fail(where + str(exc), EXIT_BAD_INPUT)) from exc
 
 

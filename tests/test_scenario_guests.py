@@ -411,3 +411,12 @@ def test_compare_json_carries_the_guest_metrics_for_every_vendor(tmp_path: Path)
         ):
             assert key in metrics, key
         assert (metrics["vcmd_commands"] > 0) == (run["vendor"] == "vtd")
+
+
+def test_compare_exits_2_naming_the_file_once_for_a_bad_vendor_section(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(EXAMPLE.read_text().replace('vcmd_layout = "3.3"', 'vcmd_layout = "3.2"'))
+    result = CliRunner().invoke(cli, ["compare", str(bad), "--vendors", "vtd"])
+    assert result.exit_code == 2
+    assert result.stderr.count(str(bad)) == 1
+    assert "vendor.vtd.vcmd_layout: expected one of '3.1', '3.3', got '3.2'" in result.stderr
