@@ -152,14 +152,23 @@ EXIT_PLUGIN_FAILURE = 1
 def _scenario_and_vendors(
     path: str, vendor_names: Sequence[str] | None
 ) -> tuple[Scenario, list[VendorPrq]]:
-    """Load the scenario and pick the vendors; bad input exits with status 2."""
+    """Load the scenario and pick the vendors; bad input (the file, a vendor section no
+    installed vendor reads or the chosen ones cannot) exits with status 2."""
+    from ioasid_core.compare import check_vendor_sections
     from ioasid_core.scenario import ScenarioError, load_scenario
 
     try:
         scenario = load_scenario(path)
     except ScenarioError as exc:
         raise click.exceptions.Exit(_fail(str(exc), EXIT_BAD_INPUT)) from exc
-    return scenario, _vendors_named(vendor_names)[1]
+    installed, chosen = _vendors_named(vendor_names)
+    try:
+        check_vendor_sections(scenario, chosen, list(installed.values()))
+    except ScenarioError as exc:
+        raise click.exceptions.Exit(_fail(str(exc), EXIT_BAD_INPUT)) from exc
+    except Exception as exc:  # a plugin's option check raised
+        raise click.exceptions.Exit(_fail(str(exc), EXIT_PLUGIN_FAILURE)) from exc
+    return scenario, chosen
 
 
 def _vendors_named(

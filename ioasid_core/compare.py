@@ -16,9 +16,17 @@ from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.replay import RunResult, replay
+from ioasid_core.scenario.load import ScenarioError, ScenarioProblem
 from ioasid_core.scenario.schema import Scenario
+from ioasid_core.vendor_options import option_problems, option_section, options_for, unread_sections
 
-__all__ = ["VendorFailure", "available_vendors", "compare", "parse_policies"]
+__all__ = [
+    "VendorFailure",
+    "available_vendors",
+    "check_vendor_sections",
+    "compare",
+    "parse_policies",
+]
 
 
 class VendorFailure(Exception):
@@ -56,6 +64,29 @@ def parse_policies(names: Sequence[str]) -> list[LookupPolicy]:
     return out
 
 
+def check_vendor_sections(
+    scenario: Scenario, vendors: Sequence[VendorPrq], installed: Sequence[VendorPrq] = ()
+) -> None:
+    """``ScenarioError`` listing every problem of the ``vendors``' sections, and (given the
+    ``installed`` vendors) every section none of them reads."""
+    problems: list[ScenarioProblem] = []
+    seen: set[str] = set()
+    for vendor in vendors:
+        section = option_section(vendor)
+        options = options_for(scenario.vendor_options, vendor)
+        for key, what in option_problems(vendor, options):
+            where = f"vendor.{section}.{key}"
+            if where not in seen:  # vendors sharing a section share its problems
+                seen.add(where)
+                problems.append(ScenarioProblem(where, what))
+    if installed:
+        names = [name for name, _ in scenario.vendor_options]
+        for name, what in unread_sections(names, installed):
+            problems.append(ScenarioProblem(f"vendor.{name}", what))
+    if problems:
+        raise ScenarioError(scenario.source, problems)
+
+
 def _run_one(scenario: Scenario, vendor: VendorPrq, policy: LookupPolicy, seed: int) -> RunResult:
     try:
         return replay(scenario, vendor, policy, seed=seed)
@@ -74,7 +105,12 @@ def compare(
     executor: Executor | None = None,
     progress: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
-    """Every (vendor, policy) run, in that order. ``policies=None``: every policy."""
+    """Every (vendor, policy) run, in that order. ``policies=None``: every policy.
+
+    Each vendor's scenario section is checked first, for all of them at once (one
+    ``ScenarioError``), so that nothing runs on a scenario some vendor cannot read.
+    """
+    check_vendor_sections(scenario, vendors)
     chosen = list(policies) if policies is not None else list(LookupPolicy)
     run_seed = scenario.seed if seed is None else seed
     pairs = [(v, p) for v in vendors for p in chosen]

@@ -17,7 +17,7 @@ allocator rules (``IoasidSpace.alloc``), whichever path is in place.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final, Protocol, runtime_checkable
 
 import attrs
@@ -87,9 +87,12 @@ class GuestPasidPath(Protocol):
     """A vendor's way of giving guests PASIDs (the ``guest_pasids`` of its VendorPrq)."""
 
     name: str
+    option_keys: frozenset[str]
+    """The keys of the vendor's scenario section this path reads."""
 
     def option_problems(self, options: Mapping[str, object]) -> list[OptionProblem]:
-        """What is wrong with this vendor's scenario section (empty: nothing)."""
+        """What is wrong with the values of this path's keys (empty: nothing); unknown keys
+        are found by :func:`ioasid_core.vendor_options.option_problems`."""
 
     def attach(self, vm: GuestVm) -> GuestIommu:
         """Start modelling ``vm``'s virtual IOMMU for one run (no units plugged yet).
@@ -122,18 +125,39 @@ class GuestOwnedPasids:
     """The default path: the guest owns its PASID space (virtio-iommu PASID table attach)."""
 
     name = "guest-owned"
+    option_keys: frozenset[str] = frozenset()
 
     def option_problems(self, options: Mapping[str, object]) -> list[OptionProblem]:
-        return [(key, "unknown key: this vendor reads no options") for key in options]
+        return []
 
     def attach(self, vm: GuestVm) -> GuestIommu:
         return _GuestOwnedIommu()
 
 
 GUEST_OWNED: Final = GuestOwnedPasids()
+_PATH_MEMBERS: Final = ("name", "option_keys", "option_problems", "attach")
 
 
 def guest_path(vendor: object) -> GuestPasidPath:
-    """``vendor.guest_pasids`` if it offers one, else :data:`GUEST_OWNED`."""
+    """``vendor.guest_pasids`` if it offers one, else :data:`GUEST_OWNED`.
+
+    ``TypeError`` naming what is missing if the vendor offers something that is not a
+    :class:`GuestPasidPath` (a plugin's mistake must not fall back in silence).
+    """
     offered = getattr(vendor, "guest_pasids", None)
-    return offered if isinstance(offered, GuestPasidPath) else GUEST_OWNED
+    if offered is None:
+        return GUEST_OWNED
+    if not isinstance(offered, GuestPasidPath):
+        raise TypeError(capability_error(vendor, "guest_pasids", offered, _PATH_MEMBERS))
+    return offered
+
+
+def capability_error(
+    vendor: object, attribute: str, offered: object, members: Iterable[str]
+) -> str:
+    """Why ``offered`` (``vendor.<attribute>``) is not what the core expects: what it lacks."""
+    missing = [name for name in members if not hasattr(offered, name)]
+    return (
+        f"vendor {getattr(vendor, 'name', vendor)!r}: {attribute} lacks "
+        f"{', '.join(missing) or 'nothing by name (check the members types)'}"
+    )

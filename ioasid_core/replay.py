@@ -35,6 +35,7 @@ from ioasid_core.sets import IoasidSet
 from ioasid_core.space import IoasidSpace
 from ioasid_core.types import INVALID_IOASID, SetType
 from ioasid_core.units import IommuUnit
+from ioasid_core.vendor_options import option_problems, option_section, options_for, unit_model
 
 __all__ = ["DriverObject", "RunResult", "replay"]
 
@@ -94,6 +95,9 @@ class _Run:
         hooks: Hooks | None,
     ) -> None:
         spec = scenario.platform
+        options = self._options(scenario, vendor)
+        model = unit_model(vendor)
+        shapes = {u.name: model.shape(u.pasid_bits, u.queue_entries, options) for u in spec.units}
         self.metrics = Metrics()
         self.space = IoasidSpace(spec.capacity)
         self.platform = Platform(self.space, hooks)
@@ -111,16 +115,18 @@ class _Run:
         self.pipelines: dict[str, PrqPipeline] = {}
         for u in spec.units:
             self.platform.probe_unit(
-                IommuUnit(name=u.name, vendor=vendor.name, pasid_bits=u.pasid_bits)
+                IommuUnit(name=u.name, vendor=vendor.name, pasid_bits=shapes[u.name].pasid_bits)
             )
         for dev in spec.devices:
+            cap = shapes[dev.unit].device_pasid_bits
+            bits = dev.pasid_bits if cap is None else min(cap, dev.pasid_bits or cap)
             self.platform.add_device(
                 dev.name,
                 unit=dev.unit,
                 source_id=dev.source_id,
                 owner=dev.owner,
                 domain=dev.domain,
-                pasid_bits=dev.pasid_bits,
+                pasid_bits=bits,
             )
         if sva is None and policy is LookupPolicy.SET:
             # A vendor searching "its SVA set" needs one: an empty set finds nothing.
@@ -132,7 +138,7 @@ class _Run:
                 vendor,
                 policy=policy,
                 sva_set=sva,
-                ring_entries=u.queue_entries,
+                ring_entries=shapes[u.name].queue_entries,
             )
         self.pasids: dict[str, int] = {}
         self.submitted: dict[tuple[str, int, int], float] = {}
@@ -140,19 +146,27 @@ class _Run:
         self.now = 0.0
         self.bind_pasids: dict[int, str] = {}  # PASID -> device it was bound for
         self.active = self.space.active_allocator
-        self.vms = self._start_vms(scenario, vendor)
+        self.vms = self._start_vms(scenario, vendor, options)
 
-    def _start_vms(self, scenario: Scenario, vendor: VendorPrq) -> dict[str, _Vm]:
-        """Each VM's guest space and virtual units, through the vendor's guest path."""
-        path = guest_path(vendor)
-        options: dict[str, object] = dict(dict(scenario.vendor_options).get(vendor.name, ()))
-        problems = path.option_problems(options)
+    @staticmethod
+    def _options(scenario: Scenario, vendor: VendorPrq) -> dict[str, object]:
+        """The vendor's section of the scenario, checked before anything is built."""
+        options = options_for(scenario.vendor_options, vendor)
+        problems = option_problems(vendor, options)
         if problems:
+            section = option_section(vendor)
             raise ScenarioError(
                 scenario.source,
-                [ScenarioProblem(f"vendor.{vendor.name}.{key}", what) for key, what in problems],
+                [ScenarioProblem(f"vendor.{section}.{key}", what) for key, what in problems],
             )
-        return {vm.name: self._start_vm(vm, path.attach, options) for vm in scenario.platform.vms}
+        return options
+
+    def _start_vms(
+        self, scenario: Scenario, vendor: VendorPrq, options: Mapping[str, object]
+    ) -> dict[str, _Vm]:
+        """Each VM's guest space and virtual units, through the vendor's guest path."""
+        attach = guest_path(vendor).attach
+        return {vm.name: self._start_vm(vm, attach, options) for vm in scenario.platform.vms}
 
     def _start_vm(
         self,

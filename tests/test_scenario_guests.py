@@ -340,6 +340,7 @@ class _FailingFreeIommu:
 
 class _FailingFreePath:
     name = "failing-free"
+    option_keys: frozenset[str] = frozenset()
 
     def option_problems(self, options: object) -> list[OptionProblem]:
         return []

@@ -59,6 +59,7 @@ from ioasid_smmuv3.events import (
     encode_event,
     stall_record,
 )
+from ioasid_smmuv3.hardware import SECTION, SmmuUnits
 from ioasid_smmuv3.priq import PRIQ_ENTRY_SIZE, decode_pri_rows, encode_pri
 
 __all__ = [
@@ -185,6 +186,8 @@ class StallPrq(RowVendorMixin):
 
     entry_size = EVENT_RECORD_SIZE
     expected: type | tuple[type, ...] = AddressSpace
+    option_section: Final = SECTION
+    unit_model: Final = SmmuUnits("evtq_log2size")
 
     def __init__(self, default_policy: LookupPolicy = LookupPolicy.SET) -> None:
         self.name = STALL_VENDOR
@@ -254,6 +257,8 @@ class PriPrq(RowVendorMixin):
 
     entry_size = PRIQ_ENTRY_SIZE
     expected: type | tuple[type, ...] = AddressSpace
+    option_section: Final = SECTION
+    unit_model: Final = SmmuUnits("priq_log2size")
 
     def __init__(
         self,

@@ -56,6 +56,7 @@ from ioasid_virtio_iommu.faults import (
     decode_extended,
     encode_page_request,
 )
+from ioasid_virtio_iommu.hardware import VirtioUnits
 from ioasid_virtio_iommu.requests import (
     GRPID_MAX,
     PAGE_RESP,
@@ -95,6 +96,7 @@ class VirtioPrq(RowVendorMixin):
     name = "virtio-iommu"
     entry_size = EXTENDED_SIZE
     expected: type | tuple[type, ...] = AddressSpace
+    unit_model: Final = VirtioUnits()
 
     def __init__(
         self,

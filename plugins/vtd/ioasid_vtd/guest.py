@@ -11,7 +11,7 @@ while nothing is left in the plugin's module-global ``REGISTRY``: runs stay inde
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 import attrs
 
@@ -27,8 +27,6 @@ from ioasid_vtd.state import GuestRegistry
 from ioasid_vtd.vcmd import RegisterInterface, VcmdEmulator
 
 __all__ = ["VcmdGuestIommu", "VcmdGuestPasids"]
-
-_OPTIONS: Final = frozenset({"vcmd_layout"})
 
 
 class _RegistryHooks:
@@ -115,13 +113,10 @@ class VcmdGuestPasids:
     §3.1). Option ``vcmd_layout``: ``"3.3"`` (v5.15+, the default) or ``"3.1"`` (v5.8-5.14)."""
 
     name = "vcmd"
+    option_keys: frozenset[str] = frozenset({"vcmd_layout"})
 
     def option_problems(self, options: Mapping[str, object]) -> list[OptionProblem]:
-        problems: list[OptionProblem] = [
-            (key, f"unknown key (allowed: {', '.join(sorted(_OPTIONS))})")
-            for key in options
-            if key not in _OPTIONS
-        ]
+        problems: list[OptionProblem] = []
         layout = options.get("vcmd_layout", LAYOUT_3_3.name)
         if layout not in VCMD_LAYOUTS:
             problems.append(

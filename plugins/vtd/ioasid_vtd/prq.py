@@ -49,7 +49,6 @@ from collections.abc import Sequence
 from typing import Final, NoReturn
 
 from ioasid_core.bits import Buffer, EncodeError
-from ioasid_core.errors import InvalidArgumentError
 from ioasid_core.platform import AddressSpace
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import RequestRow, ResponseCode, ResponseRow
@@ -64,6 +63,13 @@ from ioasid_vtd.descriptors import (
     decode_descriptor_rows,
 )
 from ioasid_vtd.guest import VcmdGuestPasids
+from ioasid_vtd.hardware import (
+    PRQ_DEFAULT_ENTRIES,
+    PRQ_DEFAULT_ORDER,
+    PRQ_MAX_ORDER,
+    VtdUnits,
+    prq_entries,
+)
 
 __all__ = [
     "PRQ_DEFAULT_ENTRIES",
@@ -73,30 +79,6 @@ __all__ = [
     "is_canonical",
     "prq_entries",
 ]
-
-PRQ_MAX_ORDER: Final = 7
-"""PQA's queue size field is 3 bits: 2^n pages of 4 KiB, n = 0..7."""
-PRQ_DEFAULT_ORDER: Final = 4
-"""The driver's current ``PRQ_ORDER`` (64 KiB); it was 0 and then 2 in older kernels."""
-_PAGE_SIZE: Final = 4096
-
-
-def prq_entries(order: int) -> int:
-    """Descriptors in a PRQ whose PQA size field is ``order`` (0 → 128 … 7 → 16384).
-
-    The ring is ``4 KiB << order`` bytes of 32-byte descriptors; the same depth is what the
-    driver gives PCI PRI as the outstanding-request allocation.
-    """
-    if type(order) is not int or not 0 <= order <= PRQ_MAX_ORDER:
-        raise InvalidArgumentError(
-            f"PQA queue size {order!r} is not a 3-bit value (0..{PRQ_MAX_ORDER}: "
-            f"{_PAGE_SIZE // DESCRIPTOR_SIZE} to "
-            f"{(_PAGE_SIZE << PRQ_MAX_ORDER) // DESCRIPTOR_SIZE} descriptors)"
-        )
-    return (_PAGE_SIZE << order) // DESCRIPTOR_SIZE
-
-
-PRQ_DEFAULT_ENTRIES: Final = prq_entries(PRQ_DEFAULT_ORDER)
 
 
 def is_canonical(address: int) -> bool:
@@ -108,7 +90,7 @@ def is_canonical(address: int) -> bool:
 _STRUCT: Final = struct.Struct("<4Q")
 _HALVES: Final = struct.Struct("<IIIIQQ")  # qw0 low, qw0 high, qw1 low, qw1 high, qw2, qw3
 _U64: Final = (1 << 64) - 1
-_PAGE_OFFSET: Final = _PAGE_SIZE - 1
+_PAGE_OFFSET: Final = 0xFFF  # 4 KiB pages
 _REQ: Final = PAGE_REQUEST.name
 _RESP: Final = PAGE_GROUP_RESPONSE.name
 # Perm bits: READ 1, WRITE 2, EXEC 4, PRIV 8. Bad: PRIV with READ or WRITE; EXEC with READ.
@@ -145,6 +127,7 @@ class VtdPrq(RowVendorMixin):
     expected: type | tuple[type, ...] = AddressSpace
     row_check: RowCheck | None = staticmethod(_vtd_check)
     guest_pasids: Final = VcmdGuestPasids()
+    unit_model: Final = VtdUnits()
     """Guests allocate through the virtual command interface (``ioasid_core.guest``)."""
 
     def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:

@@ -1,0 +1,47 @@
+"""How a virtio-iommu device shapes a scenario's units (the ``unit_model`` of
+:class:`~ioasid_virtio_iommu.handler.VirtioPrq`).
+
+``[vendor.virtio-iommu]`` options (kernel-facts §5):
+
+- ``pasid_size``: the PROBE ``PASID_SIZE`` property the device reports (RFC), in bits. The
+  protocol's PASID fields are 32 bits wide; the model's page requests carry at most 20 (the
+  PCIe PASID), so 0..20. Replaces every unit's ``pasid_bits``.
+- ``event_queue_size``: the event virtqueue's size, a power of two up to 32768 (a split
+  virtqueue's limit): each fault or page request takes one buffer the driver posted. Replaces
+  every unit's ``queue_entries``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from ioasid_core.guest import OptionProblem
+from ioasid_core.units import MAX_PASID_BITS
+from ioasid_core.vendor_options import UnitShape, int_problems
+
+__all__ = ["MAX_VIRTQUEUE_SIZE", "VirtioUnits"]
+
+MAX_VIRTQUEUE_SIZE: Final = 32768
+
+
+class VirtioUnits:
+    """virtio-iommu's :class:`~ioasid_core.vendor_options.UnitModel`."""
+
+    option_keys: frozenset[str] = frozenset({"pasid_size", "event_queue_size"})
+
+    def option_problems(self, options: Mapping[str, object]) -> list[OptionProblem]:
+        return [
+            *int_problems(options, "pasid_size", 0, MAX_PASID_BITS),
+            *int_problems(options, "event_queue_size", 2, MAX_VIRTQUEUE_SIZE, power_of_two=True),
+        ]
+
+    def shape(
+        self, pasid_bits: int, queue_entries: int, options: Mapping[str, object]
+    ) -> UnitShape:
+        size = options.get("pasid_size")
+        entries = options.get("event_queue_size")
+        return UnitShape(
+            pasid_bits=size if isinstance(size, int) else pasid_bits,
+            queue_entries=entries if isinstance(entries, int) else queue_entries,
+        )

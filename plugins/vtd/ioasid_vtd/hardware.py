@@ -1,0 +1,79 @@
+"""How VT-d hardware shapes a scenario's units (the ``unit_model`` of :class:`VtdPrq`).
+
+``[vendor.vtd]`` options (kernel-facts §3.2, §7):
+
+- ``prq_order``: the PQA queue size field, 0..7: the page request queue holds ``128 << order``
+  descriptors (the driver's ``PRQ_ORDER`` was 0, then 2, now 4: 2048). Replaces every unit's
+  ``queue_entries``.
+- ``pss``: ECAP.PSS, 0..31: the unit supports ``2 << pss`` PASIDs, so ``pss + 1`` bits, and the
+  driver never goes beyond 20 bits (``PASID_MAX``). Replaces every unit's ``pasid_bits``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from ioasid_core.errors import InvalidArgumentError
+from ioasid_core.guest import OptionProblem
+from ioasid_core.units import MAX_PASID_BITS
+from ioasid_core.vendor_options import UnitShape, int_problems
+from ioasid_vtd.descriptors import DESCRIPTOR_SIZE
+
+__all__ = [
+    "PRQ_DEFAULT_ENTRIES",
+    "PRQ_DEFAULT_ORDER",
+    "PRQ_MAX_ORDER",
+    "PSS_MAX",
+    "VtdUnits",
+    "prq_entries",
+]
+
+PRQ_MAX_ORDER: Final = 7
+"""PQA's queue size field is 3 bits: 2^n pages of 4 KiB, n = 0..7."""
+PRQ_DEFAULT_ORDER: Final = 4
+"""The driver's current ``PRQ_ORDER`` (64 KiB); it was 0 and then 2 in older kernels."""
+_PAGE_SIZE: Final = 4096
+
+
+def prq_entries(order: int) -> int:
+    """Descriptors in a PRQ whose PQA size field is ``order`` (0 → 128 … 7 → 16384).
+
+    The ring is ``4 KiB << order`` bytes of 32-byte descriptors; the same depth is what the
+    driver gives PCI PRI as the outstanding-request allocation.
+    """
+    if type(order) is not int or not 0 <= order <= PRQ_MAX_ORDER:
+        raise InvalidArgumentError(
+            f"PQA queue size {order!r} is not a 3-bit value (0..{PRQ_MAX_ORDER}: "
+            f"{_PAGE_SIZE // DESCRIPTOR_SIZE} to "
+            f"{(_PAGE_SIZE << PRQ_MAX_ORDER) // DESCRIPTOR_SIZE} descriptors)"
+        )
+    return (_PAGE_SIZE << order) // DESCRIPTOR_SIZE
+
+
+PRQ_DEFAULT_ENTRIES: Final = prq_entries(PRQ_DEFAULT_ORDER)
+
+PSS_MAX: Final = 31
+"""ECAP.PSS is 5 bits (39:35)."""
+
+
+class VtdUnits:
+    """VT-d's :class:`~ioasid_core.vendor_options.UnitModel`."""
+
+    option_keys: frozenset[str] = frozenset({"prq_order", "pss"})
+
+    def option_problems(self, options: Mapping[str, object]) -> list[OptionProblem]:
+        return [
+            *int_problems(options, "prq_order", 0, PRQ_MAX_ORDER),
+            *int_problems(options, "pss", 0, PSS_MAX),
+        ]
+
+    def shape(
+        self, pasid_bits: int, queue_entries: int, options: Mapping[str, object]
+    ) -> UnitShape:
+        order = options.get("prq_order")
+        pss = options.get("pss")
+        return UnitShape(
+            pasid_bits=pasid_bits if not isinstance(pss, int) else min(pss + 1, MAX_PASID_BITS),
+            queue_entries=queue_entries if not isinstance(order, int) else prq_entries(order),
+        )
