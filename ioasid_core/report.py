@@ -10,6 +10,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 
 from rich import box
@@ -135,6 +136,7 @@ def write_plot(scenario: str, results: Sequence[RunResult], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     labels = [f"{r.vendor} / {r.policy.value}" for r in results]
     metrics = [r.metrics for r in results]
@@ -164,6 +166,12 @@ def write_plot(scenario: str, results: Sequence[RunResult], path: Path) -> None:
     right.set_xlim(0, max([*cross, *confused, 1]) * 1.15)
     right.set_xlabel("requests resolved wrongly")
     right.legend(loc="lower right", fontsize="small")
+    for axes in (left, right):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts, not fractions
+        # A faint line between vendors, so each vendor's policies read as one group.
+        for row, (above, below) in zip(rows[1:], pairwise(results), strict=True):
+            if above.vendor != below.vendor:
+                axes.axhline(row + 0.5, color="#999999", linewidth=0.6)
     fig.suptitle(f"{scenario}: each (vendor, lookup policy)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
