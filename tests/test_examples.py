@@ -67,3 +67,14 @@ def test_guest_vcmd_one_vm_hits_its_quota_under_vtd_and_guests_own_their_space_e
             assert m.host_pasids_peak == m.vcmd_commands == m.allocator_switches == 0
         assert m.scalable_mode_off == 0
         assert m.guest_frees == 17  # vm-a's 16 (as it goes, then drained) and vm-b's b0
+
+
+def test_queue_depths_each_vendor_drops_what_its_own_queue_cannot_hold() -> None:
+    scenario = load_scenario(EXAMPLES / "queue-depths.toml")
+    held = {"vtd": 127, "smmuv3-pri": 63, "smmuv3-pri-iopf": 63, "virtio-iommu": 63}
+    for result in compare(scenario, _vendors(), [LookupPolicy.DEVICE]):
+        m = result.metrics
+        kept = held.get(result.vendor, 160)  # no section, or a queue deep enough (smmuv3)
+        assert m.page_requests == 160, result.vendor
+        assert m.dropped["overflow"] == m.auto_responses == 160 - kept, result.vendor
+        assert sum(m.responses.values()) == kept, result.vendor
