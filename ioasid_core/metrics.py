@@ -10,7 +10,7 @@ from collections import Counter
 
 import attrs
 
-__all__ = ["Metrics", "percentile"]
+__all__ = ["Metrics", "percentile", "summary"]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -20,6 +20,19 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, -(-len(ordered) * q // 100))  # ceil without floats going astray
     return float(ordered[int(rank) - 1])
+
+
+def summary(values: list[float], *, low: bool = False) -> dict[str, float]:
+    """``p50``, ``p90``, ``p99`` (nearest rank) and ``max``; with ``low``, ``min`` first (for
+    reuse, where the fastest case is the one that matters). All 0.0 for no values."""
+    shown = {"min": min(values, default=0.0)} if low else {}
+    shown.update(
+        p50=percentile(values, 50),
+        p90=percentile(values, 90),
+        p99=percentile(values, 99),
+        max=max(values, default=0.0),
+    )
+    return {key: float(value) for key, value in shown.items()}
 
 
 @attrs.define
@@ -56,10 +69,26 @@ class Metrics:
     scalable_mode_off: int = 0
     vcmd_commands: int = 0
     vm_exits: int = 0
+    latency_us: dict[str, list[float]] = attrs.field(factory=dict)
+    """Per modelled operation with a ``[latency]`` distribution: each one's time from its
+    step's ``at`` to its end (``page_request_service``: per group, its service time)."""
+    allocator_refusals: Counter[str] = attrs.field(factory=Counter)
+    """Swaps the space refused: ``default_busy`` (a first custom allocator registered while
+    the default one holds IDs), ``holds_ids`` (an unregister without force of an allocator
+    that holds IDs)."""
+    forced_reclaims: int = 0
+    """IDs reclaimed by a forced unregister: their owners were told, not asked."""
+    pending_frees: int = 0
+    """At the end, IDs freed by their owner but still referenced (an attached SPID)."""
+    pasid_reuses: int = 0
+    """Allocations that handed out an ID that had been reclaimed before in this run."""
+    reuse_gap_us: list[float] = attrs.field(factory=list)
+    """For each reuse, the modelled time from the ID's reclaim to its new allocation."""
+    reuse_distance: list[float] = attrs.field(factory=list)
+    """For each reuse, how many other allocations came between the reclaim and it."""
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready summary (latencies as percentiles)."""
-        lat = self.request_latency_us
         return {
             "allocations": self.allocations,
             "allocation_failures": dict(sorted(self.allocation_failures.items())),
@@ -87,11 +116,10 @@ class Metrics:
             "allocator_switches": self.allocator_switches,
             "orphaned_ids": self.orphaned_ids,
             "step_errors": list(self.step_errors),
-            "request_latency_us": {
-                "p50": percentile(lat, 50),
-                "p90": percentile(lat, 90),
-                "p99": percentile(lat, 99),
-                "max": max(lat, default=0.0),
+            "request_latency_us": summary(self.request_latency_us),
+            "latency_us": {op: summary(values) for op, values in self.latency_us.items()},
+            "allocator_refusals": {
+                why: self.allocator_refusals.get(why, 0) for why in ("default_busy", "holds_ids")
             },
             "guest_allocations": self.guest_allocations,
             "guest_allocation_failures": dict(sorted(self.guest_allocation_failures.items())),
@@ -100,4 +128,9 @@ class Metrics:
             "scalable_mode_off": self.scalable_mode_off,
             "vcmd_commands": self.vcmd_commands,
             "vm_exits": self.vm_exits,
+            "forced_reclaims": self.forced_reclaims,
+            "pending_frees": self.pending_frees,
+            "pasid_reuses": self.pasid_reuses,
+            "reuse_gap_us": summary(self.reuse_gap_us, low=True),
+            "reuse_distance": summary(self.reuse_distance, low=True),
         }

@@ -13,15 +13,19 @@ from typing import Any
 import attrs
 
 from ioasid_core.allocators import AllocatorOps
+from ioasid_core.backends import Registrations
 from ioasid_core.errors import (
+    AllocatorBusyError,
     AllocatorError,
     AllocatorNoSpaceError,
+    BusyError,
     InvalidArgumentError,
     IoasidError,
     NoSpaceError,
     QuotaExceededError,
 )
 from ioasid_core.guest import GuestIommu, GuestVm, guest_path
+from ioasid_core.latency import LATENCY_OPS, DriverClock, LatencyOp
 from ioasid_core.metrics import Metrics
 from ioasid_core.platform import AddressSpace, Platform
 from ioasid_core.plugins import Hooks
@@ -42,6 +46,7 @@ __all__ = ["DriverObject", "RunResult", "replay"]
 _PERMS = {"read": Perm.READ, "write": Perm.WRITE, "exec": Perm.EXEC, "priv": Perm.PRIV}
 _GROUP_INDEX_MASK = 0x1FF  # PCIe page request group index: 9 bits
 _PAGE = 0x1000
+_TIMED_STEPS: dict[str, LatencyOp] = {op: op for op in LATENCY_OPS if op != "page_request_service"}
 
 
 @attrs.define(eq=False)
@@ -93,6 +98,7 @@ class _Run:
         vendor: VendorPrq,
         policy: LookupPolicy,
         hooks: Hooks | None,
+        seed: int,
     ) -> None:
         spec = scenario.platform
         options = self._options(scenario, vendor)
@@ -146,6 +152,12 @@ class _Run:
         self.now = 0.0
         self.bind_pasids: dict[int, str] = {}  # PASID -> device it was bound for
         self.active = self.space.active_allocator
+        self.allocators = Registrations(self.space, seed)
+        self.reclaimed: dict[int, tuple[float, int]] = {}  # ID -> (when, allocations by then)
+        self.lost_names: dict[str, str] = {}  # PASID name -> the forced unregister's step
+        self.clock = DriverClock(dict(scenario.latency), seed) if scenario.latency else None
+        if self.clock is not None:
+            self.metrics.latency_us = {op: self.clock.samples[op] for op, _ in scenario.latency}
         self.vms = self._start_vms(scenario, vendor, options)
 
     @staticmethod
@@ -189,12 +201,21 @@ class _Run:
     # ------------------------------------------------------------------ steps
 
     def run(self, steps: tuple[Step, ...]) -> Metrics:
+        clock = self.clock
         for step in steps:
-            self.now = step.at
+            # With a [latency] table, the driver's steps wait for it; a device's page
+            # requests enter the ring at their own ``at`` (their service waits, see _service).
+            if clock is None or step.op == "page_requests":
+                self.now = step.at
+            else:
+                self.now = clock.start(step.at)
             try:
                 getattr(self, f"_op_{step.op}")(step)
             except _StepSkipped as skipped:
                 self.metrics.step_errors.append(f"{step.where}: {skipped}")
+            timed = _TIMED_STEPS.get(step.op)
+            if clock is not None and timed is not None:
+                clock.spend(timed, self.now, step.at)
             self._observe()
         self._finish()
         return self.metrics
@@ -204,7 +225,9 @@ class _Run:
         m.peak_live_ioasids = max(m.peak_live_ioasids, len(self.space))
         active = self.space.active_allocator
         if active is not self.active:
-            m.allocator_switches += 1
+            # A shared group's next member taking over keeps the ID space: no switch.
+            if not _same_group(active, self.active):
+                m.allocator_switches += 1
             self.active = active
         if self.vms:
             held = 0
@@ -234,7 +257,14 @@ class _Run:
         except InvalidArgumentError:
             reason = "invalid"
         else:
-            self.metrics.allocations += 1
+            m = self.metrics
+            if self.reclaimed:
+                freed = self.reclaimed.pop(pasid, None)
+                if freed is not None:
+                    m.pasid_reuses += 1
+                    m.reuse_gap_us.append(self.now - freed[0])
+                    m.reuse_distance.append(m.allocations - freed[1])
+            m.allocations += 1
             if step.name is not None:
                 self.pasids[step.name] = pasid
             return pasid
@@ -244,6 +274,8 @@ class _Run:
         return None
 
     def _pasid(self, step: Step) -> int:
+        if step.spid is not None:
+            return self._by_spid(step)
         ref = step.pasid
         if isinstance(ref, int):
             return ref
@@ -251,8 +283,18 @@ class _Run:
             raise _StepSkipped("no PASID given")
         pasid = self.pasids.get(ref)
         if pasid is None:
+            if ref in self.lost_names:
+                raise _StepSkipped(f"PASID {ref!r} was reclaimed by {self.lost_names[ref]}")
             raise _StepSkipped(f"PASID {ref!r} was never allocated (its allocation failed)")
         return pasid
+
+    def _by_spid(self, step: Step) -> int:
+        """The host PASID that guest PASID ``step.spid`` of ``step.set`` maps to."""
+        assert step.set is not None and step.spid is not None
+        try:
+            return self.space.find_by_spid(self.sets[step.set], step.spid)
+        except IoasidError as exc:
+            raise _StepSkipped(str(exc)) from exc
 
     def _op_bind(self, step: Step) -> None:
         assert step.set is not None and step.address_space is not None
@@ -292,6 +334,8 @@ class _Run:
         except IoasidError as exc:
             raise _StepSkipped(str(exc)) from exc
         self.metrics.frees += 1
+        if pasid not in self.space:  # else FREE_PENDING: reclaimed when the last put comes
+            self.reclaimed[pasid] = (self.now, self.metrics.allocations)
         for name, value in list(self.pasids.items()):
             if value == pasid:
                 del self.pasids[name]
@@ -302,11 +346,11 @@ class _Run:
         assert step.device is not None
         device = self.platform.device(step.device)
         pipeline = self.pipelines[device.unit]
-        pasid = INVALID_IOASID if step.pasid is None else self._pasid(step)
+        valid = step.pasid is not None or step.spid is not None
+        pasid = self._pasid(step) if valid else INVALID_IOASID
         perm = Perm.NONE
         for name in step.perm:
             perm |= _PERMS[name]
-        valid = step.pasid is not None
         source = device.source_id
         first = self.next_group.get(device.name, 0)
         groups, size = step.groups, step.group_size
@@ -350,7 +394,26 @@ class _Run:
         self._service(step.unit)
 
     def _service(self, unit: str) -> None:
-        self._record(unit, self.pipelines[unit].service_rows())
+        responses = self.pipelines[unit].service_rows()
+        if self.clock is None:
+            self._record(unit, responses)
+        else:
+            self._record_timed(unit, responses, self.clock)
+
+    def _record_timed(
+        self, unit: str, responses: Sequence[ResponseRow], clock: DriverClock
+    ) -> None:
+        """Answer the groups one after another on the driver, each taking its sampled
+        ``page_request_service`` time after the driver is free: a group's latency is when
+        its answer goes out, less when its LAST request came in."""
+        pop = self.submitted.pop
+        latencies = self.metrics.request_latency_us
+        done = clock.start(self.now)
+        for response in responses:
+            done = clock.spend("page_request_service", done, done)
+            sent = pop((unit, response[0], response[1]), None)
+            if sent is not None:
+                latencies.append(done - sent)
 
     def _record(self, unit: str, responses: Sequence[ResponseRow]) -> None:
         pop = self.submitted.pop
@@ -439,6 +502,65 @@ class _Run:
         self._collect(pipeline)
         del self.pipelines[step.unit]
 
+    # ------------------------------------------------------------------ allocator swaps
+
+    def _op_register_allocator(self, step: Step) -> None:
+        assert step.allocator is not None and step.kind is not None
+        try:
+            self.allocators.register(step.allocator, step.kind, share=step.share)
+        except AllocatorBusyError as exc:
+            self.metrics.allocator_refusals["default_busy"] += 1
+            raise _StepSkipped(str(exc)) from exc
+        except IoasidError as exc:
+            raise _StepSkipped(str(exc)) from exc
+
+    def _op_unregister_allocator(self, step: Step) -> None:
+        assert step.allocator is not None
+        try:
+            reclaimed = self.allocators.unregister(step.allocator, force=step.force)
+        except BusyError as exc:
+            self.metrics.allocator_refusals["holds_ids"] += 1
+            raise _StepSkipped(str(exc)) from exc
+        except IoasidError as exc:
+            raise _StepSkipped(str(exc)) from exc
+        if not reclaimed:
+            return
+        self.metrics.forced_reclaims += len(reclaimed)
+        gone = set(reclaimed)
+        for pasid in reclaimed:
+            self.reclaimed[pasid] = (self.now, self.metrics.allocations)
+            self.bind_pasids.pop(pasid, None)
+        for name, value in list(self.pasids.items()):
+            if value in gone:
+                del self.pasids[name]
+                self.lost_names[name] = f"the forced unregister at {step.where}"
+
+    # ------------------------------------------------------------------ SPIDs
+
+    def _op_attach_spid(self, step: Step) -> None:
+        """A VMM maps a guest PASID to a host one; the mapping holds a reference, so a
+        free by the owner leaves the ID FREE_PENDING until the SPID is detached."""
+        assert step.spid is not None
+        pasid = self._pasid(attrs.evolve(step, spid=None))
+        try:
+            owner = self.space.find_set(pasid)
+            self.space.attach_spid(pasid, step.spid)
+        except IoasidError as exc:
+            raise _StepSkipped(str(exc)) from exc
+        try:
+            self.space.find_by_spid(owner, step.spid, get=True)
+        except IoasidError as exc:
+            self.space.detach_spid(pasid)  # a failed step changes nothing
+            raise _StepSkipped(str(exc)) from exc
+
+    def _op_detach_spid(self, step: Step) -> None:
+        assert step.set is not None
+        pasid = self._by_spid(step)
+        owner = self.sets[step.set]
+        self.space.detach_spid(pasid)
+        if self.space.put(owner, pasid):
+            self.reclaimed[pasid] = (self.now, self.metrics.allocations)
+
     # ------------------------------------------------------------------ totals
 
     def _collect(self, pipeline: PrqPipeline) -> None:
@@ -474,6 +596,9 @@ class _Run:
             for pasid, device in self.bind_pasids.items()
             if pasid in self.space and device not in self.platform.devices
         )
+        self.metrics.pending_frees = sum(
+            1 for rec in self.space.records_view().values() if rec is not None and rec[3]
+        )
 
 
 def _same_group(a: AllocatorOps[Any] | None, b: AllocatorOps[Any] | None) -> bool:
@@ -497,8 +622,7 @@ def replay(
 ) -> RunResult:
     """Run ``scenario`` once under ``vendor`` and ``policy`` (the vendor's own by default)."""
     chosen = policy if policy is not None else vendor.default_policy
-    run = _Run(scenario, vendor, chosen, hooks)
+    run_seed = scenario.seed if seed is None else seed
+    run = _Run(scenario, vendor, chosen, hooks, run_seed)
     metrics = run.run(scenario.steps)
-    return RunResult(
-        scenario.name, vendor.name, chosen, scenario.seed if seed is None else seed, metrics
-    )
+    return RunResult(scenario.name, vendor.name, chosen, run_seed, metrics)

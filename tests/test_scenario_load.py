@@ -12,6 +12,7 @@ import attrs
 import pytest
 
 from ioasid_core.errors import InvalidArgumentError
+from ioasid_core.latency import Exponential, Fixed, LogNormal, Uniform
 from ioasid_core.scenario import (
     AddressSpaceSpec,
     DeviceSpec,
@@ -36,6 +37,12 @@ FULL_TOML = """\
 name = "full"
 description = "every key the format has"
 seed = 7
+
+[latency]
+alloc = { dist = "fixed", us = 2 }
+free = { dist = "uniform", low_us = 1, high_us = 3.5 }
+bind = { dist = "exponential", mean_us = 5 }
+page_request_service = { dist = "lognormal", median_us = 4, sigma = 0.5 }
 
 [platform]
 capacity = 0x1000
@@ -207,6 +214,44 @@ at = 14
 op = "plug"
 vm = "vm-a"
 unit = "v0"
+
+[[steps]]
+at = 15
+op = "register_allocator"
+allocator = "vcmd"
+kind = "cyclic"
+
+[[steps]]
+at = 15
+op = "register_allocator"
+allocator = "vcmd-1"
+kind = "cyclic"
+share = true
+
+[[steps]]
+at = 16
+op = "attach_spid"
+pasid = "aux"
+spid = 101
+
+[[steps]]
+at = 17
+op = "page_requests"
+device = "dsa0"
+set = "sva"
+spid = 101
+
+[[steps]]
+at = 18
+op = "detach_spid"
+set = "sva"
+spid = 101
+
+[[steps]]
+at = 19
+op = "unregister_allocator"
+allocator = "vcmd"
+force = true
 """
 
 
@@ -294,6 +339,39 @@ def _full_expected(source: str) -> Scenario:
             Step(op="unplug", at=12.0, vm="vm-a", unit="v0", where="steps[13]"),
             Step(op="guest_free", at=13.0, vm="vm-a", pasid="g", where="steps[14]"),
             Step(op="plug", at=14.0, vm="vm-a", unit="v0", where="steps[15]"),
+            Step(
+                op="register_allocator",
+                at=15.0,
+                allocator="vcmd",
+                kind="cyclic",
+                where="steps[16]",
+            ),
+            Step(
+                op="register_allocator",
+                at=15.0,
+                allocator="vcmd-1",
+                kind="cyclic",
+                share=True,
+                where="steps[17]",
+            ),
+            Step(op="attach_spid", at=16.0, pasid="aux", spid=101, where="steps[18]"),
+            Step(
+                op="page_requests", at=17.0, device="dsa0", set="sva", spid=101, where="steps[19]"
+            ),
+            Step(op="detach_spid", at=18.0, set="sva", spid=101, where="steps[20]"),
+            Step(
+                op="unregister_allocator",
+                at=19.0,
+                allocator="vcmd",
+                force=True,
+                where="steps[21]",
+            ),
+        ),
+        latency=(
+            ("alloc", Fixed(2.0)),
+            ("free", Uniform(1.0, 3.5)),
+            ("bind", Exponential(5.0)),
+            ("page_request_service", LogNormal(4.0, 0.5)),
         ),
     )
 
@@ -452,6 +530,8 @@ def _free(at: int, pasid: object) -> dict[str, object]:
 
 
 _PR = {"op": "page_requests", "device": "dsa0"}
+_REG = {"op": "register_allocator", "at": 40, "allocator": "a", "kind": "cyclic"}
+_ATTACH = {"op": "attach_spid", "at": 40, "pasid": "aux", "spid": 5}
 
 # (edits, key path, a part of the message)
 RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
@@ -640,7 +720,8 @@ RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
     (
         (("sead", 1),),
         "sead",
-        "unknown key (allowed: description, generators, name, platform, seed, steps, vendor)",
+        "unknown key (allowed: description, generators, latency, name, platform, seed, steps, "
+        "vendor)",
     ),
     (
         (("platform.capacty", 1),),
@@ -683,7 +764,8 @@ RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
         (("steps[3].op", "servce"),),
         "steps[3].op",
         "expected one of bind, unbind, alloc, free, page_requests, service, unplug, plug, "
-        "guest_alloc, guest_free, got 'servce'",
+        "guest_alloc, guest_free, register_allocator, unregister_allocator, attach_spid, "
+        "detach_spid, got 'servce'",
     ),
     ((("steps[3].op", _DELETE),), "steps[3].op", "required key is missing (expected a string)"),
     (
@@ -841,6 +923,176 @@ RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
         "steps[5].unit",
         "unit 'iommu0' was unplugged at steps[4]",
     ),
+    # --- allocator swaps
+    (
+        (("steps[4]", {"op": "register_allocator", "at": 40, "allocator": "a", "kind": "fifo"}),),
+        "steps[4].kind",
+        "expected one of lowest, cyclic, top_down, random, got 'fifo'",
+    ),
+    (
+        (("steps[4]", {"op": "register_allocator", "at": 40, "allocator": "a"}),),
+        "steps[4].kind",
+        "required key is missing (expected an allocator backend (lowest, cyclic, top_down, "
+        "random): op 'register_allocator' needs it)",
+    ),
+    (
+        (("steps[4]", _REG), ("steps[5]", {**_REG, "kind": "lowest"})),
+        "steps[5].allocator",
+        "'a' is already registered (at steps[4])",
+    ),
+    (
+        (("steps[4]", {**_REG, "share": True}),),
+        "steps[4].share",
+        "no live 'cyclic' allocator to share with: register one first",
+    ),
+    (
+        (
+            ("steps[4]", _REG),
+            ("steps[5]", {**_REG, "allocator": "b", "kind": "lowest", "share": True}),
+        ),
+        "steps[5].share",
+        "no live 'lowest' allocator to share with",
+    ),
+    (
+        (("steps[4]", {"op": "unregister_allocator", "at": 40, "allocator": "a"}),),
+        "steps[4].allocator",
+        "no allocator registered as 'a' here (registered: none declared)",
+    ),
+    (
+        (
+            ("steps[4]", _REG),
+            ("steps[5]", {"op": "unregister_allocator", "at": 40, "allocator": "a", "force": 1}),
+        ),
+        "steps[5].force",
+        "expected a boolean, got an integer (1)",
+    ),
+    (
+        (("steps[4]", {**_REG, "force": True}),),
+        "steps[4].force",
+        "op 'register_allocator' takes no 'force'",
+    ),
+    # --- SPIDs
+    (
+        (("steps[4]", {**_ATTACH, "spid": 0xFFFFFFFF}),),
+        "steps[4].spid",
+        "expected an integer in 0..0xfffffffe, got 0xffffffff",
+    ),
+    (
+        (("steps[4]", {**_ATTACH, "pasid": 7}),),
+        "steps[4].pasid",
+        "expected the name of a live PASID: attach_spid needs to know its set",
+    ),
+    (
+        (("steps[4]", _free(40, "aux")), ("steps[5]", {**_ATTACH, "at": 41})),
+        "steps[5].pasid",
+        "PASID 'aux' was freed at steps[4]; it is no longer live",
+    ),
+    (
+        (("steps[4]", _ATTACH), ("steps[5]", {**_ATTACH, "spid": 6})),
+        "steps[5].pasid",
+        "PASID 'aux' already has SPID 5: detach it first",
+    ),
+    (
+        (
+            ("steps[4]", _ATTACH),
+            ("steps[5]", {"op": "alloc", "at": 40, "set": "priv", "owner": "x", "name": "b"}),
+            ("steps[6]", {**_ATTACH, "pasid": "b"}),
+        ),
+        "steps[6].spid",
+        "SPID 5 is already attached in set 'priv' (at steps[4])",
+    ),
+    (
+        (("steps[4]", {"op": "detach_spid", "at": 40, "set": "priv", "spid": 5}),),
+        "steps[4].spid",
+        "SPID 5 is not attached in set 'priv' here: an attach_spid step must come first",
+    ),
+    (
+        (
+            ("steps[4]", _ATTACH),
+            ("steps[5]", {"op": "detach_spid", "at": 40, "set": "priv", "spid": 5}),
+            ("steps[6]", {**_PR, "at": 40, "set": "priv", "spid": 5}),
+        ),
+        "steps[6].spid",
+        "SPID 5 is not attached in set 'priv' here",
+    ),
+    (
+        (("steps[4]", _ATTACH), ("steps[5]", {**_PR, "at": 40, "set": "sva", "spid": 5})),
+        "steps[5].spid",
+        "SPID 5 is not attached in set 'sva' here",
+    ),
+    (
+        (("steps[4]", _ATTACH), ("steps[5]", {**_PR, "at": 40, "pasid": "aux", "spid": 5})),
+        "steps[5]",
+        "page_requests takes pasid, or set and spid (a guest PASID), not both",
+    ),
+    (
+        (("steps[4]", _ATTACH), ("steps[5]", {**_PR, "at": 40, "spid": 5})),
+        "steps[5].set",
+        "required key is missing (expected the name of a set: the guest set the SPID belongs to)",
+    ),
+    (
+        (("steps[4]", {**_PR, "at": 40, "set": "priv"}),),
+        "steps[4].spid",
+        "required key is missing (expected a guest PASID: set names the guest's set)",
+    ),
+    (
+        (("steps[4]", {"op": "detach_spid", "at": 40, "set": "nope", "spid": 5}),),
+        "steps[4].set",
+        "no set named 'nope'",
+    ),
+    # --- latency
+    ((("latency", 5),), "latency", "expected a table, got an integer (5)"),
+    (
+        (("latency", {"alloc": {"dist": "fixed", "us": 1}, "alocate": {}}),),
+        "latency.alocate",
+        "unknown key (allowed: alloc, attach_spid, bind, detach_spid, free, "
+        "page_request_service, register_allocator, unbind, unregister_allocator)",
+    ),
+    (
+        (("latency", {"alloc": {"dist": "normal", "mean_us": 1}}),),
+        "latency.alloc.dist",
+        "expected one of fixed, uniform, exponential, lognormal, got 'normal'",
+    ),
+    (
+        (("latency", {"alloc": {"us": 1}}),),
+        "latency.alloc.dist",
+        "required key is missing (expected a string)",
+    ),
+    (
+        (("latency", {"free": {"dist": "uniform", "low_us": 1}}),),
+        "latency.free.high_us",
+        "required key is missing (expected a number of microseconds >= 0: dist 'uniform' needs it)",
+    ),
+    (
+        (("latency", {"free": {"dist": "uniform", "low_us": 3, "high_us": 2}}),),
+        "latency.free.high_us",
+        "expected high_us >= low_us (3), got 2",
+    ),
+    (
+        (("latency", {"bind": {"dist": "exponential", "mean_us": -1}}),),
+        "latency.bind.mean_us",
+        "expected a number of microseconds >= 0, got -1",
+    ),
+    (
+        (("latency", {"bind": {"dist": "exponential", "mean_us": True}}),),
+        "latency.bind.mean_us",
+        "expected a number of microseconds >= 0, got a boolean (true)",
+    ),
+    (
+        (("latency", {"bind": {"dist": "lognormal", "median_us": 3, "sigma": float("nan")}}),),
+        "latency.bind.sigma",
+        "expected a number >= 0 (the spread of log(time)), got nan",
+    ),
+    (
+        (("latency", {"bind": {"dist": "fixed", "us": 1, "mean_us": 2}}),),
+        "latency.bind.mean_us",
+        "unknown key (allowed: dist, us)",
+    ),
+    (
+        (("latency", {"unbind": "fast"}),),
+        "latency.unbind",
+        "expected a table, got a string ('fast')",
+    ),
 ]
 
 
@@ -880,12 +1132,14 @@ def test_every_problem_is_reported_one_per_line_in_file_order() -> None:
         ScenarioProblem(
             "steps[0].op",
             "expected one of bind, unbind, alloc, free, page_requests, service, unplug, plug, "
-            "guest_alloc, guest_free, got 'bnd'",
+            "guest_alloc, guest_free, register_allocator, unregister_allocator, attach_spid, "
+            "detach_spid, got 'bnd'",
         ),
         ScenarioProblem(
             "steps[0].typo",
-            "unknown key (allowed: address_space, at, device, group_size, groups, name, op, "
-            "owner, pasid, perm, service, set, stop_markers, unit, vm)",
+            "unknown key (allowed: address_space, allocator, at, device, force, group_size, "
+            "groups, kind, name, op, owner, pasid, perm, service, set, share, spid, "
+            "stop_markers, unit, vm)",
         ),
         ScenarioProblem("steps[2].device", "no device named 'dsa9' (known: dsa0, dsa1)"),
     )

@@ -18,7 +18,9 @@ from typing import Final, Literal, NamedTuple, TypeVar, get_args
 
 import attrs
 
+from ioasid_core.backends import BACKEND_KINDS, BackendKind
 from ioasid_core.errors import InvalidArgumentError
+from ioasid_core.latency import DISTRIBUTIONS, LATENCY_OPS, Distribution, LatencyOp
 from ioasid_core.scenario.generators import expand_all, merge_steps
 from ioasid_core.scenario.schema import (
     AddressSpaceSpec,
@@ -38,6 +40,7 @@ from ioasid_core.scenario.schema import (
     UnitSpec,
     VmSpec,
 )
+from ioasid_core.types import INVALID_IOASID
 from ioasid_core.units import MAX_PASID_BITS
 
 __all__ = ["ScenarioError", "ScenarioProblem", "load_scenario", "parse_scenario"]
@@ -59,7 +62,7 @@ _KINDS: Final[tuple[Literal["process", "vm"], ...]] = ("process", "vm")
 _SET_TYPES: Final[tuple[Literal["null", "mm"], ...]] = ("null", "mm")
 
 _TOP_KEYS: Final = frozenset(
-    {"name", "description", "seed", "platform", "steps", "generators", "vendor"}
+    {"name", "description", "seed", "platform", "steps", "generators", "vendor", "latency"}
 )
 _PLATFORM_KEYS: Final = frozenset(
     {"capacity", "units", "address_spaces", "sets", "domains", "devices", "vms"}
@@ -83,9 +86,12 @@ _OP_KEYS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
     # alloc also needs exactly one of owner / address_space (checked on its own).
     "alloc": (frozenset({"set", "name"}), frozenset({"owner", "address_space"})),
     "free": (frozenset({"pasid"}), frozenset()),
+    # page_requests carries pasid, or set and spid (a guest PASID; checked on their own).
     "page_requests": (
         frozenset({"device"}),
-        frozenset({"pasid", "groups", "group_size", "perm", "stop_markers", "service"}),
+        frozenset(
+            {"pasid", "set", "spid", "groups", "group_size", "perm", "stop_markers", "service"}
+        ),
     ),
     "service": (frozenset({"unit"}), frozenset()),
     # unplug with vm: one of that VM's virtual units; without: a host unit.
@@ -93,6 +99,10 @@ _OP_KEYS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
     "plug": (frozenset({"vm", "unit"}), frozenset()),
     "guest_alloc": (frozenset({"vm", "name"}), frozenset({"owner"})),
     "guest_free": (frozenset({"vm", "pasid"}), frozenset()),
+    "register_allocator": (frozenset({"allocator", "kind"}), frozenset({"share"})),
+    "unregister_allocator": (frozenset({"allocator"}), frozenset({"force"})),
+    "attach_spid": (frozenset({"pasid", "spid"}), frozenset()),
+    "detach_spid": (frozenset({"set", "spid"}), frozenset()),
 }
 
 _STEP_WHAT: Final[Mapping[str, str]] = {
@@ -103,6 +113,9 @@ _STEP_WHAT: Final[Mapping[str, str]] = {
     "pasid": "a PASID name (a string) or number (an integer)",
     "unit": "the name of a unit",
     "vm": "the name of a VM",
+    "allocator": "a name for the allocator's registration",
+    "kind": f"an allocator backend ({', '.join(BACKEND_KINDS)})",
+    "spid": "a guest PASID (an integer)",
 }
 
 MAX_GENERATED: Final = 1 << 16
@@ -134,6 +147,8 @@ _GEN_KEYS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
         frozenset({"free", "drain", "owner", "prefix"}),
     ),
 }
+
+_ALL_PARAMS: Final = frozenset(k for _, keys in DISTRIBUTIONS.values() for k in keys)
 
 _TOML_LOCATION = re.compile(r"^(?P<msg>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$")
 _TOML_AT_END = re.compile(r"^(?P<msg>.*) \(at end of document\)$")
@@ -293,6 +308,7 @@ class _Pasid:
     where: str
     op: str
     device: str | None
+    set: str | None = None
 
 
 @attrs.frozen
@@ -312,6 +328,11 @@ class _Step:
     perm: tuple[PermName, ...] | None = None
     stop_markers: int | None = None
     service: bool | None = None
+    allocator: str | None = None
+    kind: BackendKind | None = None
+    share: bool | None = None
+    force: bool | None = None
+    spid: int | None = None
 
 
 class _Parser:
@@ -498,6 +519,7 @@ class _Parser:
             if table is not None:
                 platform = self.platform(table)
         vendor_options = self.vendor_options(top)
+        latency = self.latency(top)
         generators = self.generators(top, seed or 0)
         steps = self.steps(top, generators)
         if name is None:
@@ -510,8 +532,74 @@ class _Parser:
             platform=platform,
             vendor_options=vendor_options,
             steps=steps,
+            latency=latency,
             source=source,
         )
+
+    # ------------------------------------------------------------------ latency
+
+    def latency(self, top: Mapping[str, object]) -> tuple[tuple[LatencyOp, Distribution], ...]:
+        """``[latency]``: each modelled operation's distribution, e.g.
+        ``alloc = { dist = "uniform", low_us = 1, high_us = 4 }``."""
+        if "latency" not in top:
+            return ()
+        table = self.table(top["latency"], "latency")
+        if table is None:
+            return ()
+        self.unknown_keys(table, "latency", LATENCY_OPS)
+        found: list[tuple[LatencyOp, Distribution]] = []
+        for op in LATENCY_OPS:
+            if op in table:
+                dist = self.distribution(table[op], f"latency.{op}")
+                if dist is not None:
+                    found.append((op, dist))
+        return tuple(found)
+
+    def distribution(self, value: object, path: str) -> Distribution | None:
+        entry = self.table(value, path)
+        if entry is None:
+            return None
+        name = self.string(entry, path, "dist", required=True)
+        if name is not None and name not in DISTRIBUTIONS:
+            self.bad(
+                _join(path, "dist"), f"expected one of {', '.join(DISTRIBUTIONS)}, got {name!r}"
+            )
+        if name is None or name not in DISTRIBUTIONS:
+            self.unknown_keys(entry, path, {"dist", *_ALL_PARAMS})
+            return None
+        build, keys = DISTRIBUTIONS[name]
+        self.unknown_keys(entry, path, {"dist", *keys})
+        params: list[float] = []
+        for key in keys:
+            what = (
+                "a number >= 0 (the spread of log(time))"
+                if key == "sigma"
+                else ("a number of microseconds >= 0")
+            )
+            if key not in entry:
+                self.missing(path, key, f"{what}: dist {name!r} needs it")
+                continue
+            number = entry[key]
+            if (
+                isinstance(number, bool)
+                or not isinstance(number, int | float)
+                or not math.isfinite(number)
+                or number < 0
+            ):
+                numeric = isinstance(number, int | float) and not isinstance(number, bool)
+                shown = number if numeric else _describe(number)
+                self.bad(_join(path, key), f"expected {what}, got {shown}")
+                continue
+            params.append(float(number))
+        if len(params) != len(keys):
+            return None
+        if name == "uniform" and params[0] > params[1]:
+            self.bad(
+                _join(path, "high_us"),
+                f"expected high_us >= low_us ({params[0]:g}), got {params[1]:g}",
+            )
+            return None
+        return build(*params)
 
     def platform(self, table: Mapping[str, object]) -> PlatformSpec:
         path = "platform"
@@ -1079,6 +1167,11 @@ class _StepChecker:
         self.vm_plugged = {vm: set(units) for vm, units in parser.vm_units.items()}
         self.guest_live: dict[str, dict[str, str]] = {vm: {} for vm in parser.vm_units}
         self.guest_dead: dict[str, dict[str, str]] = {vm: {} for vm in parser.vm_units}
+        self.allocators: dict[str, tuple[BackendKind | None, str]] = {}  # name -> kind, where
+        self.spids: dict[tuple[str, int], tuple[str, str]] = {}
+        """(set, SPID) -> (the attach step, the step that allocated the PASID)."""
+        self.spid_of: dict[str, int] = {}  # a PASID's allocating step -> its SPID
+        self.unregistered: set[str] = set()
         self.last_at = 0.0
         self.last_at_path: str | None = None
 
@@ -1140,6 +1233,11 @@ class _StepChecker:
                 defaults.stop_markers if fields.stop_markers is None else fields.stop_markers
             ),
             service=defaults.service if fields.service is None else fields.service,
+            allocator=fields.allocator,
+            kind=fields.kind,
+            share=bool(fields.share),
+            force=bool(fields.force),
+            spid=fields.spid,
             where=path,
         )
 
@@ -1186,6 +1284,11 @@ class _StepChecker:
             perm=self.perm(path, table),
             stop_markers=p.integer(table, path, "stop_markers", 0),
             service=p.boolean(table, path, "service"),
+            allocator=p.name(table, path, "allocator"),
+            kind=p.choice(table, path, "kind", BACKEND_KINDS),
+            share=p.boolean(table, path, "share"),
+            force=p.boolean(table, path, "force"),
+            spid=p.integer(table, path, "spid", 0, INVALID_IOASID - 1),
         )
 
     def pasid_value(self, path: str, table: Mapping[str, object]) -> str | int | None:
@@ -1266,6 +1369,10 @@ class _StepChecker:
                 self.unplugged[f.unit] = path
         if op in ("unbind", "free", "page_requests"):
             self.use_pasid(op, path, f)
+        if op in ("register_allocator", "unregister_allocator"):
+            self.swap(op, path, f)
+        if op in ("attach_spid", "detach_spid", "page_requests"):
+            self.spid(op, path, table, f)
         if op in ("bind", "alloc") and f.name is not None:
             before = self.live.get(f.name)
             if before is not None:
@@ -1275,7 +1382,7 @@ class _StepChecker:
                     "free it first, or pick another name",
                 )
             else:
-                self.live[f.name] = _Pasid(path, op, f.device)
+                self.live[f.name] = _Pasid(path, op, f.device, f.set)
                 self.dead.pop(f.name, None)
 
     def guest(self, op: Op, path: str, f: _Step) -> None:
@@ -1398,3 +1505,96 @@ class _StepChecker:
         if op in ("unbind", "free"):
             del self.live[ref]
             self.dead[ref] = f"{'unbound' if op == 'unbind' else 'freed'} at {path}"
+
+    def swap(self, op: Op, path: str, f: _Step) -> None:
+        """Allocator registrations: a name is registered once until it is unregistered, and
+        ``share`` needs a live registration of the same kind to join. An unregister without
+        ``force`` may be refused at replay time (the backend holds IDs), so unregistering a
+        name again is a retry, not a mistake."""
+        key = _join(path, "allocator")
+        if f.allocator is None:
+            return
+        current = self.allocators.get(f.allocator)
+        if op == "unregister_allocator":
+            if current is None and f.allocator not in self.unregistered:
+                self.p.bad(
+                    key,
+                    f"no allocator registered as {f.allocator!r} here "
+                    f"(registered: {_known(self.allocators)})",
+                )
+            elif current is not None:
+                del self.allocators[f.allocator]
+                self.unregistered.add(f.allocator)
+            return
+        if current is not None:
+            self.p.bad(key, f"{f.allocator!r} is already registered (at {current[1]})")
+            return
+        if (
+            f.share
+            and f.kind is not None
+            and not any(kind == f.kind for kind, _ in self.allocators.values())
+        ):
+            self.p.bad(
+                _join(path, "share"),
+                f"no live {f.kind!r} allocator to share with: register one first",
+            )
+        self.allocators[f.allocator] = (f.kind, path)
+
+    def spid(self, op: Op, path: str, table: Mapping[str, object], f: _Step) -> None:
+        """SPIDs: unique within their set, one per PASID, used only while attached."""
+        p = self.p
+        if op == "page_requests":
+            if "spid" not in table and "set" not in table:
+                return
+            if "pasid" in table:
+                p.bad(path, "page_requests takes pasid, or set and spid (a guest PASID), not both")
+                return
+            if "spid" not in table:
+                p.missing(path, "spid", "a guest PASID: set names the guest's set")
+                return
+            if "set" not in table:
+                p.missing(path, "set", "the name of a set: the guest set the SPID belongs to")
+                return
+        if op == "attach_spid":
+            self.attach_spid(path, f)
+            return
+        if not p.refer(p.sets, "set", f.set, _join(path, "set")) or f.spid is None:
+            return
+        assert f.set is not None
+        attached = self.spids.get((f.set, f.spid))
+        if attached is None:
+            p.bad(
+                _join(path, "spid"),
+                f"SPID {f.spid} is not attached in set {f.set!r} here: an attach_spid step "
+                "must come first",
+            )
+        elif op == "detach_spid":
+            del self.spids[(f.set, f.spid)]
+            self.spid_of.pop(attached[1], None)
+
+    def attach_spid(self, path: str, f: _Step) -> None:
+        key = _join(path, "pasid")
+        if isinstance(f.pasid, int):
+            self.p.bad(key, "expected the name of a live PASID: attach_spid needs to know its set")
+            return
+        if f.pasid is None or f.spid is None:
+            return
+        pasid = self.live.get(f.pasid)
+        if pasid is None:
+            self.use_pasid("attach_spid", path, f)  # says why the name is not live
+            return
+        if pasid.set is None:
+            return  # its set was bad (reported there)
+        old = self.spid_of.get(pasid.where)
+        if old is not None:
+            self.p.bad(key, f"PASID {f.pasid!r} already has SPID {old}: detach it first")
+            return
+        other = self.spids.get((pasid.set, f.spid))
+        if other is not None:
+            self.p.bad(
+                _join(path, "spid"),
+                f"SPID {f.spid} is already attached in set {pasid.set!r} (at {other[0]})",
+            )
+            return
+        self.spids[(pasid.set, f.spid)] = (path, pasid.where)
+        self.spid_of[pasid.where] = f.spid

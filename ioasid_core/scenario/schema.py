@@ -12,6 +12,9 @@ from typing import Literal
 
 import attrs
 
+from ioasid_core.backends import BackendKind
+from ioasid_core.latency import Distribution, LatencyOp
+
 __all__ = [
     "AddressSpaceSpec",
     "ChurnSpec",
@@ -41,6 +44,10 @@ Op = Literal[
     "plug",
     "guest_alloc",
     "guest_free",
+    "register_allocator",
+    "unregister_allocator",
+    "attach_spid",
+    "detach_spid",
 ]
 
 
@@ -123,7 +130,8 @@ class Step:
     - ``alloc``: ``set``, ``owner`` (private data: a driver object of that owner) or
       ``address_space``, ``name``.
     - ``free``: ``pasid``.
-    - ``page_requests``: ``device``, ``pasid`` (a name, a number, or None for no PASID),
+    - ``page_requests``: ``device``, ``pasid`` (a name, a number, or None for no PASID) or
+      ``set`` and ``spid`` (a guest PASID, mapped to its host PASID through the set's SPIDs),
       ``groups``, ``group_size``, ``perm``, ``stop_markers``; serviced at once unless
       ``service`` is False.
     - ``service``: ``unit``.
@@ -131,6 +139,11 @@ class Step:
     - ``plug``: ``vm`` and ``unit`` (a virtual unit of that VM comes back).
     - ``guest_alloc``: ``vm``, ``name``, optional ``owner`` (the guest driver's object).
     - ``guest_free``: ``vm``, ``pasid`` (a guest PASID name of that VM, or a number).
+    - ``register_allocator``: ``allocator`` (a name for the registration), ``kind`` (a
+      built-in backend), ``share`` (join the first live registration of the same kind).
+    - ``unregister_allocator``: ``allocator``, ``force`` (reclaim the IDs it still holds).
+    - ``attach_spid``: ``pasid``, ``spid`` (the mapping holds a reference on the PASID).
+    - ``detach_spid``: ``set``, ``spid`` (drops the mapping and its reference).
     """
 
     op: Op
@@ -149,6 +162,11 @@ class Step:
     perm: tuple[PermName, ...] = ("read",)
     stop_markers: int = 0
     service: bool = True
+    allocator: str | None = None
+    kind: BackendKind | None = None
+    share: bool = False
+    force: bool = False
+    spid: int | None = None
     where: str = ""
     """The key path of this step in its file (``steps[3]``), for messages at replay time."""
 
@@ -249,5 +267,8 @@ class Scenario:
     """``[vendor.<name>]`` sections: options only that vendor reads (it checks them itself)."""
     steps: tuple[Step, ...] = ()
     """The explicit steps and the generators' expansions, merged by time."""
+    latency: tuple[tuple[LatencyOp, Distribution], ...] = ()
+    """``[latency]``: the modelled operations that take time, in file order (none: no
+    operation takes time, and requests are answered when their unit is serviced)."""
     source: str = "<memory>"
     """The file it was read from."""
