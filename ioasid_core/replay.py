@@ -263,7 +263,7 @@ class _Run:
                 if freed is not None:
                     m.pasid_reuses += 1
                     m.reuse_gap_us.append(self.now - freed[0])
-                    m.reuse_distance.append(m.allocations - freed[1])
+                    m.reuse_distance.append(float(m.allocations - freed[1]))
             m.allocations += 1
             if step.name is not None:
                 self.pasids[step.name] = pasid

@@ -111,7 +111,7 @@ def to_table(scenario: str, results: Sequence[RunResult]) -> Table:
         cells = []
         for _, key in TABLE_COLUMNS:
             value = flat.get(key, 0)
-            text = f"{value:g}" if isinstance(value, float) else str(value)
+            text = _fit(value) if isinstance(value, float) else str(value)
             if key in _RISKY and value:
                 text = f"[bold red]{text}[/]"
             cells.append(text)
@@ -119,6 +119,21 @@ def to_table(scenario: str, results: Sequence[RunResult]) -> Table:
         previous = result.vendor
         table.add_row(vendor, result.policy.value, *cells)
     return table
+
+
+def _fit(value: float) -> str:
+    """A latency in at most three characters (``7.7``, ``350``, ``12k``), so that modelled
+    latencies keep the table within 80 columns; JSON and CSV carry the exact value."""
+    if value < 9.95:
+        return f"{value:.1f}".removesuffix(".0")
+    for suffix, scale in (("", 1.0), ("k", 1e3), ("M", 1e6), ("G", 1e9)):
+        scaled = value / scale
+        if scaled < 0.95:  # 100k..949k: tenths of the next unit
+            return f".{round(scaled * 10)}{suffix}"
+        digits = f"{scaled:.0f}"
+        if len(digits) + len(suffix) <= 3:
+            return digits + suffix
+    return f"{value:.0e}"
 
 
 def render_table(scenario: str, results: Sequence[RunResult], *, width: int = 160) -> str:

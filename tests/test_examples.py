@@ -10,6 +10,7 @@ from ioasid_core.compare import available_vendors, compare
 from ioasid_core.plugins import new_plugin_manager
 from ioasid_core.prq import LookupPolicy
 from ioasid_core.prq.vendor import VendorPrq
+from ioasid_core.report import render_table
 from ioasid_core.scenario import load_scenario
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -78,3 +79,31 @@ def test_queue_depths_each_vendor_drops_what_its_own_queue_cannot_hold() -> None
         assert m.page_requests == 160, result.vendor
         assert m.dropped["overflow"] == m.auto_responses == 160 - kept, result.vendor
         assert sum(m.responses.values()) == kept, result.vendor
+
+
+def test_allocator_swap_shows_cyclic_against_first_fit_reuse_and_the_pending_free() -> None:
+    scenario = load_scenario(EXAMPLES / "allocator-swap.toml")
+    results = compare(scenario, _vendors())
+    for result in results:
+        m = result.metrics
+        # cyclic in, shared member out (no switch), default back, first fit in, default back.
+        assert m.allocator_switches == 4 and m.allocator_refusals == {}
+        assert m.forced_reclaims == 0 and m.pending_frees == 0
+        # The first-fit churn hands every freed PASID out at the next bind; under cyclic no
+        # freed PASID came back (the only reuses are of its IDs, by the first-fit backend).
+        assert m.reuse_distance.count(0.0) == 18 and m.pasid_reuses == 20
+        assert set(m.latency_us) == {
+            "alloc",
+            "free",
+            "bind",
+            "unbind",
+            "attach_spid",
+            "page_request_service",
+        }
+        assert max(m.request_latency_us) > 0
+    # The guest's requests named guest PASID 101: the SPID resolved them to the VM's PASID.
+    for result in results:
+        if result.policy is LookupPolicy.GLOBAL and result.metrics.outcomes:
+            assert result.metrics.outcomes == {"resolved": 2}, result.vendor
+    rows = render_table(scenario.name, results).splitlines()
+    assert all(len(row.rstrip()) <= 80 for row in rows if " global " in row or " vendor " in row)

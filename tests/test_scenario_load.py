@@ -1204,6 +1204,35 @@ def test_what_the_rules_allow() -> None:
     assert scenario.steps[5].at == 30.5
 
 
+def test_what_the_swap_and_spid_rules_allow() -> None:
+    doc = _base()
+    doc["steps"] += [
+        {**_ATTACH, "at": 40},
+        # A PASID freed with its SPID attached stays reachable through the SPID until the
+        # detach (it is FREE_PENDING), and its name may be used again at once.
+        _free(41, "aux"),
+        {**_PR, "at": 42, "set": "priv", "spid": 5},
+        {"op": "alloc", "at": 43, "set": "priv", "owner": "x", "name": "aux"},
+        {"op": "detach_spid", "at": 44, "set": "priv", "spid": 5},
+        {**_ATTACH, "at": 45},
+        # An unregister may be refused at replay time: a second one is a retry.
+        {**_REG, "at": 46},
+        {**_REG, "at": 46, "allocator": "b", "share": True},
+        {"op": "unregister_allocator", "at": 47, "allocator": "a"},
+        {"op": "unregister_allocator", "at": 48, "allocator": "a", "force": True},
+        {**_REG, "at": 49, "kind": "random"},
+    ]
+    scenario = parse_scenario(doc, "t.toml")
+    assert [s.op for s in scenario.steps[-5:]] == [
+        "register_allocator",
+        "register_allocator",
+        "unregister_allocator",
+        "unregister_allocator",
+        "register_allocator",
+    ]
+    assert scenario.steps[6].spid == 5 and scenario.steps[6].set == "priv"
+
+
 def test_every_op_has_a_key_table_and_only_step_keys_in_it() -> None:
     assert set(_OP_KEYS) == set(get_args(Op))
     for required, optional in _OP_KEYS.values():
