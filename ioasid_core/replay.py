@@ -8,7 +8,7 @@ can hand them to any ``concurrent.futures.Executor``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -248,14 +248,8 @@ class _Run:
         top = self.space.capacity if limit is None else min(limit, self.space.capacity)
         try:
             pasid = self.space.alloc(owner, 1, top - 1, private)
-        except QuotaExceededError:
-            reason = "quota"
-        except NoSpaceError:
-            reason = "no_space"
-        except AllocatorError:
-            reason = "allocator"
-        except InvalidArgumentError:
-            reason = "invalid"
+        except _ALLOC_FAILURES as exc:
+            reason = _failure_reason(exc)
         else:
             m = self.metrics
             if self.reclaimed:
@@ -439,14 +433,8 @@ class _Run:
                 # The guest only hears "no PASID"; the model knows whether the quota said so.
                 quota = vm.host_set.quota
                 reason = "quota" if quota is not None and vm.host_set.count >= quota else "no_space"
-            except QuotaExceededError:
-                reason = "quota"
-            except NoSpaceError:
-                reason = "no_space"
-            except AllocatorError:
-                reason = "allocator"
-            except InvalidArgumentError:
-                reason = "invalid"
+            except _ALLOC_FAILURES as exc:
+                reason = _failure_reason(exc)
             else:
                 self.metrics.guest_allocations += 1
                 vm.pasids[step.name] = pasid
@@ -606,6 +594,23 @@ def _same_group(a: AllocatorOps[Any] | None, b: AllocatorOps[Any] | None) -> boo
     if a is None or b is None:
         return a is b
     return a.alloc == b.alloc and a.free == b.free
+
+
+_ALLOC_FAILURES: Final = (NoSpaceError, AllocatorError, InvalidArgumentError)
+"""What an allocation step may meet and count (anything else is a bug, raised)."""
+
+
+def _failure_reason(exc: Exception) -> str:
+    """The ``allocation_failures`` reason of a failed allocation (the first match wins:
+    ``QuotaExceededError`` is a ``NoSpaceError``)."""
+    for kind, reason in (
+        (QuotaExceededError, "quota"),
+        (NoSpaceError, "no_space"),
+        (AllocatorError, "allocator"),
+    ):
+        if isinstance(exc, kind):
+            return reason
+    return "invalid"
 
 
 class _StepSkipped(Exception):
