@@ -48,7 +48,8 @@ class Metrics:
     responses: Counter[str] = attrs.field(factory=Counter)
     """By code: ``success``, ``invalid``, ``failure``."""
     dropped: Counter[str] = attrs.field(factory=Counter)
-    """``stop_markers``, ``overflow``, ``unmatched``, ``discarded_partial``, ``malformed``."""
+    """``stop_markers``, ``overflow``, ``unmatched``, ``discarded_partial``, ``malformed``,
+    ``unit_removed``."""
     outcomes: Counter[str] = attrs.field(factory=Counter)
     """Lookup outcomes of the requests that were resolved."""
     cross_owner_hits: int = 0
@@ -106,6 +107,7 @@ class Metrics:
                     "unmatched",
                     "discarded_partial",
                     "malformed",
+                    "unit_removed",
                 )
             },
             "outcomes": dict(sorted(self.outcomes.items())),

@@ -118,34 +118,16 @@ class _Run:
                 sva = self.sets[s.name]
         for d in spec.domains:
             self.platform.add_domain(d.name, d.owner, [self.sets[n] for n in d.sets])
-        self.pipelines: dict[str, PrqPipeline] = {}
-        for u in spec.units:
-            self.platform.probe_unit(
-                IommuUnit(name=u.name, vendor=vendor.name, pasid_bits=shapes[u.name].pasid_bits)
-            )
-        for dev in spec.devices:
-            cap = shapes[dev.unit].device_pasid_bits
-            bits = dev.pasid_bits if cap is None else min(cap, dev.pasid_bits or cap)
-            self.platform.add_device(
-                dev.name,
-                unit=dev.unit,
-                source_id=dev.source_id,
-                owner=dev.owner,
-                domain=dev.domain,
-                pasid_bits=bits,
-            )
         if sva is None and policy is LookupPolicy.SET:
             # A vendor searching "its SVA set" needs one: an empty set finds nothing.
             sva = self.space.create_set()
+        self.vendor, self.policy, self.sva, self.shapes = vendor, policy, sva, shapes
+        self.devices_of = {
+            u.name: [d for d in spec.devices if d.unit == u.name] for u in spec.units
+        }
+        self.pipelines: dict[str, PrqPipeline] = {}
         for u in spec.units:
-            self.pipelines[u.name] = PrqPipeline(
-                self.platform,
-                u.name,
-                vendor,
-                policy=policy,
-                sva_set=sva,
-                ring_entries=shapes[u.name].queue_entries,
-            )
+            self._plug_unit(u.name)
         self.pasids: dict[str, int] = {}
         self.submitted: dict[tuple[str, int, int], float] = {}
         self.next_group: dict[str, int] = {}  # device -> next page request group index
@@ -159,6 +141,32 @@ class _Run:
         if self.clock is not None:
             self.metrics.latency_us = {op: self.clock.samples[op] for op, _ in scenario.latency}
         self.vms = self._start_vms(scenario, vendor, options)
+
+    def _plug_unit(self, name: str) -> None:
+        """Probe host unit ``name`` as the vendor shapes it, with the devices behind it (none
+        bound yet) and an empty page request queue: at start, and when hot-plugged again."""
+        shape = self.shapes[name]
+        self.platform.probe_unit(
+            IommuUnit(name=name, vendor=self.vendor.name, pasid_bits=shape.pasid_bits)
+        )
+        cap = shape.device_pasid_bits
+        for dev in self.devices_of[name]:
+            self.platform.add_device(
+                dev.name,
+                unit=name,
+                source_id=dev.source_id,
+                owner=dev.owner,
+                domain=dev.domain,
+                pasid_bits=dev.pasid_bits if cap is None else min(cap, dev.pasid_bits or cap),
+            )
+        self.pipelines[name] = PrqPipeline(
+            self.platform,
+            name,
+            self.vendor,
+            policy=self.policy,
+            sva_set=self.sva,
+            ring_entries=shape.queue_entries,
+        )
 
     @staticmethod
     def _options(scenario: Scenario, vendor: VendorPrq) -> dict[str, object]:
@@ -328,6 +336,7 @@ class _Run:
         except IoasidError as exc:
             raise _StepSkipped(str(exc)) from exc
         self.metrics.frees += 1
+        self.bind_pasids.pop(pasid, None)  # freed: not an orphan, whatever its binding
         if pasid not in self.space:  # else FREE_PENDING: reclaimed when the last put comes
             self.reclaimed[pasid] = (self.now, self.metrics.allocations)
         for name, value in list(self.pasids.items()):
@@ -467,7 +476,10 @@ class _Run:
                 del vm.pasids[name]
 
     def _op_plug(self, step: Step) -> None:
-        assert step.vm is not None and step.unit is not None
+        assert step.unit is not None
+        if step.vm is None:
+            self._plug_unit(step.unit)  # the loader checked it was unplugged
+            return
         try:
             self.vms[step.vm].iommu.plug(step.unit)
         except IoasidError as exc:
@@ -486,6 +498,7 @@ class _Run:
             if device.unit == step.unit:
                 answered = pipeline.remove_device(device.source_id)
                 self._record(step.unit, [response_row(r) for r in answered])
+        pipeline.discard_queue()  # unread requests go with the unit's queue
         self.platform.remove_unit(step.unit)
         self._collect(pipeline)
         del self.pipelines[step.unit]
@@ -565,6 +578,7 @@ class _Run:
         m.auto_responses += sum(c.auto_responses.values())
         m.dropped["overflow"] += c.overflow_dropped
         m.dropped["malformed"] += c.malformed
+        m.dropped["unit_removed"] += c.lost_on_removal
         iopf = pipeline.iopf.counters
         m.dropped["stop_markers"] += iopf.stop_markers
         m.dropped["unmatched"] += iopf.unmatched_responses
@@ -578,11 +592,14 @@ class _Run:
             m.vcmd_commands += vm.iommu.commands
             m.vm_exits += vm.iommu.exits
             m.scalable_mode_off += not vm.iommu.scalable_mode
-        # A PASID bound for a device that is gone, still allocated: nobody will free it.
+        # A PASID bound for a device whose binding is gone (the device went with its unit,
+        # and maybe came back without it), still allocated: nobody will free it.
+        devices = self.platform.devices
         self.metrics.orphaned_ids = sum(
             1
             for pasid, device in self.bind_pasids.items()
-            if pasid in self.space and device not in self.platform.devices
+            if pasid in self.space
+            and (device not in devices or pasid not in devices[device].bindings)
         )
         self.metrics.pending_frees = sum(
             1 for rec in self.space.records_view().values() if rec is not None and rec[3]

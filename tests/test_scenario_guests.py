@@ -112,7 +112,11 @@ def _problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
             "expected a PASID in 0..0xfffff (VM 'vm-a''s capacity)",
         ),
         (_doc({"op": "guest_alloc", "vm": "vm-a"}), "steps[0].name", "required key is missing"),
-        (_doc({"op": "plug", "unit": "v0"}), "steps[0].vm", "required key is missing"),
+        (
+            _doc({"op": "plug", "unit": "v0"}),
+            "steps[0].unit",
+            "no host unit named 'v0'; for VM 'vm-a''s, add vm",
+        ),
         (
             _doc({"op": "guest_alloc", "vm": "vm-a", "name": "p", "unit": "v0"}),
             "steps[0].unit",

@@ -53,6 +53,8 @@ class PrqCounters:
     """Responses the hardware generated itself for LAST requests dropped on overflow, by
     code (``overflow_response``); not in ``responses``, which the driver sent."""
     malformed: int = 0
+    lost_on_removal: int = 0
+    """Requests still in the ring when the unit went away (``discard_queue``)."""
     errors: list[str] = attrs.field(factory=list)
     """The last few decode errors, for a report."""
 
@@ -253,6 +255,15 @@ class PrqPipeline:
             self.counters.responses[response.code] += 1
             return True
         return False
+
+    def discard_queue(self) -> int:
+        """The unit goes away with requests still in its ring: they are thrown away unread
+        (counted in ``page_requests`` and ``lost_on_removal``); returns how many."""
+        lost = len(self.ring)
+        self.ring.drain()
+        self.counters.page_requests += lost
+        self.counters.lost_on_removal += lost
+        return lost
 
     def remove_device(self, source_id: int) -> list[PageResponse]:
         """A device behind this unit goes away: its pending groups are answered INVALID."""

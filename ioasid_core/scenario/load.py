@@ -96,7 +96,8 @@ _OP_KEYS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
     "service": (frozenset({"unit"}), frozenset()),
     # unplug with vm: one of that VM's virtual units; without: a host unit.
     "unplug": (frozenset({"unit"}), frozenset({"vm"})),
-    "plug": (frozenset({"vm", "unit"}), frozenset()),
+    # plug with vm: one of that VM's virtual units; without: a host unit unplugged earlier.
+    "plug": (frozenset({"unit"}), frozenset({"vm"})),
     "guest_alloc": (frozenset({"vm", "name"}), frozenset({"owner"})),
     "guest_free": (frozenset({"vm", "pasid"}), frozenset()),
     "register_allocator": (frozenset({"allocator", "kind"}), frozenset({"share"})),
@@ -1163,6 +1164,7 @@ class _StepChecker:
         self.live: dict[str, _Pasid] = {}
         self.dead: dict[str, str] = {}  # PASID name -> "freed at steps[4]"
         self.unplugged: dict[str, str] = {}  # unit -> key path of the unplug step
+        self.unbound: dict[str, str] = {}  # bound PASID name -> how its binding went
         # Per VM: its plugged virtual units, and its live / freed guest PASID names.
         self.vm_plugged = {vm: set(units) for vm, units in parser.vm_units.items()}
         self.guest_live: dict[str, dict[str, str]] = {vm: {} for vm in parser.vm_units}
@@ -1355,9 +1357,11 @@ class _StepChecker:
                     "owner",
                     "a driver's name, or address_space instead: the PASID's private data",
                 )
-        if op in ("plug", "guest_alloc", "guest_free") or (op == "unplug" and "vm" in table):
+        if op in ("guest_alloc", "guest_free") or (op in ("plug", "unplug") and "vm" in table):
             self.guest(op, path, f)
             return
+        if op == "plug":
+            self.plug_host_unit(path, f.unit)
         if op in ("service", "unplug") and p.refer(p.units, "unit", f.unit, _join(path, "unit")):
             assert f.unit is not None
             if f.unit in self.unplugged:
@@ -1367,6 +1371,7 @@ class _StepChecker:
                 )
             elif op == "unplug":
                 self.unplugged[f.unit] = path
+                self.unbound_by_unplug(f.unit, path)
         if op in ("unbind", "free", "page_requests"):
             self.use_pasid(op, path, f)
         if op in ("register_allocator", "unregister_allocator"):
@@ -1464,6 +1469,24 @@ class _StepChecker:
                 f"{self.unplugged[unit]}",
             )
 
+    def plug_host_unit(self, path: str, unit: str | None) -> None:
+        """A host unit comes back: it must have been unplugged (a VM's unit needs ``vm``)."""
+        p, key = self.p, _join(path, "unit")
+        owners = [vm for vm, units in p.vm_units.items() if unit in units]
+        if unit not in p.units and owners:
+            p.bad(key, f"no host unit named {unit!r}; for VM {owners[0]!r}'s, add vm")
+        elif p.refer(p.units, "unit", unit, key) and self.unplugged.pop(unit or "", None) is None:
+            p.bad(key, f"unit {unit!r} is plugged already")
+
+    def unbound_by_unplug(self, unit: str, path: str) -> None:
+        """Host unit ``unit`` goes at ``path``: the bindings on its devices go with it (their
+        PASIDs stay allocated: free them, they cannot be unbound any more)."""
+        for name, pasid in self.live.items():
+            if pasid.op == "bind" and self.p.devices.get(pasid.device or "") == unit:
+                self.unbound[name] = (
+                    f"its binding on {pasid.device!r} went with unit {unit!r} at {path}"
+                )
+
     def use_pasid(self, op: Op, path: str, f: _Step) -> None:
         """A ``pasid`` reference: a number in range, or a name that is live here."""
         key = _join(path, "pasid")
@@ -1488,6 +1511,9 @@ class _StepChecker:
                     f"step's name (live: {known})",
                 )
             return
+        if op == "unbind" and ref in self.unbound:
+            self.p.bad(key, f"PASID {ref!r} is not bound any more: {self.unbound[ref]}; free it")
+            return
         if op == "unbind":
             if pasid.op != "bind":
                 self.p.bad(
@@ -1504,6 +1530,7 @@ class _StepChecker:
                 return
         if op in ("unbind", "free"):
             del self.live[ref]
+            self.unbound.pop(ref, None)
             self.dead[ref] = f"{'unbound' if op == 'unbind' else 'freed'} at {path}"
 
     def swap(self, op: Op, path: str, f: _Step) -> None:
