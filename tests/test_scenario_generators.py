@@ -360,3 +360,76 @@ def test_the_example_expands_deterministically_and_replays_without_step_errors()
     vendors = list(available_vendors(new_plugin_manager().hooks).values())
     for result in compare(scenario, vendors):
         assert result.metrics.step_errors == [], (result.vendor, result.policy)
+
+
+# ---------------------------------------------------------------- driver_pasids
+
+DRIVER: dict[str, Any] = {
+    "kind": "driver_pasids",
+    "at": 4,
+    "set": "sva",
+    "owner": "idxd",
+    "count": 3,
+    "live": 2,
+    "interval": 5,
+    "device": "d1",
+    "groups": 2,
+    "prefix": "aux",
+}
+
+
+def test_driver_pasids_allocate_use_and_free_the_oldest_past_live() -> None:
+    steps = _generated(_load(DRIVER))
+    alloc = {"op": "alloc", "set": "sva", "owner": "idxd"}
+    use = {"op": "page_requests", "device": "d1", "groups": 2}
+    assert steps == [
+        Step(**alloc, at=4.0, name="aux0", where="generators[0]/0"),  # type: ignore[arg-type]
+        Step(**use, at=4.0, pasid="aux0", where="generators[0]/1"),  # type: ignore[arg-type]
+        Step(**alloc, at=9.0, name="aux1", where="generators[0]/2"),  # type: ignore[arg-type]
+        Step(**use, at=9.0, pasid="aux1", where="generators[0]/3"),  # type: ignore[arg-type]
+        Step(op="free", at=14.0, pasid="aux0", where="generators[0]/4"),
+        Step(**alloc, at=19.0, name="aux2", where="generators[0]/5"),  # type: ignore[arg-type]
+        Step(**use, at=19.0, pasid="aux2", where="generators[0]/6"),  # type: ignore[arg-type]
+        Step(op="free", at=24.0, pasid="aux1", where="generators[0]/7"),
+        Step(op="free", at=29.0, pasid="aux2", where="generators[0]/8"),
+    ]
+
+
+def test_driver_pasids_without_a_device_only_allocate_and_free() -> None:
+    plain = {k: v for k, v in DRIVER.items() if k not in ("device", "groups", "prefix")}
+    steps = _generated(_load(plain))
+    assert {s.op for s in steps} == {"alloc", "free"}
+    assert [s.name for s in steps if s.op == "alloc"] == [
+        "driver[0].0",
+        "driver[0].1",
+        "driver[0].2",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("generator", "key_path", "message"),
+    [
+        ({k: v for k, v in DRIVER.items() if k != "device"}, "generators[0].device", "missing"),
+        (DRIVER | {"owner": ""}, "generators[0].owner", "expected a non-empty string"),
+        (DRIVER | {"set": "x"}, "generators[0].set", "no set named 'x'"),
+        (DRIVER | {"device": "d7"}, "generators[0].device", "no device named 'd7'"),
+        (DRIVER | {"groups": -1}, "generators[0].groups", "expected an integer in 0..0x10000"),
+        (DRIVER | {"live": 0}, "generators[0].live", "expected an integer >= 1"),
+    ],
+)
+def test_driver_pasids_rules_name_their_key_path(
+    generator: dict[str, Any], key_path: str, message: str
+) -> None:
+    error = _error(generator)
+    assert error.key_path.startswith(key_path), str(error)
+    assert message in error.expected, str(error)
+
+
+def test_driver_pasids_requests_are_type_confusions_only_where_the_search_reaches_them() -> None:
+    vendors = available_vendors(new_plugin_manager().hooks)
+    for result in compare(_load(DRIVER), [vendors["generic"]]):
+        m = result.metrics
+        assert not m.step_errors and m.allocations == 2 + 3 and m.frees == 3
+        # d1's requests carry the driver's PASIDs, whose private data is a driver object.
+        found = result.policy.value in ("global", "set")  # "sva" is the SVA set here
+        assert m.type_confusions == (6 if found else 0), result.policy

@@ -15,6 +15,7 @@ from typing import Final
 
 from ioasid_core.scenario.schema import (
     ChurnSpec,
+    DriverPasidsSpec,
     GeneratorSpec,
     GuestAllocationsSpec,
     PageRequestStreamSpec,
@@ -54,6 +55,8 @@ def expand(spec: GeneratorSpec, rng: random.Random) -> list[RawStep]:
         return _stream(spec, rng)
     if isinstance(spec, GuestAllocationsSpec):
         return _guest_allocations(spec, rng)
+    if isinstance(spec, DriverPasidsSpec):
+        return _driver_pasids(spec, rng)
     return _storm(spec, rng)
 
 
@@ -116,7 +119,7 @@ def _at(table: Mapping[str, object]) -> float:
     return value
 
 
-def _gap(spec: ChurnSpec, rng: random.Random) -> float:
+def _gap(spec: ChurnSpec | DriverPasidsSpec, rng: random.Random) -> float:
     return spec.interval + (rng.randint(0, spec.jitter) if spec.jitter else 0)
 
 
@@ -148,6 +151,38 @@ def _churn(spec: ChurnSpec, rng: random.Random) -> list[RawStep]:
         now += _gap(spec, rng)
     while bound:
         unbind_oldest()
+    return steps
+
+
+def _driver_pasids(spec: DriverPasidsSpec, rng: random.Random) -> list[RawStep]:
+    steps: list[RawStep] = []
+    held: list[str] = []  # oldest first
+    now = spec.at
+
+    def free_oldest() -> None:
+        nonlocal now
+        steps.append({"op": "free", "at": now, "pasid": held.pop(0)})
+        now += _gap(spec, rng)
+
+    for n in range(spec.count):
+        if len(held) == spec.live:
+            free_oldest()
+        name = f"{spec.prefix}{n}"
+        steps.append({"op": "alloc", "at": now, "set": spec.set, "owner": spec.owner, "name": name})
+        held.append(name)
+        if spec.device is not None and spec.groups:
+            steps.append(
+                {
+                    "op": "page_requests",
+                    "at": now,
+                    "device": spec.device,
+                    "pasid": name,
+                    "groups": spec.groups,
+                }
+            )
+        now += _gap(spec, rng)
+    while held:
+        free_oldest()
     return steps
 
 

@@ -27,6 +27,7 @@ from ioasid_core.scenario.schema import (
     ChurnSpec,
     DeviceSpec,
     DomainSpec,
+    DriverPasidsSpec,
     GeneratorSpec,
     GuestAllocationsSpec,
     Op,
@@ -146,6 +147,10 @@ _GEN_KEYS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
     "guest_allocations": (
         frozenset({"vm", "count", "interval"}),
         frozenset({"free", "drain", "owner", "prefix"}),
+    ),
+    "driver_pasids": (
+        frozenset({"set", "owner", "count", "live", "interval"}),
+        frozenset({"jitter", "device", "groups", "prefix"}),
     ),
 }
 
@@ -884,6 +889,8 @@ class _Parser:
             spec = self.stream(path, table, at, seed)
         elif kind == "guest_allocations":
             spec = self.guest_allocations(path, table, at, seed)
+        elif kind == "driver_pasids":
+            spec = self.driver_pasids(path, table, at, seed)
         else:
             spec = self.storm(path, table, at, seed)
         return spec if len(self.problems) == problems and at is not None else None
@@ -1032,6 +1039,46 @@ class _Parser:
             interval=interval,
             jitter=jitter,
             prefix=f"churn{index}." if prefix is None else prefix,
+            seed=seed,
+            where=path,
+        )
+
+    def driver_pasids(
+        self, path: str, table: Mapping[str, object], at: float | None, seed: int | None
+    ) -> DriverPasidsSpec | None:
+        set_name = self.name(table, path, "set")
+        self.refer(self.sets, "set", set_name, _join(path, "set"))
+        owner = self.name(table, path, "owner")
+        count = self.integer(table, path, "count", 1, MAX_GENERATED)
+        live = self.integer(table, path, "live", 1)
+        interval = self.number(table, path, "interval", positive=True)
+        jitter = self.integer(table, path, "jitter", 0) or 0
+        device = self.name(table, path, "device", required=False)
+        self.refer(self.devices, "device", device, _join(path, "device"))
+        groups = self.integer(table, path, "groups", 0, MAX_GENERATED) or 0
+        if groups and "device" not in table:
+            self.missing(path, "device", "the device that sends the groups' page requests")
+        prefix = self.string(table, path, "prefix")
+        if (
+            at is None
+            or set_name is None
+            or owner is None
+            or count is None
+            or live is None
+            or interval is None
+        ):
+            return None
+        return DriverPasidsSpec(
+            at=at,
+            set=set_name,
+            owner=owner,
+            count=count,
+            live=live,
+            interval=interval,
+            jitter=jitter,
+            device=device,
+            groups=groups,
+            prefix=f"driver{path.removeprefix('generators')}." if prefix is None else prefix,
             seed=seed,
             where=path,
         )

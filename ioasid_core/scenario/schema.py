@@ -20,6 +20,7 @@ __all__ = [
     "ChurnSpec",
     "DeviceSpec",
     "DomainSpec",
+    "DriverPasidsSpec",
     "GeneratorSpec",
     "GuestAllocationsSpec",
     "PageRequestStreamSpec",
@@ -254,7 +255,35 @@ class GuestAllocationsSpec:
     where: str = ""
 
 
-GeneratorSpec = ChurnSpec | PageRequestStreamSpec | StormSpec | GuestAllocationsSpec
+@attrs.frozen(kw_only=True)
+class DriverPasidsSpec:
+    """``kind = "driver_pasids"``: a device driver's own PASIDs, ``count`` ``alloc`` steps in
+    its private ``set``, each one's private data a driver object of ``owner``.
+
+    At most ``live`` are held at once (the oldest is freed to make room; the rest at the
+    end). With ``device`` and ``groups``: auxiliary domains, each PASID used by ``device``
+    right after its allocation (``groups`` page request groups), as a driver hands an
+    auxiliary domain's PASID to the device it is attached to. Names are ``<prefix><n>``.
+    """
+
+    at: float
+    set: str
+    owner: str
+    count: int
+    live: int
+    interval: float
+    jitter: int = 0
+    """Each gap is ``interval`` plus a seeded 0..jitter µs."""
+    device: str | None = None
+    groups: int = 0
+    prefix: str = ""
+    seed: int | None = None
+    where: str = ""
+
+
+GeneratorSpec = (
+    ChurnSpec | PageRequestStreamSpec | StormSpec | GuestAllocationsSpec | DriverPasidsSpec
+)
 
 
 @attrs.frozen(kw_only=True)
