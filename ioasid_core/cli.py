@@ -215,7 +215,10 @@ def _compare(
     seed: int | None,
     *,
     progress: bool,
+    jobs: int = 1,
 ) -> list[RunResult]:
+    from concurrent.futures import Executor, ProcessPoolExecutor
+
     from rich.progress import Progress
 
     from ioasid_core.compare import VendorFailure, compare
@@ -223,13 +226,19 @@ def _compare(
     from ioasid_core.scenario import ScenarioError
 
     total = len(vendors) * (len(policies) if policies is not None else len(LookupPolicy))
+    pool: Executor | None = ProcessPoolExecutor(min(jobs, total)) if jobs > 1 else None
     try:
         if not progress:
-            return compare(scenario, vendors, policies, seed=seed)
+            return compare(scenario, vendors, policies, seed=seed, executor=pool)
         with Progress(transient=True) as bar:
             task = bar.add_task(f"replaying {scenario.name}", total=total)
             return compare(
-                scenario, vendors, policies, seed=seed, progress=lambda _: bar.advance(task)
+                scenario,
+                vendors,
+                policies,
+                seed=seed,
+                executor=pool,
+                progress=lambda _: bar.advance(task),
             )
     except VendorFailure as exc:
         raise click.exceptions.Exit(_fail(str(exc), EXIT_PLUGIN_FAILURE)) from exc
@@ -237,6 +246,9 @@ def _compare(
         # A ScenarioError (a vendor's own section) names the file already.
         where = "" if isinstance(exc, ScenarioError) else f"{scenario.source}: "
         raise click.exceptions.Exit(_fail(where + str(exc), EXIT_BAD_INPUT)) from exc
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 @cli.command(name="run")
@@ -273,6 +285,13 @@ def run_command(
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Runs in parallel processes (same results, in the same order).",
+)
 def compare_command(
     scenario_path: str,
     *,
@@ -282,13 +301,14 @@ def compare_command(
     json_path: str | None,
     csv_path: str | None,
     plot_path: str | None,
+    jobs: int,
 ) -> None:
     """Replay SCENARIO under each vendor and lookup policy, and show them side by side."""
     from ioasid_core.report import to_csv, to_json, to_table, write_plot
 
     names = [v.strip() for v in vendor_list.split(",") if v.strip()] if vendor_list else None
     scenario, vendors = _scenario_and_vendors(scenario_path, names)
-    results = _compare(scenario, vendors, _policies(policy_list), seed, progress=True)
+    results = _compare(scenario, vendors, _policies(policy_list), seed, progress=True, jobs=jobs)
     Console().print(to_table(scenario.name, results))
     if json_path:
         Path(json_path).write_text(to_json(scenario.name, results) + "\n")

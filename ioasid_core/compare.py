@@ -39,6 +39,19 @@ class VendorFailure(Exception):
         )
         self.vendor = vendor
         self.policy = policy
+        self._cause = f"{type(cause).__name__}: {cause}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Rebuilt in the parent process when a run fails in a process pool (the cause is
+        carried as its text: its type may not pickle)."""
+        return (_rebuild_failure, (self.vendor, self.policy, self._cause))
+
+
+def _rebuild_failure(vendor: str, policy: LookupPolicy, cause: str) -> VendorFailure:
+    failure = VendorFailure.__new__(VendorFailure)
+    Exception.__init__(failure, f"vendor {vendor!r} failed under policy {policy.value!r}: {cause}")
+    failure.vendor, failure.policy, failure._cause = vendor, policy, cause
+    return failure
 
 
 def available_vendors(hooks: Hooks | None) -> dict[str, VendorPrq]:

@@ -273,14 +273,10 @@ class PriPrq(RowVendorMixin):
         self.name = PRI_IOPF_VENDOR if iopf else PRI_VENDOR
         self.iopf = iopf
         self.default_policy = default_policy
-        self.mapping = mapping
+        self.mapping = dict(mapping)  # a plain dict pickles; a mappingproxy does not
         self._verdict: ResponseCode | None = None if iopf else deny[0]
-        verdict = self._verdict
-
-        def unexpected(row: RequestRow) -> ResponseCode | None:
-            return verdict
-
-        self.row_check: RowCheck | None = None if iopf else unexpected
+        # A bound method, not a closure: the vendor must pickle (process pools).
+        self.row_check: RowCheck | None = None if iopf else self._unexpected
 
     def encode_request(self, request: PageRequest) -> bytes:
         return encode_pri(request)
@@ -293,6 +289,9 @@ class PriPrq(RowVendorMixin):
 
     def check(self, request: PageRequest) -> ResponseCode | None:
         """Mainline: "unexpected PRI request", denied. The IOPF patch: no check of its own."""
+        return self._verdict
+
+    def _unexpected(self, row: RequestRow) -> ResponseCode | None:
         return self._verdict
 
     def encode_responses(self, responses: Sequence[PageResponse]) -> bytes:

@@ -506,6 +506,15 @@ class FaultLog:
         """How many faults were reported."""
         return sum(self.by_reason.values())
 
+    def __getstate__(self) -> dict[str, object]:
+        """Picklable (a comparison may hand the vendor to a process pool): not the lock."""
+        with self._lock:
+            return {k: v for k, v in vars(self).items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        vars(self).update(state)
+        self._lock = threading.Lock()
+
     def report(self, fault: UnrecoverableFault) -> None:
         """Count and log ``fault``. Returns nothing: there is no response to send."""
         with self._lock:
