@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -154,7 +155,7 @@ def _scenario_and_vendors(
 ) -> tuple[Scenario, list[VendorPrq]]:
     """Load the scenario and pick the vendors; bad input (the file, a vendor section no
     installed vendor reads or the chosen ones cannot) exits with status 2."""
-    from ioasid_core.compare import check_vendor_sections
+    from ioasid_core.compare import check_source_ids, check_vendor_sections
     from ioasid_core.scenario import ScenarioError, load_scenario
 
     try:
@@ -163,7 +164,9 @@ def _scenario_and_vendors(
         raise click.exceptions.Exit(_fail(str(exc), EXIT_BAD_INPUT)) from exc
     installed, chosen = _vendors_named(vendor_names)
     try:
-        check_vendor_sections(scenario, chosen, list(installed.values()))
+        # Every installed vendor's section, chosen or not: a slip in one is still a slip.
+        check_vendor_sections(scenario, list(installed.values()), list(installed.values()))
+        check_source_ids(scenario, chosen)
     except ScenarioError as exc:
         raise click.exceptions.Exit(_fail(str(exc), EXIT_BAD_INPUT)) from exc
     except Exception as exc:  # a plugin's option check raised
@@ -185,6 +188,7 @@ def _vendors_named(
         raise click.exceptions.Exit(_fail(str(exc), EXIT_PLUGIN_FAILURE)) from exc
     if not vendor_names:
         return vendors, list(vendors.values())
+    vendor_names = list(dict.fromkeys(vendor_names))  # each once, in the order given
     unknown = [v for v in vendor_names if v not in vendors]
     if unknown:
         message = f"no vendor named {', '.join(map(repr, unknown))} (known: {', '.join(vendors)})"
@@ -255,7 +259,9 @@ def _compare(
 @click.argument("scenario_path", metavar="SCENARIO")
 @click.option("--vendor", "vendor_name", default="generic", show_default=True)
 @click.option("--policy", "policy_name", default=None, help="Default: the vendor's own.")
-@click.option("--seed", type=int, default=None, help="Default: the scenario's seed.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=None, help="Default: the scenario's seed."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def run_command(
     scenario_path: str,
@@ -268,9 +274,13 @@ def run_command(
     """Replay SCENARIO once, under one vendor and one lookup policy."""
     from ioasid_core.report import render_table, to_json
 
+    policies = _policies(policy_name)
+    if policies is not None and len(policies) > 1:
+        message = f"run takes one policy, not {policy_name!r}: use compare for several"
+        raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
     scenario, vendors = _scenario_and_vendors(scenario_path, [vendor_name])
-    policies = _policies(policy_name) or [vendors[0].default_policy]
-    results = _compare(scenario, vendors, policies[:1], seed, progress=False)
+    policies = policies or [vendors[0].default_policy]
+    results = _compare(scenario, vendors, policies, seed, progress=False)
     if as_json:
         click.echo(to_json(scenario.name, results))
     else:
@@ -281,7 +291,9 @@ def run_command(
 @click.argument("scenario_path", metavar="SCENARIO")
 @click.option("--vendors", "vendor_list", default=None, help="Comma-separated; default: all.")
 @click.option("--policies", "policy_list", default=None, help="Comma-separated; default: all.")
-@click.option("--seed", type=int, default=None, help="Default: the scenario's seed.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=None, help="Default: the scenario's seed."
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None)
@@ -307,15 +319,38 @@ def compare_command(
     from ioasid_core.report import to_csv, to_json, to_table, write_plot
 
     names = [v.strip() for v in vendor_list.split(",") if v.strip()] if vendor_list else None
+    for flag, path in (("--json", json_path), ("--csv", csv_path), ("--plot", plot_path)):
+        if path:
+            _check_writable(flag, Path(path))
     scenario, vendors = _scenario_and_vendors(scenario_path, names)
     results = _compare(scenario, vendors, _policies(policy_list), seed, progress=True, jobs=jobs)
     Console().print(to_table(scenario.name, results))
-    if json_path:
-        Path(json_path).write_text(to_json(scenario.name, results) + "\n")
-    if csv_path:
-        Path(csv_path).write_text(to_csv(results))
-    if plot_path:
-        write_plot(scenario.name, results, Path(plot_path))
+    try:
+        if json_path:
+            Path(json_path).write_text(to_json(scenario.name, results) + "\n")
+        if csv_path:
+            Path(csv_path).write_text(to_csv(results))
+        if plot_path:
+            write_plot(scenario.name, results, Path(plot_path))
+    except OSError as exc:
+        raise click.exceptions.Exit(
+            _fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_BAD_INPUT)
+        ) from exc
+
+
+def _check_writable(flag: str, path: Path) -> None:
+    """Before any run: an output the command could not write is bad input (exit 2), found
+    now rather than after minutes of replay."""
+    folder = path.parent
+    if path.is_dir():
+        why = "is a directory"
+    elif not folder.is_dir():
+        why = f"its folder {str(folder)!r} does not exist"
+    elif not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        why = "is not writable"
+    else:
+        return
+    raise click.exceptions.Exit(_fail(f"{flag} {str(path)!r}: {why}", EXIT_BAD_INPUT))
 
 
 @cli.command(name="decode")

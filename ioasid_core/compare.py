@@ -23,6 +23,7 @@ from ioasid_core.vendor_options import option_problems, option_section, options_
 __all__ = [
     "VendorFailure",
     "available_vendors",
+    "check_source_ids",
     "check_vendor_sections",
     "compare",
     "parse_policies",
@@ -66,14 +67,18 @@ def available_vendors(hooks: Hooks | None) -> dict[str, VendorPrq]:
 
 
 def parse_policies(names: Sequence[str]) -> list[LookupPolicy]:
-    """Policy names (``global``, ``set``, ``endpoint``, ``device``) to policies."""
+    """Policy names (``global``, ``set``, ``endpoint``, ``device``) to policies, in order,
+    each once; ``ValueError`` for an unknown name or none at all."""
     known = {p.value: p for p in LookupPolicy}
-    out = []
+    out: list[LookupPolicy] = []
     for name in names:
         policy = known.get(name.strip().lower())
         if policy is None:
             raise ValueError(f"no lookup policy named {name!r} (known: {', '.join(known)})")
-        out.append(policy)
+        if policy not in out:
+            out.append(policy)
+    if not out:
+        raise ValueError(f"no lookup policy given (known: {', '.join(known)})")
     return out
 
 
@@ -96,6 +101,26 @@ def check_vendor_sections(
         names = [name for name, _ in scenario.vendor_options]
         for name, what in unread_sections(names, installed):
             problems.append(ScenarioProblem(f"vendor.{name}", what))
+    if problems:
+        raise ScenarioError(scenario.source, problems)
+
+
+def check_source_ids(scenario: Scenario, vendors: Sequence[VendorPrq]) -> None:
+    """``ScenarioError`` naming each device whose source ID a chosen vendor's queue format
+    cannot carry (a vendor's ``source_id_bits``: VT-d requester IDs are 16 bits; 32 if it
+    does not say), before anything runs."""
+    problems: list[ScenarioProblem] = []
+    for index, device in enumerate(scenario.platform.devices):
+        for vendor in vendors:
+            bits = getattr(vendor, "source_id_bits", 32)
+            if device.source_id >> bits:
+                problems.append(
+                    ScenarioProblem(
+                        f"platform.devices[{index}].source_id",
+                        f"vendor {vendor.name!r} carries {bits}-bit source IDs "
+                        f"(at most {(1 << bits) - 1:#x}), got {device.source_id:#x}",
+                    )
+                )
     if problems:
         raise ScenarioError(scenario.source, problems)
 
@@ -124,6 +149,7 @@ def compare(
     ``ScenarioError``), so that nothing runs on a scenario some vendor cannot read.
     """
     check_vendor_sections(scenario, vendors)
+    check_source_ids(scenario, vendors)
     chosen = list(policies) if policies is not None else list(LookupPolicy)
     run_seed = scenario.seed if seed is None else seed
     pairs = [(v, p) for v in vendors for p in chosen]

@@ -7,8 +7,11 @@ metrics. Latencies are modelled time (the scenario's ``at`` clock), not wall-clo
 from __future__ import annotations
 
 from collections import Counter
+from typing import Final
 
 import attrs
+
+from ioasid_core.prq.policy import Outcome
 
 __all__ = ["Metrics", "percentile", "summary"]
 
@@ -22,17 +25,34 @@ def percentile(values: list[float], q: float) -> float:
     return float(ordered[int(rank) - 1])
 
 
-def summary(values: list[float], *, low: bool = False) -> dict[str, float]:
+def summary(values: list[float], *, low: bool = False) -> dict[str, float | None]:
     """``p50``, ``p90``, ``p99`` (nearest rank) and ``max``; with ``low``, ``min`` first (for
-    reuse, where the fastest case is the one that matters). All 0.0 for no values."""
-    shown = {"min": min(values, default=0.0)} if low else {}
+    reuse, where the fastest case is the one that matters). All None for no values: nothing
+    was measured (a 0.0 would read as "instant", the best or the worst case)."""
+    keys = ("min", "p50", "p90", "p99", "max") if low else ("p50", "p90", "p99", "max")
+    if not values:
+        return dict.fromkeys(keys)
+    shown = {"min": min(values)} if low else {}
     shown.update(
         p50=percentile(values, 50),
         p90=percentile(values, 90),
         p99=percentile(values, 99),
-        max=max(values, default=0.0),
+        max=max(values),
     )
     return {key: float(value) for key, value in shown.items()}
+
+
+_HOST_FAILURES: Final = ("quota", "no_space", "allocator", "invalid")
+_GUEST_FAILURES: Final = (*_HOST_FAILURES, "scalable_mode_off")
+_OUTCOMES: Final = tuple(outcome.value for outcome in Outcome)
+
+
+def _fixed(counts: Counter[str], keys: tuple[str, ...]) -> dict[str, int]:
+    """Every known key, zero or not (JSON and CSV then have the same columns for every
+    scenario), then any other key the counter holds, sorted."""
+    out = {key: counts.get(key, 0) for key in keys}
+    out.update(sorted((k, v) for k, v in counts.items() if k not in out))
+    return out
 
 
 @attrs.define
@@ -92,7 +112,7 @@ class Metrics:
         """A JSON-ready summary (latencies as percentiles)."""
         return {
             "allocations": self.allocations,
-            "allocation_failures": dict(sorted(self.allocation_failures.items())),
+            "allocation_failures": _fixed(self.allocation_failures, _HOST_FAILURES),
             "frees": self.frees,
             "peak_live_ioasids": self.peak_live_ioasids,
             "page_requests": self.page_requests,
@@ -110,7 +130,7 @@ class Metrics:
                     "unit_removed",
                 )
             },
-            "outcomes": dict(sorted(self.outcomes.items())),
+            "outcomes": _fixed(self.outcomes, _OUTCOMES),
             "cross_owner_hits": self.cross_owner_hits,
             "type_confusions": self.type_confusions,
             "vendor_rejects": self.vendor_rejects,
@@ -124,7 +144,7 @@ class Metrics:
                 why: self.allocator_refusals.get(why, 0) for why in ("default_busy", "holds_ids")
             },
             "guest_allocations": self.guest_allocations,
-            "guest_allocation_failures": dict(sorted(self.guest_allocation_failures.items())),
+            "guest_allocation_failures": _fixed(self.guest_allocation_failures, _GUEST_FAILURES),
             "guest_frees": self.guest_frees,
             "host_pasids_peak": self.host_pasids_peak,
             "scalable_mode_off": self.scalable_mode_off,

@@ -46,7 +46,8 @@ TABLE_CAPTION = (
     "req: page requests sent; ok/inval/fail: group responses by code; cross: resolved to "
     "another owner's data; type: to the wrong type of object (red: the handler was handed "
     "what it must not touch); reject: answered by the vendor's own checks; drop: stop "
-    "markers, overflow, unmatched, partial and malformed; p99: response latency in modelled µs"
+    "markers, overflow, unmatched, partial, malformed and lost with an unplugged unit; p99: "
+    "response latency in modelled µs (-: none answered)"
 )
 
 _RISKY = {"cross_owner_hits", "type_confusions"}
@@ -111,7 +112,7 @@ def to_table(scenario: str, results: Sequence[RunResult]) -> Table:
         cells = []
         for _, key in TABLE_COLUMNS:
             value = flat.get(key, 0)
-            text = _fit(value) if isinstance(value, float) else str(value)
+            text = _cell(value)
             if key in _RISKY and value:
                 text = f"[bold red]{text}[/]"
             cells.append(text)
@@ -119,6 +120,12 @@ def to_table(scenario: str, results: Sequence[RunResult]) -> Table:
         previous = result.vendor
         table.add_row(vendor, result.policy.value, *cells)
     return table
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"  # nothing measured (no request answered)
+    return _fit(value) if isinstance(value, float) else str(value)
 
 
 def _fit(value: float) -> str:

@@ -120,3 +120,74 @@ def test_a_failure_inside_a_plugin_exits_1_naming_the_vendor(
     code, _, stderr = _invoke("compare", EXAMPLE, "--vendors", "broken")
     assert code == 1
     assert "vendor 'broken'" in stderr and "decoder exploded" in stderr
+
+
+# ---------------------------------------------------------------- bad input, found early
+
+
+def test_an_output_that_cannot_be_written_is_bad_input_found_before_any_run(
+    tmp_path: Path,
+) -> None:
+    for flag in ("--json", "--csv", "--plot"):
+        missing = tmp_path / "no" / "such" / "out"
+        code, stdout, stderr = _invoke("compare", EXAMPLE, flag, str(missing))
+        assert code == 2, flag
+        assert f"{flag} '{missing}': its folder" in stderr and "does not exist" in stderr
+        assert stdout == ""  # nothing ran
+    code, _, stderr = _invoke("compare", EXAMPLE, "--json", str(tmp_path))
+    assert code == 2 and "is a directory" in stderr
+
+
+def test_no_policy_at_all_is_bad_input() -> None:
+    code, stdout, stderr = _invoke("compare", EXAMPLE, "--policies", ",")
+    assert code == 2 and "no lookup policy given" in stderr and stdout == ""
+
+
+def test_run_takes_one_policy() -> None:
+    code, _, stderr = _invoke("run", EXAMPLE, "--policy", "global,set")
+    assert code == 2 and "run takes one policy" in stderr
+
+
+def test_a_negative_seed_is_refused() -> None:
+    code, _, _ = _invoke("run", EXAMPLE, "--seed", "-1")
+    assert code == 2
+
+
+def test_vendors_and_policies_named_twice_run_once(tmp_path: Path) -> None:
+    out = tmp_path / "o.json"
+    code, _, _ = _invoke(
+        "compare", EXAMPLE, "--vendors", "generic,generic", "--policies", "set,set,device",
+        "--json", str(out),
+    )  # fmt: skip
+    assert code == 0
+    runs = [(r["vendor"], r["policy"]) for r in json.loads(out.read_text())["results"]]
+    assert runs == [("generic", "set"), ("generic", "device")]
+
+
+def test_every_installed_vendors_section_is_checked_even_if_not_chosen(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(Path(EXAMPLE).read_text() + '\n[vendor.smmuv3]\nssidsize = "x"\n')
+    code, _, stderr = _invoke("compare", str(path), "--vendors", "generic")
+    assert code == 2 and "vendor.smmuv3.ssidsize: expected an integer in 0..20" in stderr
+
+
+def test_a_source_id_the_chosen_vendor_cannot_carry_is_named_before_any_run(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(Path(EXAMPLE).read_text().replace("source_id = 0x100", "source_id = 0x10000"))
+    code, stdout, stderr = _invoke("compare", str(path), "--vendors", "generic,vtd")
+    assert code == 2 and stdout == ""
+    assert (
+        "platform.devices[0].source_id: vendor 'vtd' carries 16-bit source IDs (at most "
+        "0xffff), got 0x10000" in stderr
+    )
+    assert _invoke("compare", str(path), "--vendors", "smmuv3")[0] == 0  # 32-bit stream IDs
+
+
+def test_no_request_answered_shows_a_dash_not_a_zero_latency(tmp_path: Path) -> None:
+    path = tmp_path / "quiet.toml"
+    path.write_text('name = "quiet"\n[platform]\nunits = [{ name = "u" }]\n')
+    code, stdout, _ = _invoke("run", str(path))
+    assert code == 0
+    assert stdout.splitlines()[4].split()[-1] == "-", stdout

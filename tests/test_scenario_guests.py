@@ -51,6 +51,12 @@ def _alloc(vm: str, name: str, at: float = 0) -> dict[str, Any]:
     return {"op": "guest_alloc", "at": at, "vm": vm, "name": name}
 
 
+def _nonzero(counts: object) -> dict[str, object]:
+    """The reasons that happened (``as_dict`` lists every reason, zero or not)."""
+    assert isinstance(counts, dict)
+    return {k: v for k, v in counts.items() if v}
+
+
 def _problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
     with pytest.raises(ScenarioError) as caught:
         parse_scenario(doc, "t.toml")
@@ -234,7 +240,7 @@ def test_under_vtd_the_host_quota_bounds_the_guest_and_a_free_makes_room() -> No
     steps.append(_alloc("vm-a", "a3", 6))
     metrics = _run(_doc(*steps), _vtd())
     assert metrics["guest_allocations"] == 3
-    assert metrics["guest_allocation_failures"] == {"quota": 1}
+    assert _nonzero(metrics["guest_allocation_failures"]) == {"quota": 1}
     assert metrics["host_pasids_peak"] == 2
     assert metrics["vcmd_commands"] == 5  # 4 allocate + 1 free, each one write ...
     assert metrics["vm_exits"] == 5 * 2 + 3 * 3  # ... and one VCRSP read; CAP/ECAP/VCCAP
@@ -275,7 +281,7 @@ def test_unplugging_units_keeps_the_group_then_falls_back_and_a_late_plug_is_ref
     assert vtd["allocator_switches"] == 1
     assert vtd["scalable_mode_off"] == 1
     assert vtd["guest_allocations"] == 3
-    assert vtd["guest_allocation_failures"] == {"scalable_mode_off": 1}
+    assert _nonzero(vtd["guest_allocation_failures"]) == {"scalable_mode_off": 1}
     assert vtd["host_pasids_peak"] == 2 and vtd["step_errors"] == []
     generic = _run(doc, GenericPrq())
     assert generic["guest_allocations"] == 4 and generic["scalable_mode_off"] == 0
@@ -313,7 +319,7 @@ def test_both_register_layouts_give_the_same_outcome() -> None:
         for name in (LAYOUT_3_1.name, LAYOUT_3_3.name)
     ]
     assert by_layout[0] == by_layout[1]
-    assert by_layout[0]["guest_allocation_failures"] == {"quota": 1}
+    assert _nonzero(by_layout[0]["guest_allocation_failures"]) == {"quota": 1}
 
 
 class _FailingFreeIommu:

@@ -822,9 +822,19 @@ RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
     ),
     ((("steps[2].at", _DELETE),), "steps[2].at", "got 0 (absent, so the default)"),
     # --- page requests
-    ((("steps[2].groups", 0),), "steps[2].groups", "expected an integer >= 1, got 0"),
-    ((("steps[2].group_size", 0),), "steps[2].group_size", "expected an integer >= 1, got 0"),
-    ((("steps[2].stop_markers", -1),), "steps[2].stop_markers", "expected an integer >= 0"),
+    ((("steps[2].groups", 0),), "steps[2].groups", "expected an integer in 1..0x10000, got 0"),
+    (
+        (("steps[2].group_size", 0),),
+        "steps[2].group_size",
+        "expected an integer in 1..0x10000, got 0",
+    ),
+    ((("steps[2].stop_markers", -1),), "steps[2].stop_markers", "an integer in 0..0x10000"),
+    ((("steps[2].groups", 10**8),), "steps[2].groups", "in 1..0x10000, got 0x5f5e100"),
+    (
+        (("steps[2].groups", 0x8000), ("steps[2].group_size", 3)),
+        "steps[2]",
+        "a step sends at most 0x10000 page requests; groups x group_size + stop_markers is",
+    ),
     ((("steps[2].groups", 2.0),), "steps[2].groups", "got a float (2.0)"),
     (
         (("steps[2].perm", ["read", "rwx"]),),

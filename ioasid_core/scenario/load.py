@@ -120,6 +120,9 @@ _STEP_WHAT: Final[Mapping[str, str]] = {
     "spid": "a guest PASID (an integer)",
 }
 
+MAX_BURST: Final = 1 << 16
+"""The most page requests one step may send (groups x group_size + stop markers): a typo of
+a few zeros should fail at load time, not fill memory for minutes."""
 MAX_GENERATED: Final = 1 << 16
 """The most steps (binds, groups) one generator may stand for: a typo of a few zeros
 should fail at load time, not fill memory."""
@@ -921,13 +924,18 @@ class _Parser:
         expected = "an integer >= 1 or [min, max]"
         if isinstance(value, list | tuple):
             ok = len(value) == 2 and all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
+                isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_BURST
+                for v in value
             )
             if ok and value[0] <= value[1]:
                 return (int(value[0]), int(value[1]))
-            self.bad(where, f"expected {expected} with 1 <= min <= max, got {list(value)!r}")
+            self.bad(
+                where,
+                f"expected {expected} with 1 <= min <= max <= {_num(MAX_BURST)}, "
+                f"got {list(value)!r}",
+            )
             return (1, 1)
-        size = self.integer(table, path, key, 1)
+        size = self.integer(table, path, key, 1, MAX_BURST)
         return (1, 1) if size is None else (size, size)
 
     def device_list(self, table: Mapping[str, object], path: str) -> tuple[str, ...]:
@@ -1328,10 +1336,10 @@ class _StepChecker:
             pasid=self.pasid_value(path, table),
             unit=p.name(table, path, "unit"),
             vm=p.name(table, path, "vm"),
-            groups=p.integer(table, path, "groups", 1),
-            group_size=p.integer(table, path, "group_size", 1),
+            groups=p.integer(table, path, "groups", 1, MAX_BURST),
+            group_size=p.integer(table, path, "group_size", 1, MAX_BURST),
             perm=self.perm(path, table),
-            stop_markers=p.integer(table, path, "stop_markers", 0),
+            stop_markers=p.integer(table, path, "stop_markers", 0, MAX_BURST),
             service=p.boolean(table, path, "service"),
             allocator=p.name(table, path, "allocator"),
             kind=p.choice(table, path, "kind", BACKEND_KINDS),
@@ -1387,6 +1395,14 @@ class _StepChecker:
     def semantics(self, op: Op, path: str, table: Mapping[str, object], f: _Step) -> None:
         """References, and the life cycle of named PASIDs and units, for a step of ``op``."""
         p = self.p
+        if op == "page_requests":
+            burst = (f.groups or 1) * (f.group_size or 1) + (f.stop_markers or 0)
+            if burst > MAX_BURST:
+                p.bad(
+                    path,
+                    f"a step sends at most {_num(MAX_BURST)} page requests; groups x "
+                    f"group_size + stop_markers is {_num(burst)} (split it into steps)",
+                )
         if op in ("bind", "unbind", "page_requests"):
             self.device(f.device, _join(path, "device"))
         if op in ("bind", "alloc"):

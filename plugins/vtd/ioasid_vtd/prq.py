@@ -128,6 +128,8 @@ class VtdPrq(RowVendorMixin):
     row_check: RowCheck | None = staticmethod(_vtd_check)
     guest_pasids: Final = VcmdGuestPasids()
     unit_model: Final = VtdUnits()
+    source_id_bits: Final = 16
+    """A requester ID is bus << 8 | devfn: scenarios with wider source IDs are refused."""
     """Guests allocate through the virtual command interface (``ioasid_core.guest``)."""
 
     def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
