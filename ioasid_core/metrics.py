@@ -61,8 +61,10 @@ class Metrics:
 
     allocations: int = 0
     allocation_failures: Counter[str] = attrs.field(factory=Counter)
-    """By reason: ``quota``, ``no_space``, ``allocator``, ``invalid``."""
+    """By reason: ``quota``, ``no_space``, ``allocator``, ``invalid``, ``pasid_too_wide``."""
     frees: int = 0
+    sva_binds: int = 0
+    """SVA binds that succeeded: the first of an address space allocates, later ones share."""
     peak_live_ioasids: int = 0
     page_requests: int = 0
     responses: Counter[str] = attrs.field(factory=Counter)
@@ -114,6 +116,7 @@ class Metrics:
             "allocations": self.allocations,
             "allocation_failures": _fixed(self.allocation_failures, _HOST_FAILURES),
             "frees": self.frees,
+            "sva_binds": self.sva_binds,
             "peak_live_ioasids": self.peak_live_ioasids,
             "page_requests": self.page_requests,
             "responses": {

@@ -77,6 +77,20 @@ class RunResult:
 
 
 @attrs.define(eq=False)
+class _Sva:
+    """One address space's SVA PASID and the bonds that hold it: the SVA layer's per-mm
+    state (``mm->pasid`` and VT-d's svm with its device list). One PASID for every device
+    the address space is bound to; it is freed when the last reference goes."""
+
+    name: str
+    pasid: int
+    bonds: dict[str, int] = attrs.field(factory=dict)
+    """Device -> binds of the address space on it not yet unbound (each takes a reference)."""
+    lost: int = 0
+    """References whose bond went with its unit (hot-unplug) and that no ``free`` dropped."""
+
+
+@attrs.define(eq=False)
 class _Vm:
     """A VM of one replay: its guest space, its own set there, its vendor-modelled vIOMMU."""
 
@@ -132,7 +146,8 @@ class _Run:
         self.submitted: dict[tuple[str, int, int], float] = {}
         self.next_group: dict[str, int] = {}  # device -> next page request group index
         self.now = 0.0
-        self.bind_pasids: dict[int, str] = {}  # PASID -> device it was bound for
+        self.sva_of: dict[str, _Sva] = {}  # address space -> its SVA PASID and bonds
+        self.sva_by_pasid: dict[int, _Sva] = {}
         self.active = self.space.active_allocator
         self.allocators = Registrations(self.space, seed)
         self.reclaimed: dict[int, tuple[float, int]] = {}  # ID -> (when, allocations by then)
@@ -287,7 +302,7 @@ class _Run:
         if pasid is None:
             if ref in self.lost_names:
                 raise _StepSkipped(f"PASID {ref!r} was reclaimed by {self.lost_names[ref]}")
-            raise _StepSkipped(f"PASID {ref!r} was never allocated (its allocation failed)")
+            raise _StepSkipped(f"PASID {ref!r} was never allocated (its allocation or bind failed)")
         return pasid
 
     def _by_spid(self, step: Step) -> int:
@@ -299,25 +314,58 @@ class _Run:
             raise _StepSkipped(str(exc)) from exc
 
     def _op_bind(self, step: Step) -> None:
+        """SVA bind: the address space's first bind allocates its PASID within the device's
+        width; later binds attach that PASID to another device or take one more reference
+        on the same device (kernel-facts §1.9: one PASID per mm)."""
         assert step.set is not None and step.address_space is not None
-        assert step.device is not None
+        assert step.device is not None and step.name is not None
         target = self.address_spaces[step.address_space]
         device = self.platform.device(step.device)
-        # SVA bind allocates within what the device can carry (1 .. 2^bits - 1).
-        pasid = self._alloc(step, step.set, target, device.pasid_limit)
-        if pasid is not None:
-            self.platform.bind(step.device, pasid, target)
-            self.bind_pasids[pasid] = step.device
+        sva = self.sva_of.get(step.address_space)
+        if sva is None:
+            # SVA bind allocates within what the device can carry (1 .. 2^bits - 1).
+            pasid = self._alloc(step, step.set, target, device.pasid_limit)
+            if pasid is None:
+                return
+            sva = _Sva(step.address_space, pasid)
+            self.sva_of[sva.name] = sva
+            self.sva_by_pasid[pasid] = sva
+        elif sva.pasid >= device.pasid_limit:
+            # The address space's PASID is beyond this device's width (the kernel's EOVERFLOW).
+            self.metrics.allocation_failures["pasid_too_wide"] += 1
+            self.pasids.pop(step.name, None)
+            return
+        held = sva.bonds.get(device.name, 0)
+        if not held:
+            self.platform.bind(device.name, sva.pasid, target)
+        sva.bonds[device.name] = held + 1
+        self.pasids[step.name] = sva.pasid
+        self.metrics.sva_binds += 1
 
     def _op_unbind(self, step: Step) -> None:
+        """Drops one reference of (device, address space); the last one of the address
+        space frees its PASID (the IOASID-era behaviour, kernel-facts §1.9)."""
         assert step.device is not None
         pasid = self._pasid(step)
-        try:
+        sva = self.sva_by_pasid.get(pasid)
+        held = sva.bonds.get(step.device, 0) if sva is not None else 0
+        if sva is None or not held or step.device not in self.platform.devices:
+            raise _StepSkipped(f"device {step.device!r} has no PASID {pasid:#x} bound")
+        if held == 1 and len(sva.bonds) == 1 and not sva.lost:
+            self._free(pasid)  # may fail: nothing has changed yet
+            self._drop_sva(sva)
+            return
+        if held == 1:
             self.platform.unbind(step.device, pasid)
-        except IoasidError as exc:
-            raise _StepSkipped(str(exc)) from exc
-        self.bind_pasids.pop(pasid, None)
-        self._free(pasid)
+            del sva.bonds[step.device]
+        else:
+            sva.bonds[step.device] = held - 1
+        self._forget(step)
+
+    def _forget(self, step: Step) -> None:
+        """The step's PASID name is gone (its reference was dropped; the PASID lives on)."""
+        if isinstance(step.pasid, str):
+            self.pasids.pop(step.pasid, None)
 
     def _op_alloc(self, step: Step) -> None:
         assert step.set is not None
@@ -328,7 +376,21 @@ class _Run:
         self._alloc(step, step.set, private)
 
     def _op_free(self, step: Step) -> None:
-        self._free(self._pasid(step))
+        """The owner gives the number back. An address space's SVA PASID goes whole: every
+        binding of it (references that went with a unit too) and every name of it."""
+        pasid = self._pasid(step)
+        sva = self.sva_by_pasid.get(pasid)
+        self._free(pasid)
+        if sva is not None:
+            self._drop_sva(sva)
+
+    def _drop_sva(self, sva: _Sva) -> None:
+        """The address space's PASID is gone (freed, or reclaimed by a forced unregister):
+        its bindings go, and its next bind allocates afresh."""
+        del self.sva_of[sva.name]
+        del self.sva_by_pasid[sva.pasid]
+        for device in sva.bonds:
+            self.platform.unbind(device, sva.pasid)
 
     def _free(self, pasid: int) -> None:
         try:
@@ -336,7 +398,6 @@ class _Run:
         except IoasidError as exc:
             raise _StepSkipped(str(exc)) from exc
         self.metrics.frees += 1
-        self.bind_pasids.pop(pasid, None)  # freed: not an orphan, whatever its binding
         if pasid not in self.space:  # else FREE_PENDING: reclaimed when the last put comes
             self.reclaimed[pasid] = (self.now, self.metrics.allocations)
         for name, value in list(self.pasids.items()):
@@ -496,6 +557,10 @@ class _Run:
         pipeline = self.pipelines[step.unit]
         for device in list(self.platform.devices.values()):
             if device.unit == step.unit:
+                for pasid in device.bindings:
+                    # The bond goes with the device; its references are leaked until freed.
+                    sva = self.sva_by_pasid[pasid]
+                    sva.lost += sva.bonds.pop(device.name)
                 answered = pipeline.remove_device(device.source_id)
                 self._record(step.unit, [response_row(r) for r in answered])
         pipeline.discard_queue()  # unread requests go with the unit's queue
@@ -530,7 +595,9 @@ class _Run:
         gone = set(reclaimed)
         for pasid in reclaimed:
             self.reclaimed[pasid] = (self.now, self.metrics.allocations)
-            self.bind_pasids.pop(pasid, None)
+            sva = self.sva_by_pasid.get(pasid)
+            if sva is not None:
+                self._drop_sva(sva)  # the SVA layer hears the FREE
         for name, value in list(self.pasids.items()):
             if value in gone:
                 del self.pasids[name]
@@ -592,15 +659,9 @@ class _Run:
             m.vcmd_commands += vm.iommu.commands
             m.vm_exits += vm.iommu.exits
             m.scalable_mode_off += not vm.iommu.scalable_mode
-        # A PASID bound for a device whose binding is gone (the device went with its unit,
-        # and maybe came back without it), still allocated: nobody will free it.
-        devices = self.platform.devices
-        self.metrics.orphaned_ids = sum(
-            1
-            for pasid, device in self.bind_pasids.items()
-            if pasid in self.space
-            and (device not in devices or pasid not in devices[device].bindings)
-        )
+        # An SVA PASID a bond of which went with its unit (the device may be back without
+        # it), still allocated: its last reference is never dropped, nobody will free it.
+        self.metrics.orphaned_ids = sum(1 for sva in self.sva_of.values() if sva.lost)
         self.metrics.pending_frees = sum(
             1 for rec in self.space.records_view().values() if rec is not None and rec[3]
         )

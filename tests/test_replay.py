@@ -178,10 +178,11 @@ def test_bind_allocates_within_the_devices_pasid_width() -> None:
         platform=narrow,
         steps=(
             Step(op="bind", device="dsa0", set="sva", address_space="proc-42", name="a"),
-            Step(op="bind", device="dsa0", set="sva", address_space="proc-42", name="b"),
+            Step(op="bind", device="dsa0", set="sva", address_space="proc-7", name="b"),
             Step(op="bind", device="dsa1", set="sva", address_space="proc-7", name="c"),
         ),
     )
     metrics = replay(scenario, GenericPrq()).metrics
     assert metrics.allocations == 1  # PASID 1: the only one a 1-bit device can carry
+    # b found no room; so proc-7 still has no PASID, and c tries a 0-bit range.
     assert metrics.allocation_failures == {"no_space": 1, "invalid": 1}

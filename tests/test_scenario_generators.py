@@ -12,6 +12,7 @@ import pytest
 
 from ioasid_core.compare import available_vendors, compare
 from ioasid_core.plugins import new_plugin_manager
+from ioasid_core.prq import LookupPolicy
 from ioasid_core.scenario import Scenario, ScenarioError, Step, load_scenario, parse_scenario
 from ioasid_core.scenario.generators import UNKNOWN_PASID_BASE
 
@@ -29,6 +30,8 @@ name = "iommu1"
 
 [[platform.address_spaces]]
 name = "proc"
+[[platform.address_spaces]]
+name = "proc1"
 
 [[platform.sets]]
 name = "sva"
@@ -62,7 +65,7 @@ at = 0
 op = "bind"
 device = "d1"
 set = "sva"
-address_space = "proc"
+address_space = "proc1"                 # another process: binding proc would share p0's PASID
 name = "p1"
 """
 )
@@ -149,6 +152,83 @@ def test_churn_jitter_is_drawn_from_the_seed() -> None:
     assert all(5 <= gap <= 9 for gap in gaps)
     others = {tuple(s.at for s in _generated(_load(churn, seed=seed))) for seed in range(5)}
     assert len(others) > 1
+
+
+def test_churn_by_processes_binds_each_from_a_fresh_process_that_exits_after() -> None:
+    churn = {k: v for k, v in CHURN.items() if k != "address_space"} | {"processes": True}
+    scenario = _load(churn)
+    binds = [s for s in _generated(scenario) if s.op == "bind"]
+    assert [(s.address_space, s.name) for s in binds] == [
+        ("cproc0", "c0"),
+        ("cproc1", "c1"),
+        ("cproc2", "c2"),
+    ]
+    spaces = [a.name for a in scenario.platform.address_spaces]
+    assert spaces == ["proc", "proc1", "cproc0", "cproc1", "cproc2"]
+    vendors = available_vendors(new_plugin_manager().hooks)
+    (result,) = compare(scenario, [vendors["generic"]], [LookupPolicy.DEVICE])
+    m = result.metrics
+    # Every bind allocates (the two explicit binds too); every churn unbind frees.
+    assert (m.allocations, m.sva_binds, m.frees, m.step_errors) == (5, 5, 3, [])
+
+
+def test_churn_over_one_address_space_shares_its_pasid() -> None:
+    vendors = available_vendors(new_plugin_manager().hooks)
+    (result,) = compare(_load(CHURN), [vendors["generic"]], [LookupPolicy.DEVICE])
+    m = result.metrics
+    # proc is bound on d0 already (p0): the churn's binds are references on that PASID.
+    assert (m.allocations, m.sva_binds, m.frees, m.step_errors) == (2, 5, 0, [])
+
+
+def test_churn_cycles_through_a_pool_of_address_spaces() -> None:
+    churn = {k: v for k, v in CHURN.items() if k != "address_space"}
+    churn |= {"address_spaces": ["proc1", "proc"], "count": 4}
+    binds = [s for s in _generated(_load(churn)) if s.op == "bind"]
+    assert [s.address_space for s in binds] == ["proc1", "proc", "proc1", "proc"]
+
+
+def test_an_exited_process_cannot_be_bound_again() -> None:
+    churn = {k: v for k, v in CHURN.items() if k != "address_space"} | {"processes": True}
+    data = copy.deepcopy(BASE)
+    data["generators"] = [churn]
+    data["steps"].append(
+        {
+            "op": "bind",
+            "at": 100,
+            "device": "d1",
+            "set": "sva",
+            "address_space": "cproc0",
+            "name": "late",
+        }
+    )
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(data, "t.toml")
+    assert str(caught.value) == (
+        "t.toml: steps[2].address_space: process 'cproc0' has exited (its last binding went "
+        "at generators[0]/2)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "key_path", "message"),
+    [
+        ({"processes": True}, "generators[0]", "got address_space and processes"),
+        ({"address_space": None}, "generators[0]", "got none"),
+        ({"address_space": None, "address_spaces": []}, "generators[0].address_spaces", "least"),
+        ({"address_space": None, "address_spaces": ["x"]}, "generators[0].address_spaces[0]", "no"),
+        ({"address_space": None, "processes": 1}, "generators[0].processes", "a boolean"),
+        (
+            {"address_space": None, "processes": True, "prefix": ""},
+            "generators[0].prefix",
+            "process 'proc1' is already an address space (platform.address_spaces[1])",
+        ),
+    ],
+)
+def test_churn_says_who_binds(change: dict[str, Any], key_path: str, message: str) -> None:
+    churn = {k: v for k, v in (CHURN | change).items() if v is not None}
+    error = _error(churn)
+    assert error.key_path == key_path, str(error)
+    assert message in error.expected, str(error)
 
 
 def test_page_request_stream_exact_steps_for_a_seed() -> None:

@@ -1192,7 +1192,8 @@ def test_what_the_rules_allow() -> None:
         _free(30, "aux"),
         {"op": "alloc", "at": 30.5, "set": "priv", "address_space": "vm-1", "name": "aux"},
         {**_PR, "at": 30.5, "pasid": "aux"},
-        # A PASID still bound may be freed (the number is the driver's to give back).
+        # A PASID still bound may be freed (the number is the driver's to give back; an
+        # address space's PASID goes with every binding of it).
         _free(31, "p"),
         # PASID numbers are not tracked: the replay decides what they hit.
         _free(32, 5),

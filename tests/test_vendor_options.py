@@ -39,10 +39,11 @@ def scenario(
     groups: int = 200,
     binds: int = 1,
 ) -> Scenario:
-    """One 20-bit unit with a 4096-entry queue and one device bound ``binds`` times, then
-    ``bursts`` unserviced bursts of ``groups`` page requests, then one service."""
+    """One 20-bit unit with a 4096-entry queue and one device bound by ``binds`` processes
+    (a PASID each), then ``bursts`` unserviced bursts of ``groups`` page requests, then one
+    service."""
     steps: list[dict[str, Any]] = [
-        {"op": "bind", "device": "dev", "set": "sva", "address_space": "p", "name": f"p{i}"}
+        {"op": "bind", "device": "dev", "set": "sva", "address_space": f"q{i}", "name": f"p{i}"}
         for i in range(binds)
     ]
     steps += [
@@ -54,7 +55,7 @@ def scenario(
         "name": "shape",
         "platform": {
             "units": [{"name": "u", "pasid_bits": 20, "queue_entries": 4096}],
-            "address_spaces": [{"name": "p"}],
+            "address_spaces": [{"name": "p"}, *({"name": f"q{i}"} for i in range(binds))],
             "sets": [{"name": "sva", "sva": True}],
             "domains": [{"name": "d", "owner": "p", "sets": ["sva"]}],
             "devices": [

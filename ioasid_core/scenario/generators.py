@@ -143,7 +143,7 @@ def _churn(spec: ChurnSpec, rng: random.Random) -> list[RawStep]:
                 "at": now,
                 "device": spec.device,
                 "set": spec.set,
-                "address_space": spec.address_space,
+                "address_space": spec.address_space(n),
                 "name": name,
             }
         )

@@ -135,9 +135,10 @@ _MIX_KINDS: Final[tuple[Literal["valid", "unknown", "foreign", "stop"], ...]] = 
 _GEN_COMMON: Final = frozenset({"kind", "at", "seed"})
 _GEN_KEYS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
     # kind: (required keys, optional keys), besides kind, at and seed.
+    # churn also needs exactly one of address_space, address_spaces, processes.
     "churn": (
-        frozenset({"device", "set", "address_space", "count", "live", "interval"}),
-        frozenset({"jitter", "prefix"}),
+        frozenset({"device", "set", "count", "live", "interval"}),
+        frozenset({"address_space", "address_spaces", "processes", "jitter", "prefix"}),
     ),
     "page_request_stream": (
         frozenset({"devices", "count", "interval", "mix"}),
@@ -298,8 +299,13 @@ def _num(value: int) -> str:
     return f"{value:#x}" if value >= 0x10000 else str(value)
 
 
-def _known(names: Collection[str]) -> str:
-    return ", ".join(sorted(names)) if names else "none declared"
+def _known(names: Collection[str], shown: int = 20) -> str:
+    """The names, sorted; at most ``shown`` of them (a churn may generate thousands)."""
+    if not names:
+        return "none declared"
+    ordered = sorted(names)
+    more = f", ... ({len(ordered) - shown} more)" if len(ordered) > shown else ""
+    return ", ".join(ordered[:shown]) + more
 
 
 def _choose(value: str, choices: tuple[_T, ...]) -> _T | None:
@@ -318,6 +324,7 @@ class _Pasid:
     op: str
     device: str | None
     set: str | None = None
+    address_space: str | None = None
 
 
 @attrs.frozen
@@ -366,6 +373,7 @@ class _Parser:
         self.vms: dict[str, str] = {}  # name -> key path of its declaration
         self.vm_units: dict[str, tuple[str, ...]] = {}  # VM -> its virtual units
         self.vm_capacity: dict[str, int] = {}
+        self.processes: dict[str, str] = {}  # a generated process -> its generator's key path
 
     def bad(self, path: str, text: str) -> None:
         self.problems.append(ScenarioProblem(path, text))
@@ -533,6 +541,9 @@ class _Parser:
         steps = self.steps(top, generators)
         if name is None:
             return None
+        if self.processes:
+            spawned = tuple(AddressSpaceSpec(name=n, kind="process") for n in self.processes)
+            platform = attrs.evolve(platform, address_spaces=platform.address_spaces + spawned)
         defaults = Scenario(name=name)
         return Scenario(
             name=name,
@@ -1019,37 +1030,78 @@ class _Parser:
         self.refer(self.devices, "device", device, _join(path, "device"))
         set_name = self.name(table, path, "set")
         self.refer(self.sets, "set", set_name, _join(path, "set"))
-        space = self.name(table, path, "address_space")
-        self.refer(self.spaces, "address space", space, _join(path, "address_space"))
+        spaces = self.churn_spaces(path, table)
+        processes = bool(self.boolean(table, path, "processes"))
+        given = [k for k in ("address_space", "address_spaces") if k in table]
+        if processes:
+            given.append("processes")
+        if len(given) != 1:
+            self.bad(
+                path,
+                "churn takes one of address_space, address_spaces or processes = true (who "
+                f"binds), got {' and '.join(given) or 'none'}",
+            )
         count = self.integer(table, path, "count", 1, MAX_GENERATED)
         live = self.integer(table, path, "live", 1)
         interval = self.number(table, path, "interval", positive=True)
         jitter = self.integer(table, path, "jitter", 0) or 0
         prefix = self.string(table, path, "prefix")
+        index = path.removeprefix("generators")
+        prefix = f"churn{index}." if prefix is None else prefix
+        if processes and count is not None:
+            self.spawn(path, table, [f"{prefix}proc{n}" for n in range(count)])
         if (
             at is None
             or device is None
             or set_name is None
-            or space is None
+            or (not spaces and not processes)
             or count is None
             or live is None
             or interval is None
         ):
             return None
-        index = path.removeprefix("generators")
         return ChurnSpec(
             at=at,
             device=device,
             set=set_name,
-            address_space=space,
+            address_spaces=spaces,
+            processes=processes,
             count=count,
             live=live,
             interval=interval,
             jitter=jitter,
-            prefix=f"churn{index}." if prefix is None else prefix,
+            prefix=prefix,
             seed=seed,
             where=path,
         )
+
+    def churn_spaces(self, path: str, table: Mapping[str, object]) -> tuple[str, ...]:
+        """``address_space`` (one), or ``address_spaces`` (a pool, cycled), all declared."""
+        if "address_space" in table:
+            space = self.name(table, path, "address_space")
+            ok = self.refer(self.spaces, "address space", space, _join(path, "address_space"))
+            return (space,) if ok and space is not None else ()
+        found = self.names(table, path, "address_spaces")
+        if "address_spaces" in table and isinstance(table["address_spaces"], list) and not found:
+            self.bad(_join(path, "address_spaces"), "expected at least one address space name")
+        refs = [(w, n) for w, n in found if self.refer(self.spaces, "address space", n, w)]
+        return tuple(name for _, name in refs) if len(refs) == len(found) else ()
+
+    def spawn(self, path: str, table: Mapping[str, object], names: list[str]) -> None:
+        """Declare a churn's generated processes; a name already taken is reported once."""
+        for name in names:
+            first = self.spaces.get(name)
+            if first is not None:
+                key = "prefix" if "prefix" in table else "processes"
+                self.bad(
+                    _join(path, key),
+                    f"generated process {name!r} is already an address space ({first}): "
+                    "pick another prefix",
+                )
+                return
+        for name in names:
+            self.spaces[name] = path
+            self.processes[name] = path
 
     def driver_pasids(
         self, path: str, table: Mapping[str, object], at: float | None, seed: int | None
@@ -1220,6 +1272,9 @@ class _StepChecker:
         self.dead: dict[str, str] = {}  # PASID name -> "freed at steps[4]"
         self.unplugged: dict[str, str] = {}  # unit -> key path of the unplug step
         self.unbound: dict[str, str] = {}  # bound PASID name -> how its binding went
+        self.sva_names: dict[str, dict[str, _Pasid]] = {}
+        """Address space -> its live bind names: the references on its one SVA PASID."""
+        self.exited: dict[str, str] = {}  # generated process -> the step its last bind went at
         # Per VM: its plugged virtual units, and its live / freed guest PASID names.
         self.vm_plugged = {vm: set(units) for vm, units in parser.vm_units.items()}
         self.guest_live: dict[str, dict[str, str]] = {vm: {} for vm in parser.vm_units}
@@ -1407,7 +1462,8 @@ class _StepChecker:
             self.device(f.device, _join(path, "device"))
         if op in ("bind", "alloc"):
             p.refer(p.sets, "set", f.set, _join(path, "set"))
-            p.refer(p.spaces, "address space", f.address_space, _join(path, "address_space"))
+            if p.refer(p.spaces, "address space", f.address_space, _join(path, "address_space")):
+                self.address_space(op, path, f)
         if op == "alloc":
             if "owner" in table and "address_space" in table:
                 p.bad(
@@ -1450,8 +1506,35 @@ class _StepChecker:
                     "free it first, or pick another name",
                 )
             else:
-                self.live[f.name] = _Pasid(path, op, f.device, f.set)
+                pasid = _Pasid(path, op, f.device, f.set, f.address_space)
+                self.live[f.name] = pasid
                 self.dead.pop(f.name, None)
+                if op == "bind" and f.address_space in p.spaces:
+                    self.sva_names.setdefault(f.address_space, {})[f.name] = pasid
+
+    def address_space(self, op: Op, path: str, f: _Step) -> None:
+        """A generated process exists until its last binding goes; an address space has one
+        SVA PASID, so every bind of it while it holds one names that PASID's set."""
+        assert f.address_space is not None
+        key = _join(path, "address_space")
+        if f.address_space in self.exited:
+            self.p.bad(
+                key,
+                f"process {f.address_space!r} has exited (its last binding went at "
+                f"{self.exited[f.address_space]})",
+            )
+            return
+        bound = self.sva_names.get(f.address_space)
+        if op != "bind" or not bound or f.set is None:
+            return
+        name, first = next(iter(bound.items()))
+        if first.set is not None and first.set != f.set:
+            self.p.bad(
+                _join(path, "set"),
+                f"address space {f.address_space!r} already has its PASID in set {first.set!r} "
+                f"({name!r}, bound at {first.where}): a second bind shares that PASID, so it "
+                "names that set",
+            )
 
     def guest(self, op: Op, path: str, f: _Step) -> None:
         """A VM's step: its units plugged or not, its guest PASID names live or not."""
@@ -1592,9 +1675,27 @@ class _StepChecker:
                 )
                 return
         if op in ("unbind", "free"):
-            del self.live[ref]
-            self.unbound.pop(ref, None)
-            self.dead[ref] = f"{'unbound' if op == 'unbind' else 'freed'} at {path}"
+            gone = {ref: f"{'unbound' if op == 'unbind' else 'freed'} at {path}"}
+            space = pasid.address_space if pasid.op == "bind" else None
+            if op == "free" and space is not None:
+                # One PASID per address space: freeing it ends every bind name of it.
+                for other in self.sva_names.get(space, {}):
+                    gone.setdefault(other, f"freed at {path} (with {ref!r}, the same PASID)")
+            for name, how in gone.items():
+                del self.live[name]
+                self.unbound.pop(name, None)
+                self.dead[name] = how
+                if space is not None:
+                    self.drop_reference(space, name, path)
+
+    def drop_reference(self, space: str, name: str, path: str) -> None:
+        """Bind name ``name`` of ``space`` is gone; a generated process exits with its last."""
+        names = self.sva_names.get(space, {})
+        names.pop(name, None)
+        if not names:
+            self.sva_names.pop(space, None)
+            if space in self.p.processes:
+                self.exited[space] = path
 
     def swap(self, op: Op, path: str, f: _Step) -> None:
         """Allocator registrations: a name is registered once until it is unregistered, and

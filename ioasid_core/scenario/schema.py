@@ -125,12 +125,14 @@ class PlatformSpec:
 class Step:
     """One operation of the workload. Which fields matter depends on ``op``:
 
-    - ``bind``: ``device``, ``set``, ``address_space``, ``name`` (SVA bind: a PASID in ``set``
-      whose private data is the address space, bound to (device, PASID)).
-    - ``unbind``: ``device``, ``pasid`` (unbinds and frees the PASID).
+    - ``bind``: ``device``, ``set``, ``address_space``, ``name`` (SVA bind: the address
+      space's one PASID, allocated in ``set`` by its first bind with the address space as
+      private data, bound on the device; ``name`` stands for this bind's reference).
+    - ``unbind``: ``device``, ``pasid`` (drops that reference; the address space's last one
+      frees the PASID).
     - ``alloc``: ``set``, ``owner`` (private data: a driver object of that owner) or
       ``address_space``, ``name``.
-    - ``free``: ``pasid``.
+    - ``free``: ``pasid`` (a bind's name: the address space's PASID, every binding of it).
     - ``page_requests``: ``device``, ``pasid`` (a name, a number, or None for no PASID) or
       ``set`` and ``spid`` (a guest PASID, mapped to its host PASID through the set's SPIDs),
       ``groups``, ``group_size``, ``perm``, ``stop_markers``; serviced at once unless
@@ -174,7 +176,9 @@ class Step:
 
 @attrs.frozen(kw_only=True)
 class ChurnSpec:
-    """``kind = "churn"``: ``count`` SVA binds of ``device`` to ``address_space`` in ``set``.
+    """``kind = "churn"``: ``count`` SVA binds of ``device`` in ``set``, each by the next
+    address space of ``address_spaces`` (cycled) or, with ``processes``, by a fresh process
+    ``<prefix>proc<n>`` that exits after its unbind (a PASID allocated per bind).
 
     At most ``live`` are bound at once: the oldest is unbound to make room, the rest are
     unbound at the end. Names are ``<prefix><n>``.
@@ -183,15 +187,23 @@ class ChurnSpec:
     at: float
     device: str
     set: str
-    address_space: str
     count: int
     live: int
     interval: float
+    address_spaces: tuple[str, ...] = ()
+    """The pool the binds cycle through; a bind of one still bound shares its PASID."""
+    processes: bool = False
     jitter: int = 0
     """Each gap is ``interval`` plus a seeded 0..jitter µs: the seed's only effect here."""
     prefix: str = ""
     seed: int | None = None
     where: str = ""
+
+    def address_space(self, n: int) -> str:
+        """Who makes bind ``n``."""
+        if self.processes:
+            return f"{self.prefix}proc{n}"
+        return self.address_spaces[n % len(self.address_spaces)]
 
 
 @attrs.frozen(kw_only=True)
