@@ -14,10 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from ioasid_core.scenario.schema import (
+    AllocatorSwapsSpec,
     ChurnSpec,
     DriverPasidsSpec,
     GeneratorSpec,
     GuestAllocationsSpec,
+    HotplugSpec,
     PageRequestStreamSpec,
     StormSpec,
 )
@@ -57,6 +59,10 @@ def expand(spec: GeneratorSpec, rng: random.Random) -> list[RawStep]:
         return _guest_allocations(spec, rng)
     if isinstance(spec, DriverPasidsSpec):
         return _driver_pasids(spec, rng)
+    if isinstance(spec, HotplugSpec):
+        return _hotplug(spec, rng)
+    if isinstance(spec, AllocatorSwapsSpec):
+        return _allocator_swaps(spec, rng)
     return _storm(spec, rng)
 
 
@@ -119,7 +125,9 @@ def _at(table: Mapping[str, object]) -> float:
     return value
 
 
-def _gap(spec: ChurnSpec | DriverPasidsSpec, rng: random.Random) -> float:
+def _gap(
+    spec: ChurnSpec | DriverPasidsSpec | HotplugSpec | AllocatorSwapsSpec, rng: random.Random
+) -> float:
     return spec.interval + (rng.randint(0, spec.jitter) if spec.jitter else 0)
 
 
@@ -267,4 +275,31 @@ def _guest_allocations(spec: GuestAllocationsSpec, rng: random.Random) -> list[R
                     "pasid": name,
                 }
             )
+    return steps
+
+
+def _hotplug(spec: HotplugSpec, rng: random.Random) -> list[RawStep]:
+    steps: list[RawStep] = []
+    now = spec.at
+    where: RawStep = {"unit": spec.unit} if spec.vm is None else {"vm": spec.vm, "unit": spec.unit}
+    for _ in range(spec.count):
+        for op in ("unplug", "plug"):
+            steps.append({"op": op, "at": now, **where})
+            now += _gap(spec, rng)
+    return steps
+
+
+def _allocator_swaps(spec: AllocatorSwapsSpec, rng: random.Random) -> list[RawStep]:
+    steps: list[RawStep] = []
+    now = spec.at
+    for n in range(spec.count):
+        name = f"{spec.prefix}{n}"
+        kind = spec.kinds[n % len(spec.kinds)]
+        steps.append({"op": "register_allocator", "at": now, "allocator": name, "kind": kind})
+        now += _gap(spec, rng)
+        unregister: RawStep = {"op": "unregister_allocator", "at": now, "allocator": name}
+        if spec.force:
+            unregister["force"] = True
+        steps.append(unregister)
+        now += _gap(spec, rng)
     return steps

@@ -24,12 +24,14 @@ from ioasid_core.latency import DISTRIBUTIONS, LATENCY_OPS, Distribution, Latenc
 from ioasid_core.scenario.generators import expand_all, merge_steps
 from ioasid_core.scenario.schema import (
     AddressSpaceSpec,
+    AllocatorSwapsSpec,
     ChurnSpec,
     DeviceSpec,
     DomainSpec,
     DriverPasidsSpec,
     GeneratorSpec,
     GuestAllocationsSpec,
+    HotplugSpec,
     Op,
     PageRequestStreamSpec,
     PermName,
@@ -155,6 +157,11 @@ _GEN_KEYS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
     "driver_pasids": (
         frozenset({"set", "owner", "count", "live", "interval"}),
         frozenset({"jitter", "device", "groups", "prefix"}),
+    ),
+    "hotplug": (frozenset({"unit", "count", "interval"}), frozenset({"vm", "jitter"})),
+    "allocator_swaps": (
+        frozenset({"kinds", "count", "interval"}),
+        frozenset({"jitter", "force", "prefix"}),
     ),
 }
 
@@ -905,6 +912,10 @@ class _Parser:
             spec = self.guest_allocations(path, table, at, seed)
         elif kind == "driver_pasids":
             spec = self.driver_pasids(path, table, at, seed)
+        elif kind == "hotplug":
+            spec = self.hotplug(path, table, at, seed)
+        elif kind == "allocator_swaps":
+            spec = self.allocator_swaps(path, table, at, seed)
         else:
             spec = self.storm(path, table, at, seed)
         return spec if len(self.problems) == problems and at is not None else None
@@ -1102,6 +1113,71 @@ class _Parser:
         for name in names:
             self.spaces[name] = path
             self.processes[name] = path
+
+    def hotplug(
+        self, path: str, table: Mapping[str, object], at: float | None, seed: int | None
+    ) -> HotplugSpec | None:
+        """A host unit, or with ``vm`` one of that VM's; the step checks then apply the
+        life-cycle rules (alternation, devices gone, a VM's last unit) to every cycle."""
+        vm = self.name(table, path, "vm")
+        unit = self.name(table, path, "unit")
+        key = _join(path, "unit")
+        if vm is not None:
+            if self.refer(self.vm_units, "VM", vm, _join(path, "vm")):
+                self.refer(self.vm_units[vm], f"virtual unit of VM {vm!r}", unit, key)
+        elif "vm" not in table:
+            self.refer(self.units, "unit", unit, key)
+        count = self.integer(table, path, "count", 1, MAX_GENERATED)
+        interval = self.number(table, path, "interval", positive=True)
+        jitter = self.integer(table, path, "jitter", 0) or 0
+        if at is None or unit is None or count is None or interval is None:
+            return None
+        return HotplugSpec(
+            at=at,
+            unit=unit,
+            vm=vm,
+            count=count,
+            interval=interval,
+            jitter=jitter,
+            seed=seed,
+            where=path,
+        )
+
+    def allocator_swaps(
+        self, path: str, table: Mapping[str, object], at: float | None, seed: int | None
+    ) -> AllocatorSwapsSpec | None:
+        kinds: list[BackendKind] = []
+        listed = self.array(table, path, "kinds")
+        for index, name in enumerate(listed):  # a kind may come back in the cycle
+            kind = _choose(name, BACKEND_KINDS) if isinstance(name, str) else None
+            if kind is None:
+                shown = repr(name) if isinstance(name, str) else _describe(name)
+                self.bad(
+                    f"{path}.kinds[{index}]",
+                    f"expected one of {', '.join(BACKEND_KINDS)}, got {shown}",
+                )
+            else:
+                kinds.append(kind)
+        if "kinds" in table and isinstance(table["kinds"], list) and not listed:
+            self.bad(_join(path, "kinds"), "expected at least one allocator backend")
+        count = self.integer(table, path, "count", 1, MAX_GENERATED)
+        interval = self.number(table, path, "interval", positive=True)
+        jitter = self.integer(table, path, "jitter", 0) or 0
+        force = self.boolean(table, path, "force")
+        prefix = self.string(table, path, "prefix")
+        if at is None or not kinds or count is None or interval is None:
+            return None  # (a bad kind was reported: the generator is dropped)
+        return AllocatorSwapsSpec(
+            at=at,
+            kinds=tuple(kinds),
+            count=count,
+            interval=interval,
+            jitter=jitter,
+            force=bool(force),
+            prefix=f"swap{path.removeprefix('generators')}." if prefix is None else prefix,
+            seed=seed,
+            where=path,
+        )
 
     def driver_pasids(
         self, path: str, table: Mapping[str, object], at: float | None, seed: int | None
@@ -1629,8 +1705,9 @@ class _StepChecker:
         PASIDs stay allocated: free them, they cannot be unbound any more)."""
         for name, pasid in self.live.items():
             if pasid.op == "bind" and self.p.devices.get(pasid.device or "") == unit:
-                self.unbound[name] = (
-                    f"its binding on {pasid.device!r} went with unit {unit!r} at {path}"
+                # The first unplug took it; a later one of the same unit finds it gone.
+                self.unbound.setdefault(
+                    name, f"its binding on {pasid.device!r} went with unit {unit!r} at {path}"
                 )
 
     def use_pasid(self, op: Op, path: str, f: _Step) -> None:

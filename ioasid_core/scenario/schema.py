@@ -17,12 +17,14 @@ from ioasid_core.latency import Distribution, LatencyOp
 
 __all__ = [
     "AddressSpaceSpec",
+    "AllocatorSwapsSpec",
     "ChurnSpec",
     "DeviceSpec",
     "DomainSpec",
     "DriverPasidsSpec",
     "GeneratorSpec",
     "GuestAllocationsSpec",
+    "HotplugSpec",
     "PageRequestStreamSpec",
     "PlatformSpec",
     "Scenario",
@@ -293,8 +295,48 @@ class DriverPasidsSpec:
     where: str = ""
 
 
+@attrs.frozen(kw_only=True)
+class HotplugSpec:
+    """``kind = "hotplug"``: ``count`` cycles of ``unplug`` then ``plug`` of ``unit`` (a host
+    unit, or with ``vm`` one of that VM's virtual units), each gap ``interval`` plus a seeded
+    0..``jitter`` µs. The unit ends plugged."""
+
+    at: float
+    unit: str
+    count: int
+    interval: float
+    vm: str | None = None
+    jitter: int = 0
+    seed: int | None = None
+    where: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class AllocatorSwapsSpec:
+    """``kind = "allocator_swaps"``: ``count`` registrations of built-in allocator backends,
+    their kinds cycling through ``kinds``, each unregistered (with ``force``) before the
+    next is registered; gaps are ``interval`` plus a seeded 0..``jitter`` µs. Registration
+    names are ``<prefix><n>``."""
+
+    at: float
+    kinds: tuple[BackendKind, ...]
+    count: int
+    interval: float
+    jitter: int = 0
+    force: bool = False
+    prefix: str = ""
+    seed: int | None = None
+    where: str = ""
+
+
 GeneratorSpec = (
-    ChurnSpec | PageRequestStreamSpec | StormSpec | GuestAllocationsSpec | DriverPasidsSpec
+    ChurnSpec
+    | PageRequestStreamSpec
+    | StormSpec
+    | GuestAllocationsSpec
+    | DriverPasidsSpec
+    | HotplugSpec
+    | AllocatorSwapsSpec
 )
 
 
