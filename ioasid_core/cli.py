@@ -357,55 +357,47 @@ def _check_writable(flag: str, path: Path) -> None:
 @click.argument("vendor_name", metavar="VENDOR")
 @click.argument("dump", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def decode_command(vendor_name: str, dump: str, *, as_json: bool) -> None:
-    """Decode FILE, a raw page-request queue dump, with VENDOR's codec.
+@click.option(
+    "--format",
+    "format_name",
+    default="queue",
+    show_default=True,
+    metavar="NAME",
+    help="The entries' format: the vendor's queue format, or another it reads "
+    "(virtio-iommu: 'merged', the spec's 24-byte fault records).",
+)
+def decode_command(vendor_name: str, dump: str, *, as_json: bool, format_name: str) -> None:
+    """Decode FILE, a raw queue dump, with VENDOR's codec.
 
-    Each entry is decoded on its own, so one malformed entry is reported (with its offset)
-    and the others are still shown; the exit status is then 2.
+    Each entry is decoded on its own: a page request, an unhandled event (well formed but
+    not a request: the driver logs it and answers nothing, listed with its kind) or a
+    malformed entry (named with its offset). The exit status is 2 if any entry is malformed
+    or the format is unknown, else 0.
     """
-    from ioasid_core.bits import DecodeError
+    from ioasid_core.dump import decode_dump, dump_formats
 
     _, vendors = _vendors_named([vendor_name])
     vendor = vendors[0]
+    formats = dump_formats(vendor)
+    if format_name not in formats:
+        known = ", ".join(formats)
+        message = f"{vendor.name} has no dump format {format_name!r} (known: {known})"
+        raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
     data = Path(dump).read_bytes()
-    size = vendor.entry_size
-    rows: list[dict[str, object]] = []
-    errors: list[str] = []
-    if len(data) % size:
-        errors.append(
-            f"{dump}: {len(data)} bytes is not a whole number of {size}-byte entries; "
-            f"the last {len(data) % size} bytes are ignored"
-        )
-    for offset in range(0, len(data) - size + 1, size):
-        try:
-            decoded = vendor.decode_batch(data[offset : offset + size])
-        except DecodeError as exc:
-            errors.append(f"{dump}: entry at byte {offset:#x}: {exc}")
-            continue
-        for request in decoded:
-            rows.append(
-                {
-                    "offset": offset,
-                    "device": request.device,
-                    "pasid": request.pasid if request.pasid_valid else None,
-                    "grpid": request.grpid,
-                    "last": request.last,
-                    "perm": str(request.perm.name or "NONE").lower().replace("|", ","),
-                    "addr": request.addr,
-                    "stop_marker": request.stop_marker,
-                }
-            )
+    report = decode_dump(formats[format_name], vendor.name, data, source=dump)
     if as_json:
-        click.echo(json.dumps({"vendor": vendor.name, "entries": rows, "errors": errors}))
+        click.echo(json.dumps(report.as_dict()))
     else:
-        _print_decoded(vendor.name, rows)
-        for error in errors:
+        _print_decoded(report.vendor, report.entries, report.unhandled)
+        for error in report.errors:
             click.echo(f"ioasid: {error}", err=True)
-    if errors:
+    if report.errors:
         raise click.exceptions.Exit(EXIT_BAD_INPUT)
 
 
-def _print_decoded(vendor: str, rows: list[dict[str, object]]) -> None:
+def _print_decoded(
+    vendor: str, rows: list[dict[str, object]], unhandled: list[dict[str, object]]
+) -> None:
     from rich.table import Table
 
     table = Table(title=f"{vendor}: {len(rows)} page request(s)")
@@ -423,7 +415,16 @@ def _print_decoded(vendor: str, rows: list[dict[str, object]]) -> None:
             f"{row['addr']:#x}",
             "stop marker" if row["stop_marker"] else "",
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if unhandled:
+        events = Table(title=f"{vendor}: {len(unhandled)} unhandled event(s), never answered")
+        events.add_column("offset", justify="right")
+        events.add_column("kind")
+        events.add_column("description")
+        for event in unhandled:
+            events.add_row(f"{event['offset']:#x}", str(event["kind"]), str(event["description"]))
+        console.print(events)
 
 
 def main() -> None:

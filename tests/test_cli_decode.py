@@ -31,7 +31,7 @@ def test_decode_json_lists_every_entry_with_its_offset(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["decode", "generic", str(_dump(tmp_path)), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["errors"] == []
+    assert (report["format"], report["errors"], report["unhandled"]) == ("queue", [], [])
     assert [(e["offset"], e["pasid"], e["last"], e["stop_marker"]) for e in report["entries"]] == [
         (0, 0x2A, False, False),
         (24, 0x2A, True, False),
@@ -55,6 +55,16 @@ def test_a_malformed_entry_is_named_the_rest_decoded_and_the_exit_status_is_2(
     report = json.loads(result.stdout)
     assert [e["offset"] for e in report["entries"]] == [0, 48]
     assert len(report["errors"]) == 1 and "entry at byte 0x18" in report["errors"][0]
+
+
+def test_a_format_the_vendor_does_not_read_exits_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["decode", "generic", str(_dump(tmp_path)), "-h"])
+    assert "--format NAME" in result.stdout and "merged" in result.stdout
+    result = CliRunner().invoke(
+        cli, ["decode", "generic", str(_dump(tmp_path)), "--format", "merged"]
+    )
+    assert result.exit_code == 2
+    assert "generic has no dump format 'merged' (known: queue)" in result.stderr
 
 
 def test_an_unknown_vendor_exits_2(tmp_path: Path) -> None:

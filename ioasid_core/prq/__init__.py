@@ -23,11 +23,13 @@ from ioasid_core.prq.types import (
     request_row,
     response_row,
 )
-from ioasid_core.prq.vendor import RowCodec, RowVendorMixin, VendorPrq, row_codec
+from ioasid_core.prq.unhandled import UNHANDLED_KINDS, UnhandledEvent, UnhandledKind
+from ioasid_core.prq.vendor import RowCodec, RowVendorMixin, UnhandledLog, VendorPrq, row_codec
 
 __all__ = [
     "FAILED",
     "RESOLVED",
+    "UNHANDLED_KINDS",
     "GenericPrq",
     "IopfCounters",
     "IopfQueue",
@@ -45,6 +47,9 @@ __all__ = [
     "Ring",
     "RowCodec",
     "RowVendorMixin",
+    "UnhandledEvent",
+    "UnhandledKind",
+    "UnhandledLog",
     "VendorPrq",
     "make_resolver",
     "request_row",

@@ -30,7 +30,8 @@ from ioasid_core.prq.types import (
     request_row,
     response_row,
 )
-from ioasid_core.prq.vendor import RowCheck, VendorPrq, row_codec
+from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
+from ioasid_core.prq.vendor import RowCheck, UnhandledLog, VendorPrq, row_codec
 from ioasid_core.sets import IoasidSet
 from ioasid_core.types import INVALID_IOASID
 
@@ -53,6 +54,10 @@ class PrqCounters:
     """Responses the hardware generated itself for LAST requests dropped on overflow, by
     code (``overflow_response``); not in ``responses``, which the driver sent."""
     malformed: int = 0
+    """Ring entries the codec refused (bad bytes)."""
+    unhandled_events: Counter[UnhandledKind] = attrs.field(factory=Counter)
+    """Well-formed entries that are not page requests (the driver logs them, answers
+    nothing), by kind; neither in ``page_requests`` nor in ``malformed``."""
     lost_on_removal: int = 0
     """Requests still in the ring when the unit went away (``discard_queue``)."""
     errors: list[str] = attrs.field(factory=list)
@@ -89,6 +94,7 @@ class PrqPipeline:
         self.counters = PrqCounters()
         self.overflow_response = overflow_response
         self._codec = row_codec(vendor)
+        self._log_unhandled = vendor.log_unhandled if isinstance(vendor, UnhandledLog) else None
         self._resolve = make_resolver(
             platform, unit, self.policy, sva_set=sva_set, expected=vendor.expected
         )
@@ -140,18 +146,24 @@ class PrqPipeline:
         return self._codec.encode_response_rows(self.service_rows(limit))
 
     def _decode(self, raw: Buffer) -> list[RequestRow]:
+        """The batch's page requests. A batch of requests only takes one call; otherwise it
+        is decoded again entry by entry, so each entry that is not a request is counted once:
+        as an unhandled event (well formed) or as malformed (reported)."""
         decode = self._codec.decode_rows
         try:
             return decode(raw)
         except DecodeError:
             pass
-        # Decode entry by entry: keep the good ones, count and report the bad.
         size = self.vendor.entry_size
         good: list[RequestRow] = []
         view = memoryview(raw)
         for start in range(0, len(raw), size):
             try:
                 good.extend(decode(view[start : start + size]))
+            except UnhandledEvent as event:
+                self.counters.unhandled_events[event.kind] += 1
+                if self._log_unhandled is not None:
+                    self._log_unhandled(event)
             except DecodeError as exc:
                 self.counters.malformed += 1
                 self._note(f"{exc.layout}: ring entry at byte {start:#x} of the batch: {exc.what}")

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
+import attrs
+
 from ioasid_core.bits import Buffer
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import (
@@ -26,8 +28,18 @@ from ioasid_core.prq.types import (
     request_row,
     response_row,
 )
+from ioasid_core.prq.unhandled import UnhandledEvent
 
-__all__ = ["RowCheck", "RowCodec", "RowVendorMixin", "VendorPrq", "row_codec"]
+__all__ = [
+    "DumpFormat",
+    "DumpFormats",
+    "RowCheck",
+    "RowCodec",
+    "RowVendorMixin",
+    "UnhandledLog",
+    "VendorPrq",
+    "row_codec",
+]
 
 RowCheck = Callable[[RequestRow], ResponseCode | None]
 """A vendor's own checks on one request row: a code to answer with, or None."""
@@ -50,7 +62,8 @@ class VendorPrq(Protocol):
         """The raw entry the hardware would write for ``request`` (the device side)."""
 
     def decode_batch(self, data: Buffer) -> list[PageRequest]:
-        """Decode whole entries; raise ``DecodeError`` naming the bad entry's offset."""
+        """Decode whole entries; raise ``DecodeError`` naming the bad entry's offset, or its
+        subclass ``UnhandledEvent`` for a well-formed entry that is not a page request."""
 
     def check(self, request: PageRequest) -> ResponseCode | None:
         """The vendor's own checks before any lookup: a code to answer with, or None."""
@@ -70,10 +83,39 @@ class RowCodec(Protocol):
         """The raw entries for ``rows``, back to back (a device burst)."""
 
     def decode_rows(self, data: Buffer) -> list[RequestRow]:
-        """Decode whole entries to rows; ``DecodeError`` naming the bad entry's offset."""
+        """Decode whole entries to rows; ``DecodeError`` (or ``UnhandledEvent``) naming the
+        first entry that is not a page request, by its offset."""
 
     def encode_response_rows(self, rows: Sequence[ResponseRow]) -> bytes:
         """The raw responses for ``rows``."""
+
+
+@runtime_checkable
+class UnhandledLog(Protocol):
+    """Optional: a vendor whose driver keeps its own log of unhandled events (virtio-iommu's
+    fault log). The pipeline calls it once per such entry it counts, never per decode pass."""
+
+    def log_unhandled(self, event: UnhandledEvent) -> None:
+        """Note ``event`` (raised by this vendor's decoder) in the driver's own log."""
+
+
+@attrs.frozen
+class DumpFormat:
+    """Another entry format a vendor's queue dumps may be in (``ioasid decode --format``):
+    e.g. virtio-iommu's merged 24-byte fault records, which mainline devices write and the
+    page-request queue never holds. ``decode_batch`` follows ``VendorPrq.decode_batch``."""
+
+    name: str
+    entry_size: int
+    decode_batch: Callable[[Buffer], list[PageRequest]]
+    description: str
+
+
+@runtime_checkable
+class DumpFormats(Protocol):
+    """Optional: a vendor whose dumps may come in formats other than its queue's own."""
+
+    dump_formats: Sequence[DumpFormat]
 
 
 class RowVendorMixin:
