@@ -12,6 +12,7 @@ from typing import Final
 import attrs
 
 from ioasid_core.prq.policy import Outcome
+from ioasid_core.prq.unhandled import UNHANDLED_KINDS
 
 __all__ = ["Metrics", "percentile", "summary"]
 
@@ -75,6 +76,9 @@ class Metrics:
     ``unit_removed``."""
     outcomes: Counter[str] = attrs.field(factory=Counter)
     """Lookup outcomes of the requests that were resolved."""
+    unhandled_events: Counter[str] = attrs.field(factory=Counter)
+    """Well-formed queue entries that were not page requests (logged, never answered), by
+    kind: ``fault``, ``event``, ``refused_stall``. Not in ``page_requests``."""
     cross_owner_hits: int = 0
     type_confusions: int = 0
     vendor_rejects: int = 0
@@ -135,6 +139,7 @@ class Metrics:
                 )
             },
             "outcomes": _fixed(self.outcomes, _OUTCOMES),
+            "unhandled_events": _fixed(self.unhandled_events, UNHANDLED_KINDS),
             "cross_owner_hits": self.cross_owner_hits,
             "type_confusions": self.type_confusions,
             "vendor_rejects": self.vendor_rejects,

@@ -645,6 +645,8 @@ class _Run:
         m.auto_responses += sum(c.auto_responses.values())
         m.dropped["overflow"] += c.overflow_dropped
         m.dropped["malformed"] += c.malformed
+        for kind, count in c.unhandled_events.items():
+            m.unhandled_events[kind.value] += count
         m.dropped["unit_removed"] += c.lost_on_removal
         iopf = pipeline.iopf.counters
         m.dropped["stop_markers"] += iopf.stop_markers

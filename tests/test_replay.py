@@ -75,6 +75,8 @@ def test_global_lookup_hands_the_driver_object_to_the_handler_the_others_refuse(
         dropped = result["dropped"]
         assert isinstance(dropped, dict) and dropped["stop_markers"] == 1
         assert result["page_requests"] == 3 * 2 + 4 + 1 + 1
+        # The generic queue holds page requests only; every kind is shown all the same.
+        assert result["unhandled_events"] == {"fault": 0, "event": 0, "refused_stall": 0}
 
 
 def test_a_replay_is_deterministic() -> None:
