@@ -37,6 +37,12 @@ So every record of any ID decodes; the fields above are extracted for all of the
 bit is kept, in place, in :attr:`EventRecord.other`, so nothing is lost (``encode_event``
 gives the same bytes back). :attr:`EventRecord.handled` says whether the named fields mean
 what their names say. Only the length is checked: 32 bytes per record.
+
+Which records are page requests (kernel-facts §4): a handled fault (0x10..0x13) with STALL
+set and S2 clear. The IOASID-era kernels refused a stage-2 fault before building a request
+(``-EFAULT``: stage 2 was pinned, so an S2 fault was no SVA fault), logged it and sent no
+RESUME, so a stalled S2 fault is refused here too (:class:`StageTwoFaultError`) and stays
+stalled; see ``docs/kernel-differences.md``.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from ioasid_core.prq.types import PageRequest, Perm
 from ioasid_core.types import INVALID_IOASID
 
 __all__ = [
+    "EVENT_NAMES",
     "EVENT_RECORD",
     "EVENT_RECORD_SIZE",
     "HANDLED_FAULTS",
@@ -62,9 +69,11 @@ __all__ = [
     "EventId",
     "EventNotRecoverableError",
     "EventRecord",
+    "StageTwoFaultError",
     "decode_event",
     "decode_event_batch",
     "encode_event",
+    "event_name",
     "stall_record",
 ]
 
@@ -80,6 +89,36 @@ class EventId(enum.IntEnum):
 
 HANDLED_FAULTS: Final = frozenset(int(e) for e in EventId)
 
+EVENT_NAMES: Final = {
+    0x01: "F_UUT",
+    0x02: "C_BAD_STREAMID",
+    0x03: "F_STE_FETCH",
+    0x04: "C_BAD_STE",
+    0x05: "F_BAD_ATS_TREQ",
+    0x06: "F_STREAM_DISABLED",
+    0x07: "F_TRANSL_FORBIDDEN",
+    0x08: "C_BAD_SUBSTREAMID",
+    0x09: "F_CD_FETCH",
+    0x0A: "C_BAD_CD",
+    0x0B: "F_WALK_EABT",
+    0x10: "F_TRANSLATION",
+    0x11: "F_ADDR_SIZE",
+    0x12: "F_ACCESS",
+    0x13: "F_PERMISSION",
+    0x20: "F_TLB_CONFLICT",
+    0x21: "F_CFG_CONFLICT",
+    0x24: "E_PAGE_REQUEST",
+    0x25: "F_VMS_FETCH",
+}
+"""The event types of the Arm SMMUv3 spec (§7.3), for messages only: the kernel handles
+0x10..0x13 and logs the rest, whatever their name."""
+
+
+def event_name(event_id: int) -> str:
+    """``F_TRANSLATION (0x10)``; an ID the spec does not define is shown by number only."""
+    name = EVENT_NAMES.get(event_id)
+    return f"{name} ({event_id:#04x})" if name else f"event {event_id:#04x}"
+
 
 class EventNotRecoverableError(IoasidError):
     """The record is not a stalled translation fault, so it is not a page request.
@@ -88,6 +127,13 @@ class EventNotRecoverableError(IoasidError):
     """
 
     errno = _errno.EOPNOTSUPP
+
+
+class StageTwoFaultError(EventNotRecoverableError):
+    """A stage-2 fault (S2 set): the IOASID-era kernels refused it with ``-EFAULT`` before
+    building a page request, stalled or not, and nobody resumed the stall."""
+
+    errno = _errno.EFAULT
 
 
 _FIELDS: Final = (
@@ -180,8 +226,9 @@ class EventRecord:
 
     @property
     def recoverable(self) -> bool:
-        """A handled fault whose transaction is stalled: a page request that needs a RESUME."""
-        return self.stall and self.event_id in HANDLED_FAULTS
+        """A stage-1 handled fault whose transaction is stalled: a page request that needs a
+        RESUME. A stalled stage-2 fault is not (the driver refuses it, see the module doc)."""
+        return self.stall and not self.s2 and self.event_id in HANDLED_FAULTS
 
     def to_page_request(self) -> PageRequest:
         """The one-request group the stall reports (kernel-facts §4, stall-based faults).
@@ -194,6 +241,12 @@ class EventRecord:
             raise EventNotRecoverableError(
                 f"event {self.event_id:#04x} from SID {self.sid:#x} is not a handled fault "
                 f"(0x10..0x13): not a page request"
+            )
+        if self.s2:
+            raise StageTwoFaultError(
+                f"stage-2 fault {EventId(self.event_id).name} ({self.event_id:#04x}) from SID "
+                f"{self.sid:#x}: refused (-EFAULT), not an SVA fault"
+                + (", the stall is never resumed" if self.stall else "")
             )
         if not self.stall:
             raise EventNotRecoverableError(

@@ -12,11 +12,14 @@ CMD_PRI_RESP DENY on LAST, and nothing is answered before LAST. ``smmuv3-pri-iop
 (``PriPrq(iopf=True)``) is J-P Brucker's out-of-tree PRI patch: the groups go through the
 IOPF pipeline and are answered with the mapping of :mod:`ioasid_smmuv3.commands`.
 
-Records that are not page requests (any event other than a stalled 0x10..0x13 fault) are
-rejected by ``decode_batch`` with a ``DecodeError`` naming the event: the kernel logged them
-and moved on, and the pipeline, which re-decodes the batch entry by entry on a
-``DecodeError``, counts each as ``malformed`` and keeps the message, while the good records of
-the same batch are still answered. Nothing is silently dropped and nothing is resumed.
+Records that are well formed but not page requests (anything but a stage-1 stalled
+0x10..0x13 fault) raise ``UnhandledEvent`` from ``decode_batch``, naming the event and its
+offset: the kernel logged them and moved on, so the pipeline counts each by kind
+(``unhandled_events``), not as malformed, and still answers the stalls of the same batch.
+The kinds: ``fault`` (0x10..0x13 without STALL: terminated already), ``event`` (any other ID,
+e.g. C_BAD_STE) and ``refused_stall`` (a stalled stage-2 fault: the IOASID-era driver
+returned ``-EFAULT`` and sent no RESUME, so the model sends none either and the transaction
+stays stalled; see ``docs/kernel-differences.md``). Nothing is resumed for any of them.
 
 Nothing here assumes a policy: the pipeline may run either vendor under any ``LookupPolicy``.
 """
@@ -29,7 +32,7 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.bits import Buffer, DecodeError, EncodeError
+from ioasid_core.bits import Buffer, EncodeError
 from ioasid_core.platform import AddressSpace
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import (
@@ -41,6 +44,7 @@ from ioasid_core.prq.types import (
     ResponseRow,
     response_row,
 )
+from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
 from ioasid_core.prq.vendor import RowCheck, RowVendorMixin
 from ioasid_core.types import INVALID_IOASID
 from ioasid_smmuv3.commands import (
@@ -54,9 +58,9 @@ from ioasid_smmuv3.commands import (
 from ioasid_smmuv3.events import (
     EVENT_RECORD,
     EVENT_RECORD_SIZE,
-    EventId,
     check_whole_records,
     encode_event,
+    event_name,
     stall_record,
 )
 from ioasid_smmuv3.hardware import SECTION, SmmuUnits
@@ -81,6 +85,8 @@ PRI_IOPF_VENDOR: Final = "smmuv3-pri-iopf"
 
 _WORDS: Final = struct.Struct("<4Q")
 _STALL_BIT: Final = 1 << 31
+_S2_BIT: Final = 1 << 39
+_STALL_OR_S2: Final = _STALL_BIT | _S2_BIT
 # ``id & 0xFC == 0x10`` is exactly the handled faults 0x10..0x13.
 _HANDLED_MASK: Final = 0xFC
 _HANDLED_BASE: Final = 0x10
@@ -99,25 +105,31 @@ def _stall_perm(rnw: int, ind: int, pnu: int) -> Perm:
 _STALL_PERMS: Final = tuple(_stall_perm(i >> 2 & 1, i >> 1 & 1, i & 1) for i in range(8))
 
 
-def _not_a_request(dw0: int, dw1: int, offset: int) -> DecodeError:
+def _not_a_request(dw0: int, dw1: int, offset: int) -> UnhandledEvent:
+    """What the driver makes of a record that is not a stage-1 stall: logged, never resumed."""
     event_id = dw0 & 0xFF
-    sid = dw0 >> 32
+    source = f"from SID {dw0 >> 32:#x}"
     if event_id & _HANDLED_MASK != _HANDLED_BASE:
-        why = f"event {event_id:#04x} is not a handled fault (0x10..0x13)"
+        kind = UnhandledKind.EVENT
+        what = f"{event_name(event_id)} {source}: not a fault the SVA path handles, logged"
+    elif dw1 & _S2_BIT:
+        stalled = dw1 & _STALL_BIT != 0
+        kind = UnhandledKind.REFUSED_STALL if stalled else UnhandledKind.FAULT
+        what = f"stage-2 {event_name(event_id)} {source}: refused (-EFAULT), logged" + (
+            f"; STAG {dw1 & 0xFFFF:#x} is never resumed" if stalled else ""
+        )
     else:
-        why = f"fault {EventId(event_id).name} ({event_id:#04x}) did not stall"
-    return DecodeError(
-        EVENT_RECORD.name,
-        f"{why} from SID {sid:#x}: not a page request, nothing to resume (the kernel logs it)",
-        offset=offset,
-    )
+        kind = UnhandledKind.FAULT
+        what = f"{event_name(event_id)} {source} did not stall: terminated, logged"
+    return UnhandledEvent(EVENT_RECORD.name, what, offset=offset, kind=kind)
 
 
 def decode_stall_batch(data: Buffer) -> list[PageRequest]:
     """The page requests of a run of event records, without building ``EventRecord`` objects.
 
     Equal, record by record, to ``decode_event_batch(data)[i].to_page_request()``; the first
-    record that is not a stalled handled fault raises ``DecodeError`` with its offset.
+    record that is not a stage-1 stalled handled fault raises ``UnhandledEvent`` with its
+    offset (a short run, ``DecodeError``).
     """
     return [PageRequest(*row) for row in decode_stall_rows(data)]
 
@@ -140,11 +152,11 @@ def decode_stall_rows(data: Buffer) -> list[RequestRow]:
             None,
         )
         for dw0, dw1, dw2, _dw3 in _WORDS.iter_unpack(data)
-        if dw0 & _HANDLED_MASK == _HANDLED_BASE and dw1 & _STALL_BIT
+        if dw0 & _HANDLED_MASK == _HANDLED_BASE and dw1 & _STALL_OR_S2 == _STALL_BIT
     ]
     if len(rows) * EVENT_RECORD_SIZE != len(data):
         for index, (dw0, dw1, _dw2, _dw3) in enumerate(_WORDS.iter_unpack(data)):
-            if dw0 & _HANDLED_MASK != _HANDLED_BASE or not dw1 & _STALL_BIT:
+            if dw0 & _HANDLED_MASK != _HANDLED_BASE or dw1 & _STALL_OR_S2 != _STALL_BIT:
                 raise _not_a_request(dw0, dw1, index * EVENT_RECORD_SIZE)
     return rows
 
@@ -199,7 +211,8 @@ class StallPrq(RowVendorMixin):
         A stall is one transaction, so what a PCIe page request can say beyond that is
         folded: a partial request is stalled (and answered) on its own; read+write is a
         write (RnW clear); a stop marker, which a stalling master never sends, becomes a
-        non-stalled fault record, which ``decode_batch`` rejects (no request, no RESUME).
+        non-stalled fault record, which the driver only logs (an unhandled ``fault``, no
+        RESUME).
         """
         rw = request.perm & (Perm.READ | Perm.WRITE)
         if not rw:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import re
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -12,15 +15,17 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ioasid_core.bits import DecodeError, EncodeError
+from ioasid_core.bits import EncodeError
 from ioasid_core.cli import cli
 from ioasid_core.platform import AddressSpace, Platform
 from ioasid_core.plugins import new_plugin_manager
 from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy, Outcome
 from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
+from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.replay import replay
+from ioasid_core.report import to_csv
 from ioasid_core.scenario import load_scenario
 from ioasid_core.sets import IoasidSet
 from ioasid_core.space import IoasidSpace
@@ -40,8 +45,8 @@ from ioasid_smmuv3.events import (
     EVENT_RECORD_SIZE,
     EventNotRecoverableError,
     EventRecord,
+    StageTwoFaultError,
     decode_event_batch,
-    encode_event,
 )
 from ioasid_smmuv3.handlers import (
     PRI_IOPF_VENDOR,
@@ -179,32 +184,103 @@ def test_read_write_is_a_write_stall() -> None:
     assert StallPrq().decode_batch(raw)[0].perm == Perm.WRITE | Perm.EXEC
 
 
-def test_non_stall_events_are_not_requests_and_are_counted() -> None:
-    """A terminated fault and an unhandled event among stalls: the stalls are answered, the
-    others are counted as malformed (with their event), never resumed."""
+# Golden records that are well formed but not page requests (bytes worked out by hand):
+# C_BAD_STE (0x04) from SID 0x100: dw0 = 0x04 | 0x100 << 32 = 0x0000_0100_0000_0004
+C_BAD_STE = bytes.fromhex("0400000000010000" + "00" * 24)
+# F_PERMISSION (0x13), STALL clear, a read: dw0 = 0x13 | 0x100 << 32; dw1 = RnW 1 << 35
+#   = 0x0000_0008_0000_0000 -> 00 00 00 00 08 00 00 00
+TERMINATED = bytes.fromhex("1300000000010000" + "0000000008000000" + "00" * 16)
+# F_TRANSLATION (0x10), stalled, stage 2: dw0 = 0x10 | SSV 1 << 11 | SSID 0x2A << 12 | SID 0x100
+#   << 32 = 0x0000_0100_0002_A810 -> 10 a8 02 00 00 01 00 00; dw1 = STAG 0x1234 | STALL 1 << 31
+#   | S2 1 << 39 = 0x0000_0080_8000_1234 -> 34 12 00 80 80 00 00 00; dw2 = 0x7000; dw3 = 0
+S2_STALL = bytes.fromhex("10a8020000010000" + "3412008080000000" + "0070000000000000" + "00" * 8)
+
+
+def test_golden_unhandled_records_decode_as_what_they_are() -> None:
+    c_bad_ste, terminated, s2_stall = (
+        decode_event_batch(r)[0] for r in (C_BAD_STE, TERMINATED, S2_STALL)
+    )
+    assert (c_bad_ste.event_id, c_bad_ste.sid, c_bad_ste.handled) == (0x04, SID, False)
+    assert (terminated.event_id, terminated.stall, terminated.rnw) == (0x13, False, True)
+    assert (s2_stall.stall, s2_stall.s2, s2_stall.ssid, s2_stall.stag) == (True, True, 0x2A, 0x1234)
+    assert s2_stall.input_addr == 0x7000 and not s2_stall.recoverable
+    with pytest.raises(StageTwoFaultError) as info:
+        s2_stall.to_page_request()
+    assert info.value.errno == errno.EFAULT
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "says"),
+    [
+        (C_BAD_STE, UnhandledKind.EVENT, "C_BAD_STE (0x04) from SID 0x100: not a fault"),
+        (TERMINATED, UnhandledKind.FAULT, "F_PERMISSION (0x13) from SID 0x100 did not stall"),
+        (S2_STALL, UnhandledKind.REFUSED_STALL, "STAG 0x1234 is never resumed"),
+    ],
+)
+def test_a_record_that_is_not_a_request_is_an_unhandled_event(
+    raw: bytes, kind: UnhandledKind, says: str
+) -> None:
+    vendor = StallPrq()
+    with pytest.raises(UnhandledEvent, match=re.escape(says)) as info:
+        vendor.decode_batch(vendor.encode_request(req(1)) + raw)
+    assert (info.value.kind, info.value.offset) == (kind, EVENT_RECORD_SIZE)
+
+
+def test_unhandled_events_are_counted_by_kind_never_resumed_nor_malformed() -> None:
+    """Three records the driver only logs among two stalls: the stalls are resumed, the
+    others counted once each by kind (not as malformed, not as page requests)."""
     w = world()
     p = pipe(w, StallPrq())
-    vendor = StallPrq()
     p.submit(req(w.pasid, grpid=1))
-    p.ring.push(encode_event(EventRecord(event_id=0x10, sid=SID, stag=2, stall=False)))
-    p.ring.push(encode_event(EventRecord(event_id=0x01, sid=SID, stag=3, stall=True)))
+    for raw in (C_BAD_STE, TERMINATED, S2_STALL):
+        assert p.ring.push(raw)
     p.submit(req(w.pasid, grpid=4))
     assert [c.stag for c in resumes(p.service_raw())] == [1, 4]
-    assert p.counters.malformed == 2
-    assert "did not stall" in p.counters.errors[0] and "0x01" in p.counters.errors[1]
-    with pytest.raises(DecodeError) as caught:
-        vendor.decode_batch(
-            vendor.encode_request(req(1)) + encode_event(EventRecord(event_id=0x02, sid=9))
-        )
-    assert caught.value.offset == EVENT_RECORD_SIZE
+    assert p.counters.unhandled_events == {
+        UnhandledKind.EVENT: 1,
+        UnhandledKind.FAULT: 1,
+        UnhandledKind.REFUSED_STALL: 1,
+    }
+    assert (p.counters.malformed, p.counters.page_requests, p.counters.errors) == (0, 2, [])
+
+
+def test_a_stage_2_stall_alone_is_not_resumed() -> None:
+    """Before, an S2 stall was resumed like a stage-1 one (RETRY): the kernel refused it."""
+    w = world()
+    p = pipe(w, StallPrq())
+    assert p.ring.push(S2_STALL)
+    assert p.service_raw() == b""
+    assert p.counters.unhandled_events == {UnhandledKind.REFUSED_STALL: 1}
+    assert p.counters.outcomes == {}
 
 
 def test_stop_marker_is_never_answered() -> None:
+    """A stalling master sends no stop marker: the model writes a terminated fault for one,
+    which the driver only logs."""
     w = world()
     p = pipe(w, StallPrq())
     p.submit(req(w.pasid, perm=Perm.NONE))
     assert p.service_raw() == b""
-    assert p.counters.malformed == 1
+    assert p.counters.unhandled_events == {UnhandledKind.FAULT: 1}
+    assert p.counters.malformed == 0
+
+
+def test_cli_decode_lists_unhandled_records_and_exits_0(tmp_path: Path) -> None:
+    dump = tmp_path / "evtq.bin"
+    dump.write_bytes(StallPrq().encode_request(req(5, grpid=9)) + C_BAD_STE + S2_STALL)
+    result = CliRunner().invoke(cli, ["decode", "smmuv3", str(dump), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [(e["offset"], e["pasid"], e["grpid"]) for e in report["entries"]] == [(0, 5, 9)]
+    assert [(u["offset"], u["kind"]) for u in report["unhandled"]] == [
+        (0x20, "event"),
+        (0x40, "refused_stall"),
+    ]
+    assert "C_BAD_STE" in report["unhandled"][0]["description"]
+    assert report["errors"] == []
+    table = CliRunner().invoke(cli, ["decode", "smmuv3", str(dump)], terminal_width=200)
+    assert table.exit_code == 0
+    assert "2 unhandled event(s)" in table.stdout and "refused_stall" in table.stdout
 
 
 def test_stall_refuses_what_a_record_cannot_carry() -> None:
@@ -216,12 +292,19 @@ def test_stall_refuses_what_a_record_cannot_carry() -> None:
 
 word = st.integers(0, (1 << 64) - 1)
 stall_words = st.tuples(word, word, word, word).map(
-    lambda w: ((w[0] & ~0xFC) | 0x10, w[1] | 1 << 31, w[2], w[3])
+    lambda w: ((w[0] & ~0xFC) | 0x10, (w[1] | 1 << 31) & ~(1 << 39), w[2], w[3])
 )
 
 
 def _reference(data: bytes) -> list[PageRequest]:
     return [record.to_page_request() for record in decode_event_batch(data)]
+
+
+def _kind(record: EventRecord) -> UnhandledKind:
+    """The reference classification of a record that is not a page request."""
+    if not record.handled:
+        return UnhandledKind.EVENT
+    return UnhandledKind.REFUSED_STALL if record.stall and record.s2 else UnhandledKind.FAULT
 
 
 @given(st.lists(stall_words, max_size=16))
@@ -235,16 +318,19 @@ def test_fast_stall_decode_equals_the_reference(records: list[tuple[int, ...]]) 
 def test_fast_stall_decode_rejects_like_the_reference(
     records: list[tuple[int, ...]], bad: tuple[int, int, int, int], data: st.DataObject
 ) -> None:
-    if (bad[0] & 0xFC) == 0x10 and bad[1] >> 31 & 1:
-        bad = (bad[0], bad[1] & ~(1 << 31), bad[2], bad[3])  # make it not a page request
+    if (bad[0] & 0xFC) == 0x10 and bad[1] >> 31 & 1 and not bad[1] >> 39 & 1:
+        # make it not a page request: drop the stall, or make it a stage-2 one
+        flip = data.draw(st.sampled_from([1 << 31, 1 << 39]))
+        bad = (bad[0], bad[1] ^ flip, bad[2], bad[3])
     at = data.draw(st.integers(0, len(records)))
     records.insert(at, bad)
     raw = b"".join(struct.pack("<4Q", *r) for r in records)
     with pytest.raises(EventNotRecoverableError):
         _reference(raw)
-    with pytest.raises(DecodeError) as caught:
+    with pytest.raises(UnhandledEvent) as caught:
         decode_stall_batch(raw)
     assert caught.value.offset == at * EVENT_RECORD_SIZE
+    assert caught.value.kind is _kind(decode_event_batch(raw)[at])
 
 
 @given(
@@ -336,6 +422,23 @@ def test_replay_set_has_no_cross_owner_hits_global_has() -> None:
     pri = replay(scenario, PriPrq(iopf=True), LookupPolicy.GLOBAL).metrics
     assert pri.cross_owner_hits > 0
     assert replay(scenario, PriPrq(), LookupPolicy.GLOBAL).metrics.cross_owner_hits == 0
+
+
+def test_replay_counts_the_stop_marker_as_an_unhandled_fault_per_run() -> None:
+    """The example's stop marker is written as a terminated fault record (see
+    ``encode_request``): each run counts it as an unhandled fault, never as malformed."""
+    scenario = load_scenario(EXAMPLE)
+    vendor = StallPrq()
+    for _ in range(2):  # per run: nothing carried over on the shared vendor object
+        result = replay(scenario, vendor)
+        assert result.metrics.unhandled_events == {"fault": 1}
+        assert result.metrics.dropped["malformed"] == 0
+        shown = result.metrics.as_dict()["unhandled_events"]
+        assert shown == {"fault": 1, "event": 0, "refused_stall": 0}
+    header, row = to_csv([result]).splitlines()
+    columns = dict(zip(header.split(","), row.split(","), strict=True))
+    assert columns["unhandled_events.fault"] == "1"
+    assert columns["unhandled_events.refused_stall"] == "0"
 
 
 def test_cli_compare_smmuv3() -> None:
