@@ -10,7 +10,9 @@ driver and device do:
   endpoint, 4 reserved, le64 address): :func:`~ioasid_virtio_iommu.faults.decode_merged`;
 - its reasons UNKNOWN 0, DOMAIN 1, MAPPING 2 and its flags READ bit 0, WRITE bit 1, EXEC bit 2,
   ADDRESS bit 8. Such faults are unrecoverable: only logged, never answered, and there is no
-  page request and no PASID (:class:`~ioasid_virtio_iommu.faults.FaultLog`);
+  page request and no PASID (:class:`~ioasid_virtio_iommu.faults.FaultLog`). A dump of them
+  is read by ``ioasid decode virtio-iommu FILE --format merged``, each listed as an unhandled
+  ``fault`` (:func:`~ioasid_virtio_iommu.faults.decode_merged_run`);
 - request types ATTACH 1, DETACH 2, MAP 3, UNMAP 4, PROBE 5 and the tail statuses OK 0, IOERR 1,
   UNSUPP 2, DEVERR 3, INVAL 4, RANGE 5, NOENT 6, FAULT 7
   (:mod:`ioasid_virtio_iommu.requests`);
@@ -47,6 +49,7 @@ from ioasid_virtio_iommu.faults import (
     decode_event,
     decode_extended,
     decode_merged,
+    decode_merged_run,
     decode_page_request,
     decode_page_requests,
     encode_fault,
@@ -89,6 +92,7 @@ __all__ = [
     "decode_event",
     "decode_extended",
     "decode_merged",
+    "decode_merged_run",
     "decode_page_request",
     "decode_page_requests",
     "decode_page_resp",

@@ -73,6 +73,7 @@ import attrs
 from ioasid_core.bits import Buffer, DecodeError, EncodeError
 from ioasid_core.errors import InvalidArgumentError
 from ioasid_core.prq.types import PageRequest, Perm
+from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
 from ioasid_core.types import INVALID_IOASID
 from ioasid_core.units import MAX_PASID_BITS
 from ioasid_virtio_iommu._records import Record
@@ -93,6 +94,7 @@ __all__ = [
     "decode_event",
     "decode_extended",
     "decode_merged",
+    "decode_merged_run",
     "decode_page_request",
     "decode_page_requests",
     "encode_fault",
@@ -275,6 +277,30 @@ def decode_merged(data: Buffer, offset: int = 0) -> UnrecoverableFault:
         perm=_PERMS[flags & 0xF],
         address=values["address"] if flags & FaultFlag.ADDRESS else None,
     )
+
+
+def decode_merged_run(data: Buffer) -> list[PageRequest]:
+    """A run of merged 24-byte records read as a queue (``ioasid decode --format merged``):
+    no record is a page request, so the first one raises ``UnhandledEvent`` (kind ``fault``)
+    if it is well formed and ``DecodeError`` otherwise; only an empty run returns ([])."""
+    size = memoryview(data).nbytes
+    if size % MERGED_SIZE:
+        raise DecodeError(
+            MERGED.name,
+            f"a run of records is a multiple of {MERGED_SIZE} bytes; "
+            f"{size % MERGED_SIZE} bytes are left over",
+            offset=size - size % MERGED_SIZE,
+        )
+    if size:
+        fault = decode_merged(data)
+        raise UnhandledEvent(
+            MERGED.name,
+            f"{fault}: unrecoverable, logged, never answered",
+            offset=0,
+            kind=UnhandledKind.FAULT,
+            record=fault,
+        )
+    return []
 
 
 def decode_extended(

@@ -10,13 +10,14 @@ Decisions:
   reports the fault to that endpoint's device; the PASID is then looked up for that device
   only. The closest core rule is ``LookupPolicy.ENDPOINT``: only the sets owned by the
   requesting endpoint's domain are searched. Any other policy may be chosen for comparison.
-- **Unrecoverable faults in the ring are logged and skipped**, not rejected: an extended record
-  with PAGE_REQ clear is a well-formed event the device may legitimately write into the same
-  event queue; it needs no response (the mainline driver only logs it), so it becomes no
-  ``PageRequest`` and is counted in :attr:`VirtioPrq.faults`. Refusing it would count a valid
-  event as malformed. The faults of a batch are logged only once the whole batch decoded: the
-  pipeline re-decodes a batch entry by entry after a ``DecodeError``, and a fault logged on the
-  first pass would otherwise be logged twice.
+- **Unrecoverable faults in the ring are unhandled events**, not malformed ones: an extended
+  record with PAGE_REQ clear is a well-formed event the device may legitimately write into the
+  same event queue; it needs no response (the mainline driver only logs it), so the decoder
+  raises ``UnhandledEvent`` (kind ``fault``) for it and the pipeline counts it per run. The
+  driver's own log, :attr:`VirtioPrq.faults`, is fed by the pipeline through
+  :meth:`VirtioPrq.log_unhandled`, once per fault it counts: the decoder itself logs nothing,
+  since the pipeline decodes a batch twice (whole, then entry by entry) when it holds anything
+  but page requests.
 - **No vendor check** (``check`` returns None). Everything a virtio-specific rule could refuse
   is already refused elsewhere: contradictory flags and over-wide PASIDs by the decoder, an
   unknown endpoint (UNKNOWN_DEVICE), a missing PASID (NO_PASID) and a PASID beyond the
@@ -42,18 +43,21 @@ from ioasid_core.prq.types import (
     ResponseRow,
     request_row,
 )
-from ioasid_core.prq.vendor import RowCheck, RowVendorMixin
+from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
+from ioasid_core.prq.vendor import DumpFormat, RowCheck, RowVendorMixin
 from ioasid_core.types import INVALID_IOASID
 from ioasid_virtio_iommu.faults import (
     EXTENDED,
     EXTENDED_FLAGS,
     EXTENDED_SIZE,
     MAX_PASID,
+    MERGED_SIZE,
     FaultFlag,
     FaultLog,
     FaultReason,
     UnrecoverableFault,
     decode_extended,
+    decode_merged_run,
     encode_page_request,
 )
 from ioasid_virtio_iommu.hardware import VirtioUnits
@@ -97,6 +101,16 @@ class VirtioPrq(RowVendorMixin):
     entry_size = EXTENDED_SIZE
     expected: type | tuple[type, ...] = AddressSpace
     unit_model: Final = VirtioUnits()
+    dump_formats: Final = (
+        DumpFormat(
+            "merged",
+            MERGED_SIZE,
+            decode_merged_run,
+            "24-byte fault records of the merged virtio spec (mainline devices): every "
+            "record is an unrecoverable fault",
+        ),
+    )
+    """Dumps ``ioasid decode --format merged`` reads besides the 48-byte queue's own."""
 
     def __init__(
         self,
@@ -106,8 +120,9 @@ class VirtioPrq(RowVendorMixin):
         faults: FaultLog | None = None,
     ) -> None:
         """``needs_pasid``: endpoint IDs whose responses must carry the PASID (probe/PCIe).
-        ``faults``: where unrecoverable faults found in the ring are counted (a new log if
-        None); one vendor object serves every pipeline, so the log spans them all."""
+        ``faults``: the driver's log of unrecoverable faults found in the ring (a new log if
+        None); one vendor object serves every pipeline, so the log spans them all (each run
+        counts its own in the pipeline's ``unhandled_events``)."""
         self.default_policy = default_policy
         self.needs_pasid = frozenset(needs_pasid)
         self.faults = faults if faults is not None else FaultLog()
@@ -121,7 +136,8 @@ class VirtioPrq(RowVendorMixin):
         return b"".join([encode_page_request(PageRequest(*row)) for row in rows])
 
     def decode_rows(self, data: Buffer) -> list[RequestRow]:
-        """Page requests of a run of 48-byte events; unrecoverable faults go to ``faults``.
+        """Page requests of a run of 48-byte events; ``UnhandledEvent`` for the first
+        unrecoverable fault, ``DecodeError`` for the first bad record, by offset.
 
         A record the fast check does not accept at once goes to the plain decoder, which
         either classifies it (a fault, or a legal page request the fast path does not take)
@@ -167,22 +183,29 @@ class VirtioPrq(RowVendorMixin):
 
     def _decode_slowly(self, data: Buffer) -> list[RequestRow]:
         """Record by record, for a run holding something the fast check does not accept: a
-        fault (counted once the whole run decoded), a legal request the fast path does not
-        take, or a bad record (``DecodeError`` naming it)."""
+        legal request the fast path does not take, a fault (``UnhandledEvent``) or a bad
+        record (``DecodeError`` naming it), whichever comes first."""
         needs = self.needs_pasid
         rows: list[RequestRow] = []
-        faults: list[UnrecoverableFault] = []
         for index in range(memoryview(data).nbytes // EXTENDED_SIZE):
             offset = index * EXTENDED_SIZE
             endpoint = _EVENT.unpack_from(data, offset)[4]
             event = decode_extended(data, offset, needs_pasid=endpoint in needs)
             if isinstance(event, UnrecoverableFault):
-                faults.append(event)
-            else:
-                rows.append(request_row(event))
-        for fault in faults:  # only now: the batch decoded in full (see the module doc)
-            self.faults.report(fault)
+                raise UnhandledEvent(
+                    EXTENDED.name,
+                    f"{event}: unrecoverable, logged, never answered",
+                    offset=offset,
+                    kind=UnhandledKind.FAULT,
+                    record=event,
+                )
+            rows.append(request_row(event))
         return rows
+
+    def log_unhandled(self, event: UnhandledEvent) -> None:
+        """The driver logs each unrecoverable fault the pipeline counts (``UnhandledLog``)."""
+        if isinstance(event.record, UnrecoverableFault):
+            self.faults.report(event.record)
 
     row_check: RowCheck | None = None
     """No virtio-specific rule (see the module doc)."""

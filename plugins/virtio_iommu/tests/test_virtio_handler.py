@@ -24,6 +24,7 @@ from ioasid_core.plugins import new_plugin_manager
 from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy, Outcome
 from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
+from ioasid_core.prq.unhandled import UnhandledKind
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.replay import replay
 from ioasid_core.scenario import load_scenario
@@ -306,6 +307,7 @@ def test_unrecoverable_fault_is_logged_once_not_answered(
     assert (response.device, response.grpid) == (EP_A, 6)
     assert vendor.faults.total == 1  # not twice, despite the second decoding pass
     assert vendor.faults.by_endpoint == {EP_A: 1}
+    assert pipe.counters.unhandled_events == {UnhandledKind.FAULT: 1}  # this run's count
     assert pipe.counters.malformed == 1
     assert pipe.counters.page_requests == 1
     assert sum("MAPPING fault from endpoint 1" in r.getMessage() for r in caplog.records) == 1
