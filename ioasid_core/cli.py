@@ -416,7 +416,8 @@ def _print_decoded(
             "stop marker" if row["stop_marker"] else "",
         )
     console = Console()
-    console.print(table)
+    if rows or not unhandled:  # a dump of events only shows no empty request table
+        console.print(table)
     if unhandled:
         events = Table(title=f"{vendor}: {len(unhandled)} unhandled event(s), never answered")
         events.add_column("offset", justify="right")

@@ -281,6 +281,7 @@ def test_cli_decode_lists_unhandled_records_and_exits_0(tmp_path: Path) -> None:
     table = CliRunner().invoke(cli, ["decode", "smmuv3", str(dump)], terminal_width=200)
     assert table.exit_code == 0
     assert "2 unhandled event(s)" in table.stdout and "refused_stall" in table.stdout
+    assert "1 page request(s)" in table.stdout
 
 
 def test_stall_refuses_what_a_record_cannot_carry() -> None:

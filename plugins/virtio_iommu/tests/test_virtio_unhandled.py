@@ -135,6 +135,16 @@ def test_cli_decodes_a_merged_dump_and_exits_0(tmp_path: Path) -> None:
     assert "virtio-iommu" not in stderr  # no log warnings: the faults are in the output
 
 
+def test_cli_table_of_a_merged_dump_lists_the_faults_only(tmp_path: Path) -> None:
+    dump = tmp_path / "eventq.bin"
+    dump.write_bytes(MERGED_WRITE)
+    args = ["decode", "virtio-iommu", str(dump), "--format", "merged"]
+    result = CliRunner().invoke(cli, args, terminal_width=200)
+    assert result.exit_code == 0
+    assert "1 unhandled event(s)" in result.stdout and "page request(s)" not in result.stdout
+    assert "MAPPING fault from endpoint 7" in result.stdout
+
+
 def test_cli_merged_dump_with_a_malformed_record_exits_2_naming_it(tmp_path: Path) -> None:
     bad = bytearray(MERGED_DOMAIN)
     bad[0] = 9  # no such reason
