@@ -66,7 +66,8 @@ def decode_dump(fmt: DumpFormat, vendor: str, data: Buffer, *, source: str) -> D
             )
             continue
         except DecodeError as exc:
-            errors.append(f"{source}: entry at byte {offset:#x}: {exc}")
+            # The error's own offset is within the one entry decoded: name the file's instead.
+            errors.append(f"{source}: {exc.layout} at byte {offset:#x}: {exc.what}")
             continue
         entries += [
             {

@@ -152,7 +152,8 @@ def test_cli_merged_dump_with_a_malformed_record_exits_2_naming_it(tmp_path: Pat
     assert code == 2
     assert [u["offset"] for u in report["unhandled"]] == [0]
     [error] = report["errors"]
-    assert "entry at byte 0x18" in error and "unknown reason 9" in error
+    assert "at byte 0x18: " in error and "unknown reason 9" in error
+    assert "offset 0x0" not in error  # one offset: the file's
 
 
 def test_cli_queue_dump_with_a_fault_exits_0(tmp_path: Path) -> None:
