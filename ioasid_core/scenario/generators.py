@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final
 
 from ioasid_core.scenario.schema import (
@@ -131,54 +131,61 @@ def _gap(
     return spec.interval + (rng.randint(0, spec.jitter) if spec.jitter else 0)
 
 
-def _churn(spec: ChurnSpec, rng: random.Random) -> list[RawStep]:
+def _window(
+    spec: ChurnSpec | DriverPasidsSpec,
+    rng: random.Random,
+    opening: Callable[[str, int, float], list[RawStep]],
+    closing: Callable[[str, float], RawStep],
+) -> list[RawStep]:
+    """``count`` names opened in turn, at most ``live`` open at once: the oldest is closed to
+    make room, the rest at the end, oldest first; every gap drawn from the seed."""
     steps: list[RawStep] = []
-    bound: list[str] = []  # oldest first
+    held: list[str] = []  # oldest first
     now = spec.at
 
-    def unbind_oldest() -> None:
+    def close_oldest() -> None:
         nonlocal now
-        steps.append({"op": "unbind", "at": now, "device": spec.device, "pasid": bound.pop(0)})
+        steps.append(closing(held.pop(0), now))
         now += _gap(spec, rng)
 
     for n in range(spec.count):
-        if len(bound) == spec.live:
-            unbind_oldest()
+        if len(held) == spec.live:
+            close_oldest()
         name = f"{spec.prefix}{n}"
-        steps.append(
+        steps += opening(name, n, now)
+        held.append(name)
+        now += _gap(spec, rng)
+    while held:
+        close_oldest()
+    return steps
+
+
+def _churn(spec: ChurnSpec, rng: random.Random) -> list[RawStep]:
+    def bind(name: str, n: int, now: float) -> list[RawStep]:
+        space = spec.address_space(n)
+        return [
             {
                 "op": "bind",
                 "at": now,
                 "device": spec.device,
                 "set": spec.set,
-                "address_space": spec.address_space(n),
+                "address_space": space,
                 "name": name,
             }
-        )
-        bound.append(name)
-        now += _gap(spec, rng)
-    while bound:
-        unbind_oldest()
-    return steps
+        ]
+
+    def unbind(name: str, now: float) -> RawStep:
+        return {"op": "unbind", "at": now, "device": spec.device, "pasid": name}
+
+    return _window(spec, rng, bind, unbind)
 
 
 def _driver_pasids(spec: DriverPasidsSpec, rng: random.Random) -> list[RawStep]:
-    steps: list[RawStep] = []
-    held: list[str] = []  # oldest first
-    now = spec.at
-
-    def free_oldest() -> None:
-        nonlocal now
-        steps.append({"op": "free", "at": now, "pasid": held.pop(0)})
-        now += _gap(spec, rng)
-
-    for n in range(spec.count):
-        if len(held) == spec.live:
-            free_oldest()
-        name = f"{spec.prefix}{n}"
-        steps.append({"op": "alloc", "at": now, "set": spec.set, "owner": spec.owner, "name": name})
-        held.append(name)
-        if spec.device is not None and spec.groups:
+    def alloc(name: str, n: int, now: float) -> list[RawStep]:
+        steps: list[RawStep] = [
+            {"op": "alloc", "at": now, "set": spec.set, "owner": spec.owner, "name": name}
+        ]
+        if spec.device is not None and spec.groups:  # an auxiliary domain, used at once
             steps.append(
                 {
                     "op": "page_requests",
@@ -188,10 +195,12 @@ def _driver_pasids(spec: DriverPasidsSpec, rng: random.Random) -> list[RawStep]:
                     "groups": spec.groups,
                 }
             )
-        now += _gap(spec, rng)
-    while held:
-        free_oldest()
-    return steps
+        return steps
+
+    def free(name: str, now: float) -> RawStep:
+        return {"op": "free", "at": now, "pasid": name}
+
+    return _window(spec, rng, alloc, free)
 
 
 def _size(bounds: tuple[int, int], rng: random.Random) -> int:
