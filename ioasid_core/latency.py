@@ -101,6 +101,10 @@ DISTRIBUTIONS: Final[Mapping[str, tuple[type[Distribution], tuple[str, ...]]]] =
 }
 
 
+MAX_SAMPLE_US: Final = 1e12
+"""The longest modelled operation (about 11.6 days): draws beyond it are capped."""
+
+
 class DriverClock:
     """The modelled driver thread: when it is free again, and what each operation cost."""
 
@@ -123,7 +127,9 @@ class DriverClock:
         dist = self.latency.get(op)
         if dist is None:
             return start
-        end = start + dist.sample(self._rngs[op])
+        # A long-tailed draw is capped, so modelled time stays a finite number whatever the
+        # parameters (JSON has no infinity); MAX_SAMPLE_US is beyond any real operation.
+        end = start + min(dist.sample(self._rngs[op]), MAX_SAMPLE_US)
         self.samples[op].append(end - due)
         self.free_at = end
         return end

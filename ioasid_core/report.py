@@ -68,7 +68,12 @@ def flatten(metrics: dict[str, object], prefix: str = "") -> dict[str, object]:
 
 
 def to_json(scenario: str, results: Sequence[RunResult]) -> str:
-    return json.dumps({"scenario": scenario, "results": [r.as_dict() for r in results]}, indent=2)
+    # Strict JSON: the loader's bounds keep every number finite; a NaN would be a bug here.
+    return json.dumps(
+        {"scenario": scenario, "results": [r.as_dict() for r in results]},
+        indent=2,
+        allow_nan=False,
+    )
 
 
 def to_csv(results: Sequence[RunResult]) -> str:

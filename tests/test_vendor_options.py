@@ -79,21 +79,22 @@ def overflow(vendor_name: str, options: Mapping[str, Mapping[str, Any]], groups:
 
 
 @pytest.mark.parametrize(
-    ("vendor", "section", "entries"),
+    ("vendor", "section", "held"),
     [
-        ("vtd", {"vtd": {"prq_order": 0}}, 128),
-        ("vtd", {"vtd": {"prq_order": 1}}, 256),
-        ("smmuv3", {"smmuv3": {"evtq_log2size": 7}}, 128),
-        ("smmuv3-pri", {"smmuv3": {"priq_log2size": 8}}, 256),
-        ("smmuv3-pri-iopf", {"smmuv3": {"priq_log2size": 7}}, 128),
+        # A head/tail ring of n entries holds n - 1 (one slot tells full from empty) ...
+        ("vtd", {"vtd": {"prq_order": 0}}, 127),
+        ("vtd", {"vtd": {"prq_order": 1}}, 255),
+        ("smmuv3", {"smmuv3": {"evtq_log2size": 7}}, 127),
+        ("smmuv3-pri", {"smmuv3": {"priq_log2size": 8}}, 255),
+        ("smmuv3-pri-iopf", {"smmuv3": {"priq_log2size": 7}}, 127),
+        # ... a virtqueue of n buffers holds n events.
         ("virtio-iommu", {"virtio-iommu": {"event_queue_size": 256}}, 256),
     ],
 )
 def test_a_vendor_section_sets_the_queue_depth(
-    vendor: str, section: dict[str, dict[str, Any]], entries: int
+    vendor: str, section: dict[str, dict[str, Any]], held: int
 ) -> None:
-    # A ring of n entries holds n - 1 (one slot tells full from empty).
-    assert overflow(vendor, section, 1000) == 1000 - (entries - 1)
+    assert overflow(vendor, section, 1000) == 1000 - held
     assert overflow(vendor, {}, 1000) == 0  # the scenario's own 4096 entries
 
 

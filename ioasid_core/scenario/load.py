@@ -122,6 +122,11 @@ _STEP_WHAT: Final[Mapping[str, str]] = {
     "spid": "a guest PASID (an integer)",
 }
 
+MAX_TIME_US: Final = 1e15
+"""The latest modelled time a scenario may name (about 31 years, in µs), and the longest
+interval or latency parameter: far beyond any workload, and sums of them stay finite."""
+MAX_SIGMA: Final = 10.0
+"""The widest lognormal spread (sigma of log(time)): wider is not a latency model."""
 MAX_BURST: Final = 1 << 16
 """The most page requests one step may send (groups x group_size + stop markers): a typo of
 a few zeros should fail at load time, not fill memory for minutes."""
@@ -607,6 +612,10 @@ class _Parser:
                 self.missing(path, key, f"{what}: dist {name!r} needs it")
                 continue
             number = entry[key]
+            limit = MAX_SIGMA if key == "sigma" else MAX_TIME_US
+            if isinstance(number, int | float) and math.isfinite(number) and number > limit:
+                self.bad(_join(path, key), f"expected at most {limit:g}, got {number:g}")
+                continue
             if (
                 isinstance(number, bool)
                 or not isinstance(number, int | float)
@@ -936,6 +945,9 @@ class _Parser:
             return None
         if not math.isfinite(value) or value < 0 or (positive and value == 0):
             self.bad(_join(path, key), f"expected a finite number {span}, got {value}")
+            return None
+        if value > MAX_TIME_US:
+            self.bad(_join(path, key), f"expected at most {MAX_TIME_US:g} µs, got {value:g}")
             return None
         return float(value)
 
@@ -1358,7 +1370,7 @@ class _StepChecker:
         self.allocators: dict[str, tuple[BackendKind | None, str]] = {}  # name -> kind, where
         self.spids: dict[tuple[str, int], tuple[str, str]] = {}
         """(set, SPID) -> (the attach step, the step that allocated the PASID)."""
-        self.spid_of: dict[str, int] = {}  # a PASID's allocating step -> its SPID
+        self.spid_of: dict[str, int] = {}  # a PASID's identity (see pasid_id) -> its SPID
         self.unregistered: set[str] = set()
         self.last_at = 0.0
         self.last_at_path: str | None = None
@@ -1438,11 +1450,16 @@ class _StepChecker:
             )
             return self.last_at
         at = float(value)
-        if path in self.generated:
-            return at  # merged by time already; explicit steps keep their own order check
+        # A generated step's time comes from its generator's at, interval and count: checked
+        # too, so no sum of them can reach infinity.
         if not math.isfinite(at) or at < 0:
             self.p.bad(_join(path, "at"), f"expected a finite number >= 0, got {value}")
             return self.last_at
+        if at > MAX_TIME_US:
+            self.p.bad(_join(path, "at"), f"expected at most {MAX_TIME_US:g} µs, got {at:g}")
+            return self.last_at
+        if path in self.generated:
+            return at  # merged by time already; explicit steps keep their own order check
         if at < self.last_at:
             given = "" if "at" in table else " (absent, so the default)"
             self.p.bad(
@@ -1714,6 +1731,10 @@ class _StepChecker:
         """A ``pasid`` reference: a number in range, or a name that is live here."""
         key = _join(path, "pasid")
         ref = f.pasid
+        if isinstance(ref, int) and op == "unbind":
+            # A bind's name stands for one reference; a number would not say which one.
+            self.p.bad(key, f"expected the name of the bind to undo, got the number {ref}")
+            return
         if isinstance(ref, int):
             limit = WIRE_PASID_LIMIT if op == "page_requests" else self.p.capacity
             if ref >= limit or ref < 0:
@@ -1853,7 +1874,8 @@ class _StepChecker:
             return
         if pasid.set is None:
             return  # its set was bad (reported there)
-        old = self.spid_of.get(pasid.where)
+        identity = self.pasid_id(pasid)
+        old = self.spid_of.get(identity)
         if old is not None:
             self.p.bad(key, f"PASID {f.pasid!r} already has SPID {old}: detach it first")
             return
@@ -1864,5 +1886,12 @@ class _StepChecker:
                 f"SPID {f.spid} is already attached in set {pasid.set!r} (at {other[0]})",
             )
             return
-        self.spids[(pasid.set, f.spid)] = (path, pasid.where)
-        self.spid_of[pasid.where] = f.spid
+        self.spids[(pasid.set, f.spid)] = (path, identity)
+        self.spid_of[identity] = f.spid
+
+    def pasid_id(self, pasid: _Pasid) -> str:
+        """What tells PASIDs apart: its allocating step, except that every bind name of one
+        address space stands for the same PASID (one per address space)."""
+        if pasid.op == "bind" and pasid.address_space is not None:
+            return f"address space {pasid.address_space!r}"
+        return pasid.where

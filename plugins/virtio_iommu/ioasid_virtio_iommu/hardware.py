@@ -7,8 +7,10 @@
   protocol's PASID fields are 32 bits wide; the model's page requests carry at most 20 (the
   PCIe PASID), so 0..20. Replaces every unit's ``pasid_bits``.
 - ``event_queue_size``: the event virtqueue's size, a power of two up to 32768 (a split
-  virtqueue's limit): each fault or page request takes one buffer the driver posted. Replaces
-  every unit's ``queue_entries``.
+  virtqueue's limit): each fault or page request takes one buffer the driver posted, and all
+  of them can be in use (a virtqueue has no "one slot kept empty" rule). The model's ring
+  keeps one slot empty to tell full from empty, so the unit gets one slot more: it holds
+  exactly ``event_queue_size`` requests.
 """
 
 from __future__ import annotations
@@ -43,5 +45,6 @@ class VirtioUnits:
         entries = options.get("event_queue_size")
         return UnitShape(
             pasid_bits=size if isinstance(size, int) else pasid_bits,
-            queue_entries=entries if isinstance(entries, int) else queue_entries,
+            # + 1: the ring's empty slot; the virtqueue's N buffers all hold an event.
+            queue_entries=entries + 1 if isinstance(entries, int) else queue_entries,
         )
