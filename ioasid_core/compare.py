@@ -33,26 +33,17 @@ __all__ = [
 class VendorFailure(Exception):
     """A vendor plugin raised during a replay: names the vendor, keeps the cause."""
 
-    def __init__(self, vendor: str, policy: LookupPolicy, cause: BaseException) -> None:
-        super().__init__(
-            f"vendor {vendor!r} failed under policy {policy.value!r}: "
-            f"{type(cause).__name__}: {cause}"
-        )
+    def __init__(self, vendor: str, policy: LookupPolicy, cause: BaseException | str) -> None:
+        text = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
+        super().__init__(f"vendor {vendor!r} failed under policy {policy.value!r}: {text}")
         self.vendor = vendor
         self.policy = policy
-        self._cause = f"{type(cause).__name__}: {cause}"
+        self._cause = text
 
     def __reduce__(self) -> tuple[object, ...]:
         """Rebuilt in the parent process when a run fails in a process pool (the cause is
         carried as its text: its type may not pickle)."""
-        return (_rebuild_failure, (self.vendor, self.policy, self._cause))
-
-
-def _rebuild_failure(vendor: str, policy: LookupPolicy, cause: str) -> VendorFailure:
-    failure = VendorFailure.__new__(VendorFailure)
-    Exception.__init__(failure, f"vendor {vendor!r} failed under policy {policy.value!r}: {cause}")
-    failure.vendor, failure.policy, failure._cause = vendor, policy, cause
-    return failure
+        return (VendorFailure, (self.vendor, self.policy, self._cause))
 
 
 def available_vendors(hooks: Hooks | None) -> dict[str, VendorPrq]:
