@@ -149,7 +149,6 @@ class _AdaptedRows:
 
     def __init__(self, vendor: VendorPrq, rows: RowCodec | None, own: frozenset[str]) -> None:
         self._vendor = vendor
-        self._rows = rows if rows is not None else self
         if rows is not None and "check" not in own:
             self.row_check: RowCheck | None = rows.row_check
         else:
