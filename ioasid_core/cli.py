@@ -316,7 +316,7 @@ def compare_command(
     jobs: int,
 ) -> None:
     """Replay SCENARIO under each vendor and lookup policy, and show them side by side."""
-    from ioasid_core.report import to_csv, to_json, to_table, write_plot
+    from ioasid_core.report import to_csv, to_json, to_tables, write_plot
 
     names = [v.strip() for v in vendor_list.split(",") if v.strip()] if vendor_list else None
     for flag, path in (("--json", json_path), ("--csv", csv_path), ("--plot", plot_path)):
@@ -324,7 +324,9 @@ def compare_command(
             _check_writable(flag, Path(path))
     scenario, vendors = _scenario_and_vendors(scenario_path, names)
     results = _compare(scenario, vendors, _policies(policy_list), seed, progress=True, jobs=jobs)
-    Console().print(to_table(scenario.name, results))
+    console = Console()
+    for table in to_tables(scenario.name, results):
+        console.print(table)
     try:
         if json_path:
             Path(json_path).write_text(to_json(scenario.name, results) + "\n")

@@ -26,6 +26,7 @@ __all__ = [
     "to_csv",
     "to_json",
     "to_table",
+    "to_tables",
     "write_plot",
 ]
 
@@ -48,6 +49,25 @@ TABLE_CAPTION = (
     "what it must not touch); reject: answered by the vendor's own checks; drop: stop "
     "markers, overflow, unmatched, partial, malformed and lost with an unplugged unit; p99: "
     "response latency in modelled µs (-: none answered)"
+)
+
+ALLOCATION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("alloc", "allocations"),
+    ("fail", "allocation_failures_total"),
+    ("orph", "orphaned_ids"),
+    ("swap", "allocator_switches"),
+    ("galloc", "guest_allocations"),
+    ("gfail", "guest_allocation_failures_total"),
+    ("host", "host_pasids_peak"),
+    ("exits", "vm_exits"),
+)
+"""The second view, for scenarios about allocation (guests, swaps, churn)."""
+
+ALLOCATION_CAPTION = (
+    "alloc/fail: host allocations and failed ones; orph: "
+    "PASIDs left allocated with their binding gone; swap: allocator switches; galloc/gfail: "
+    "guest allocations and failed ones; host: most host PASIDs held for guests; exits: VM "
+    "exits for guest PASID commands"
 )
 
 _RISKY = {"cross_owner_hits", "type_confusions"}
@@ -96,26 +116,31 @@ def to_csv(results: Sequence[RunResult]) -> str:
     return out.getvalue()
 
 
-def to_table(scenario: str, results: Sequence[RunResult]) -> Table:
+def to_table(
+    scenario: str,
+    results: Sequence[RunResult],
+    columns: Sequence[tuple[str, str]] = TABLE_COLUMNS,
+    caption: str = TABLE_CAPTION,
+    view: str = "",
+) -> Table:
     """One row per (vendor, policy) run, one column per key metric: it fits a terminal
     however many vendors are installed. Wrong resolutions are shown in red."""
     table = Table(
-        title=f"scenario: {scenario}",
-        caption=TABLE_CAPTION,
+        title=f"scenario: {scenario}" + (f" ({view})" if view else ""),
+        caption=caption,
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,
     )
     table.add_column("vendor", style="bold", no_wrap=True)
     table.add_column("policy", no_wrap=True)
-    for label, _ in TABLE_COLUMNS:
+    for label, _ in columns:
         table.add_column(label, justify="right", min_width=len(label), no_wrap=True)
     previous = None
     for result in results:
-        flat = flatten(result.metrics.as_dict())
-        flat["dropped_total"] = sum(result.metrics.dropped.values())
+        flat = _flat(result)
         cells = []
-        for _, key in TABLE_COLUMNS:
+        for _, key in columns:
             value = flat.get(key, 0)
             text = _cell(value)
             if key in _RISKY and value:
@@ -125,6 +150,48 @@ def to_table(scenario: str, results: Sequence[RunResult]) -> Table:
         previous = result.vendor
         table.add_row(vendor, result.policy.value, *cells)
     return table
+
+
+def to_tables(scenario: str, results: Sequence[RunResult]) -> list[Table]:
+    """The views a scenario needs: page requests if any run sent some, allocations if any
+    run allocated (host or guest); the page-request view when neither happened."""
+    requests = any(r.metrics.page_requests for r in results)
+    allocations = _allocates(results)
+    both = requests and allocations
+    tables = []
+    if requests or not allocations:
+        tables.append(to_table(scenario, results, view="page requests" if both else ""))
+    if allocations:
+        tables.append(
+            to_table(
+                scenario,
+                results,
+                ALLOCATION_COLUMNS,
+                ALLOCATION_CAPTION,
+                view="allocations" if both else "",
+            )
+        )
+    return tables
+
+
+def _allocates(results: Sequence[RunResult]) -> bool:
+    return any(
+        r.metrics.allocations
+        or r.metrics.guest_allocations
+        or sum(r.metrics.allocation_failures.values())
+        or sum(r.metrics.guest_allocation_failures.values())
+        for r in results
+    )
+
+
+def _flat(result: RunResult) -> dict[str, object]:
+    """The run's metrics as ``a.b`` keys, with the totals the tables show."""
+    m = result.metrics
+    flat = flatten(m.as_dict())
+    flat["dropped_total"] = sum(m.dropped.values())
+    flat["allocation_failures_total"] = sum(m.allocation_failures.values())
+    flat["guest_allocation_failures_total"] = sum(m.guest_allocation_failures.values())
+    return flat
 
 
 def _cell(value: object) -> str:
@@ -149,9 +216,10 @@ def _fit(value: float) -> str:
 
 
 def render_table(scenario: str, results: Sequence[RunResult], *, width: int = 160) -> str:
-    """The table as plain text (no colour): for logs, tests and pipes."""
+    """The tables (``to_tables``) as plain text (no colour): for logs, tests and pipes."""
     console = Console(width=width, record=True, color_system=None, file=io.StringIO())
-    console.print(to_table(scenario, results))
+    for table in to_tables(scenario, results):
+        console.print(table)
     return console.export_text()
 
 

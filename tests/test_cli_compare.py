@@ -191,3 +191,30 @@ def test_no_request_answered_shows_a_dash_not_a_zero_latency(tmp_path: Path) -> 
     code, stdout, _ = _invoke("run", str(path))
     assert code == 0
     assert stdout.splitlines()[4].split()[-1] == "-", stdout
+
+
+def test_a_scenario_about_allocation_gets_the_allocation_view(tmp_path: Path) -> None:
+    guests = str(Path(EXAMPLE).parent / "guest-vcmd.toml")
+    code, stdout, _ = _invoke("compare", guests, "--policies", "device")
+    assert code == 0
+    header = next(line for line in stdout.splitlines() if line.split()[:2] == ["vendor", "policy"])
+    assert header.split()[2:] == [
+        "alloc",
+        "fail",
+        "orph",
+        "swap",
+        "galloc",
+        "gfail",
+        "host",
+        "exits",
+    ]
+    vtd = next(line.split() for line in stdout.splitlines() if line.split()[:1] == ["vtd"])
+    assert vtd[7] == "2"  # gfail: vm-b's quota refused two
+    assert "(page requests)" not in stdout  # no page requests: one view, no suffix
+
+
+def test_both_views_when_a_scenario_allocates_and_sends_requests() -> None:
+    code, stdout, _ = _invoke("compare", EXAMPLE, "--vendors", "generic")
+    assert code == 0
+    assert "scenario: null-set-search (page requests)" in stdout
+    assert "scenario: null-set-search (allocations)" in stdout
