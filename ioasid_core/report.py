@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
@@ -19,10 +20,15 @@ from rich.table import Table
 
 from ioasid_core.replay import RunResult
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 __all__ = [
     "TABLE_CAPTION",
     "TABLE_COLUMNS",
     "flatten",
+    "plot_figure",
     "to_csv",
     "to_json",
     "to_table",
@@ -155,13 +161,12 @@ def to_table(
 def to_tables(scenario: str, results: Sequence[RunResult]) -> list[Table]:
     """The views a scenario needs: page requests if any run sent some, allocations if any
     run allocated (host or guest); the page-request view when neither happened."""
-    requests = any(r.metrics.page_requests for r in results)
-    allocations = _allocates(results)
-    both = requests and allocations
+    views = _views(results)
+    both = len(views) == 2
     tables = []
-    if requests or not allocations:
+    if "requests" in views:
         tables.append(to_table(scenario, results, view="page requests" if both else ""))
-    if allocations:
+    if "allocations" in views:
         tables.append(
             to_table(
                 scenario,
@@ -174,10 +179,24 @@ def to_tables(scenario: str, results: Sequence[RunResult]) -> list[Table]:
     return tables
 
 
+def _views(results: Sequence[RunResult]) -> list[str]:
+    """``requests`` if any run sent page requests, ``allocations`` if any allocated (host or
+    guest); ``requests`` alone when neither happened."""
+    requests = any(r.metrics.page_requests for r in results)
+    allocations = _allocates(results)
+    return (["requests"] if requests or not allocations else []) + (
+        ["allocations"] if allocations else []
+    )
+
+
 def _allocates(results: Sequence[RunResult]) -> bool:
-    return any(
-        r.metrics.allocations
-        or r.metrics.guest_allocations
+    """Whether allocation is part of the story: guests allocated, an allocation failed, an
+    allocator was switched, a PASID was orphaned, or the runs allocated differently (a few
+    binds, the same under every vendor, would only add a view of identical bars)."""
+    return len({r.metrics.allocations for r in results}) > 1 or any(
+        r.metrics.guest_allocations
+        or r.metrics.allocator_switches
+        or r.metrics.orphaned_ids
         or sum(r.metrics.allocation_failures.values())
         or sum(r.metrics.guest_allocation_failures.values())
         for r in results
@@ -224,50 +243,133 @@ def render_table(scenario: str, results: Sequence[RunResult], *, width: int = 16
 
 
 def write_plot(scenario: str, results: Sequence[RunResult], path: Path) -> None:
-    """A figure a person would rather look at than the table: one row per run, how its page
-    request groups were answered (left) and how many requests were resolved to another
-    owner's data or to the wrong type (right, the ones that matter)."""
+    """A figure a person would rather look at than the table (see :func:`plot_figure`)."""
+    import matplotlib.pyplot as plt
+
+    fig = plot_figure(scenario, results)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_figure(scenario: str, results: Sequence[RunResult]) -> Figure:
+    """One row per run, in the views the tables use (:func:`to_tables`). Page requests: how
+    each run's groups were answered, and how many requests resolved to another owner's data
+    or to the wrong type (the ones that matter). Allocations: host and guest allocations and
+    failures, and what they cost or left behind (VM exits, orphans, allocator switches)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    views = _views(results)
     labels = [f"{r.vendor} / {r.policy.value}" for r in results]
-    metrics = [r.metrics for r in results]
     rows = list(range(len(results)))[::-1]  # the first run on top
-    fig, (left, right) = plt.subplots(
-        1,
+    height = 1.6 + 0.32 * len(results)
+    fig, grid = plt.subplots(
+        len(views),
         2,
-        figsize=(11, 1.6 + 0.32 * len(results)),
+        figsize=(11, height * len(views)),
         sharey=True,
         gridspec_kw={"width_ratios": [3, 2]},
+        squeeze=False,
     )
-    start = [0] * len(results)
-    for code, colour in (("success", "#4c9a2a"), ("invalid", "#e0a030"), ("failure", "#b03030")):
-        widths = [m.responses[code] for m in metrics]
-        left.barh(rows, widths, left=start, color=colour, label=code)
-        start = [a + b for a, b in zip(start, widths, strict=True)]
-    left.set_yticks(rows, labels, fontsize="small")
-    left.set_xlabel("page request groups answered")
-    left.legend(loc="lower right", fontsize="small")
-    height = 0.4
-    cross = [m.cross_owner_hits for m in metrics]
-    confused = [m.type_confusions for m in metrics]
-    right.barh([y + height / 2 for y in rows], cross, height, color="#b03030", label="cross-owner")
-    right.barh(
-        [y - height / 2 for y in rows], confused, height, color="#7040a0", label="type confusion"
-    )
-    right.set_xlim(0, max([*cross, *confused, 1]) * 1.15)
-    right.set_xlabel("requests resolved wrongly")
-    right.legend(loc="lower right", fontsize="small")
-    for axes in (left, right):
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts, not fractions
-        # A faint line between vendors, so each vendor's policies read as one group.
-        for row, (above, below) in zip(rows[1:], pairwise(results), strict=True):
-            if above.vendor != below.vendor:
-                axes.axhline(row + 0.5, color="#999999", linewidth=0.6)
+    for (left, right), view in zip(grid, views, strict=True):
+        if view == "requests":
+            _plot_requests(left, right, results, rows)
+        else:
+            _plot_allocations(left, right, results, rows)
+        left.set_yticks(rows, labels, fontsize="small")
+        for axes in (left, right):
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts, not fractions
+            # Above the bars, not on them: the bars may fill the whole width.
+            axes.legend(
+                loc="lower left",
+                bbox_to_anchor=(0.0, 1.0),
+                ncol=4,
+                fontsize="small",
+                frameon=False,
+                handlelength=1.2,
+                columnspacing=1.0,
+            )
+            # A faint line between vendors, so each vendor's policies read as one group.
+            for row, (above, below) in zip(rows[1:], pairwise(results), strict=True):
+                if above.vendor != below.vendor:
+                    axes.axhline(row + 0.5, color="#999999", linewidth=0.6)
     fig.suptitle(f"{scenario}: each (vendor, lookup policy)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def _stacked(axes: Axes, rows: list[int], parts: Sequence[tuple[str, str, list[int]]]) -> None:
+    """Horizontal bars, one per row, made of ``(label, colour, widths)`` parts."""
+    start = [0] * len(rows)
+    for label, colour, widths in parts:
+        axes.barh(rows, widths, left=start, color=colour, label=label)
+        start = [a + b for a, b in zip(start, widths, strict=True)]
+
+
+def _paired(axes: Axes, rows: list[int], bars: Sequence[tuple[str, str, list[int]]]) -> None:
+    """Thin side-by-side bars per row, ``(label, colour, values)`` each."""
+    height = 0.8 / len(bars)
+    for index, (label, colour, values) in enumerate(bars):
+        offset = 0.4 - height * (index + 0.5)
+        axes.barh([y + offset for y in rows], values, height, color=colour, label=label)
+    axes.set_xlim(0, max([v for _, _, values in bars for v in values] + [1]) * 1.15)
+
+
+def _plot_requests(left: Axes, right: Axes, results: Sequence[RunResult], rows: list[int]) -> None:
+    metrics = [r.metrics for r in results]
+    _stacked(
+        left,
+        rows,
+        [
+            (code, colour, [m.responses[code] for m in metrics])
+            for code, colour in (
+                ("success", "#4c9a2a"),
+                ("invalid", "#e0a030"),
+                ("failure", "#b03030"),
+            )
+        ],
+    )
+    left.set_xlabel("page request groups answered")
+    _paired(
+        right,
+        rows,
+        [
+            ("cross-owner", "#b03030", [m.cross_owner_hits for m in metrics]),
+            ("type confusion", "#7040a0", [m.type_confusions for m in metrics]),
+        ],
+    )
+    right.set_xlabel("requests resolved wrongly")
+
+
+def _plot_allocations(
+    left: Axes, right: Axes, results: Sequence[RunResult], rows: list[int]
+) -> None:
+    metrics = [r.metrics for r in results]
+    _stacked(
+        left,
+        rows,
+        [
+            ("host", "#4c9a2a", [m.allocations for m in metrics]),
+            ("host failed", "#b03030", [sum(m.allocation_failures.values()) for m in metrics]),
+            ("guest", "#3070b0", [m.guest_allocations for m in metrics]),
+            (
+                "guest failed",
+                "#e0a030",
+                [sum(m.guest_allocation_failures.values()) for m in metrics],
+            ),
+        ],
+    )
+    left.set_xlabel("PASID allocations (and failures)")
+    _paired(
+        right,
+        rows,
+        [
+            ("VM exits", "#3070b0", [m.vm_exits for m in metrics]),
+            ("orphaned", "#b03030", [m.orphaned_ids for m in metrics]),
+            ("allocator switches", "#7040a0", [m.allocator_switches for m in metrics]),
+        ],
+    )
+    right.set_xlabel("what they cost or left behind")

@@ -213,8 +213,29 @@ def test_a_scenario_about_allocation_gets_the_allocation_view(tmp_path: Path) ->
     assert "(page requests)" not in stdout  # no page requests: one view, no suffix
 
 
-def test_both_views_when_a_scenario_allocates_and_sends_requests() -> None:
-    code, stdout, _ = _invoke("compare", EXAMPLE, "--vendors", "generic")
+def test_both_views_when_allocation_is_part_of_the_story() -> None:
+    swaps = str(Path(EXAMPLE).parent / "allocator-swap.toml")
+    code, stdout, _ = _invoke("compare", swaps, "--vendors", "generic")
     assert code == 0
-    assert "scenario: null-set-search (page requests)" in stdout
-    assert "scenario: null-set-search (allocations)" in stdout
+    assert "scenario: allocator-swap (page requests)" in stdout
+    assert "scenario: allocator-swap (allocations)" in stdout
+    # A few binds, the same under every vendor and policy: no view of identical bars.
+    code, stdout, _ = _invoke("compare", EXAMPLE, "--vendors", "generic")
+    assert code == 0 and "(allocations)" not in stdout and "alloc " not in stdout
+
+
+def test_the_plot_has_a_row_of_panels_per_view() -> None:
+    from ioasid_core.compare import available_vendors, compare
+    from ioasid_core.plugins import new_plugin_manager
+    from ioasid_core.report import plot_figure
+    from ioasid_core.scenario import load_scenario
+
+    vendors = available_vendors(new_plugin_manager().hooks)
+    examples = Path(EXAMPLE).parent
+    for name, expected in (
+        ("guest-vcmd.toml", ["PASID allocations (and failures)", "what they cost or left behind"]),
+        ("null-set-search.toml", ["page request groups answered", "requests resolved wrongly"]),
+    ):
+        results = compare(load_scenario(examples / name), [vendors["vtd"]])
+        figure = plot_figure(name, results)
+        assert [axes.get_xlabel() for axes in figure.axes] == expected, name
