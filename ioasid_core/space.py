@@ -287,7 +287,10 @@ class IoasidSpace:
                     self._check_set(set, "alloc", allow_pending=False)
                 quota = set.quota
                 if quota is None:
-                    if self._reserved and self._room <= 0:
+                    # The capacity is the core's to check, whichever allocator is active.
+                    # ``_room`` is O(sets): asked only when it can be exhausted (a quota
+                    # exists, or every ID of the space has been handed out at least once).
+                    if (self._reserved or len(self._records) >= self._capacity) and self._room <= 0:
                         raise NoSpaceError(
                             f"no unreserved capacity left for {set}: sets without a quota "
                             f"hold {self._unreserved_live} of the {self.available} IDs "

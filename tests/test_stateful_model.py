@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -532,6 +533,8 @@ class IoasidModelMachine(RuleBasedStateMachine):
         elif m.quota is not None and len(m.ids) >= m.quota:
             outcome = fail(QuotaExceededError)
         elif m.quota is None and self._quotaless_held() >= self._available():
+            # The core's own capacity check, before any allocator is asked: with no quota
+            # anywhere, this is simply "every ID of the space is held" (see test_full_space_*)
             outcome = fail(NoSpaceError)
         else:
             free_here = [n for n in range(lo, hi + 1) if n not in self.recs]
@@ -540,11 +543,9 @@ class IoasidModelMachine(RuleBasedStateMachine):
             if group is None:
                 outcome = fail(NoSpaceError) if not free_here else Ok(None, _noop)
                 new = free_here[0] if free_here else None
-            elif not free_here:
-                # ambiguous: the core may see the range is full itself, or ask the backend,
-                # which says INVALID_IOASID (AllocatorError)
-                outcome = fail(NoSpaceError, AllocatorError)
             else:
+                # A full range in a space that is not full is the backend's to report: a
+                # correct backend answers INVALID_IOASID, which is an AllocatorError.
                 b = group.backend
                 v = backend_pick(self.mused[b.name], b.alloc_fault, lo, hi)
                 if v is None or v == INVALID_IOASID or not lo <= v <= hi or v in self.recs:
@@ -998,6 +999,54 @@ IoasidModelMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestIoasidModel = IoasidModelMachine.TestCase
+
+
+# Sequences hypothesis found once, replayed on every run (a stateful machine takes no
+# ``@example``: these drive it step by step, as hypothesis prints a failing case).
+
+
+@pytest.mark.parametrize("fault", [None, "invalid", "dup", "range", "raise"])
+@pytest.mark.parametrize(("second", "listen"), [(None, True), (0, False)])
+def test_full_space_with_a_custom_allocator_is_no_space(
+    fault: str | None, second: int | None, listen: bool
+) -> None:
+    """A custom allocator fills the whole 32-ID space of quota-less sets (``second=0``: a
+    quota-0 set exists, which reserves nothing). The next alloc is the core's own
+    ``NoSpaceError``, decided before the backend is asked, whatever the backend would have
+    answered. Found by hypothesis: the core used to ask the backend and raise its
+    ``AllocatorError`` whenever no set had a quota."""
+    state = IoasidModelMachine()
+    first = 0 if fault is None else 5  # A0, or F0 (the faulty backend)
+    state.setup(quota=None, second=second, first=first, more=[], listen=listen)
+    for _ in range(CAPACITY):
+        state.alloc_anywhere(k=0)
+        state.agrees()
+    assert len(state.space) == CAPACITY
+    state.faults(mode=fault, free_fails=False)
+    backend = state.backends[0 if fault is None else 2]
+    backend.calls.clear()
+    with pytest.raises(NoSpaceError) as info:
+        state.space.alloc(state.real_sets[0], 0, CAPACITY - 1)
+    assert type(info.value) is NoSpaceError
+    assert backend.calls == []  # the backend was not asked
+    state.alloc_anywhere(k=1)  # the model agrees
+    state.agrees()
+    state.teardown()
+
+
+def test_full_range_in_a_space_with_room_is_the_backends_allocator_error() -> None:
+    """The other half of the contract: a full range while the space has room is the backend's
+    to report; its INVALID_IOASID is an ``AllocatorError`` (EIO), not a ``NoSpaceError``."""
+    state = IoasidModelMachine()
+    state.setup(quota=None, second=None, first=0, more=[], listen=True)
+    for _ in range(4):
+        state.alloc_range(k=0, lo=0, hi=3)
+    with pytest.raises(AllocatorError) as info:
+        state.space.alloc(state.real_sets[0], 0, 3)
+    assert not isinstance(info.value, NoSpaceError)
+    state.alloc_range(k=0, lo=0, hi=3)  # the model agrees
+    state.agrees()
+    state.teardown()
 
 
 # ---------------------------------------------------------------------------------------------
