@@ -30,12 +30,11 @@ one ID space"), whose calls go through the first still-registered unit.
 
 - Allocate rejects ``min < 1`` or ``max`` above the unit's highest PASID, then writes the
   command, polls VCRSP until IP clears (at most ``max_polls`` reads, else
-  :class:`VcmdTimeoutError`) and decodes the status. "No PASID" returns ``INVALID_IOASID``, so
-  the guest's ``space.alloc`` raises ``AllocatorError`` (EIO). The kernel returned -ENOSPC, but
-  the core turns every custom-allocator failure into ``AllocatorError``, so a guest tells "no
-  PASID" apart by ``VcmdGuestUnit.last_status`` (the no-PASID code of its layout). Any other
-  status raises :class:`VcmdError` (the kernel's -ENODEV), which the core wraps in
-  ``AllocatorError`` too (as its ``__cause__``).
+  :class:`VcmdTimeoutError`) and decodes the status. "No PASID" raises ``NoSpaceError`` (the
+  kernel's -ENOSPC), so the guest's ``space.alloc`` raises ``AllocatorNoSpaceError``: both an
+  ``AllocatorError`` and a ``NoSpaceError`` (``VcmdGuestUnit.last_status`` still holds the
+  layout's no-PASID code). Any other status raises :class:`VcmdError` (the kernel's -ENODEV),
+  which the core wraps in a plain ``AllocatorError`` (as its ``__cause__``).
 - Free refuses an ID that still has private data in the guest's space (the kernel's
   ``ioasid_find(NULL, id)`` check: the guest's SVM unbind clears it first). The kernel only
   logged and then forgot the ID, leaking it at the host; here the refusal raises
