@@ -17,6 +17,7 @@ from ioasid_core.errors import (
     NotFoundError,
     QuotaExceededError,
     ReentrancyError,
+    UnknownIoasidError,
 )
 from ioasid_core.events import Event, Subscription
 from ioasid_core.sets import IoasidSet
@@ -54,6 +55,7 @@ __all__ = [
     "ReentrancyError",
     "SetType",
     "Subscription",
+    "UnknownIoasidError",
 ]
 
 __version__ = "0.1.0"

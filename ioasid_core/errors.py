@@ -22,6 +22,7 @@ __all__ = [
     "NotFoundError",
     "QuotaExceededError",
     "ReentrancyError",
+    "UnknownIoasidError",
 ]
 
 
@@ -41,6 +42,13 @@ class NotFoundError(IoasidError, LookupError):
     """The ID, SPID, allocator or subscription is not registered here."""
 
     errno = _errno.ENOENT
+
+
+class UnknownIoasidError(NotFoundError, InvalidArgumentError):
+    """``get`` of an ID that is not allocated. The kernel's ``ioasid_get`` answers ``-EINVAL``
+    here (its ``ioasid_find`` says ``-ENOENT``), so the errno follows it; caught as either."""
+
+    errno = _errno.EINVAL
 
 
 class AccessDeniedError(IoasidError):

@@ -26,6 +26,7 @@ from ioasid_core.errors import (
     NotFoundError,
     QuotaExceededError,
     ReentrancyError,
+    UnknownIoasidError,
 )
 from ioasid_core.events import Event, Subscription, insert_sorted, merge_subscribers
 from ioasid_core.fastpath import install_fast_paths
@@ -482,6 +483,8 @@ class IoasidSpace:
         if self._busy:
             self._refuse_reentry("get")
         with self._lock:
+            if self._records.get(ioasid) is None:
+                raise UnknownIoasidError(self._unknown(ioasid))  # EINVAL, as ioasid_get
             rec = self._owned(set, ioasid)
             if rec[_PEND]:
                 raise BusyError(f"{_hex(ioasid)} of {rec[_SET]} is being freed: no new references")

@@ -26,6 +26,7 @@ from ioasid_core import (
     QuotaExceededError,
     ReentrancyError,
     SetType,
+    UnknownIoasidError,
 )
 
 Unchanged = Callable[..., AbstractContextManager[None]]
@@ -41,6 +42,11 @@ _TABLE: list[tuple[type[IoasidError], int, tuple[type[Exception], ...]]] = [
     (QuotaExceededError, errno.EDQUOT, (NoSpaceError,)),
     (AllocatorError, errno.EIO, ()),
     (ReentrancyError, errno.EDEADLK, (RuntimeError,)),
+    (
+        UnknownIoasidError,
+        errno.EINVAL,
+        (NotFoundError, InvalidArgumentError, LookupError, ValueError),
+    ),
 ]
 
 

@@ -43,6 +43,7 @@ from ioasid_core import (
     QuotaExceededError,
     SetType,
     Subscription,
+    UnknownIoasidError,
 )
 
 CAPACITY = 32
@@ -616,8 +617,10 @@ class IoasidModelMachine(RuleBasedStateMachine):
         rec = self.recs.get(i)
         outcome: Outcome
         checked = self._ownership(rec, real, m)
-        if checked is not None or rec is None:
-            outcome = checked or fail(NotFoundError)
+        if rec is None:
+            outcome = fail(UnknownIoasidError)  # the kernel's -EINVAL, before any set check
+        elif checked is not None:
+            outcome = checked
         elif rec.freed:
             outcome = fail(BusyError)
         else:
