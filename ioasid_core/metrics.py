@@ -82,6 +82,11 @@ class Metrics:
     cross_owner_hits: int = 0
     type_confusions: int = 0
     vendor_rejects: int = 0
+    unanswered_groups: int = 0
+    """Groups whose last request the driver read and never answered (on hardware, the
+    device times out)."""
+    premature_responses: int = 0
+    """Responses sent before their group's last request."""
     auto_responses: int = 0
     allocator_switches: int = 0
     orphaned_ids: int = 0
@@ -143,6 +148,8 @@ class Metrics:
             "cross_owner_hits": self.cross_owner_hits,
             "type_confusions": self.type_confusions,
             "vendor_rejects": self.vendor_rejects,
+            "unanswered_groups": self.unanswered_groups,
+            "premature_responses": self.premature_responses,
             "auto_responses": self.auto_responses,
             "allocator_switches": self.allocator_switches,
             "orphaned_ids": self.orphaned_ids,

@@ -71,6 +71,9 @@ class Device:
     owner: str
     domain: Domain | None = None
     pasid_bits: int = 20
+    prg_response_pasid_required: bool = False
+    """The PCIe PRI capability bit "PRG Response PASID Required": the device expects the
+    PASID in the responses to its PASID-carrying page requests (default clear, as in PCIe)."""
     pasid_limit: int = attrs.field(init=False)
     """``1 << pasid_bits``: the first PASID the device cannot carry."""
     bindings: dict[int, object] = attrs.field(init=False, factory=dict)
@@ -103,6 +106,7 @@ class Platform:
         self.devices: dict[str, Device] = {}
         self.domains: dict[str, Domain] = {}
         self._sources: dict[str, dict[int, Device]] = {}  # unit -> source ID -> device
+        self._pasid_required: dict[str, set[int]] = {}  # unit -> source IDs (see below)
 
     # ------------------------------------------------------------------ units
 
@@ -113,6 +117,7 @@ class Platform:
         report = self.hooks.probe_unit(unit, self.space) if self.hooks is not None else None
         self.units[unit.name] = unit
         self._sources.setdefault(unit.name, {})
+        self._pasid_required.setdefault(unit.name, set())
         return report
 
     def remove_unit(self, name: str, *, force: bool = False) -> list[Device]:
@@ -174,6 +179,7 @@ class Platform:
         owner: str,
         domain: str | None = None,
         pasid_bits: int | None = None,
+        prg_response_pasid_required: bool = False,
     ) -> Device:
         """A device behind ``unit``; its PASID width is at most the unit's."""
         iommu = self._unit(unit)
@@ -192,9 +198,11 @@ class Platform:
             dom = self.domains.get(domain)
             if dom is None:
                 raise NotFoundError(f"device {name!r}: no domain named {domain!r}")
-        device = Device(name, unit, source_id, owner, dom, bits)
+        device = Device(name, unit, source_id, owner, dom, bits, prg_response_pasid_required)
         self.devices[name] = device
         self._sources[unit][source_id] = device
+        if prg_response_pasid_required:
+            self._pasid_required[unit].add(source_id)
         return device
 
     def remove_device(self, name: str) -> Device:
@@ -204,6 +212,7 @@ class Platform:
 
     def _drop_device(self, device: Device) -> None:
         del self._sources[device.unit][device.source_id]
+        self._pasid_required[device.unit].discard(device.source_id)
         del self.devices[device.name]
 
     def device(self, name: str) -> Device:
@@ -215,6 +224,13 @@ class Platform:
     def device_by_source(self, unit: str, source_id: int) -> Device | None:
         """The device a page request came from, or None for an unknown source."""
         return self._sources.get(unit, {}).get(source_id)
+
+    def pasid_required(self, unit: str) -> set[int]:
+        """The live set of source IDs behind ``unit`` whose devices require the PASID in
+        page request responses (read it, never change it): a page-request path tests
+        membership without a device lookup, and an empty set with one truth test."""
+        self._unit(unit)
+        return self._pasid_required[unit]
 
     def sources(self, unit: str) -> dict[int, Device]:
         """The live source-ID map of a unit (the same dict for the unit's whole life, so a

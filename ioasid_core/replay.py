@@ -173,6 +173,7 @@ class _Run:
                 owner=dev.owner,
                 domain=dev.domain,
                 pasid_bits=dev.pasid_bits if cap is None else min(cap, dev.pasid_bits or cap),
+                prg_response_pasid_required=dev.prg_response_pasid_required,
             )
         self.pipelines[name] = PrqPipeline(
             self.platform,
@@ -475,6 +476,8 @@ class _Run:
         done = clock.start(self.now)
         for response in responses:
             done = clock.spend("page_request_service", done, done)
+            if not response[6]:
+                continue  # answered before its group closed: the group still waits
             sent = pop((unit, response[0], response[1]), None)
             if sent is not None:
                 latencies.append(done - sent)
@@ -484,6 +487,8 @@ class _Run:
         now = self.now
         latencies = self.metrics.request_latency_us
         for response in responses:
+            if not response[6]:
+                continue  # answered before its group closed: the group still waits
             sent = pop((unit, response[0], response[1]), None)
             if sent is not None:
                 latencies.append(now - sent)
@@ -642,6 +647,8 @@ class _Run:
         m.cross_owner_hits += c.cross_owner_hits
         m.type_confusions += c.type_confusions
         m.vendor_rejects += c.vendor_rejects
+        m.unanswered_groups += c.unanswered_groups
+        m.premature_responses += c.premature_responses
         m.auto_responses += sum(c.auto_responses.values())
         m.dropped["overflow"] += c.overflow_dropped
         m.dropped["malformed"] += c.malformed

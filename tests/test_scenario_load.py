@@ -108,6 +108,7 @@ source_id = 0x100
 owner = "proc-42"
 domain = "proc-42-sva"
 pasid_bits = 8
+prg_response_pasid_required = true
 
 [[platform.devices]]
 name = "dsa1"
@@ -287,6 +288,7 @@ def _full_expected(source: str) -> Scenario:
                     owner="proc-42",
                     domain="proc-42-sva",
                     pasid_bits=8,
+                    prg_response_pasid_required=True,
                 ),
                 DeviceSpec(name="dsa1", unit="iommu1", source_id=0x100, owner="idxd"),
             ),
@@ -568,6 +570,11 @@ RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
         "expected an integer in 0..20, got a boolean (true)",
     ),
     (
+        (("platform.devices[0].prg_response_pasid_required", 1),),
+        "platform.devices[0].prg_response_pasid_required",
+        "expected a boolean, got an integer (1)",
+    ),
+    (
         (("platform.units[0].queue_entries", 1),),
         "platform.units[0].queue_entries",
         "expected an integer >= 2, got 1",
@@ -750,7 +757,8 @@ RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
     (
         (("platform.devices[0].sid", 1),),
         "platform.devices[0].sid",
-        "unknown key (allowed: domain, name, owner, pasid_bits, source_id, unit)",
+        "unknown key (allowed: domain, name, owner, pasid_bits, prg_response_pasid_required, "
+        "source_id, unit)",
     ),
     (
         (("steps[0].devcie", "dsa0"),),

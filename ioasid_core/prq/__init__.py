@@ -1,6 +1,7 @@
 """The page-request pipeline: vendor-neutral requests and responses, lookup policies, IOPF
 grouping, bounded rings, and the per-unit pipeline that vendor plugins plug into."""
 
+from ioasid_core.prq.discipline import CheckResult, Discipline, Verdict, discipline_of
 from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.iopf import IopfCounters, IopfQueue, response_for
 from ioasid_core.prq.pipeline import PrqCounters, PrqPipeline
@@ -30,6 +31,8 @@ __all__ = [
     "FAILED",
     "RESOLVED",
     "UNHANDLED_KINDS",
+    "CheckResult",
+    "Discipline",
     "GenericPrq",
     "IopfCounters",
     "IopfQueue",
@@ -51,6 +54,8 @@ __all__ = [
     "UnhandledKind",
     "UnhandledLog",
     "VendorPrq",
+    "Verdict",
+    "discipline_of",
     "make_resolver",
     "request_row",
     "response_for",

@@ -105,7 +105,7 @@ class GenericPrq(RowVendorMixin):
         return b"".join(
             [
                 pack(device, pasid if valid else 0, grpid, code, valid, 0)
-                for device, grpid, code, pasid, valid, _private in rows
+                for device, grpid, code, pasid, valid, _private, _last in rows
             ]
         )
 

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable
 
 import attrs
 
@@ -36,9 +36,12 @@ class IopfCounters:
     answered_on_removal: int = 0
 
 
-def response_for(last: PageRequest, code: ResponseCode) -> PageResponse:
-    """The response to the group that ``last`` closed (PASID only if it must be carried)."""
-    with_pasid = last.pasid_valid and last.needs_pasid
+def response_for(
+    last: PageRequest, code: ResponseCode, required: Collection[Hashable] = ()
+) -> PageResponse:
+    """The response to the group that ``last`` closed (PASID only if it must be carried:
+    the request says so, or its device is one of the ``required`` source IDs)."""
+    with_pasid = last.pasid_valid and (last.needs_pasid or last.device in required)
     return PageResponse(
         last.device,
         last.grpid,
@@ -125,9 +128,12 @@ class IopfQueue:
         self.counters.discarded_partial += dropped
         return dropped
 
-    def remove_device(self, device: Hashable) -> list[PageResponse]:
-        """The device is going away: answer its pending groups INVALID, drop its partials."""
+    def remove_device(
+        self, device: Hashable, required: Collection[Hashable] = ()
+    ) -> list[PageResponse]:
+        """The device is going away: answer its pending groups INVALID, drop its partials
+        (``required``: source IDs whose responses carry the PASID, see ``response_for``)."""
         self.discard_partial([device])
         pending = self._pending.pop(device, [])
         self.counters.answered_on_removal += len(pending)
-        return [response_for(last, ResponseCode.INVALID) for last in pending]
+        return [response_for(last, ResponseCode.INVALID, required) for last in pending]

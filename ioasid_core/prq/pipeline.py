@@ -1,22 +1,28 @@
-"""One unit's page-request path: ring, decode, group, resolve, respond, encode.
+"""One unit's page-request path: ring, decode, resolve, answer, encode.
 
 Devices ``submit`` requests (encoded by the vendor codec into the unit's shared ring); the
-driver ``service``s the ring: it drains it, decodes the batch, groups requests per device
-(IOPF rules), resolves each request of a closed group under the lookup policy with sticky
-errors (the first failure answers the whole group), and encodes one response per group.
-All per-request work is plain calls on objects bound once: no pluggy call on this path.
+driver ``service``s the ring: it drains it, decodes the batch, resolves the requests under
+the lookup policy and answers them under the vendor's answer discipline
+(:mod:`ioasid_core.prq.discipline`: IOPF groups with sticky errors, VT-d's per-request
+answers, AMD's per-device tables), and encodes the responses. The discipline's loop is
+chosen once, when the pipeline is built. A response carries the PASID when the request had
+one and its device requires it (the request's ``needs_pasid``, or the platform device's
+``prg_response_pasid_required``). All per-request work is plain calls on objects bound
+once: no pluggy call on this path.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 
 from ioasid_core.bits import Buffer, DecodeError
 from ioasid_core.errors import NotFoundError
 from ioasid_core.platform import Platform
+from ioasid_core.prq.discipline import Discipline, Verdict, discipline_of
 from ioasid_core.prq.iopf import IopfQueue, response_for
 from ioasid_core.prq.policy import LookupPolicy, Outcome, Resolution, Resolver, make_resolver
 from ioasid_core.prq.ring import Ring
@@ -36,6 +42,14 @@ from ioasid_core.sets import IoasidSet
 from ioasid_core.types import INVALID_IOASID
 
 __all__ = ["PrqCounters", "PrqPipeline"]
+
+
+@attrs.frozen
+class _Declared:
+    """A discipline given to the pipeline, checked as a vendor's would be."""
+
+    discipline: object
+    name: str = "(given to the pipeline)"
 
 
 @attrs.define
@@ -60,6 +74,13 @@ class PrqCounters:
     nothing), by kind; neither in ``page_requests`` nor in ``malformed``."""
     lost_on_removal: int = 0
     """Requests still in the ring when the unit went away (``discard_queue``)."""
+    unanswered_groups: int = 0
+    """Groups whose last request the driver read and decided never to answer (a verdict's
+    silence, an unknown device under per-device tables): the device waits until it times
+    out."""
+    premature_responses: int = 0
+    """Responses sent for a request that did not close its group (before the group's last
+    request): a device following PCIe takes the group as answered."""
     errors: list[str] = attrs.field(factory=list)
     """The last few decode errors, for a report."""
 
@@ -80,9 +101,12 @@ class PrqPipeline:
         sva_set: IoasidSet | None = None,
         ring_entries: int = 2048,
         overflow_response: ResponseCode = ResponseCode.SUCCESS,
+        discipline: Discipline | None = None,
     ) -> None:
         """``overflow_response`` is what the hardware answers for a LAST request it had to
-        drop because the ring was full; the vendors' specs decide it (see the plugin)."""
+        drop because the ring was full; the vendors' specs decide it (see the plugin).
+        ``discipline``: the vendor's own (``VendorPrq.discipline``, IOPF if it declares
+        none) unless given."""
         if unit not in platform.units:
             raise NotFoundError(f"no IOMMU unit named {unit!r} on this platform")
         self.platform = platform
@@ -98,6 +122,20 @@ class PrqPipeline:
         self._resolve = make_resolver(
             platform, unit, self.policy, sva_set=sva_set, expected=vendor.expected
         )
+        self.discipline = (
+            discipline_of(vendor) if discipline is None else discipline_of(_Declared(discipline))
+        )
+        self._required = platform.pasid_required(unit)
+        self._held_codes: dict[int, tuple[PageRequest, ResponseCode]] = {}
+        """``id(request)`` -> (request, its check's code), for held partial requests the
+        vendor's check refused (the request is kept alive, so its id cannot be reused)."""
+        self._tables: dict[tuple[int, int, int], list[Any]] = {}
+        """Per-device tables: (device, PASID, group index) -> [status, requests so far]."""
+        self._serve: Callable[[Sequence[RequestRow]], list[ResponseRow]] = {
+            Discipline.IOPF: self._serve_iopf,
+            Discipline.PER_REQUEST: self._serve_per_request,
+            Discipline.DEVICE_TABLES: self._serve_device_tables,
+        }[self.discipline]
 
     # ------------------------------------------------------------------ the device side
 
@@ -138,6 +176,7 @@ class PrqPipeline:
         if self.ring.overflow and not len(self.ring):
             # As the drivers do: once the ring is empty, partial groups cannot complete.
             self.iopf.discard_partial()
+            self._held_codes.clear()
             self.ring.clear_overflow()
         return responses
 
@@ -180,17 +219,47 @@ class PrqPipeline:
         return [PageResponse(*row) for row in rows]
 
     def process_rows(self, rows: Sequence[RequestRow]) -> list[ResponseRow]:
-        """Group, resolve and answer decoded requests: the per-request hot loop.
+        """Resolve and answer decoded requests under the vendor's answer discipline (the
+        per-request hot loop, chosen once when the pipeline was built)."""
+        return self._serve(rows)
 
-        A LAST request with nothing held for its device is a group of one, answered directly
-        (the IOPF rules give the same answer; most groups are such, and a stall always is);
-        anything else goes through the grouping layer, as objects. Resolutions are collected
-        and counted once at the end (``Counter`` counts in C).
-        """
+    def _count(self, rows: int, resolutions: list[Resolution], out: list[ResponseRow]) -> None:
+        """Count a batch: resolutions once at the end (``Counter`` counts in C)."""
+        counters = self.counters
+        counters.page_requests += rows
+        outcomes = counters.outcomes
+        for resolution, count in Counter(resolutions).items():
+            outcomes[resolution.outcome] += count
+            if resolution.cross_owner:
+                counters.cross_owner_hits += count
+            if resolution.type_confusion:
+                counters.type_confusions += count
+        counters.responses.update(row[2] for row in out)
+
+    def _answer(self, row: RequestRow, code: ResponseCode, out: list[ResponseRow]) -> None:
+        """Answer one request at once, alone (a verdict's answer): before its group closes
+        when it is not the last of it."""
+        device, pasid, valid, grpid, last, _perm, _addr, needs, private = row
+        required = self._required
+        if valid and (needs or (required and device in required)):
+            out.append((device, grpid, code, pasid, True, private, last))
+        else:
+            out.append((device, grpid, code, INVALID_IOASID, False, private, last))
+        if not last:
+            self.counters.premature_responses += 1
+
+    # ------------------------------------------------------------------ IOPF
+
+    def _serve_iopf(self, rows: Sequence[RequestRow]) -> list[ResponseRow]:
+        """The IOPF discipline. A LAST request with nothing held for its device is a group
+        of one, answered directly (the IOPF rules give the same answer; most groups are
+        such, and a stall always is); anything else goes through the grouping layer, as
+        objects. A partial request is checked on arrival, so a verdict can answer it now."""
         iopf = self.iopf
         held = iopf.partial_by_device  # device -> partial requests (read only here)
         check = self._codec.row_check
         resolve = self._resolve
+        required = self._required
         success = ResponseCode.SUCCESS
         invalid = ResponseCode.INVALID
         reads_or_writes = READS_OR_WRITES
@@ -207,58 +276,245 @@ class PrqPipeline:
                     stops += 1  # a stop marker: discarded, never answered
                     continue
                 singles += 1
-                code = None if check is None else check(row)
-                if code is None:
+                said = None if check is None else check(row)
+                if said is None:
                     resolution = resolve(device, valid, pasid)
                     seen(resolution)
                     code = success if resolution.ok else invalid
+                elif isinstance(said, Verdict):
+                    answer = self._single_verdict(row, said, seen)
+                    if answer is None:
+                        continue
+                    code = answer
                 else:
+                    code = said
                     rejects += 1
-                if valid and needs:
-                    append((device, grpid, code, pasid, True, private))
+                if valid and (needs or (required and device in required)):
+                    append((device, grpid, code, pasid, True, private, True))
                 else:
-                    append((device, grpid, code, no_pasid, False, private))
+                    append((device, grpid, code, no_pasid, False, private, True))
                 continue
-            code, rejected = self._group(row, check, resolve, seen)
-            if code is not None:
-                rejects += rejected
-                append(response_row(response_for(PageRequest(*row), code)))
-        counters = self.counters
-        counters.page_requests += len(rows)
-        counters.vendor_rejects += rejects
+            if not last:
+                said = None if check is None else check(row)
+                if isinstance(said, Verdict):
+                    self._partial_verdict(row, said, seen, out)
+                else:
+                    self._hold(row, said)
+                continue
+            closing, rejected = self._close(row, check, resolve, seen)
+            rejects += rejected
+            if closing is not None:
+                append(response_row(response_for(PageRequest(*row), closing, required)))
+        self.counters.vendor_rejects += rejects
         iopf.counters.stop_markers += stops
         iopf.counters.groups += singles
-        outcomes = counters.outcomes
-        for resolution, count in Counter(resolutions).items():
-            outcomes[resolution.outcome] += count
-            if resolution.cross_owner:
-                counters.cross_owner_hits += count
-            if resolution.type_confusion:
-                counters.type_confusions += count
-        counters.responses.update(row[2] for row in out)
+        self._count(len(rows), resolutions, out)
         return out
 
-    def _group(
+    def _single_verdict(
+        self, row: RequestRow, verdict: Verdict, seen: Callable[[Resolution], None]
+    ) -> ResponseCode | None:
+        """A verdict on a LAST request that closes a group of one: its code, or None for
+        silence (the group is never answered)."""
+        if verdict is Verdict.EARLY:  # the group closes now anyway: as usual
+            resolution = self._resolve(row[0], row[2], row[1])
+            seen(resolution)
+            return ResponseCode.SUCCESS if resolution.ok else ResponseCode.INVALID
+        self.counters.vendor_rejects += 1
+        if verdict is Verdict.SILENT:
+            self.counters.unanswered_groups += 1
+            return None
+        return verdict.code
+
+    def _partial_verdict(
+        self,
+        row: RequestRow,
+        verdict: Verdict,
+        seen: Callable[[Resolution], None],
+        out: list[ResponseRow],
+    ) -> None:
+        """A verdict on a request that does not close its group: it is not held; silence
+        drops it, the others answer it at once."""
+        if verdict is Verdict.EARLY:
+            resolution = self._resolve(row[0], row[2], row[1])
+            seen(resolution)
+            self._answer(row, ResponseCode.SUCCESS if resolution.ok else ResponseCode.INVALID, out)
+            return
+        self.counters.vendor_rejects += 1
+        code = verdict.code
+        if code is not None:
+            self._answer(row, code, out)
+
+    def _hold(self, row: RequestRow, said: ResponseCode | None) -> None:
+        """Hold a partial request until its group closes, with its check's code if any (the
+        check runs once, on arrival, as the driver's thread ran it)."""
+        request = PageRequest(*row)
+        self.iopf.close(row[0], request)
+        if said is not None:
+            self._held_codes[id(request)] = (request, said)
+
+    def _close(
         self,
         row: RequestRow,
         check: RowCheck | None,
         resolve: Resolver,
         seen: Callable[[Resolution], None],
     ) -> tuple[ResponseCode | None, int]:
-        """A request that is part of a larger group: held, or closing the group. Returns the
-        group's code (None while it stays open) and how many vendor rejects it had."""
-        group = self.iopf.close(row[0], PageRequest(*row))
+        """A LAST request closing a group with held partial requests (or a stop marker).
+        Returns the group's code (None for a stop marker, or when a verdict silences it) and
+        how many vendor rejects it had: the members' codes and lookups in order, the first
+        failure answering the group; a verdict on the LAST request wins over them."""
+        request = PageRequest(*row)
+        group = self.iopf.close(row[0], request)
         if group is None:
-            return None, 0
-        for member in group:
-            verdict = None if check is None else check(request_row(member))
-            if verdict is not None:
-                return verdict, 1
+            return None, 0  # a stop marker (counted by the grouping layer)
+        held = self._held_codes
+        codes = [held.pop(id(m), (m, None))[1] if held else None for m in group[:-1]]
+        said = None if check is None else check(row)
+        if isinstance(said, Verdict):
+            if said is Verdict.SILENT:
+                self.counters.unanswered_groups += 1
+                return None, 1
+            if said is not Verdict.EARLY:
+                return said.code, 1
+            said = None
+        codes.append(said)
+        for member, code in zip(group, codes, strict=True):
+            if code is not None:
+                return code, 1
             resolution = resolve(member.device, member.pasid_valid, member.pasid)
             seen(resolution)
             if not resolution.ok:
                 return ResponseCode.INVALID, 0
         return ResponseCode.SUCCESS, 0
+
+    # ------------------------------------------------------------------ per request
+
+    def _serve_per_request(self, rows: Sequence[RequestRow]) -> list[ResponseRow]:
+        """The per-request discipline (VT-d's 2019 handler): every request is looked up as
+        it arrives, stop markers included; the one closing its group (or one a verdict
+        answers) is answered with its own result."""
+        check = self._codec.row_check
+        resolve = self._resolve
+        required = self._required
+        success = ResponseCode.SUCCESS
+        invalid = ResponseCode.INVALID
+        early = Verdict.EARLY
+        no_pasid = INVALID_IOASID
+        resolutions: list[Resolution] = []
+        seen = resolutions.append
+        rejects = closed = unanswered = premature = 0
+        out: list[ResponseRow] = []
+        append = out.append
+        for row in rows:
+            device, pasid, valid, grpid, last, _perm, _addr, needs, private = row
+            said = None if check is None else check(row)
+            code: ResponseCode | None
+            if said is None:
+                resolution = resolve(device, valid, pasid)
+                seen(resolution)
+                if not last:
+                    continue
+                code = success if resolution.ok else invalid
+            elif isinstance(said, Verdict):
+                if said is early:
+                    resolution = resolve(device, valid, pasid)
+                    seen(resolution)
+                    code = success if resolution.ok else invalid
+                else:
+                    rejects += 1
+                    code = said.code
+                    if code is None:  # silence
+                        unanswered += last
+                        closed += last
+                        continue
+                premature += not last
+            else:
+                rejects += 1
+                if not last:
+                    continue
+                code = said
+            closed += last
+            if valid and (needs or (required and device in required)):
+                append((device, grpid, code, pasid, True, private, last))
+            else:
+                append((device, grpid, code, no_pasid, False, private, last))
+        counters = self.counters
+        counters.vendor_rejects += rejects
+        counters.unanswered_groups += unanswered
+        counters.premature_responses += premature
+        self.iopf.counters.groups += closed
+        self._count(len(rows), resolutions, out)
+        return out
+
+    # ------------------------------------------------------------------ device tables
+
+    def _serve_device_tables(self, rows: Sequence[RequestRow]) -> list[ResponseRow]:
+        """The per-device-tables discipline (AMD's ``amd_iommu_v2.c``): an unknown device is
+        never answered, an unknown PASID is answered INVALID at once, and a group, keyed by
+        (device, PASID, group index), is answered when its last request is done, with the
+        last failure any of its requests met."""
+        check = self._codec.row_check
+        resolve = self._resolve
+        tables = self._tables
+        success = ResponseCode.SUCCESS
+        invalid = ResponseCode.INVALID
+        unknown_device = Outcome.UNKNOWN_DEVICE
+        reads_or_writes = READS_OR_WRITES
+        resolutions: list[Resolution] = []
+        seen = resolutions.append
+        counters = self.counters
+        stops = 0
+        out: list[ResponseRow] = []
+        for row in rows:
+            device, pasid, valid, grpid, last, perm, _addr, _needs, _private = row
+            if last and not reads_or_writes[perm]:
+                stops += 1  # a stop marker: discarded, never answered
+                continue
+            code = None if check is None else check(row)
+            now = False
+            if code is Verdict.EARLY:
+                code, now = None, not last
+            if code is None:
+                resolution = resolve(device, valid, pasid)
+                seen(resolution)
+                if resolution.ok:
+                    code = success
+                elif resolution.outcome is unknown_device:
+                    counters.unanswered_groups += last  # nobody knows the device: silence
+                    continue
+                else:
+                    code, now = invalid, True  # an unknown PASID: INVALID at once, alone
+            elif isinstance(code, Verdict):
+                counters.vendor_rejects += 1
+                if code is Verdict.SILENT:
+                    counters.unanswered_groups += last
+                    continue
+                code, now = code.code, True
+            else:
+                counters.vendor_rejects += 1
+            assert code is not None
+            if now:
+                self._answer(row, code, out)
+                continue
+            key = (device, pasid if valid else INVALID_IOASID, grpid)
+            if not last:
+                entry = tables.get(key)
+                if entry is None:
+                    tables[key] = [code, 1]
+                else:
+                    entry[1] += 1
+                    if code is not success:  # the last writer of a failure wins
+                        entry[0] = code
+                continue
+            entry = tables.pop(key, None)
+            if code is success and entry is not None:
+                code = entry[0]
+            self.iopf.counters.groups += 1
+            self._answer(row, code, out)
+        self.iopf.counters.stop_markers += stops
+        self._count(len(rows), resolutions, out)
+        return out
 
     def deliver(self, response: PageResponse) -> bool:
         """A response from elsewhere (a guest, a user-space handler): passed on only if it
@@ -278,8 +534,15 @@ class PrqPipeline:
         return lost
 
     def remove_device(self, source_id: int) -> list[PageResponse]:
-        """A device behind this unit goes away: its pending groups are answered INVALID."""
-        answered = self.iopf.remove_device(source_id)
+        """A device behind this unit goes away: its pending groups are answered INVALID, its
+        open groups (partial requests, per-device tables) are discarded."""
+        open_groups = [key for key in self._tables if key[0] == source_id]
+        for key in open_groups:
+            self.iopf.counters.discarded_partial += self._tables.pop(key)[1]
+        for ident, (request, _code) in list(self._held_codes.items()):
+            if request.device == source_id:
+                del self._held_codes[ident]
+        answered = self.iopf.remove_device(source_id, self._required)
         for response in answered:
             self.counters.responses[response.code] += 1
         return answered

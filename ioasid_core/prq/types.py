@@ -83,7 +83,12 @@ class PageRequest:
 
 @attrs.define(slots=True)
 class PageResponse:
-    """The one response to a closed page request group."""
+    """A response to a page request group: normally the one sent when the group closes.
+
+    ``last`` is False for a response sent before the group's last request (an answer
+    discipline that answers a request at once, e.g. VT-d's private data present): VT-d
+    writes it as the descriptor's LPIG bit; formats without such a bit ignore it.
+    """
 
     device: int
     grpid: int
@@ -91,6 +96,7 @@ class PageResponse:
     pasid: int = INVALID_IOASID
     pasid_valid: bool = False
     private_data: tuple[int, int] | None = None
+    last: bool = True
 
 
 RequestRow: TypeAlias = tuple[int, int, bool, int, bool, Perm, int, bool, tuple[int, int] | None]
@@ -100,8 +106,9 @@ The pipeline's per-request path works on rows: a tuple costs a third of an attrs
 build, and a vendor codec can produce one straight from ``struct.iter_unpack``. Objects are
 built only where a caller keeps them (``service``, ``process``, the grouping layer)."""
 
-ResponseRow: TypeAlias = tuple[int, int, ResponseCode, int, bool, tuple[int, int] | None]
-"""A :class:`PageResponse` as a plain tuple, fields in the same order (``PageResponse(*row)``)."""
+ResponseRow: TypeAlias = tuple[int, int, ResponseCode, int, bool, tuple[int, int] | None, bool]
+"""A :class:`PageResponse` as a plain tuple, fields in the same order (``PageResponse(*row)``):
+``(device, grpid, code, pasid, pasid_valid, private_data, last)``."""
 
 
 def request_row(r: PageRequest) -> RequestRow:
@@ -121,4 +128,4 @@ def request_row(r: PageRequest) -> RequestRow:
 
 def response_row(r: PageResponse) -> ResponseRow:
     """``r`` as a row."""
-    return (r.device, r.grpid, r.code, r.pasid, r.pasid_valid, r.private_data)
+    return (r.device, r.grpid, r.code, r.pasid, r.pasid_valid, r.private_data, r.last)

@@ -18,12 +18,12 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from ioasid_core.bits import Buffer
+from ioasid_core.prq.discipline import CheckResult
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import (
     PageRequest,
     PageResponse,
     RequestRow,
-    ResponseCode,
     ResponseRow,
     request_row,
     response_row,
@@ -41,8 +41,10 @@ __all__ = [
     "row_codec",
 ]
 
-RowCheck = Callable[[RequestRow], ResponseCode | None]
-"""A vendor's own checks on one request row: a code to answer with, or None."""
+RowCheck = Callable[[RequestRow], CheckResult]
+"""A vendor's own checks on one request row: None (look it up), a code to answer with, or a
+``Verdict`` (silence, answer now, answer before the group closes; see
+:mod:`ioasid_core.prq.discipline`)."""
 
 
 @runtime_checkable
@@ -56,7 +58,10 @@ class VendorPrq(Protocol):
     default_policy: LookupPolicy
     """The lookup rule the vendor's driver followed."""
     expected: type | tuple[type, ...]
-    """The type of private data the handler knows how to service."""
+    """The type of private data the handler knows how to service.
+
+    Optional, not part of the protocol: ``discipline``, the vendor's answer discipline
+    (``ioasid_core.prq.discipline.Discipline``; ``IOPF`` when absent)."""
 
     def encode_request(self, request: PageRequest) -> bytes:
         """The raw entry the hardware would write for ``request`` (the device side)."""
@@ -65,8 +70,9 @@ class VendorPrq(Protocol):
         """Decode whole entries; raise ``DecodeError`` naming the bad entry's offset, or its
         subclass ``UnhandledEvent`` for a well-formed entry that is not a page request."""
 
-    def check(self, request: PageRequest) -> ResponseCode | None:
-        """The vendor's own checks before any lookup: a code to answer with, or None."""
+    def check(self, request: PageRequest) -> CheckResult:
+        """The vendor's own checks before any lookup: None (look it up), a code to answer
+        with, or a ``Verdict``."""
 
     def encode_responses(self, responses: Sequence[PageResponse]) -> bytes:
         """The raw responses (descriptors, commands) the driver would write."""
@@ -132,7 +138,7 @@ class RowVendorMixin:
     def decode_batch(self: RowCodec, data: Buffer) -> list[PageRequest]:
         return [PageRequest(*row) for row in self.decode_rows(data)]
 
-    def check(self: RowCodec, request: PageRequest) -> ResponseCode | None:
+    def check(self: RowCodec, request: PageRequest) -> CheckResult:
         check = self.row_check
         return None if check is None else check(request_row(request))
 
@@ -154,7 +160,7 @@ class _AdaptedRows:
         else:
             check = vendor.check
 
-            def row_check(row: RequestRow) -> ResponseCode | None:
+            def row_check(row: RequestRow) -> CheckResult:
                 return check(PageRequest(*row))
 
             self.row_check = row_check

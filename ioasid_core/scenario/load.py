@@ -75,7 +75,9 @@ _UNIT_KEYS: Final = frozenset({"name", "pasid_bits", "queue_entries"})
 _SPACE_KEYS: Final = frozenset({"name", "kind"})
 _SET_KEYS: Final = frozenset({"name", "type", "token", "quota", "sva"})
 _DOMAIN_KEYS: Final = frozenset({"name", "owner", "sets"})
-_DEVICE_KEYS: Final = frozenset({"name", "unit", "source_id", "owner", "domain", "pasid_bits"})
+_DEVICE_KEYS: Final = frozenset(
+    {"name", "unit", "source_id", "owner", "domain", "pasid_bits", "prg_response_pasid_required"}
+)
 
 _STEP_KEYS: Final = frozenset(f.name for f in attrs.fields(Step)) - {"where"}
 """Every key a step may have under some op (``where`` is the loader's, not the file's)."""
@@ -848,6 +850,7 @@ class _Parser:
             domain = self.name(table, path, "domain")
             self.refer(self.domains, "domain", domain, _join(path, "domain"))
             bits = self.integer(table, path, "pasid_bits", 0, MAX_PASID_BITS)
+            pasid_required = self.boolean(table, path, "prg_response_pasid_required")
             if unit is not None and source_id is not None:
                 first = sources.setdefault((unit, source_id), path)
                 if first != path:
@@ -867,6 +870,7 @@ class _Parser:
                         owner=owner,
                         domain=domain,
                         pasid_bits=bits,
+                        prg_response_pasid_required=bool(pasid_required),
                     )
                 )
         return tuple(specs)

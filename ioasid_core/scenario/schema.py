@@ -93,6 +93,9 @@ class DeviceSpec:
     owner: str
     domain: str | None = None
     pasid_bits: int | None = None
+    prg_response_pasid_required: bool = False
+    """PCIe PRI "PRG Response PASID Required": responses to its PASID-carrying requests
+    must carry the PASID (default clear, as PCIe has it)."""
 
 
 @attrs.frozen(kw_only=True)

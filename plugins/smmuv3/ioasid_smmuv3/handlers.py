@@ -184,7 +184,7 @@ def encode_resume_rows(rows: Sequence[ResponseRow]) -> bytes:
     pack_into = _RESUME.pack_into
     dw0_for = _RESUME_DW0.get
     offset = 0
-    for sid, stag, code, _pasid, _valid, _private in rows:
+    for sid, stag, code, _pasid, _valid, _private, _last in rows:
         if sid >> 32 or stag >> 16 or sid < 0 or stag < 0:
             field, value, bits = ("sid", sid, 32) if sid >> 32 or sid < 0 else ("stag", stag, 16)
             raise EncodeError(f"SMMUv3 CMD_RESUME: {field}={value:#x} does not fit {bits} bits")

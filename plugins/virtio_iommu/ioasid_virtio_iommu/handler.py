@@ -216,7 +216,7 @@ class VirtioPrq(RowVendorMixin):
         codes = _CODES
         parts: list[bytes] = []
         append = parts.append
-        for endpoint, grpid, code, given, valid, _private in rows:
+        for endpoint, grpid, code, given, valid, _private, _last in rows:
             if code not in codes or not 0 <= grpid <= GRPID_MAX:
                 raise EncodeError(
                     f"{PAGE_RESP.name}: code {code!r} / grpid {grpid:#x} cannot be encoded"

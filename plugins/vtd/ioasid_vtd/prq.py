@@ -167,15 +167,15 @@ class VtdPrq(RowVendorMixin):
         return decode_descriptor_rows(data)
 
     def encode_response_rows(self, rows: Sequence[ResponseRow]) -> bytes:
-        """Page group response descriptors (type 0x9), one per response, LPIG set: the core
-        only answers closed groups. PASID present only if the response carries one; the
-        request's private data is echoed."""
+        """Page group response descriptors (type 0x9), one per response; LPIG is the
+        response's ``last`` (clear for a request answered before its group closed). PASID
+        present only if the response carries one; the request's private data is echoed."""
         pack = _HALVES.pack
         codes = _CODES
         out: list[bytes] = []
         append = out.append
         for row in rows:
-            device, grpid, code, given, valid, private = row
+            device, grpid, code, given, valid, private, last = row
             vcode = codes.get(code)
             pasid = given if valid else 0
             # A negative value shifts to -1, so one test per field catches both ends.
@@ -184,13 +184,13 @@ class VtdPrq(RowVendorMixin):
             # Packed as 32-bit halves: the shifts then work on small ints.
             if private is None:
                 low = _RESPONSE_BASE | valid << 4 | vcode << 12 | device << 16
-                append(pack(low, pasid, 4 | grpid << 3, 0, 0, 0))
+                append(pack(low, pasid, last << 2 | grpid << 3, 0, 0, 0))
             else:
                 p0, p1 = private
                 if p0 >> 64 or p1 >> 64:
                     _response_error(row)
                 low = _RESPONSE_BASE | valid << 4 | 0x20 | vcode << 12 | device << 16
-                append(pack(low, pasid, 4 | grpid << 3, 0, p0, p1))
+                append(pack(low, pasid, last << 2 | grpid << 3, 0, p0, p1))
         return b"".join(out)
 
 
@@ -205,7 +205,7 @@ def _request_error(device: int, pasid: int, grpid: int, perm: int, addr: int) ->
 
 def _response_error(row: ResponseRow) -> NoReturn:
     """Raise the ``EncodeError`` naming the first field of ``row`` that does not fit."""
-    device, grpid, code, pasid, valid, private = row
+    device, grpid, code, pasid, valid, private, _last = row
     if code not in _CODES:
         raise EncodeError(f"{_RESP}: {code!r} is not a page response code")
     _fits(_RESP, "requester ID", device, 16)
