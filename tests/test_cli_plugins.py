@@ -15,6 +15,8 @@ from ioasid_core.markers import ENTRY_POINT_GROUP
 from ioasid_core.plugins import BLOCK_ENV
 
 VENDORS = {
+    "amd_vi": ("ioasid-amd-vi", "amd-vi", "AMD-Vi (AMD IOMMU)"),
+    "riscv_iommu": ("ioasid-riscv-iommu", "riscv-iommu", "RISC-V IOMMU"),
     "smmuv3": ("ioasid-smmuv3", "smmuv3", "Arm SMMUv3"),
     "virtio_iommu": ("ioasid-virtio-iommu", "virtio-iommu", "virtio-iommu"),
     # The workspace's example third-party plugin (examples/plugins/upstream_now).
@@ -94,12 +96,21 @@ def test_block_is_repeatable_and_adds_to_the_environment() -> None:
         "smmuv3",
         "--block",
         "upstream_now",
-        env={BLOCK_ENV: "virtio_iommu"},
+        "--block",
+        "amd_vi",
+        env={BLOCK_ENV: "virtio_iommu,riscv_iommu"},
     )
     assert result.exit_code == 0, result.output
     report = as_json(result)
     assert report["plugins"] == []
-    assert report["blocked"] == ["smmuv3", "upstream_now", "virtio_iommu", "vtd"]
+    assert report["blocked"] == [
+        "amd_vi",
+        "riscv_iommu",
+        "smmuv3",
+        "upstream_now",
+        "virtio_iommu",
+        "vtd",
+    ]
 
 
 def test_failures_are_listed_with_their_reason(

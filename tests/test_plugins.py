@@ -397,6 +397,8 @@ def test_real_vendor_plugins_are_discovered() -> None:
         ("smmuv3", "ioasid-smmuv3", "smmuv3"),
         ("virtio_iommu", "ioasid-virtio-iommu", "virtio-iommu"),
         ("upstream_now", "ioasid-upstream-now", "upstream-now"),  # examples/plugins
+        ("amd_vi", "ioasid-amd-vi", "amd-vi"),
+        ("riscv_iommu", "ioasid-riscv-iommu", "riscv-iommu"),
     }
     for plugin in host.loaded:
         assert plugin.version == importlib.metadata.version(plugin.distribution)
@@ -405,6 +407,8 @@ def test_real_vendor_plugins_are_discovered() -> None:
         "Arm SMMUv3",
         "virtio-iommu",
         "Linux v6.6+: global PASIDs, per-device attach",
+        "AMD-Vi (AMD IOMMU)",
+        "RISC-V IOMMU",
     }
 
 

@@ -178,7 +178,8 @@ def test_a_shared_section_reports_each_problem_once() -> None:
 def test_a_section_no_installed_vendor_reads_is_an_error() -> None:
     sc = scenario({"vdt": {"prq_order": 1}})
     assert problems_of(sc, [GenericPrq()], list(VENDORS.values()))[0].startswith(
-        "vendor.vdt: no installed vendor reads this section (vendors read: generic, smmuv3, "
+        "vendor.vdt: no installed vendor reads this section "
+        "(vendors read: amd-vi, generic, riscv-iommu, smmuv3, "
     )
 
 

@@ -1,0 +1,26 @@
+"""The ioasid hook implementations for AMD-Vi: wiring only.
+
+The codecs (``ppr``, ``commands``), the hardware model (``hardware``), the handlers
+(``handlers``) and the benchmark (``bench``) live in their own modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ioasid_amd_vi.handlers import IOMMU_V2_VENDOR, amd_vendors
+from ioasid_core.markers import hookimpl
+from ioasid_core.prq.vendor import VendorPrq
+from ioasid_core.units import VendorInfo
+
+
+@hookimpl
+def ioasid_vendor_info() -> VendorInfo:
+    """Name the vendor for ``ioasid plugins``."""
+    return VendorInfo(name=IOMMU_V2_VENDOR, description="AMD-Vi (AMD IOMMU)")
+
+
+@hookimpl
+def ioasid_prq_vendors() -> Sequence[VendorPrq]:
+    """The v5.x ``amd_iommu_v2`` driver and today's ``ppr.c`` with IOPF."""
+    return amd_vendors()

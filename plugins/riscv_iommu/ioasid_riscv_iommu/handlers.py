@@ -1,0 +1,50 @@
+"""The RISC-V IOMMU page-request handler as a ``VendorPrq`` vendor, ``riscv-iommu``.
+
+Software side: Tomasz Jeznach's 2023 RFC (``riscv_iommu_page_request``): the device is
+found by DID, stop markers are ignored, the request goes to the IOPF framework, which looks
+the domain up by (device, PASID): ``DEVICE``. Responses are ATS.PRGR commands
+(:mod:`ioasid_riscv_iommu.commands`). Mainline Linux has no page-request handling yet
+(§3.4): this vendor is the RFC's driver on the specification's hardware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from ioasid_core.bits import Buffer
+from ioasid_core.platform import AddressSpace
+from ioasid_core.prq.policy import LookupPolicy
+from ioasid_core.prq.types import RequestRow, ResponseRow
+from ioasid_core.prq.vendor import RowCheck, RowVendorMixin
+from ioasid_riscv_iommu.commands import encode_prgr_rows
+from ioasid_riscv_iommu.hardware import SECTION, RiscvUnits
+from ioasid_riscv_iommu.pq import PQ_RECORD_SIZE, decode_pq_rows, encode_pq_rows
+
+__all__ = ["VENDOR", "RiscvPrq"]
+
+VENDOR: Final = "riscv-iommu"
+
+
+class RiscvPrq(RowVendorMixin):
+    """RISC-V IOMMU: page-request queue records in, ATS.PRGR commands out."""
+
+    name = VENDOR
+    entry_size = PQ_RECORD_SIZE
+    default_policy = LookupPolicy.DEVICE
+    expected: type | tuple[type, ...] = AddressSpace
+    option_section: Final = SECTION
+    unit_model: Final = RiscvUnits()
+    source_id_bits: Final = 24
+    """A DID is 24 bits (RID plus an 8-bit segment)."""
+    row_check: RowCheck | None = None
+    """No check of its own: the RFC hands every request to the IOPF framework."""
+
+    def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
+        return encode_pq_rows(rows)
+
+    def decode_rows(self, data: Buffer) -> list[RequestRow]:
+        return decode_pq_rows(data)
+
+    def encode_response_rows(self, rows: Sequence[ResponseRow]) -> bytes:
+        return encode_prgr_rows(rows)

@@ -1,0 +1,26 @@
+"""The ioasid hook implementations for the RISC-V IOMMU: wiring only.
+
+The codecs (``pq``, ``commands``), the hardware model (``hardware``), the handler
+(``handlers``) and the benchmark (``bench``) live in their own modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ioasid_core.markers import hookimpl
+from ioasid_core.prq.vendor import VendorPrq
+from ioasid_core.units import VendorInfo
+from ioasid_riscv_iommu.handlers import VENDOR, RiscvPrq
+
+
+@hookimpl
+def ioasid_vendor_info() -> VendorInfo:
+    """Name the vendor for ``ioasid plugins``."""
+    return VendorInfo(name=VENDOR, description="RISC-V IOMMU")
+
+
+@hookimpl
+def ioasid_prq_vendors() -> Sequence[VendorPrq]:
+    """The page-request queue under the 2023 RFC driver's rules."""
+    return [RiscvPrq()]

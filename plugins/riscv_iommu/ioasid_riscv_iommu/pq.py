@@ -1,0 +1,203 @@
+"""The RISC-V IOMMU page-request queue record (16 bytes) <-> request rows.
+
+Layout (vendors-amd-riscv.md §3.4: Linux ``iommu-bits.h``, the reference model's
+``page_rec_t``), two little-endian 64-bit words:
+
+========  =======  =========================================================
+word      bits     field
+========  =======  =========================================================
+hdr       31:12    PID -> ``PageRequest.pasid`` (when PV)
+hdr       32       PV: the PID is valid -> ``PageRequest.pasid_valid``
+hdr       33       PRIV
+hdr       34       EXEC
+hdr       63:40    DID (24-bit device ID) -> ``PageRequest.device``
+payload   0        R
+payload   1        W
+payload   2        L: last request of the group
+payload   11:3     PRGI -> ``PageRequest.grpid``
+payload   63:12    page address
+========  =======  =========================================================
+
+Reserved, checked on decode: hdr bits 11:0 and 39:35 (the reference model writes them
+zero). The payload is the PCIe page request's own, as in VT-d qw1 and SMMUv3 PRIQ dw1.
+
+The IOMMU zeroes PRIV and EXEC when PV is 0 before writing the record, so a record with
+either set and PV clear is refused; encoding zeroes them, as the hardware does. The PID of
+a record without PV is whatever the message carried (the model copies it): don't care,
+decoded as ``INVALID_IOASID``; encoding a request without a PASID writes PID 0.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Final, NoReturn
+
+from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError
+from ioasid_core.prq.types import PageRequest, Perm, RequestRow
+from ioasid_core.types import INVALID_IOASID
+
+__all__ = [
+    "PQ_RECORD",
+    "PQ_RECORD_SIZE",
+    "decode_pq",
+    "decode_pq_rows",
+    "encode_pq_rows",
+]
+
+PQ_RECORD: Final = BitLayout(
+    "RISC-V IOMMU page-request record",
+    16,
+    [
+        BitField("pid", 0, 12, 31),
+        BitField("pv", 0, 32, 32),
+        BitField("priv", 0, 33, 33),
+        BitField("exec", 0, 34, 34),
+        BitField("did", 0, 40, 63),
+        BitField("r", 1, 0, 0),
+        BitField("w", 1, 1, 1),
+        BitField("l", 1, 2, 2),
+        BitField("prgi", 1, 3, 11),
+        BitField("addr", 1, 12, 63),
+    ],
+)
+PQ_RECORD_SIZE: Final = PQ_RECORD.size
+
+_NAME: Final = PQ_RECORD.name
+_WORDS: Final = struct.Struct("<QQ")
+_RESERVED0, _RESERVED1 = PQ_RECORD.reserved
+_PRIV_EXEC: Final = 3 << 33
+_PV: Final = 1 << 32
+_PAGE_MASK: Final = 0xFFF
+_U64: Final = (1 << 64) - 1
+
+
+def _perm(r: int, w: int, exec_: int, priv: int) -> Perm:
+    perm = Perm.NONE
+    if r:
+        perm |= Perm.READ
+    if w:
+        perm |= Perm.WRITE
+    if exec_:
+        perm |= Perm.EXEC
+    if priv:
+        perm |= Perm.PRIV
+    return perm
+
+
+# hdr bits 34:33 (EXEC PRIV) << 2 | payload bits 1:0 (W R) -> Perm.
+_PERMS: Final = tuple(_perm(i & 1, i >> 1 & 1, i >> 3 & 1, i >> 2 & 1) for i in range(16))
+
+
+def _priv_without_pv(offset: int) -> DecodeError:
+    return DecodeError(
+        _NAME,
+        "PRIV or EXEC set without PV: the IOMMU zeroes both when the request has no PASID",
+        offset=offset,
+    )
+
+
+def decode_pq(data: Buffer, offset: int = 0) -> PageRequest:
+    """The page request in the record at ``offset``; ``DecodeError`` names what is wrong."""
+    f = PQ_RECORD.decode(data, offset)
+    pv = f["pv"] == 1
+    if not pv and (f["priv"] or f["exec"]):
+        raise _priv_without_pv(offset)
+    return PageRequest(
+        device=f["did"],
+        pasid=f["pid"] if pv else INVALID_IOASID,
+        pasid_valid=pv,
+        grpid=f["prgi"],
+        last=f["l"] == 1,
+        perm=_perm(f["r"], f["w"], f["exec"], f["priv"]),
+        addr=f["addr"] << 12,
+    )
+
+
+def decode_pq_rows(data: Buffer) -> list[RequestRow]:
+    """Whole records as request rows, in order; the first bad record raises a
+    ``DecodeError`` naming its offset in ``data`` (the same as :func:`decode_pq`)."""
+    size = len(data)
+    if size % PQ_RECORD_SIZE:
+        raise DecodeError(
+            _NAME,
+            f"{size} bytes is not a whole number of {PQ_RECORD_SIZE}-byte records "
+            f"({size % PQ_RECORD_SIZE} trailing bytes)",
+            offset=size - size % PQ_RECORD_SIZE,
+        )
+    rows: list[RequestRow] = []
+    append = rows.append
+    perms = _PERMS
+    invalid = INVALID_IOASID
+    for index, (hdr, payload) in enumerate(_WORDS.iter_unpack(data)):
+        if hdr & _RESERVED0 or payload & _RESERVED1:
+            PQ_RECORD.check_reserved((hdr, payload), index * PQ_RECORD_SIZE)
+        pv = hdr & _PV != 0
+        if not pv and hdr & _PRIV_EXEC:
+            raise _priv_without_pv(index * PQ_RECORD_SIZE)
+        append(
+            (
+                hdr >> 40,
+                hdr >> 12 & 0xFFFFF if pv else invalid,
+                pv,
+                payload >> 3 & 0x1FF,
+                payload & 4 != 0,
+                perms[hdr >> 31 & 0xC | payload & 3],
+                payload & ~_PAGE_MASK,
+                False,
+                None,
+            )
+        )
+    return rows
+
+
+def encode_pq_rows(rows: Sequence[RequestRow]) -> bytes:
+    """The records the IOMMU writes for request rows, back to back. PRIV and EXEC are
+    zeroed when there is no PASID; what a record cannot say is an ``EncodeError``."""
+    pack = _WORDS.pack
+    out: list[bytes] = []
+    append = out.append
+    for row in rows:
+        device, pasid, valid, grpid, last, perm, addr, needs, private = row
+        pid = pasid if valid else 0
+        if (
+            needs
+            or private is not None
+            or device >> 24
+            or pid >> 20
+            or grpid >> 9
+            or perm >> 4
+            or device < 0
+            or pid < 0
+            or grpid < 0
+            or perm < 0
+            or not isinstance(addr, int)
+            or addr & _PAGE_MASK
+            or not 0 <= addr <= _U64
+        ):
+            _request_error(row)
+        hdr = pid << 12 | valid << 32 | device << 40
+        if valid:
+            hdr |= (perm >> 2 & 1) << 34 | (perm >> 3 & 1) << 33
+        append(pack(hdr, perm & 3 | last << 2 | grpid << 3 | addr))
+    return b"".join(out)
+
+
+def _request_error(row: RequestRow) -> NoReturn:
+    device, pasid, valid, grpid, _last, perm, addr, needs, private = row
+    if needs:
+        raise EncodeError(
+            f"{_NAME}: needs_pasid is a device property (PCI PRI capability), "
+            "a record cannot carry it"
+        )
+    if private is not None:
+        raise EncodeError(f"{_NAME}: a record has no private data")
+    for field, value, bits in (
+        ("did", device, 24),
+        ("pid", pasid if valid else 0, 20),
+        ("prgi", grpid, 9),
+        ("perm", int(perm), 4),
+    ):
+        if not 0 <= value < 1 << bits:
+            raise EncodeError(f"{_NAME}: {field}={value!r} does not fit {bits} bits")
+    raise EncodeError(f"{_NAME}: addr={addr!r} is not a 4 KiB aligned 64-bit address")
