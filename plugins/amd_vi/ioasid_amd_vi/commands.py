@@ -106,7 +106,7 @@ def encode_complete_ppr_rows(rows: Sequence[ResponseRow]) -> bytes:
     status_of = PPR_STATUS.get
     offset = 0
     for row in rows:
-        device, grpid, code, pasid, valid, private = row
+        device, grpid, code, pasid, valid, private, _last = row
         status = status_of(code)
         if (
             status is None
@@ -128,7 +128,7 @@ def encode_complete_ppr_rows(rows: Sequence[ResponseRow]) -> bytes:
 
 def _response_error(row: ResponseRow) -> NoReturn:
     """Raise the ``EncodeError`` naming the first thing in ``row`` a command cannot say."""
-    device, grpid, code, pasid, valid, private = row
+    device, grpid, code, pasid, valid, private, _last = row
     if code not in PPR_STATUS:
         raise EncodeError(f"{_NAME}: {code!r} is not a page response code")
     if private is not None:

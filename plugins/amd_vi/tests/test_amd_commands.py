@@ -54,7 +54,7 @@ def test_golden_commands(raw: bytes, response: PageResponse) -> None:
     [(ResponseCode.SUCCESS, 0x0), (ResponseCode.INVALID, 0x1), (ResponseCode.FAILURE, 0xF)],
 )
 def test_every_code_goes_out_as_the_pcie_status(code: ResponseCode, status: int) -> None:
-    raw = encode_complete_ppr_rows([(1, 2, code, INVALID_IOASID, False, None)])
+    raw = encode_complete_ppr_rows([(1, 2, code, INVALID_IOASID, False, None, True)])
     # data[3] is bytes 12..15: tag 2 | status << 12
     assert raw[12:16] == struct.pack("<I", 2 | status << 12)
 
@@ -84,14 +84,16 @@ def test_decode_refuses(words: tuple[int, int], says: str) -> None:
 @pytest.mark.parametrize(
     ("row", "says"),
     [
-        ((1 << 16, 0, ResponseCode.SUCCESS, 0, False, None), "devid=65536 does not fit 16"),
-        ((1, 0x200, ResponseCode.SUCCESS, 0, False, None), "prg_index=512 does not fit 9"),
-        ((1, 0, ResponseCode.SUCCESS, 1 << 20, True, None), "pasid=1048576 does not fit 20"),
-        ((1, 0, ResponseCode.SUCCESS, 0, False, (1, 2)), "no private data"),
-        ((1, 0, 7, 0, False, None), "not a page response code"),
+        ((1 << 16, 0, ResponseCode.SUCCESS, 0, False, None, True), "devid=65536 does not fit 16"),
+        ((1, 0x200, ResponseCode.SUCCESS, 0, False, None, True), "prg_index=512 does not fit 9"),
+        ((1, 0, ResponseCode.SUCCESS, 1 << 20, True, None, True), "pasid=1048576 does not fit 20"),
+        ((1, 0, ResponseCode.SUCCESS, 0, False, (1, 2), True), "no private data"),
+        ((1, 0, 7, 0, False, None, True), "not a page response code"),
     ],
 )
-def test_encode_refuses(row: tuple[int, int, ResponseCode, int, bool, None], says: str) -> None:
+def test_encode_refuses(
+    row: tuple[int, int, ResponseCode, int, bool, None, bool], says: str
+) -> None:
     with pytest.raises(EncodeError, match=says):
         encode_complete_ppr_rows([row])
 

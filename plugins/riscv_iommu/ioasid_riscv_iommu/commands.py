@@ -117,7 +117,7 @@ def encode_prgr_rows(rows: Sequence[ResponseRow]) -> bytes:
     resp_of = PRGR_RESP.get
     offset = 0
     for row in rows:
-        device, grpid, code, pasid, valid, private = row
+        device, grpid, code, pasid, valid, private, _last = row
         resp = resp_of(code)
         if (
             resp is None
@@ -139,7 +139,7 @@ def encode_prgr_rows(rows: Sequence[ResponseRow]) -> bytes:
 
 
 def _response_error(row: ResponseRow) -> NoReturn:
-    device, grpid, code, pasid, valid, private = row
+    device, grpid, code, pasid, valid, private, _last = row
     if code not in PRGR_RESP:
         raise EncodeError(f"{_NAME}: {code!r} is not a page response code")
     if private is not None:

@@ -82,7 +82,7 @@ def test_golden_prgr(raw: bytes, response: PageResponse) -> None:
     [(ResponseCode.SUCCESS, 0), (ResponseCode.INVALID, 1), (ResponseCode.FAILURE, 0xF)],
 )
 def test_every_code_goes_out_as_the_pcie_code(code: ResponseCode, resp: int) -> None:
-    raw = encode_prgr_rows([(0, 0, code, INVALID_IOASID, False, None)])
+    raw = encode_prgr_rows([(0, 0, code, INVALID_IOASID, False, None, True)])
     assert struct.unpack("<QQ", raw)[1] == resp << 44
 
 
@@ -169,15 +169,18 @@ def test_record_encode_refuses(changes: dict[str, object], says: str) -> None:
 @pytest.mark.parametrize(
     ("row", "says"),
     [
-        ((1 << 24, 0, ResponseCode.SUCCESS, 0, False, None), "device=16777216 does not fit 24"),
-        ((1, 0x200, ResponseCode.SUCCESS, 0, False, None), "prgi=512 does not fit 9"),
-        ((1, 0, ResponseCode.SUCCESS, 1 << 20, True, None), "pid=1048576 does not fit 20"),
-        ((1, 0, ResponseCode.SUCCESS, 0, False, (1, 2)), "no private data"),
-        ((1, 0, 9, 0, False, None), "not a page response code"),
+        (
+            (1 << 24, 0, ResponseCode.SUCCESS, 0, False, None, True),
+            "device=16777216 does not fit 24",
+        ),
+        ((1, 0x200, ResponseCode.SUCCESS, 0, False, None, True), "prgi=512 does not fit 9"),
+        ((1, 0, ResponseCode.SUCCESS, 1 << 20, True, None, True), "pid=1048576 does not fit 20"),
+        ((1, 0, ResponseCode.SUCCESS, 0, False, (1, 2), True), "no private data"),
+        ((1, 0, 9, 0, False, None, True), "not a page response code"),
     ],
 )
 def test_prgr_encode_refuses(
-    row: tuple[int, int, ResponseCode, int, bool, None], says: str
+    row: tuple[int, int, ResponseCode, int, bool, None, bool], says: str
 ) -> None:
     with pytest.raises(EncodeError, match=says):
         encode_prgr_rows([row])
