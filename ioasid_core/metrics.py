@@ -73,7 +73,7 @@ class Metrics:
     """By code: ``success``, ``invalid``, ``failure``."""
     dropped: Counter[str] = attrs.field(factory=Counter)
     """``stop_markers``, ``overflow``, ``unmatched``, ``discarded_partial``, ``malformed``,
-    ``unit_removed``."""
+    ``unit_removed``, ``hardware``."""
     outcomes: Counter[str] = attrs.field(factory=Counter)
     """Lookup outcomes of the requests that were resolved."""
     unhandled_events: Counter[str] = attrs.field(factory=Counter)
@@ -141,6 +141,7 @@ class Metrics:
                     "discarded_partial",
                     "malformed",
                     "unit_removed",
+                    "hardware",
                 )
             },
             "outcomes": _fixed(self.outcomes, _OUTCOMES),

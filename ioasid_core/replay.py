@@ -29,6 +29,7 @@ from ioasid_core.latency import LATENCY_OPS, DriverClock, LatencyOp
 from ioasid_core.metrics import Metrics
 from ioasid_core.platform import AddressSpace, Platform
 from ioasid_core.plugins import Hooks
+from ioasid_core.prq.hardware import hardware_rules
 from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import Perm, RequestRow, ResponseRow, response_row
@@ -136,6 +137,7 @@ class _Run:
             # A vendor searching "its SVA set" needs one: an empty set finds nothing.
             sva = self.space.create_set()
         self.vendor, self.policy, self.sva, self.shapes = vendor, policy, sva, shapes
+        self.options = options
         self.devices_of = {
             u.name: [d for d in spec.devices if d.unit == u.name] for u in spec.units
         }
@@ -182,6 +184,7 @@ class _Run:
             policy=self.policy,
             sva_set=self.sva,
             ring_entries=shape.queue_entries,
+            hardware=hardware_rules(self.vendor, self.platform, name, self.options),
         )
 
     @staticmethod
@@ -639,7 +642,7 @@ class _Run:
     def _collect(self, pipeline: PrqPipeline) -> None:
         m = self.metrics
         c = pipeline.counters
-        m.page_requests += c.page_requests + c.overflow_dropped
+        m.page_requests += c.page_requests + c.overflow_dropped + c.hardware_rejected
         for code, count in c.responses.items():
             m.responses[code.name.lower()] += count
         for outcome, count in c.outcomes.items():
@@ -651,6 +654,7 @@ class _Run:
         m.premature_responses += c.premature_responses
         m.auto_responses += sum(c.auto_responses.values())
         m.dropped["overflow"] += c.overflow_dropped
+        m.dropped["hardware"] += c.hardware_rejected
         m.dropped["malformed"] += c.malformed
         for kind, count in c.unhandled_events.items():
             m.unhandled_events[kind.value] += count

@@ -53,7 +53,8 @@ TABLE_CAPTION = (
     "req: page requests sent; ok/inval/fail: group responses by code; cross: resolved to "
     "another owner's data; type: to the wrong type of object (red: the handler was handed "
     "what it must not touch); reject: answered by the vendor's own checks; drop: stop "
-    "markers, overflow, unmatched, partial, malformed and lost with an unplugged unit; p99: "
+    "markers, overflow, unmatched, partial, malformed, kept by the hardware and lost with an "
+    "unplugged unit; p99: "
     "response latency in modelled µs (-: none answered)"
 )
 

@@ -23,6 +23,7 @@ from ioasid_core.bits import Buffer, DecodeError
 from ioasid_core.errors import NotFoundError
 from ioasid_core.platform import Platform
 from ioasid_core.prq.discipline import Discipline, Verdict, discipline_of
+from ioasid_core.prq.hardware import HardwareRules
 from ioasid_core.prq.iopf import IopfQueue, response_for
 from ioasid_core.prq.policy import LookupPolicy, Outcome, Resolution, Resolver, make_resolver
 from ioasid_core.prq.ring import Ring
@@ -72,6 +73,9 @@ class PrqCounters:
     unhandled_events: Counter[UnhandledKind] = attrs.field(factory=Counter)
     """Well-formed entries that are not page requests (the driver logs them, answers
     nothing), by kind; neither in ``page_requests`` nor in ``malformed``."""
+    hardware_rejected: int = 0
+    """Requests the hardware kept from software before the queue (its own checks, or a
+    sticky overflow flag); those that needed an answer are in ``auto_responses``."""
     lost_on_removal: int = 0
     """Requests still in the ring when the unit went away (``discard_queue``)."""
     unanswered_groups: int = 0
@@ -100,11 +104,13 @@ class PrqPipeline:
         policy: LookupPolicy | None = None,
         sva_set: IoasidSet | None = None,
         ring_entries: int = 2048,
-        overflow_response: ResponseCode = ResponseCode.SUCCESS,
+        overflow_response: ResponseCode | None = ResponseCode.SUCCESS,
+        hardware: HardwareRules | None = None,
         discipline: Discipline | None = None,
     ) -> None:
         """``overflow_response`` is what the hardware answers for a LAST request it had to
-        drop because the ring was full; the vendors' specs decide it (see the plugin).
+        drop because the ring was full (None: nothing); ``hardware``, when given, says that
+        and the rest of what the vendor's hardware does before software sees a request.
         ``discipline``: the vendor's own (``VendorPrq.discipline``, IOPF if it declares
         none) unless given."""
         if unit not in platform.units:
@@ -116,7 +122,12 @@ class PrqPipeline:
         self.ring = Ring(ring_entries, vendor.entry_size)
         self.iopf = IopfQueue()
         self.counters = PrqCounters()
-        self.overflow_response = overflow_response
+        if hardware is None:
+            hardware = HardwareRules(overflow_response=overflow_response)
+        self.hardware = hardware
+        self.overflow_response = hardware.overflow_response
+        self._admit = hardware.admit
+        self._sticky = hardware.sticky_overflow
         self._codec = row_codec(vendor)
         self._log_unhandled = vendor.log_unhandled if isinstance(vendor, UnhandledLog) else None
         self._resolve = make_resolver(
@@ -140,17 +151,22 @@ class PrqPipeline:
     # ------------------------------------------------------------------ the device side
 
     def submit(self, request: PageRequest) -> bool:
-        """A device sends one request into the unit's ring; False if the ring was full."""
+        """A device sends one request into the unit's ring; False if it did not get there
+        (the ring was full, or the hardware kept it: ``HardwareRules``)."""
+        if self._admit is not None or self._sticky:
+            return self._submit_checked(request_row(request))
         if self.ring.push(self.vendor.encode_request(request)):
             return True
         self._overflowed(request.last and READS_OR_WRITES[request.perm])
         return False
 
     def submit_rows(self, rows: Sequence[RequestRow]) -> int:
-        """Devices send a burst of requests, in order; how many fit in the ring (the rest
-        were dropped on overflow, as ``submit`` drops them one by one)."""
+        """Devices send a burst of requests, in order; how many reached the ring (the rest
+        were dropped on overflow or kept by the hardware, as ``submit`` does one by one)."""
         if not rows:
             return 0
+        if self._admit is not None or self._sticky:
+            return sum(self._submit_checked(row) for row in rows)
         taken = self.ring.push_many(self._codec.encode_request_rows(rows))
         if taken < len(rows):
             reads_or_writes = READS_OR_WRITES
@@ -158,9 +174,28 @@ class PrqPipeline:
                 self._overflowed(row[4] and reads_or_writes[row[5]])
         return taken
 
+    def _submit_checked(self, row: RequestRow) -> bool:
+        """One request through the hardware's own rules, in the reference model's order:
+        its checks, then a sticky overflow flag, then a full ring."""
+        answered = row[4] and READS_OR_WRITES[row[5]]
+        code = None if self._admit is None else self._admit(row)
+        if code is not None:
+            self.counters.hardware_rejected += 1
+            if answered:
+                self.counters.auto_responses[code] += 1
+            return False
+        if self._sticky and self.ring.overflow:
+            self._overflowed(answered)
+            return False
+        if self.ring.push(self._codec.encode_request_rows([row])):
+            return True
+        self._overflowed(answered)
+        return False
+
     def _overflowed(self, answered: bool) -> None:
         self.counters.overflow_dropped += 1
-        if answered:  # a LAST request that is not a stop marker: the hardware answers it
+        # A LAST request that is not a stop marker: the hardware answers it, if it answers.
+        if answered and self.overflow_response is not None:
             self.counters.auto_responses[self.overflow_response] += 1
 
     # ------------------------------------------------------------------ the driver side

@@ -10,28 +10,39 @@ Both read the PPR log (:mod:`ioasid_amd_vi.ppr`) and answer with COMPLETE_PPR_RE
 (:mod:`ioasid_amd_vi.commands`). Entries of another TYPE are unhandled events ("Unknown
 PPR request received"), counted by the pipeline and never answered.
 
-On overflow the driver restarts the log and the requests lost in it are never answered
-(there is no auto-response path in the driver, §3.1).
+On overflow the log stops until the driver restarts it (``amd_iommu_restart_ppr_log``),
+and the requests lost meanwhile are never answered: the driver has no auto-response path
+(§3.1, inferred from the code). So the hardware rules are a sticky overflow flag (cleared
+when the driver has drained the log) and no overflow response.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from ioasid_amd_vi.commands import encode_complete_ppr_rows
 from ioasid_amd_vi.hardware import SECTION, AmdUnits
 from ioasid_amd_vi.ppr import PPR_ENTRY_SIZE, decode_ppr_rows, encode_ppr_rows
 from ioasid_core.bits import Buffer
-from ioasid_core.platform import AddressSpace
+from ioasid_core.platform import AddressSpace, Platform
+from ioasid_core.prq.hardware import HardwareRules
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import RequestRow, ResponseCode, ResponseRow
 from ioasid_core.prq.vendor import RowCheck, RowVendorMixin
 
-__all__ = ["IOMMU_V2_VENDOR", "PPR_IOPF_VENDOR", "AmdViPrq", "amd_vendors", "ppr_c_check"]
+__all__ = [
+    "AMD_HARDWARE",
+    "IOMMU_V2_VENDOR",
+    "PPR_IOPF_VENDOR",
+    "AmdViPrq",
+    "amd_vendors",
+    "ppr_c_check",
+]
 
 IOMMU_V2_VENDOR: Final = "amd-vi"
 PPR_IOPF_VENDOR: Final = "amd-vi-iopf"
+AMD_HARDWARE: Final = HardwareRules(overflow_response=None, sticky_overflow=True)
 
 
 def ppr_c_check(row: RequestRow) -> ResponseCode | None:
@@ -58,6 +69,12 @@ class AmdViPrq(RowVendorMixin):
         self.name = PPR_IOPF_VENDOR if iopf else IOMMU_V2_VENDOR
         self.default_policy = LookupPolicy.DEVICE
         self.row_check: RowCheck | None = ppr_c_check if iopf else None
+
+    def hardware_rules(
+        self, platform: Platform, unit: str, options: Mapping[str, object]
+    ) -> HardwareRules:
+        """No auto-response; logging stops at an overflow until the driver restarts it."""
+        return AMD_HARDWARE
 
     def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
         return encode_ppr_rows(tuple(rows))

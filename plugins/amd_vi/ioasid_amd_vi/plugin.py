@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ioasid_amd_vi.bench import FIGURES
 from ioasid_amd_vi.handlers import IOMMU_V2_VENDOR, amd_vendors
+from ioasid_core.bench import BenchmarkFigure
 from ioasid_core.markers import hookimpl
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.units import VendorInfo
@@ -24,3 +26,9 @@ def ioasid_vendor_info() -> VendorInfo:
 def ioasid_prq_vendors() -> Sequence[VendorPrq]:
     """The v5.x ``amd_iommu_v2`` driver and today's ``ppr.c`` with IOPF."""
     return amd_vendors()
+
+
+@hookimpl
+def ioasid_benchmarks() -> Sequence[BenchmarkFigure]:
+    """``amd_vi_ppr_ratio``: decode, resolve and respond per queue entry."""
+    return list(FIGURES)

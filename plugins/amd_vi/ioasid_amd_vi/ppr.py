@@ -270,30 +270,30 @@ def decode_ppr_rows(data: Buffer, *, rvsd_drops_pasid: bool = False) -> list[Req
             f"({size % PPR_ENTRY_SIZE} trailing bytes)",
             offset=size - size % PPR_ENTRY_SIZE,
         )
-    rows: list[RequestRow] = []
-    append = rows.append
-    perms = _PERMS
-    invalid = INVALID_IOASID
-    pasid_off = _GN | _RVSD if rvsd_drops_pasid else _GN
-    for index, (w0, w1) in enumerate(_WORDS.iter_unpack(data)):
-        if w0 & _TYPE_MASK != _TYPE_FAULT:
-            raise _unhandled(w0, index * PPR_ENTRY_SIZE)
-        if w0 & _RESERVED0:
-            PPR_LOG_ENTRY.check_reserved((w0, w1), index * PPR_ENTRY_SIZE)
-        gn = w0 & pasid_off == _GN
-        append(
-            (
-                w0 & 0xFFFF,
-                (w0 >> 16 & 0xFFFF | (w0 >> 26 & 0xF0000)) if gn else invalid,
-                gn,
-                w0 >> 32 & 0x1FF,
-                w0 >> 41 & 1 == 1,
-                perms[w0 >> 48 & 0x7F],
-                w1 & _ADDR_MASK,
-                False,
-                None,
-            )
+    perms, invalid, addr_mask = _PERMS, INVALID_IOASID, _ADDR_MASK
+    check, fault = _TYPE_MASK | _RESERVED0, _TYPE_FAULT
+    pasid_off, gn_bit = (_GN | _RVSD if rvsd_drops_pasid else _GN), _GN
+    # One comprehension over the good entries; if any was bad, find the first and raise.
+    rows: list[RequestRow] = [
+        (
+            w0 & 0xFFFF,
+            (w0 >> 16 & 0xFFFF | w0 >> 26 & 0xF0000) if w0 & pasid_off == gn_bit else invalid,
+            w0 & pasid_off == gn_bit,
+            w0 >> 32 & 0x1FF,
+            w0 >> 41 & 1 == 1,
+            perms[w0 >> 48 & 0x7F],
+            w1 & addr_mask,
+            False,
+            None,
         )
+        for w0, w1 in _WORDS.iter_unpack(data)
+        if w0 & check == fault
+    ]
+    if len(rows) * PPR_ENTRY_SIZE != size:
+        for index, (w0, w1) in enumerate(_WORDS.iter_unpack(data)):
+            if w0 & _TYPE_MASK != _TYPE_FAULT:
+                raise _unhandled(w0, index * PPR_ENTRY_SIZE)
+            PPR_LOG_ENTRY.check_reserved((w0, w1), index * PPR_ENTRY_SIZE)
     return rows
 
 

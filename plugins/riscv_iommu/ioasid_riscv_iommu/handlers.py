@@ -3,22 +3,26 @@
 Software side: Tomasz Jeznach's 2023 RFC (``riscv_iommu_page_request``): the device is
 found by DID, stop markers are ignored, the request goes to the IOPF framework, which looks
 the domain up by (device, PASID): ``DEVICE``. Responses are ATS.PRGR commands
-(:mod:`ioasid_riscv_iommu.commands`). Mainline Linux has no page-request handling yet
+(:mod:`ioasid_riscv_iommu.commands`). Before any of that, the IOMMU applies its own rules
+(:mod:`ioasid_riscv_iommu.hardware`): no device context -> FAILURE, PRI disabled ->
+INVALID, overflow -> SUCCESS with ``pqof`` sticky; PRIV and EXEC are zeroed without a PASID
+(:mod:`ioasid_riscv_iommu.pq`). Mainline Linux has no page-request handling yet
 (§3.4): this vendor is the RFC's driver on the specification's hardware.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from ioasid_core.bits import Buffer
-from ioasid_core.platform import AddressSpace
+from ioasid_core.platform import AddressSpace, Platform
+from ioasid_core.prq.hardware import HardwareRules
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import RequestRow, ResponseRow
 from ioasid_core.prq.vendor import RowCheck, RowVendorMixin
 from ioasid_riscv_iommu.commands import encode_prgr_rows
-from ioasid_riscv_iommu.hardware import SECTION, RiscvUnits
+from ioasid_riscv_iommu.hardware import SECTION, RiscvUnits, riscv_hardware
 from ioasid_riscv_iommu.pq import PQ_RECORD_SIZE, decode_pq_rows, encode_pq_rows
 
 __all__ = ["VENDOR", "RiscvPrq"]
@@ -39,6 +43,12 @@ class RiscvPrq(RowVendorMixin):
     """A DID is 24 bits (RID plus an 8-bit segment)."""
     row_check: RowCheck | None = None
     """No check of its own: the RFC hands every request to the IOPF framework."""
+
+    def hardware_rules(
+        self, platform: Platform, unit: str, options: Mapping[str, object]
+    ) -> HardwareRules:
+        """What the IOMMU does before the driver sees a request (:mod:`.hardware`)."""
+        return riscv_hardware(platform, unit, options)
 
     def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
         return encode_pq_rows(rows)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ioasid_core.bench import BenchmarkFigure
 from ioasid_core.markers import hookimpl
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.units import VendorInfo
+from ioasid_riscv_iommu.bench import FIGURES
 from ioasid_riscv_iommu.handlers import VENDOR, RiscvPrq
 
 
@@ -24,3 +26,9 @@ def ioasid_vendor_info() -> VendorInfo:
 def ioasid_prq_vendors() -> Sequence[VendorPrq]:
     """The page-request queue under the 2023 RFC driver's rules."""
     return [RiscvPrq()]
+
+
+@hookimpl
+def ioasid_benchmarks() -> Sequence[BenchmarkFigure]:
+    """``riscv_prq_ratio``: decode, resolve and respond per queue entry."""
+    return list(FIGURES)

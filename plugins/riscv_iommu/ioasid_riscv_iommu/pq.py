@@ -65,10 +65,14 @@ PQ_RECORD_SIZE: Final = PQ_RECORD.size
 
 _NAME: Final = PQ_RECORD.name
 _WORDS: Final = struct.Struct("<QQ")
-_RESERVED0, _RESERVED1 = PQ_RECORD.reserved
+_RESERVED0 = PQ_RECORD.reserved[0]
+assert PQ_RECORD.reserved[1] == 0  # the payload is the PCIe message's, every bit named
 _PRIV_EXEC: Final = 3 << 33
 _PV: Final = 1 << 32
 _PAGE_MASK: Final = 0xFFF
+_ADDR_MASK: Final = ~_PAGE_MASK & 0xFFFFFFFFFFFFFFFF
+# hdr bits 34:32 (EXEC PRIV PV): PRIV or EXEC without PV is not what the IOMMU writes.
+_FLAGS_OK: Final = tuple(bool(i & 1) or not i & 6 for i in range(8))
 _U64: Final = (1 << 64) - 1
 
 
@@ -125,29 +129,29 @@ def decode_pq_rows(data: Buffer) -> list[RequestRow]:
             f"({size % PQ_RECORD_SIZE} trailing bytes)",
             offset=size - size % PQ_RECORD_SIZE,
         )
-    rows: list[RequestRow] = []
-    append = rows.append
-    perms = _PERMS
-    invalid = INVALID_IOASID
-    for index, (hdr, payload) in enumerate(_WORDS.iter_unpack(data)):
-        if hdr & _RESERVED0 or payload & _RESERVED1:
-            PQ_RECORD.check_reserved((hdr, payload), index * PQ_RECORD_SIZE)
-        pv = hdr & _PV != 0
-        if not pv and hdr & _PRIV_EXEC:
-            raise _priv_without_pv(index * PQ_RECORD_SIZE)
-        append(
-            (
-                hdr >> 40,
-                hdr >> 12 & 0xFFFFF if pv else invalid,
-                pv,
-                payload >> 3 & 0x1FF,
-                payload & 4 != 0,
-                perms[hdr >> 31 & 0xC | payload & 3],
-                payload & ~_PAGE_MASK,
-                False,
-                None,
-            )
+    perms, invalid, flags_ok = _PERMS, INVALID_IOASID, _FLAGS_OK
+    pv_bit, reserved, addr_mask = _PV, _RESERVED0, _ADDR_MASK
+    # One comprehension over the good records; if any was bad, find the first and raise.
+    rows: list[RequestRow] = [
+        (
+            hdr >> 40,
+            hdr >> 12 & 0xFFFFF if hdr & pv_bit else invalid,
+            hdr & pv_bit != 0,
+            payload >> 3 & 0x1FF,
+            payload & 4 != 0,
+            perms[hdr >> 31 & 0xC | payload & 3],
+            payload & addr_mask,
+            False,
+            None,
         )
+        for hdr, payload in _WORDS.iter_unpack(data)
+        if not hdr & reserved and flags_ok[hdr >> 32 & 7]
+    ]
+    if len(rows) * PQ_RECORD_SIZE != size:
+        for index, (hdr, payload) in enumerate(_WORDS.iter_unpack(data)):
+            PQ_RECORD.check_reserved((hdr, payload), index * PQ_RECORD_SIZE)
+            if not flags_ok[hdr >> 32 & 7]:
+                raise _priv_without_pv(index * PQ_RECORD_SIZE)
     return rows
 
 

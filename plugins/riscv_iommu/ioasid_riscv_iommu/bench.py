@@ -1,0 +1,97 @@
+"""``riscv_prq_ratio``: the RISC-V IOMMU page-request path per queue record, against a floor.
+
+Measured: a 512-record page-request queue of requests from four devices for the PASIDs
+bound on them, each closing its group, serviced 128 records at a time through the same
+codec and ``PrqPipeline.process_rows`` the replay uses: decode, resolve under the vendor's
+``DEVICE`` policy, answer, encode the ATS.PRGR commands. Baseline: ``struct.unpack_from`` of
+each record plus one ``dict.get`` of its PASID, in the same process
+(:func:`ioasid_core.bench.chunked_ratio`).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Final
+
+from ioasid_core.bench import BenchmarkFigure, chunked_ratio, service_chunks
+from ioasid_core.platform import AddressSpace, Platform
+from ioasid_core.prq.pipeline import PrqPipeline
+from ioasid_core.prq.types import Perm, RequestRow, ResponseCode
+from ioasid_core.space import IoasidSpace
+from ioasid_core.types import SetType
+from ioasid_core.units import IommuUnit
+from ioasid_riscv_iommu.handlers import RiscvPrq
+from ioasid_riscv_iommu.pq import PQ_RECORD_SIZE
+
+__all__ = ["FIGURES", "LIMIT", "prq_workload", "riscv_prq_ratio"]
+
+LIMIT: Final = 10.0
+UNIT: Final = "riscv-iommu0"
+CHUNK: Final = 128
+QUEUE: Final = 512
+_DEVICES: Final = 4
+_PASIDS_PER_DEVICE: Final = 16
+
+
+def prq_workload() -> tuple[PrqPipeline, bytes]:
+    """Four processes with one device each (DIDs in segment 1), bound to 16 PASIDs, and a
+    full queue of requests from those devices for their own PASIDs, each closing its group."""
+    vendor = RiscvPrq()
+    space = IoasidSpace()
+    platform = Platform(space)
+    platform.probe_unit(IommuUnit(name=UNIT, vendor=vendor.name, pasid_bits=20))
+    sva = space.create_set()
+    own: list[tuple[int, list[int]]] = []
+    for index in range(_DEVICES):
+        proc = AddressSpace(f"proc-{index}")
+        mm_set = space.create_set(proc, type=SetType.MM)
+        platform.add_domain(f"sva-{index}", proc.name, [sva, mm_set])
+        did = 0x01_0100 + index
+        device = platform.add_device(
+            f"acc-{index}", unit=UNIT, source_id=did, owner=proc.name, domain=f"sva-{index}"
+        )
+        pasids = []
+        for _ in range(_PASIDS_PER_DEVICE):
+            pasid = space.alloc(sva, 1, 0xFFFFF, proc)
+            platform.bind(device.name, pasid, proc)
+            pasids.append(pasid)
+        own.append((did, pasids))
+    pipeline = PrqPipeline(platform, UNIT, vendor, ring_entries=QUEUE)
+    rows: list[RequestRow] = []
+    for i in range(QUEUE):
+        did, pasids = own[i % _DEVICES]
+        pasid = pasids[i // _DEVICES % _PASIDS_PER_DEVICE]
+        rw = Perm.READ | Perm.WRITE
+        rows.append(
+            (did, pasid, True, i & 0x1FF, True, rw, 0x7F00_0000_0000 + i * 0x1000, False, None)
+        )
+    return pipeline, vendor.encode_request_rows(rows)
+
+
+def _baseline(pipeline: PrqPipeline, queue: bytes) -> Callable[[], int]:
+    """One ``unpack_from`` and one ``dict.get`` of the PASID per record, whole queue."""
+    unpack_from = struct.Struct("<QQ").unpack_from
+    table = dict(pipeline.platform.space.records_view())
+    offsets = range(0, len(queue), PQ_RECORD_SIZE)
+
+    def run() -> int:
+        get = table.get
+        for offset in offsets:
+            hdr, _payload = unpack_from(queue, offset)
+            get(hdr >> 12 & 0xFFFFF)
+        return len(offsets)
+
+    return run
+
+
+def riscv_prq_ratio(quick: bool = False) -> float:
+    """The figure: ns per record of decode+resolve+respond over the baseline's."""
+    pipeline, queue = prq_workload()
+    first = pipeline.process(pipeline.vendor.decode_batch(queue[:PQ_RECORD_SIZE]))
+    assert [r.code for r in first] == [ResponseCode.SUCCESS]  # the workload resolves
+    rounds = 10 if quick else 300
+    return chunked_ratio(service_chunks(pipeline, queue, CHUNK), _baseline(pipeline, queue), rounds)
+
+
+FIGURES: Final = (BenchmarkFigure("riscv_prq_ratio", LIMIT, riscv_prq_ratio),)
