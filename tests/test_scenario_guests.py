@@ -150,7 +150,7 @@ def test_vm_declarations_are_checked_and_every_problem_is_collected() -> None:
             {"name": "vm-c", "quota": 8, "colour": "red"},
         ],
     }
-    doc["vendor"] = {"vtd": {"vcmd_layout": ["3.3"]}, "smmuv3": 4}
+    doc["vendor"] = {"vtd": {"vcmd_layout": [{"v": "3.3"}]}, "smmuv3": 4}
     assert _problems(doc) == [
         ("platform.vms[1].name", "duplicate VM name 'vm-a' (first at platform.vms[0])"),
         ("platform.vms[0].quota", "expected an integer >= 0, got -1"),
@@ -165,7 +165,10 @@ def test_vm_declarations_are_checked_and_every_problem_is_collected() -> None:
             "quotas add up to 18 here, more than the capacity (16): a quota reserves its IDs "
             "up front",
         ),
-        ("vendor.vtd.vcmd_layout", "expected a string, number or boolean, got an array"),
+        (
+            "vendor.vtd.vcmd_layout",
+            "expected a string, number or boolean, or an array of them, got an array",
+        ),
         ("vendor.smmuv3", "expected a table, got an integer (4)"),
     ]
 

@@ -246,3 +246,23 @@ def test_the_command_exits_2_naming_the_bad_section(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert f"{path}: vendor.vtd.prq_order: expected an integer in 0..7, got 8" in result.stderr
     assert f"{path}: vendor.vdt: no installed vendor reads this section" in result.stderr
+
+
+# ---------------------------------------------------------------------- arrays as values
+
+
+def test_an_option_may_be_an_array_of_plain_values() -> None:
+    sc = scenario({"riscv-iommu": {"pri_disabled": [0x10, 0x20]}})
+    assert sc.vendor_options == (("riscv-iommu", (("pri_disabled", (0x10, 0x20)),)),)
+
+
+def test_an_array_of_tables_or_arrays_is_refused() -> None:
+    with pytest.raises(ScenarioError, match=r"vendor\.vtd\.x: expected a string, number or"):
+        scenario({"vtd": {"x": [[1]]}})
+
+
+def test_an_overlong_array_is_refused_before_anything_reads_it() -> None:
+    with pytest.raises(
+        ScenarioError, match=r"vendor\.vtd\.x: an array of 4097 items; at most 4096"
+    ):
+        scenario({"vtd": {"x": list(range(4097))}})

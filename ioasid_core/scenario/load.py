@@ -33,6 +33,7 @@ from ioasid_core.scenario.schema import (
     GuestAllocationsSpec,
     HotplugSpec,
     Op,
+    OptionValue,
     PageRequestStreamSpec,
     PermName,
     PlatformSpec,
@@ -82,6 +83,8 @@ _DEVICE_KEYS: Final = frozenset(
 _STEP_KEYS: Final = frozenset(f.name for f in attrs.fields(Step)) - {"where"}
 """Every key a step may have under some op (``where`` is the loader's, not the file's)."""
 _STEP_COMMON: Final = frozenset({"op", "at"})
+MAX_OPTION_ITEMS: Final = 4096
+"""The longest array a ``[vendor.<name>]`` option may hold (e.g. device IDs)."""
 _STEP_DEFAULTS: Final = Step(op=_OPS[0])
 _OP_KEYS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
     # op: (required keys, optional keys), besides ``op`` and ``at``, after Step's docstring.
@@ -798,8 +801,9 @@ class _Parser:
 
     def vendor_options(
         self, top: Mapping[str, object]
-    ) -> tuple[tuple[str, tuple[tuple[str, str | int | float | bool], ...]], ...]:
-        """``[vendor.<name>]`` tables of plain values; each vendor checks its own keys."""
+    ) -> tuple[tuple[str, tuple[tuple[str, OptionValue], ...]], ...]:
+        """``[vendor.<name>]`` tables of plain values, or arrays of them (at most
+        ``MAX_OPTION_ITEMS``, kept as tuples); each vendor checks its own keys."""
         if "vendor" not in top:
             return ()
         sections = self.table(top["vendor"], "vendor")
@@ -811,14 +815,24 @@ class _Parser:
             options = self.table(value, where)
             if options is None:
                 continue
-            plain: list[tuple[str, str | int | float | bool]] = []
+            plain: list[tuple[str, OptionValue]] = []
             for key, item in options.items():
                 if isinstance(item, str | int | float | bool):
                     plain.append((key, item))
+                elif isinstance(item, list) and len(item) > MAX_OPTION_ITEMS:
+                    self.bad(
+                        _join(where, key),
+                        f"an array of {len(item)} items; at most {MAX_OPTION_ITEMS}",
+                    )
+                elif isinstance(item, list) and all(
+                    isinstance(one, str | int | float | bool) for one in item
+                ):
+                    plain.append((key, tuple(item)))
                 else:
                     self.bad(
                         _join(where, key),
-                        f"expected a string, number or boolean, got {_describe(item)}",
+                        "expected a string, number or boolean, or an array of them, "
+                        f"got {_describe(item)}",
                     )
             found.append((vendor, tuple(plain)))
         return tuple(found)

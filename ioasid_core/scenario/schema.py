@@ -25,6 +25,7 @@ __all__ = [
     "GeneratorSpec",
     "GuestAllocationsSpec",
     "HotplugSpec",
+    "OptionValue",
     "PageRequestStreamSpec",
     "PlatformSpec",
     "Scenario",
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 PermName = Literal["read", "write", "exec", "priv"]
+OptionValue = str | int | float | bool | tuple[str | int | float | bool, ...]
+"""A ``[vendor.<name>]`` option's value: a plain value, or an array of them."""
 Op = Literal[
     "bind",
     "unbind",
@@ -349,7 +352,7 @@ class Scenario:
     description: str = ""
     seed: int = 0
     platform: PlatformSpec = PlatformSpec()
-    vendor_options: tuple[tuple[str, tuple[tuple[str, str | int | float | bool], ...]], ...] = ()
+    vendor_options: tuple[tuple[str, tuple[tuple[str, OptionValue], ...]], ...] = ()
     """``[vendor.<name>]`` sections: options only that vendor reads (it checks them itself)."""
     steps: tuple[Step, ...] = ()
     """The explicit steps and the generators' expansions, merged by time."""
