@@ -101,15 +101,24 @@ def check_source_ids(scenario: Scenario, vendors: Sequence[VendorPrq]) -> None:
     cannot carry (a vendor's ``source_id_bits``: VT-d requester IDs are 16 bits; 32 if it
     does not say), before anything runs."""
     problems: list[ScenarioProblem] = []
-    for index, device in enumerate(scenario.platform.devices):
+    given = [
+        (f"platform.devices[{index}].source_id", device.source_id)
+        for index, device in enumerate(scenario.platform.devices)
+    ]
+    given += [
+        (f"{step.where}.source_id", step.source_id)
+        for step in scenario.steps
+        if step.source_id is not None
+    ]
+    for where, source_id in given:
         for vendor in vendors:
             bits = getattr(vendor, "source_id_bits", 32)
-            if device.source_id >> bits:
+            if source_id >> bits:
                 problems.append(
                     ScenarioProblem(
-                        f"platform.devices[{index}].source_id",
+                        where,
                         f"vendor {vendor.name!r} carries {bits}-bit source IDs "
-                        f"(at most {(1 << bits) - 1:#x}), got {device.source_id:#x}",
+                        f"(at most {(1 << bits) - 1:#x}), got {source_id:#x}",
                     )
                 )
     if problems:

@@ -419,7 +419,7 @@ class _Run:
         perm = Perm.NONE
         for name in step.perm:
             perm |= _PERMS[name]
-        source = device.source_id
+        source = device.source_id if step.source_id is None else step.source_id
         first = self.next_group.get(device.name, 0)
         groups, size = step.groups, step.group_size
         self.next_group[device.name] = (first + groups) & _GROUP_INDEX_MASK

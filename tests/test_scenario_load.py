@@ -153,6 +153,7 @@ at = 4
 op = "page_requests"
 device = "dsa1"
 pasid = 0xfffff
+source_id = 0x77
 
 [[steps]]
 at = 4
@@ -328,7 +329,14 @@ def _full_expected(source: str) -> Scenario:
                 service=False,
                 where="steps[3]",
             ),
-            Step(op="page_requests", at=4.0, device="dsa1", pasid=0xFFFFF, where="steps[4]"),
+            Step(
+                op="page_requests",
+                at=4.0,
+                device="dsa1",
+                pasid=0xFFFFF,
+                source_id=0x77,
+                where="steps[4]",
+            ),
             Step(op="page_requests", at=4.0, device="dsa1", where="steps[5]"),
             Step(op="service", at=5.0, unit="iommu0", where="steps[6]"),
             Step(op="free", at=6.0, pasid="guest", where="steps[7]"),
@@ -1155,7 +1163,7 @@ def test_every_problem_is_reported_one_per_line_in_file_order() -> None:
         ScenarioProblem(
             "steps[0].typo",
             "unknown key (allowed: address_space, allocator, at, device, force, group_size, "
-            "groups, kind, name, op, owner, pasid, perm, service, set, share, spid, "
+            "groups, kind, name, op, owner, pasid, perm, service, set, share, source_id, spid, "
             "stop_markers, unit, vm)",
         ),
         ScenarioProblem("steps[2].device", "no device named 'dsa9' (known: dsa0, dsa1)"),
@@ -1341,3 +1349,40 @@ def test_the_null_set_search_example_loads() -> None:
     assert alloc.name in pasids  # the driver-private PASID, foreign to dsa0
     assert any(isinstance(x, int) for x in pasids)  # a number nobody allocated
     assert any(s.stop_markers for s in requests)
+
+
+# -- a page_requests step with another source ID
+
+
+def _with_source(source_id: object, op: str = "page_requests") -> dict[str, Any]:
+    step: dict[str, Any] = {"op": op, "device": "dev", "source_id": source_id}
+    if op == "page_requests":
+        step["pasid"] = 5
+    return {
+        "name": "s",
+        "platform": {
+            "units": [{"name": "u"}],
+            "address_spaces": [{"name": "p"}],
+            "devices": [{"name": "dev", "unit": "u", "source_id": 0x10, "owner": "p"}],
+        },
+        "steps": [step],
+    }
+
+
+def test_page_requests_may_carry_another_source_id() -> None:
+    [step] = parse_scenario(_with_source(0x99), "t.toml").steps
+    assert step.source_id == 0x99
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [(-1, "expected an integer"), (1 << 32, "expected an integer"), ("0x9", "an integer")],
+)
+def test_a_bad_source_id_on_a_step_is_named(value: object, says: str) -> None:
+    with pytest.raises(ScenarioError, match=rf"steps\[0\]\.source_id: .*{says}"):
+        parse_scenario(_with_source(value), "t.toml")
+
+
+def test_only_page_requests_take_a_source_id() -> None:
+    with pytest.raises(ScenarioError, match=r"steps\[0\]\.source_id: op 'unbind' takes no"):
+        parse_scenario(_with_source(0x99, op="unbind"), "t.toml")

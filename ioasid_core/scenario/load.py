@@ -98,7 +98,17 @@ _OP_KEYS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
     "page_requests": (
         frozenset({"device"}),
         frozenset(
-            {"pasid", "set", "spid", "groups", "group_size", "perm", "stop_markers", "service"}
+            {
+                "pasid",
+                "set",
+                "spid",
+                "groups",
+                "group_size",
+                "perm",
+                "stop_markers",
+                "service",
+                "source_id",
+            }
         ),
     ),
     "service": (frozenset({"unit"}), frozenset()),
@@ -366,6 +376,7 @@ class _Step:
     share: bool | None = None
     force: bool | None = None
     spid: int | None = None
+    source_id: int | None = None
 
 
 class _Parser:
@@ -1456,6 +1467,7 @@ class _StepChecker:
             share=bool(fields.share),
             force=bool(fields.force),
             spid=fields.spid,
+            source_id=fields.source_id,
             where=path,
         )
 
@@ -1512,6 +1524,7 @@ class _StepChecker:
             share=p.boolean(table, path, "share"),
             force=p.boolean(table, path, "force"),
             spid=p.integer(table, path, "spid", 0, INVALID_IOASID - 1),
+            source_id=p.integer(table, path, "source_id", 0, MAX_SOURCE_ID),
         )
 
     def pasid_value(self, path: str, table: Mapping[str, object]) -> str | int | None:

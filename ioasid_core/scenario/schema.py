@@ -144,7 +144,8 @@ class Step:
     - ``page_requests``: ``device``, ``pasid`` (a name, a number, or None for no PASID) or
       ``set`` and ``spid`` (a guest PASID, mapped to its host PASID through the set's SPIDs),
       ``groups``, ``group_size``, ``perm``, ``stop_markers``; serviced at once unless
-      ``service`` is False.
+      ``service`` is False; ``source_id`` sends them with another source ID than the
+      device's own (a requester the driver does not know).
     - ``service``: ``unit``.
     - ``unplug``: ``unit``, or ``vm`` and ``unit`` (one of that VM's virtual units).
     - ``plug``: ``vm`` and ``unit`` (a virtual unit of that VM comes back).
@@ -178,6 +179,8 @@ class Step:
     share: bool = False
     force: bool = False
     spid: int | None = None
+    source_id: int | None = None
+    """``page_requests`` only: the source ID the requests carry, instead of the device's."""
     where: str = ""
     """The key path of this step in its file (``steps[3]``), for messages at replay time."""
 
