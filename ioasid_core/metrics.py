@@ -88,6 +88,8 @@ class Metrics:
     premature_responses: int = 0
     """Responses sent before their group's last request."""
     auto_responses: int = 0
+    auto_response_codes: Counter[str] = attrs.field(factory=Counter)
+    """``auto_responses`` by code: ``success``, ``invalid``, ``failure``."""
     allocator_switches: int = 0
     orphaned_ids: int = 0
     step_errors: list[str] = attrs.field(factory=list)
@@ -152,6 +154,10 @@ class Metrics:
             "unanswered_groups": self.unanswered_groups,
             "premature_responses": self.premature_responses,
             "auto_responses": self.auto_responses,
+            "auto_response_codes": {
+                code: self.auto_response_codes.get(code, 0)
+                for code in ("success", "invalid", "failure")
+            },
             "allocator_switches": self.allocator_switches,
             "orphaned_ids": self.orphaned_ids,
             "step_errors": list(self.step_errors),

@@ -653,6 +653,8 @@ class _Run:
         m.unanswered_groups += c.unanswered_groups
         m.premature_responses += c.premature_responses
         m.auto_responses += sum(c.auto_responses.values())
+        for code, count in c.auto_responses.items():
+            m.auto_response_codes[code.name.lower()] += count
         m.dropped["overflow"] += c.overflow_dropped
         m.dropped["hardware"] += c.hardware_rejected
         m.dropped["malformed"] += c.malformed
