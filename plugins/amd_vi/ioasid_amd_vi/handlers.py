@@ -77,7 +77,7 @@ class AmdViPrq(RowVendorMixin):
         return AMD_HARDWARE
 
     def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
-        return encode_ppr_rows(tuple(rows))
+        return encode_ppr_rows(rows)
 
     def decode_rows(self, data: Buffer) -> list[RequestRow]:
         return decode_ppr_rows(data, rvsd_drops_pasid=self.iopf)

@@ -264,3 +264,11 @@ def test_rows_equal_the_layout_decoder_entry_by_entry(words: list[tuple[int, int
         assert str(single.value) == str(exc)
         return
     assert rows == [request_row(decode_ppr(data, i).to_request()) for i in range(0, len(data), 16)]
+
+
+@given(st.lists(st.tuples(ppr_requests(), st.booleans()), max_size=8))
+def test_the_fast_row_encoder_equals_the_entry_encoder(
+    pairs: list[tuple[PageRequest, bool]],
+) -> None:
+    rows = [request_row(r) for r, _ in pairs]
+    assert encode_ppr_rows(rows) == b"".join(encode_ppr(ppr_entry_for(r)) for r, _ in pairs)
