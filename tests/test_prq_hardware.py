@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -12,7 +13,13 @@ from ioasid_core.prq.hardware import DEFAULT_HARDWARE, HardwareRules, hardware_r
 from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import Perm, RequestRow, ResponseCode, request_row
-from tests.prq_helpers import SRC_A, SRC_UNKNOWN, SRC_VM1, UNIT, World, build_world, req
+
+# The helpers in tests/prq_helpers.py import as ``tests.prq_helpers`` at run time; mypy,
+# which checks ``tests`` as a directory of top-level modules, knows them as ``prq_helpers``.
+if TYPE_CHECKING:
+    from prq_helpers import SRC_A, SRC_UNKNOWN, SRC_VM1, UNIT, World, build_world, req
+else:
+    from tests.prq_helpers import SRC_A, SRC_UNKNOWN, SRC_VM1, UNIT, World, build_world, req
 
 
 def pipeline(w: World, rules: HardwareRules, entries: int = 4) -> PrqPipeline:
