@@ -1,4 +1,5 @@
-"""A unit's hardware rules before the queue: own checks, sticky overflow, no auto-response."""
+"""A unit's hardware rules before the queue (own checks, sticky overflow, no auto-response),
+and vendor checks bound to the platform."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ioasid_core.platform import Platform
+from ioasid_core.prq.discipline import Verdict
 from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.hardware import DEFAULT_HARDWARE, HardwareRules, hardware_rules
 from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import Perm, RequestRow, ResponseCode, request_row
+from ioasid_core.prq.vendor import RowCheck
 
 # The helpers in tests/prq_helpers.py import as ``tests.prq_helpers`` at run time; mypy,
 # which checks ``tests`` as a directory of top-level modules, knows them as ``prq_helpers``.
@@ -115,3 +118,26 @@ def test_rules_that_are_not_rules_are_named() -> None:
     w = build_world()
     with pytest.raises(TypeError, match=r"vendor 'generic': hardware_rules returned 'no'"):
         hardware_rules(_Wrong(), w.platform, UNIT, {})
+
+
+# -- checks bound to the platform (PlatformCheck)
+
+
+class _KnowsDevices(GenericPrq):
+    """Answers FAILURE for what its row_check sees, but its platform-bound check wins."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.row_check = lambda row: ResponseCode.FAILURE
+
+    def row_check_for(self, platform: Platform, unit: str) -> RowCheck | None:
+        devices = platform.sources(unit)
+        return lambda row: None if row[0] in devices else Verdict.SILENT
+
+
+def test_a_check_bound_to_the_platform_replaces_row_check() -> None:
+    w = build_world()
+    pl = PrqPipeline(w.platform, UNIT, _KnowsDevices(), policy=LookupPolicy.GLOBAL)
+    out = pl.process([req(SRC_UNKNOWN, 5, grpid=1), req(SRC_A, w.pasid_a, grpid=2)])
+    assert [(r.device, r.code) for r in out] == [(SRC_A, ResponseCode.SUCCESS)]
+    assert pl.counters.unanswered_groups == 1

@@ -38,7 +38,7 @@ from ioasid_core.prq.types import (
     response_row,
 )
 from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
-from ioasid_core.prq.vendor import RowCheck, UnhandledLog, VendorPrq, row_codec
+from ioasid_core.prq.vendor import PlatformCheck, RowCheck, UnhandledLog, VendorPrq, row_codec
 from ioasid_core.sets import IoasidSet
 from ioasid_core.types import INVALID_IOASID
 
@@ -129,6 +129,11 @@ class PrqPipeline:
         self._admit = hardware.admit
         self._sticky = hardware.sticky_overflow
         self._codec = row_codec(vendor)
+        self._check: RowCheck | None = (
+            vendor.row_check_for(platform, unit)
+            if isinstance(vendor, PlatformCheck)
+            else self._codec.row_check
+        )
         self._log_unhandled = vendor.log_unhandled if isinstance(vendor, UnhandledLog) else None
         self._resolve = make_resolver(
             platform, unit, self.policy, sva_set=sva_set, expected=vendor.expected
@@ -292,7 +297,7 @@ class PrqPipeline:
         objects. A partial request is checked on arrival, so a verdict can answer it now."""
         iopf = self.iopf
         held = iopf.partial_by_device  # device -> partial requests (read only here)
-        check = self._codec.row_check
+        check = self._check
         resolve = self._resolve
         required = self._required
         success = ResponseCode.SUCCESS
@@ -429,7 +434,7 @@ class PrqPipeline:
         """The per-request discipline (VT-d's 2019 handler): every request is looked up as
         it arrives, stop markers included; the one closing its group (or one a verdict
         answers) is answered with its own result."""
-        check = self._codec.row_check
+        check = self._check
         resolve = self._resolve
         required = self._required
         success = ResponseCode.SUCCESS
@@ -489,7 +494,7 @@ class PrqPipeline:
         never answered, an unknown PASID is answered INVALID at once, and a group, keyed by
         (device, PASID, group index), is answered when its last request is done, with the
         last failure any of its requests met."""
-        check = self._codec.row_check
+        check = self._check
         resolve = self._resolve
         tables = self._tables
         success = ResponseCode.SUCCESS

@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from ioasid_core.bits import Buffer
+from ioasid_core.platform import Platform
 from ioasid_core.prq.discipline import CheckResult
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import (
@@ -31,6 +32,7 @@ from ioasid_core.prq.types import (
 from ioasid_core.prq.unhandled import UnhandledEvent
 
 __all__ = [
+    "PlatformCheck",
     "DumpFormat",
     "DumpFormats",
     "RowCheck",
@@ -94,6 +96,17 @@ class RowCodec(Protocol):
 
     def encode_response_rows(self, rows: Sequence[ResponseRow]) -> bytes:
         """The raw responses for ``rows``."""
+
+
+@runtime_checkable
+class PlatformCheck(Protocol):
+    """Optional: a vendor whose own checks need the platform, as its driver's device lookup
+    did (AMD ``ppr.c``: no response at all for a requester without a ``pci_dev``, FAILURE for
+    a PASID beyond the device's ``max_pasids``). The pipeline calls it once, when it is built;
+    what it returns replaces ``row_check`` on that unit's page-request path."""
+
+    def row_check_for(self, platform: Platform, unit: str) -> RowCheck | None:
+        """The checks for requests arriving on ``unit`` of ``platform`` (None: none)."""
 
 
 @runtime_checkable

@@ -1,14 +1,28 @@
 """The AMD-Vi page-request handlers as ``VendorPrq`` vendors.
 
-``amd-vi`` models the v5.x ``amd_iommu_v2`` driver (vendors-amd-riscv.md §3.3): the PASID
-is looked up in the requesting device's own PASID table, so its lookup rule is ``DEVICE``.
-``amd-vi-iopf`` models today's ``ppr.c`` (v6.10+): GN=0 or RVSD -> FAILURE, PASID 0 ->
-FAILURE, then the IOPF framework, which looks the domain up by (device, PASID): ``DEVICE``
-as well.
+``amd-vi`` models the v5.x ``amd_iommu_v2`` driver (vendors-amd-riscv.md §3.3), under the
+per-device-tables answer discipline (:mod:`ioasid_core.prq.discipline`):
+
+- ``get_device_state(devid)`` in a global list of registered devices: an unknown device gets
+  no response at all (the device waits: ``unanswered_groups``);
+- the PASID in that device's own table: its lookup rule is ``DEVICE``; an unknown PASID is
+  answered ``PPR_INVALID`` at once, for that request alone;
+- per (PASID, tag) an in-flight count and the last failure: one answer when the group's last
+  request is done. Not modelled: out of memory (answered SUCCESS so the device re-faults).
+
+``amd-vi-iopf`` models today's ``ppr.c`` (v6.10+), under the IOPF discipline: no ``pci_dev``
+for the DeviceID -> no response; GN=0 or RVSD -> FAILURE; ``pasid == 0 || pasid >=
+max_pasids`` -> FAILURE ("Invalid PASID"); then the IOPF framework, which looks the domain up
+by (device, PASID): ``DEVICE``. These checks need the device, so they are bound to the
+platform per unit (``row_check_for``); ``row_check`` alone has the device-free ones.
 
 Both read the PPR log (:mod:`ioasid_amd_vi.ppr`) and answer with COMPLETE_PPR_REQUEST
-(:mod:`ioasid_amd_vi.commands`). Entries of another TYPE are unhandled events ("Unknown
-PPR request received"), counted by the pipeline and never answered.
+(:mod:`ioasid_amd_vi.commands`), the PASID in it (GN) when the device requires it (its PCI
+"PRG Response PASID Required" bit, the driver's ``pri_tlp``: a device property in
+scenarios). Entries of another TYPE are unhandled events ("Unknown PPR request received"),
+counted by the pipeline and never answered. FAILURE goes out as 0xF: today's
+``amd_iommu_page_response`` writes the generic code unmapped (2, a reserved PCIe value);
+the model sends what the code means, as the VT-d plugin does.
 
 On overflow the log stops until the driver restarts it (``amd_iommu_restart_ppr_log``),
 and the requests lost meanwhile are never answered: the driver has no auto-response path
@@ -26,6 +40,7 @@ from ioasid_amd_vi.hardware import SECTION, AmdUnits
 from ioasid_amd_vi.ppr import PPR_ENTRY_SIZE, decode_ppr_rows, encode_ppr_rows
 from ioasid_core.bits import Buffer
 from ioasid_core.platform import AddressSpace, Platform
+from ioasid_core.prq.discipline import CheckResult, Discipline, Verdict
 from ioasid_core.prq.hardware import HardwareRules
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import RequestRow, ResponseCode, ResponseRow
@@ -38,6 +53,7 @@ __all__ = [
     "AmdViPrq",
     "amd_vendors",
     "ppr_c_check",
+    "ppr_c_checks",
 ]
 
 IOMMU_V2_VENDOR: Final = "amd-vi"
@@ -45,12 +61,30 @@ PPR_IOPF_VENDOR: Final = "amd-vi-iopf"
 AMD_HARDWARE: Final = HardwareRules(overflow_response=None, sticky_overflow=True)
 
 
-def ppr_c_check(row: RequestRow) -> ResponseCode | None:
-    """``ppr.c`` before the IOPF framework: no valid PASID (GN=0, or RVSD, which the
-    decoder folds into it) or PASID 0 -> FAILURE."""
+def ppr_c_check(row: RequestRow) -> CheckResult:
+    """``ppr.c``'s device-free checks: no valid PASID (GN=0, or RVSD, which the decoder folds
+    into it) or PASID 0 -> FAILURE."""
     if not row[2] or row[1] == 0:
         return ResponseCode.FAILURE
     return None
+
+
+def ppr_c_checks(platform: Platform, unit: str) -> RowCheck:
+    """``ppr.c`` before the IOPF framework, in its order, for requests on ``unit``: no device
+    for the DeviceID -> silence; no valid PASID -> FAILURE; PASID 0 or beyond the device's
+    width (``max_pasids``) -> FAILURE."""
+    devices = platform.sources(unit)  # live: plugged and unplugged devices come and go
+    failure, silent = ResponseCode.FAILURE, Verdict.SILENT
+
+    def check(row: RequestRow) -> CheckResult:
+        device = devices.get(row[0])
+        if device is None:
+            return silent
+        if not row[2] or not 0 < row[1] < device.pasid_limit:
+            return failure
+        return None
+
+    return check
 
 
 class AmdViPrq(RowVendorMixin):
@@ -68,7 +102,13 @@ class AmdViPrq(RowVendorMixin):
         self.iopf = iopf
         self.name = PPR_IOPF_VENDOR if iopf else IOMMU_V2_VENDOR
         self.default_policy = LookupPolicy.DEVICE
+        self.discipline = Discipline.IOPF if iopf else Discipline.DEVICE_TABLES
         self.row_check: RowCheck | None = ppr_c_check if iopf else None
+
+    def row_check_for(self, platform: Platform, unit: str) -> RowCheck | None:
+        """``ppr.c``'s checks with the device lookup; ``amd_iommu_v2`` has none of its own
+        (its unknown devices are the discipline's)."""
+        return ppr_c_checks(platform, unit) if self.iopf else None
 
     def hardware_rules(
         self, platform: Platform, unit: str, options: Mapping[str, object]

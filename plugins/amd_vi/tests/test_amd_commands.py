@@ -15,7 +15,7 @@ from ioasid_amd_vi.commands import (
     encode_complete_ppr_rows,
 )
 from ioasid_core.bits import DecodeError, EncodeError
-from ioasid_core.prq.types import PageResponse, ResponseCode, response_row
+from ioasid_core.prq.types import PageResponse, ResponseCode, ResponseRow, response_row
 from ioasid_core.types import INVALID_IOASID
 
 # data[0] = devid 0x0210
@@ -91,9 +91,7 @@ def test_decode_refuses(words: tuple[int, int], says: str) -> None:
         ((1, 0, 7, 0, False, None, True), "not a page response code"),
     ],
 )
-def test_encode_refuses(
-    row: tuple[int, int, ResponseCode, int, bool, None, bool], says: str
-) -> None:
+def test_encode_refuses(row: ResponseRow, says: str) -> None:
     with pytest.raises(EncodeError, match=says):
         encode_complete_ppr_rows([row])
 

@@ -155,3 +155,78 @@ def test_bad_options_are_named(options: dict[str, object], key: str, says: str) 
     for vendor in (AmdViPrq(), AmdViPrq(iopf=True)):
         with pytest.raises(ScenarioError, match=re.escape(f"vendor.amd-vi.{key}")):
             replay(scenario(options), vendor)
+
+
+# ---------------------------------------------------------------------- the disciplines
+
+STRANGER = 0x0300
+
+
+def test_iommu_v2_never_answers_a_device_it_does_not_know() -> None:
+    pl, pasid = pipeline(AmdViPrq())
+    pl.submit(PageRequest(STRANGER, pasid, True, 4, False, Perm.READ, 0x1000))
+    pl.submit(PageRequest(STRANGER, pasid, True, 4, True, Perm.READ, 0x2000))
+    assert pl.service() == []
+    assert pl.counters.unanswered_groups == 1
+    assert pl.counters.outcomes == {Outcome.UNKNOWN_DEVICE: 2}
+
+
+def test_iommu_v2_answers_an_unknown_pasid_at_once_and_the_group_when_it_completes() -> None:
+    # get_pasid_state fails for pasid + 1: PPR_INVALID for that request, at once (its tag);
+    # the group's own requests complete with the last one: one answer, SUCCESS.
+    pl, pasid = pipeline(AmdViPrq())
+    pl.submit(PageRequest(DEVID, pasid + 1, True, 5, False, Perm.READ, 0x1000))
+    pl.submit(PageRequest(DEVID, pasid, True, 5, False, Perm.READ, 0x2000))
+    pl.submit(PageRequest(DEVID, pasid, True, 5, True, Perm.READ, 0x3000))
+    responses = pl.service()
+    assert [(r.grpid, r.code, r.last) for r in responses] == [
+        (5, ResponseCode.INVALID, False),
+        (5, ResponseCode.SUCCESS, True),
+    ]
+    assert pl.counters.premature_responses == 1
+
+
+def test_ppr_c_never_answers_a_requester_without_a_pci_dev() -> None:
+    pl, pasid = pipeline(AmdViPrq(iopf=True))
+    pl.submit(PageRequest(STRANGER, pasid, True, 4, False, Perm.READ, 0x1000))
+    pl.submit(PageRequest(STRANGER, pasid, True, 4, True, Perm.READ, 0x2000))
+    assert pl.service() == []
+    assert pl.counters.unanswered_groups == 1
+    assert pl.counters.outcomes == {}  # never looked up
+
+
+@pytest.mark.parametrize(
+    ("pasid", "code"),
+    [
+        (0, ResponseCode.FAILURE),  # pasid == 0
+        (0xFF, ResponseCode.INVALID),  # the last the device carries: looked up, not bound
+        (0x100, ResponseCode.FAILURE),  # pasid >= max_pasids (8 bits)
+    ],
+)
+def test_ppr_c_refuses_a_pasid_beyond_the_devices_width(pasid: int, code: ResponseCode) -> None:
+    space = IoasidSpace()
+    platform = Platform(space)
+    platform.probe_unit(IommuUnit(name="u", vendor="amd-vi-iopf", pasid_bits=16))
+    platform.add_device("narrow", unit="u", source_id=DEVID, owner="p", pasid_bits=8)
+    pl = PrqPipeline(platform, "u", AmdViPrq(iopf=True))
+    (response,) = pl.process([PageRequest(DEVID, pasid, True, 1, True, Perm.READ)])
+    assert response.code is code
+
+
+def test_gn_is_set_when_the_device_requires_the_pasid() -> None:
+    space = IoasidSpace()
+    platform = Platform(space)
+    platform.probe_unit(IommuUnit(name="u", vendor="amd-vi", pasid_bits=16))
+    sva = space.create_set()
+    proc = AddressSpace("p")
+    platform.add_domain("d", "p", [sva])
+    platform.add_device(
+        "gpu", unit="u", source_id=DEVID, owner="p", domain="d", prg_response_pasid_required=True
+    )
+    pasid = space.alloc(sva, 0x8002, 0x8002, proc)
+    platform.bind("gpu", pasid, proc)
+    pl = PrqPipeline(platform, "u", AmdViPrq())
+    pl.submit(PageRequest(DEVID, pasid, True, 0x1A5, True, Perm.READ, 0x1000))
+    # data[0] = devid 0x0210; data[1] = PASID 0x8002 | opcode 7 << 28 = 0x7000_8002
+    # data[2] = GN 0x4; data[3] = tag 0x1A5 | SUCCESS 0 << 12 = 0x01A5
+    assert pl.service_raw() == bytes.fromhex("100200000280007004000000a5010000")

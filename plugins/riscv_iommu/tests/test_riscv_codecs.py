@@ -15,6 +15,7 @@ from ioasid_core.prq.types import (
     PageResponse,
     Perm,
     ResponseCode,
+    ResponseRow,
     request_row,
     response_row,
 )
@@ -179,9 +180,7 @@ def test_record_encode_refuses(changes: dict[str, object], says: str) -> None:
         ((1, 0, 9, 0, False, None, True), "not a page response code"),
     ],
 )
-def test_prgr_encode_refuses(
-    row: tuple[int, int, ResponseCode, int, bool, None, bool], says: str
-) -> None:
+def test_prgr_encode_refuses(row: ResponseRow, says: str) -> None:
     with pytest.raises(EncodeError, match=says):
         encode_prgr_rows([row])
 
