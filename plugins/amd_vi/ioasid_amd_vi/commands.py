@@ -101,29 +101,23 @@ def decode_complete_ppr(data: Buffer, offset: int = 0) -> PageResponse:
 def encode_complete_ppr_rows(rows: Sequence[ResponseRow]) -> bytes:
     """One command per response row, packed directly (no dict per command); the range
     checks are the layout's."""
-    out = bytearray(len(rows) * COMMAND_SIZE)
-    pack_into = _WORDS.pack_into
+    pack = _WORDS.pack
     status_of = PPR_STATUS.get
-    offset = 0
+    out: list[bytes] = []
+    append = out.append
     for row in rows:
         device, grpid, code, pasid, valid, private, _last = row
         status = status_of(code)
-        if (
-            status is None
-            or private is not None
-            or device >> 16
-            or grpid >> 9
-            or device < 0
-            or grpid < 0
-            or (valid and not 0 <= pasid < 1 << 20)
-        ):
+        # A negative value shifts to -1: one test per field catches both ends.
+        if status is None or private is not None or device >> 16 or grpid >> 9:
             _response_error(row)
         if valid:
-            pack_into(out, offset, device | pasid << 32 | _OPCODE, 4 | grpid << 32 | status << 44)
+            if pasid >> 20:
+                _response_error(row)
+            append(pack(device | pasid << 32 | _OPCODE, 4 | grpid << 32 | status << 44))
         else:
-            pack_into(out, offset, device | _OPCODE, grpid << 32 | status << 44)
-        offset += COMMAND_SIZE
-    return bytes(out)
+            append(pack(device | _OPCODE, grpid << 32 | status << 44))
+    return b"".join(out)
 
 
 def _response_error(row: ResponseRow) -> NoReturn:

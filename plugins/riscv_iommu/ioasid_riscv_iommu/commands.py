@@ -77,6 +77,7 @@ _CODE_OF: Final = {resp: code for code, resp in PRGR_RESP.items()}
 _NAME: Final = ATS_PRGR.name
 _WORDS: Final = struct.Struct("<QQ")
 _HEAD: Final = ATS_OPCODE | ATS_FUNC_PRGR << 7 | 1 << 33  # opcode, func, DSV
+_PV: Final = 1 << 32
 
 
 def decode_prgr(data: Buffer, offset: int = 0) -> PageResponse:
@@ -112,30 +113,25 @@ def decode_prgr(data: Buffer, offset: int = 0) -> PageResponse:
 
 def encode_prgr_rows(rows: Sequence[ResponseRow]) -> bytes:
     """One ATS.PRGR per response row, packed directly; the range checks name the field."""
-    out = bytearray(len(rows) * COMMAND_SIZE)
-    pack_into = _WORDS.pack_into
+    pack = _WORDS.pack
     resp_of = PRGR_RESP.get
-    offset = 0
+    out: list[bytes] = []
+    append = out.append
     for row in rows:
         device, grpid, code, pasid, valid, private, _last = row
         resp = resp_of(code)
-        if (
-            resp is None
-            or private is not None
-            or device >> 24
-            or grpid >> 9
-            or device < 0
-            or grpid < 0
-            or (valid and not 0 <= pasid < 1 << 20)
-        ):
+        # A negative value shifts to -1: one test per field catches both ends.
+        if resp is None or private is not None or device >> 24 or grpid >> 9:
             _response_error(row)
         rid = device & 0xFFFF
-        dword0 = _HEAD | rid << 40 | (device >> 16) << 56
+        dword1 = grpid << 32 | resp << 44 | rid << 48
         if valid:
-            dword0 |= pasid << 12 | 1 << 32
-        pack_into(out, offset, dword0, grpid << 32 | resp << 44 | rid << 48)
-        offset += COMMAND_SIZE
-    return bytes(out)
+            if pasid >> 20:
+                _response_error(row)
+            append(pack(_HEAD | pasid << 12 | _PV | rid << 40 | (device >> 16) << 56, dword1))
+        else:
+            append(pack(_HEAD | rid << 40 | (device >> 16) << 56, dword1))
+    return b"".join(out)
 
 
 def _response_error(row: ResponseRow) -> NoReturn:

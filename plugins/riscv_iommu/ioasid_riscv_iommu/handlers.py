@@ -1,7 +1,8 @@
 """The RISC-V IOMMU page-request handler as a ``VendorPrq`` vendor, ``riscv-iommu``.
 
 Software side: Tomasz Jeznach's 2023 RFC (``riscv_iommu_page_request``): the device is
-found by DID, stop markers are ignored, the request goes to the IOPF framework, which looks
+found by DID (none: no response), stop markers are ignored, the request goes to the IOPF
+framework, which looks
 the domain up by (device, PASID): ``DEVICE``. Responses are ATS.PRGR commands
 (:mod:`ioasid_riscv_iommu.commands`). Before any of that, the IOMMU applies its own rules
 (:mod:`ioasid_riscv_iommu.hardware`): no device context -> FAILURE, PRI disabled ->
@@ -17,6 +18,7 @@ from typing import Final
 
 from ioasid_core.bits import Buffer
 from ioasid_core.platform import AddressSpace, Platform
+from ioasid_core.prq.discipline import CheckResult, Verdict
 from ioasid_core.prq.hardware import HardwareRules
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import RequestRow, ResponseRow
@@ -42,7 +44,19 @@ class RiscvPrq(RowVendorMixin):
     source_id_bits: Final = 24
     """A DID is 24 bits (RID plus an 8-bit segment)."""
     row_check: RowCheck | None = None
-    """No check of its own: the RFC hands every request to the IOPF framework."""
+    """No device-free check of its own: the RFC hands every request to the IOPF framework."""
+
+    def row_check_for(self, platform: Platform, unit: str) -> RowCheck | None:
+        """The RFC's one check: a DID the driver no longer tracks (a device that went away
+        after its request was queued; the IOMMU itself answers one it has no context for)
+        is dropped without a response ("no point to process PRGR")."""
+        devices = platform.sources(unit)
+        silent = Verdict.SILENT
+
+        def check(row: RequestRow) -> CheckResult:
+            return None if row[0] in devices else silent
+
+        return check
 
     def hardware_rules(
         self, platform: Platform, unit: str, options: Mapping[str, object]

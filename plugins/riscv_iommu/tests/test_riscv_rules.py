@@ -175,3 +175,11 @@ def test_bad_options_are_named(options: dict[str, object], key: str, says: str) 
 def test_an_unknown_key_is_refused() -> None:
     with pytest.raises(ScenarioError, match=r"vendor\.riscv-iommu\.log2sz: unknown key"):
         replay(scenario({"log2sz": 3}), RiscvPrq())
+
+
+def test_a_request_from_a_device_gone_since_it_was_queued_is_not_answered() -> None:
+    pl, pasid, _ = world()
+    assert pl.submit(rw(OTHER, pasid, 3))  # "off" has a device context: queued
+    pl.platform.remove_device("off")
+    assert pl.service() == []  # the RFC: no device tracked, no point to process PRGR
+    assert pl.counters.unanswered_groups == 1
