@@ -32,9 +32,9 @@ from ioasid_core.prq.types import (
 from ioasid_core.prq.unhandled import UnhandledEvent
 
 __all__ = [
-    "PlatformCheck",
     "DumpFormat",
     "DumpFormats",
+    "PlatformCheck",
     "RowCheck",
     "RowCodec",
     "RowVendorMixin",
