@@ -504,10 +504,13 @@ class PrqPipeline:
         resolutions: list[Resolution] = []
         seen = resolutions.append
         counters = self.counters
-        stops = 0
+        required = self._required
+        no_pasid = INVALID_IOASID
+        stops = groups = 0
         out: list[ResponseRow] = []
+        append = out.append
         for row in rows:
-            device, pasid, valid, grpid, last, perm, _addr, _needs, _private = row
+            device, pasid, valid, grpid, last, perm, _addr, needs, private = row
             if last and not reads_or_writes[perm]:
                 stops += 1  # a stop marker: discarded, never answered
                 continue
@@ -537,8 +540,8 @@ class PrqPipeline:
             if now:
                 self._answer(row, code, out)
                 continue
-            key = (device, pasid if valid else INVALID_IOASID, grpid)
             if not last:
+                key = (device, pasid if valid else no_pasid, grpid)
                 entry = tables.get(key)
                 if entry is None:
                     tables[key] = [code, 1]
@@ -547,11 +550,17 @@ class PrqPipeline:
                     if code is not success:  # the last writer of a failure wins
                         entry[0] = code
                 continue
-            entry = tables.pop(key, None)
-            if code is success and entry is not None:
-                code = entry[0]
-            self.iopf.counters.groups += 1
-            self._answer(row, code, out)
+            # The group's last request (most groups have no earlier ones: no table entry).
+            if tables:
+                entry = tables.pop((device, pasid if valid else no_pasid, grpid), None)
+                if code is success and entry is not None:
+                    code = entry[0]
+            groups += 1
+            if valid and (needs or (required and device in required)):
+                append((device, grpid, code, pasid, True, private, True))
+            else:
+                append((device, grpid, code, no_pasid, False, private, True))
+        self.iopf.counters.groups += groups
         self.iopf.counters.stop_markers += stops
         self._count(len(rows), resolutions, out)
         return out
