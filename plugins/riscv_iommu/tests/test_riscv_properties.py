@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ioasid_core.platform import Platform
@@ -16,7 +16,7 @@ from ioasid_core.units import IommuUnit
 from ioasid_riscv_iommu.handlers import RiscvPrq
 
 KNOWN, DISABLED, STRANGER = 0x10, 0x20, 0x30
-ENTRIES = 6  # a head/tail ring: 5 usable slots
+ENTRIES = 3  # a head/tail ring: 2 usable slots, so overflows come often
 
 
 def reference(
@@ -24,7 +24,8 @@ def reference(
 ) -> tuple[Counter[ResponseCode], int, int]:
     """(auto responses by code, requests queued, requests kept by the hardware) per the
     reference model: device context, then EN_PRI, then pqof / a full queue; L=0 and stop
-    markers never answered; software drains everything at each "service"."""
+    markers never answered; software drains everything at each "service", one request at
+    each "service one"."""
     auto: Counter[ResponseCode] = Counter()
     queued = kept = held = 0
     pqof = False
@@ -32,6 +33,10 @@ def reference(
         if action == "service":
             held = 0
             pqof = False  # drained: the driver clears pqof
+            continue
+        if action == "service one":
+            held = max(held - 1, 0)
+            pqof = pqof and held > 0  # room again, but pqof stays until the queue is empty
             continue
         needs_answer = request.last and bool(request.perm & (Perm.READ | Perm.WRITE))
         code: ResponseCode | None = None
@@ -52,7 +57,7 @@ def reference(
 
 requests = st.builds(
     PageRequest,
-    device=st.sampled_from([KNOWN, DISABLED, STRANGER]),
+    device=st.sampled_from([KNOWN, KNOWN, KNOWN, DISABLED, STRANGER]),
     pasid=st.just(1),
     pasid_valid=st.just(True),
     grpid=st.integers(0, 3),
@@ -61,13 +66,22 @@ requests = st.builds(
     addr=st.just(0x1000),
 )
 actions = st.lists(
-    st.one_of(st.tuples(st.just("submit"), requests), st.just(("service", None))),
+    st.one_of(
+        st.tuples(st.just("submit"), requests),
+        st.just(("service", None)),
+        st.just(("service one", None)),
+    ),
     max_size=40,
 )
 
 
+_FILL = ("submit", PageRequest(KNOWN, 1, True, 0, True, Perm.READ, 0x1000))
+
+
 @settings(max_examples=150)
 @given(actions)
+# Overflow, then room again while pqof is still set: the next request is still dropped.
+@example([_FILL, _FILL, _FILL, ("service one", None), _FILL])
 def test_the_pipeline_follows_the_reference_model(
     stream: list[tuple[str, PageRequest | None]],
 ) -> None:
@@ -82,6 +96,8 @@ def test_the_pipeline_follows_the_reference_model(
     for action, request in stream:
         if action == "service":
             pl.service()
+        elif action == "service one":
+            pl.service(limit=1)
         else:
             assert request is not None
             queued += pl.submit(request)
