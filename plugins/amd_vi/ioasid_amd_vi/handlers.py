@@ -53,7 +53,7 @@ __all__ = [
     "AmdViPrq",
     "amd_vendors",
     "ppr_c_check",
-    "ppr_c_checks",
+    "ppr_c_checks_for",
 ]
 
 IOMMU_V2_VENDOR: Final = "amd-vi"
@@ -69,7 +69,7 @@ def ppr_c_check(row: RequestRow) -> CheckResult:
     return None
 
 
-def ppr_c_checks(platform: Platform, unit: str) -> RowCheck:
+def ppr_c_checks_for(platform: Platform, unit: str) -> RowCheck:
     """``ppr.c`` before the IOPF framework, in its order, for requests on ``unit``: no device
     for the DeviceID -> silence; no valid PASID -> FAILURE; PASID 0 or beyond the device's
     width (``max_pasids``) -> FAILURE."""
@@ -108,7 +108,7 @@ class AmdViPrq(RowVendorMixin):
     def row_check_for(self, platform: Platform, unit: str) -> RowCheck | None:
         """``ppr.c``'s checks with the device lookup; ``amd_iommu_v2`` has none of its own
         (its unknown devices are the discipline's)."""
-        return ppr_c_checks(platform, unit) if self.iopf else None
+        return ppr_c_checks_for(platform, unit) if self.iopf else None
 
     def hardware_rules(
         self, platform: Platform, unit: str, options: Mapping[str, object]
