@@ -430,6 +430,15 @@ def _print_decoded(
         console.print(events)
 
 
+def _add_sweep() -> None:
+    from ioasid_core.sweep.cli import sweep_command
+
+    cli.add_command(sweep_command)
+
+
+_add_sweep()
+
+
 def main() -> None:
     """The console-script entry point (``ioasid = "ioasid_core.cli:main"``)."""
     cli()

@@ -1,0 +1,39 @@
+"""Cargo that crosses to a worker process once, not with every task.
+
+A process pool pickles every argument of every task. A large scenario (a generated one of
+100,000 steps is tens of MB) then costs seconds per run each way, more than the run. Here a
+pool is started with its cargo (each worker receives it once, through the pool's
+initializer: inherited for free with ``fork``, pickled once per worker with ``spawn``), and
+tasks carry only its key.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+__all__ = ["CargoPool", "held", "hold"]
+
+_HELD: dict[str, Any] = {}
+
+
+def hold(key: str, cargo: object) -> None:
+    """Keep ``cargo`` in this process under ``key`` (a pool's initializer)."""
+    _HELD[key] = cargo
+
+
+def held(key: str) -> Any:
+    """The cargo kept under ``key``; ``LookupError`` if this process was given none."""
+    try:
+        return _HELD[key]
+    except KeyError:
+        raise LookupError(f"this worker holds no cargo {key!r} (not started by its pool)") from None
+
+
+class CargoPool(ProcessPoolExecutor):
+    """A process pool whose every worker holds ``cargo`` under ``key`` from its start."""
+
+    def __init__(self, workers: int, key: str, cargo: object) -> None:
+        super().__init__(workers, initializer=hold, initargs=(key, cargo))
+        self.key = key
+        self.cargo = cargo

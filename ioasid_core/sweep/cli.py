@@ -1,0 +1,267 @@
+"""``ioasid sweep``: run a sweep file into a folder, or re-plot a folder's results.
+
+Everything that can be wrong with the input is found before the folder is touched: the sweep
+file, every point it expands to, the metrics to plot, the folder, the executor (a scheduler
+that does not answer). Those exit with status 2; runs that fail are recorded and the sweep
+goes on, then exits with status 1 naming them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import click
+
+if TYPE_CHECKING:
+    from ioasid_core.sweep.engines import Engine
+    from ioasid_core.sweep.plan import SweepPlan
+    from ioasid_core.sweep.runner import SweepReport
+    from ioasid_core.sweep.store import SweepStore
+
+__all__ = ["sweep_command"]
+
+EXIT_BAD_INPUT: Final = 2
+EXIT_FAILED_RUNS: Final = 1
+_SHOWN_FAILURES: Final = 10
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> click.exceptions.Exit:
+    click.echo(f"ioasid: {message}", err=True)
+    return click.exceptions.Exit(code)
+
+
+@click.command(name="sweep")
+@click.argument("targets", nargs=-1, metavar="SWEEP.toml|DIR [METRIC...]")
+@click.option("--out", "out", type=click.Path(), default=None, help="The output folder.")
+@click.option(
+    "--executor",
+    default="local",
+    show_default=True,
+    metavar="local|dask-local|dask://HOST:PORT",
+    help="Where runs go: a local process pool, a Dask cluster started here, or one running.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes (local, dask-local); default: one per CPU.",
+)
+@click.option("--resume", is_flag=True, help="Continue a sweep in --out: skip runs it holds.")
+@click.option(
+    "--plot",
+    "plot",
+    is_flag=True,
+    help="Plot the METRICs named after the target: after the sweep, or (without --out) the "
+    "results DIR holds.",
+)
+@click.option("--batch", type=click.IntRange(1, 10_000), default=None, help="Runs per task.")
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(0.1, 600),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for a Dask scheduler.",
+)
+def sweep_command(
+    targets: Sequence[str],
+    *,
+    out: str | None,
+    executor: str,
+    jobs: int | None,
+    resume: bool,
+    plot: bool,
+    batch: int | None,
+    connect_timeout: float,
+) -> None:
+    """Run SWEEP.toml (a base scenario, axes, vendors, policies, seeds) into --out DIR:
+    results.parquet, results.csv, manifest.json and plots. `ioasid sweep --plot DIR
+    METRIC...` re-plots saved results. Exit status: 0 done, 1 some runs failed (named), 2
+    bad input (nothing written)."""
+    if not targets:
+        raise _fail("expected a sweep file (with --out DIR), or --plot DIR METRIC...")
+    target, metrics = targets[0], list(targets[1:])
+    if metrics and not plot:
+        raise _fail(f"unexpected argument(s) {' '.join(metrics)!r}: metrics to plot follow --plot")
+    if out is None:
+        if not plot:
+            raise _fail("--out DIR is required to run a sweep (or --plot DIR METRIC... to re-plot)")
+        _replot(Path(target), metrics)
+        return
+    _sweep(
+        target,
+        Path(out),
+        executor=executor,
+        jobs=jobs or os.cpu_count() or 1,
+        resume=resume,
+        metrics=metrics,
+        batch=batch,
+        timeout=connect_timeout,
+    )
+
+
+def _need_pyarrow() -> None:
+    from ioasid_core.sweep.store import PARQUET_INSTALL_HINT
+
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise _fail(f"ioasid sweep writes Parquet with pyarrow: {PARQUET_INSTALL_HINT}") from None
+
+
+def _replot(folder: Path, metrics: list[str]) -> None:
+    from ioasid_core.sweep.plot import write_plots
+    from ioasid_core.sweep.store import MANIFEST, RESULTS_PARQUET, read_results
+
+    _need_pyarrow()
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        rows = read_results(folder)
+    except (OSError, ValueError) as exc:
+        raise _fail(
+            f"{str(folder)!r} holds no sweep results ({MANIFEST} and {RESULTS_PARQUET}): {exc}"
+        ) from None
+    metrics = metrics or list(manifest.get("plot", []))
+    if not metrics:
+        raise _fail("name the metrics to plot: --plot DIR METRIC...")
+    known = set(rows[0]) if rows else set()
+    unknown = [m for m in metrics if m not in known]
+    if unknown:
+        raise _fail(f"no metric {', '.join(map(repr, unknown))} in {str(folder)!r}'s results")
+    axes = [axis["name"] for axis in manifest.get("axes", [])]
+    try:
+        paths = write_plots(rows, axes, metrics, folder, str(manifest.get("sweep", folder.name)))
+    except OSError as exc:
+        raise _fail(f"cannot write {exc.filename}: {exc.strerror}") from None
+    for path in paths:
+        click.echo(f"wrote {path}")
+
+
+def _sweep(
+    target: str,
+    out: Path,
+    *,
+    executor: str,
+    jobs: int,
+    resume: bool,
+    metrics: list[str],
+    batch: int | None,
+    timeout: float,
+) -> None:
+    from ioasid_core.compare import available_vendors
+    from ioasid_core.plugins import new_plugin_manager
+    from ioasid_core.scenario.load import ScenarioError
+    from ioasid_core.sweep.engines import EngineError, make_engine
+    from ioasid_core.sweep.plan import plan_sweep
+    from ioasid_core.sweep.spec import load_sweep
+    from ioasid_core.sweep.store import StoreError, SweepStore
+
+    _need_pyarrow()
+    host = new_plugin_manager()
+    try:
+        installed = available_vendors(host.hooks)
+    except Exception as exc:  # a plugin's hook raised or returned garbage
+        raise _fail(str(exc), EXIT_FAILED_RUNS) from None
+    try:
+        plan = plan_sweep(load_sweep(target), installed)
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from None
+    unknown = [m for m in metrics if m not in plan.metrics]
+    if unknown:
+        raise _fail(f"no metric {', '.join(map(repr, unknown))} (see docs/metrics.md)")
+    store = SweepStore(out)
+    try:
+        store.check(plan, resume=resume)
+        engine = make_engine(executor, jobs, timeout)
+    except (StoreError, EngineError) as exc:
+        raise _fail(str(exc)) from None
+    versions = {"ioasid-core": _version("ioasid-core")}
+    versions.update({p.distribution: p.version for p in host.loaded})
+    try:
+        report = _run(plan, store, engine, batch, versions)
+    finally:
+        engine.close()
+    shown = metrics or list(plan.spec.plot)
+    _plots(plan, out, shown)
+    _summary(plan, report, engine.describe, out)
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import version
+
+    return version(distribution)
+
+
+def _run(
+    plan: SweepPlan,
+    store: SweepStore,
+    engine: Engine,
+    batch: int | None,
+    versions: dict[str, str],
+) -> SweepReport:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from ioasid_core.sweep.runner import run_sweep
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(escape(f"sweep {plan.spec.name}"), total=len(plan.runs))
+
+        def moved(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return run_sweep(plan, store, engine, batch=batch, versions=versions, progress=moved)
+
+
+def _plots(plan: SweepPlan, out: Path, metrics: list[str]) -> None:
+    from ioasid_core.sweep.plot import write_plots
+    from ioasid_core.sweep.store import read_results
+
+    if not metrics:
+        return
+    paths = write_plots(
+        read_results(out), [a.name for a in plan.spec.axes], metrics, out, plan.spec.name
+    )
+    for path in paths:
+        click.echo(f"wrote {path}")
+
+
+def _summary(plan: SweepPlan, report: SweepReport, where: str, out: Path) -> None:
+    held = report.total - report.ran
+    kept = f" ({held} held already)" if held else ""
+    click.echo(
+        f"sweep {plan.spec.name}: {report.total} runs{kept}, {report.ran} run now on {where} "
+        f"in {report.wall_s:.1f} s; {len(report.failed)} failed; results in {out}"
+    )
+    if not report.failed:
+        return
+    for run, error in report.failed[:_SHOWN_FAILURES]:
+        point = plan.points[run.point].label(plan.spec.axes)
+        click.echo(
+            f"ioasid: run {run.index} failed: {point}, {run.vendor}/{run.policy.value}, "
+            f"seed {run.seed}: {error}",
+            err=True,
+        )
+    if len(report.failed) > _SHOWN_FAILURES:
+        more = len(report.failed) - _SHOWN_FAILURES
+        click.echo(f"ioasid: ... and {more} more failed runs (manifest.json lists them)", err=True)
+    raise click.exceptions.Exit(EXIT_FAILED_RUNS)

@@ -1,0 +1,118 @@
+"""What runs in a worker: a batch of a sweep's runs, against cargo the worker holds.
+
+The cargo is the base scenario's TOML document, each point's changes and the vendors: a few
+KB however large the generated scenarios are. A worker receives it once (a pool's
+initializer, a Dask broadcast) and builds each point's scenario itself, keeping the last
+few, so the runs of one point share one load. What comes back is a summary per run: its
+flat metric row and timings, never the samples behind them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import attrs
+
+from ioasid_core.compare import VendorFailure
+from ioasid_core.prq.vendor import VendorPrq
+from ioasid_core.replay import replay
+from ioasid_core.scenario.load import parse_scenario
+from ioasid_core.scenario.schema import Scenario
+from ioasid_core.shipping import held
+from ioasid_core.sweep.paths import KeyPath
+from ioasid_core.sweep.plan import RunKey, SweepPlan, point_document
+from ioasid_core.sweep.rows import metric_row
+
+__all__ = ["Cargo", "HeldCargo", "Outcome", "cargo_of", "run_batch"]
+
+_KEPT: Final = 4
+"""Scenarios a worker keeps loaded (a batch spans one or two points)."""
+
+
+@attrs.frozen
+class Cargo:
+    """Everything a worker needs to run any run of one sweep."""
+
+    key: str
+    """The sweep's identity (its file's and base scenario's digests)."""
+    base: Mapping[str, object]
+    source: str
+    changes: tuple[tuple[tuple[KeyPath, object], ...], ...]
+    """Per point, its changes to the base."""
+    vendors: Mapping[str, VendorPrq]
+    seeded: bool
+    """The base has generators: the seed changes the scenario, not only the run."""
+
+
+@attrs.frozen
+class HeldCargo:
+    """Stands for cargo the worker was given at start (``ioasid_core.shipping``)."""
+
+    key: str
+
+
+@attrs.frozen
+class Outcome:
+    """One run's summary: its metric row, or the error that stopped it."""
+
+    index: int
+    row: dict[str, object] | None
+    error: str | None
+    wall_s: float
+    cpu_s: float
+
+
+def cargo_of(plan: SweepPlan) -> Cargo:
+    spec = plan.spec
+    return Cargo(
+        key=f"sweep-{spec.digest[:16]}-{spec.base_digest[:16]}",
+        base=spec.base,
+        source=spec.base_source,
+        changes=tuple(p.changes for p in plan.points),
+        vendors=dict(plan.vendors),
+        seeded="generators" in spec.base,
+    )
+
+
+_LOADED: OrderedDict[tuple[str, int, int], Scenario] = OrderedDict()
+
+
+def _scenario(cargo: Cargo, point: int, seed: int) -> Scenario:
+    key = (cargo.key, point, seed if cargo.seeded else 0)
+    scenario = _LOADED.get(key)
+    if scenario is None:
+        document = point_document(cargo.base, cargo.changes[point], seed)
+        scenario = parse_scenario(document, cargo.source)
+        _LOADED[key] = scenario
+        while len(_LOADED) > _KEPT:
+            _LOADED.popitem(last=False)
+    else:
+        _LOADED.move_to_end(key)
+    return scenario
+
+
+def _run(cargo: Cargo, run: RunKey) -> Outcome:
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        scenario = _scenario(cargo, run.point, run.seed)
+        vendor = cargo.vendors[run.vendor]
+        try:
+            result = replay(scenario, vendor, run.policy, seed=run.seed)
+        except Exception as exc:  # a plugin's failure, named like compare names it
+            raise VendorFailure(run.vendor, run.policy, exc) from exc
+        row: dict[str, object] | None = metric_row(result.metrics)
+        error = None
+    except Exception as exc:
+        row, error = None, str(exc) or type(exc).__name__
+    return Outcome(run.index, row, error, time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def run_batch(cargo: Cargo | HeldCargo, runs: Sequence[RunKey]) -> list[Outcome]:
+    """Each run of ``runs``, in order; a failing run is recorded, the others go on."""
+    if isinstance(cargo, HeldCargo):
+        cargo = held(cargo.key)
+    assert isinstance(cargo, Cargo)
+    return [_run(cargo, run) for run in runs]
