@@ -221,16 +221,17 @@ def _compare(
     progress: bool,
     jobs: int = 1,
 ) -> list[RunResult]:
-    from concurrent.futures import Executor, ProcessPoolExecutor
+    from concurrent.futures import Executor
 
     from rich.progress import Progress
 
-    from ioasid_core.compare import VendorFailure, compare
+    from ioasid_core.compare import VendorFailure, compare, scenario_pool
     from ioasid_core.errors import IoasidError
     from ioasid_core.scenario import ScenarioError
 
     total = len(vendors) * (len(policies) if policies is not None else len(LookupPolicy))
-    pool: Executor | None = ProcessPoolExecutor(min(jobs, total)) if jobs > 1 else None
+    # Each worker receives the scenario once, not with every run.
+    pool: Executor | None = scenario_pool(scenario, min(jobs, total)) if jobs > 1 else None
     try:
         if not progress:
             return compare(scenario, vendors, policies, seed=seed, executor=pool)

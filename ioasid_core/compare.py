@@ -18,6 +18,7 @@ from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.replay import RunResult, replay
 from ioasid_core.scenario.load import ScenarioError, ScenarioProblem
 from ioasid_core.scenario.schema import Scenario
+from ioasid_core.shipping import CargoPool, held
 from ioasid_core.vendor_options import option_problems, option_section, options_for, unread_sections
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "check_vendor_sections",
     "compare",
     "parse_policies",
+    "scenario_pool",
 ]
 
 
@@ -134,6 +136,18 @@ def _run_one(scenario: Scenario, vendor: VendorPrq, policy: LookupPolicy, seed: 
         raise VendorFailure(vendor.name, policy, exc) from exc
 
 
+def scenario_pool(scenario: Scenario, workers: int) -> CargoPool:
+    """A process pool whose workers each receive ``scenario`` once, when they start:
+    ``compare(scenario, ..., executor=pool)`` then sends a run only its vendor, policy and
+    seed, not the scenario (tens of MB for a large generated one) with every run."""
+    return CargoPool(workers, f"scenario-{id(scenario):x}", scenario)
+
+
+def _run_held(key: str, vendor: VendorPrq, policy: LookupPolicy, seed: int) -> RunResult:
+    scenario: Scenario = held(key)
+    return _run_one(scenario, vendor, policy, seed)
+
+
 def compare(
     scenario: Scenario,
     vendors: Sequence[VendorPrq],
@@ -161,7 +175,10 @@ def compare(
             if progress is not None:
                 progress(result)
         return results
-    futures = [executor.submit(_run_one, scenario, v, p, run_seed) for v, p in pairs]
+    if isinstance(executor, CargoPool) and executor.cargo is scenario:
+        futures = [executor.submit(_run_held, executor.key, v, p, run_seed) for v, p in pairs]
+    else:  # any other executor gets the scenario with each run
+        futures = [executor.submit(_run_one, scenario, v, p, run_seed) for v, p in pairs]
     for future in futures:
         result = future.result()
         results.append(result)

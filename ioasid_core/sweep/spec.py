@@ -462,6 +462,15 @@ class _Checker:
                 self.bad(at, f"{item!r} is listed twice")
             else:
                 out.append(item)
+        kinds = {
+            "a number"
+            if isinstance(v, int | float) and not isinstance(v, bool)
+            else _describe(v).split(" (")[0]
+            for v in out
+        }
+        if len(kinds) > 1:
+            self.bad(where, f"expected values of one kind, got {' and '.join(sorted(kinds))}")
+            return None
         return tuple(out) if len(out) == len(value) else None
 
     def range(
@@ -492,8 +501,12 @@ class _Checker:
             return None
         if points is None:
             return None
-        whole = (isinstance(base, int) and not isinstance(base, bool)) or (
-            base is None and all(isinstance(b, int) for b in bounds)
+        # Integers when the bounds are (``[64, 4096]``), or when the base has an integer
+        # there and the bounds are whole (``[1e3, 1e6]`` for a count).
+        whole = all(isinstance(b, int) for b in bounds) or (
+            isinstance(base, int)
+            and not isinstance(base, bool)
+            and all(float(b).is_integer() for b in bounds)
         )
         return _spread(kind, low, high, points, whole=whole)
 
