@@ -135,6 +135,11 @@ class DaskEngine(_ExecutorEngine):
             raise EngineError(
                 f"no Dask scheduler answered at {where} within {timeout:g} s ({exc})"
             ) from None
+        except Exception as exc:  # e.g. a local cluster whose workers could not start
+            self.close()
+            raise EngineError(
+                f"the Dask cluster did not start: {type(exc).__name__}: {exc}"
+            ) from None
         info = self._client.scheduler_info()
         self.workers = max(1, sum(w.get("nthreads", 1) for w in info["workers"].values()))
         self.describe = f"dask at {address}" if address else f"dask local cluster of {workers}"
