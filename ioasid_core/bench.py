@@ -553,16 +553,18 @@ def _store(out: Path) -> SweepStore:
     except ImportError:
 
         class CsvStore(SweepStore):
-            def write_results(self, rows: list[dict[str, object]], columns: Sequence[str]) -> None:
+            def write_results(
+                self, columns: Sequence[str], data: Sequence[Sequence[object]]
+            ) -> None:
                 import csv
                 import io
 
                 from ioasid_core.sweep.store import RESULTS_CSV, write_atomic
 
                 text = io.StringIO()
-                writer = csv.DictWriter(text, fieldnames=list(columns), lineterminator="\n")
-                writer.writeheader()
-                writer.writerows(rows)
+                writer = csv.writer(text, lineterminator="\n")
+                writer.writerow(columns)
+                writer.writerows(zip(*data, strict=True))
                 write_atomic(self.out / RESULTS_CSV, text.getvalue().encode())
 
         return CsvStore(out)

@@ -113,13 +113,13 @@ def _need_pyarrow() -> None:
 
 
 def _replot(folder: Path, metrics: list[str]) -> None:
-    from ioasid_core.sweep.plot import write_plots
-    from ioasid_core.sweep.store import MANIFEST, RESULTS_PARQUET, read_results
+    from ioasid_core.sweep.plot import plot_columns
+    from ioasid_core.sweep.store import MANIFEST, RESULTS_PARQUET, result_names
 
     _need_pyarrow()
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
-        rows = read_results(folder)
+        known = set(result_names(folder))
     except (OSError, ValueError) as exc:
         raise _fail(
             f"{str(folder)!r} holds no sweep results ({MANIFEST} and {RESULTS_PARQUET}): {exc}"
@@ -127,13 +127,20 @@ def _replot(folder: Path, metrics: list[str]) -> None:
     metrics = metrics or list(manifest.get("plot", []))
     if not metrics:
         raise _fail("name the metrics to plot: --plot DIR METRIC...")
-    known = set(rows[0]) if rows else set()
-    unknown = [m for m in metrics if m not in known]
+    axes = [axis["name"] for axis in manifest.get("axes", [])]
+    unknown = [m for m in plot_columns(axes, metrics) if m not in known]
     if unknown:
         raise _fail(f"no metric {', '.join(map(repr, unknown))} in {str(folder)!r}'s results")
-    axes = [axis["name"] for axis in manifest.get("axes", [])]
+    _write_plots(folder, axes, metrics, str(manifest.get("sweep", folder.name)))
+
+
+def _write_plots(folder: Path, axes: list[str], metrics: list[str], title: str) -> None:
+    from ioasid_core.sweep.plot import plot_columns, write_plots
+    from ioasid_core.sweep.store import read_results
+
+    rows = read_results(folder, plot_columns(axes, metrics))
     try:
-        paths = write_plots(rows, axes, metrics, folder, str(manifest.get("sweep", folder.name)))
+        paths = write_plots(rows, axes, metrics, folder, title)
     except OSError as exc:
         raise _fail(f"cannot write {exc.filename}: {exc.strerror}") from None
     for path in paths:
@@ -233,16 +240,8 @@ def _run(
 
 
 def _plots(plan: SweepPlan, out: Path, metrics: list[str]) -> None:
-    from ioasid_core.sweep.plot import write_plots
-    from ioasid_core.sweep.store import read_results
-
-    if not metrics:
-        return
-    paths = write_plots(
-        read_results(out), [a.name for a in plan.spec.axes], metrics, out, plan.spec.name
-    )
-    for path in paths:
-        click.echo(f"wrote {path}")
+    if metrics:
+        _write_plots(out, [a.name for a in plan.spec.axes], metrics, plan.spec.name)
 
 
 def _summary(plan: SweepPlan, report: SweepReport, where: str, out: Path) -> None:

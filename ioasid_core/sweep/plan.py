@@ -53,6 +53,11 @@ class SweepPlan:
     metrics: tuple[str, ...]
     """The numeric metric columns (what ``--plot`` may name)."""
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every metric column of a run: the numeric ones, then ``step_errors``."""
+        return (*self.metrics, "step_errors")
+
 
 def point_document(
     base: Mapping[str, object], changes: Sequence[tuple[KeyPath, object]], seed: int

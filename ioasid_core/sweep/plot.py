@@ -15,7 +15,7 @@ from itertools import product
 from pathlib import Path
 from typing import Final
 
-__all__ = ["MAX_PANELS", "plot_file", "write_plots"]
+__all__ = ["MAX_PANELS", "plot_columns", "plot_file", "write_plots"]
 
 MAX_PANELS: Final = 6
 
@@ -23,6 +23,11 @@ MAX_PANELS: Final = 6
 def _plain(text: object) -> str:
     """User text as matplotlib shows it literally (no mathtext)."""
     return str(text).replace("$", r"\$")
+
+
+def plot_columns(axes: Sequence[str], metrics: Sequence[str]) -> list[str]:
+    """The result columns the plots of ``metrics`` read."""
+    return list(dict.fromkeys(["vendor", "policy", "native", "seed", "error", *axes, *metrics]))
 
 
 def plot_file(out: Path, metric: str) -> Path:

@@ -22,7 +22,7 @@ import attrs
 
 from ioasid_core.sweep.engines import Engine
 from ioasid_core.sweep.plan import RunKey, SweepPlan
-from ioasid_core.sweep.store import SweepStore, result_rows
+from ioasid_core.sweep.store import SweepStore, result_columns
 from ioasid_core.sweep.worker import Outcome, cargo_of
 
 __all__ = ["MAX_BATCH", "SweepReport", "auto_batch", "run_sweep"]
@@ -90,8 +90,7 @@ def run_sweep(
     finally:
         store.close()
     wall = time.perf_counter() - clock
-    rows, columns = result_rows(plan, outcomes)
-    store.write_results(rows, columns)
+    store.write_results(*result_columns(plan, outcomes))
     failed = tuple(
         (run, outcomes[run.index].error or "")
         for run in plan.runs
@@ -129,7 +128,7 @@ def _lost(runs: Sequence[RunKey], error: BaseException) -> list[Outcome]:
     """A task that failed as a whole (a worker died, a result did not pickle): each of its
     runs is recorded with that error."""
     text = f"the task failed: {type(error).__name__}: {error}"
-    return [Outcome(run.index, None, text, 0.0, 0.0) for run in runs]
+    return [Outcome(run.index, None, None, text, 0.0, 0.0) for run in runs]
 
 
 def _stamp(when: float) -> str:
@@ -161,6 +160,7 @@ def _manifest(
         "policies": list(spec.policies),
         "seeds": list(spec.seeds),
         "plot": list(spec.plot),
+        "metrics": list(plan.columns),
         "executor": engine.describe,
         "versions": {"python": sys.version.split()[0], "platform": platform.platform(), **versions},
         "started": _stamp(started),

@@ -30,7 +30,8 @@ __all__ = [
     "StoreError",
     "SweepStore",
     "read_results",
-    "result_rows",
+    "result_columns",
+    "result_names",
     "write_atomic",
 ]
 
@@ -58,8 +59,15 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def _identity(plan: SweepPlan) -> dict[str, object]:
+    """What must match for ``--resume``: the same files, runs and metric columns (the lines
+    of ``runs.jsonl`` hold values in column order)."""
     spec = plan.spec
-    return {"sweep_sha256": spec.digest, "base_sha256": spec.base_digest, "runs": len(plan.runs)}
+    return {
+        "sweep_sha256": spec.digest,
+        "base_sha256": spec.base_digest,
+        "runs": len(plan.runs),
+        "metrics": list(plan.columns),
+    }
 
 
 class SweepStore:
@@ -99,7 +107,7 @@ class SweepStore:
         if identity != _identity(plan):
             raise StoreError(
                 f"--resume: {str(out)!r} holds another sweep (the sweep file, its base "
-                "scenario or the number of runs changed)"
+                "scenario, the number of runs or the metrics of this ioasid version differ)"
             )
 
     def begin(self, manifest: Mapping[str, object]) -> dict[int, Outcome]:
@@ -123,8 +131,9 @@ class SweepStore:
         for line in whole.decode("utf-8").splitlines():
             item = json.loads(line)
             if item["error"] is None:
+                values = tuple(item["values"])
                 done[item["run"]] = Outcome(
-                    item["run"], item["row"], None, item["wall_s"], item["cpu_s"]
+                    item["run"], values, item["extra"], None, item["wall_s"], item["cpu_s"]
                 )
         return done
 
@@ -137,7 +146,8 @@ class SweepStore:
                 "vendor": key.vendor,
                 "policy": key.policy.value,
                 "seed": key.seed,
-                "row": outcome.row,
+                "values": outcome.values,
+                "extra": outcome.extra,
                 "error": outcome.error,
                 "wall_s": outcome.wall_s,
                 "cpu_s": outcome.cpu_s,
@@ -153,81 +163,87 @@ class SweepStore:
     def write_manifest(self, manifest: Mapping[str, object]) -> None:
         write_atomic(self.out / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 
-    def write_results(self, rows: list[dict[str, object]], columns: Sequence[str]) -> None:
+    def write_results(self, columns: Sequence[str], data: Sequence[Sequence[object]]) -> None:
+        """The tables, from ``data`` (one list per column, in run order)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist(rows, schema=_schema(rows, columns))
+        arrays = [pa.array(list(values), type=_kind(values)) for values in data]
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
+        pq.write_table(pa.Table.from_arrays(arrays, names=list(columns)), sink)
         write_atomic(self.out / RESULTS_PARQUET, sink.getvalue().to_pybytes())
         text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(columns), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(zip(*data, strict=True))
         write_atomic(self.out / RESULTS_CSV, text.getvalue().encode())
 
 
-def _schema(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> Any:
-    """Each column's type from its values: bool, int64, double (ints and floats mixed, or a
-    percentile that is None in some runs) or string; all-None columns are doubles."""
+def _kind(values: Sequence[object]) -> Any:
+    """A column's type from its values: bool, int64, double (ints and floats mixed, or a
+    percentile that is None in some runs) or string; an all-None column is a double."""
     import pyarrow as pa
 
-    fields = []
-    for column in columns:
-        kinds = {type(row.get(column)) for row in rows} - {type(None)}
-        if kinds == {bool}:
-            kind = pa.bool_()
-        elif kinds == {int}:
-            kind = pa.int64()
-        elif kinds <= {int, float}:
-            kind = pa.float64()
-        else:
-            kind = pa.string()
-        fields.append(pa.field(column, kind))
-    return pa.schema(fields)
+    kinds = {type(v) for v in values} - {type(None)}
+    if kinds == {bool}:
+        return pa.bool_()
+    if kinds == {int}:
+        return pa.int64()
+    if kinds <= {int, float}:
+        return pa.float64()
+    return pa.string()
 
 
-def result_rows(
+def result_columns(
     plan: SweepPlan, outcomes: Mapping[int, Outcome]
-) -> tuple[list[dict[str, object]], list[str]]:
-    """One row per run, in run order, and the columns: the run's key, its axis values, every
-    metric, its timings and its error (metrics empty for a failed run)."""
+) -> tuple[list[str], list[list[object]]]:
+    """The columns (the run's key, its axis values, every metric, its timings and its error)
+    and their values, one list per column in run order; a failed run's metrics are empty."""
     axes = [axis.name for axis in plan.spec.axes]
-    metrics = [*plan.metrics, "step_errors"]
-    seen = set(metrics)
+    metrics = list(plan.columns)
+    extras: list[str] = []
     for index in sorted(outcomes):  # a point whose axis changed its [latency] ops
-        for key in outcomes[index].row or ():
-            if key not in seen:
-                seen.add(key)
-                metrics.append(key)
-    columns = [*FIXED_COLUMNS, *axes, *metrics, *TIMING_COLUMNS]
-    rows = []
+        extras += [k for k in outcomes[index].extra or () if k not in extras]
+    columns = [*FIXED_COLUMNS, *axes, *metrics, *extras, *TIMING_COLUMNS]
+    data: list[list[object]] = [[] for _ in columns]
+    blank = (None,) * len(metrics)
     for run in plan.runs:
         outcome = outcomes.get(run.index)
         point = plan.points[run.point]
-        row: dict[str, object] = {
-            "run": run.index,
-            "point": run.point,
-            "vendor": run.vendor,
-            "policy": run.policy.value,
-            "native": run.native,
-            "seed": run.seed,
-        }
-        row.update(zip(axes, point.values, strict=True))
-        values = (outcome.row if outcome is not None else None) or {}
-        for metric in metrics:
-            row[metric] = values.get(metric)
-        row["run_time_s"] = outcome.wall_s if outcome is not None else None
-        row["run_cpu_s"] = outcome.cpu_s if outcome is not None else None
-        row["error"] = outcome.error if outcome is not None else "not run"
-        rows.append(row)
-    return rows, columns
+        values = outcome.values if outcome is not None and outcome.values is not None else blank
+        extra = (outcome.extra if outcome is not None else None) or {}
+        timings = (
+            (outcome.wall_s, outcome.cpu_s, outcome.error) if outcome else (None, None, "not run")
+        )
+        row = (
+            run.index,
+            run.point,
+            run.vendor,
+            run.policy.value,
+            run.native,
+            run.seed,
+            *point.values,
+            *values,
+            *(extra.get(k) for k in extras),
+            *timings,
+        )
+        for column, value in zip(data, row, strict=True):
+            column.append(value)
+    return columns, data
 
 
-def read_results(out: Path) -> list[dict[str, object]]:
-    """The rows of ``out/results.parquet``."""
+def result_names(out: Path) -> list[str]:
+    """The columns of ``out/results.parquet``."""
     import pyarrow.parquet as pq
 
-    rows: list[dict[str, object]] = pq.read_table(out / RESULTS_PARQUET).to_pylist()
+    names: list[str] = pq.read_schema(out / RESULTS_PARQUET).names
+    return names
+
+
+def read_results(out: Path, columns: Sequence[str] | None = None) -> list[dict[str, object]]:
+    """The rows of ``out/results.parquet`` (only ``columns``, if given)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out / RESULTS_PARQUET, columns=None if columns is None else list(columns))
+    rows: list[dict[str, object]] = table.to_pylist()
     return rows

@@ -4,7 +4,9 @@ The cargo is the base scenario's TOML document, each point's changes and the ven
 KB however large the generated scenarios are. A worker receives it once (a pool's
 initializer, a Dask broadcast) and builds each point's scenario itself, keeping the last
 few, so the runs of one point share one load. What comes back is a summary per run: its
-flat metric row and timings, never the samples behind them.
+flat metric values (in the order of the cargo's metric names: a tuple, not a dict, so a
+parent holding 100,000 of them holds about a kilobyte each) and timings, never the samples
+behind them.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class Cargo:
     changes: tuple[tuple[tuple[KeyPath, object], ...], ...]
     """Per point, its changes to the base."""
     vendors: Mapping[str, VendorPrq]
+    metrics: tuple[str, ...]
+    """The metric columns, in the order of each outcome's ``values``."""
     seeded: bool
     """The base has generators: the seed changes the scenario, not only the run."""
 
@@ -56,10 +60,13 @@ class HeldCargo:
 
 @attrs.frozen
 class Outcome:
-    """One run's summary: its metric row, or the error that stopped it."""
+    """One run's summary: its metric values, or the error that stopped it."""
 
     index: int
-    row: dict[str, object] | None
+    values: tuple[object, ...] | None
+    """One per metric column of the cargo (None: the run failed)."""
+    extra: dict[str, object] | None
+    """Metrics outside those columns (a point whose axis changed its ``[latency]`` ops)."""
     error: str | None
     wall_s: float
     cpu_s: float
@@ -73,6 +80,7 @@ def cargo_of(plan: SweepPlan) -> Cargo:
         source=spec.base_source,
         changes=tuple(p.changes for p in plan.points),
         vendors=dict(plan.vendors),
+        metrics=plan.columns,
         seeded="generators" in spec.base,
     )
 
@@ -103,11 +111,13 @@ def _run(cargo: Cargo, run: RunKey) -> Outcome:
             result = replay(scenario, vendor, run.policy, seed=run.seed)
         except Exception as exc:  # a plugin's failure, named like compare names it
             raise VendorFailure(run.vendor, run.policy, exc) from exc
-        row: dict[str, object] | None = metric_row(result.metrics)
-        error = None
+        row = metric_row(result.metrics)
+        values: tuple[object, ...] | None = tuple(row.pop(key, None) for key in cargo.metrics)
+        extra, error = row or None, None
     except Exception as exc:
-        row, error = None, str(exc) or type(exc).__name__
-    return Outcome(run.index, row, error, time.perf_counter() - wall, time.process_time() - cpu)
+        values, extra, error = None, None, str(exc) or type(exc).__name__
+    elapsed = time.perf_counter() - wall
+    return Outcome(run.index, values, extra, error, elapsed, time.process_time() - cpu)
 
 
 def run_batch(cargo: Cargo | HeldCargo, runs: Sequence[RunKey]) -> list[Outcome]:
