@@ -184,3 +184,17 @@ def test_files_that_are_not_sweeps_are_named(tmp_path: Path) -> None:
 def test_unknown_plot_metrics_are_named(tmp_path: Path) -> None:
     problems = _problems(tmp_path, 'base = "queue-depths"\nplot = ["droped_total"]\n')
     assert problems[0][0] == "plot[0]" and "no metric named 'droped_total'" in problems[0][1]
+
+
+def test_a_point_with_many_problems_shows_the_first_few(tmp_path: Path) -> None:
+    # Steps 1,000 µs apart run past the binds' end: each of 40 stream steps is a problem.
+    problems = _problems(
+        tmp_path,
+        f'base = "{EXAMPLES / "churn-and-stream.toml"}"\n[axes]\n"generators[1].interval" = [1000]\n',
+    )
+    assert len(problems) == 4
+    assert all(
+        p[1].startswith("point 0 (generators[1].interval=1000) does not load: ")
+        for p in problems[:3]
+    )
+    assert problems[3][1].startswith("point 0 (generators[1].interval=1000): ... and ")

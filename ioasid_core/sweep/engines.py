@@ -42,7 +42,7 @@ class Engine:
     """Runs batches of one sweep; ``describe`` names it in the manifest."""
 
     workers: int = 1
-    describe: str = "serial"
+    describe: str = "this process"
 
     def start(self, cargo: Cargo) -> None:
         self._cargo = cargo

@@ -28,6 +28,8 @@ MAX_RUNS: Final = 1_000_000
 """The most runs one sweep may ask for (points x seeds x vendors x policies)."""
 _SHOWN_POINTS: Final = 20
 """Points that do not load named one by one; the rest are counted."""
+_SHOWN_PER_POINT: Final = 3
+"""Problems shown per point that does not load (a generator may repeat one 1,000 times)."""
 
 
 @attrs.frozen
@@ -188,13 +190,14 @@ def _check_points(
                 failing += 1
                 if failing <= _SHOWN_POINTS:
                     where = point.label(spec.axes) + (f", seed {seed}" if len(seeds) > 1 else "")
-                    for problem in exc.problems:
+                    for problem in exc.problems[:_SHOWN_PER_POINT]:
                         at = f"{problem.key_path}: " if problem.key_path else ""
-                        problems.append(
-                            ScenarioProblem(
-                                "axes", f"{where} does not load: {at}{problem.expected}"
-                            )
-                        )
+                        text = f"{where} does not load: {at}{problem.expected}"
+                        problems.append(ScenarioProblem("axes", text))
+                    more = len(exc.problems) - _SHOWN_PER_POINT
+                    if more > 0:
+                        text = f"{where}: ... and {more} more problems"
+                        problems.append(ScenarioProblem("axes", text))
                 break  # one failing seed names the point
             if latency_ops is None:
                 latency_ops = tuple(op for op, _ in scenario.latency)

@@ -50,6 +50,9 @@ def write_atomic(path: Path, data: bytes) -> None:
     """``data`` at ``path``, never half-written: a temporary file in the folder, renamed."""
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(handle, 0o666 & ~umask)  # what open() would give, not mkstemp's 0600
         with os.fdopen(handle, "wb") as file:
             file.write(data)
         os.replace(temp, path)

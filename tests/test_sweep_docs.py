@@ -1,0 +1,50 @@
+"""The sweep files shown in docs/sweeps.md and examples/sweeps/ load, and every point of
+them too (a reader copies them first; they must not rot)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ioasid_core.sweep import load_sweep, parse_sweep, plan_sweep
+
+# tests/sweep_helpers.py: ``tests.sweep_helpers`` at run time, ``sweep_helpers`` to mypy.
+if TYPE_CHECKING:
+    from sweep_helpers import EXAMPLES, VENDORS
+else:
+    from tests.sweep_helpers import EXAMPLES, VENDORS
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "sweeps.md"
+BLOCKS = re.findall(r"```toml\n(.*?)```", DOC.read_text(), re.S)
+
+
+def test_the_page_shows_a_file_per_feature() -> None:
+    text = "\n".join(BLOCKS)
+    for feature in ("policies", "seeds", "log =", "linear =", "set.", "plot"):
+        assert feature in text
+    assert all(block.lstrip().startswith(("name =", "base =")) for block in BLOCKS)
+
+
+@pytest.mark.parametrize("text", BLOCKS)
+def test_each_file_on_the_page_plans_with_every_point_loaded(text: str) -> None:
+    plan = plan_sweep(parse_sweep(tomllib.loads(text), str(DOC)), VENDORS)
+    assert plan.runs
+
+
+@pytest.mark.parametrize("path", sorted((EXAMPLES / "sweeps").glob("*.toml")), ids=str)
+def test_each_example_sweep_plans(path: Path) -> None:
+    plan = plan_sweep(load_sweep(path), VENDORS)
+    assert len(plan.runs) == len(plan.points) * len(plan.spec.seeds) * len(plan.vendors)
+
+
+def test_every_example_scenario_is_bundled_in_the_wheel() -> None:
+    pyproject = tomllib.loads((EXAMPLES.parent / "pyproject.toml").read_text())
+    bundled = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    expected = {
+        f"examples/{p.name}": f"ioasid_core/examples/{p.name}" for p in EXAMPLES.glob("*.toml")
+    }
+    assert bundled == expected
