@@ -190,7 +190,8 @@ def test_a_point_with_many_problems_shows_the_first_few(tmp_path: Path) -> None:
     # Steps 1,000 µs apart run past the binds' end: each of 40 stream steps is a problem.
     problems = _problems(
         tmp_path,
-        f'base = "{EXAMPLES / "churn-and-stream.toml"}"\n[axes]\n"generators[1].interval" = [1000]\n',
+        f'base = "{EXAMPLES / "churn-and-stream.toml"}"\n'
+        '[axes]\n"generators[1].interval" = [1000]\n',
     )
     assert len(problems) == 4
     assert all(
