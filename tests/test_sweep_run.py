@@ -218,3 +218,33 @@ def test_a_folder_that_holds_files_is_not_overwritten(tmp_path: Path) -> None:
     result = _cli(str(write_sweep(tmp_path)), "--out", str(out))
     assert result.exit_code == 2 and "is not empty" in result.stderr
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
+
+
+def test_resume_from_the_command_runs_nothing_twice(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path)
+    out = tmp_path / "out"
+    assert _cli(str(path), "--out", str(out), "--jobs", "1").exit_code == 0
+    again = _cli(str(path), "--out", str(out), "--jobs", "1", "--resume")
+    assert again.exit_code == 0, again.output
+    assert "16 runs (16 held already), 0 run now" in again.stdout
+
+
+def test_user_text_is_neither_markup_nor_mathtext(tmp_path: Path) -> None:
+    # A rich closing tag and matplotlib mathtext in the sweep's name: shown as written.
+    path = write_sweep(tmp_path, SMALL.replace('name = "small"', 'name = "q[/] $\\\\frac$"'))
+    out = tmp_path / "out"
+    result = _cli(str(path), "--out", str(out), "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    assert "sweep q[/] $\\frac$: 16 runs" in result.stdout
+    assert (out / "plots" / "responses.success.png").exists()
+
+
+def test_metrics_without_plot_and_a_missing_out_are_usage_errors(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path)
+    result = _cli(str(path), "--out", str(tmp_path / "out"), "dropped_total")
+    assert result.exit_code == 2 and "metrics to plot follow --plot" in result.stderr
+    result = _cli(str(path))
+    assert result.exit_code == 2 and "--out DIR is required" in result.stderr
+    result = _cli("--plot", str(tmp_path / "nothing"), "dropped_total")
+    assert result.exit_code == 2 and "holds no sweep results" in result.stderr
+    assert not (tmp_path / "out").exists()

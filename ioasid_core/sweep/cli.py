@@ -182,7 +182,7 @@ def _sweep(
     store = SweepStore(out)
     try:
         store.check(plan, resume=resume)
-        engine = make_engine(executor, jobs, timeout)
+        engine = make_engine(executor, min(jobs, len(plan.runs)), timeout)
     except (StoreError, EngineError) as exc:
         raise _fail(str(exc)) from None
     versions = {"ioasid-core": _version("ioasid-core")}
