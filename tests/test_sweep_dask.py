@@ -1,4 +1,5 @@
-"""A sweep on a real Dask ``LocalCluster`` (2 worker processes) gives the serial rows."""
+"""End to end on a real Dask ``LocalCluster`` (2 worker processes, started and closed by the
+command): the rows are the serial ones, row for row, read back with pyarrow."""
 
 from __future__ import annotations
 
@@ -6,18 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
+from click.testing import CliRunner
 
-from ioasid_core.sweep import (
-    DaskEngine,
-    SerialEngine,
-    SweepStore,
-    load_sweep,
-    plan_sweep,
-    run_sweep,
-)
+from ioasid_core.cli import cli
+from ioasid_core.sweep import SerialEngine, SweepStore, load_sweep, plan_sweep, run_sweep
 
-# tests/sweep_helpers.py: ``tests.sweep_helpers`` at run time, ``sweep_helpers`` to mypy
-# (see test_iopf.py).
+# tests/sweep_helpers.py: ``tests.sweep_helpers`` at run time, ``sweep_helpers`` to mypy.
 if TYPE_CHECKING:
     from sweep_helpers import VENDORS, comparable, write_sweep
 else:
@@ -25,20 +20,18 @@ else:
 
 
 def test_a_dask_local_cluster_gives_the_serial_rows_row_for_row(tmp_path: Path) -> None:
-    plan = plan_sweep(load_sweep(write_sweep(tmp_path)), VENDORS)
+    path = write_sweep(tmp_path)
+    plan = plan_sweep(load_sweep(path), VENDORS)
     serial_store = SweepStore(tmp_path / "serial")
     serial_store.check(plan, resume=False)
     run_sweep(plan, serial_store, SerialEngine())
-    engine = DaskEngine(None, 2, timeout=30)
-    try:
-        assert engine.workers == 2
-        store = SweepStore(tmp_path / "dask")
-        store.check(plan, resume=False)
-        report = run_sweep(plan, store, engine, batch=3)
-    finally:
-        engine.close()
-    assert report.failed == () and report.ran == 16
+    out = tmp_path / "dask"
+    args = ["sweep", str(path), "--out", str(out), "--executor", "dask-local", "--jobs", "2"]
+    result = CliRunner().invoke(cli, [*args, "--batch", "3", "--connect-timeout", "60"])
+    assert result.exit_code == 0, result.output
+    assert "on dask local cluster of 2" in result.stdout
     serial = pq.read_table(tmp_path / "serial" / "results.parquet").to_pylist()
-    dask = pq.read_table(tmp_path / "dask" / "results.parquet").to_pylist()
+    dask = pq.read_table(out / "results.parquet").to_pylist()
     assert len(dask) == 16
     assert comparable(dask) == comparable(serial)
+    assert (out / "plots" / "responses.success.png").exists()
