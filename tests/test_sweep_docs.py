@@ -48,3 +48,33 @@ def test_every_example_scenario_is_bundled_in_the_wheel() -> None:
         f"examples/{p.name}": f"ioasid_core/examples/{p.name}" for p in EXAMPLES.glob("*.toml")
     }
     assert bundled == expected
+
+
+def test_the_queue_depth_example_shows_each_vendors_own_queue(tmp_path: Path) -> None:
+    from ioasid_core.sweep import SerialEngine, SweepStore, read_results, run_sweep
+
+    plan = plan_sweep(load_sweep(EXAMPLES / "sweeps" / "queue-depth.toml"), VENDORS)
+    store = SweepStore(tmp_path / "out")
+    store.check(plan, resume=False)
+    assert not run_sweep(plan, store, SerialEngine()).failed
+    rows = read_results(tmp_path / "out")
+    assert all(r["native"] for r in rows)
+
+    def dropped(vendor: str, scale: int, devices: int, groups: int) -> object:
+        (value,) = {
+            r["dropped_total"]
+            for r in rows
+            if (r["vendor"], r["queue_scale"], r["devices"], r["generators[0].groups"])
+            == (vendor, scale, devices, groups)
+        }
+        return value
+
+    # 4 devices x 40 single-request groups = 160 requests before the driver runs.
+    assert dropped("vtd", 1, 4, 40) == 160 - 127  # one PRQ page, a ring keeps a slot empty
+    assert dropped("vtd", 2, 4, 40) == 0  # two pages: 255 slots
+    assert dropped("virtio-iommu", 1, 4, 40) == 160 - 64  # every buffer holds an event
+    assert dropped("smmuv3", 1, 4, 40) == 0  # 256 event records
+    assert dropped("smmuv3", 1, 4, 160) == 640 - 255
+    # Each dropped request was its group's last: the hardware answered it.
+    assert all(r["auto_responses"] == r["dropped.overflow"] for r in rows)
+    assert all(r["unanswered_groups"] == 0 for r in rows)
