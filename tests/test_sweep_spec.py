@@ -199,3 +199,21 @@ def test_a_point_with_many_problems_shows_the_first_few(tmp_path: Path) -> None:
         for p in problems[:3]
     )
     assert problems[3][1].startswith("point 0 (generators[1].interval=1000): ... and ")
+
+
+def test_a_linked_axis_needs_values_and_a_name_no_column_has(tmp_path: Path) -> None:
+    problems = _problems(
+        tmp_path,
+        'base = "queue-depths"\n[axes.devices]\nset."generators[0].groups" = [1]\n',
+    )
+    assert problems == [
+        (
+            'axes."devices".values',
+            "required key is missing (expected an array: the axis's values, one per point)",
+        )
+    ]
+    problems = _problems(
+        tmp_path,
+        'base = "queue-depths"\n[axes.vendor]\nvalues = [1]\nset."generators[0].groups" = [1]\n',
+    )
+    assert problems[0][0] == 'axes."vendor"' and "a column of the results" in problems[0][1]

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Final
 import click
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ioasid_core.prq.vendor import VendorPrq
     from ioasid_core.sweep.engines import Engine
     from ioasid_core.sweep.plan import SweepPlan
     from ioasid_core.sweep.runner import SweepReport
@@ -26,6 +29,7 @@ __all__ = ["sweep_command"]
 
 EXIT_BAD_INPUT: Final = 2
 EXIT_FAILED_RUNS: Final = 1
+EXIT_INTERRUPTED: Final = 130
 _SHOWN_FAILURES: Final = 10
 
 
@@ -162,8 +166,6 @@ def _sweep(
     from ioasid_core.plugins import new_plugin_manager
     from ioasid_core.scenario.load import ScenarioError
     from ioasid_core.sweep.engines import EngineError, make_engine
-    from ioasid_core.sweep.plan import plan_sweep
-    from ioasid_core.sweep.spec import load_sweep
     from ioasid_core.sweep.store import StoreError, SweepStore
 
     _need_pyarrow()
@@ -173,7 +175,7 @@ def _sweep(
     except Exception as exc:  # a plugin's hook raised or returned garbage
         raise _fail(str(exc), EXIT_FAILED_RUNS) from None
     try:
-        plan = plan_sweep(load_sweep(target), installed)
+        plan = _load(target, installed)
     except ScenarioError as exc:
         raise _fail(str(exc)) from None
     unknown = [m for m in metrics if m not in plan.metrics]
@@ -189,11 +191,34 @@ def _sweep(
     versions.update({p.distribution: p.version for p in host.loaded})
     try:
         report = _run(plan, store, engine, batch, versions)
+    except KeyboardInterrupt:
+        message = f"interrupted: {out} keeps the runs that finished; --resume continues"
+        raise _fail(message, EXIT_INTERRUPTED) from None
     finally:
         engine.close()
     shown = metrics or list(plan.spec.plot)
     _plots(plan, out, shown)
     _summary(plan, report, engine.describe, out)
+
+
+def _load(target: str, installed: Mapping[str, VendorPrq]) -> SweepPlan:
+    """The sweep file and every point it expands to, with a progress bar while the points
+    load (many points of a large base take a while)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ioasid_core.sweep.plan import plan_sweep
+    from ioasid_core.sweep.spec import load_sweep
+
+    spec = load_sweep(target)
+    columns = (TextColumn("loading points"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("", total=None)
+
+        def checked(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return plan_sweep(spec, installed, checked=checked)
 
 
 def _version(distribution: str) -> str:

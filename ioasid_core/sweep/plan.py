@@ -19,7 +19,7 @@ from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.scenario.load import ScenarioError, ScenarioProblem, parse_scenario
 from ioasid_core.scenario.schema import Scenario
 from ioasid_core.sweep.paths import KeyPath, apply
-from ioasid_core.sweep.rows import metric_names
+from ioasid_core.sweep.rows import FIXED_COLUMNS, TIMING_COLUMNS, metric_names
 from ioasid_core.sweep.spec import NATIVE, Point, SweepSpec
 
 __all__ = ["MAX_RUNS", "RunKey", "SweepPlan", "plan_sweep", "point_document", "point_scenario"]
@@ -109,6 +109,15 @@ def plan_sweep(
     if problems:
         raise ScenarioError(spec.source, problems)
     metrics = metric_names(latency_ops)
+    taken = {*FIXED_COLUMNS, *TIMING_COLUMNS, *metrics, "step_errors"}
+    for axis in spec.axes:
+        if axis.name in taken:
+            problems.append(
+                ScenarioProblem(
+                    f'axes."{axis.name}"',
+                    f"{axis.name!r} is a column of the results already: name the axis otherwise",
+                )
+            )
     for index, name in enumerate(spec.plot):
         if name not in metrics:
             problems.append(ScenarioProblem(f"plot[{index}]", _unknown_metric(name, metrics)))

@@ -408,7 +408,11 @@ class _Checker:
         self.parser.unknown_keys(table, where, ("values", "set"))
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key):
             self.bad(where, "a linked axis is named by a plain word (its column in the results)")
-        values = self.values(table.get("values"), f"{where}.values", None)
+        values = None
+        if "values" not in table:
+            self.parser.missing(where, "values", "an array: the axis's values, one per point")
+        else:
+            values = self.values(table["values"], f"{where}.values", None)
         sets = self.parser.table(table.get("set", {}), f"{where}.set")
         if not sets:
             self.bad(f"{where}.set", "expected a table of key path = [one value per axis value]")
