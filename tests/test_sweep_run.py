@@ -248,3 +248,16 @@ def test_metrics_without_plot_and_a_missing_out_are_usage_errors(tmp_path: Path)
     result = _cli("--plot", str(tmp_path / "nothing"), "dropped_total")
     assert result.exit_code == 2 and "holds no sweep results" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_tables_are_readable_like_any_file_the_user_writes(tmp_path: Path) -> None:
+    import os
+
+    plan = _plan(tmp_path)
+    _sweep(plan, tmp_path / "out", SerialEngine())
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("results.parquet", "results.csv", "manifest.json"):
+        mode = (tmp_path / "out" / name).stat().st_mode & 0o777
+        assert mode == 0o666 & ~umask, (name, oct(mode))
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]

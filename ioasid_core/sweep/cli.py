@@ -194,6 +194,8 @@ def _sweep(
     except KeyboardInterrupt:
         message = f"interrupted: {out} keeps the runs that finished; --resume continues"
         raise _fail(message, EXIT_INTERRUPTED) from None
+    except OSError as exc:  # the folder became unwritable, the disk filled up
+        raise _fail(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
     finally:
         engine.close()
     shown = metrics or list(plan.spec.plot)
