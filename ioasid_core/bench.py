@@ -500,7 +500,8 @@ def run_sweep_bench(*, quick: bool = False) -> dict[str, float]:
     A run's own time is its wall time in its worker, not its CPU time: on a machine shared
     with other work, a worker is off the CPU part of the time, which stretches the sweep's
     wall time and each run's alike, while CPU time would not count it (at a load average of
-    4.5 on 2 cores, the same sweep read 4.9 against CPU time and 1.36 against wall time).
+    5.7 on 2 cores, the same sweep read 6.3 against CPU time and 1.04 against wall time; on
+    an idle machine the two agree).
     What the sweep itself costs (pool start, batching, pickling, streaming rows to disk,
     workers idle at the end) stays in the wall time over it."""
     import tempfile

@@ -116,8 +116,10 @@ def _run(cargo: Cargo, run: RunKey) -> Outcome:
         extra, error = row or None, None
     except Exception as exc:
         values, extra, error = None, None, str(exc) or type(exc).__name__
-    elapsed = time.perf_counter() - wall
-    return Outcome(run.index, values, extra, error, elapsed, time.process_time() - cpu)
+    # The CPU clock is a system call, where a busy machine often switches to another
+    # process: read it before the wall clock, so that switch counts in this run's wall time.
+    used = time.process_time() - cpu
+    return Outcome(run.index, values, extra, error, time.perf_counter() - wall, used)
 
 
 def run_batch(cargo: Cargo | HeldCargo, runs: Sequence[RunKey]) -> list[Outcome]:
