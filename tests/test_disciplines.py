@@ -25,6 +25,7 @@ from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy, Outcome
 from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
+from ioasid_core.prq.vendor import row_codec
 from ioasid_core.types import INVALID_IOASID
 
 if TYPE_CHECKING:
@@ -406,3 +407,42 @@ def test_a_device_requiring_the_pasid_gets_it_in_every_response(discipline: Disc
     assert w.platform.pasid_required(UNIT) == {0x50}
     w.platform.remove_device("dev-pasid")
     assert w.platform.pasid_required(UNIT) == set()
+
+
+# -- the reference vendor's wire codes, by hand
+
+
+@pytest.mark.parametrize(("code", "byte"), [(OK, "00"), (BAD, "01"), (FAIL, "02")])
+def test_each_generic_code_has_its_generic_wire_code(code: ResponseCode, byte: str) -> None:
+    """The generic response (16 bytes): le32 device 0x10, le32 pasid 0x77, le16 group index
+    3, u8 code (the IOPF value), u8 flags (PASID_VALID 1), le32 reserved."""
+    raw = GenericPrq().encode_responses([PageResponse(0x10, 3, code, 0x77, True)])
+    assert raw == bytes.fromhex("10000000770000000300" + byte + "0100000000")
+
+
+def test_every_installed_vendor_carries_the_pasid_exactly_when_the_device_requires_it() -> None:
+    """Through each vendor's own codec: the response rows its encoder gets say "carry the
+    PASID" for the device that requires it, and only for it."""
+    from ioasid_core.compare import available_vendors
+    from ioasid_core.plugins import new_plugin_manager
+
+    for name, vendor in available_vendors(new_plugin_manager().hooks).items():
+        w = build_world()
+        w.platform.add_device(
+            "dev-pasid",
+            unit=UNIT,
+            source_id=0x50,
+            owner="proc-a",
+            domain="dom-a",
+            prg_response_pasid_required=True,
+        )
+        w.platform.bind("dev-pasid", w.pasid_a, w.proc_a)
+        pl = make_pipeline(w, LookupPolicy.DEVICE, vendor=vendor)
+        for request in (req(0x50, w.pasid_a, grpid=1), req(SRC_A, w.pasid_a, grpid=2)):
+            assert pl.submit(request), name
+        rows = pl.service_rows()
+        assert [(row[0], row[4], row[3]) for row in rows] == [
+            (0x50, True, w.pasid_a),
+            (SRC_A, False, INVALID_IOASID),
+        ], name
+        assert row_codec(vendor).encode_response_rows(rows), name  # its encoder takes them

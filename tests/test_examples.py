@@ -56,7 +56,7 @@ def test_guest_vcmd_one_vm_hits_its_quota_under_vtd_and_guests_own_their_space_e
     scenario = load_scenario(EXAMPLES / "guest-vcmd.toml")
     for result in compare(scenario, _vendors(), [LookupPolicy.DEVICE]):
         m = result.metrics
-        if result.vendor == "vtd":
+        if result.vendor in ("vtd", "vtd-iopf"):  # one VT-d unit, two drivers' PRQ rules
             # vm-b's quota of 4 refuses b4 and b5; the host only says "no PASID".
             assert m.guest_allocation_failures == {"quota": 2}
             assert 4 < m.host_pasids_peak <= 4 + 24
@@ -73,7 +73,13 @@ def test_guest_vcmd_one_vm_hits_its_quota_under_vtd_and_guests_own_their_space_e
 def test_queue_depths_each_vendor_drops_what_its_own_queue_cannot_hold() -> None:
     scenario = load_scenario(EXAMPLES / "queue-depths.toml")
     # Rings keep one slot empty (127 of 128, 63 of 64); the virtqueue's 64 buffers all count.
-    held = {"vtd": 127, "smmuv3-pri": 63, "smmuv3-pri-iopf": 63, "virtio-iommu": 64}
+    held = {
+        "vtd": 127,
+        "vtd-iopf": 127,
+        "smmuv3-pri": 63,
+        "smmuv3-pri-iopf": 63,
+        "virtio-iommu": 64,
+    }
     for result in compare(scenario, _vendors(), [LookupPolicy.DEVICE]):
         m = result.metrics
         kept = held.get(result.vendor, 160)  # no section, or a queue deep enough (smmuv3)

@@ -31,12 +31,12 @@ PRI_RESP, and no encoding the kernel uses for RESUME. Decoding checks, in order:
 the opcode, the reserved bits, RESP.
 
 Response mapping from the IOPF codes. RESUME: SUCCESS -> RETRY, INVALID or FAILURE -> ABORT,
-anything else -> TERM. PRI_RESP: :data:`PRI_RESP_OUT_OF_TREE` (J-P Brucker's out-of-tree PRI
-patch) is the default. Note that the Arm SMMUv3 spec (§4.5.2) names the RESP values 0b00
-ResponseFailure, 0b01 InvalidRequest, 0b10 Success: the kernel's DENY is the PCIe Response
-Failure (which stops the function's page requests) and its FAIL is Invalid Request, so that
-mapping sends INVALID as Response Failure and FAILURE as Invalid Request. :data:`PRI_RESP_BY_SPEC`
-is the mapping the spec's names suggest; pass it as ``mapping`` to use it.
+anything else -> TERM. PRI_RESP: :data:`PRI_RESP_OUT_OF_TREE`, J-P Brucker's out-of-tree PRI
+patch ("[PATCH v4 26/26] iommu/arm-smmu-v3: Add support for PRI", 2020-02-24: FAILURE -> 0,
+INVALID -> 1, SUCCESS -> 2), which is also what the Arm SMMUv3 spec's names say (0b00
+ResponseFailure, 0b01 InvalidRequest, 0b10 Success). The kernel's DENY (0) is the PCIe
+Response Failure, which disables PRI at the function: an ordinary miss (INVALID) must never be
+sent as 0. Mainline sends DENY for every PRI request (``smmuv3-pri``): Response Failure.
 """
 
 from __future__ import annotations
@@ -56,7 +56,6 @@ __all__ = [
     "CMD_PRI_RESP",
     "CMD_RESUME",
     "COMMAND_SIZE",
-    "PRI_RESP_BY_SPEC",
     "PRI_RESP_LAYOUT",
     "PRI_RESP_OUT_OF_TREE",
     "RESUME_LAYOUT",
@@ -75,11 +74,14 @@ COMMAND_SIZE: Final = 16
 
 
 class PriResp(enum.IntEnum):
-    """CMD_PRI_RESP.RESP, with the kernel's names (see the module docstring for the spec's)."""
+    """CMD_PRI_RESP.RESP, with the kernel's names; the PCIe meaning in the comments."""
 
     DENY = 0
+    """Response Failure: the function stops sending page requests (PRI disabled)."""
     FAIL = 1
+    """Invalid Request: this request cannot be satisfied."""
     SUCC = 2
+    """Success: retry the access."""
 
 
 class ResumeResp(enum.IntEnum):
@@ -235,21 +237,13 @@ def decode_command(data: Buffer, offset: int = 0) -> PriRespCommand | ResumeComm
 
 PRI_RESP_OUT_OF_TREE: Final[Mapping[ResponseCode, PriResp]] = MappingProxyType(
     {
-        ResponseCode.SUCCESS: PriResp.SUCC,
-        ResponseCode.INVALID: PriResp.DENY,
-        ResponseCode.FAILURE: PriResp.FAIL,
-    }
-)
-"""J-P Brucker's out-of-tree PRI patch: SUCCESS -> SUCC, INVALID -> DENY, FAILURE -> FAIL."""
-
-PRI_RESP_BY_SPEC: Final[Mapping[ResponseCode, PriResp]] = MappingProxyType(
-    {
-        ResponseCode.SUCCESS: PriResp.SUCC,
-        ResponseCode.INVALID: PriResp.FAIL,
         ResponseCode.FAILURE: PriResp.DENY,
+        ResponseCode.INVALID: PriResp.FAIL,
+        ResponseCode.SUCCESS: PriResp.SUCC,
     }
 )
-"""By the Arm spec's names: INVALID -> 0b01 InvalidRequest, FAILURE -> 0b00 ResponseFailure."""
+"""J-P Brucker's out-of-tree PRI patch (kernel-facts §4): FAILURE -> DENY 0 (Response
+Failure), INVALID -> FAIL 1 (Invalid Request), SUCCESS -> SUCC 2."""
 
 
 def pri_resp_for(

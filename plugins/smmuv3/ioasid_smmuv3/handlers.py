@@ -7,10 +7,19 @@ FAILURE -> ABORT). Its driver looked PASIDs up in the SVA library's own set with
 refusing exiting address spaces, so the default policy is ``SET``.
 
 ``smmuv3-pri`` (:class:`PriPrq`) is the PRI queue as mainline handled it: not at all. Every
-request is refused by the vendor check (no lookup), so every closed group is answered
-CMD_PRI_RESP DENY on LAST, and nothing is answered before LAST. ``smmuv3-pri-iopf``
-(``PriPrq(iopf=True)``) is J-P Brucker's out-of-tree PRI patch: the groups go through the
-IOPF pipeline and are answered with the mapping of :mod:`ioasid_smmuv3.commands`.
+request is refused by the vendor check (no lookup) with the code the mapping turns into DENY,
+FAILURE, so every closed group is answered CMD_PRI_RESP DENY (RESP 0, the PCIe Response
+Failure: counted in ``responses.failure``) on LAST, and nothing is answered before LAST.
+``smmuv3-pri-iopf`` (``PriPrq(iopf=True)``) is J-P Brucker's out-of-tree PRI patch: the groups
+go through the IOPF pipeline and are answered with the mapping of
+:mod:`ioasid_smmuv3.commands` (FAILURE -> 0, INVALID -> 1, SUCCESS -> 2). All three follow the
+IOPF answer discipline (the stall path's groups are single stalls anyway).
+
+PASID in PRI responses: SSV and the SSID are set when the request had a PASID and the master
+requires it in its responses (the device's PCIe "PRG Response PASID Required", as the
+out-of-tree patch does, kernel-facts §4). Mainline's deny path set SSV from the request
+itself ("substream_valid = ssv" in ``arm_smmu_handle_ppr``), whatever the device required;
+the model applies the device's bit to it too, so that a device is answered the way it asked.
 
 Records that are well formed but not page requests (anything but a stage-1 stalled
 0x10..0x13 fault) raise ``UnhandledEvent`` from ``decode_batch``, naming the event and its
@@ -264,7 +273,8 @@ class PriPrq(RowVendorMixin):
     """``smmuv3-pri``: the PRI queue, answered with CMD_PRI_RESP.
 
     ``iopf=False`` (mainline): every request is refused by :meth:`check` with the code the
-    mapping turns into DENY, so no lookup happens and each group is denied on LAST.
+    mapping turns into DENY (FAILURE), so no lookup happens and each group is denied on
+    LAST: a Response Failure.
     ``iopf=True`` (``smmuv3-pri-iopf``, the out-of-tree patch): groups are resolved.
     """
 

@@ -15,7 +15,6 @@ from ioasid_core.prq.types import PageResponse, ResponseCode
 from ioasid_core.types import INVALID_IOASID
 from ioasid_smmuv3.commands import (
     COMMAND_SIZE,
-    PRI_RESP_BY_SPEC,
     PRI_RESP_OUT_OF_TREE,
     PriResp,
     PriRespCommand,
@@ -155,29 +154,27 @@ def test_encode_refuses_what_does_not_fit(
 
 
 @pytest.mark.parametrize(
-    ("code", "resp", "resp_bits"),
+    ("code", "resp", "raw"),
     [
-        (ResponseCode.SUCCESS, PriResp.SUCC, 2),
-        (ResponseCode.INVALID, PriResp.DENY, 0),
-        (ResponseCode.FAILURE, PriResp.FAIL, 1),
+        # dw0 = opcode 0x41 | SID 0x10 << 32 = 0x0000_0010_0000_0041
+        # dw1 = GRPID 0x42 | RESP << 12: SUCCESS -> 2 (0x2042), INVALID -> 1 (0x1042),
+        # FAILURE -> 0 (0x0042), the out-of-tree patch's FAILURE 0 / INVALID 1 / SUCCESS 2.
+        (ResponseCode.SUCCESS, PriResp.SUCC, "41000000100000004220000000000000"),
+        (ResponseCode.INVALID, PriResp.FAIL, "41000000100000004210000000000000"),
+        (ResponseCode.FAILURE, PriResp.DENY, "41000000100000004200000000000000"),
     ],
 )
-def test_pri_resp_out_of_tree_mapping(code: ResponseCode, resp: PriResp, resp_bits: int) -> None:
+def test_pri_resp_out_of_tree_mapping(code: ResponseCode, resp: PriResp, raw: str) -> None:
     command = pri_resp_for(PageResponse(device=0x10, grpid=0x42, code=code))
     assert command == PriRespCommand(sid=0x10, grpid=0x42, resp=resp)
-    # dw0 = 0x41 | SID 0x10 << 32; dw1 = GRPID 0x42 | RESP << 12
-    assert struct.unpack("<QQ", command.encode()) == (0x41 | 0x10 << 32, 0x42 | resp_bits << 12)
+    assert command.encode() == bytes.fromhex(raw)
 
 
-def test_pri_resp_spec_mapping_swaps_invalid_and_failure() -> None:
-    assert dict(PRI_RESP_BY_SPEC) == {
-        ResponseCode.SUCCESS: PriResp.SUCC,
-        ResponseCode.INVALID: PriResp.FAIL,  # 0b01 InvalidRequest
-        ResponseCode.FAILURE: PriResp.DENY,  # 0b00 ResponseFailure
-    }
-    response = PageResponse(device=1, grpid=2, code=ResponseCode.INVALID)
-    assert pri_resp_for(response, PRI_RESP_BY_SPEC).resp == PriResp.FAIL
-    assert pri_resp_for(response).resp == PRI_RESP_OUT_OF_TREE[ResponseCode.INVALID]
+def test_an_ordinary_miss_is_never_a_response_failure() -> None:
+    """RESP 0 is the PCIe Response Failure, which disables PRI at the function."""
+    assert int(PriResp.DENY) == 0
+    assert PRI_RESP_OUT_OF_TREE[ResponseCode.INVALID] is not PriResp.DENY
+    assert PRI_RESP_OUT_OF_TREE[ResponseCode.FAILURE] is PriResp.DENY
 
 
 def test_pri_resp_carries_the_pasid_only_when_valid() -> None:
@@ -262,3 +259,19 @@ def test_response_to_pri_resp_bytes_and_back(
     assert (command.sid, command.grpid, command.ssv) == (device, grpid, pasid is not None)
     assert command.ssid == (pasid or 0)
     assert command.resp == PRI_RESP_OUT_OF_TREE[code]
+
+
+@pytest.mark.parametrize(
+    ("code", "raw"),
+    [
+        # dw0 = opcode 0x44 | RESP << 12 | SID 0x10 << 32; dw1 = STAG 0x42.
+        # SUCCESS -> RETRY 1 (0x1044), INVALID and FAILURE -> ABORT 2 (0x2044).
+        (ResponseCode.SUCCESS, "44100000100000004200000000000000"),
+        (ResponseCode.INVALID, "44200000100000004200000000000000"),
+        (ResponseCode.FAILURE, "44200000100000004200000000000000"),
+    ],
+)
+def test_each_generic_code_has_its_resume_wire_code(code: ResponseCode, raw: str) -> None:
+    assert resume_for(PageResponse(device=0x10, grpid=0x42, code=code)).encode() == bytes.fromhex(
+        raw
+    )

@@ -34,7 +34,6 @@ from ioasid_core.units import IommuUnit
 from ioasid_smmuv3.bench import smmuv3_evtq_ratio
 from ioasid_smmuv3.commands import (
     COMMAND_SIZE,
-    PRI_RESP_BY_SPEC,
     PriResp,
     PriRespCommand,
     ResumeCommand,
@@ -373,6 +372,8 @@ def test_mainline_pri_denies_every_group_on_last_only() -> None:
     assert [(c.grpid, c.resp) for c in out] == [(3, PriResp.DENY), (4, PriResp.DENY)]
     assert p.counters.outcomes == {}  # nothing was looked up
     assert p.counters.vendor_rejects == 2
+    # RESP 0 is the PCIe Response Failure: counted as such, not as INVALID.
+    assert p.counters.responses == {ResponseCode.FAILURE: 2}
 
 
 def test_pri_iopf_resolves() -> None:
@@ -386,19 +387,25 @@ def test_pri_iopf_resolves() -> None:
     out = pri_resps(p.service_raw())
     assert [(c.sid, c.grpid, c.resp) for c in out] == [
         (SID, 3, PriResp.SUCC),
-        (SID, 5, PriResp.DENY),
+        (SID, 5, PriResp.FAIL),  # INVALID -> 1, Invalid Request: PRI stays on
     ]
     assert p.counters.outcomes == {Outcome.RESOLVED: 2, Outcome.FOREIGN: 1}
 
 
-def test_pri_mapping_by_spec() -> None:
+def test_pri_mapping_may_be_replaced() -> None:
     w = world()
-    p = pipe(w, PriPrq(iopf=True, mapping=PRI_RESP_BY_SPEC))
+    swapped = {
+        ResponseCode.SUCCESS: PriResp.SUCC,
+        ResponseCode.INVALID: PriResp.DENY,
+        ResponseCode.FAILURE: PriResp.FAIL,
+    }
+    p = pipe(w, PriPrq(iopf=True, mapping=swapped))
     p.submit(req(0xABCDE))
-    assert [c.resp for c in pri_resps(p.service_raw())] == [PriResp.FAIL]
-    p = pipe(w, PriPrq(mapping=PRI_RESP_BY_SPEC))
+    assert [c.resp for c in pri_resps(p.service_raw())] == [PriResp.DENY]
+    p = pipe(w, PriPrq(mapping=swapped))  # mainline denies with the code mapped to DENY
     p.submit(req(w.pasid))
     assert [c.resp for c in pri_resps(p.service_raw())] == [PriResp.DENY]
+    assert p.counters.responses == {ResponseCode.INVALID: 1}
 
 
 @pytest.mark.parametrize("policy", list(LookupPolicy))

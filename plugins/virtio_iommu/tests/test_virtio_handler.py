@@ -342,3 +342,31 @@ def test_discovered_through_the_entry_point() -> None:
 def test_benchmark_runs_quick() -> None:
     ratio = virtio_prq_ratio(True)
     assert isinstance(ratio, float) and ratio > 0
+
+
+@pytest.mark.parametrize(
+    ("code", "resp_code"),
+    [
+        (ResponseCode.SUCCESS, "0000"),
+        (ResponseCode.INVALID, "0100"),
+        (ResponseCode.FAILURE, "0200"),
+    ],
+)
+def test_each_generic_code_has_its_page_resp_wire_code(code: ResponseCode, resp_code: str) -> None:
+    """PAGE_RESP (RFC, facts §5), by hand: u8 type 0x08, 7 reserved bytes, le32 endpoint
+    0x10, le32 flags PASID_VALID 1, le32 pasid 0x77, le32 grpid 3, le16 resp_code (SUCCESS
+    0, INVALID 1, FAILURE 2), 2 padding bytes, u8 status 0 (the device's), 3 reserved."""
+    raw = VirtioPrq().encode_responses([PageResponse(0x10, 3, code, 0x77, True)])
+    expected = (
+        "08"
+        + "00" * 7
+        + "10000000"
+        + "01000000"
+        + "77000000"
+        + "03000000"
+        + resp_code
+        + "0000"
+        + "00"
+        + "000000"
+    )
+    assert raw == bytes.fromhex(expected)

@@ -187,8 +187,10 @@ class PageRequestDescriptor:
         )
 
     def to_page_request(self) -> PageRequest:
-        """The generic request. A PASID field without the present bit is dropped; the
-        response must carry the PASID exactly when the request had one (``needs_pasid``)."""
+        """The generic request. A PASID field without the present bit is dropped.
+        ``needs_pasid`` stays clear: whether the response carries the PASID is the device's
+        PCIe "PRG Response PASID Required" bit, which the descriptor does not hold (the
+        pipeline reads it from the platform)."""
         perm = Perm.NONE
         if self.rd:
             perm |= Perm.READ
@@ -206,7 +208,6 @@ class PageRequestDescriptor:
             last=self.lpig,
             perm=perm,
             addr=self.address,
-            needs_pasid=self.pasid_present,
             private_data=self.priv_data if self.priv_data_present else None,
         )
 
@@ -214,8 +215,8 @@ class PageRequestDescriptor:
     def from_page_request(
         cls, request: PageRequest, *, type: int = PAGE_REQUEST_TYPE
     ) -> PageRequestDescriptor:
-        """The descriptor a VT-d unit would queue for ``request`` (``needs_pasid`` is implied
-        by a valid PASID on VT-d, so it is not stored)."""
+        """The descriptor a VT-d unit would queue for ``request`` (``needs_pasid`` is the
+        device's PCIe capability, not a descriptor field: it is not stored)."""
         private = request.private_data
         perm = Perm(request.perm)
         return cls(
@@ -307,14 +308,15 @@ class PageGroupResponseDescriptor:
             pasid=self.pasid if self.pasid_present else INVALID_IOASID,
             pasid_valid=self.pasid_present,
             private_data=self.priv_data if self.priv_data_present else None,
+            last=self.lpig,
         )
 
     @classmethod
     def from_page_response(
-        cls, response: PageResponse, *, lpig: bool = True
+        cls, response: PageResponse, *, lpig: bool | None = None
     ) -> PageGroupResponseDescriptor:
-        """The descriptor answering a group; ``lpig`` False only for a private-data reply to
-        a request that was not the last of its group."""
+        """The descriptor answering ``response``; LPIG is its ``last`` unless ``lpig`` says
+        (clear only for a reply to a request that was not the last of its group)."""
         private = response.private_data
         return cls(
             pasid_present=response.pasid_valid,
@@ -322,7 +324,7 @@ class PageGroupResponseDescriptor:
             code=vtd_response_code(response.code),
             rid=response.device,
             pasid=response.pasid if response.pasid_valid else 0,
-            lpig=lpig,
+            lpig=response.last if lpig is None else lpig,
             prg_index=response.grpid,
             priv_data=(0, 0) if private is None else private,
         )
@@ -405,7 +407,7 @@ def _decode_span(view: memoryview, start: int, end: int, rows: list[RequestRow])
             low & 4 != 0,
             perms[low & 3 | high >> 18 & 12],
             addr_high << 32 | low & 0xFFFFF000 if addr_high else low & 0xFFFFF000,
-            present,
+            False,
             (q2, q3) if flags & 2 else None,
         )
         for _type, flags, rid, high, low, addr_high, q2, q3 in _FIELDS.iter_unpack(chunk)

@@ -19,7 +19,7 @@ from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.space import IoasidSpace
 from ioasid_core.units import IommuUnit, VendorInfo
 from ioasid_vtd.bench import figure
-from ioasid_vtd.prq import VtdPrq
+from ioasid_vtd.prq import VtdIopfPrq, VtdPrq
 from ioasid_vtd.state import REGISTRY
 
 
@@ -53,8 +53,9 @@ def ioasid_unit_removed(unit: IommuUnit, space: IoasidSpace) -> None:
 
 @hookimpl
 def ioasid_prq_vendors() -> Sequence[VendorPrq]:
-    """The VT-d page request queue: descriptor codec and the handler's own checks."""
-    return [VtdPrq()]
+    """The VT-d page request queue: ``vtd`` (the 2019 handler, answering per request) and
+    ``vtd-iopf`` (v5.13+, through the IOPF framework)."""
+    return [VtdPrq(), VtdIopfPrq()]
 
 
 @hookimpl

@@ -1,45 +1,67 @@
-"""The VT-d page request queue as a :class:`~ioasid_core.prq.vendor.VendorPrq` (facts §3.2, §6).
+"""The VT-d page request queue as :class:`~ioasid_core.prq.vendor.VendorPrq` vendors (facts
+§3.2, §6): ``vtd``, the 2019 handler, and ``vtd-iopf``, the driver once it used the IOPF
+framework (v5.13+).
 
 The codec is the 32-byte page request descriptor and the 32-byte page group response
 descriptor of :mod:`ioasid_vtd.descriptors`; the rules are the checks the VT-d handler made
-itself. The core's pipeline does the rest (grouping, lookup, one response per group), so
-this module is the VT-d-specific part only.
+itself and its answer discipline. The core's pipeline does the rest.
 
-How this maps to the 2019 handler (``prq_event_thread`` of the IOASID era, v5.5 - ~v5.16),
-step by step, per descriptor:
+``vtd`` (:class:`VtdPrq`) follows ``prq_event_thread`` of the IOASID era (intel-svm.c,
+v5.5 - v5.12), step by step, per descriptor (discipline ``PER_REQUEST``):
 
-1. No PASID present → log and answer INVALID. Here: the core's resolver (``NO_PASID``).
-2. Privileged request with read or write, or execute with read → bad (INVALID): :meth:`check`.
-3. ``ioasid_find(NULL, pasid, NULL)``: any set → ``default_policy`` is ``GLOBAL``; an ERR or
-   NULL result → INVALID (``UNKNOWN_PASID``). The handler cached the result across
-   consecutive descriptors with the same PASID; the cache changes nothing here (the lookup is
-   repeated, same answer), so it is not modelled.
-4. The private data was taken to be the driver's own SVM object with an mm; what it points at
-   is modelled by ``expected = AddressSpace``: anything else is a type confusion (counted,
-   answered INVALID), which is the hazard the NULL-set search was criticised for.
-5. Non-canonical address → bad: :meth:`check` (x86-64, 48-bit virtual addresses).
-6. mm exiting (``mmget_not_zero`` fails) → bad: the resolver's ``DYING``.
-7. VMA, access and ``handle_mm_fault`` checks: not modelled (no page tables); a request that
-   resolves is answered SUCCESS.
+1. ``result = QI_RESP_INVALID`` (some earlier versions started at FAILURE); no PASID
+   present -> "goto no_pasid": INVALID. Here: the core's resolver (``NO_PASID``).
+2. Privileged request with read or write, or execute with read -> "goto no_pasid"
+   (v5.12 and the stable trees, commit "Reject unsupported page request modes"): the
+   check answers INVALID before any lookup.
+3. ``ioasid_find(NULL, pasid, NULL)``: any set -> ``default_policy`` is ``GLOBAL``; an ERR
+   or NULL result -> INVALID (``UNKNOWN_PASID``). The cache of the last ``svm`` changes
+   nothing here (the lookup is repeated, same answer), so it is not modelled.
+4. The private data was taken to be the driver's own SVM object with an mm; what it points
+   at is modelled by ``expected = AddressSpace``: anything else is a type confusion
+   (counted, answered INVALID), the hazard the NULL-set search was criticised for.
+5. Non-canonical address -> "goto bad_req": INVALID, by the check.
+6. mm exiting (``mmget_not_zero`` fails) -> INVALID: the resolver's ``DYING``.
+7. VMA, access and ``handle_mm_fault`` checks: not modelled (no page tables); a request
+   that resolves is answered SUCCESS.
+8. "if (req->lpig || req->priv_data_present)": a response, with this descriptor's own
+   ``result`` and LPIG copied from the request. Every descriptor is handled on its own, so
+   a failure earlier in the group is not remembered, and a stop marker (LPIG, neither read
+   nor write) is looked up and answered like any other. A descriptor with private data is
+   answered at once (the check's ``Verdict.EARLY``, or ``Verdict.now(INVALID)`` when it
+   fails a check), before its group closes (``premature_responses``), with the private
+   data echoed (VT-d spec 3.0 §7.7).
 
-What differs from the 2019 handler, and why:
+``vtd-iopf`` (:class:`VtdIopfPrq`) is the driver from v5.13 on, reporting page requests to
+the IOPF framework (discipline ``IOPF``): groups collected until LPIG, the first failure
+answering the group, stop markers dropped. Its own checks (non-canonical, privileged,
+exec+read) answer a bad LPIG descriptor INVALID at once and drop any other bad one unanswered
+(``handle_bad_prq_event``: "if (!req->lpig) return"); a descriptor with private data is
+reported with LAST_PAGE set ("iommu_report_device_fault() doesn't understand this vendor
+specific requirement thus we set last_page as a workaround"), so it closes its group and its
+response has LPIG set. The IOPF core looked the PASID up in the SVA library's own set
+(``iommu_sva_find``, v5.13 - v6.1), so its default policy is ``SET`` (``device`` for v6.2+).
 
-- Grouping: the 2019 handler answered each descriptor on its own and sent only the LPIG
-  descriptor's result, whatever happened to the earlier ones. The core applies the IOPF rules
-  (facts §6) that VT-d adopted later: a group is handled when LPIG closes it, the first
-  failure answers the whole group ("sticky errors"), one response per group.
-- Private data: the 2019 handler also answered a non-LPIG descriptor that carried private
-  data. The core answers closed groups only, so such a descriptor waits for its LPIG; the
-  response echoes the LPIG descriptor's private data. (Answering early needs a core change:
-  a way for the IOPF layer to answer a request that does not close its group.)
-- Unknown requester ID: the 2019 handler only warned and went on; the core answers INVALID
-  (``UNKNOWN_DEVICE``), as the current handler does.
-- Stop markers (LPIG, neither read nor write): dropped by the core without a response, as
-  the current handler and the PCIe rules require; the 2019 handler did not single them out.
+Both: the response carries the PASID when the device requires it (its PCIe "PRG Response
+PASID Required" bit, ``prg_response_pasid_required``): the kernel wrote ``PASID_P`` from the
+request, but enabled PRI on a PASID-capable device only if the device required the PASID in
+its responses (intel-iommu.c, ``info->pasid_enabled ? pci_prg_resp_pasid_required(pdev) :
+1``), so on real VT-d the two agree; a scenario device that does not require it, which the
+kernel would have kept off PRI, is answered without the PASID, as PCIe asks. Codes: SUCCESS
+0x0, INVALID 0x1, FAILURE 0xF (VT-d's, not the generic 2 the later IOPF path wrote, §3.2).
+
+What differs from the kernel, and why:
+
+- Unknown requester ID: the 2019 handler only warned (``WARN_ON(!sdev)``) and went on; the
+  core answers INVALID (``UNKNOWN_DEVICE``), as the current handler does.
 - Order of checks: the 2019 handler looked at the PASID-present bit before the permission
-  checks; here :meth:`check` runs first. Both answer INVALID; only the counter differs
-  (``vendor_rejects`` instead of ``outcomes[NO_PASID]``).
-- FAILURE is encoded as VT-d's 0xF, not as the generic 2 the later IOPF path wrote (§3.2).
+  checks, and at the address after the lookup; here the check runs first. Each answers
+  INVALID; only the counter differs (``vendor_rejects`` instead of an ``outcomes`` entry).
+- The private data: the 2019 code copied it into the response and then cleared qw2/qw3
+  ("memcpy(&resp.qw2, ...); resp.qw2 = 0; resp.qw3 = 0;"), so the device got PDP set with
+  zeros; the model echoes it, as the spec and the code's own comment require.
+- ``vtd-iopf``, a bad LPIG descriptor with partial requests held: the kernel answered it
+  and left the partials in the IOPF layer; the model takes them with the group.
 """
 
 from __future__ import annotations
@@ -50,6 +72,7 @@ from typing import Final, NoReturn
 
 from ioasid_core.bits import Buffer, EncodeError
 from ioasid_core.platform import AddressSpace
+from ioasid_core.prq.discipline import CheckResult, Discipline, Verdict
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import RequestRow, ResponseCode, ResponseRow
 from ioasid_core.prq.vendor import RowCheck, RowVendorMixin
@@ -72,9 +95,12 @@ from ioasid_vtd.hardware import (
 )
 
 __all__ = [
+    "IOPF_VENDOR",
     "PRQ_DEFAULT_ENTRIES",
     "PRQ_DEFAULT_ORDER",
     "PRQ_MAX_ORDER",
+    "VENDOR",
+    "VtdIopfPrq",
     "VtdPrq",
     "is_canonical",
     "prq_entries",
@@ -104,28 +130,47 @@ def _fits(layout: str, field: str, value: int, bits: int) -> None:
         raise EncodeError(f"{layout}: {field} {value!r} does not fit {bits} bits")
 
 
-def _vtd_check(row: RequestRow) -> ResponseCode | None:
-    """The handler's own rules: supervisor requests with read/write, exec+read and a
-    non-canonical address are answered INVALID before any lookup."""
-    if _BAD_PERM[row[5]]:
-        return ResponseCode.INVALID
+VENDOR: Final = "vtd"
+IOPF_VENDOR: Final = "vtd-iopf"
+_INVALID: Final = ResponseCode.INVALID
+_NOW_INVALID: Final = Verdict.now(ResponseCode.INVALID)
+_EARLY: Final = Verdict.EARLY
+
+
+def _vtd_2019_check(row: RequestRow) -> CheckResult:
+    """The 2019 handler's own rules: supervisor requests with read/write, exec+read and a
+    non-canonical address are INVALID before any lookup; a descriptor with private data is
+    answered at once, whatever its group (VT-d spec 3.0 §7.7)."""
     top = row[6] >> 47
-    if top and top != 0x1FFFF:
-        return ResponseCode.INVALID
+    bad = _BAD_PERM[row[5]] or (top and top != 0x1FFFF)
+    if row[8] is None:
+        return _INVALID if bad else None
+    return _NOW_INVALID if bad else _EARLY
+
+
+def _vtd_iopf_check(row: RequestRow) -> CheckResult:
+    """The IOPF-era handler's own rules: a bad descriptor (the same three checks) is never
+    reported to the IOPF layer; it is answered INVALID at once if it has LPIG, else not at
+    all."""
+    top = row[6] >> 47
+    if _BAD_PERM[row[5]] or (top and top != 0x1FFFF):
+        return _NOW_INVALID if row[4] else Verdict.SILENT
     return None
 
 
 class VtdPrq(RowVendorMixin):
-    """Intel VT-d: the PRQ descriptor codec and the handler's own checks (written on rows;
-    the object methods come from :class:`~ioasid_core.prq.vendor.RowVendorMixin`)."""
+    """Intel VT-d, the 2019 handler: the PRQ descriptor codec, the handler's own checks and
+    its per-request answers (written on rows; the object methods come from
+    :class:`~ioasid_core.prq.vendor.RowVendorMixin`)."""
 
-    name = "vtd"
+    name: str = VENDOR
     entry_size = DESCRIPTOR_SIZE
-    default_policy = LookupPolicy.GLOBAL
+    default_policy: LookupPolicy = LookupPolicy.GLOBAL
     """``ioasid_find(NULL, pasid, NULL)``: the driver owned every PASID it saw, so it searched
     every set."""
+    discipline: Discipline = Discipline.PER_REQUEST
     expected: type | tuple[type, ...] = AddressSpace
-    row_check: RowCheck | None = staticmethod(_vtd_check)
+    row_check: RowCheck | None = staticmethod(_vtd_2019_check)
     guest_pasids: Final = VcmdGuestPasids()
     unit_model: Final = VtdUnits()
     source_id_bits: Final = 16
@@ -133,8 +178,8 @@ class VtdPrq(RowVendorMixin):
     """Guests allocate through the virtual command interface (``ioasid_core.guest``)."""
 
     def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
-        """The descriptors the unit writes for ``rows``. A PASID is always carried in the
-        response on VT-d, so ``needs_pasid`` is implied by ``pasid_valid`` and not stored."""
+        """The descriptors the unit writes for ``rows``. ``needs_pasid`` is the device's PCIe
+        capability, not a descriptor field: it is not stored."""
         pack = _STRUCT.pack
         out: list[bytes] = []
         append = out.append
@@ -192,6 +237,29 @@ class VtdPrq(RowVendorMixin):
                 low = _RESPONSE_BASE | valid << 4 | 0x20 | vcode << 12 | device << 16
                 append(pack(low, pasid, last << 2 | grpid << 3, 0, p0, p1))
         return b"".join(out)
+
+
+class VtdIopfPrq(VtdPrq):
+    """Intel VT-d from v5.13, reporting to the IOPF framework (see the module docstring)."""
+
+    name: str = IOPF_VENDOR
+    default_policy: LookupPolicy = LookupPolicy.SET
+    """The IOPF core's ``iommu_sva_find(pasid)``: the SVA library's own set (v5.13 - v6.1)."""
+    discipline: Discipline = Discipline.IOPF
+    option_section: Final = VENDOR
+    """It reads ``[vendor.vtd]``, the same hardware as ``vtd``."""
+    row_check: RowCheck | None = staticmethod(_vtd_iopf_check)
+
+    def decode_rows(self, data: Buffer) -> list[RequestRow]:
+        """Whole descriptors, as the driver reported them to the IOPF layer: one with
+        private data present closes its group (LAST_PAGE set, the kernel's workaround)."""
+        rows = decode_descriptor_rows(data)
+        if all(row[8] is None for row in rows):
+            return rows
+        return [
+            (device, pasid, valid, grpid, last or private is not None, perm, addr, needs, private)
+            for device, pasid, valid, grpid, last, perm, addr, needs, private in rows
+        ]
 
 
 def _request_error(device: int, pasid: int, grpid: int, perm: int, addr: int) -> NoReturn:

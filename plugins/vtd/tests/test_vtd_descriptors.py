@@ -55,7 +55,6 @@ REQUEST_1_GENERIC = PageRequest(
     last=True,
     perm=Perm.READ | Perm.WRITE | Perm.PRIV,
     addr=0x7FFF_DEAD_B000,
-    needs_pasid=True,
 )
 
 # No PASID, execute+read of page 0x1000, not last, with private data, from requester 0x0001.
@@ -257,7 +256,7 @@ def response_descriptors() -> st.SearchStrategy[PageGroupResponseDescriptor]:
 
 @st.composite
 def vtd_page_requests(draw: st.DrawFn) -> PageRequest:
-    """Generic requests a VT-d descriptor can carry (needs_pasid follows the PASID)."""
+    """Generic requests a VT-d descriptor can carry (not needs_pasid: a device property)."""
     valid = draw(st.booleans())
     return PageRequest(
         device=draw(st.integers(0, 0xFFFF)),
@@ -267,7 +266,6 @@ def vtd_page_requests(draw: st.DrawFn) -> PageRequest:
         last=draw(st.booleans()),
         perm=Perm(draw(st.integers(0, 15))),
         addr=draw(st.integers(0, (1 << 52) - 1)) << 12,
-        needs_pasid=valid,
         private_data=draw(st.none() | PRIVATE),
     )
 
@@ -322,11 +320,17 @@ def test_page_request_round_trip(request: PageRequest) -> None:
 
 
 @given(vtd_page_responses(), st.booleans())
-def test_page_response_round_trip(response: PageResponse, lpig: bool) -> None:
-    descriptor = PageGroupResponseDescriptor.from_page_response(response, lpig=lpig)
+def test_page_response_round_trip(response: PageResponse, last: bool) -> None:
+    response = attrs.evolve(response, last=last)
+    descriptor = PageGroupResponseDescriptor.from_page_response(response)
     decoded = PageGroupResponseDescriptor.from_bytes(descriptor.to_bytes())
-    assert decoded.lpig == lpig
+    assert decoded.lpig == last  # LPIG is the response's last
     assert decoded.to_page_response() == response
+
+
+def test_page_response_lpig_may_be_forced() -> None:
+    response = PageResponse(device=1, grpid=2, code=ResponseCode.SUCCESS)
+    assert not PageGroupResponseDescriptor.from_page_response(response, lpig=False).lpig
 
 
 # -- the PRQ ring

@@ -14,6 +14,7 @@ from ioasid_core.cli import cli
 from ioasid_core.errors import InvalidArgumentError
 from ioasid_core.platform import AddressSpace, Platform
 from ioasid_core.plugins import new_plugin_manager
+from ioasid_core.prq.discipline import Discipline, Verdict
 from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy, Outcome
 from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
@@ -32,6 +33,7 @@ from ioasid_vtd.descriptors import (
 from ioasid_vtd.prq import (
     PRQ_DEFAULT_ENTRIES,
     PRQ_DEFAULT_ORDER,
+    VtdIopfPrq,
     VtdPrq,
     is_canonical,
     prq_entries,
@@ -41,6 +43,7 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "null-set-search.to
 RID, OTHER_RID, STRANGER_RID = 0x100, 0x200, 0x300
 RW = Perm.READ | Perm.WRITE
 VTD = VtdPrq()
+VTD_IOPF = VtdIopfPrq()
 
 
 def request(
@@ -62,16 +65,17 @@ def request(
         last,
         perm,
         addr,
-        valid,
+        False,  # needs_pasid: the device's capability, not in the descriptor
         private,
     )
 
 
 class Bench:
     """One VT-d unit; ``RID`` bound to ``own`` (proc-a), ``OTHER_RID`` to ``theirs``
-    (proc-b), both in the same SVA set; ``STRANGER_RID`` is no device at all."""
+    (proc-b), both in the same SVA set; ``STRANGER_RID`` is no device at all. Only dev-a
+    requires the PASID in its responses (PRG Response PASID Required)."""
 
-    def __init__(self, policy: LookupPolicy | None = None) -> None:
+    def __init__(self, policy: LookupPolicy | None = None, vendor: VtdPrq = VTD) -> None:
         space = IoasidSpace()
         self.platform = Platform(space)
         self.platform.probe_unit(IommuUnit(name="dmar0", vendor="vtd", pasid_bits=20))
@@ -83,14 +87,19 @@ class Bench:
         ):
             self.platform.add_domain(f"{name}-sva", proc.name, [sva])
             self.platform.add_device(
-                name, unit="dmar0", source_id=rid, owner=proc.name, domain=f"{name}-sva"
+                name,
+                unit="dmar0",
+                source_id=rid,
+                owner=proc.name,
+                domain=f"{name}-sva",
+                prg_response_pasid_required=rid == RID,
             )
             pasid = space.alloc(sva, 1, 0xFFFFF, proc)
             self.platform.bind(name, pasid, proc)
             self.pasids.append(pasid)
         self.own, self.theirs = self.pasids
         self.pipeline = PrqPipeline(
-            self.platform, "dmar0", VTD, policy=policy, sva_set=sva, ring_entries=64
+            self.platform, "dmar0", vendor, policy=policy, sva_set=sva, ring_entries=64
         )
 
     def run(self, *requests: PageRequest) -> list[PageGroupResponseDescriptor]:
@@ -112,12 +121,20 @@ def test_vendor_shape() -> None:
     assert isinstance(VTD, VendorPrq)
     assert (VTD.name, VTD.entry_size) == ("vtd", 32)
     assert VTD.default_policy is LookupPolicy.GLOBAL
+    assert VTD.discipline is Discipline.PER_REQUEST
     assert VTD.expected is AddressSpace
+    assert isinstance(VTD_IOPF, VendorPrq)
+    assert (VTD_IOPF.name, VTD_IOPF.entry_size) == ("vtd-iopf", 32)
+    assert VTD_IOPF.default_policy is LookupPolicy.SET
+    assert VTD_IOPF.discipline is Discipline.IOPF
+    assert VTD_IOPF.option_section == "vtd"
 
 
 def test_discovered_through_the_entry_point() -> None:
     hooks = new_plugin_manager(strict=True).hooks
-    assert isinstance(hooks.prq_vendors()["vtd"], VtdPrq)
+    vendors = hooks.prq_vendors()
+    assert type(vendors["vtd"]) is VtdPrq
+    assert type(vendors["vtd-iopf"]) is VtdIopfPrq
     assert "vtd_prq_ratio" in {f.name for f in hooks.benchmarks()}
 
 
@@ -162,6 +179,29 @@ def test_check_rejects_non_canonical_addresses(addr: int, canonical: bool) -> No
 def test_check_leaves_no_pasid_and_unknown_rid_to_the_resolver() -> None:
     assert VTD.check(request(None)) is None
     assert VTD.check(request(5, device=STRANGER_RID)) is None
+
+
+def test_the_2019_check_answers_private_data_at_once() -> None:
+    private = (1, 2)
+    assert VTD.check(request(5, last=False, private=private)) is Verdict.EARLY
+    bad = request(5, last=False, perm=Perm.PRIV | Perm.READ, private=private)
+    assert VTD.check(bad) is Verdict.now(ResponseCode.INVALID)
+
+
+def test_the_iopf_era_check_answers_only_a_bad_lpig_descriptor() -> None:
+    bad = Perm.PRIV | Perm.READ
+    assert VTD_IOPF.check(request(5, perm=bad)) is Verdict.now(ResponseCode.INVALID)
+    assert VTD_IOPF.check(request(5, perm=bad, last=False)) is Verdict.SILENT
+    assert VTD_IOPF.check(request(5, addr=0x0000_8000_0000_0000)) is not None
+    assert VTD_IOPF.check(request(5, private=(1, 2), last=False)) is None
+
+
+def test_the_iopf_era_driver_reports_private_data_as_last() -> None:
+    raw = VTD.encode_request(request(5, last=False, private=(1, 2)))
+    assert VTD.decode_batch(raw)[0].last is False
+    assert VTD_IOPF.decode_batch(raw)[0].last is True
+    plain = VTD.encode_request(request(5, last=False))
+    assert VTD_IOPF.decode_batch(plain)[0].last is False
 
 
 # -- the request codec
@@ -259,6 +299,12 @@ def test_encode_responses() -> None:
     ]
     assert [(d.rid, d.prg_index) for d in got] == [(RID, 3), (RID, 4), (OTHER_RID, 0x1FF)]
     assert all(d.lpig for d in got)
+    (early,) = [
+        PageGroupResponseDescriptor.from_bytes(
+            VTD.encode_responses([PageResponse(RID, 3, ResponseCode.SUCCESS, last=False)])
+        )
+    ]
+    assert not early.lpig  # answered before its group closed
     assert (
         raw[:32]
         == PageGroupResponseDescriptor.from_page_response(
@@ -288,24 +334,38 @@ def test_encode_responses_refuses_bad_fields(bad: PageResponse, field: str) -> N
 
 def test_pipeline_uses_the_vendors_global_policy() -> None:
     assert Bench().pipeline.policy is LookupPolicy.GLOBAL
+    assert Bench(vendor=VTD_IOPF).pipeline.policy is LookupPolicy.SET
 
 
-def test_partial_group_held_until_lpig_and_answered_once() -> None:
+def test_each_descriptor_is_looked_up_and_only_lpig_answered() -> None:
     b = Bench()
     assert b.run(request(b.own, grpid=5, last=False), request(b.own, grpid=5, last=False)) == []
-    assert len(b.pipeline.iopf.partial(RID)) == 2
+    assert b.pipeline.iopf.partial(RID) == []  # nothing is held: handled on arrival
+    assert b.pipeline.counters.outcomes[Outcome.RESOLVED] == 2
     (answer,) = b.run(request(b.own, grpid=5, addr=0x3000))
     assert (answer.code, answer.rid, answer.prg_index, answer.lpig) == (0x0, RID, 5, True)
     assert (answer.pasid_present, answer.pasid) == (True, b.own)
-    assert b.pipeline.iopf.partial(RID) == []
     assert b.pipeline.counters.outcomes[Outcome.RESOLVED] == 3
 
 
-def test_stop_marker_dropped_without_response() -> None:
+def test_the_iopf_era_driver_holds_partials_until_lpig() -> None:
+    b = Bench(vendor=VTD_IOPF, policy=LookupPolicy.GLOBAL)
+    assert b.run(request(b.own, grpid=5, last=False), request(b.own, grpid=5, last=False)) == []
+    assert len(b.pipeline.iopf.partial(RID)) == 2
+    (answer,) = b.run(request(b.own, grpid=5, addr=0x3000))
+    assert (answer.code, answer.prg_index, answer.lpig) == (0x0, 5, True)
+    assert b.pipeline.iopf.partial(RID) == []
+
+
+def test_the_2019_handler_answers_a_stop_marker() -> None:
+    """It did not single stop markers out: LPIG, so looked up and answered."""
     b = Bench()
-    assert b.run(request(b.own, grpid=1, perm=Perm.NONE)) == []
-    assert b.pipeline.iopf.counters.stop_markers == 1
-    assert b.pipeline.counters.outcomes.total() == 0
+    (answer,) = b.run(request(b.own, grpid=1, perm=Perm.NONE))
+    assert (answer.prg_index, answer.code, answer.lpig) == (1, 0x0, True)
+    assert b.pipeline.iopf.counters.stop_markers == 0
+    iopf = Bench(vendor=VTD_IOPF)
+    assert iopf.run(request(iopf.own, grpid=1, perm=Perm.NONE)) == []
+    assert iopf.pipeline.iopf.counters.stop_markers == 1
 
 
 def test_codes_per_group() -> None:
@@ -316,14 +376,22 @@ def test_codes_per_group() -> None:
         request(0xABCDE, grpid=3),  # nobody's PASID
         request(b.own, grpid=4, perm=Perm.PRIV | Perm.READ),  # the vendor's check
         request(b.own, grpid=5, device=STRANGER_RID),  # no such requester
+        request(b.theirs, grpid=6, device=OTHER_RID),  # dev-b does not require the PASID
     )
-    assert [(a.prg_index, a.code) for a in answers] == [(1, 0), (2, 1), (3, 1), (4, 1), (5, 1)]
-    assert [a.pasid_present for a in answers] == [True, False, True, True, True]
+    assert [(a.prg_index, a.code) for a in answers] == [
+        (1, 0),
+        (2, 1),
+        (3, 1),
+        (4, 1),
+        (5, 1),
+        (6, 0),
+    ]
+    assert [a.pasid_present for a in answers] == [True, False, True, True, False, False]
     c = b.pipeline.counters
     assert c.vendor_rejects == 1
     assert c.outcomes[Outcome.NO_PASID] == c.outcomes[Outcome.UNKNOWN_PASID] == 1
     assert c.outcomes[Outcome.UNKNOWN_DEVICE] == 1
-    assert c.responses == {ResponseCode.SUCCESS: 1, ResponseCode.INVALID: 4}
+    assert c.responses == {ResponseCode.SUCCESS: 2, ResponseCode.INVALID: 4}
 
 
 def test_global_policy_resolves_another_owners_pasid() -> None:
@@ -338,29 +406,54 @@ def test_global_policy_resolves_another_owners_pasid() -> None:
     assert strict.pipeline.counters.cross_owner_hits == 0
 
 
-def test_sticky_errors_answer_the_group_with_the_first_failure() -> None:
+def test_the_2019_handler_answers_lpig_with_its_own_result() -> None:
+    """No sticky errors: a failure earlier in the group is forgotten; the IOPF-era driver
+    answers the same group with its first failure and looks nothing up after it."""
+
+    def group(own: int) -> tuple[PageRequest, ...]:
+        return (
+            request(0xABCDE, grpid=7, last=False),  # nobody's PASID: INVALID
+            request(own, grpid=7, last=False, addr=0x0000_8000_0000_0000),  # non-canonical
+            request(own, grpid=7, last=False),
+            request(own, grpid=7),
+        )
+
     b = Bench()
-    (answer,) = b.run(
-        request(b.own, grpid=7, last=False),
-        request(0xABCDE, grpid=7, last=False),  # fails: the rest is not looked at
-        request(b.own, grpid=7, last=False),
-        request(b.own, grpid=7),
-    )
-    assert (answer.prg_index, answer.code) == (7, 0x1)
-    assert b.pipeline.counters.outcomes.total() == 2
-    (answer,) = b.run(
-        request(b.own, grpid=8, last=False, addr=0x0000_8000_0000_0000),  # non-canonical
-        request(b.own, grpid=8),
-    )
-    assert answer.code == 0x1
+    (answer,) = b.run(*group(b.own))
+    assert (answer.prg_index, answer.code) == (7, 0x0)
+    assert b.pipeline.counters.outcomes.total() == 3  # every descriptor but the rejected
     assert b.pipeline.counters.vendor_rejects == 1
-    assert b.pipeline.counters.outcomes.total() == 2  # no lookup for group 8
+    iopf = Bench(vendor=VTD_IOPF, policy=LookupPolicy.GLOBAL)
+    (answer,) = iopf.run(*group(iopf.own))
+    assert (answer.prg_index, answer.code) == (7, 0x1)
+    assert iopf.pipeline.counters.outcomes.total() == 1  # stopped at the first failure
+    # The IOPF-era driver never reported the bad partial: dropped, counted as a reject.
+    assert iopf.pipeline.counters.vendor_rejects == 1
 
 
-def test_private_data_is_echoed() -> None:
+def test_private_data_is_echoed_at_once() -> None:
     b = Bench()
-    (answer,) = b.run(request(b.own, grpid=2, private=(0xDEAD, 0xBEEF)))
-    assert (answer.priv_data_present, answer.priv_data) == (True, (0xDEAD, 0xBEEF))
+    (early, last) = b.run(
+        request(b.own, grpid=2, last=False, private=(0xDEAD, 0xBEEF)),
+        request(b.own, grpid=2),
+    )
+    assert (early.priv_data_present, early.priv_data) == (True, (0xDEAD, 0xBEEF))
+    assert (early.prg_index, early.code, early.lpig) == (2, 0x0, False)
+    assert (last.priv_data_present, last.lpig) == (False, True)
+    assert b.pipeline.counters.premature_responses == 1
+    (answer,) = b.run(request(b.own, grpid=3, private=(1, 2)))
+    assert (answer.priv_data, answer.lpig) == ((1, 2), True)
+
+
+def test_the_iopf_era_driver_answers_private_data_as_a_closed_group() -> None:
+    b = Bench(vendor=VTD_IOPF, policy=LookupPolicy.GLOBAL)
+    (answer,) = b.run(
+        request(b.own, grpid=2, last=False),
+        request(b.own, grpid=2, last=False, private=(0xDEAD, 0xBEEF)),
+    )
+    assert (answer.priv_data, answer.lpig, answer.code) == ((0xDEAD, 0xBEEF), True, 0x0)
+    assert b.pipeline.iopf.partial(RID) == []  # the group closed with it
+    assert b.pipeline.counters.premature_responses == 0
 
 
 def test_malformed_descriptor_is_counted_and_the_rest_answered() -> None:
@@ -395,7 +488,7 @@ def test_null_set_search_replay(policy: LookupPolicy) -> None:
         assert m.cross_owner_hits > 0
     else:
         assert m.cross_owner_hits == 0
-    assert m.dropped["stop_markers"] == 1
+    assert m.dropped["stop_markers"] == 0  # the 2019 handler answers them
     assert m.dropped["malformed"] == 0
     assert m.responses["success"] > 0
 
@@ -424,3 +517,35 @@ def test_prq_entries_refuses_values_outside_the_field(bad: object) -> None:
 def test_benchmark_quick() -> None:
     ratio = vtd_prq_ratio(True)
     assert isinstance(ratio, float) and ratio > 0
+
+
+# -- generic code -> VT-d wire code, bytes computed by hand from the layout (facts §3.2)
+
+# Page group response, RID 0x0100, PRG index 5, PASID 0x12345 present, no private data:
+#   qw0 = type 0x9 | PASID present 1 << 4 (0x10) | code << 12 | 0x0100 << 16 | 0x12345 << 32
+#       = 0x0001_2345_0100_c019 with c the response code nibble
+#   qw1 = LPIG 1 << 2 | 5 << 3 = 0x2c (0x28 with LPIG clear)
+_QW0_TAIL = "000145230100"  # bytes 2..7 of qw0: 0x00, 0x01 (RID), then PASID 0x012345
+_QW2_QW3 = "00" * 16
+
+
+@pytest.mark.parametrize("vendor", [VTD, VTD_IOPF], ids=["vtd", "vtd-iopf"])
+@pytest.mark.parametrize(
+    ("code", "low_byte_1"),
+    [(ResponseCode.SUCCESS, "00"), (ResponseCode.INVALID, "10"), (ResponseCode.FAILURE, "f0")],
+    ids=["success-0x0", "invalid-0x1", "failure-0xf"],
+)
+def test_each_generic_code_has_its_vtd_wire_code(
+    vendor: VtdPrq, code: ResponseCode, low_byte_1: str
+) -> None:
+    raw = vendor.encode_responses([PageResponse(0x0100, 5, code, 0x12345, True)])
+    assert raw == bytes.fromhex("19" + low_byte_1 + _QW0_TAIL + "2c00000000000000" + _QW2_QW3)
+
+
+def test_a_response_before_the_group_closes_has_lpig_clear_and_echoes_private_data() -> None:
+    raw = VTD.encode_responses(
+        [PageResponse(0x0100, 5, ResponseCode.SUCCESS, 0x12345, True, (0x0102, 0x0304), False)]
+    )
+    # qw0 also has PDP (bit 5): 0x19 | 0x20 = 0x39; qw1 = 0x28; qw2 = 0x0102, qw3 = 0x0304
+    expected = "3900" + _QW0_TAIL + "2800000000000000" + "0201000000000000" + "0403000000000000"
+    assert raw == bytes.fromhex(expected)

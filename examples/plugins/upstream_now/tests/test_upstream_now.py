@@ -10,7 +10,7 @@ from ioasid_core import InvalidArgumentError, IoasidSpace
 from ioasid_core.compare import compare
 from ioasid_core.platform import AddressSpace, Platform
 from ioasid_core.plugins import new_plugin_manager
-from ioasid_core.prq import LookupPolicy, PageRequest, Perm, PrqPipeline, ResponseCode
+from ioasid_core.prq import LookupPolicy, PageRequest, PageResponse, Perm, PrqPipeline, ResponseCode
 from ioasid_core.scenario import load_scenario
 from ioasid_core.units import IommuUnit
 from ioasid_upstream_now import UpstreamNowPrq, alloc_global_pasid
@@ -59,3 +59,14 @@ def test_the_null_set_example_gives_no_cross_owner_hit_under_its_own_policy() ->
     (result,) = compare(load_scenario(EXAMPLE), [UpstreamNowPrq()], [LookupPolicy.DEVICE])
     assert result.metrics.cross_owner_hits == 0
     assert result.metrics.type_confusions == 0
+
+
+@pytest.mark.parametrize(
+    ("code", "byte"),
+    [(ResponseCode.SUCCESS, "00"), (ResponseCode.INVALID, "01"), (ResponseCode.FAILURE, "02")],
+)
+def test_each_generic_code_has_its_wire_code(code: ResponseCode, byte: str) -> None:
+    """The generic response format (16 bytes), by hand: le32 device 0x10, le32 pasid 0 (none
+    carried), le16 group index 3, u8 code, u8 flags 0, le32 reserved."""
+    raw = UpstreamNowPrq().encode_responses([PageResponse(0x10, 3, code)])
+    assert raw == bytes.fromhex("10000000000000000300" + byte + "0000000000")
