@@ -20,9 +20,9 @@ import click
 from rich.console import Console
 
 from ioasid_core.plugins import PluginHost, new_plugin_manager
-from ioasid_core.prq.policy import LookupPolicy
 
 if TYPE_CHECKING:
+    from ioasid_core.compare import PolicyChoice
     from ioasid_core.prq.vendor import VendorPrq
     from ioasid_core.replay import RunResult
     from ioasid_core.scenario.schema import Scenario
@@ -201,7 +201,7 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _policies(names: str | None) -> list[LookupPolicy] | None:
+def _policies(names: str | None) -> list[PolicyChoice] | None:
     from ioasid_core.compare import parse_policies
 
     if names is None:
@@ -215,7 +215,7 @@ def _policies(names: str | None) -> list[LookupPolicy] | None:
 def _compare(
     scenario: Scenario,
     vendors: Sequence[VendorPrq],
-    policies: Sequence[LookupPolicy] | None,
+    policies: Sequence[PolicyChoice] | None,
     seed: int | None,
     *,
     progress: bool,
@@ -225,11 +225,11 @@ def _compare(
 
     from rich.progress import Progress
 
-    from ioasid_core.compare import VendorFailure, compare, scenario_pool
+    from ioasid_core.compare import VendorFailure, compare, scenario_pool, vendor_policies
     from ioasid_core.errors import IoasidError
     from ioasid_core.scenario import ScenarioError
 
-    total = len(vendors) * (len(policies) if policies is not None else len(LookupPolicy))
+    total = sum(len(vendor_policies(v, policies)) for v in vendors)
     # Each worker receives the scenario once, not with every run.
     pool: Executor | None = scenario_pool(scenario, min(jobs, total)) if jobs > 1 else None
     try:
@@ -259,7 +259,9 @@ def _compare(
 @cli.command(name="run")
 @click.argument("scenario_path", metavar="SCENARIO")
 @click.option("--vendor", "vendor_name", default="generic", show_default=True)
-@click.option("--policy", "policy_name", default=None, help="Default: the vendor's own.")
+@click.option(
+    "--policy", "policy_name", default=None, help="Default (or 'native'): the vendor's own."
+)
 @click.option(
     "--seed", type=click.IntRange(min=0), default=None, help="Default: the scenario's seed."
 )
@@ -291,7 +293,12 @@ def run_command(
 @cli.command(name="compare")
 @click.argument("scenario_path", metavar="SCENARIO")
 @click.option("--vendors", "vendor_list", default=None, help="Comma-separated; default: all.")
-@click.option("--policies", "policy_list", default=None, help="Comma-separated; default: all.")
+@click.option(
+    "--policies",
+    "policy_list",
+    default=None,
+    help="Comma-separated; 'native': each vendor's own; default: all (the own one first).",
+)
 @click.option(
     "--seed", type=click.IntRange(min=0), default=None, help="Default: the scenario's seed."
 )

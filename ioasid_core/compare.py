@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from typing import Final, Literal, TypeAlias
 
 from ioasid_core.errors import IoasidError
 from ioasid_core.plugins import Hooks
@@ -22,6 +23,8 @@ from ioasid_core.shipping import CargoPool, held
 from ioasid_core.vendor_options import option_problems, option_section, options_for, unread_sections
 
 __all__ = [
+    "NATIVE",
+    "PolicyChoice",
     "VendorFailure",
     "available_vendors",
     "check_source_ids",
@@ -29,7 +32,13 @@ __all__ = [
     "compare",
     "parse_policies",
     "scenario_pool",
+    "vendor_policies",
 ]
+
+NATIVE: Final = "native"
+"""In a list of policies: each vendor's own (its ``default_policy``)."""
+
+PolicyChoice: TypeAlias = LookupPolicy | Literal["native"]
 
 
 class VendorFailure(Exception):
@@ -59,11 +68,13 @@ def available_vendors(hooks: Hooks | None) -> dict[str, VendorPrq]:
     return vendors
 
 
-def parse_policies(names: Sequence[str]) -> list[LookupPolicy]:
-    """Policy names (``global``, ``set``, ``endpoint``, ``device``) to policies, in order,
-    each once; ``ValueError`` for an unknown name or none at all."""
-    known = {p.value: p for p in LookupPolicy}
-    out: list[LookupPolicy] = []
+def parse_policies(names: Sequence[str]) -> list[PolicyChoice]:
+    """Policy names (``global``, ``set``, ``endpoint``, ``device``, and ``native``: each
+    vendor's own) to policies, in order, each once; ``ValueError`` for an unknown name or
+    none at all."""
+    known: dict[str, PolicyChoice] = {p.value: p for p in LookupPolicy}
+    known[NATIVE] = NATIVE
+    out: list[PolicyChoice] = []
     for name in names:
         policy = known.get(name.strip().lower())
         if policy is None:
@@ -73,6 +84,18 @@ def parse_policies(names: Sequence[str]) -> list[LookupPolicy]:
     if not out:
         raise ValueError(f"no lookup policy given (known: {', '.join(known)})")
     return out
+
+
+def vendor_policies(
+    vendor: VendorPrq, policies: Sequence[PolicyChoice] | None = None
+) -> list[LookupPolicy]:
+    """The policies ``vendor`` runs under, each once: its own first (when chosen), then the
+    others in the order given (``None``: every policy; ``NATIVE``: its own)."""
+    own = vendor.default_policy
+    wanted = list(LookupPolicy) if policies is None else policies
+    chosen = [p if isinstance(p, LookupPolicy) else own for p in wanted]  # NATIVE: its own
+    first = [own] if own in chosen else []
+    return first + [p for p in dict.fromkeys(chosen) if p is not own]
 
 
 def check_vendor_sections(
@@ -151,22 +174,22 @@ def _run_held(key: str, vendor: VendorPrq, policy: LookupPolicy, seed: int) -> R
 def compare(
     scenario: Scenario,
     vendors: Sequence[VendorPrq],
-    policies: Sequence[LookupPolicy] | None = None,
+    policies: Sequence[PolicyChoice] | None = None,
     *,
     seed: int | None = None,
     executor: Executor | None = None,
     progress: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
-    """Every (vendor, policy) run, in that order. ``policies=None``: every policy.
+    """Every (vendor, policy) run, vendor by vendor, each vendor's own policy first
+    (:func:`vendor_policies`). ``policies=None``: every policy; ``NATIVE``: its own.
 
     Each vendor's scenario section is checked first, for all of them at once (one
     ``ScenarioError``), so that nothing runs on a scenario some vendor cannot read.
     """
     check_vendor_sections(scenario, vendors)
     check_source_ids(scenario, vendors)
-    chosen = list(policies) if policies is not None else list(LookupPolicy)
     run_seed = scenario.seed if seed is None else seed
-    pairs = [(v, p) for v in vendors for p in chosen]
+    pairs = [(v, p) for v in vendors for p in vendor_policies(v, policies)]
     results: list[RunResult] = []
     if executor is None:
         for vendor, policy in pairs:

@@ -29,6 +29,7 @@ from ioasid_core.latency import LATENCY_OPS, DriverClock, LatencyOp
 from ioasid_core.metrics import Metrics
 from ioasid_core.platform import AddressSpace, Platform
 from ioasid_core.plugins import Hooks
+from ioasid_core.prq.discipline import Discipline, discipline_of
 from ioasid_core.prq.hardware import hardware_rules
 from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy
@@ -67,11 +68,18 @@ class RunResult:
     policy: LookupPolicy
     seed: int
     metrics: Metrics
+    native: bool = False
+    """The policy is the vendor's own (``default_policy``): with its answer discipline, the
+    rule its driver followed."""
+    discipline: Discipline = Discipline.IOPF
+    """The vendor's answer discipline (the same under every policy)."""
 
     def as_dict(self) -> dict[str, object]:
         return {
             "vendor": self.vendor,
             "policy": self.policy.value,
+            "native": self.native,
+            "discipline": self.discipline.value,
             "seed": self.seed,
             "metrics": self.metrics.as_dict(),
         }
@@ -723,4 +731,12 @@ def replay(
     run_seed = scenario.seed if seed is None else seed
     run = _Run(scenario, vendor, chosen, hooks, run_seed)
     metrics = run.run(scenario.steps)
-    return RunResult(scenario.name, vendor.name, chosen, run_seed, metrics)
+    return RunResult(
+        scenario.name,
+        vendor.name,
+        chosen,
+        run_seed,
+        metrics,
+        native=chosen is vendor.default_policy,
+        discipline=discipline_of(vendor),
+    )

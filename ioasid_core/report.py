@@ -1,7 +1,9 @@
 """Present a comparison: a terminal table, JSON, CSV, and a figure.
 
-The JSON shape is ``{"scenario": name, "results": [{"vendor", "policy", "seed", "metrics"}]}``;
-the CSV has one row per run and one column per flattened metric (``responses.success``).
+The JSON shape is ``{"scenario": name, "results": [{"vendor", "policy", "native",
+"discipline", "seed", "metrics"}]}`` (``native``: the policy is the vendor's own); the CSV has
+one row per run and one column per flattened metric (``responses.success``). The table and
+the plot mark each vendor's own rule.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("fail", "responses.failure"),
     ("cross", "cross_owner_hits"),
     ("type", "type_confusions"),
-    ("reject", "vendor_rejects"),
+    ("rej", "vendor_rejects"),
     ("drop", "dropped_total"),
     ("p99", "request_latency_us.p99"),
 )
@@ -52,7 +54,7 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
 TABLE_CAPTION = (
     "req: page requests sent; ok/inval/fail: group responses by code; cross: resolved to "
     "another owner's data; type: to the wrong type of object (red: the handler was handed "
-    "what it must not touch); reject: answered by the vendor's own checks; drop: stop "
+    "what it must not touch); rej: answered by the vendor's own checks; drop: stop "
     "markers, overflow, unmatched, partial, malformed, kept by the hardware and lost with an "
     "unplugged unit; p99: "
     "response latency in modelled µs (-: none answered)"
@@ -77,7 +79,27 @@ ALLOCATION_CAPTION = (
     "exits for guest PASID commands"
 )
 
+ANSWER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("unans", "unanswered_groups"),
+    ("early", "premature_responses"),
+)
+"""Shown in the page-request view when some run has any: groups never answered, responses
+before a group's last request (what an answer discipline did to the device)."""
+
+ANSWER_CAPTION = (
+    "; unans: groups never answered (the device times out); early: responses before the "
+    "group's last request"
+)
+
+DISCIPLINE_NAMES = {
+    "iopf": "IOPF groups, first failure sticky",
+    "per-request": "each request on its own, VT-d 2019",
+    "device-tables": "per-device tables, AMD v2",
+}
+"""How the table's caption names each answer discipline."""
+
 _RISKY = {"cross_owner_hits", "type_confusions"}
+_OWN = " (own)"
 
 
 def flatten(metrics: dict[str, object], prefix: str = "") -> dict[str, object]:
@@ -109,6 +131,8 @@ def to_csv(results: Sequence[RunResult]) -> str:
         row: dict[str, object] = {
             "vendor": result.vendor,
             "policy": result.policy.value,
+            "native": result.native,
+            "discipline": result.discipline.value,
             "seed": result.seed,
         }
         row.update(flatten(result.metrics.as_dict()))
@@ -155,8 +179,23 @@ def to_table(
             cells.append(text)
         vendor = result.vendor if result.vendor != previous else ""
         previous = result.vendor
-        table.add_row(vendor, result.policy.value, *cells)
+        policy = f"[bold]{result.policy.value}*[/]" if result.native else result.policy.value
+        table.add_row(vendor, policy, *cells)
     return table
+
+
+def own_rule_note(results: Sequence[RunResult]) -> str:
+    """The caption's line on the vendors' own rules: what ``*`` marks, and which answer
+    discipline each vendor follows (the same under every policy)."""
+    by_discipline: dict[str, list[str]] = {}
+    for result in results:
+        names = by_discipline.setdefault(result.discipline.value, [])
+        if result.vendor not in names:
+            names.append(result.vendor)
+    answered = "; ".join(
+        f"{DISCIPLINE_NAMES.get(d, d)}: {', '.join(names)}" for d, names in by_discipline.items()
+    )
+    return f"*: the vendor's own rule (its driver's lookup policy). Answered as: {answered}"
 
 
 def to_tables(scenario: str, results: Sequence[RunResult]) -> list[Table]:
@@ -166,7 +205,21 @@ def to_tables(scenario: str, results: Sequence[RunResult]) -> list[Table]:
     both = len(views) == 2
     tables = []
     if "requests" in views:
-        tables.append(to_table(scenario, results, view="page requests" if both else ""))
+        answers = [
+            column
+            for column in ANSWER_COLUMNS
+            if any(getattr(r.metrics, column[1]) for r in results)
+        ]
+        caption = TABLE_CAPTION + (ANSWER_CAPTION if answers else "")
+        tables.append(
+            to_table(
+                scenario,
+                results,
+                (*TABLE_COLUMNS[:-2], *answers, *TABLE_COLUMNS[-2:]),
+                f"{caption}\n{own_rule_note(results)}",
+                view="page requests" if both else "",
+            )
+        )
     if "allocations" in views:
         tables.append(
             to_table(
@@ -264,7 +317,7 @@ def plot_figure(scenario: str, results: Sequence[RunResult]) -> Figure:
     from matplotlib.ticker import MaxNLocator
 
     views = _views(results)
-    labels = [f"{r.vendor} / {r.policy.value}" for r in results]
+    labels = [f"{r.vendor} / {r.policy.value}" + (_OWN if r.native else "") for r in results]
     rows = list(range(len(results)))[::-1]  # the first run on top
     height = 1.6 + 0.32 * len(results)
     fig, grid = plt.subplots(
@@ -297,7 +350,11 @@ def plot_figure(scenario: str, results: Sequence[RunResult]) -> Figure:
             for row, (above, below) in zip(rows[1:], pairwise(results), strict=True):
                 if above.vendor != below.vendor:
                     axes.axhline(row + 0.5, color="#999999", linewidth=0.6)
-    fig.suptitle(f"{scenario}: each (vendor, lookup policy)")
+    for axes in grid[:, 0]:
+        for label in axes.get_yticklabels():
+            if label.get_text().endswith(_OWN):
+                label.set_fontweight("bold")
+    fig.suptitle(f"{scenario}: each (vendor, lookup policy); (own): the vendor's own rule")
     fig.tight_layout()
     return fig
 

@@ -239,3 +239,96 @@ def test_the_plot_has_a_row_of_panels_per_view() -> None:
         results = compare(load_scenario(examples / name), [vendors["vtd"]])
         figure = plot_figure(name, results)
         assert [axes.get_xlabel() for axes in figure.axes] == expected, name
+
+
+# -- each vendor's own rule, marked
+
+
+def test_each_vendors_own_rule_comes_first_and_is_marked(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    code, stdout, _ = _invoke(
+        "compare",
+        EXAMPLE,
+        "--vendors",
+        "vtd,smmuv3",
+        "--json",
+        f"{out}.json",
+        "--csv",
+        f"{out}.csv",
+    )
+    assert code == 0
+    report = json.loads(Path(f"{out}.json").read_text())
+    assert [(r["vendor"], r["policy"], r["native"]) for r in report["results"]] == [
+        ("vtd", "global", True),
+        ("vtd", "set", False),
+        ("vtd", "endpoint", False),
+        ("vtd", "device", False),
+        ("smmuv3", "set", True),  # its own first, the others in the usual order
+        ("smmuv3", "global", False),
+        ("smmuv3", "endpoint", False),
+        ("smmuv3", "device", False),
+    ]
+    assert {r["vendor"]: r["discipline"] for r in report["results"]} == {
+        "vtd": "per-request",
+        "smmuv3": "iopf",
+    }
+    rows = list(csv.DictReader(io.StringIO(Path(f"{out}.csv").read_text())))
+    assert [(row["vendor"], row["policy"], row["native"]) for row in rows][:2] == [
+        ("vtd", "global", "True"),
+        ("vtd", "set", "False"),
+    ]
+    assert list(rows[0])[:5] == ["vendor", "policy", "native", "discipline", "seed"]
+    cells = [line.split()[:2] for line in stdout.splitlines() if len(line.split()) > 2]
+    assert [c for c in cells if c[1].endswith("*")] == [["vtd", "global*"], ["smmuv3", "set*"]]
+    assert "*: the vendor's own rule" in stdout
+    assert "each request on its own, VT-d 2019: vtd" in stdout
+
+
+def test_policies_native_runs_each_vendor_under_its_own_rule_only() -> None:
+    code, stdout, _ = _invoke(
+        "compare", EXAMPLE, "--vendors", "vtd,virtio-iommu,upstream-now", "--policies", "native"
+    )
+    assert code == 0
+    rows = [line.split()[:2] for line in stdout.splitlines() if line.strip().endswith(("10", "-"))]
+    assert rows == [["vtd", "global*"], ["virtio-iommu", "endpoint*"], ["upstream-now", "device*"]]
+
+
+def test_native_mixes_with_named_policies_each_run_once() -> None:
+    from ioasid_core.compare import NATIVE, parse_policies, vendor_policies
+    from ioasid_core.prq import LookupPolicy
+
+    chosen = parse_policies(["device", "native", "global", "NATIVE"])
+    assert chosen == [LookupPolicy.DEVICE, NATIVE, LookupPolicy.GLOBAL]
+    generic = GenericPrq()  # its own: global
+    assert vendor_policies(generic, chosen) == [LookupPolicy.GLOBAL, LookupPolicy.DEVICE]
+    assert vendor_policies(generic, [LookupPolicy.SET]) == [LookupPolicy.SET]
+    assert vendor_policies(GenericPrq(LookupPolicy.SET)) == [
+        LookupPolicy.SET,
+        LookupPolicy.GLOBAL,
+        LookupPolicy.ENDPOINT,
+        LookupPolicy.DEVICE,
+    ]
+
+
+def test_run_takes_native_as_the_vendors_own_policy() -> None:
+    code, stdout, _ = _invoke("run", EXAMPLE, "--vendor", "smmuv3", "--policy", "native", "--json")
+    assert code == 0
+    (result,) = json.loads(stdout)["results"]
+    assert (result["policy"], result["native"]) == ("set", True)
+
+
+def test_the_plot_marks_each_vendors_own_rule() -> None:
+    from ioasid_core.compare import available_vendors, compare
+    from ioasid_core.report import plot_figure
+    from ioasid_core.scenario import load_scenario
+
+    vendors = available_vendors(new_plugin_manager().hooks)
+    results = compare(load_scenario(EXAMPLE), [vendors["vtd"], vendors["smmuv3"]])
+    figure = plot_figure("null-set-search", results)
+    labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+    assert sorted(label for label in labels if label.endswith("(own)")) == [
+        "smmuv3 / set (own)",
+        "vtd / global (own)",
+    ]
+    bold = {t.get_text() for t in figure.axes[0].get_yticklabels() if t.get_fontweight() == "bold"}
+    assert bold == {"smmuv3 / set (own)", "vtd / global (own)"}

@@ -16,6 +16,8 @@ discipline models, not from the implementation:
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -446,3 +448,44 @@ def test_every_installed_vendor_carries_the_pasid_exactly_when_the_device_requir
             (SRC_A, False, INVALID_IOASID),
         ], name
         assert row_codec(vendor).encode_response_rows(rows), name  # its encoder takes them
+
+
+# -- a vendor of per-device tables, through a replay
+
+
+class TablesPrq(GenericPrq):
+    """A test vendor following AMD v2's per-device tables, with the generic queue format."""
+
+    name = "tables"
+    discipline = Discipline.DEVICE_TABLES
+
+    def __init__(self) -> None:
+        super().__init__(LookupPolicy.DEVICE)
+
+
+def test_a_tables_vendor_replays_the_answer_disciplines_example() -> None:
+    """By hand: acc0's 2 groups of 4 for its own PASID are answered once each, at their
+    last request; the 2 groups of 3 for PASID 0x4242 (not in acc0's table) are answered
+    INVALID request by request, 4 of the 6 before their group's last; the write SUCCESS;
+    the stop markers dropped. Latency is counted once per group, at its last request."""
+    from ioasid_core.compare import compare
+    from ioasid_core.report import to_json
+    from ioasid_core.scenario import load_scenario
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "answer-disciplines.toml"
+    (result,) = compare(load_scenario(path), [TablesPrq()], ["native"])
+    m = result.metrics
+    assert (result.policy, result.native, result.discipline) == (
+        LookupPolicy.DEVICE,
+        True,
+        Discipline.DEVICE_TABLES,
+    )
+    assert dict(m.responses) == {"success": 3, "invalid": 6}
+    assert m.premature_responses == 4 and m.unanswered_groups == 0
+    assert dict(m.outcomes) == {"resolved": 9, "not_bound": 6}
+    assert m.dropped["stop_markers"] == 2
+    assert len(m.request_latency_us) == 5  # 2 + 2 + 1 groups, each once
+    (shown,) = json.loads(to_json("x", [result]))["results"]
+    assert shown["metrics"]["premature_responses"] == 4
+    assert shown["metrics"]["unanswered_groups"] == 0
+    assert shown["discipline"] == "device-tables"

@@ -114,3 +114,71 @@ def test_allocator_swap_shows_cyclic_against_first_fit_reuse_and_the_pending_fre
             assert result.metrics.outcomes == {"resolved": 2}, result.vendor
     rows = render_table(scenario.name, results).splitlines()
     assert all(len(row.rstrip()) <= 80 for row in rows if " global " in row or " vendor " in row)
+
+
+def test_answer_disciplines_own_rules_differ_in_what_the_device_receives() -> None:
+    """Worked out by hand from the scenario (17 requests: 2 groups of 4 for acc0's PASID,
+    2 groups of 3 for PASID 0x4242 nobody allocated, 1 write, 2 stop markers) and each
+    driver's code path."""
+    scenario = load_scenario(EXAMPLES / "answer-disciplines.toml")
+    results = {r.vendor: r for r in compare(scenario, _vendors(), ["native"])}
+    assert all(r.native for r in results.values())
+
+    def seen(vendor: str) -> tuple[object, ...]:
+        m = results[vendor].metrics
+        return (
+            results[vendor].policy,
+            m.page_requests,
+            dict(m.responses),
+            dict(m.outcomes),
+            m.dropped["stop_markers"],
+            m.unhandled_events["fault"],
+        )
+
+    # VT-d 2019: every request looked up on arrival (11 resolved: 8 + 1 + the 2 stop
+    # markers; 6 unknown); the 5 LPIG requests answered with their own results.
+    assert seen("vtd") == (
+        LookupPolicy.GLOBAL,
+        17,
+        {"success": 5, "invalid": 2},
+        {"resolved": 11, "unknown_pasid": 6},
+        0,
+        0,
+    )
+    # IOPF era: the first failure stops a group's lookups; stop markers dropped.
+    assert seen("vtd-iopf") == (
+        LookupPolicy.SET,
+        17,
+        {"success": 3, "invalid": 2},
+        {"resolved": 9, "unknown_pasid": 2},
+        2,
+        0,
+    )
+    # SMMUv3 stalls: each request its own group, resumed on its own; the stop markers
+    # become faults that did not stall (logged, not page requests).
+    assert seen("smmuv3") == (
+        LookupPolicy.SET,
+        15,
+        {"success": 9, "invalid": 6},
+        {"resolved": 9, "unknown_pasid": 6},
+        0,
+        2,
+    )
+    # Mainline SMMUv3 PRI: every group denied with RESP 0, a Response Failure.
+    assert seen("smmuv3-pri")[1:4] == (17, {"failure": 5}, {})
+
+
+def test_null_set_search_own_rules_tell_the_readme_story() -> None:
+    """What the README says of `compare examples/null-set-search.toml --policies native`."""
+    scenario = load_scenario(EXAMPLES / "null-set-search.toml")
+    own = {r.vendor: r.metrics for r in compare(scenario, _vendors(), ["native"])}
+    assert own["vtd"].cross_owner_hits > 0 and own["vtd"].type_confusions > 0
+    assert own["smmuv3"].cross_owner_hits == own["virtio-iommu"].cross_owner_hits == 0
+    # VT-d 2019 answers the stop marker the IOPF-era drivers drop.
+    assert (own["vtd"].responses["success"], own["vtd"].dropped["stop_markers"]) == (6, 0)
+    assert (own["vtd-iopf"].responses["success"], own["vtd-iopf"].dropped["stop_markers"]) == (
+        5,
+        1,
+    )
+    # Mainline SMMUv3 PRI: nothing but Response Failures.
+    assert dict(own["smmuv3-pri"].responses) == {"failure": 13}
