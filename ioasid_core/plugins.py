@@ -32,6 +32,7 @@ from ioasid_core.errors import (
     ReentrancyError,
 )
 from ioasid_core.markers import ENTRY_POINT_GROUP, PROJECT
+from ioasid_core.prq.discipline import discipline_of
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.types import EventKind, Priority
 from ioasid_core.units import IommuUnit, VendorInfo
@@ -266,6 +267,7 @@ class Hooks:
             for vendor in offered:
                 if not isinstance(vendor, VendorPrq):
                     raise TypeError(f"ioasid_prq_vendors returned {vendor!r}, not a VendorPrq")
+                discipline_of(vendor)  # a TypeError naming the vendor if it declares junk
                 if vendor.name in found:
                     raise ValueError(f"page-request vendor {vendor.name!r} is offered twice")
                 found[vendor.name] = vendor

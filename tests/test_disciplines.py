@@ -489,3 +489,20 @@ def test_a_tables_vendor_replays_the_answer_disciplines_example() -> None:
     assert shown["metrics"]["premature_responses"] == 4
     assert shown["metrics"]["unanswered_groups"] == 0
     assert shown["discipline"] == "device-tables"
+
+
+def test_a_plugin_vendor_declaring_no_discipline_is_refused_when_collected() -> None:
+    from ioasid_core.plugins import new_plugin_manager
+
+    if TYPE_CHECKING:
+        from prq_helpers import VendorPlugin
+    else:
+        from tests.prq_helpers import VendorPlugin
+
+    vendor = GenericPrq()
+    vendor.name = "odd"
+    vendor.discipline = 3  # type: ignore[attr-defined]
+    host = new_plugin_manager(load_entry_points=False)
+    host.pm.register(VendorPlugin([vendor]), name="odd")
+    with pytest.raises(TypeError, match=r"vendor 'odd': discipline 3 is not an answer discipline"):
+        host.hooks.prq_vendors()
