@@ -1,10 +1,10 @@
 """``vtd_prq_ratio``: the VT-d page-request path per descriptor, against a plain-Python floor.
 
 Measured side: a full 2048-descriptor PRQ (the driver's default order 4), serviced 128
-descriptors at a time: decode (:meth:`VtdPrq.decode_batch`), group, check and resolve under
-the vendor's GLOBAL policy (:meth:`PrqPipeline.process`), and encode the page group responses
-(:meth:`VtdPrq.encode_responses`). Every descriptor is the LPIG of its own group, so every
-one is resolved and answered.
+descriptors at a time: decode (:meth:`VtdPrq.decode_batch`), check and resolve under the
+vendor's GLOBAL policy and its per-request answer discipline (:meth:`PrqPipeline.process`),
+and encode the page group responses (:meth:`VtdPrq.encode_responses`). Every descriptor is
+the LPIG of its own group, so every one is resolved and answered.
 
 Baseline: ``struct.unpack_from`` of the descriptor plus one ``dict.get`` of its PASID, over
 the same ring, in the same process; the least a handler in Python could do per descriptor.
