@@ -506,3 +506,22 @@ def test_a_plugin_vendor_declaring_no_discipline_is_refused_when_collected() -> 
     host.pm.register(VendorPlugin([vendor]), name="odd")
     with pytest.raises(TypeError, match=r"vendor 'odd': discipline 3 is not an answer discipline"):
         host.hooks.prq_vendors()
+
+
+def test_tables_a_pasid_in_the_table_whose_fault_fails_answers_its_group() -> None:
+    """A dying address space (``mmget_not_zero`` fails in the fault work) or an object the
+    handler cannot service is in the device's table: the failure goes to the group's
+    status, answered at its last request, not at once."""
+    w = build_world()
+    w.proc_a.dying = True
+    pl = pipe(w, Discipline.DEVICE_TABLES, LookupPolicy.DEVICE)
+    out = pl.process([req(SRC_A, w.pasid_a, grpid=1, last=False), req(SRC_A, w.pasid_a, grpid=1)])
+    assert out == [answer(SRC_A, 1, BAD)]
+    assert pl.counters.premature_responses == 0
+    w.proc_a.dying = False
+    w.platform.bind("dev-a", w.pasid_drv, w.drv)  # a driver object where an mm is expected
+    out = pl.process([req(SRC_A, w.pasid_drv, grpid=2, last=False), req(SRC_A, w.pasid_a, grpid=2)])
+    # (dev-a, pasid_a, 2) is its own group, closed at once; (dev-a, pasid_drv, 2) waits.
+    assert out == [answer(SRC_A, 2, OK)]
+    assert pl.counters.premature_responses == 0
+    assert pl.process([req(SRC_A, w.pasid_drv, grpid=2)]) == [answer(SRC_A, 2, BAD)]

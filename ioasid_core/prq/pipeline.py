@@ -491,15 +491,18 @@ class PrqPipeline:
 
     def _serve_device_tables(self, rows: Sequence[RequestRow]) -> list[ResponseRow]:
         """The per-device-tables discipline (AMD's ``amd_iommu_v2.c``): an unknown device is
-        never answered, an unknown PASID is answered INVALID at once, and a group, keyed by
-        (device, PASID, group index), is answered when its last request is done, with the
-        last failure any of its requests met."""
+        never answered, a PASID not in the device's table is answered INVALID at once, and a
+        group, keyed by (device, PASID, group index), is answered when its last request is
+        done, with the last failure any of its requests met (a PASID in the table whose
+        fault fails: its address space exiting, or an object the handler cannot service)."""
         check = self._check
         resolve = self._resolve
         tables = self._tables
         success = ResponseCode.SUCCESS
         invalid = ResponseCode.INVALID
         unknown_device = Outcome.UNKNOWN_DEVICE
+        resolved = Outcome.RESOLVED  # found, but of a type the handler cannot service
+        dying = Outcome.DYING
         reads_or_writes = READS_OR_WRITES
         resolutions: list[Resolution] = []
         seen = resolutions.append
@@ -521,13 +524,16 @@ class PrqPipeline:
             if code is None:
                 resolution = resolve(device, valid, pasid)
                 seen(resolution)
+                outcome = resolution.outcome
                 if resolution.ok:
                     code = success
-                elif resolution.outcome is unknown_device:
+                elif outcome is unknown_device:
                     counters.unanswered_groups += last  # nobody knows the device: silence
                     continue
+                elif outcome is resolved or outcome is dying:
+                    code = invalid  # in the table, but the fault failed: the group's status
                 else:
-                    code, now = invalid, True  # an unknown PASID: INVALID at once, alone
+                    code, now = invalid, True  # not in the table: INVALID at once, alone
             elif isinstance(code, Verdict):
                 counters.vendor_rejects += 1
                 if code is Verdict.SILENT:
