@@ -525,3 +525,20 @@ def test_tables_a_pasid_in_the_table_whose_fault_fails_answers_its_group() -> No
     assert out == [answer(SRC_A, 2, OK)]
     assert pl.counters.premature_responses == 0
     assert pl.process([req(SRC_A, w.pasid_drv, grpid=2)]) == [answer(SRC_A, 2, BAD)]
+
+
+def test_the_table_shows_unanswered_and_premature_only_where_they_matter() -> None:
+    from ioasid_core.compare import compare
+    from ioasid_core.report import render_table
+    from ioasid_core.scenario import load_scenario
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "answer-disciplines.toml"
+    scenario = load_scenario(path)
+    plain = render_table(scenario.name, compare(scenario, [GenericPrq()], ["native"]))
+    assert " early" not in plain and "unans" not in plain
+    text = render_table(scenario.name, compare(scenario, [GenericPrq(), TablesPrq()], ["native"]))
+    header = next(line for line in text.splitlines() if line.split()[:2] == ["vendor", "policy"])
+    assert header.split()[-3:] == ["early", "drop", "p99"]  # no group went unanswered
+    cells = {line.split()[0]: line.split() for line in text.splitlines() if line.split()}
+    assert cells["tables"][-3] == "4" and cells["generic"][-3] == "0"
+    assert "early: responses before the group's last request" in " ".join(text.split())

@@ -465,3 +465,34 @@ def test_vendors_and_figure_through_the_entry_point() -> None:
 def test_benchmark_quick() -> None:
     ratio = smmuv3_evtq_ratio(True)
     assert isinstance(ratio, float) and ratio > 0
+
+
+@pytest.mark.parametrize(
+    ("code", "dw0", "dw1"),
+    [
+        # PRI_RESP, SID 0x10, SSV and SSID 0x77 (the master requires the PASID), GRPID 3:
+        #   dw0 = 0x41 | SSV 1 << 11 (0x800) | 0x77 << 12 (0x77000) | 0x10 << 32
+        #       = 0x0000_0010_0007_7841; dw1 = 3 | RESP << 12
+        (ResponseCode.SUCCESS, "4178070010000000", "0320000000000000"),
+        (ResponseCode.INVALID, "4178070010000000", "0310000000000000"),
+        (ResponseCode.FAILURE, "4178070010000000", "0300000000000000"),
+    ],
+)
+def test_each_generic_code_has_its_pri_resp_wire_code_from_both_pri_vendors(
+    code: ResponseCode, dw0: str, dw1: str
+) -> None:
+    response = PageResponse(0x10, 3, code, 0x77, True)
+    for vendor in (PriPrq(), PriPrq(iopf=True)):
+        assert vendor.encode_responses([response]) == bytes.fromhex(dw0 + dw1), vendor.name
+
+
+@pytest.mark.parametrize(
+    ("code", "resp"),
+    [(ResponseCode.SUCCESS, "10"), (ResponseCode.INVALID, "20"), (ResponseCode.FAILURE, "20")],
+)
+def test_each_generic_code_has_its_resume_wire_code_from_the_stall_vendor(
+    code: ResponseCode, resp: str
+) -> None:
+    # CMD_RESUME, SID 0x10, STAG 0x42: dw0 = 0x44 | RESP << 12 | 0x10 << 32, dw1 = 0x42.
+    raw = StallPrq().encode_responses([PageResponse(0x10, 0x42, code)])
+    assert raw == bytes.fromhex("44" + resp + "0000100000004200000000000000")
