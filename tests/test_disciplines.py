@@ -279,6 +279,7 @@ def test_per_request_silence_and_now_verdicts() -> None:
     assert pl.counters.unanswered_groups == 1
     assert pl.counters.premature_responses == 1
     assert pl.counters.vendor_rejects == 4
+    assert pl.iopf.counters.groups == 2  # two LAST requests: one silenced, one answered
 
 
 # -- per-device tables: AMD's amd_iommu_v2

@@ -443,7 +443,7 @@ class PrqPipeline:
         no_pasid = INVALID_IOASID
         resolutions: list[Resolution] = []
         seen = resolutions.append
-        rejects = closed = unanswered = premature = 0
+        rejects = unanswered = premature = 0
         out: list[ResponseRow] = []
         append = out.append
         for row in rows:
@@ -466,7 +466,6 @@ class PrqPipeline:
                     code = said.code
                     if code is None:  # silence
                         unanswered += last
-                        closed += last
                         continue
                 premature += not last
             else:
@@ -474,7 +473,6 @@ class PrqPipeline:
                 if not last:
                     continue
                 code = said
-            closed += last
             if valid and (needs or (required and device in required)):
                 append((device, grpid, code, pasid, True, private, last))
             else:
@@ -483,7 +481,9 @@ class PrqPipeline:
         counters.vendor_rejects += rejects
         counters.unanswered_groups += unanswered
         counters.premature_responses += premature
-        self.iopf.counters.groups += closed
+        # Every LAST request closed a group: answered (all answers but the premature ones)
+        # or silenced (unanswered); counted here, not per request.
+        self.iopf.counters.groups += len(out) - premature + unanswered
         self._count(len(rows), resolutions, out)
         return out
 
