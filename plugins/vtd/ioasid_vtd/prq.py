@@ -9,8 +9,12 @@ itself and its answer discipline. The core's pipeline does the rest.
 ``vtd`` (:class:`VtdPrq`) follows ``prq_event_thread`` of the IOASID era (intel-svm.c,
 v5.5 - v5.12), step by step, per descriptor (discipline ``PER_REQUEST``):
 
-1. ``result = QI_RESP_INVALID`` (some earlier versions started at FAILURE); no PASID
-   present -> "goto no_pasid": INVALID. Here: the core's resolver (``NO_PASID``).
+1. ``result = QI_RESP_INVALID``; no PASID present -> "goto no_pasid": INVALID. Here: the
+   core's resolver (``NO_PASID``). The model follows that code (kernel-facts §3.2). From
+   v5.5 until the patch "Use INVALID response code instead of FAILURE" (intel/svm.c, about
+   v5.10) ``result`` started at ``QI_RESP_FAILURE`` and became INVALID only after a
+   successful lookup, so a request without a PASID or for an unknown one was answered
+   0xF, a Response Failure, which stops the device's page requests; not modelled.
 2. Privileged request with read or write, or execute with read -> "goto no_pasid"
    (v5.12 and the stable trees, commit "Reject unsupported page request modes"): the
    check answers INVALID before any lookup.
