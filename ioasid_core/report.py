@@ -378,18 +378,17 @@ def _paired(axes: Axes, rows: list[int], bars: Sequence[tuple[str, str, list[int
 
 def _plot_requests(left: Axes, right: Axes, results: Sequence[RunResult], rows: list[int]) -> None:
     metrics = [r.metrics for r in results]
-    _stacked(
-        left,
-        rows,
-        [
-            (code, colour, [m.responses[code] for m in metrics])
-            for code, colour in (
-                ("success", "#4c9a2a"),
-                ("invalid", "#e0a030"),
-                ("failure", "#b03030"),
-            )
-        ],
-    )
+    parts = [
+        (code, colour, [m.responses[code] for m in metrics])
+        for code, colour in (
+            ("success", "#4c9a2a"),
+            ("invalid", "#e0a030"),
+            ("failure", "#b03030"),
+        )
+    ]
+    if any(m.unanswered_groups for m in metrics):  # what the device waits for in vain
+        parts.append(("never answered", "#999999", [m.unanswered_groups for m in metrics]))
+    _stacked(left, rows, parts)
     left.set_xlabel("page request groups answered")
     _paired(
         right,

@@ -543,3 +543,29 @@ def test_the_table_shows_unanswered_and_premature_only_where_they_matter() -> No
     cells = {line.split()[0]: line.split() for line in text.splitlines() if line.split()}
     assert cells["tables"][-3] == "4" and cells["generic"][-3] == "0"
     assert "early: responses before the group's last request" in " ".join(text.split())
+
+
+def test_the_plot_shows_groups_never_answered_only_when_some_are() -> None:
+    from ioasid_core.compare import compare
+    from ioasid_core.report import plot_figure
+    from ioasid_core.scenario import load_scenario
+
+    class Silent(GenericPrq):
+        """Never answers a write (a test vendor using Verdict.SILENT)."""
+
+        name = "silent"
+
+        def check(self, request: PageRequest) -> CheckResult:
+            return Verdict.SILENT if request.perm & Perm.WRITE else None
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "answer-disciplines.toml"
+    scenario = load_scenario(path)
+    (silent,) = compare(scenario, [Silent()], ["native"])
+    assert silent.metrics.unanswered_groups == 3  # the 2 read+write groups and the write
+    legend = plot_figure("x", [silent]).axes[0].get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()][-1] == "never answered"
+    (plain,) = compare(scenario, [GenericPrq()], ["native"])
+    legend = plot_figure("x", [plain]).axes[0].get_legend()
+    assert legend is not None
+    assert "never answered" not in [t.get_text() for t in legend.get_texts()]
