@@ -141,24 +141,32 @@ _NOW_INVALID: Final = Verdict.now(ResponseCode.INVALID)
 _EARLY: Final = Verdict.EARLY
 
 
-def _vtd_2019_check(row: RequestRow) -> CheckResult:
+def _vtd_2019_check(
+    row: RequestRow,
+    _bad: tuple[bool, ...] = _BAD_PERM,
+    _invalid: ResponseCode = _INVALID,
+    _now: Verdict = _NOW_INVALID,
+    _early: Verdict = _EARLY,
+) -> CheckResult:
     """The 2019 handler's own rules: supervisor requests with read/write, exec+read and a
     non-canonical address are INVALID before any lookup; a descriptor with private data is
-    answered at once, whatever its group (VT-d spec 3.0 §7.7)."""
+    answered at once, whatever its group (VT-d spec 3.0 §7.7). (The constants are bound as
+    defaults: this runs once per descriptor, and a global lookup costs more.)"""
     top = row[6] >> 47
-    bad = _BAD_PERM[row[5]] or (top and top != 0x1FFFF)
     if row[8] is None:
-        return _INVALID if bad else None
-    return _NOW_INVALID if bad else _EARLY
+        return _invalid if _bad[row[5]] or (top and top != 0x1FFFF) else None
+    return _now if _bad[row[5]] or (top and top != 0x1FFFF) else _early
 
 
-def _vtd_iopf_check(row: RequestRow) -> CheckResult:
+def _vtd_iopf_check(
+    row: RequestRow, _bad: tuple[bool, ...] = _BAD_PERM, _now: Verdict = _NOW_INVALID
+) -> CheckResult:
     """The IOPF-era handler's own rules: a bad descriptor (the same three checks) is never
     reported to the IOPF layer; it is answered INVALID at once if it has LPIG, else not at
     all."""
     top = row[6] >> 47
-    if _BAD_PERM[row[5]] or (top and top != 0x1FFFF):
-        return _NOW_INVALID if row[4] else Verdict.SILENT
+    if _bad[row[5]] or (top and top != 0x1FFFF):
+        return _now if row[4] else Verdict.SILENT
     return None
 
 
