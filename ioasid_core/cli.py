@@ -324,7 +324,7 @@ def compare_command(
     jobs: int,
 ) -> None:
     """Replay SCENARIO under each vendor and lookup policy, and show them side by side."""
-    from ioasid_core.report import to_csv, to_json, to_tables, write_plot
+    from ioasid_core.report import natural_width, to_csv, to_json, to_tables, write_plot
 
     names = [v.strip() for v in vendor_list.split(",") if v.strip()] if vendor_list else None
     for flag, path in (("--json", json_path), ("--csv", csv_path), ("--plot", plot_path)):
@@ -332,9 +332,10 @@ def compare_command(
             _check_writable(flag, Path(path))
     scenario, vendors = _scenario_and_vendors(scenario_path, names)
     results = _compare(scenario, vendors, _policies(policy_list), seed, progress=True, jobs=jobs)
-    console = Console()
-    for table in to_tables(scenario.name, results):
-        console.print(table)
+    tables = to_tables(scenario.name, results)
+    console = Console(width=max(Console().width, *(natural_width(t) for t in tables)))
+    for table in tables:
+        console.print(table)  # never narrower than the table: no number is cut
     try:
         if json_path:
             Path(json_path).write_text(to_json(scenario.name, results) + "\n")

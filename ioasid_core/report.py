@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from ioasid_core.replay import RunResult
@@ -30,6 +31,7 @@ __all__ = [
     "TABLE_CAPTION",
     "TABLE_COLUMNS",
     "flatten",
+    "natural_width",
     "plot_figure",
     "to_csv",
     "to_json",
@@ -86,10 +88,11 @@ ANSWER_COLUMNS: tuple[tuple[str, str], ...] = (
 """Shown in the page-request view when some run has any: groups never answered, responses
 before a group's last request (what an answer discipline did to the device)."""
 
-ANSWER_CAPTION = (
-    "; unans: groups never answered (the device times out); early: responses before the "
-    "group's last request"
-)
+ANSWER_CAPTION = {
+    "unans": "unans: groups never answered (the device times out)",
+    "early": "early: responses before the group's last request",
+}
+"""The caption's words for each answer column shown."""
 
 DISCIPLINE_NAMES = {
     "iopf": "IOPF groups, first failure sticky",
@@ -210,7 +213,7 @@ def to_tables(scenario: str, results: Sequence[RunResult]) -> list[Table]:
             for column in ANSWER_COLUMNS
             if any(getattr(r.metrics, column[1]) for r in results)
         ]
-        caption = TABLE_CAPTION + (ANSWER_CAPTION if answers else "")
+        caption = "; ".join([TABLE_CAPTION, *(ANSWER_CAPTION[label] for label, _ in answers)])
         tables.append(
             to_table(
                 scenario,
@@ -286,6 +289,13 @@ def _fit(value: float) -> str:
         if len(digits) + len(suffix) <= 3:
             return digits + suffix
     return f"{value:.0e}"
+
+
+def natural_width(table: Table) -> int:
+    """The columns ``table`` needs to show every cell whole (a narrower console would cut
+    numbers short)."""
+    console = Console(width=10_000, file=io.StringIO())
+    return Measurement.get(console, console.options, table).maximum
 
 
 def render_table(scenario: str, results: Sequence[RunResult], *, width: int = 160) -> str:

@@ -332,3 +332,15 @@ def test_the_plot_marks_each_vendors_own_rule() -> None:
     ]
     bold = {t.get_text() for t in figure.axes[0].get_yticklabels() if t.get_fontweight() == "bold"}
     assert bold == {"smmuv3 / set (own)", "vtd / global (own)"}
+
+
+def test_compare_never_cuts_a_cell_when_the_table_is_wider_than_the_terminal() -> None:
+    """Every vendor's own rule, with the answer columns: wider than 80 columns, printed
+    whole (CliRunner's console is 80 wide, as a pipe's is)."""
+    code, stdout, _ = _invoke("compare", EXAMPLE, "--policies", "native")
+    assert code == 0
+    assert "…" not in stdout
+    header = next(line for line in stdout.splitlines() if line.split()[:2] == ["vendor", "policy"])
+    assert len(header.rstrip()) > 80  # the case under test (amd-vi's early answers)
+    assert header.split()[-2:] == ["drop", "p99"]
+    assert "endpoint*" in stdout
