@@ -77,7 +77,9 @@ class PageRequest:
 
     @property
     def stop_marker(self) -> bool:
-        """PCIe stop marker: last in group, neither read nor write. Discarded, never answered."""
+        """PCIe stop marker: last in group, neither read nor write. PCIe: discarded, never
+        answered (VT-d's 2019 handler answered them all the same: the per-request
+        discipline)."""
         return self.last and not READS_OR_WRITES[self.perm]
 
 
