@@ -241,13 +241,13 @@ class VtdPrq(RowVendorMixin):
             # Packed as 32-bit halves: the shifts then work on small ints.
             if private is None:
                 low = _RESPONSE_BASE | valid << 4 | vcode << 12 | device << 16
-                append(pack(low, pasid, last << 2 | grpid << 3, 0, 0, 0))
+                append(pack(low, pasid, (4 | grpid << 3) if last else grpid << 3, 0, 0, 0))
             else:
                 p0, p1 = private
                 if p0 >> 64 or p1 >> 64:
                     _response_error(row)
                 low = _RESPONSE_BASE | valid << 4 | 0x20 | vcode << 12 | device << 16
-                append(pack(low, pasid, last << 2 | grpid << 3, 0, p0, p1))
+                append(pack(low, pasid, (4 | grpid << 3) if last else grpid << 3, 0, p0, p1))
         return b"".join(out)
 
 
