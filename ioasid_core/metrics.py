@@ -11,6 +11,7 @@ from typing import Final
 
 import attrs
 
+from ioasid_core.latency import LATENCY_OPS
 from ioasid_core.prq.policy import Outcome
 from ioasid_core.prq.unhandled import UNHANDLED_KINDS
 
@@ -121,6 +122,13 @@ class Metrics:
     """For each reuse, the modelled time from the ID's reclaim to its new allocation."""
     reuse_distance: list[float] = attrs.field(factory=list)
     """For each reuse, how many other allocations came between the reclaim and it."""
+    stale_pasid_hits: int = 0
+    """Groups queued before their PASID was freed, answered ``success`` after it was
+    allocated again: the new owner's address space served a request meant for the old."""
+    deferred_frees: int = 0
+    """Frees that left the ID ``FREE_PENDING`` (a reference, e.g. an attached SPID, held it)."""
+    spid_requests: int = 0
+    """Page requests that named a guest PASID (``spid``), resolved to a host PASID by SPID."""
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready summary (latencies as percentiles)."""
@@ -162,7 +170,8 @@ class Metrics:
             "orphaned_ids": self.orphaned_ids,
             "step_errors": list(self.step_errors),
             "request_latency_us": summary(self.request_latency_us),
-            "latency_us": {op: summary(values) for op, values in self.latency_us.items()},
+            # Every operation, modelled or not: the CSV has the same columns for every file.
+            "latency_us": {op: summary(self.latency_us.get(op, [])) for op in LATENCY_OPS},
             "allocator_refusals": {
                 why: self.allocator_refusals.get(why, 0) for why in ("default_busy", "holds_ids")
             },
@@ -178,4 +187,7 @@ class Metrics:
             "pasid_reuses": self.pasid_reuses,
             "reuse_gap_us": summary(self.reuse_gap_us, low=True),
             "reuse_distance": summary(self.reuse_distance, low=True),
+            "stale_pasid_hits": self.stale_pasid_hits,
+            "deferred_frees": self.deferred_frees,
+            "spid_requests": self.spid_requests,
         }

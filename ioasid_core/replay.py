@@ -33,7 +33,7 @@ from ioasid_core.prq.discipline import Discipline, discipline_of
 from ioasid_core.prq.hardware import hardware_rules
 from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.prq.types import Perm, RequestRow, ResponseRow, response_row
+from ioasid_core.prq.types import Perm, RequestRow, ResponseCode, ResponseRow, response_row
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.scenario.load import ScenarioError, ScenarioProblem
 from ioasid_core.scenario.schema import Scenario, Step, VmSpec
@@ -48,6 +48,7 @@ __all__ = ["DriverObject", "RunResult", "replay"]
 _PERMS = {"read": Perm.READ, "write": Perm.WRITE, "exec": Perm.EXEC, "priv": Perm.PRIV}
 _GROUP_INDEX_MASK = 0x1FF  # PCIe page request group index: 9 bits
 _PAGE = 0x1000
+_SUCCESS: Final = ResponseCode.SUCCESS
 _TIMED_STEPS: dict[str, LatencyOp] = {op: op for op in LATENCY_OPS if op != "page_request_service"}
 
 
@@ -153,7 +154,10 @@ class _Run:
         for u in spec.units:
             self._plug_unit(u.name)
         self.pasids: dict[str, int] = {}
-        self.submitted: dict[tuple[str, int, int], float] = {}
+        # (unit, source, group index) -> (when its LAST came in, its PASID, and the stamp of
+        # the PASID's allocation then: None if no PASID or never allocated)
+        self.submitted: dict[tuple[str, int, int], tuple[float, int, int | None]] = {}
+        self.stamps: dict[int, int] = {}  # PASID -> the allocation that handed it out last
         self.next_group: dict[str, int] = {}  # device -> next page request group index
         self.now = 0.0
         self.sva_of: dict[str, _Sva] = {}  # address space -> its SVA PASID and bonds
@@ -293,6 +297,7 @@ class _Run:
                     m.pasid_reuses += 1
                     m.reuse_gap_us.append(self.now - freed[0])
                     m.reuse_distance.append(float(m.allocations - freed[1]))
+            self.stamps[pasid] = m.allocations
             m.allocations += 1
             if step.name is not None:
                 self.pasids[step.name] = pasid
@@ -412,6 +417,8 @@ class _Run:
         self.metrics.frees += 1
         if pasid not in self.space:  # else FREE_PENDING: reclaimed when the last put comes
             self.reclaimed[pasid] = (self.now, self.metrics.allocations)
+        else:
+            self.metrics.deferred_frees += 1
         for name, value in list(self.pasids.items()):
             if value == pasid:
                 del self.pasids[name]
@@ -424,6 +431,8 @@ class _Run:
         pipeline = self.pipelines[device.unit]
         valid = step.pasid is not None or step.spid is not None
         pasid = self._pasid(step) if valid else INVALID_IOASID
+        if step.spid is not None:
+            self.metrics.spid_requests += step.groups * step.group_size + step.stop_markers
         perm = Perm.NONE
         for name in step.perm:
             perm |= _PERMS[name]
@@ -458,9 +467,9 @@ class _Run:
         rows += [(source, pasid, valid, 0, True, Perm.NONE, 0, False, None)] * step.stop_markers
         taken = pipeline.submit_rows(rows)
         # A group is waiting for its answer if its LAST request made it into the ring.
-        unit, now = device.unit, self.now
+        unit, sent = device.unit, (self.now, pasid, self.stamps.get(pasid) if valid else None)
         self.submitted.update(
-            ((unit, source, (first + g) & mask), now) for g in range(min(groups, taken // size))
+            ((unit, source, (first + g) & mask), sent) for g in range(min(groups, taken // size))
         )
         if step.service:
             self._service(device.unit)
@@ -485,24 +494,39 @@ class _Run:
         pop = self.submitted.pop
         latencies = self.metrics.request_latency_us
         done = clock.start(self.now)
+        stamps = self.stamps
+        stale = 0
         for response in responses:
             done = clock.spend("page_request_service", done, done)
             if not response[6]:
                 continue  # answered before its group closed: the group still waits
             sent = pop((unit, response[0], response[1]), None)
             if sent is not None:
-                latencies.append(done - sent)
+                latencies.append(done - sent[0])
+                stamp = sent[2]
+                if stamp is not None and response[2] is _SUCCESS and stamps.get(sent[1]) != stamp:
+                    stale += 1
+        self.metrics.stale_pasid_hits += stale
 
     def _record(self, unit: str, responses: Sequence[ResponseRow]) -> None:
         pop = self.submitted.pop
         now = self.now
         latencies = self.metrics.request_latency_us
+        stamps = self.stamps
+        stale = 0
         for response in responses:
             if not response[6]:
                 continue  # answered before its group closed: the group still waits
             sent = pop((unit, response[0], response[1]), None)
             if sent is not None:
-                latencies.append(now - sent)
+                latencies.append(now - sent[0])
+                stamp = sent[2]
+                # Answered "success" for a PASID allocated again since the group was queued:
+                # the new owner served the old one's request (what VT-d's drain on unbind,
+                # §7.10, exists to prevent).
+                if stamp is not None and response[2] is _SUCCESS and stamps.get(sent[1]) != stamp:
+                    stale += 1
+        self.metrics.stale_pasid_hits += stale
 
     # ------------------------------------------------------------------ guests
 
