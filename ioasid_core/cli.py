@@ -7,9 +7,11 @@ own plugin manager with ``new_plugin_manager`` so each run sees the installed pl
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +32,60 @@ if TYPE_CHECKING:
 __all__ = ["cli", "main"]
 
 
-@click.group(name="ioasid", context_settings={"help_option_names": ["-h", "--help"]})
+# Exit codes: 0 success, 2 bad input, 1 a failure inside a plugin, 141 a closed pipe.
+EXIT_BAD_INPUT = 2
+EXIT_PLUGIN_FAILURE = 1
+EXIT_CLOSED_PIPE = 141
+"""128 + SIGPIPE: what a shell reports for a tool killed by a closed pipe (``| head``)."""
+
+
+class _Group(click.Group):
+    """The command group, with one rule for every command's output: a reader that went
+    away (``| head -1``) ends the command with status 141, not 1 (which means a plugin
+    failed); standard output that cannot be written (``> /dev/full``) is a clear message
+    and status 2, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                _drop_stdout()
+                raise click.exceptions.Exit(EXIT_CLOSED_PIPE) from None
+            if exc.filename is not None or exc.errno not in _OUTPUT_ERRNOS:
+                raise
+            _drop_stdout()
+            message = f"cannot write the standard output: {exc.strerror or exc}"
+            raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT)) from None
+
+
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
+"""What writing the standard output may meet (and nothing else a command does unnamed)."""
+
+
+def _drop_stdout() -> None:
+    """Point the standard output at /dev/null: what is still buffered for it is lost anyway,
+    and flushing it again at exit would fail again (a second message, another status)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing to flush
+        pass
+
+
+class _PipeConsole(Console):
+    """rich's console, except that a closed pipe is raised (rich's own handling exits with
+    status 1, which means a plugin failed here)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+
+def _console() -> Console:
+    return _PipeConsole()
+
+
+@click.group(name="ioasid", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ioasid-core", prog_name="ioasid")
 def cli() -> None:
     """A model of the Linux kernel's I/O ASID (PASID) allocator and its IOMMU drivers."""
@@ -145,11 +200,6 @@ def bench_command(ctx: click.Context, as_json: bool, quick: bool, check: bool) -
         ctx.exit(1)
 
 
-# Exit codes of run and compare: 0 success, 2 bad input, 1 a failure inside a plugin.
-EXIT_BAD_INPUT = 2
-EXIT_PLUGIN_FAILURE = 1
-
-
 def _scenario_and_vendors(
     path: str, vendor_names: Sequence[str] | None
 ) -> tuple[Scenario, list[VendorPrq]]:
@@ -199,6 +249,18 @@ def _vendors_named(
 def _fail(message: str, code: int) -> int:
     click.echo(f"ioasid: {message}", err=True)
     return code
+
+
+def _names(flag: str, given: str | None) -> list[str] | None:
+    """A comma-separated option's names; None if not given. Given but naming nothing
+    (``--vendors ""``) is bad input, as ``--policies ""`` is: an empty shell variable
+    should not quietly mean "all"."""
+    if given is None:
+        return None
+    names = [name.strip() for name in given.split(",") if name.strip()]
+    if not names:
+        raise click.exceptions.Exit(_fail(f"{flag} {given!r} names none", EXIT_BAD_INPUT))
+    return names
 
 
 def _policies(names: str | None) -> list[PolicyChoice] | None:
@@ -275,7 +337,7 @@ def run_command(
     as_json: bool,
 ) -> None:
     """Replay SCENARIO once, under one vendor and one lookup policy."""
-    from ioasid_core.report import render_table, to_json
+    from ioasid_core.report import print_report, to_json
 
     policies = _policies(policy_name)
     if policies is not None and len(policies) > 1:
@@ -287,7 +349,7 @@ def run_command(
     if as_json:
         click.echo(to_json(scenario.name, results))
     else:
-        click.echo(render_table(scenario.name, results), nl=False)
+        print_report(_console(), scenario.name, results)
 
 
 @cli.command(name="compare")
@@ -323,30 +385,52 @@ def compare_command(
     plot_path: str | None,
     jobs: int,
 ) -> None:
-    """Replay SCENARIO under each vendor and lookup policy, and show them side by side."""
-    from ioasid_core.report import natural_width, to_csv, to_json, to_tables, write_plot
+    """Replay SCENARIO under each vendor and lookup policy, and show them side by side.
 
-    names = [v.strip() for v in vendor_list.split(",") if v.strip()] if vendor_list else None
+    Steps that could not run (a failed bind, a refused allocator swap) are listed under the
+    tables: they are what the modelled kernel answered, not failures of the command, so the
+    exit status stays 0. Exit status: 0 success, 2 bad input (the message names the file
+    and key, or the output that cannot be written), 1 a plugin failed, 141 the reader of
+    the output went away (a closed pipe, as for a process killed by SIGPIPE).
+    """
+    from ioasid_core.report import plot_format_problem, print_report, to_csv, to_json, write_plot
+
+    names = _names("--vendors", vendor_list)
+    policies = _policies(policy_list)
     for flag, path in (("--json", json_path), ("--csv", csv_path), ("--plot", plot_path)):
         if path:
             _check_writable(flag, Path(path))
+    if plot_path:
+        problem = plot_format_problem(Path(plot_path))
+        if problem:
+            message = f"--plot {plot_path!r}: {problem}"
+            raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
     scenario, vendors = _scenario_and_vendors(scenario_path, names)
-    results = _compare(scenario, vendors, _policies(policy_list), seed, progress=True, jobs=jobs)
-    tables = to_tables(scenario.name, results)
-    console = Console(width=max(Console().width, *(natural_width(t) for t in tables)))
-    for table in tables:
-        console.print(table)  # never narrower than the table: no number is cut
-    try:
-        if json_path:
-            Path(json_path).write_text(to_json(scenario.name, results) + "\n")
-        if csv_path:
-            Path(csv_path).write_text(to_csv(results))
-        if plot_path:
+    results = _compare(scenario, vendors, policies, seed, progress=True, jobs=jobs)
+    # The files first: a reader that stops reading the table early loses none of them.
+    if json_path:
+        _write(json_path, to_json(scenario.name, results) + "\n")
+    if csv_path:
+        _write(csv_path, to_csv(results))
+    if plot_path:
+        try:
             write_plot(scenario.name, results, Path(plot_path))
+        except OSError as exc:
+            raise click.exceptions.Exit(_cannot_write(plot_path, exc)) from exc
+    print_report(_console(), scenario.name, results)
+
+
+def _write(path: str, text: str) -> None:
+    """Write an output file; a failure (disk full, ``/dev/full``) names it and exits 2."""
+    try:
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(text)
     except OSError as exc:
-        raise click.exceptions.Exit(
-            _fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_BAD_INPUT)
-        ) from exc
+        raise click.exceptions.Exit(_cannot_write(path, exc)) from exc
+
+
+def _cannot_write(path: str, exc: OSError) -> int:
+    return _fail(f"cannot write {path!r}: {exc.strerror or exc}", EXIT_BAD_INPUT)
 
 
 def _check_writable(flag: str, path: Path) -> None:
@@ -426,7 +510,7 @@ def _print_decoded(
             f"{row['addr']:#x}",
             "stop marker" if row["stop_marker"] else "",
         )
-    console = Console()
+    console = _console()
     if rows or not unhandled:  # a dump of events only shows no empty request table
         console.print(table)
     if unhandled:

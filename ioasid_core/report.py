@@ -1,9 +1,7 @@
 """Present a comparison: a terminal table, JSON, CSV, and a figure.
 
-The JSON shape is ``{"scenario": name, "results": [{"vendor", "policy", "native",
-"discipline", "seed", "metrics"}]}`` (``native``: the policy is the vendor's own); the CSV has
-one row per run and one column per flattened metric (``responses.success``). The table and
-the plot mark each vendor's own rule.
+The JSON shape is ``{"scenario": name, "results": [{"vendor", "policy", "seed", "metrics"}]}``;
+the CSV has one row per run and one column per flattened metric (``responses.success``).
 """
 
 from __future__ import annotations
@@ -16,11 +14,14 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import attrs
 from rich import box
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
+from ioasid_core.metrics import Metrics
 from ioasid_core.replay import RunResult
 
 if TYPE_CHECKING:
@@ -28,11 +29,13 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
-    "TABLE_CAPTION",
+    "ALLOCATION_COLUMNS",
     "TABLE_COLUMNS",
+    "Column",
     "flatten",
-    "natural_width",
     "plot_figure",
+    "print_report",
+    "step_errors_text",
     "to_csv",
     "to_json",
     "to_table",
@@ -40,69 +43,82 @@ __all__ = [
     "write_plot",
 ]
 
-TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("req", "page_requests"),
-    ("ok", "responses.success"),
-    ("inval", "responses.invalid"),
-    ("fail", "responses.failure"),
-    ("cross", "cross_owner_hits"),
-    ("type", "type_confusions"),
-    ("rej", "vendor_rejects"),
-    ("drop", "dropped_total"),
-    ("p99", "request_latency_us.p99"),
-)
-"""The metrics the terminal table shows, one narrow column each (JSON and CSV carry all)."""
 
-TABLE_CAPTION = (
-    "req: page requests sent; ok/inval/fail: group responses by code; cross: resolved to "
-    "another owner's data; type: to the wrong type of object (red: the handler was handed "
-    "what it must not touch); rej: answered by the vendor's own checks; drop: stop "
-    "markers, overflow, unmatched, partial, malformed, kept by the hardware and lost with an "
-    "unplugged unit; p99: "
-    "response latency in modelled µs (-: none answered)"
-)
+@attrs.frozen
+class Column:
+    """One column of a terminal view: its header, the metric (a key of the flattened
+    metrics, with the totals of :func:`_flat`) and what it means, for the caption."""
 
-ALLOCATION_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("alloc", "allocations"),
-    ("fail", "allocation_failures_total"),
-    ("orph", "orphaned_ids"),
-    ("swap", "allocator_switches"),
-    ("galloc", "guest_allocations"),
-    ("gfail", "guest_allocation_failures_total"),
-    ("host", "host_pasids_peak"),
-    ("exits", "vm_exits"),
+    label: str
+    key: str
+    what: str
+    always: bool = True
+    """Shown even when every run has 0 (or nothing measured); else only when some run has
+    something: a table keeps the columns a scenario's story needs."""
+    risky: bool = False
+    """A non-zero value is shown in red: the handler was handed what it must not touch."""
+    whole: bool = False
+    """A count kept as a float (a summary's ``min``): shown whole, not abbreviated."""
+
+
+TABLE_COLUMNS: tuple[Column, ...] = (
+    Column("req", "page_requests", "page requests sent"),
+    Column("ok", "responses.success", "groups answered success"),
+    Column("inval", "responses.invalid", "answered invalid"),
+    Column("fail", "responses.failure", "answered failure"),
+    Column(
+        "auto",
+        "auto_responses",
+        "answered by the hardware itself when its queue was full (the device sees a failure)",
+        always=False,
+    ),
+    Column("cross", "cross_owner_hits", "resolved to another owner's data", risky=True),
+    Column("type", "type_confusions", "to the wrong type of object", risky=True),
+    Column(
+        "stale",
+        "stale_pasid_hits",
+        "groups queued before their PASID was freed, served for its next owner",
+        always=False,
+        risky=True,
+    ),
+    Column("reject", "vendor_rejects", "answered by the vendor's own checks"),
+    Column(
+        "drop",
+        "dropped_total",
+        "stop markers, overflow, unmatched, partial, malformed, kept by the hardware and lost "
+        "with an unplugged unit",
+    ),
+    Column("spid", "spid_requests", "requests naming a guest PASID (found by SPID)", always=False),
+    Column("p99", "request_latency_us.p99", "response latency in modelled µs (-: none answered)"),
+)
+"""The page-request view, in order (JSON and CSV carry every metric)."""
+
+ALLOCATION_COLUMNS: tuple[Column, ...] = (
+    Column("alloc", "allocations", "host PASID allocations"),
+    Column("fail", "allocation_failures_total", "failed ones"),
+    Column("orph", "orphaned_ids", "PASIDs left allocated with their binding gone", always=False),
+    Column("swap", "allocator_switches", "allocator switches", always=False),
+    Column("refused", "allocator_refusals_total", "allocator swaps refused", always=False),
+    Column("reclaim", "forced_reclaims", "IDs a forced unregister took back", always=False),
+    Column("reuse", "pasid_reuses", "allocations of a freed PASID", always=False),
+    Column(
+        "dist",
+        "reuse_distance.min",
+        "fewest other allocations between a free and its reuse (0: handed straight back)",
+        always=False,
+        whole=True,
+    ),
+    Column("defer", "deferred_frees", "frees left pending by a reference (an SPID)", always=False),
+    Column("pend", "pending_frees", "still pending at the end", always=False),
+    Column("galloc", "guest_allocations", "guest allocations", always=False),
+    Column("gfail", "guest_allocation_failures_total", "failed ones", always=False),
+    Column("host", "host_pasids_peak", "most host PASIDs held for guests", always=False),
+    Column("exits", "vm_exits", "VM exits for guest PASID commands", always=False),
 )
 """The second view, for scenarios about allocation (guests, swaps, churn)."""
 
-ALLOCATION_CAPTION = (
-    "alloc/fail: host allocations and failed ones; orph: "
-    "PASIDs left allocated with their binding gone; swap: allocator switches; galloc/gfail: "
-    "guest allocations and failed ones; host: most host PASIDs held for guests; exits: VM "
-    "exits for guest PASID commands"
-)
-
-ANSWER_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("unans", "unanswered_groups"),
-    ("early", "premature_responses"),
-)
-"""Shown in the page-request view when some run has any: groups never answered, responses
-before a group's last request (what an answer discipline did to the device)."""
-
-ANSWER_CAPTION = {
-    "unans": "unans: groups never answered (the device times out)",
-    "early": "early: responses before the group's last request",
-}
-"""The caption's words for each answer column shown."""
-
-DISCIPLINE_NAMES = {
-    "iopf": "IOPF groups, first failure sticky",
-    "per-request": "each request on its own, VT-d 2019",
-    "device-tables": "per-device tables, AMD v2",
-}
-"""How the table's caption names each answer discipline."""
-
-_RISKY = {"cross_owner_hits", "type_confusions"}
-_OWN = " (own)"
+STEP_ERRORS_SHOWN = 3
+"""How many step errors of each run the terminal shows (JSON and CSV carry all)."""
 
 
 def flatten(metrics: dict[str, object], prefix: str = "") -> dict[str, object]:
@@ -129,20 +145,21 @@ def to_json(scenario: str, results: Sequence[RunResult]) -> str:
 
 
 def to_csv(results: Sequence[RunResult]) -> str:
+    """One row per run. The columns are fixed: ``vendor``, ``policy``, ``seed``, then every
+    metric in :meth:`Metrics.as_dict` order, whatever the scenario; only a reason a plugin
+    reports beyond the known ones (``allocation_failures.<other>``) adds a column, last."""
     rows = []
     for result in results:
         row: dict[str, object] = {
             "vendor": result.vendor,
             "policy": result.policy.value,
-            "native": result.native,
-            "discipline": result.discipline.value,
             "seed": result.seed,
         }
         row.update(flatten(result.metrics.as_dict()))
         rows.append(row)
-    columns: list[str] = []
-    for row in rows:
-        columns += [c for c in row if c not in columns]
+    columns = ["vendor", "policy", "seed", *flatten(Metrics().as_dict())]
+    known = set(columns)
+    columns += sorted({c for row in rows for c in row if c not in known})
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
@@ -153,87 +170,134 @@ def to_csv(results: Sequence[RunResult]) -> str:
 def to_table(
     scenario: str,
     results: Sequence[RunResult],
-    columns: Sequence[tuple[str, str]] = TABLE_COLUMNS,
-    caption: str = TABLE_CAPTION,
+    columns: Sequence[Column] = TABLE_COLUMNS,
     view: str = "",
 ) -> Table:
-    """One row per (vendor, policy) run, one column per key metric: it fits a terminal
-    however many vendors are installed. Wrong resolutions are shown in red."""
+    """One row per (vendor, policy) run, one column per metric in ``columns`` (all of them,
+    shown or not: :func:`to_tables` picks and fits them). Wrong resolutions are in red."""
+    flats = [_flat(result) for result in results]
+    cells = [[_cell(flat.get(column.key, 0), column.whole) for column in columns] for flat in flats]
+    return _table(scenario, results, columns, cells, view)
+
+
+def _table(
+    scenario: str,
+    results: Sequence[RunResult],
+    columns: Sequence[Column],
+    cells: Sequence[Sequence[str]],
+    view: str,
+) -> Table:
+    risky = any(column.risky for column in columns)
+    caption = "; ".join(f"{c.label}: {c.what}" for c in columns)
+    if risky:
+        caption += " (red: the handler was handed what it must not touch)"
+    # Text, not markup: a scenario or vendor name is shown as written ("[v5.5]", "[/]").
     table = Table(
-        title=f"scenario: {scenario}" + (f" ({view})" if view else ""),
-        caption=caption,
+        title=Text(f"scenario: {scenario}" + (f" ({view})" if view else "")),
+        caption=Text(caption),
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,
     )
-    table.add_column("vendor", style="bold", no_wrap=True)
+    table.add_column("vendor", style="bold", overflow="fold")
     table.add_column("policy", no_wrap=True)
-    for label, _ in columns:
-        table.add_column(label, justify="right", min_width=len(label), no_wrap=True)
+    for index, column in enumerate(columns):
+        widest = max([len(column.label)] + [len(row[index]) for row in cells])
+        table.add_column(column.label, justify="right", min_width=widest, no_wrap=True)
     previous = None
-    for result in results:
-        flat = _flat(result)
-        cells = []
-        for _, key in columns:
-            value = flat.get(key, 0)
-            text = _cell(value)
-            if key in _RISKY and value:
-                text = f"[bold red]{text}[/]"
-            cells.append(text)
+    for result, row in zip(results, cells, strict=True):
+        shown = [
+            Text(text, style="bold red" if column.risky and text not in ("0", "-") else "")
+            for column, text in zip(columns, row, strict=True)
+        ]
         vendor = result.vendor if result.vendor != previous else ""
         previous = result.vendor
-        policy = f"[bold]{result.policy.value}*[/]" if result.native else result.policy.value
-        table.add_row(vendor, policy, *cells)
+        table.add_row(Text(vendor), Text(result.policy.value), *shown)
     return table
 
 
-def own_rule_note(results: Sequence[RunResult]) -> str:
-    """The caption's line on the vendors' own rules: what ``*`` marks, and which answer
-    discipline each vendor follows (the same under every policy)."""
-    by_discipline: dict[str, list[str]] = {}
-    for result in results:
-        names = by_discipline.setdefault(result.discipline.value, [])
-        if result.vendor not in names:
-            names.append(result.vendor)
-    answered = "; ".join(
-        f"{DISCIPLINE_NAMES.get(d, d)}: {', '.join(names)}" for d, names in by_discipline.items()
-    )
-    return f"*: the vendor's own rule (its driver's lookup policy). Answered as: {answered}"
-
-
-def to_tables(scenario: str, results: Sequence[RunResult]) -> list[Table]:
-    """The views a scenario needs: page requests if any run sent some, allocations if any
-    run allocated (host or guest); the page-request view when neither happened."""
+def to_tables(scenario: str, results: Sequence[RunResult], *, width: int = 80) -> list[Table]:
+    """The views a scenario needs (page requests if any run sent some, allocations if any
+    run allocated), each with the columns its story needs, split into as many tables as it
+    takes to fit ``width`` columns: a number is never cut to fit."""
     views = _views(results)
-    both = len(views) == 2
-    tables = []
-    if "requests" in views:
-        answers = [
-            column
-            for column in ANSWER_COLUMNS
-            if any(getattr(r.metrics, column[1]) for r in results)
-        ]
-        caption = "; ".join([TABLE_CAPTION, *(ANSWER_CAPTION[label] for label, _ in answers)])
-        tables.append(
-            to_table(
-                scenario,
-                results,
-                (*TABLE_COLUMNS[:-2], *answers, *TABLE_COLUMNS[-2:]),
-                f"{caption}\n{own_rule_note(results)}",
-                view="page requests" if both else "",
-            )
-        )
-    if "allocations" in views:
-        tables.append(
-            to_table(
-                scenario,
-                results,
-                ALLOCATION_COLUMNS,
-                ALLOCATION_CAPTION,
-                view="allocations" if both else "",
-            )
-        )
+    tables: list[Table] = []
+    flats = [_flat(result) for result in results]
+    for view in views:
+        columns = TABLE_COLUMNS if view == "requests" else ALLOCATION_COLUMNS
+        shown = [c for c in columns if c.always or any(_something(f.get(c.key)) for f in flats)]
+        cells = [[_cell(flat.get(c.key, 0), c.whole) for c in shown] for flat in flats]
+        name = ("page requests" if view == "requests" else "allocations") if len(views) > 1 else ""
+        parts = _fit_columns(scenario, results, shown, cells, width)
+        for number, part in enumerate(parts, 1):
+            label = name
+            if len(parts) > 1:
+                label = f"{name}, " if name else ""
+                label += f"{number} of {len(parts)}"
+            picked = [[row[i] for i in part] for row in cells]
+            tables.append(_table(scenario, results, [shown[i] for i in part], picked, label))
     return tables
+
+
+def _fit_columns(
+    scenario: str,
+    results: Sequence[RunResult],
+    columns: Sequence[Column],
+    cells: Sequence[Sequence[str]],
+    width: int,
+) -> list[list[int]]:
+    """The columns (by index) of each table, in order, as many in each as fit ``width``."""
+    # Measured unbounded: a measurement is clamped to the console's width, so measuring at
+    # ``width`` would say everything fits.
+    console = Console(width=1 << 16, file=io.StringIO())
+
+    def fits(part: list[int]) -> bool:
+        table = _table(
+            scenario, results, [columns[i] for i in part], [[r[i] for i in part] for r in cells], ""
+        )
+        return Measurement.get(console, console.options, table).maximum <= width
+
+    parts: list[list[int]] = []
+    current: list[int] = []
+    for index in range(len(columns)):
+        if current and not fits([*current, index]):
+            parts.append(current)
+            current = []
+        current.append(index)
+    if current or not parts:
+        parts.append(current)
+    return parts
+
+
+def _something(value: object) -> bool:
+    """Whether a metric's value says anything: a count that is not 0, a summary that
+    measured something (a float, 0.0 included: a reuse distance of 0 is the story)."""
+    return value is not None and (isinstance(value, float) or value != 0)
+
+
+def step_errors_text(results: Sequence[RunResult], shown: int = STEP_ERRORS_SHOWN) -> str:
+    """Under the tables: each run's count of steps that could not run, and the first few
+    with their key paths; runs with the same errors share one entry. Empty if none."""
+    groups: dict[tuple[str, ...], list[RunResult]] = {}
+    for result in results:
+        if result.metrics.step_errors:
+            groups.setdefault(tuple(result.metrics.step_errors), []).append(result)
+    if not groups:
+        return ""
+    failed = sum(len(runs) for runs in groups.values())
+    lines = [
+        f"step errors: steps that could not run in {failed} of {len(results)} run(s) "
+        "(all of them in --json and --csv):"
+    ]
+    for errors, runs in groups.items():
+        names = ", ".join(f"{r.vendor}/{r.policy.value}" for r in runs[:4])
+        if len(runs) > 4:
+            names += f" and {len(runs) - 4} more"
+        lines.append(f"  {names}: {len(errors)} step error(s)")
+        lines += [f"    {error}" for error in errors[:shown]]
+        if len(errors) > shown:
+            lines.append(f"    ... and {len(errors) - shown} more")
+    return "\n".join(lines)
 
 
 def _views(results: Sequence[RunResult]) -> list[str]:
@@ -248,12 +312,16 @@ def _views(results: Sequence[RunResult]) -> list[str]:
 
 def _allocates(results: Sequence[RunResult]) -> bool:
     """Whether allocation is part of the story: guests allocated, an allocation failed, an
-    allocator was switched, a PASID was orphaned, or the runs allocated differently (a few
-    binds, the same under every vendor, would only add a view of identical bars)."""
+    allocator was switched or refused, a PASID was orphaned or its free deferred, or the
+    runs allocated differently (a few binds, the same under every vendor, would only add a
+    view of identical bars)."""
     return len({r.metrics.allocations for r in results}) > 1 or any(
         r.metrics.guest_allocations
         or r.metrics.allocator_switches
         or r.metrics.orphaned_ids
+        or r.metrics.deferred_frees
+        or r.metrics.forced_reclaims
+        or sum(r.metrics.allocator_refusals.values())
         or sum(r.metrics.allocation_failures.values())
         or sum(r.metrics.guest_allocation_failures.values())
         for r in results
@@ -267,18 +335,22 @@ def _flat(result: RunResult) -> dict[str, object]:
     flat["dropped_total"] = sum(m.dropped.values())
     flat["allocation_failures_total"] = sum(m.allocation_failures.values())
     flat["guest_allocation_failures_total"] = sum(m.guest_allocation_failures.values())
+    flat["allocator_refusals_total"] = sum(m.allocator_refusals.values())
     return flat
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, whole: bool = False) -> str:
     if value is None:
         return "-"  # nothing measured (no request answered)
-    return _fit(value) if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return str(round(value)) if whole else _fit(value)
+    return str(value)
 
 
 def _fit(value: float) -> str:
-    """A latency in at most three characters (``7.7``, ``350``, ``12k``), so that modelled
-    latencies keep the table within 80 columns; JSON and CSV carry the exact value."""
+    """A latency (or a distance) in at most three characters (``7.7``, ``350``, ``12k``,
+    ``.5M``): the caption gives the unit, JSON and CSV the exact value. A whole number
+    below 1000 is shown whole."""
     if value < 9.95:
         return f"{value:.1f}".removesuffix(".0")
     for suffix, scale in (("", 1.0), ("k", 1e3), ("M", 1e6), ("G", 1e9)):
@@ -291,35 +363,71 @@ def _fit(value: float) -> str:
     return f"{value:.0e}"
 
 
-def natural_width(table: Table) -> int:
-    """The columns ``table`` needs to show every cell whole (a narrower console would cut
-    numbers short)."""
-    console = Console(width=10_000, file=io.StringIO())
-    return Measurement.get(console, console.options, table).maximum
-
-
-def render_table(scenario: str, results: Sequence[RunResult], *, width: int = 160) -> str:
-    """The tables (``to_tables``) as plain text (no colour): for logs, tests and pipes."""
+def render_table(scenario: str, results: Sequence[RunResult], *, width: int | None = None) -> str:
+    """The tables (``to_tables``) and the step errors as plain text (no colour), for logs,
+    tests and pipes; ``width`` None: the terminal's (``$COLUMNS``, else 80)."""
     console = Console(width=width, record=True, color_system=None, file=io.StringIO())
-    for table in to_tables(scenario, results):
-        console.print(table)
+    print_report(console, scenario, results)
     return console.export_text()
 
 
+def print_report(console: Console, scenario: str, results: Sequence[RunResult]) -> None:
+    """What ``compare`` and ``run`` print: the tables at the console's width, then the
+    step errors if any run had some."""
+    for table in to_tables(scenario, results, width=console.width):
+        console.print(table)
+    errors = step_errors_text(results)
+    if errors:
+        console.print(Text(errors), soft_wrap=True)
+
+
 def write_plot(scenario: str, results: Sequence[RunResult], path: Path) -> None:
-    """A figure a person would rather look at than the table (see :func:`plot_figure`)."""
+    """A figure a person would rather look at than the table (see :func:`plot_figure`), in
+    the format ``path``'s suffix names (checked by :func:`plot_format_problem` first)."""
     import matplotlib.pyplot as plt
 
     fig = plot_figure(scenario, results)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+
+
+def plot_formats() -> dict[str, str]:
+    """The file suffixes matplotlib can write (``png``, ``pdf``, ``svg``, ...) and what each is."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return dict(FigureCanvasBase.get_supported_filetypes())
+
+
+def plot_format_problem(path: Path) -> str | None:
+    """Why ``path`` cannot name a plot (no suffix, or one matplotlib cannot write), or None:
+    checked before any run, so that a slip does not cost the runs."""
+    formats = plot_formats()
+    suffix = path.suffix.lower().removeprefix(".")
+    known = ", ".join(sorted(formats))
+    if not suffix:
+        return f"has no file suffix to name its format (one of: {known})"
+    if suffix not in formats:
+        return f"{suffix!r} is not a format the plot can be written in (one of: {known})"
+    return None
+
+
+def mathtext_escaped(text: str) -> str:
+    """``text`` as matplotlib shows it literally: a ``$`` would start mathtext (``$x^2$``
+    drawn as math, ``$\\frac$`` an error), so each is escaped."""
+    return text.replace("$", r"\$")
 
 
 def plot_figure(scenario: str, results: Sequence[RunResult]) -> Figure:
     """One row per run, in the views the tables use (:func:`to_tables`). Page requests: how
-    each run's groups were answered, and how many requests resolved to another owner's data
-    or to the wrong type (the ones that matter). Allocations: host and guest allocations and
-    failures, and what they cost or left behind (VM exits, orphans, allocator switches)."""
+    each run's groups were answered (by the driver or the hardware), and how many requests
+    went wrong (another owner's data, the wrong type, a stale PASID) or were dropped.
+    Allocations: host and guest allocations and failures, and what they cost or left behind
+    (VM exits, orphans, switches, reuses straight back, frees left pending)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -327,9 +435,11 @@ def plot_figure(scenario: str, results: Sequence[RunResult]) -> Figure:
     from matplotlib.ticker import MaxNLocator
 
     views = _views(results)
-    labels = [f"{r.vendor} / {r.policy.value}" + (_OWN if r.native else "") for r in results]
+    labels = [mathtext_escaped(f"{r.vendor} / {r.policy.value}") for r in results]
     rows = list(range(len(results)))[::-1]  # the first run on top
-    height = 1.6 + 0.32 * len(results)
+    height = 1.9 + 0.32 * len(results)
+    # Constrained layout makes room for the legends above the panels and the title above
+    # them (tight_layout ignores legends outside the axes: the title sat on them).
     fig, grid = plt.subplots(
         len(views),
         2,
@@ -337,6 +447,7 @@ def plot_figure(scenario: str, results: Sequence[RunResult]) -> Figure:
         sharey=True,
         gridspec_kw={"width_ratios": [3, 2]},
         squeeze=False,
+        layout="constrained",
     )
     for (left, right), view in zip(grid, views, strict=True):
         if view == "requests":
@@ -350,7 +461,7 @@ def plot_figure(scenario: str, results: Sequence[RunResult]) -> Figure:
             axes.legend(
                 loc="lower left",
                 bbox_to_anchor=(0.0, 1.0),
-                ncol=4,
+                ncol=3,
                 fontsize="small",
                 frameon=False,
                 handlelength=1.2,
@@ -360,16 +471,15 @@ def plot_figure(scenario: str, results: Sequence[RunResult]) -> Figure:
             for row, (above, below) in zip(rows[1:], pairwise(results), strict=True):
                 if above.vendor != below.vendor:
                     axes.axhline(row + 0.5, color="#999999", linewidth=0.6)
-    for axes in grid[:, 0]:
-        for label in axes.get_yticklabels():
-            if label.get_text().endswith(_OWN):
-                label.set_fontweight("bold")
-    fig.suptitle(f"{scenario}: each (vendor, lookup policy); (own): the vendor's own rule")
-    fig.tight_layout()
+    fig.suptitle(mathtext_escaped(f"{scenario}: each (vendor, lookup policy)"))
     return fig
 
 
-def _stacked(axes: Axes, rows: list[int], parts: Sequence[tuple[str, str, list[int]]]) -> None:
+Bar = tuple[str, str, list[int]]
+"""A bar series: its legend label, colour and one value per run."""
+
+
+def _stacked(axes: Axes, rows: list[int], parts: Sequence[Bar]) -> None:
     """Horizontal bars, one per row, made of ``(label, colour, widths)`` parts."""
     start = [0] * len(rows)
     for label, colour, widths in parts:
@@ -377,7 +487,7 @@ def _stacked(axes: Axes, rows: list[int], parts: Sequence[tuple[str, str, list[i
         start = [a + b for a, b in zip(start, widths, strict=True)]
 
 
-def _paired(axes: Axes, rows: list[int], bars: Sequence[tuple[str, str, list[int]]]) -> None:
+def _paired(axes: Axes, rows: list[int], bars: Sequence[Bar]) -> None:
     """Thin side-by-side bars per row, ``(label, colour, values)`` each."""
     height = 0.8 / len(bars)
     for index, (label, colour, values) in enumerate(bars):
@@ -386,9 +496,15 @@ def _paired(axes: Axes, rows: list[int], bars: Sequence[tuple[str, str, list[int
     axes.set_xlim(0, max([v for _, _, values in bars for v in values] + [1]) * 1.15)
 
 
+def _story(always: Sequence[Bar], optional: Sequence[Bar]) -> list[Bar]:
+    """The ``always`` bars, then each ``optional`` one some run has a non-zero value for:
+    as the tables leave out a column of zeros."""
+    return [*always, *(bar for bar in optional if any(bar[2]))]
+
+
 def _plot_requests(left: Axes, right: Axes, results: Sequence[RunResult], rows: list[int]) -> None:
     metrics = [r.metrics for r in results]
-    parts = [
+    always = [
         (code, colour, [m.responses[code] for m in metrics])
         for code, colour in (
             ("success", "#4c9a2a"),
@@ -396,19 +512,25 @@ def _plot_requests(left: Axes, right: Axes, results: Sequence[RunResult], rows: 
             ("failure", "#b03030"),
         )
     ]
-    if any(m.unanswered_groups for m in metrics):  # what the device waits for in vain
-        parts.append(("never answered", "#999999", [m.unanswered_groups for m in metrics]))
-    _stacked(left, rows, parts)
+    auto = ("by the hardware (queue full)", "#808080", [m.auto_responses for m in metrics])
+    _stacked(left, rows, _story(always, [auto]))
     left.set_xlabel("page request groups answered")
     _paired(
         right,
         rows,
-        [
-            ("cross-owner", "#b03030", [m.cross_owner_hits for m in metrics]),
-            ("type confusion", "#7040a0", [m.type_confusions for m in metrics]),
-        ],
+        _story(
+            [
+                ("cross-owner", "#b03030", [m.cross_owner_hits for m in metrics]),
+                ("type confusion", "#7040a0", [m.type_confusions for m in metrics]),
+            ],
+            [
+                ("stale PASID (groups)", "#e05050", [m.stale_pasid_hits for m in metrics]),
+                ("dropped", "#808080", [sum(m.dropped.values()) for m in metrics]),
+                ("by SPID", "#3070b0", [m.spid_requests for m in metrics]),
+            ],
+        ),
     )
-    right.set_xlabel("requests resolved wrongly")
+    right.set_xlabel("requests resolved wrongly, dropped or by SPID")
 
 
 def _plot_allocations(
@@ -433,10 +555,21 @@ def _plot_allocations(
     _paired(
         right,
         rows,
-        [
-            ("VM exits", "#3070b0", [m.vm_exits for m in metrics]),
-            ("orphaned", "#b03030", [m.orphaned_ids for m in metrics]),
-            ("allocator switches", "#7040a0", [m.allocator_switches for m in metrics]),
-        ],
+        _story(
+            [
+                ("VM exits", "#3070b0", [m.vm_exits for m in metrics]),
+                ("orphaned", "#b03030", [m.orphaned_ids for m in metrics]),
+                ("allocator switches", "#7040a0", [m.allocator_switches for m in metrics]),
+            ],
+            [
+                (
+                    "reused straight back",
+                    "#e05050",
+                    [m.reuse_distance.count(0.0) for m in metrics],
+                ),
+                ("frees left pending", "#e0a030", [m.deferred_frees for m in metrics]),
+                ("swaps refused", "#808080", [sum(m.allocator_refusals.values()) for m in metrics]),
+            ],
+        ),
     )
     right.set_xlabel("what they cost or left behind")
