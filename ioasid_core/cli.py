@@ -259,7 +259,8 @@ def _names(flag: str, given: str | None) -> list[str] | None:
         return None
     names = [name.strip() for name in given.split(",") if name.strip()]
     if not names:
-        raise click.exceptions.Exit(_fail(f"{flag} {given!r} names none", EXIT_BAD_INPUT))
+        message = f"{flag} {given!r}: no name given (leave the option out for all)"
+        raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
     return names
 
 
@@ -297,7 +298,9 @@ def _compare(
     try:
         if not progress:
             return compare(scenario, vendors, policies, seed=seed, executor=pool)
-        with Progress(transient=True) as bar:
+        # On stderr: progress is not output (a pipe of the table gets the table alone).
+        console = _PipeConsole(stderr=True)
+        with Progress(transient=True, console=console, disable=not console.is_terminal) as bar:
             task = bar.add_task(f"replaying {scenario.name}", total=total)
             return compare(
                 scenario,

@@ -378,7 +378,8 @@ def print_report(console: Console, scenario: str, results: Sequence[RunResult]) 
         console.print(table)
     errors = step_errors_text(results)
     if errors:
-        console.print(Text(errors), soft_wrap=True)
+        console.print()
+        console.print(Text(errors, overflow="fold"))
 
 
 def write_plot(scenario: str, results: Sequence[RunResult], path: Path) -> None:

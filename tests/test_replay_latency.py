@@ -47,9 +47,9 @@ def test_without_a_latency_table_nothing_takes_time() -> None:
     m = _run(None)
     assert m.request_latency_us == [0.0] * 3 and m.latency_us == {}
     # Every operation has its key (the CSV's columns never depend on the file): nothing measured.
-    assert m.as_dict()["latency_us"] == dict.fromkeys(
-        LATENCY_OPS, {"p50": None, "p90": None, "p99": None, "max": None}
-    )
+    assert m.as_dict()["latency_us"] == {
+        key: {"p50": None, "p90": None, "p99": None, "max": None} for key in LATENCY_OPS
+    }
 
 
 def test_a_slow_bind_delays_the_service_of_the_requests_behind_it() -> None:

@@ -1,0 +1,123 @@
+"""The command line's edges: outputs that cannot be written, a reader that goes away, empty
+lists, plot names checked before any run. Run as a real process where the edge is one."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ioasid_core.cli import cli
+
+EXAMPLE = str(Path(__file__).parent.parent / "examples" / "null-set-search.toml")
+IOASID = [sys.executable, "-c", "from ioasid_core.cli import main; main()"]
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_closed_pipe_is_status_141_not_a_plugin_failure_and_no_traceback(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "r.json"
+    with subprocess.Popen(
+        [*IOASID, "compare", EXAMPLE, "--json", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # the reader is gone before the first line (`| head -0`)
+        stderr = process.stderr.read()
+        assert process.wait(timeout=120) == 141
+    assert stderr == b""  # no traceback, no message
+    assert out.read_text().startswith("{")  # the files were written before the table
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_standard_output_that_cannot_be_written_is_a_message_and_status_2() -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [*IOASID, "compare", EXAMPLE, "--vendors", "generic"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stderr == "ioasid: cannot write the standard output: No space left on device\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("flag", ["--json", "--csv", "--plot"])
+def test_an_output_file_that_cannot_be_written_is_named_with_status_2(flag: str) -> None:
+    path = "/dev/full"
+    if flag == "--plot":
+        pytest.skip("/dev/full has no suffix: refused before any run (tested below)")
+    code, _, stderr = invoke("compare", EXAMPLE, "--vendors", "generic", flag, path)
+    assert code == 2
+    assert stderr == "ioasid: cannot write '/dev/full': No space left on device\n"
+
+
+def test_a_plot_that_cannot_be_written_names_its_path(tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        target = tmp_path / "full"
+        target.symlink_to("/dev/full")
+        path = f"{target}.png"
+        Path(path).symlink_to("/dev/full")
+    else:  # pragma: no cover - the same check, where /dev/full cannot be linked
+        pytest.skip("needs a path that fails on write")
+    code, _, stderr = invoke("compare", EXAMPLE, "--vendors", "generic", "--plot", path)
+    assert code == 2
+    assert stderr.startswith(f"ioasid: cannot write {path!r}: ")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--vendors", ""), "ioasid: --vendors '': no name given (leave the option out for all)"),
+        (("--vendors", " , "), "ioasid: --vendors ' , ': no name given"),
+        (("--policies", ""), "ioasid: no lookup policy given (known: global, set, endpoint"),
+    ],
+)
+def test_an_empty_vendor_or_policy_list_is_bad_input_alike(
+    args: tuple[str, str], says: str
+) -> None:
+    code, stdout, stderr = invoke("compare", EXAMPLE, *args)
+    assert code == 2 and stdout == ""
+    assert stderr.startswith(says)
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("x", "has no file suffix to name its format (one of: "),
+        ("x.xyz", "'xyz' is not a format the plot can be written in (one of: "),
+    ],
+)
+def test_a_plot_name_without_a_known_format_is_refused_before_any_run(
+    tmp_path: Path, name: str, says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ioasid_core.cli as cli_module
+
+    def no_runs(*_: object, **__: object) -> None:
+        raise AssertionError("a run started")
+
+    monkeypatch.setattr(cli_module, "_compare", no_runs)
+    path = tmp_path / name
+    code, stdout, stderr = invoke("compare", EXAMPLE, "--plot", str(path))
+    assert code == 2 and stdout == ""
+    assert stderr.startswith(f"ioasid: --plot {str(path)!r}: {says}")
+    assert "png" in stderr and "svg" in stderr
+    assert not path.exists() and not Path(f"{path}.png").exists()
+    # Any format matplotlib writes is fine.
+    monkeypatch.undo()
+    code, _, _ = invoke("compare", EXAMPLE, "--vendors", "generic", "--plot", f"{path}.svg")
+    assert code == 0 and Path(f"{path}.svg").read_text().lstrip().startswith("<?xml")
