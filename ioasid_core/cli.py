@@ -205,7 +205,7 @@ def _scenario_and_vendors(
 ) -> tuple[Scenario, list[VendorPrq]]:
     """Load the scenario and pick the vendors; bad input (the file, a vendor section no
     installed vendor reads or the chosen ones cannot) exits with status 2."""
-    from ioasid_core.compare import check_source_ids, check_vendor_sections
+    from ioasid_core.compare import check_queue_sizes, check_source_ids, check_vendor_sections
     from ioasid_core.scenario import ScenarioError, load_scenario
 
     try:
@@ -217,6 +217,7 @@ def _scenario_and_vendors(
         # Every installed vendor's section, chosen or not: a slip in one is still a slip.
         check_vendor_sections(scenario, list(installed.values()), list(installed.values()))
         check_source_ids(scenario, chosen)
+        check_queue_sizes(scenario, chosen)
     except ScenarioError as exc:
         raise click.exceptions.Exit(_fail(str(exc), EXIT_BAD_INPUT)) from exc
     except Exception as exc:  # a plugin's option check raised
@@ -290,6 +291,7 @@ def _compare(
 
     from ioasid_core.compare import VendorFailure, compare, scenario_pool, vendor_policies
     from ioasid_core.errors import IoasidError
+    from ioasid_core.replay import scenario_work
     from ioasid_core.scenario import ScenarioError
 
     total = sum(len(vendor_policies(v, policies)) for v in vendors)
@@ -300,15 +302,26 @@ def _compare(
             return compare(scenario, vendors, policies, seed=seed, executor=pool)
         # On stderr: progress is not output (a pipe of the table gets the table alone).
         console = _PipeConsole(stderr=True)
+        # Counted in events (steps and page requests), so a long run moves the bar too; runs
+        # in worker processes move it as each one ends.
+        work = scenario_work(scenario) or 1
         with Progress(transient=True, console=console, disable=not console.is_terminal) as bar:
-            task = bar.add_task(f"replaying {scenario.name}", total=total)
+            task = bar.add_task(f"replaying {scenario.name}", total=total * work)
+            ended = 0
+
+            def run_ended(_: RunResult) -> None:
+                nonlocal ended
+                ended += 1
+                bar.update(task, completed=ended * work)
+
             return compare(
                 scenario,
                 vendors,
                 policies,
                 seed=seed,
                 executor=pool,
-                progress=lambda _: bar.advance(task),
+                progress=run_ended,
+                events=None if pool is not None else lambda n: bar.advance(task, n),
             )
     except VendorFailure as exc:
         raise click.exceptions.Exit(_fail(str(exc), EXIT_PLUGIN_FAILURE)) from exc

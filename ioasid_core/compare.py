@@ -20,13 +20,20 @@ from ioasid_core.replay import RunResult, replay
 from ioasid_core.scenario.load import ScenarioError, ScenarioProblem
 from ioasid_core.scenario.schema import Scenario
 from ioasid_core.shipping import CargoPool, held
-from ioasid_core.vendor_options import option_problems, option_section, options_for, unread_sections
+from ioasid_core.vendor_options import (
+    option_problems,
+    option_section,
+    options_for,
+    unit_model,
+    unread_sections,
+)
 
 __all__ = [
     "NATIVE",
     "PolicyChoice",
     "VendorFailure",
     "available_vendors",
+    "check_queue_sizes",
     "check_source_ids",
     "check_vendor_sections",
     "compare",
@@ -150,9 +157,41 @@ def check_source_ids(scenario: Scenario, vendors: Sequence[VendorPrq]) -> None:
         raise ScenarioError(scenario.source, problems)
 
 
-def _run_one(scenario: Scenario, vendor: VendorPrq, policy: LookupPolicy, seed: int) -> RunResult:
+def check_queue_sizes(scenario: Scenario, vendors: Sequence[VendorPrq]) -> None:
+    """``ScenarioError`` naming each unit whose queue, as a chosen vendor shapes it, is
+    deeper than that vendor's hardware can have (its unit model's ``max_queue_entries``:
+    VT-d 16384, SMMUv3 2^19, virtio-iommu 32768 buffers), before anything runs."""
+    problems: list[ScenarioProblem] = []
+    for vendor in vendors:
+        model = unit_model(vendor)
+        most = getattr(model, "max_queue_entries", None)
+        if not isinstance(most, int):
+            continue
+        options = options_for(scenario.vendor_options, vendor)
+        for index, unit in enumerate(scenario.platform.units):
+            entries = model.shape(unit.pasid_bits, unit.queue_entries, options).queue_entries
+            if entries > most:
+                problems.append(
+                    ScenarioProblem(
+                        f"platform.units[{index}].queue_entries",
+                        f"vendor {vendor.name!r} hardware queues hold at most {most} entries, "
+                        f"got {entries} (a [vendor.{option_section(vendor)}] section can "
+                        "size its queue)",
+                    )
+                )
+    if problems:
+        raise ScenarioError(scenario.source, problems)
+
+
+def _run_one(
+    scenario: Scenario,
+    vendor: VendorPrq,
+    policy: LookupPolicy,
+    seed: int,
+    events: Callable[[int], None] | None = None,
+) -> RunResult:
     try:
-        return replay(scenario, vendor, policy, seed=seed)
+        return replay(scenario, vendor, policy, seed=seed, progress=events)
     except IoasidError:
         raise
     except Exception as exc:
@@ -179,21 +218,25 @@ def compare(
     seed: int | None = None,
     executor: Executor | None = None,
     progress: Callable[[RunResult], None] | None = None,
+    events: Callable[[int], None] | None = None,
 ) -> list[RunResult]:
     """Every (vendor, policy) run, vendor by vendor, each vendor's own policy first
     (:func:`vendor_policies`). ``policies=None``: every policy; ``NATIVE``: its own.
+    ``progress`` hears of each run done; ``events``, of the events done inside the runs
+    that run in this process (``replay``'s ``progress``; not through an executor).
 
     Each vendor's scenario section is checked first, for all of them at once (one
     ``ScenarioError``), so that nothing runs on a scenario some vendor cannot read.
     """
     check_vendor_sections(scenario, vendors)
     check_source_ids(scenario, vendors)
+    check_queue_sizes(scenario, vendors)
     run_seed = scenario.seed if seed is None else seed
     pairs = [(v, p) for v in vendors for p in vendor_policies(v, policies)]
     results: list[RunResult] = []
     if executor is None:
         for vendor, policy in pairs:
-            result = _run_one(scenario, vendor, policy, run_seed)
+            result = _run_one(scenario, vendor, policy, run_seed, events)
             results.append(result)
             if progress is not None:
                 progress(result)

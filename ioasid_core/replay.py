@@ -43,7 +43,7 @@ from ioasid_core.types import INVALID_IOASID, SetType
 from ioasid_core.units import IommuUnit
 from ioasid_core.vendor_options import option_problems, option_section, options_for, unit_model
 
-__all__ = ["DriverObject", "RunResult", "replay"]
+__all__ = ["DriverObject", "RunResult", "replay", "scenario_work", "step_work"]
 
 _PERMS = {"read": Perm.READ, "write": Perm.WRITE, "exec": Perm.EXEC, "priv": Perm.PRIV}
 _GROUP_INDEX_MASK = 0x1FF  # PCIe page request group index: 9 bits
@@ -239,8 +239,11 @@ class _Run:
 
     # ------------------------------------------------------------------ steps
 
-    def run(self, steps: tuple[Step, ...]) -> Metrics:
+    def run(
+        self, steps: tuple[Step, ...], progress: Callable[[int], None] | None = None
+    ) -> Metrics:
         clock = self.clock
+        pending = 0
         for step in steps:
             # With a [latency] table, the driver's steps wait for it; a device's page
             # requests enter the ring at their own ``at`` (their service waits, see _service).
@@ -256,6 +259,13 @@ class _Run:
             if clock is not None and timed is not None:
                 clock.spend(timed, self.now, step.at)
             self._observe()
+            if progress is not None:
+                pending += step_work(step)
+                if pending >= _PROGRESS_EVERY:
+                    progress(pending)
+                    pending = 0
+        if progress is not None and pending:
+            progress(pending)
         self._finish()
         return self.metrics
 
@@ -742,6 +752,23 @@ class _StepSkipped(Exception):
     """A step that cannot run in this replay (it is counted, the replay goes on)."""
 
 
+_PROGRESS_EVERY: Final = 1 << 14
+"""Events between two progress reports of a run (a few milliseconds of replay)."""
+
+
+def step_work(step: Step) -> int:
+    """The events a step stands for: itself, and each page request it sends. A file's
+    total is bounded at load (``MAX_WORK``); progress inside a run is counted in these."""
+    if step.op == "page_requests":
+        return 1 + step.groups * step.group_size + step.stop_markers
+    return 1
+
+
+def scenario_work(scenario: Scenario) -> int:
+    """The events one run of ``scenario`` stands for (see :func:`step_work`)."""
+    return sum(step_work(step) for step in scenario.steps)
+
+
 def replay(
     scenario: Scenario,
     vendor: VendorPrq,
@@ -749,12 +776,15 @@ def replay(
     *,
     seed: int | None = None,
     hooks: Hooks | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> RunResult:
-    """Run ``scenario`` once under ``vendor`` and ``policy`` (the vendor's own by default)."""
+    """Run ``scenario`` once under ``vendor`` and ``policy`` (the vendor's own by default).
+    ``progress`` is told, every few thousand events, how many more were done (the events
+    of :func:`step_work`; they add up to :func:`scenario_work`)."""
     chosen = policy if policy is not None else vendor.default_policy
     run_seed = scenario.seed if seed is None else seed
     run = _Run(scenario, vendor, chosen, hooks, run_seed)
-    metrics = run.run(scenario.steps)
+    metrics = run.run(scenario.steps, progress)
     return RunResult(
         scenario.name,
         vendor.name,

@@ -136,7 +136,7 @@ def test_a_wide_scenario_is_split_into_tables_that_each_fit(tmp_path: Path) -> N
 def test_big_counts_are_shown_whole(tmp_path: Path) -> None:
     path = tmp_path / "big.toml"
     path.write_text(
-        'name = "big"\n[platform]\nunits = [{ name = "u", queue_entries = 65536 }]\n'
+        'name = "big"\n[platform]\nunits = [{ name = "u", queue_entries = 16384 }]\n'
         'address_spaces = [{ name = "p" }]\nsets = [{ name = "sva", sva = true }]\n'
         'domains = [{ name = "d", owner = "p", sets = ["sva"] }]\n'
         'devices = [{ name = "a", unit = "u", source_id = 1, owner = "p", domain = "d" }]\n'

@@ -585,7 +585,7 @@ RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
     (
         (("platform.units[0].queue_entries", 1),),
         "platform.units[0].queue_entries",
-        "expected an integer >= 2, got 1",
+        "expected an integer in 2..0x80000, got 1",
     ),
     (
         (("platform.domains", {"name": "x"}),),
@@ -1152,7 +1152,9 @@ def test_every_problem_is_reported_one_per_line_in_file_order() -> None:
     )
     assert error.problems == (
         ScenarioProblem("seed", "expected an integer >= 0, got a string ('x')"),
-        ScenarioProblem("platform.units[0].queue_entries", "expected an integer >= 2, got 0"),
+        ScenarioProblem(
+            "platform.units[0].queue_entries", "expected an integer in 2..0x80000, got 0"
+        ),
         ScenarioProblem("platform.devices[1].unit", "no unit named 'nope' (known: iommu0)"),
         ScenarioProblem(
             "steps[0].op",

@@ -12,9 +12,10 @@ import datetime
 import math
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Final, Literal, NamedTuple, TypeVar, get_args
+from typing import BinaryIO, Final, Literal, NamedTuple, TypeVar, get_args
 
 import attrs
 
@@ -47,7 +48,14 @@ from ioasid_core.scenario.schema import (
 from ioasid_core.types import INVALID_IOASID
 from ioasid_core.units import MAX_PASID_BITS
 
-__all__ = ["ScenarioError", "ScenarioProblem", "load_scenario", "parse_scenario"]
+__all__ = [
+    "InputTooLarge",
+    "ScenarioError",
+    "ScenarioProblem",
+    "load_scenario",
+    "parse_scenario",
+    "read_bounded",
+]
 
 MAX_CAPACITY: Final = 1 << 26
 """The largest host space a scenario may ask for (well above ``PCI_PASID_MAX``)."""
@@ -55,6 +63,17 @@ MAX_SOURCE_ID: Final = (1 << 32) - 1
 """Source IDs are at most 32 bits wide (SMMUv3 stream IDs, virtio-iommu endpoint IDs)."""
 MIN_QUEUE_ENTRIES: Final = 2
 """A ring keeps one slot empty to tell full from empty, so it needs at least two."""
+MAX_QUEUE_ENTRIES: Final = 1 << 19
+"""The deepest queue any modelled hardware has: an SMMUv3 queue of ``2^19`` entries (VT-d's
+PRQ holds at most 16384 descriptors, a split virtqueue 32768 buffers, AMD-Vi's PPR log 512
+entries by the issue's facts). Each vendor may hold a unit to less (``max_queue_entries``)."""
+MAX_SCENARIO_BYTES: Final = 32 << 20
+"""The largest scenario file read (32 MiB): a hand-written or generated file is far smaller
+(a 131k-step one is about 10 MiB); ``/dev/zero`` or a runaway generator script is not."""
+MAX_WORK: Final = 1 << 23
+"""The most events (steps plus page requests) one run of a file may ask for, generators
+expanded: about half a minute per run on a slow machine (a replay does a few hundred
+thousand a second), times vendors x policies runs. See docs/scenarios.md."""
 WIRE_PASID_LIMIT: Final = 1 << MAX_PASID_BITS
 """A page request carries at most a 20-bit PASID (the PCIe PASID prefix)."""
 
@@ -231,7 +250,9 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     source = os.fspath(path)
     try:
         with open(path, "rb") as file:
-            raw = file.read()
+            raw = read_bounded(file, MAX_SCENARIO_BYTES, "a scenario file")
+    except InputTooLarge as exc:
+        raise _fail(source, str(exc)) from None
     except FileNotFoundError:
         raise _fail(source, "no such file") from None
     except IsADirectoryError:
@@ -247,6 +268,9 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _fail(source, _toml_problem(str(exc), text)) from None
+    except RecursionError:
+        # tomllib recurses once per level of nested arrays or inline tables.
+        raise _fail(source, "invalid TOML: arrays or tables nested too deeply") from None
     return parse_scenario(data, source)
 
 
@@ -295,6 +319,57 @@ def parse_scenario(data: Mapping[str, object], source: str) -> Scenario:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+class InputTooLarge(ValueError):
+    """A file bigger than a command reads (its message says how big, or that it goes on)."""
+
+
+def read_bounded(file: BinaryIO, limit: int, what: str) -> bytes:
+    """At most ``limit`` bytes of ``file``: a regular file's size is checked before reading,
+    anything else (a device, a pipe: ``/dev/zero`` never ends) is read up to ``limit + 1``
+    bytes. ``InputTooLarge`` past the limit, saying so of ``what`` ("a scenario file")."""
+    try:
+        size = os.fstat(file.fileno()).st_size
+        regular = stat.S_ISREG(os.fstat(file.fileno()).st_mode)
+    except (OSError, ValueError):  # not a real file: read it bounded
+        size, regular = 0, False
+    if regular and size > limit:
+        raise InputTooLarge(f"{size:,} bytes, more than the {limit:,} {what} may have")
+    data = file.read(limit + 1)
+    if len(data) > limit:
+        kind = "" if regular else "not a regular file, and "
+        raise InputTooLarge(f"{kind}more than the {limit:,} bytes {what} may have")
+    return data
+
+
+def _work(table: Mapping[str, object]) -> int:
+    """The events one raw step stands for: itself, plus the page requests it sends. Values
+    not yet checked count as their defaults and a step as at most ``MAX_BURST`` requests:
+    the step checks report those, and one typo should not read as two problems."""
+    if table.get("op") != "page_requests":
+        return 1
+
+    def count(key: str, default: int) -> int:
+        value = table.get(key, default)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_BURST:
+            return value
+        return default
+
+    requests = count("groups", 1) * count("group_size", 1) + count("stop_markers", 0)
+    return 1 + min(requests, MAX_BURST)
+
+
+def _too_much(work: int) -> str:
+    return (
+        f"the file asks for {work:,} events (steps and page requests) per run by here, "
+        f"more than the {MAX_WORK:,} a run may do (see docs/scenarios.md)"
+    )
+
+
+def _step_at(table: Mapping[str, object]) -> float:
+    value = table.get("at", 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def _join(path: str, key: str) -> str:
@@ -706,7 +781,7 @@ class _Parser:
     def unit(self, path: str, table: Mapping[str, object], name: str | None) -> UnitSpec | None:
         self.unknown_keys(table, path, _UNIT_KEYS)
         bits = self.integer(table, path, "pasid_bits", 0, MAX_PASID_BITS)
-        entries = self.integer(table, path, "queue_entries", MIN_QUEUE_ENTRIES)
+        entries = self.integer(table, path, "queue_entries", MIN_QUEUE_ENTRIES, MAX_QUEUE_ENTRIES)
         if name is None:
             return None
         defaults = UnitSpec(name=name)
@@ -911,9 +986,32 @@ class _Parser:
         name that collides with a live one, or a stream that uses a name before it is
         bound, is reported at ``generators[i]/<n>``.
         """
-        generated = expand_all(generators, self.seed)
-        merged = merge_steps(self.tables(top, "", "steps"), generated)
+        explicit = self.tables(top, "", "steps")
+        generated = self.bounded_expansion(generators, sum(_work(t) for _, t in explicit))
+        merged = merge_steps(explicit, generated)
         return _StepChecker(self, {where for where, _ in generated}).run(merged)
+
+    def bounded_expansion(
+        self, generators: Sequence[tuple[str, GeneratorSpec]], work: int
+    ) -> list[tuple[str, Mapping[str, object]]]:
+        """The generators' steps (as ``expand_all`` gives them), expanded one generator at a
+        time so that a file asking for more than ``MAX_WORK`` events per run (``work``: its
+        written steps') is stopped at the generator that crosses the bound, before the rest
+        is expanded or anything runs."""
+        if work > MAX_WORK:
+            self.bad("steps", _too_much(work))
+            return []
+        generated: list[tuple[str, Mapping[str, object]]] = []
+        for path, spec in generators:
+            part = expand_all([(path, spec)], self.seed)
+            work += sum(_work(table) for _, table in part)
+            if work > MAX_WORK:
+                self.bad(path, _too_much(work))
+                return []
+            generated += part
+        # Stable: ties keep generator order, then each generator's own (as expand_all does).
+        generated.sort(key=lambda item: _step_at(item[1]))
+        return generated
 
     # ------------------------------------------------------------------ generators
 

@@ -40,6 +40,9 @@ class SmmuUnits:
         {"ssidsize", "two_level_cd", "evtq_log2size", "priq_log2size"}
     )
 
+    max_queue_entries: int = 1 << MAX_QUEUE_LOG2
+    """A queue holds at most 2^19 entries (``log2size`` <= 19)."""
+
     def __init__(self, queue: QueueKey) -> None:
         self.queue: QueueKey = queue
 

@@ -31,6 +31,8 @@ class VirtioUnits:
     """virtio-iommu's :class:`~ioasid_core.vendor_options.UnitModel`."""
 
     option_keys: frozenset[str] = frozenset({"pasid_size", "event_queue_size"})
+    max_queue_entries: int = MAX_VIRTQUEUE_SIZE + 1
+    """A split virtqueue has at most 32768 buffers (the model's ring: one more, never used)."""
 
     def option_problems(self, options: Mapping[str, object]) -> list[OptionProblem]:
         return [

@@ -61,6 +61,8 @@ class VtdUnits:
     """VT-d's :class:`~ioasid_core.vendor_options.UnitModel`."""
 
     option_keys: frozenset[str] = frozenset({"prq_order", "pss"})
+    max_queue_entries: int = prq_entries(PRQ_MAX_ORDER)
+    """A unit's PRQ holds at most 16384 descriptors (PQA order 7: 128 pages)."""
 
     def option_problems(self, options: Mapping[str, object]) -> list[OptionProblem]:
         return [
