@@ -45,6 +45,8 @@ class AmdUnits:
     """AMD-Vi's :class:`~ioasid_core.vendor_options.UnitModel`."""
 
     option_keys: frozenset[str] = frozenset({"ppr_log_entries", "pasmax"})
+    max_queue_entries: int = PPR_LOG_MAX_ENTRIES
+    """No AMD log is longer (the core refuses a deeper unit for these vendors)."""
 
     def option_problems(self, options: Mapping[str, object]) -> list[OptionProblem]:
         return [

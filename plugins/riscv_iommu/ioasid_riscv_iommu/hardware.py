@@ -59,6 +59,8 @@ class RiscvUnits:
     """The RISC-V IOMMU's :class:`~ioasid_core.vendor_options.UnitModel`."""
 
     option_keys: frozenset[str] = frozenset({"pq_log2size", "pd", "pri_disabled"})
+    max_queue_entries: int = 1 << MAX_PQ_LOG2
+    """No page-request queue is longer (the core refuses a deeper unit for these vendors)."""
 
     def option_problems(self, options: Mapping[str, object]) -> list[OptionProblem]:
         problems = int_problems(options, "pq_log2size", 1, MAX_PQ_LOG2)
