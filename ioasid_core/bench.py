@@ -43,6 +43,7 @@ __all__ = [
     "chunked_ratio",
     "run_bench",
     "run_core_bench",
+    "run_decode_bench",
     "run_prq_bench",
     "run_replay_bench",
     "run_sweep_bench",
@@ -62,6 +63,7 @@ LIMITS: Final[dict[str, float]] = {
     "prq_resolve_ratio_device": 10.0,
     "replay_events_per_s_ratio": 5.0,
     "sweep_overhead_ratio": 1.3,
+    "decode_table_vs_json_ratio": 2.0,
 }
 """The ceiling of each figure (issues "Core: the IOASID space ..." and "Core: the
 page-request pipeline ..."); ``prq_resolve_ratio`` is the worst of the four policies."""
@@ -572,6 +574,56 @@ def _store(out: Path) -> SweepStore:
     return SweepStore(out)
 
 
+def run_decode_bench(*, quick: bool = False) -> dict[str, float]:
+    """``decode_table_vs_json_ratio``: ``ioasid decode``'s table mode per entry over its JSON
+    mode per entry, on a dump of 20,000 generic entries (2,000 quick), both rendered into
+    memory. The table shows the first rows and counts the rest, so it must not cost more
+    than twice what listing every entry as JSON does (it cost 30x when it built them all)."""
+    import io
+    import json
+
+    from rich.console import Console
+
+    from ioasid_core.dump import decode_dump, dump_formats, iter_dump
+    from ioasid_core.dump_table import print_dump, summarize
+    from ioasid_core.prq.generic import GenericPrq
+
+    vendor = GenericPrq()
+    entries = 2_000 if quick else 20_000
+    rnd = random.Random(20)
+    requests = [
+        PageRequest(
+            rnd.randrange(1 << 16),
+            rnd.randrange(1, 1 << 20),
+            True,
+            g & 0x1FF,
+            True,
+            Perm.READ,
+            g * 0x1000,
+        )
+        for g in range(entries)
+    ]
+    data = b"".join(vendor.encode_request(r) for r in requests)
+    fmt = dump_formats(vendor)["queue"]
+
+    def table() -> int:
+        console = Console(width=80, file=io.StringIO())
+        print_dump(console, vendor.name, summarize(iter_dump(fmt, "generic", data, source="b")))
+        return entries
+
+    def as_json() -> int:
+        json.dumps(decode_dump(fmt, "generic", data, source="b").as_dict())
+        return entries
+
+    cpu = time.process_time_ns
+    best_table = best_json = float("inf")
+    for _ in range(2 if quick else 5):
+        gc.collect()
+        best_json = min(best_json, _best(as_json, 1, cpu))
+        best_table = min(best_table, _best(table, 1, cpu))
+    return {"decode_table_vs_json_ratio": round(best_table / best_json, 3)}
+
+
 def run_bench(
     *, quick: bool = False, extra: Sequence[BenchmarkFigure] = ()
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -581,6 +633,7 @@ def run_bench(
         **run_prq_bench(quick=quick),
         **run_replay_bench(quick=quick),
         **run_sweep_bench(quick=quick),
+        **run_decode_bench(quick=quick),
     }
     limits = dict(LIMITS)
     for figure in extra:

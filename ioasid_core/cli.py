@@ -467,7 +467,9 @@ def _check_writable(flag: str, path: Path) -> None:
 @cli.command(name="decode")
 @click.argument("vendor_name", metavar="VENDOR")
 @click.argument("dump", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON (every entry) instead of a table."
+)
 @click.option(
     "--format",
     "format_name",
@@ -482,10 +484,20 @@ def decode_command(vendor_name: str, dump: str, *, as_json: bool, format_name: s
 
     Each entry is decoded on its own: a page request, an unhandled event (well formed but
     not a request: the driver logs it and answers nothing, listed with its kind) or a
-    malformed entry (named with its offset). The exit status is 2 if any entry is malformed
-    or the format is unknown, else 0.
+    malformed entry (named with its offset). The table shows the first 200 of each kind
+    and counts them all; --json lists every one. FILE is read up to 16 MiB (the deepest
+    modelled queue). The exit status is 2 if any entry is malformed, the format is unknown
+    or FILE is too large, 1 if the vendor's decoder itself fails (a plugin bug), else 0.
     """
-    from ioasid_core.dump import decode_dump, dump_formats
+    from ioasid_core.dump import (
+        MAX_DUMP_BYTES,
+        DecoderFailure,
+        decode_dump,
+        dump_formats,
+        iter_dump,
+    )
+    from ioasid_core.dump_table import error_lines, print_dump, summarize
+    from ioasid_core.scenario.load import InputTooLarge, read_bounded
 
     _, vendors = _vendors_named([vendor_name])
     vendor = vendors[0]
@@ -494,49 +506,30 @@ def decode_command(vendor_name: str, dump: str, *, as_json: bool, format_name: s
         known = ", ".join(formats)
         message = f"{vendor.name} has no dump format {format_name!r} (known: {known})"
         raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
-    data = Path(dump).read_bytes()
-    report = decode_dump(formats[format_name], vendor.name, data, source=dump)
-    if as_json:
-        click.echo(json.dumps(report.as_dict()))
-    else:
-        _print_decoded(report.vendor, report.entries, report.unhandled)
-        for error in report.errors:
-            click.echo(f"ioasid: {error}", err=True)
-    if report.errors:
+    try:
+        with open(dump, "rb") as file:
+            data = read_bounded(file, MAX_DUMP_BYTES, "a dump")
+    except InputTooLarge as exc:
+        raise click.exceptions.Exit(_fail(f"{dump}: {exc}", EXIT_BAD_INPUT)) from exc
+    except OSError as exc:
+        message = f"{dump}: cannot read it: {exc.strerror or exc}"
+        raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT)) from exc
+    fmt = formats[format_name]
+    try:
+        if as_json:
+            report = decode_dump(fmt, vendor.name, data, source=dump)
+            click.echo(json.dumps(report.as_dict()))
+            bad = bool(report.errors)
+        else:
+            summary = summarize(iter_dump(fmt, vendor.name, data, source=dump))
+            print_dump(_console(), vendor.name, summary)
+            for line in error_lines(summary):
+                click.echo(f"ioasid: {line}", err=True)
+            bad = bool(summary.malformed)
+    except DecoderFailure as exc:
+        raise click.exceptions.Exit(_fail(str(exc), EXIT_PLUGIN_FAILURE)) from exc
+    if bad:
         raise click.exceptions.Exit(EXIT_BAD_INPUT)
-
-
-def _print_decoded(
-    vendor: str, rows: list[dict[str, object]], unhandled: list[dict[str, object]]
-) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{vendor}: {len(rows)} page request(s)")
-    for column in ("offset", "device", "pasid", "grpid", "last", "perm", "addr", "note"):
-        table.add_column(column, justify="right" if column != "perm" else "left")
-    for row in rows:
-        pasid = row["pasid"]
-        table.add_row(
-            f"{row['offset']:#x}",
-            f"{row['device']:#x}",
-            "-" if pasid is None else f"{pasid:#x}",
-            str(row["grpid"]),
-            "yes" if row["last"] else "",
-            str(row["perm"]),
-            f"{row['addr']:#x}",
-            "stop marker" if row["stop_marker"] else "",
-        )
-    console = _console()
-    if rows or not unhandled:  # a dump of events only shows no empty request table
-        console.print(table)
-    if unhandled:
-        events = Table(title=f"{vendor}: {len(unhandled)} unhandled event(s), never answered")
-        events.add_column("offset", justify="right")
-        events.add_column("kind")
-        events.add_column("description")
-        for event in unhandled:
-            events.add_row(f"{event['offset']:#x}", str(event["kind"]), str(event["description"]))
-        console.print(events)
 
 
 def _add_sweep() -> None:

@@ -7,13 +7,29 @@ Only the last makes a dump bad.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any, Literal
+
 import attrs
 
 from ioasid_core.bits import Buffer, DecodeError
 from ioasid_core.prq.unhandled import UnhandledEvent
 from ioasid_core.prq.vendor import DumpFormat, DumpFormats, VendorPrq
 
-__all__ = ["QUEUE_FORMAT", "DumpReport", "decode_dump", "dump_formats"]
+__all__ = [
+    "MAX_DUMP_BYTES",
+    "QUEUE_FORMAT",
+    "Decoded",
+    "DecoderFailure",
+    "DumpReport",
+    "decode_dump",
+    "dump_formats",
+    "iter_dump",
+]
+
+MAX_DUMP_BYTES = 16 << 20
+"""The largest dump ``ioasid decode`` reads (16 MiB): the deepest queue modelled, an SMMUv3
+event queue of 2^19 32-byte records, is 16 MiB; ``/dev/zero`` is not a dump."""
 
 QUEUE_FORMAT = "queue"
 """The name of a vendor's own queue entry format (the default)."""
@@ -46,40 +62,75 @@ def dump_formats(vendor: VendorPrq) -> dict[str, DumpFormat]:
     return formats
 
 
-def decode_dump(fmt: DumpFormat, vendor: str, data: Buffer, *, source: str) -> DumpReport:
-    """Every whole entry of ``data`` in format ``fmt``; ``source`` names the dump in errors."""
-    size = fmt.entry_size
-    entries: list[dict[str, object]] = []
-    unhandled: list[dict[str, object]] = []
-    errors: list[str] = []
-    if len(data) % size:
-        errors.append(
-            f"{source}: {len(data)} bytes is not a whole number of {size}-byte entries; "
-            f"the last {len(data) % size} bytes are ignored"
+class DecoderFailure(Exception):
+    """A vendor's decoder raised something other than a ``DecodeError``: a bug in the
+    plugin, not bad bytes. Names the vendor, the plugin's package and the entry's offset."""
+
+    def __init__(self, vendor: str, package: str, offset: int, cause: BaseException) -> None:
+        super().__init__(
+            f"the decoder of vendor {vendor!r} (plugin {package}) failed at byte {offset:#x}: "
+            f"{type(cause).__name__}: {cause}"
         )
+
+
+Decoded = tuple[Literal["request", "unhandled", "malformed"], dict[str, object] | str]
+"""One item of :func:`iter_dump`: a request or unhandled event (as in :class:`DumpReport`),
+or a malformed entry's message."""
+
+
+def iter_dump(fmt: DumpFormat, vendor: str, data: Buffer, *, source: str) -> Iterator[Decoded]:
+    """Every whole entry of ``data`` in format ``fmt``, in offset order, one at a time (a
+    table of the first few need not hold them all); ``source`` names the dump in messages.
+    Trailing bytes come first, as one ``malformed`` item. :class:`DecoderFailure` if the
+    codec raises anything but a ``DecodeError``."""
+    size = fmt.entry_size
+    if len(data) % size:
+        yield (
+            "malformed",
+            f"{source}: {len(data)} bytes is not a whole number of {size}-byte entries; "
+            f"the last {len(data) % size} bytes are ignored",
+        )
+    decode = fmt.decode_batch
     for offset in range(0, len(data) - size + 1, size):
         try:
-            decoded = fmt.decode_batch(data[offset : offset + size])
+            decoded = decode(data[offset : offset + size])
         except UnhandledEvent as event:
-            unhandled.append(
-                {"offset": offset, "kind": event.kind.value, "description": event.what}
+            yield (
+                "unhandled",
+                {"offset": offset, "kind": event.kind.value, "description": event.what},
             )
             continue
         except DecodeError as exc:
             # The error's own offset is within the one entry decoded: name the file's instead.
-            errors.append(f"{source}: {exc.layout} at byte {offset:#x}: {exc.what}")
+            yield ("malformed", f"{source}: {exc.layout} at byte {offset:#x}: {exc.what}")
             continue
-        entries += [
-            {
-                "offset": offset,
-                "device": request.device,
-                "pasid": request.pasid if request.pasid_valid else None,
-                "grpid": request.grpid,
-                "last": request.last,
-                "perm": str(request.perm.name or "NONE").lower().replace("|", ","),
-                "addr": request.addr,
-                "stop_marker": request.stop_marker,
-            }
-            for request in decoded
-        ]
+        except Exception as exc:
+            # The codec's class names its plugin (a mixin's method would name the core).
+            owner = getattr(decode, "__self__", None)
+            module = type(owner).__module__ if owner is not None else decode.__module__
+            raise DecoderFailure(vendor, module.split(".")[0], offset, exc) from exc
+        for request in decoded:
+            yield (
+                "request",
+                {
+                    "offset": offset,
+                    "device": request.device,
+                    "pasid": request.pasid if request.pasid_valid else None,
+                    "grpid": request.grpid,
+                    "last": request.last,
+                    "perm": str(request.perm.name or "NONE").lower().replace("|", ","),
+                    "addr": request.addr,
+                    "stop_marker": request.stop_marker,
+                },
+            )
+
+
+def decode_dump(fmt: DumpFormat, vendor: str, data: Buffer, *, source: str) -> DumpReport:
+    """Every whole entry of ``data`` in format ``fmt``; ``source`` names the dump in errors."""
+    entries: list[dict[str, object]] = []
+    unhandled: list[dict[str, object]] = []
+    errors: list[str] = []
+    lists: dict[str, list[Any]] = {"request": entries, "unhandled": unhandled, "malformed": errors}
+    for kind, item in iter_dump(fmt, vendor, data, source=source):
+        lists[kind].append(item)
     return DumpReport(vendor, fmt.name, entries, unhandled, errors)

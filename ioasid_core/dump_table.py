@@ -1,0 +1,125 @@
+"""``ioasid decode``'s table: the first entries of a dump and a count of all of them.
+
+A dump may hold half a million entries; a terminal table of them all takes minutes and
+gigabytes to build and nobody reads it. The entries are decoded one at a time, every one
+counted, the first ``rows`` of each kind kept for the table and the rest summed up
+(``--json`` lists them all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+import attrs
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ioasid_core.dump import Decoded
+
+__all__ = ["DUMP_ROWS", "DumpSummary", "print_dump", "summarize"]
+
+DUMP_ROWS = 200
+"""The most page requests (and unhandled events, and malformed entries) shown."""
+
+
+@attrs.define
+class DumpSummary:
+    """Counts of every entry, and the first few of each kind."""
+
+    requests: int = 0
+    unhandled: int = 0
+    malformed: int = 0
+    first_requests: list[dict[str, object]] = attrs.field(factory=list)
+    first_unhandled: list[dict[str, object]] = attrs.field(factory=list)
+    first_errors: list[str] = attrs.field(factory=list)
+
+
+def summarize(items: Iterable[Decoded], rows: int = DUMP_ROWS) -> DumpSummary:
+    """Count ``items`` (from ``iter_dump``), keeping the first ``rows`` of each kind."""
+    summary = DumpSummary()
+    for kind, item in items:
+        if kind == "request":
+            summary.requests += 1
+            if summary.requests <= rows:
+                assert isinstance(item, dict)
+                summary.first_requests.append(item)
+        elif kind == "unhandled":
+            summary.unhandled += 1
+            if summary.unhandled <= rows:
+                assert isinstance(item, dict)
+                summary.first_unhandled.append(item)
+        else:
+            summary.malformed += 1
+            if summary.malformed <= rows:
+                summary.first_errors.append(str(item))
+    return summary
+
+
+def print_dump(console: Console, vendor: str, summary: DumpSummary) -> None:
+    """The tables of :func:`summarize`'s first entries, each titled with the full count."""
+    shown = len(summary.first_requests)
+    if summary.requests or not summary.unhandled:  # a dump of events only: no empty table
+        title = f"{vendor}: {summary.requests} page request(s)"
+        if shown < summary.requests:
+            title += f", the first {shown} shown (--json lists every entry)"
+        # Narrow enough for 80 columns at the widest values (a 64-bit address, a 32-bit
+        # device): every cell whole, never cut or folded.
+        table = Table(
+            title=Text(title),
+            caption=Text(PERM_CAPTION),
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            collapse_padding=True,
+        )
+        for column in ("offset", "device", "pasid", "grpid", "last", "perm", "addr"):
+            justify: Literal["left", "right"] = "left" if column == "perm" else "right"
+            table.add_column(column, justify=justify, no_wrap=True)
+        for row in summary.first_requests:
+            pasid = row["pasid"]
+            table.add_row(
+                f"{row['offset']:#x}",
+                f"{row['device']:#x}",
+                "-" if pasid is None else f"{pasid:#x}",
+                str(row["grpid"]),
+                "yes" if row["last"] else "",
+                "stop" if row["stop_marker"] else _perm_letters(str(row["perm"])),
+                f"{row['addr']:#x}",
+            )
+        console.print(table)
+    if summary.unhandled:
+        title = f"{vendor}: {summary.unhandled} unhandled event(s), never answered"
+        if len(summary.first_unhandled) < summary.unhandled:
+            title += f", the first {len(summary.first_unhandled)} shown"
+        events = Table(title=Text(title))
+        events.add_column("offset", justify="right")
+        events.add_column("kind")
+        events.add_column("description")
+        for event in summary.first_unhandled:
+            # Text: a plugin's description is shown as written, never read as markup.
+            events.add_row(
+                f"{event['offset']:#x}", Text(str(event["kind"])), Text(str(event["description"]))
+            )
+        console.print(events)
+
+
+PERM_CAPTION = "perm: r read, w write, x exec, p privileged; stop: a stop marker"
+
+
+def _perm_letters(perm: str) -> str:
+    """``read,write`` as ``rw--``, as ``ls`` shows permissions."""
+    named = set(perm.split(","))
+    return "".join(
+        letter if name in named else "-"
+        for letter, name in (("r", "read"), ("w", "write"), ("x", "exec"), ("p", "priv"))
+    )
+
+
+def error_lines(summary: DumpSummary) -> list[str]:
+    """The malformed entries' messages (the first ``DUMP_ROWS``), then how many more."""
+    lines = list(summary.first_errors)
+    if summary.malformed > len(lines):
+        lines.append(f"... and {summary.malformed - len(lines)} more malformed entries")
+    return lines
