@@ -18,6 +18,7 @@ BASE: dict[str, Any] = {
     "seed": 5,
     "platform": {
         "units": [{"name": "u0"}, {"name": "u1"}],
+        "owners": ["drv"],
         "address_spaces": [{"name": "p"}],
         "sets": [{"name": "sva", "sva": True}],
         "domains": [{"name": "d", "owner": "p", "sets": ["sva"]}],

@@ -11,6 +11,7 @@ from ioasid_core.scenario import parse_scenario
 
 PLATFORM: dict[str, Any] = {
     "capacity": 64,
+    "owners": ["drv"],
     "units": [{"name": "iommu0"}],
     "address_spaces": [{"name": "proc-1"}, {"name": "vm-1", "kind": "vm"}],
     "sets": [{"name": "sva", "sva": True}, {"name": "vm-1", "type": "mm", "token": "vm-1"}],

@@ -23,6 +23,9 @@ BASE = tomllib.loads(
 name = "gen"
 seed = 3
 
+[platform]
+owners = ["idxd"]
+
 [[platform.units]]
 name = "iommu0"
 [[platform.units]]

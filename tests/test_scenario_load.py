@@ -46,6 +46,7 @@ page_request_service = { dist = "lognormal", median_us = 4, sigma = 0.5 }
 
 [platform]
 capacity = 0x1000
+owners = ["idxd", "idxd-a"]
 
 [[platform.units]]
 name = "iommu0"
@@ -439,8 +440,8 @@ def test_absent_keys_take_the_schema_defaults() -> None:
                 "units": [{"name": "u"}],
                 "address_spaces": [{"name": "a"}],
                 "sets": [{"name": "s"}],
-                "domains": [{"name": "d", "owner": "o"}],
-                "devices": [{"name": "x", "unit": "u", "source_id": 1, "owner": "o"}],
+                "domains": [{"name": "d", "owner": "a"}],
+                "devices": [{"name": "x", "unit": "u", "source_id": 1, "owner": "a"}],
             },
             "steps": [{"op": "page_requests", "device": "x"}],
         },
@@ -453,8 +454,8 @@ def test_absent_keys_take_the_schema_defaults() -> None:
             units=(UnitSpec(name="u"),),
             address_spaces=(AddressSpaceSpec(name="a"),),
             sets=(SetSpec(name="s"),),
-            domains=(DomainSpec(name="d", owner="o"),),
-            devices=(DeviceSpec(name="x", unit="u", source_id=1, owner="o"),),
+            domains=(DomainSpec(name="d", owner="a"),),
+            devices=(DeviceSpec(name="x", unit="u", source_id=1, owner="a"),),
         ),
         steps=(Step(op="page_requests", device="x", where="steps[0]"),),
     )
@@ -472,6 +473,7 @@ def _base() -> dict[str, Any]:
         "name": "t",
         "platform": {
             "units": [{"name": "iommu0"}],
+            "owners": ["idxd", "proc-7", "x"],
             "address_spaces": [{"name": "proc-42"}, {"name": "vm-1", "kind": "vm"}],
             "sets": [
                 {"name": "sva", "sva": True},
@@ -740,7 +742,8 @@ RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
     (
         (("platform.capacty", 1),),
         "platform.capacty",
-        "unknown key (allowed: address_spaces, capacity, devices, domains, sets, units, vms)",
+        "unknown key (allowed: address_spaces, capacity, devices, domains, owners, sets, units, "
+        "vms)",
     ),
     (
         (("platform.units[0].pasid_bit", 20),),

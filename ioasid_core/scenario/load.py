@@ -88,7 +88,7 @@ _TOP_KEYS: Final = frozenset(
     {"name", "description", "seed", "platform", "steps", "generators", "vendor", "latency"}
 )
 _PLATFORM_KEYS: Final = frozenset(
-    {"capacity", "units", "address_spaces", "sets", "domains", "devices", "vms"}
+    {"capacity", "units", "address_spaces", "sets", "domains", "devices", "vms", "owners"}
 )
 _VM_KEYS: Final = frozenset({"name", "quota", "capacity", "units"})
 _UNIT_KEYS: Final = frozenset({"name", "pasid_bits", "queue_entries"})
@@ -477,6 +477,7 @@ class _Parser:
         self.vm_units: dict[str, tuple[str, ...]] = {}  # VM -> its virtual units
         self.vm_capacity: dict[str, int] = {}
         self.processes: dict[str, str] = {}  # a generated process -> its generator's key path
+        self.owners: set[str] = set()  # platform.owners: drivers and other non-mm owners
 
     def bad(self, path: str, text: str) -> None:
         self.problems.append(ScenarioProblem(path, text))
@@ -647,6 +648,7 @@ class _Parser:
         if self.processes:
             spawned = tuple(AddressSpaceSpec(name=n, kind="process") for n in self.processes)
             platform = attrs.evolve(platform, address_spaces=platform.address_spaces + spawned)
+        self.check_owners(platform, steps)
         defaults = Scenario(name=name)
         return Scenario(
             name=name,
@@ -658,6 +660,30 @@ class _Parser:
             latency=latency,
             source=source,
         )
+
+    def check_owners(self, platform: PlatformSpec, steps: Sequence[Step]) -> None:
+        """Every owner named (a device's, a domain's, a driver object's) is declared: an
+        address space or a VM (each its own owner), or one of ``platform.owners`` (drivers
+        and other owners that are not address spaces). A typo in an owner would otherwise
+        change the cross-owner counts in silence."""
+        declared = {a.name for a in platform.address_spaces} | set(self.vms) | self.owners
+        named = [(f"platform.devices[{i}].owner", d.owner) for i, d in enumerate(platform.devices)]
+        named += [(f"platform.domains[{i}].owner", d.owner) for i, d in enumerate(platform.domains)]
+        reported: set[tuple[str, str]] = set()
+        for step in steps:
+            if step.owner is not None:
+                # A generated step is reported at its generator (generators[i]/n -> [i]).
+                where = step.where.split("/", 1)[0]
+                named.append((_join(where, "owner"), step.owner))
+        for where, owner in named:
+            if owner in declared or (where, owner) in reported:
+                continue
+            reported.add((where, owner))
+            self.bad(
+                where,
+                f"no owner named {owner!r}: an owner is an address space, a VM or one of "
+                f"platform.owners (declared: {_known(declared)})",
+            )
 
     # ------------------------------------------------------------------ latency
 
@@ -744,6 +770,12 @@ class _Parser:
         domains = tuple(d for d in (self.domain(*e) for e in domain_entries) if d is not None)
         devices = self.device_specs(self.declared(table, "devices", self.device_paths, "device"))
         vms = self.entries(table, "vms", self.vms, "VM", self.vm)
+        for index, item in enumerate(self.array(table, path, "owners")):
+            if isinstance(item, str) and item:
+                self.owners.add(item)
+            else:
+                where = f"platform.owners[{index}]"
+                self.bad(where, f"expected a non-empty string, got {_describe(item)}")
         return PlatformSpec(
             capacity=self.capacity,
             units=units,
