@@ -287,6 +287,7 @@ def _compare(
 ) -> list[RunResult]:
     from concurrent.futures import Executor
 
+    from rich.markup import escape
     from rich.progress import Progress
 
     from ioasid_core.compare import VendorFailure, compare, scenario_pool, vendor_policies
@@ -306,7 +307,8 @@ def _compare(
         # in worker processes move it as each one ends.
         work = scenario_work(scenario) or 1
         with Progress(transient=True, console=console, disable=not console.is_terminal) as bar:
-            task = bar.add_task(f"replaying {scenario.name}", total=total * work)
+            # The description is rich markup: the scenario's name is escaped ("base[/]").
+            task = bar.add_task(f"replaying {escape(scenario.name)}", total=total * work)
             ended = 0
 
             def run_ended(_: RunResult) -> None:

@@ -121,3 +121,24 @@ def test_a_plot_name_without_a_known_format_is_refused_before_any_run(
     monkeypatch.undo()
     code, _, _ = invoke("compare", EXAMPLE, "--vendors", "generic", "--plot", f"{path}.svg")
     assert code == 0 and Path(f"{path}.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_the_progress_bar_shows_a_scenario_name_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    import ioasid_core.cli as cli_module
+
+    shown = io.StringIO()
+
+    class Terminal(cli_module._PipeConsole):
+        def __init__(self, **kwargs: object) -> None:
+            super().__init__(file=shown, force_terminal=True, width=80)
+
+    monkeypatch.setattr(cli_module, "_PipeConsole", Terminal)
+    path = tmp_path / "s.toml"
+    path.write_text('name = "base[/] [bold]x"\n[platform]\nunits = [{ name = "u" }]\n')
+    code, _, stderr = invoke("compare", str(path), "--vendors", "generic")
+    assert code == 0, stderr
+    assert "replaying base[/] [bold]x" in shown.getvalue()
