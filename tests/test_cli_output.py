@@ -145,7 +145,17 @@ def test_big_counts_are_shown_whole(tmp_path: Path) -> None:
         * 2
     )
     out = tmp_path / "r.json"
-    code, stdout, _ = invoke("compare", str(path), "--json", str(out), columns=80)
+    code, stdout, _ = invoke(
+        "compare",
+        str(path),
+        "--json",
+        str(out),
+        "--vendors",
+        "generic,smmuv3-pri-iopf",
+        "--policies",
+        "global,device",
+        columns=80,
+    )
     assert code == 0
     check_every_cell(stdout, json.loads(out.read_text()), 80)
     assert " 131070 " in stdout
