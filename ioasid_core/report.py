@@ -69,8 +69,22 @@ TABLE_COLUMNS: tuple[Column, ...] = (
     Column(
         "auto",
         "auto_responses",
-        "answered by the hardware itself when its queue was full (the device sees a failure)",
+        "answered by the hardware itself (its queue full, or its own checks)",
         always=False,
+    ),
+    Column(
+        "unans",
+        "unanswered_groups",
+        "groups the driver read and never answered (the device waits)",
+        always=False,
+        risky=True,
+    ),
+    Column(
+        "early",
+        "premature_responses",
+        "answers sent before their group's last request",
+        always=False,
+        risky=True,
     ),
     Column("cross", "cross_owner_hits", "resolved to another owner's data", risky=True),
     Column("type", "type_confusions", "to the wrong type of object", risky=True),
@@ -513,9 +527,12 @@ def _plot_requests(left: Axes, right: Axes, results: Sequence[RunResult], rows: 
             ("failure", "#b03030"),
         )
     ]
-    auto = ("by the hardware (queue full)", "#808080", [m.auto_responses for m in metrics])
-    _stacked(left, rows, _story(always, [auto]))
-    left.set_xlabel("page request groups answered")
+    optional = [
+        ("by the hardware", "#808080", [m.auto_responses for m in metrics]),
+        ("never answered", "#d0d0d0", [m.unanswered_groups for m in metrics]),
+    ]
+    _stacked(left, rows, _story(always, optional))
+    left.set_xlabel("page request groups answered (or not)")
     _paired(
         right,
         rows,
@@ -526,6 +543,7 @@ def _plot_requests(left: Axes, right: Axes, results: Sequence[RunResult], rows: 
             ],
             [
                 ("stale PASID (groups)", "#e05050", [m.stale_pasid_hits for m in metrics]),
+                ("answered early", "#e0a030", [m.premature_responses for m in metrics]),
                 ("dropped", "#808080", [sum(m.dropped.values()) for m in metrics]),
                 ("by SPID", "#3070b0", [m.spid_requests for m in metrics]),
             ],

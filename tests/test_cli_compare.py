@@ -235,7 +235,7 @@ def test_the_plot_has_a_row_of_panels_per_view() -> None:
     examples = Path(EXAMPLE).parent
     for name, expected in (
         ("guest-vcmd.toml", ["PASID allocations (and failures)", "what they cost or left behind"]),
-        ("null-set-search.toml", ["page request groups answered", _REQUESTS_AXIS]),
+        ("null-set-search.toml", ["page request groups answered (or not)", _REQUESTS_AXIS]),
     ):
         results = compare(load_scenario(examples / name), [vendors["vtd"]])
         figure = plot_figure(name, results)

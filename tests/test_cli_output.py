@@ -24,7 +24,7 @@ from ioasid_core.scenario import load_scenario, parse_scenario
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 LABELS = {c.label: c.key for c in (*TABLE_COLUMNS, *ALLOCATION_COLUMNS)}
-"""Header -> metric (``fail`` is the allocation view's only when it follows ``alloc``)."""
+"""Header -> metric (``fail`` is in both views: see ``check_every_cell``)."""
 TOTALS = {
     "dropped_total": "dropped",
     "allocation_failures_total": "allocation_failures",
@@ -96,8 +96,9 @@ def check_every_cell(stdout: str, report: dict[str, Any], width: int) -> set[str
             for header, cell in zip(headers[2:], cells[2:], strict=True):
                 seen.add(header)
                 key = LABELS[header]
-                if header == "fail" and "alloc" in headers:
-                    key = "allocation_failures_total"
+                if header == "fail":  # both views have one: the allocation view's follows alloc
+                    alloc = "alloc" in headers
+                    key = "allocation_failures_total" if alloc else "responses.failure"
                 expected = metric(metrics, key)
                 if key.startswith("request_latency_us"):
                     value = shown_value(cell)
@@ -257,7 +258,7 @@ def test_queue_depths_devices_see_the_dropped_requests_fail_in_table_and_plot() 
     for vendor, answered in kept.items():
         assert _row(stdout, vendor, "auto") == str(160 - answered), vendor
     results = _run("queue-depths.toml")
-    auto = _bars(plot_figure("q", results), "by the hardware (queue full)")
+    auto = _bars(plot_figure("q", results), "by the hardware")
     by_vendor = {r.vendor: a for r, a in zip(results, auto, strict=True)}
     assert by_vendor["vtd"] == 33 and by_vendor["virtio-iommu"] == 96
     assert by_vendor["generic"] == 0
@@ -335,3 +336,28 @@ def test_csv_columns_do_not_depend_on_the_scenario() -> None:
         results = compare(load_scenario(example), [_vendors()["generic"]])
         headers.add(next(csv.reader(io.StringIO(to_csv(results)))).__str__())
     assert len(headers) == 1  # allocator-swap has a [latency] table, the others not
+
+
+def test_amd_riscv_unanswered_and_hardware_answered_groups_are_in_table_and_plot() -> None:
+    """The header: AMD answers nothing for an unknown requester (2 groups) and has no
+    auto-response for the 9 it drops; the RISC-V IOMMU answers all 11 itself."""
+    code, stdout, _ = invoke("compare", str(EXAMPLES / "amd-riscv.toml"), columns=80)
+    assert code == 0
+    assert (_row(stdout, "amd-vi", "unans"), _row(stdout, "amd-vi", "auto")) == ("2", "0")
+    assert _row(stdout, "amd-vi", "drop") == "9"
+    assert (_row(stdout, "riscv-iommu", "auto"), _row(stdout, "riscv-iommu", "unans")) == (
+        "11",
+        "0",
+    )
+    results = _run("amd-riscv.toml")
+    figure = plot_figure("a", results)
+    by_vendor = {
+        r.vendor: (never, auto)
+        for r, never, auto in zip(
+            results,
+            _bars(figure, "never answered"),
+            _bars(figure, "by the hardware"),
+            strict=True,
+        )
+    }
+    assert by_vendor["amd-vi"] == (2, 0) and by_vendor["riscv-iommu"] == (0, 11)
