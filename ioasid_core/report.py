@@ -543,13 +543,13 @@ def _plot_requests(left: Axes, right: Axes, results: Sequence[RunResult], rows: 
             ],
             [
                 ("stale PASID (groups)", "#e05050", [m.stale_pasid_hits for m in metrics]),
-                ("answered early", "#e0a030", [m.premature_responses for m in metrics]),
+                ("answered early", "#c07000", [m.premature_responses for m in metrics]),
                 ("dropped", "#808080", [sum(m.dropped.values()) for m in metrics]),
                 ("by SPID", "#3070b0", [m.spid_requests for m in metrics]),
             ],
         ),
     )
-    right.set_xlabel("requests resolved wrongly, dropped or by SPID")
+    right.set_xlabel("requests resolved wrongly, answered early, dropped or by SPID")
 
 
 def _plot_allocations(

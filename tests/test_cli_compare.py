@@ -19,7 +19,7 @@ from ioasid_core.plugins import PluginHost, new_plugin_manager
 from ioasid_core.prq import GenericPrq, PageRequest
 from ioasid_core.prq.vendor import VendorPrq
 
-_REQUESTS_AXIS = "requests resolved wrongly, dropped or by SPID"
+_REQUESTS_AXIS = "requests resolved wrongly, answered early, dropped or by SPID"
 EXAMPLE = str(Path(__file__).parent.parent / "examples" / "null-set-search.toml")
 
 
