@@ -383,11 +383,11 @@ def test_the_other_examples_stories_are_in_table_and_plot(
         assert _row(stdout, vendor, header) == value, header
     results = _run(example)
     figure = plot_figure("x", results)
-    for label, value in plot.items():
+    for label, bar in plot.items():
         shown = dict(
             zip([(r.vendor, r.policy) for r in results], _bars(figure, label), strict=True)
         )
-        assert shown[(vendor, LookupPolicy.GLOBAL)] == value, label
+        assert shown[(vendor, LookupPolicy.GLOBAL)] == bar, label
 
 
 def test_run_prints_the_same_fitted_tables(tmp_path: Path) -> None:
