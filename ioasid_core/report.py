@@ -388,7 +388,9 @@ def render_table(scenario: str, results: Sequence[RunResult], *, width: int | No
 def print_report(console: Console, scenario: str, results: Sequence[RunResult]) -> None:
     """What ``compare`` and ``run`` print: the tables at the console's width, then the
     step errors if any run had some."""
-    for table in to_tables(scenario, results, width=console.width):
+    for index, table in enumerate(to_tables(scenario, results, width=console.width)):
+        if index:
+            console.print()  # a caption, then the next table's title: keep them apart
         console.print(table)
     errors = step_errors_text(results)
     if errors:
