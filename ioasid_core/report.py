@@ -33,6 +33,8 @@ __all__ = [
     "TABLE_COLUMNS",
     "Column",
     "flatten",
+    "natural_width",
+    "own_rule_note",
     "plot_figure",
     "print_report",
     "step_errors_text",
@@ -72,20 +74,6 @@ TABLE_COLUMNS: tuple[Column, ...] = (
         "answered by the hardware itself (its queue full, or its own checks)",
         always=False,
     ),
-    Column(
-        "unans",
-        "unanswered_groups",
-        "groups the driver read and never answered (the device waits)",
-        always=False,
-        risky=True,
-    ),
-    Column(
-        "early",
-        "premature_responses",
-        "answers sent before their group's last request",
-        always=False,
-        risky=True,
-    ),
     Column("cross", "cross_owner_hits", "resolved to another owner's data", risky=True),
     Column("type", "type_confusions", "to the wrong type of object", risky=True),
     Column(
@@ -95,14 +83,28 @@ TABLE_COLUMNS: tuple[Column, ...] = (
         always=False,
         risky=True,
     ),
-    Column("reject", "vendor_rejects", "answered by the vendor's own checks"),
+    Column("rej", "vendor_rejects", "answered by the vendor's own checks"),
+    Column("spid", "spid_requests", "requests naming a guest PASID (found by SPID)", always=False),
+    Column(
+        "unans",
+        "unanswered_groups",
+        "groups never answered (the device times out)",
+        always=False,
+        risky=True,
+    ),
+    Column(
+        "early",
+        "premature_responses",
+        "responses before the group's last request",
+        always=False,
+        risky=True,
+    ),
     Column(
         "drop",
         "dropped_total",
         "stop markers, overflow, unmatched, partial, malformed, kept by the hardware and lost "
         "with an unplugged unit",
     ),
-    Column("spid", "spid_requests", "requests naming a guest PASID (found by SPID)", always=False),
     Column("p99", "request_latency_us.p99", "response latency in modelled µs (-: none answered)"),
 )
 """The page-request view, in order (JSON and CSV carry every metric)."""
@@ -130,6 +132,8 @@ ALLOCATION_COLUMNS: tuple[Column, ...] = (
     Column("exits", "vm_exits", "VM exits for guest PASID commands", always=False),
 )
 """The second view, for scenarios about allocation (guests, swaps, churn)."""
+
+_OWN = " (own)"
 
 STEP_ERRORS_SHOWN = 3
 """How many step errors of each run the terminal shows (JSON and CSV carry all)."""
@@ -159,19 +163,22 @@ def to_json(scenario: str, results: Sequence[RunResult]) -> str:
 
 
 def to_csv(results: Sequence[RunResult]) -> str:
-    """One row per run. The columns are fixed: ``vendor``, ``policy``, ``seed``, then every
-    metric in :meth:`Metrics.as_dict` order, whatever the scenario; only a reason a plugin
-    reports beyond the known ones (``allocation_failures.<other>``) adds a column, last."""
+    """One row per run. The columns are fixed: ``vendor``, ``policy``, ``native``,
+    ``discipline``, ``seed``, then every metric in :meth:`Metrics.as_dict` order, whatever
+    the scenario; only a reason a plugin reports beyond the known ones
+    (``allocation_failures.<other>``) adds a column, last."""
     rows = []
     for result in results:
         row: dict[str, object] = {
             "vendor": result.vendor,
             "policy": result.policy.value,
+            "native": result.native,
+            "discipline": result.discipline.value,
             "seed": result.seed,
         }
         row.update(flatten(result.metrics.as_dict()))
         rows.append(row)
-    columns = ["vendor", "policy", "seed", *flatten(Metrics().as_dict())]
+    columns = ["vendor", "policy", "native", "discipline", "seed", *flatten(Metrics().as_dict())]
     known = set(columns)
     columns += sorted({c for row in rows for c in row if c not in known})
     out = io.StringIO()
@@ -205,6 +212,7 @@ def _table(
     caption = "; ".join(f"{c.label}: {c.what}" for c in columns)
     if risky:
         caption += " (red: the handler was handed what it must not touch)"
+    caption += f"\n{own_rule_note(results)}"
     # Text, not markup: a scenario or vendor name is shown as written ("[v5.5]", "[/]").
     table = Table(
         title=Text(f"scenario: {scenario}" + (f" ({view})" if view else "")),
@@ -226,8 +234,41 @@ def _table(
         ]
         vendor = result.vendor if result.vendor != previous else ""
         previous = result.vendor
-        table.add_row(Text(vendor), Text(result.policy.value), *shown)
+        policy = (
+            Text(f"{result.policy.value}*", style="bold")
+            if result.native
+            else Text(result.policy.value)
+        )
+        table.add_row(Text(vendor), policy, *shown)
     return table
+
+
+DISCIPLINE_NAMES = {
+    "iopf": "IOPF groups, first failure sticky",
+    "per-request": "each request on its own, VT-d 2019",
+    "device-tables": "per-device tables, AMD v2",
+}
+"""How the table's caption names each answer discipline."""
+
+
+def own_rule_note(results: Sequence[RunResult]) -> str:
+    """The caption's line on the vendors' own rules: what ``*`` marks, and which answer
+    discipline each vendor follows (the same under every policy)."""
+    by_discipline: dict[str, list[str]] = {}
+    for result in results:
+        names = by_discipline.setdefault(result.discipline.value, [])
+        if result.vendor not in names:
+            names.append(result.vendor)
+    answered = "; ".join(
+        f"{DISCIPLINE_NAMES.get(d, d)}: {', '.join(names)}" for d, names in by_discipline.items()
+    )
+    return f"*: the vendor's own rule (its driver's lookup policy). Answered as: {answered}"
+
+
+def natural_width(table: Table) -> int:
+    """The columns ``table`` needs to show every cell whole on one line."""
+    console = Console(width=1 << 16, file=io.StringIO())
+    return Measurement.get(console, console.options, table).maximum
 
 
 def to_tables(scenario: str, results: Sequence[RunResult], *, width: int = 80) -> list[Table]:
@@ -452,7 +493,10 @@ def plot_figure(scenario: str, results: Sequence[RunResult]) -> Figure:
     from matplotlib.ticker import MaxNLocator
 
     views = _views(results)
-    labels = [mathtext_escaped(f"{r.vendor} / {r.policy.value}") for r in results]
+    labels = [
+        mathtext_escaped(f"{r.vendor} / {r.policy.value}" + (_OWN if r.native else ""))
+        for r in results
+    ]
     rows = list(range(len(results)))[::-1]  # the first run on top
     height = 1.9 + 0.32 * len(results)
     # Constrained layout makes room for the legends above the panels and the title above
@@ -488,7 +532,14 @@ def plot_figure(scenario: str, results: Sequence[RunResult]) -> Figure:
             for row, (above, below) in zip(rows[1:], pairwise(results), strict=True):
                 if above.vendor != below.vendor:
                     axes.axhline(row + 0.5, color="#999999", linewidth=0.6)
-    fig.suptitle(mathtext_escaped(f"{scenario}: each (vendor, lookup policy)"))
+    for axes in grid[:, 0]:
+        for label in axes.get_yticklabels():
+            if label.get_text().endswith(_OWN):
+                label.set_fontweight("bold")
+    fig.suptitle(
+        mathtext_escaped(f"{scenario}: each (vendor, lookup policy)")
+        + "; (own): the vendor's own rule"
+    )
     return fig
 
 
@@ -531,7 +582,7 @@ def _plot_requests(left: Axes, right: Axes, results: Sequence[RunResult], rows: 
     ]
     optional = [
         ("by the hardware", "#808080", [m.auto_responses for m in metrics]),
-        ("never answered", "#d0d0d0", [m.unanswered_groups for m in metrics]),
+        ("never answered", "#999999", [m.unanswered_groups for m in metrics]),
     ]
     _stacked(left, rows, _story(always, optional))
     left.set_xlabel("page request groups answered (or not)")
