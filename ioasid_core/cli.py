@@ -205,8 +205,8 @@ def _scenario_and_vendors(
 ) -> tuple[Scenario, list[VendorPrq]]:
     """Load the scenario and pick the vendors; bad input (the file, a vendor section no
     installed vendor reads or the chosen ones cannot) exits with status 2."""
-    from ioasid_core.compare import check_queue_sizes, check_source_ids, check_vendor_sections
     from ioasid_core.scenario import ScenarioError, load_scenario
+    from ioasid_core.scenario.vendors import check_vendors
 
     try:
         scenario = load_scenario(path)
@@ -215,9 +215,9 @@ def _scenario_and_vendors(
     installed, chosen = _vendors_named(vendor_names)
     try:
         # Every installed vendor's section, chosen or not: a slip in one is still a slip.
-        check_vendor_sections(scenario, list(installed.values()), list(installed.values()))
-        check_source_ids(scenario, chosen)
-        check_queue_sizes(scenario, chosen)
+        # Marked checked for the chosen ones: compare() and the runs do not check again.
+        every = list(installed.values())
+        scenario = check_vendors(scenario, chosen, sections_of=every, installed=every)
     except ScenarioError as exc:
         raise click.exceptions.Exit(_fail(str(exc), EXIT_BAD_INPUT)) from exc
     except Exception as exc:  # a plugin's option check raised

@@ -17,16 +17,14 @@ from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.replay import RunResult, replay
-from ioasid_core.scenario.load import ScenarioError, ScenarioProblem
 from ioasid_core.scenario.schema import Scenario
-from ioasid_core.shipping import CargoPool, held
-from ioasid_core.vendor_options import (
-    option_problems,
-    option_section,
-    options_for,
-    unit_model,
-    unread_sections,
+from ioasid_core.scenario.vendors import (
+    check_queue_sizes,
+    check_source_ids,
+    check_vendor_sections,
+    check_vendors,
 )
+from ioasid_core.shipping import CargoPool, held
 
 __all__ = [
     "NATIVE",
@@ -105,84 +103,6 @@ def vendor_policies(
     return first + [p for p in dict.fromkeys(chosen) if p is not own]
 
 
-def check_vendor_sections(
-    scenario: Scenario, vendors: Sequence[VendorPrq], installed: Sequence[VendorPrq] = ()
-) -> None:
-    """``ScenarioError`` listing every problem of the ``vendors``' sections, and (given the
-    ``installed`` vendors) every section none of them reads."""
-    problems: list[ScenarioProblem] = []
-    seen: set[str] = set()
-    for vendor in vendors:
-        section = option_section(vendor)
-        options = options_for(scenario.vendor_options, vendor)
-        for key, what in option_problems(vendor, options):
-            where = f"vendor.{section}.{key}"
-            if where not in seen:  # vendors sharing a section share its problems
-                seen.add(where)
-                problems.append(ScenarioProblem(where, what))
-    if installed:
-        names = [name for name, _ in scenario.vendor_options]
-        for name, what in unread_sections(names, installed):
-            problems.append(ScenarioProblem(f"vendor.{name}", what))
-    if problems:
-        raise ScenarioError(scenario.source, problems)
-
-
-def check_source_ids(scenario: Scenario, vendors: Sequence[VendorPrq]) -> None:
-    """``ScenarioError`` naming each device whose source ID a chosen vendor's queue format
-    cannot carry (a vendor's ``source_id_bits``: VT-d requester IDs are 16 bits; 32 if it
-    does not say), before anything runs."""
-    problems: list[ScenarioProblem] = []
-    given = [
-        (f"platform.devices[{index}].source_id", device.source_id)
-        for index, device in enumerate(scenario.platform.devices)
-    ]
-    given += [
-        (f"{step.where}.source_id", step.source_id)
-        for step in scenario.steps
-        if step.source_id is not None
-    ]
-    for where, source_id in given:
-        for vendor in vendors:
-            bits = getattr(vendor, "source_id_bits", 32)
-            if source_id >> bits:
-                problems.append(
-                    ScenarioProblem(
-                        where,
-                        f"vendor {vendor.name!r} carries {bits}-bit source IDs "
-                        f"(at most {(1 << bits) - 1:#x}), got {source_id:#x}",
-                    )
-                )
-    if problems:
-        raise ScenarioError(scenario.source, problems)
-
-
-def check_queue_sizes(scenario: Scenario, vendors: Sequence[VendorPrq]) -> None:
-    """``ScenarioError`` naming each unit whose queue, as a chosen vendor shapes it, is
-    deeper than that vendor's hardware can have (its unit model's ``max_queue_entries``:
-    VT-d 16384, SMMUv3 2^19, virtio-iommu 32768 buffers), before anything runs."""
-    problems: list[ScenarioProblem] = []
-    for vendor in vendors:
-        model = unit_model(vendor)
-        most = getattr(model, "max_queue_entries", None)
-        if not isinstance(most, int):
-            continue
-        options = options_for(scenario.vendor_options, vendor)
-        for index, unit in enumerate(scenario.platform.units):
-            entries = model.shape(unit.pasid_bits, unit.queue_entries, options).queue_entries
-            if entries > most:
-                problems.append(
-                    ScenarioProblem(
-                        f"platform.units[{index}].queue_entries",
-                        f"vendor {vendor.name!r} hardware queues hold at most {most} entries, "
-                        f"got {entries} (a [vendor.{option_section(vendor)}] section can "
-                        "size its queue)",
-                    )
-                )
-    if problems:
-        raise ScenarioError(scenario.source, problems)
-
-
 def _run_one(
     scenario: Scenario,
     vendor: VendorPrq,
@@ -226,11 +146,12 @@ def compare(
     that run in this process (``replay``'s ``progress``; not through an executor).
 
     Each vendor's scenario section is checked first, for all of them at once (one
-    ``ScenarioError``), so that nothing runs on a scenario some vendor cannot read.
+    ``ScenarioError``), so that nothing runs on a scenario some vendor cannot read; a
+    scenario the command checked already (``check_vendors``) is not checked again, and the
+    runs get it marked, so that they do not check it either.
     """
-    check_vendor_sections(scenario, vendors)
-    check_source_ids(scenario, vendors)
-    check_queue_sizes(scenario, vendors)
+    cargo = scenario
+    scenario = check_vendors(scenario, vendors)
     run_seed = scenario.seed if seed is None else seed
     pairs = [(v, p) for v in vendors for p in vendor_policies(v, policies)]
     results: list[RunResult] = []
@@ -241,7 +162,8 @@ def compare(
             if progress is not None:
                 progress(result)
         return results
-    if isinstance(executor, CargoPool) and executor.cargo is scenario:
+    if isinstance(executor, CargoPool) and (executor.cargo is scenario or executor.cargo is cargo):
+        # A pool made for the scenario before it was marked: its runs check their own section.
         futures = [executor.submit(_run_held, executor.key, v, p, run_seed) for v, p in pairs]
     else:  # any other executor gets the scenario with each run
         futures = [executor.submit(_run_one, scenario, v, p, run_seed) for v, p in pairs]

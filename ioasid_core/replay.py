@@ -35,13 +35,13 @@ from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import Perm, RequestRow, ResponseCode, ResponseRow, response_row
 from ioasid_core.prq.vendor import VendorPrq
-from ioasid_core.scenario.load import ScenarioError, ScenarioProblem
 from ioasid_core.scenario.schema import Scenario, Step, VmSpec
+from ioasid_core.scenario.vendors import checked_options
 from ioasid_core.sets import IoasidSet
 from ioasid_core.space import IoasidSpace
 from ioasid_core.types import INVALID_IOASID, SetType
 from ioasid_core.units import IommuUnit
-from ioasid_core.vendor_options import option_problems, option_section, options_for, unit_model
+from ioasid_core.vendor_options import unit_model
 
 __all__ = ["DriverObject", "RunResult", "replay", "scenario_work", "step_work"]
 
@@ -125,7 +125,7 @@ class _Run:
         seed: int,
     ) -> None:
         spec = scenario.platform
-        options = self._options(scenario, vendor)
+        options = checked_options(scenario, vendor)
         model = unit_model(vendor)
         shapes = {u.name: model.shape(u.pasid_bits, u.queue_entries, options) for u in spec.units}
         self.metrics = Metrics()
@@ -198,19 +198,6 @@ class _Run:
             ring_entries=shape.queue_entries,
             hardware=hardware_rules(self.vendor, self.platform, name, self.options),
         )
-
-    @staticmethod
-    def _options(scenario: Scenario, vendor: VendorPrq) -> dict[str, object]:
-        """The vendor's section of the scenario, checked before anything is built."""
-        options = options_for(scenario.vendor_options, vendor)
-        problems = option_problems(vendor, options)
-        if problems:
-            section = option_section(vendor)
-            raise ScenarioError(
-                scenario.source,
-                [ScenarioProblem(f"vendor.{section}.{key}", what) for key, what in problems],
-            )
-        return options
 
     def _start_vms(
         self, scenario: Scenario, vendor: VendorPrq, options: Mapping[str, object]

@@ -3,7 +3,7 @@
 A scenario names no vendor: the same ``Scenario`` is replayed once per (vendor, policy).
 Every name a step uses (unit, device, set, address space, PASID name) refers to something
 declared earlier in the file; the loader checks that, so the replay never meets a dangling
-name.
+name. Each generator kind's spec lives with its kind, in :mod:`ioasid_core.scenario.generators`.
 """
 
 from __future__ import annotations
@@ -17,21 +17,13 @@ from ioasid_core.latency import Distribution, LatencyOp
 
 __all__ = [
     "AddressSpaceSpec",
-    "AllocatorSwapsSpec",
-    "ChurnSpec",
     "DeviceSpec",
     "DomainSpec",
-    "DriverPasidsSpec",
-    "GeneratorSpec",
-    "GuestAllocationsSpec",
-    "HotplugSpec",
     "OptionValue",
-    "PageRequestStreamSpec",
     "PlatformSpec",
     "Scenario",
     "SetSpec",
     "Step",
-    "StormSpec",
     "UnitSpec",
     "VmSpec",
 ]
@@ -183,170 +175,6 @@ class Step:
     """``page_requests`` only: the source ID the requests carry, instead of the device's."""
     where: str = ""
     """The key path of this step in its file (``steps[3]``), for messages at replay time."""
-
-
-@attrs.frozen(kw_only=True)
-class ChurnSpec:
-    """``kind = "churn"``: ``count`` SVA binds of ``device`` in ``set``, each by the next
-    address space of ``address_spaces`` (cycled) or, with ``processes``, by a fresh process
-    ``<prefix>proc<n>`` that exits after its unbind (a PASID allocated per bind).
-
-    At most ``live`` are bound at once: the oldest is unbound to make room, the rest are
-    unbound at the end. Names are ``<prefix><n>``.
-    """
-
-    at: float
-    device: str
-    set: str
-    count: int
-    live: int
-    interval: float
-    address_spaces: tuple[str, ...] = ()
-    """The pool the binds cycle through; a bind of one still bound shares its PASID."""
-    processes: bool = False
-    jitter: int = 0
-    """Each gap is ``interval`` plus a seeded 0..jitter µs: the seed's only effect here."""
-    prefix: str = ""
-    seed: int | None = None
-    where: str = ""
-
-    def address_space(self, n: int) -> str:
-        """Who makes bind ``n``."""
-        if self.processes:
-            return f"{self.prefix}proc{n}"
-        return self.address_spaces[n % len(self.address_spaces)]
-
-
-@attrs.frozen(kw_only=True)
-class PageRequestStreamSpec:
-    """``kind = "page_request_stream"``: ``count`` single-group ``page_requests`` steps.
-
-    Each picks a device, a kind by the ``mix`` weights and a group size, from the seed.
-    """
-
-    at: float
-    devices: tuple[str, ...]
-    count: int
-    group_size: tuple[int, int]
-    """(min, max), inclusive; an int in the file is (n, n)."""
-    interval: float
-    mix: tuple[tuple[Literal["valid", "unknown", "foreign", "stop"], float], ...]
-    pasids: tuple[tuple[str, tuple[str | int, ...]], ...] = ()
-    """Per device, the PASIDs a ``valid`` request may carry."""
-    foreign_pasids: tuple[str | int, ...] = ()
-    perm: tuple[PermName, ...] = ("read",)
-    service: bool = True
-    seed: int | None = None
-    where: str = ""
-
-
-@attrs.frozen(kw_only=True)
-class StormSpec:
-    """``kind = "storm"``: every device fires ``groups`` groups at ``at`` with service off,
-    then one ``service`` of ``unit`` after ``delay`` µs."""
-
-    at: float
-    devices: tuple[str, ...]
-    pasids: tuple[str | int, ...]
-    groups: int
-    group_size: tuple[int, int]
-    unit: str
-    delay: float
-    perm: tuple[PermName, ...] = ("read",)
-    seed: int | None = None
-    where: str = ""
-
-
-@attrs.frozen(kw_only=True)
-class GuestAllocationsSpec:
-    """``kind = "guest_allocations"``: ``count`` ``guest_alloc`` steps of ``vm``.
-
-    After each, with probability ``free``, a seeded pick among the live ones is freed
-    ``interval / 2`` µs later; with ``drain``, the rest are freed at the end, oldest first.
-    Names are ``<prefix><n>``.
-    """
-
-    at: float
-    vm: str
-    count: int
-    interval: float
-    free: float = 0.5
-    drain: bool = False
-    owner: str | None = None
-    prefix: str = ""
-    seed: int | None = None
-    where: str = ""
-
-
-@attrs.frozen(kw_only=True)
-class DriverPasidsSpec:
-    """``kind = "driver_pasids"``: a device driver's own PASIDs, ``count`` ``alloc`` steps in
-    its private ``set``, each one's private data a driver object of ``owner``.
-
-    At most ``live`` are held at once (the oldest is freed to make room; the rest at the
-    end). With ``device`` and ``groups``: auxiliary domains, each PASID used by ``device``
-    right after its allocation (``groups`` page request groups), as a driver hands an
-    auxiliary domain's PASID to the device it is attached to. Names are ``<prefix><n>``.
-    """
-
-    at: float
-    set: str
-    owner: str
-    count: int
-    live: int
-    interval: float
-    jitter: int = 0
-    """Each gap is ``interval`` plus a seeded 0..jitter µs."""
-    device: str | None = None
-    groups: int = 0
-    prefix: str = ""
-    seed: int | None = None
-    where: str = ""
-
-
-@attrs.frozen(kw_only=True)
-class HotplugSpec:
-    """``kind = "hotplug"``: ``count`` cycles of ``unplug`` then ``plug`` of ``unit`` (a host
-    unit, or with ``vm`` one of that VM's virtual units), each gap ``interval`` plus a seeded
-    0..``jitter`` µs. The unit ends plugged."""
-
-    at: float
-    unit: str
-    count: int
-    interval: float
-    vm: str | None = None
-    jitter: int = 0
-    seed: int | None = None
-    where: str = ""
-
-
-@attrs.frozen(kw_only=True)
-class AllocatorSwapsSpec:
-    """``kind = "allocator_swaps"``: ``count`` registrations of built-in allocator backends,
-    their kinds cycling through ``kinds``, each unregistered (with ``force``) before the
-    next is registered; gaps are ``interval`` plus a seeded 0..``jitter`` µs. Registration
-    names are ``<prefix><n>``."""
-
-    at: float
-    kinds: tuple[BackendKind, ...]
-    count: int
-    interval: float
-    jitter: int = 0
-    force: bool = False
-    prefix: str = ""
-    seed: int | None = None
-    where: str = ""
-
-
-GeneratorSpec = (
-    ChurnSpec
-    | PageRequestStreamSpec
-    | StormSpec
-    | GuestAllocationsSpec
-    | DriverPasidsSpec
-    | HotplugSpec
-    | AllocatorSwapsSpec
-)
 
 
 @attrs.frozen(kw_only=True)

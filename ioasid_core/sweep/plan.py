@@ -13,11 +13,11 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.compare import check_source_ids, check_vendor_sections
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.scenario.load import ScenarioError, ScenarioProblem, parse_scenario
 from ioasid_core.scenario.schema import Scenario
+from ioasid_core.scenario.vendors import check_source_ids, check_vendor_sections
 from ioasid_core.sweep.paths import KeyPath, apply
 from ioasid_core.sweep.rows import FIXED_COLUMNS, TIMING_COLUMNS, metric_names
 from ioasid_core.sweep.spec import NATIVE, Point, SweepSpec

@@ -23,13 +23,13 @@ from typing import Final
 import attrs
 
 from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.scenario.load import (
+from ioasid_core.scenario.reader import (
+    Reader,
     ScenarioError,
     ScenarioProblem,
-    _describe,
-    _location,
-    _Parser,
-    _toml_problem,
+    describe,
+    location,
+    toml_problem,
 )
 from ioasid_core.sweep.paths import KeyPath, PathError, base_value, parse_path, resolve_problem
 
@@ -180,12 +180,12 @@ def _toml(raw: bytes, source: str) -> dict[str, object]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        where = _location(raw[: exc.start].decode("utf-8", errors="replace"))
+        where = location(raw[: exc.start].decode("utf-8", errors="replace"))
         raise _fail(source, f"{where}: expected UTF-8 text (TOML files are UTF-8)") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise _fail(source, _toml_problem(str(exc), text)) from None
+        raise _fail(source, toml_problem(str(exc), text)) from None
     except RecursionError:
         raise _fail(source, "invalid TOML: nested too deeply") from None
 
@@ -214,7 +214,7 @@ class _Checker:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.parser = _Parser()
+        self.parser = Reader()
         self.problems = self.parser.problems
 
     def bad(self, path: str, text: str) -> None:
@@ -321,7 +321,7 @@ class _Checker:
         if not isinstance(value, list):
             self.bad(
                 "seeds",
-                f"expected an array of integers or {{ first, count }}, got {_describe(value)}",
+                f"expected an array of integers or {{ first, count }}, got {describe(value)}",
             )
             return ()
         if not value:
@@ -333,7 +333,7 @@ class _Checker:
         for index, item in enumerate(value):
             where = f"seeds[{index}]"
             if not isinstance(item, int) or isinstance(item, bool) or not 0 <= item <= MAX_SEED:
-                self.bad(where, f"expected an integer in 0..{MAX_SEED}, got {_describe(item)}")
+                self.bad(where, f"expected an integer in 0..{MAX_SEED}, got {describe(item)}")
             elif item in out:
                 self.bad(where, f"seed {item} is listed twice")
             else:
@@ -423,7 +423,7 @@ class _Checker:
             path = self.target(text, at, document, targets)
             if not isinstance(column, list):
                 self.bad(
-                    at, f"expected an array (one value per axis value), got {_describe(column)}"
+                    at, f"expected an array (one value per axis value), got {describe(column)}"
                 )
                 continue
             if values is not None and len(column) != len(values):
@@ -446,7 +446,7 @@ class _Checker:
                 where,
                 f"expected an array of values or a range table "
                 f"({{ linear = [a, b], points = n }} or {{ log = ... }}), got "
-                f"{_describe(value)}",
+                f"{describe(value)}",
             )
             return None
         if not value:
@@ -459,7 +459,7 @@ class _Checker:
         for index, item in enumerate(value):
             at = f"{where}[{index}]"
             if not isinstance(item, int | float | str | bool):
-                self.bad(at, f"expected a number, string or boolean, got {_describe(item)}")
+                self.bad(at, f"expected a number, string or boolean, got {describe(item)}")
             elif isinstance(item, float) and not math.isfinite(item):
                 self.bad(at, f"expected a finite number, got {item}")
             elif any(type(item) is type(o) and item == o for o in out):
@@ -469,7 +469,7 @@ class _Checker:
         kinds = {
             "a number"
             if isinstance(v, int | float) and not isinstance(v, bool)
-            else _describe(v).split(" (")[0]
+            else describe(v).split(" (")[0]
             for v in out
         }
         if len(kinds) > 1:
@@ -497,7 +497,7 @@ class _Checker:
             and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
             and all(math.isfinite(b) for b in bounds)
         ):
-            self.bad(at, f"expected [low, high], two finite numbers, got {_describe(bounds)}")
+            self.bad(at, f"expected [low, high], two finite numbers, got {describe(bounds)}")
             return None
         low, high = float(bounds[0]), float(bounds[1])
         if kind == "log" and (low <= 0 or high <= 0):

@@ -27,7 +27,7 @@ EXPECTED = HERE / "expected.json"
 
 def sources() -> list[Path]:
     """Every example scenario, and the file that uses every generator kind."""
-    return sorted((ROOT / "examples").glob("*.toml")) + [HERE / "all-kinds.toml"]
+    return [*sorted((ROOT / "examples").glob("*.toml")), HERE / "all-kinds.toml"]
 
 
 def _digest(value: object) -> str:
@@ -49,9 +49,7 @@ def figures(scenario: Scenario) -> dict[str, object]:
 
 
 def record() -> dict[str, dict[str, object]]:
-    return {
-        str(path.relative_to(ROOT)): figures(load_scenario(path)) for path in sources()
-    }
+    return {str(path.relative_to(ROOT)): figures(load_scenario(path)) for path in sources()}
 
 
 if __name__ == "__main__":

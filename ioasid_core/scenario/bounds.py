@@ -1,0 +1,56 @@
+"""The bounds of what a scenario file may ask for: checked at load time, before any work,
+so a typo of a few zeros fails at once instead of filling memory for minutes."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ioasid_core.units import MAX_PASID_BITS
+
+__all__ = [
+    "MAX_BURST",
+    "MAX_CAPACITY",
+    "MAX_GENERATED",
+    "MAX_OPTION_ITEMS",
+    "MAX_QUEUE_ENTRIES",
+    "MAX_SCENARIO_BYTES",
+    "MAX_SIGMA",
+    "MAX_SOURCE_ID",
+    "MAX_TIME_US",
+    "MAX_WORK",
+    "MIN_QUEUE_ENTRIES",
+    "WIRE_PASID_LIMIT",
+]
+
+MAX_CAPACITY: Final = 1 << 26
+"""The largest host space a scenario may ask for (well above ``PCI_PASID_MAX``)."""
+MAX_SOURCE_ID: Final = (1 << 32) - 1
+"""Source IDs are at most 32 bits wide (SMMUv3 stream IDs, virtio-iommu endpoint IDs)."""
+MIN_QUEUE_ENTRIES: Final = 2
+"""A ring keeps one slot empty to tell full from empty, so it needs at least two."""
+MAX_QUEUE_ENTRIES: Final = 1 << 19
+"""The deepest queue any modelled hardware has: an SMMUv3 queue of ``2^19`` entries (VT-d's
+PRQ holds at most 16384 descriptors, a split virtqueue 32768 buffers, AMD-Vi's PPR log 512
+entries by the issue's facts). Each vendor may hold a unit to less (``max_queue_entries``)."""
+MAX_SCENARIO_BYTES: Final = 32 << 20
+"""The largest scenario file read (32 MiB): a hand-written or generated file is far smaller
+(a 131k-step one is about 10 MiB); ``/dev/zero`` or a runaway generator script is not."""
+MAX_WORK: Final = 1 << 23
+"""The most events (steps plus page requests) one run of a file may ask for, generators
+expanded: about half a minute per run on a slow machine (a replay does a few hundred
+thousand a second), times vendors x policies runs. See docs/scenarios.md."""
+WIRE_PASID_LIMIT: Final = 1 << MAX_PASID_BITS
+"""A page request carries at most a 20-bit PASID (the PCIe PASID prefix)."""
+MAX_OPTION_ITEMS: Final = 4096
+"""The longest array a ``[vendor.<name>]`` option may hold (e.g. device IDs)."""
+MAX_TIME_US: Final = 1e15
+"""The latest modelled time a scenario may name (about 31 years, in µs), and the longest
+interval or latency parameter: far beyond any workload, and sums of them stay finite."""
+MAX_SIGMA: Final = 10.0
+"""The widest lognormal spread (sigma of log(time)): wider is not a latency model."""
+MAX_BURST: Final = 1 << 16
+"""The most page requests one step may send (groups x group_size + stop markers): a typo of
+a few zeros should fail at load time, not fill memory for minutes."""
+MAX_GENERATED: Final = 1 << 16
+"""The most steps (binds, groups) one generator may stand for: a typo of a few zeros
+should fail at load time, not fill memory."""

@@ -1,0 +1,107 @@
+"""``kind = "allocator_swaps"``: built-in allocator backends swapped in turn.
+
+Its spec, its keys, how an entry is read and what it expands into; registered by one line in
+:data:`ioasid_core.scenario.generators.GENERATORS`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Final
+
+import attrs
+
+from ioasid_core.backends import BACKEND_KINDS, BackendKind
+from ioasid_core.scenario.bounds import MAX_GENERATED
+from ioasid_core.scenario.generators.base import (
+    Context,
+    GeneratorKind,
+    RawStep,
+    gap,
+)
+from ioasid_core.scenario.reader import choose, describe, join
+
+__all__ = ["KIND", "AllocatorSwapsSpec"]
+
+
+@attrs.frozen(kw_only=True)
+class AllocatorSwapsSpec:
+    """``kind = "allocator_swaps"``: ``count`` registrations of built-in allocator backends,
+    their kinds cycling through ``kinds``, each unregistered (with ``force``) before the
+    next is registered; gaps are ``interval`` plus a seeded 0..``jitter`` µs. Registration
+    names are ``<prefix><n>``."""
+
+    at: float
+    kinds: tuple[BackendKind, ...]
+    count: int
+    interval: float
+    jitter: int = 0
+    force: bool = False
+    prefix: str = ""
+    seed: int | None = None
+    where: str = ""
+
+
+def parse(
+    ctx: Context, path: str, table: Mapping[str, object], at: float | None, seed: int | None
+) -> AllocatorSwapsSpec | None:
+    r = ctx.reader
+    kinds: list[BackendKind] = []
+    listed = r.array(table, path, "kinds")
+    for index, name in enumerate(listed):  # a kind may come back in the cycle
+        kind = choose(name, BACKEND_KINDS) if isinstance(name, str) else None
+        if kind is None:
+            shown = repr(name) if isinstance(name, str) else describe(name)
+            r.bad(
+                f"{path}.kinds[{index}]",
+                f"expected one of {', '.join(BACKEND_KINDS)}, got {shown}",
+            )
+        else:
+            kinds.append(kind)
+    if "kinds" in table and isinstance(table["kinds"], list) and not listed:
+        r.bad(join(path, "kinds"), "expected at least one allocator backend")
+    count = r.integer(table, path, "count", 1, MAX_GENERATED)
+    interval = r.number(table, path, "interval", positive=True)
+    jitter = r.integer(table, path, "jitter", 0) or 0
+    force = r.boolean(table, path, "force")
+    prefix = r.string(table, path, "prefix")
+    if at is None or not kinds or count is None or interval is None:
+        return None  # (a bad kind was reported: the generator is dropped)
+    return AllocatorSwapsSpec(
+        at=at,
+        kinds=tuple(kinds),
+        count=count,
+        interval=interval,
+        jitter=jitter,
+        force=bool(force),
+        prefix=f"swap{path.removeprefix('generators')}." if prefix is None else prefix,
+        seed=seed,
+        where=path,
+    )
+
+
+def expand(spec: AllocatorSwapsSpec, rng: random.Random) -> list[RawStep]:
+    steps: list[RawStep] = []
+    now = spec.at
+    for n in range(spec.count):
+        name = f"{spec.prefix}{n}"
+        kind = spec.kinds[n % len(spec.kinds)]
+        steps.append({"op": "register_allocator", "at": now, "allocator": name, "kind": kind})
+        now += gap(spec, rng)
+        unregister: RawStep = {"op": "unregister_allocator", "at": now, "allocator": name}
+        if spec.force:
+            unregister["force"] = True
+        steps.append(unregister)
+        now += gap(spec, rng)
+    return steps
+
+
+KIND: Final = GeneratorKind(
+    name="allocator_swaps",
+    spec=AllocatorSwapsSpec,
+    required=frozenset({"kinds", "count", "interval"}),
+    optional=frozenset({"jitter", "force", "prefix"}),
+    parse=parse,
+    expand=expand,
+)

@@ -1,0 +1,185 @@
+"""``kind = "page_request_stream"``: ``count`` single-group ``page_requests`` steps.
+
+Its spec, its keys, how an entry is read and what it expands into; registered by one line in
+:data:`ioasid_core.scenario.generators.GENERATORS`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Final, Literal
+
+import attrs
+
+from ioasid_core.scenario.bounds import MAX_GENERATED
+from ioasid_core.scenario.generators.base import (
+    Context,
+    GeneratorKind,
+    RawStep,
+    device_list,
+    draw_size,
+    pasid_refs,
+    size_range,
+)
+from ioasid_core.scenario.reader import join, known
+from ioasid_core.scenario.schema import PermName
+
+__all__ = ["KIND", "PageRequestStreamSpec"]
+
+UNKNOWN_PASID_BASE: Final = 0xFFF00
+"""``unknown`` requests carry ``UNKNOWN_PASID_BASE + k % 256``: the top of the 20-bit
+space, which the replay's bottom-up allocation does not reach in any example."""
+
+
+_MIX_KINDS: Final[tuple[Literal["valid", "unknown", "foreign", "stop"], ...]] = (
+    "valid",
+    "unknown",
+    "foreign",
+    "stop",
+)
+
+
+@attrs.frozen(kw_only=True)
+class PageRequestStreamSpec:
+    """``kind = "page_request_stream"``: ``count`` single-group ``page_requests`` steps.
+
+    Each picks a device, a kind by the ``mix`` weights and a group size, from the seed.
+    """
+
+    at: float
+    devices: tuple[str, ...]
+    count: int
+    group_size: tuple[int, int]
+    """(min, max), inclusive; an int in the file is (n, n)."""
+    interval: float
+    mix: tuple[tuple[Literal["valid", "unknown", "foreign", "stop"], float], ...]
+    pasids: tuple[tuple[str, tuple[str | int, ...]], ...] = ()
+    """Per device, the PASIDs a ``valid`` request may carry."""
+    foreign_pasids: tuple[str | int, ...] = ()
+    perm: tuple[PermName, ...] = ("read",)
+    service: bool = True
+    seed: int | None = None
+    where: str = ""
+
+
+def parse(
+    ctx: Context, path: str, table: Mapping[str, object], at: float | None, seed: int | None
+) -> PageRequestStreamSpec | None:
+    r = ctx.reader
+    devices = device_list(ctx, table, path)
+    count = r.integer(table, path, "count", 1, MAX_GENERATED)
+    interval = r.number(table, path, "interval", positive=True)
+    group_size = size_range(ctx, table, path, "group_size")
+    mix = read_mix(ctx, table, path)
+    weights = dict(mix)
+    pools: list[tuple[str, tuple[str | int, ...]]] = []
+    pasids_path = join(path, "pasids")
+    if "pasids" in table:
+        value = table["pasids"]
+        if isinstance(value, Mapping):
+            per_device = r.table(value, pasids_path) or {}
+            for device, refs in per_device.items():
+                where = join(pasids_path, device)
+                if device not in devices:
+                    r.bad(where, f"not one of this stream's devices ({known(devices)})")
+                pools.append((device, pasid_refs(ctx, refs, where)))
+            for device in devices:
+                if device not in per_device and (weights.get("valid") or weights.get("stop")):
+                    r.bad(
+                        pasids_path,
+                        f"no PASIDs for device {device!r}: valid and stop requests need some",
+                    )
+        else:
+            shared = pasid_refs(ctx, value, pasids_path)
+            pools = [(device, shared) for device in devices]
+    elif weights.get("valid") or weights.get("stop"):
+        r.missing(path, "pasids", "PASID names or numbers: the mix has valid or stop")
+    foreign: tuple[str | int, ...] = ()
+    if "foreign_pasids" in table:
+        foreign = pasid_refs(ctx, table["foreign_pasids"], join(path, "foreign_pasids"))
+    elif weights.get("foreign"):
+        r.missing(path, "foreign_pasids", "PASID names or numbers: the mix has foreign")
+    perm = r.perm(path, table)
+    service = r.boolean(table, path, "service")
+    if at is None or count is None or interval is None or not devices or not mix:
+        return None
+    return PageRequestStreamSpec(
+        at=at,
+        devices=devices,
+        count=count,
+        group_size=group_size,
+        interval=interval,
+        mix=mix,
+        pasids=tuple(pools),
+        foreign_pasids=foreign,
+        perm=perm or ("read",),
+        service=True if service is None else service,
+        seed=seed,
+        where=path,
+    )
+
+
+def read_mix(
+    ctx: Context, table: Mapping[str, object], path: str
+) -> tuple[tuple[Literal["valid", "unknown", "foreign", "stop"], float], ...]:
+    """The weight of each request kind: numbers >= 0, at least one of them > 0."""
+    r = ctx.reader
+    if "mix" not in table:
+        return ()
+    where = join(path, "mix")
+    weights = r.table(table["mix"], where)
+    if weights is None:
+        return ()
+    r.unknown_keys(weights, where, _MIX_KINDS)
+    mix: list[tuple[Literal["valid", "unknown", "foreign", "stop"], float]] = []
+    for kind in _MIX_KINDS:
+        if kind not in weights:
+            continue
+        weight = r.number(weights, where, kind, positive=False)
+        if weight is not None and weight > 0:
+            mix.append((kind, weight))
+    if not mix and not any(p.key_path.startswith(where) for p in r.problems):
+        r.bad(where, f"expected a weight > 0 for at least one of {', '.join(_MIX_KINDS)}")
+    return tuple(mix)
+
+
+def expand(spec: PageRequestStreamSpec, rng: random.Random) -> list[RawStep]:
+    kinds = [kind for kind, _ in spec.mix]
+    weights = [weight for _, weight in spec.mix]
+    pools = dict(spec.pasids)
+    steps: list[RawStep] = []
+    for k in range(spec.count):
+        device = rng.choice(spec.devices)
+        (kind,) = rng.choices(kinds, weights)
+        size = draw_size(spec.group_size, rng)
+        step: RawStep = {
+            "op": "page_requests",
+            "at": spec.at + k * spec.interval,
+            "device": device,
+            "groups": 1,
+            "group_size": size,
+            "perm": list(spec.perm),
+            "service": spec.service,
+        }
+        if kind == "unknown":
+            step["pasid"] = UNKNOWN_PASID_BASE + k % 256
+        elif kind == "foreign":
+            step["pasid"] = rng.choice(spec.foreign_pasids)
+        else:
+            step["pasid"] = rng.choice(pools[device])
+            if kind == "stop":
+                # A device stopping a PASID drains its last group, then sends the marker.
+                step["stop_markers"] = 1
+        steps.append(step)
+    return steps
+
+
+KIND: Final = GeneratorKind(
+    name="page_request_stream",
+    spec=PageRequestStreamSpec,
+    required=frozenset({"devices", "count", "interval", "mix"}),
+    optional=frozenset({"group_size", "pasids", "foreign_pasids", "perm", "service"}),
+    parse=parse,
+    expand=expand,
+)
