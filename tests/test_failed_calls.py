@@ -263,3 +263,25 @@ def test_every_failure_of_the_space_is_an_ioasid_error() -> None:
     ):
         with pytest.raises(IoasidError):
             call()  # type: ignore[no-untyped-call]
+
+
+@pytest.mark.parametrize("example", ["allocator-swap.toml", "guest-vcmd.toml"])
+def test_the_replay_uses_only_the_owner_checked_data_and_spid_calls(
+    monkeypatch: pytest.MonkeyPatch, example: str
+) -> None:
+    from pathlib import Path
+
+    from ioasid_core.compare import available_vendors
+    from ioasid_core.plugins import new_plugin_manager
+    from ioasid_core.replay import replay
+    from ioasid_core.scenario import load_scenario
+
+    def unchecked(*args: object) -> None:
+        raise AssertionError("a kernel-shaped call without an owner check")
+
+    for name in ("set_data", "attach_data", "detach_data", "attach_spid", "detach_spid"):
+        monkeypatch.setattr(IoasidSpace, name, unchecked)
+    scenario = load_scenario(str(Path(__file__).parent.parent / "examples" / example))
+    for vendor in available_vendors(new_plugin_manager().hooks).values():
+        metrics = replay(scenario, vendor).metrics
+        assert not [e for e in metrics.step_errors if "owner check" in e]
