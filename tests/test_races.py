@@ -9,9 +9,10 @@ deadlock fails the test instead of hanging the suite.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TypeVar
 
 import pytest
@@ -20,6 +21,8 @@ from ioasid_core import (
     AllocatorOps,
     Event,
     EventKind,
+    IoasidError,
+    IoasidSet,
     IoasidSpace,
     ReentrancyError,
 )
@@ -102,11 +105,12 @@ class Backend:
 
     def __init__(self, first: int = 100) -> None:
         self.held: set[int] = set()
-        self.next = first
+        self.first = first  # its numbers start here: not the default allocator's first ones
 
     def alloc(self, lo: int, hi: int, pdata: object) -> int:
-        n = max(self.next, lo)
-        self.next = n + 1
+        n = max(self.first, lo)
+        while n in self.held:
+            n += 1
         self.held.add(n)
         return n
 
@@ -202,3 +206,67 @@ def test_a_getter_calling_alloc_is_refused_not_deadlocked() -> None:
 
     within_watchdog(lambda: space.find(owner, ioasid, getter))
     assert len(refused) == 1 and len(space) == 1
+
+
+def test_hot_paths_and_allocator_swaps_hammered_from_threads_lose_nothing() -> None:
+    """Four threads allocate and free on the hot paths while a fifth keeps swapping a
+    custom allocator in and out and subscribing: every ID goes back where it came from.
+    Not a proof of the interleavings (the tests above force those), a net for others; the
+    joins are the watchdog."""
+    space = IoasidSpace(4096)
+    sets = [space.create_set() for _ in range(4)]
+    backend = Backend(first=0)
+    books = threading.Lock()  # the backend's own
+
+    def alloc(lo: int, hi: int, pdata: object) -> int:
+        with books:
+            return backend.alloc(lo, hi, pdata)
+
+    def free(n: int, pdata: object) -> None:
+        with books:
+            backend.free(n, pdata)
+
+    ops = AllocatorOps(alloc, free)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def worker(owner: IoasidSet) -> None:
+        try:
+            for _ in range(3000):
+                held = [space.alloc(owner, 0, 4095) for _ in range(3)]
+                for ioasid in held:
+                    space.free(owner, ioasid)
+        except BaseException as exc:
+            failures.append(exc)
+
+    def swapper() -> None:
+        seen: list[Event] = []
+        try:
+            while not stop.is_set():
+                with suppress(IoasidError):  # the default allocator holds IDs right now
+                    space.register_allocator(ops)
+                space.unsubscribe(space.subscribe(seen.append))
+                with suppress(IoasidError):  # not registered, or its IDs are in use
+                    space.unregister_allocator(ops)
+        except BaseException as exc:
+            failures.append(exc)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        threads = [threading.Thread(target=worker, args=(s,), daemon=True) for s in sets]
+        swap = threading.Thread(target=swapper, daemon=True)
+        for t in [*threads, swap]:
+            t.start()
+        for t in threads:
+            t.join(WATCHDOG_S * 6)
+        stop.set()
+        swap.join(WATCHDOG_S)
+    finally:
+        sys.setswitchinterval(old)
+    assert not any(t.is_alive() for t in [*threads, swap]), "a thread hung (a deadlock)"
+    if failures:
+        raise failures[0]
+    assert len(space) == 0
+    assert space._ids.used == 0, "the default map keeps numbers nobody holds"
+    assert backend.held == set(), "the backend keeps numbers nobody holds"
