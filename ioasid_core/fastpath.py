@@ -96,7 +96,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
             return slow_free(set, ioasid)
         try:
             # An exact int only: 1.0 or a numpy int would find the record of 1.
-            rec = records[ioasid] if hot.quiet and ioasid.__class__ is int else None
+            rec = records[ioasid] if hot.quiet and type(ioasid) is int else None
             if rec is not None and (set is None or rec[0] is set) and rec[2] == 1 and not rec[3]:
                 owner = rec[0]
                 records[ioasid] = None
