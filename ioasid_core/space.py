@@ -303,6 +303,8 @@ class IoasidSpace:
         """Allocate an ID in ``[min, max]`` (inclusive) for ``set``; the lowest free one."""
         if self._busy:
             self._refuse_reentry("alloc")
+        if min.__class__ is not int or max.__class__ is not int:  # a numpy int is converted
+            min, max = as_id(min, "min"), as_id(max, "max")
         try:
             with self._lock:
                 if (

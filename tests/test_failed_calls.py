@@ -285,3 +285,12 @@ def test_the_replay_uses_only_the_owner_checked_data_and_spid_calls(
     for vendor in available_vendors(new_plugin_manager().hooks).values():
         metrics = replay(scenario, vendor).metrics
         assert not [e for e in metrics.step_errors if "owner check" in e]
+
+
+def test_alloc_takes_a_numpy_range_and_refuses_other_non_ints(space: IoasidSpace) -> None:
+    owner = space.create_set()
+    got = space.alloc(owner, np.int64(3), np.uint16(9))  # type: ignore[arg-type]
+    assert got == 3 and type(got) is int
+    for lo, hi in ((0.0, 5), (0, True), ("0", 5)):
+        with pytest.raises(InvalidArgumentError, match="not an integer"):
+            space.alloc(owner, lo, hi)  # type: ignore[arg-type]
