@@ -880,6 +880,8 @@ class IoasidSpace:
         """Remove a subscription."""
         if self._busy:
             self._refuse_reentry("unsubscribe")
+        if not isinstance(sub, Subscription):
+            raise InvalidArgumentError(f"{sub!r} is not a Subscription")
         with self._lock:
             subs = self._global_subs if sub.set is None else sub.set._subs
             mine = sub.set is None or sub.set._space is self
@@ -894,6 +896,8 @@ class IoasidSpace:
 
     def defer(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` after the current operation releases the lock (at once if none runs)."""
+        if not callable(fn):
+            raise InvalidArgumentError(f"deferred work {fn!r} is not callable")
         tid = _get_ident()
         if tid in self._busy:
             self._work.setdefault(tid, []).append(fn)

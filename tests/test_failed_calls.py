@@ -294,3 +294,10 @@ def test_alloc_takes_a_numpy_range_and_refuses_other_non_ints(space: IoasidSpace
     for lo, hi in ((0.0, 5), (0, True), ("0", 5)):
         with pytest.raises(InvalidArgumentError, match="not an integer"):
             space.alloc(owner, lo, hi)  # type: ignore[arg-type]
+
+
+def test_unsubscribe_and_defer_refuse_what_they_cannot_take(space: IoasidSpace) -> None:
+    with pytest.raises(InvalidArgumentError, match="not a Subscription"):
+        space.unsubscribe("sub")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="not callable"):
+        space.defer(42)  # type: ignore[arg-type]
