@@ -232,7 +232,7 @@ def test_hot_paths_and_allocator_swaps_hammered_from_threads_lose_nothing() -> N
 
     def worker(owner: IoasidSet) -> None:
         try:
-            for _ in range(3000):
+            for _ in range(20_000):
                 held = [space.alloc(owner, 0, 4095) for _ in range(3)]
                 for ioasid in held:
                     space.free(owner, ioasid)
