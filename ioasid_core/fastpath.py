@@ -97,8 +97,12 @@ def install_fast_paths(space: IoasidSpace) -> None:
         try:
             # An exact int only: 1.0 or a numpy int would find the record of 1.
             rec = records[ioasid] if hot.quiet and type(ioasid) is int else None
-            if rec is not None and (set is None or rec[0] is set) and rec[2] == 1 and not rec[3]:
-                owner = rec[0]
+            if (
+                rec is not None
+                and ((owner := rec[0]) is set or set is None)
+                and rec[2] == 1
+                and not rec[3]
+            ):
                 records[ioasid] = None
                 # The allocator's free, inlined (see IdAllocator.free).
                 id_map[ioasid] = 0
