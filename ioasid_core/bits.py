@@ -20,9 +20,26 @@ import attrs
 
 from ioasid_core.errors import InvalidArgumentError
 
-__all__ = ["BitField", "BitLayout", "Buffer", "DecodeError", "EncodeError"]
+__all__ = ["BitField", "BitLayout", "Buffer", "DecodeError", "EncodeError", "byte_view"]
 
 Buffer = bytes | bytearray | memoryview
+
+
+def byte_view(data: Buffer) -> Buffer:
+    """``data`` as a buffer whose ``len()`` and slices count bytes, for decoders.
+
+    A memoryview counts items: a ring mapped as 64-bit words (``memoryview(buf).cast("Q")``)
+    has ``len()`` 9 for 72 bytes. Such a view is cast to bytes (no copy); one that is not
+    contiguous (a strided slice) is copied, since ``struct`` cannot read it. Bytes and
+    bytearrays are returned as they are, so this costs two comparisons on the common path.
+    """
+    cls = data.__class__
+    if cls is bytes or cls is bytearray:
+        return data
+    view = memoryview(data)
+    if not view.c_contiguous:
+        return view.tobytes()
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
 class DecodeError(InvalidArgumentError):
@@ -109,6 +126,7 @@ class BitLayout:
 
     def unpack_words(self, data: Buffer, offset: int = 0) -> tuple[int, ...]:
         """The record's words, with a clear error for a short buffer."""
+        data = byte_view(data)
         if len(data) - offset < self.size or offset < 0:
             raise DecodeError(
                 self.name,

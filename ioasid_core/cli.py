@@ -233,10 +233,17 @@ def _vendors_named(
 
     with _loader_quiet():
         host = new_plugin_manager()
+    for failure in host.failures:  # said once, plainly, instead of a log line
+        click.echo(
+            f"ioasid: skipping plugin {failure.name} ({failure.distribution}): {failure.error}",
+            err=True,
+        )
     try:
         vendors = available_vendors(host.hooks)
-    except Exception as exc:  # a plugin's hook raised or returned garbage
-        raise click.exceptions.Exit(_fail(str(exc), EXIT_PLUGIN_FAILURE)) from exc
+    except Exception as exc:  # a plugin's hook raised or returned garbage: name the plugin
+        notes = "".join(f" ({note})" for note in getattr(exc, "__notes__", ()))
+        message = f"{type(exc).__name__}: {exc}{notes}"
+        raise click.exceptions.Exit(_fail(message, EXIT_PLUGIN_FAILURE)) from exc
     if not vendor_names:
         return vendors, list(vendors.values())
     vendor_names = list(dict.fromkeys(vendor_names))  # each once, in the order given

@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Final, Literal, TypeAlias
 
-from ioasid_core.errors import IoasidError
 from ioasid_core.plugins import Hooks
 from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.policy import LookupPolicy
@@ -110,9 +109,11 @@ def _run_one(
     seed: int,
     events: Callable[[int], None] | None = None,
 ) -> RunResult:
+    """One run; any failure but the scenario's own (``ScenarioError``) is the vendor's,
+    whatever its type: an ``IoasidError`` from its codec (an ``EncodeError``, say) too."""
     try:
         return replay(scenario, vendor, policy, seed=seed, progress=events)
-    except IoasidError:
+    except ScenarioError:
         raise
     except Exception as exc:
         raise VendorFailure(vendor.name, policy, exc) from exc

@@ -98,7 +98,7 @@ def run_demo() -> list[Step]:
             _try(lambda: space.find(sva, sva_pasid, mm_alive)),
         )
     )
-    space.set_data(sva_pasid, attrs.evolve(proc, dying=True))
+    space.set_data_in(sva, sva_pasid, attrs.evolve(proc, dying=True))
     steps.append(
         Step(
             "the same after the process starts exiting",
@@ -110,7 +110,7 @@ def run_demo() -> list[Step]:
     for vm in vms:
         vm_set = space.create_set(vm, type=SetType.MM, quota=4)
         host = space.alloc(vm_set, 1, 0xFFFFF, vm)
-        space.attach_spid(host, 101)
+        space.attach_spid_in(vm_set, host, 101)
         steps.append(Step(f"{vm.name} binds guest PASID 101", f"host PASID {host:#x} in {vm_set}"))
     vm1_set = space.find_mm_set(vms[0])
     assert vm1_set is not None

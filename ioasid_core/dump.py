@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import attrs
 
-from ioasid_core.bits import Buffer, DecodeError
+from ioasid_core.bits import Buffer, DecodeError, byte_view
 from ioasid_core.prq.unhandled import UnhandledEvent
 from ioasid_core.prq.vendor import DumpFormat, DumpFormats, VendorPrq
 
@@ -84,6 +84,7 @@ def iter_dump(fmt: DumpFormat, vendor: str, data: Buffer, *, source: str) -> Ite
     Trailing bytes come first, as one ``malformed`` item. :class:`DecoderFailure` if the
     codec raises anything but a ``DecodeError``."""
     size = fmt.entry_size
+    data = byte_view(data)  # offsets and slices in bytes
     if len(data) % size:
         yield (
             "malformed",

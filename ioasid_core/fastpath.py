@@ -6,6 +6,14 @@ attributes) and handles only the common, successful case: no callback to run (no
 the default allocator), a valid request, a free number. Anything else, errors included, is
 handed to the full method on the class, which re-checks everything under the lock, so the
 rules live in one place and the fast path can only be a shortcut to the same result.
+
+Two rules keep the shortcut honest under threads and callbacks. ``HotState.quiet`` is read
+only while the lock is held, so a ``subscribe`` or ``register_allocator`` that completes
+between the call and the lock cannot be missed (the full methods change it under the lock).
+And the lock is only *tried*: when it is held, by another thread or by a callout of this very
+thread (a subscriber that calls back while its event is delivered), the full method takes
+over, which raises ``ReentrancyError`` for the second and waits for the first, never blocking
+a thread on a lock it holds itself.
 """
 
 from __future__ import annotations
@@ -32,7 +40,6 @@ def install_fast_paths(space: IoasidSpace) -> None:
         cls.find.__get__(space)
     )
     records = space._records
-    records_get = records.get
     busy = space._busy
     lock = space._lock
     take = lock.take
@@ -47,15 +54,14 @@ def install_fast_paths(space: IoasidSpace) -> None:
     block_shift = BLOCK_SHIFT
 
     def alloc(set: IoasidSet, min: int, max: int, private: object = None) -> int:
-        if not hot.quiet:  # a callout may be running (see HotState.quiet)
-            return slow_alloc(set, min, max, private)
         try:
             take()
-        except IndexError:
-            lock.wait()
+        except IndexError:  # contended, or held by this thread's own callout: the full
+            return slow_alloc(set, min, max, private)  # method waits or refuses re-entry
         try:
             if (
-                min.__class__ is int
+                hot.quiet  # read under the lock: no callout can start before we give it back
+                and min.__class__ is int
                 and max.__class__ is int
                 and 0 <= min <= max < capacity
                 and set._open_in is space
@@ -84,16 +90,19 @@ def install_fast_paths(space: IoasidSpace) -> None:
         return slow_alloc(set, min, max, private)
 
     def free(set: IoasidSet | None, ioasid: int) -> None:
-        if not hot.quiet:
-            return slow_free(set, ioasid)
         try:
             take()
-        except IndexError:
-            lock.wait()
+        except IndexError:  # see alloc
+            return slow_free(set, ioasid)
         try:
-            rec = records_get(ioasid)
-            if rec is not None and (set is None or rec[0] is set) and rec[2] == 1 and not rec[3]:
-                owner = rec[0]
+            # An exact int only: 1.0 or a numpy int would find the record of 1.
+            rec = records[ioasid] if hot.quiet and type(ioasid) is int else None
+            if (
+                rec is not None
+                and ((owner := rec[0]) is set or set is None)
+                and rec[2] == 1
+                and not rec[3]
+            ):
                 records[ioasid] = None
                 # The allocator's free, inlined (see IdAllocator.free).
                 id_map[ioasid] = 0
@@ -105,6 +114,8 @@ def install_fast_paths(space: IoasidSpace) -> None:
                     space._forget(ioasid, owner, None)
                 give(True)
                 return None
+        except KeyError:
+            pass  # never allocated: the full method says so
         except BaseException:
             give(True)
             raise

@@ -139,6 +139,12 @@ class Hooks:
         A refused ops (``AllocatorBusyError``, ``AlreadyRegisteredError``...) is reported to
         ``ioasid_allocator_refused`` and in the report; it does not stop the others.
         ``AlreadyRegisteredError`` if ``unit.name`` is probed in ``space`` already.
+
+        A probe that fails (a plugin's hook raised, a caller's re-entry) is rolled back
+        completely: the allocators it registered are withdrawn (by force: an ID one of them
+        handed out meanwhile is reclaimed) and the unit is forgotten, so probing it again
+        works. The error propagates, naming the plugin; a failure of the rollback itself is
+        added to it as a note.
         """
         key = (id(space), unit.name)
         if key in self._units:
@@ -163,12 +169,22 @@ class Hooks:
                     continue
                 record.ops.append(ops)
                 registered.append(ops)
-        except BaseException:
-            # Keep what was registered so remove_unit can withdraw it; forget an empty probe.
-            if not record.ops:
-                del self._units[key]
+        except BaseException as exc:
+            self._roll_back(key, record, exc)
             raise
         return ProbeReport(unit=unit, registered=tuple(registered), refused=tuple(refused))
+
+    def _roll_back(self, key: tuple[int, str], record: _ProbedUnit, failure: BaseException) -> None:
+        """Undo a failed probe: withdraw what it registered, newest first; forget the unit."""
+        while record.ops:
+            ops = record.ops.pop()
+            try:
+                record.space.unregister_allocator(ops, force=True)
+            except NotFoundError:
+                pass
+            except Exception as exc:  # withdrawn all the same (callbacks failed after)
+                failure.add_note(f"while rolling back the probe, unregistering {ops!r}: {exc!r}")
+        del self._units[key]
 
     def remove_unit(
         self, unit: IommuUnit, space: IoasidSpace, *, force: bool = False
@@ -182,6 +198,10 @@ class Hooks:
         space means it did unregister (subscribers or backend frees failed afterwards): the
         removal goes on and the group is re-raised at the end. Returns the ops this call
         unregistered. ``NotFoundError`` if the unit was not probed in ``space``.
+
+        Once the allocators are withdrawn the removal is complete whatever the hook does: a
+        plugin whose ``ioasid_unit_removed`` raises has its error (naming it) re-raised in
+        the final ``ExceptionGroup``, after the unit is forgotten.
         """
         key = (id(space), unit.name)
         record = self._units.get(key)
@@ -206,7 +226,14 @@ class Hooks:
                 withdrawn.append(ops)
             record.ops.pop()
         del self._units[key]
-        self._call("ioasid_unit_removed", unit=unit, space=space)
+        try:
+            self._call("ioasid_unit_removed", unit=unit, space=space)
+        except Exception as exc:
+            late.append(
+                ExceptionGroup(
+                    f"ioasid_unit_removed failed after unit {unit.name!r} was removed", [exc]
+                )
+            )
         if len(late) == 1:
             raise late[0]
         if late:
@@ -255,23 +282,42 @@ class Hooks:
     # -- reporting
 
     def prq_vendors(self) -> dict[str, VendorPrq]:
-        """Every plugin's page-request vendors, by name (a name offered twice is an error)."""
+        """Every plugin's page-request vendors, by name (a name offered twice is an error).
+
+        Each plugin is asked on its own, so that an error (its hook raised, or returned
+        something that is not a sequence of ``VendorPrq``) names it in a note.
+        """
         found: dict[str, VendorPrq] = {}
-        for offered in self._call("ioasid_prq_vendors"):
-            if offered is None:
-                continue
-            if isinstance(offered, VendorPrq) or not isinstance(offered, Sequence):
-                raise TypeError(
-                    f"ioasid_prq_vendors must return a sequence of VendorPrq, not {offered!r}"
-                )
-            for vendor in offered:
-                if not isinstance(vendor, VendorPrq):
-                    raise TypeError(f"ioasid_prq_vendors returned {vendor!r}, not a VendorPrq")
-                discipline_of(vendor)  # a TypeError naming the vendor if it declares junk
-                if vendor.name in found:
-                    raise ValueError(f"page-request vendor {vendor.name!r} is offered twice")
-                found[vendor.name] = vendor
+        hook = self._hook_caller("ioasid_prq_vendors")
+        plugins = self._pm.get_plugins()
+        for impl in reversed(hook.get_hookimpls()):  # pluggy's own call order
+            others = [p for p in plugins if p is not impl.plugin]
+            caller = self._pm.subset_hook_caller("ioasid_prq_vendors", remove_plugins=others)
+            try:
+                for offered in self._call("ioasid_prq_vendors", caller=caller):
+                    self._take_vendors(offered, found)
+            except Exception as exc:
+                note = f"raised by ioasid plugin {impl.plugin_name!r} in hook 'ioasid_prq_vendors'"
+                if note not in getattr(exc, "__notes__", ()):
+                    exc.add_note(note)
+                raise
         return found
+
+    @staticmethod
+    def _take_vendors(offered: object, found: dict[str, VendorPrq]) -> None:
+        if offered is None:
+            return
+        if isinstance(offered, VendorPrq) or not isinstance(offered, Sequence):
+            raise TypeError(
+                f"ioasid_prq_vendors must return a sequence of VendorPrq, not {offered!r}"
+            )
+        for vendor in offered:
+            if not isinstance(vendor, VendorPrq):
+                raise TypeError(f"ioasid_prq_vendors returned {vendor!r}, not a VendorPrq")
+            discipline_of(vendor)  # a TypeError naming the vendor if it declares junk
+            if vendor.name in found:
+                raise ValueError(f"page-request vendor {vendor.name!r} is offered twice")
+            found[vendor.name] = vendor
 
     def benchmarks(self) -> list[BenchmarkFigure]:
         """Every plugin's benchmark figures."""

@@ -561,12 +561,15 @@ class _Run:
         # The guest's unbind clears the private data before the free (VT-d's free hook
         # refuses an ID that still has some); put it back if the free fails.
         private = vm.space.find(None, pasid)
-        vm.space.detach_data(pasid)
+        try:
+            vm.space.detach_data_in(vm.set, pasid)  # the guest's own PASIDs only
+        except IoasidError as exc:
+            raise _StepSkipped(str(exc)) from exc
         try:
             vm.space.free(vm.set, pasid)
         except IoasidError as exc:
             if private is not None:
-                vm.space.set_data(pasid, private)
+                vm.space.set_data_in(vm.set, pasid, private)
             raise _StepSkipped(str(exc)) from exc
         self.metrics.guest_frees += 1
         for name, value in list(vm.pasids.items()):
@@ -649,20 +652,20 @@ class _Run:
         pasid = self._pasid(attrs.evolve(step, spid=None))
         try:
             owner = self.space.find_set(pasid)
-            self.space.attach_spid(pasid, step.spid)
+            self.space.attach_spid_in(owner, pasid, step.spid)
         except IoasidError as exc:
             raise _StepSkipped(str(exc)) from exc
         try:
             self.space.find_by_spid(owner, step.spid, get=True)
         except IoasidError as exc:
-            self.space.detach_spid(pasid)  # a failed step changes nothing
+            self.space.detach_spid_in(owner, pasid)  # a failed step changes nothing
             raise _StepSkipped(str(exc)) from exc
 
     def _op_detach_spid(self, step: Step) -> None:
         assert step.set is not None
         pasid = self._by_spid(step)
         owner = self.sets[step.set]
-        self.space.detach_spid(pasid)
+        self.space.detach_spid_in(owner, pasid)
         if self.space.put(owner, pasid):
             self.reclaimed[pasid] = (self.now, self.metrics.allocations)
 

@@ -9,6 +9,7 @@ a call back into the same space is refused with ``ReentrancyError`` instead of d
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
@@ -30,7 +31,7 @@ from ioasid_core.errors import (
 )
 from ioasid_core.events import Event, Subscription, insert_sorted, merge_subscribers
 from ioasid_core.fastpath import install_fast_paths
-from ioasid_core.idalloc import IdAllocator
+from ioasid_core.idalloc import MAX_CAPACITY, IdAllocator
 from ioasid_core.mutex import TokenMutex
 from ioasid_core.sets import IoasidSet, describe_token
 from ioasid_core.types import (
@@ -64,6 +65,20 @@ def _hex(ioasid: int) -> str:
     return f"IOASID {ioasid:#x}"
 
 
+def as_id(value: object, what: str = "IOASID") -> int:
+    """An ID argument as an exact ``int``, checked before anything changes.
+
+    ``1.0 == 1`` finds ID 1's record in a dict and a numpy integer would be stored where an
+    ``int`` belongs (and handed back by later calls), so only an ``int`` or an object with
+    ``__index__`` (a numpy integer: converted) is an ID; ``bool`` is not.
+    """
+    if value.__class__ is int:
+        return value
+    if not isinstance(value, bool) and hasattr(type(value), "__index__"):
+        return int(operator.index(value))  # type: ignore[arg-type]
+    raise InvalidArgumentError(f"{what} {value!r} is not an integer")
+
+
 class HotState:
     """The scalars the hot paths read and write on every call, in slots.
 
@@ -90,10 +105,10 @@ class IoasidSpace:
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         if not isinstance(capacity, int) or isinstance(capacity, bool):
             raise InvalidArgumentError(f"capacity must be an int, not {capacity!r}")
-        if not 0 < capacity <= INVALID_IOASID:
+        if not 0 < capacity <= MAX_CAPACITY:
             raise InvalidArgumentError(
-                f"capacity {capacity:#x} is outside 1..{INVALID_IOASID:#x} "
-                "(INVALID_IOASID itself can never be an ID)"
+                f"capacity {capacity:#x} is outside 1..{MAX_CAPACITY:#x} (the largest space "
+                "modelled: one byte of map per ID; PCIe PASIDs have 20 bits)"
             )
         self._capacity = capacity
         self._lock = TokenMutex()
@@ -220,14 +235,21 @@ class IoasidSpace:
         return True
 
     def free_all(self, set: IoasidSet) -> int:
-        """``free`` every ID of the set; return how many were not already free-pending."""
+        """``free`` every ID of the set; return how many were not already free-pending.
+
+        Each ID is freed on its own, as ``free`` would: when the custom allocator fails on
+        one (raises, or calls back into the space), that ID stays allocated, the others are
+        still freed and their owners told, and the call then raises ``AllocatorError`` naming
+        what stayed and how many went (together with any subscriber's error, in one
+        ``ExceptionGroup``: neither hides the other).
+        """
         if self._busy:
             self._refuse_reentry("free_all")
         with self._lock:
             self._check_set(set, "free_all", allow_pending=True)
             events: list[Event] | None = [] if self._nsubs else None
             freed = 0
-            failures: list[BaseException] = []
+            failures: list[Exception] = []
             for ioasid in set.ioasids():
                 rec = self._records[ioasid]
                 assert rec is not None
@@ -235,25 +257,30 @@ class IoasidSpace:
                     continue
                 try:
                     self._free_locked(ioasid, rec, events)
-                except AllocatorError as exc:
+                except Exception as exc:  # AllocatorError, or the backend's ReentrancyError
                     failures.append(exc)
                     continue
                 freed += 1
             errors = self._emit_all(events) if events else None
-        if errors or self._work:
-            self._finish(errors, f"free_all of {set}")
+        failure = None
         if failures:
-            raise AllocatorError(
+            failure = AllocatorError(
                 f"free_all of {set}: {len(failures)} ID(s) could not be freed by the custom "
                 f"allocator and stay allocated; {freed} freed: "
-                + "; ".join(str(f) for f in failures)
-            ) from failures[0]
+                + "; ".join(f"{type(f).__name__}: {f}" for f in failures)
+            )
+            failure.__cause__ = failures[0]
+        if errors or self._work:
+            self._finish(errors, f"free_all of {set}", failure)
+        if failure is not None:
+            raise failure
         return freed
 
     def find_set(self, ioasid: int) -> IoasidSet:
         """The set that owns an ID."""
         if self._busy:
             self._refuse_reentry("find_set")
+        ioasid = as_id(ioasid)
         rec = self._records.get(ioasid)
         if rec is None:
             raise NotFoundError(self._unknown(ioasid))
@@ -276,6 +303,8 @@ class IoasidSpace:
         """Allocate an ID in ``[min, max]`` (inclusive) for ``set``; the lowest free one."""
         if self._busy:
             self._refuse_reentry("alloc")
+        if min.__class__ is not int or max.__class__ is not int:  # a numpy int is converted
+            min, max = as_id(min, "min"), as_id(max, "max")
         try:
             with self._lock:
                 if (
@@ -379,9 +408,14 @@ class IoasidSpace:
         """
         if self._busy and _get_ident() in self._busy:
             self._refuse_reentry("find")
-        rec = self._records.get(ioasid)
+        # Read-only, so not validated on a hit: the hot path cannot afford the type check
+        # (``find(s, 1.0)`` reads ID 1's data, as a dict lookup would). A miss says why.
+        try:
+            rec = self._records.get(ioasid)
+        except TypeError:
+            rec = None
         if rec is None:
-            raise NotFoundError(self._unknown(ioasid))
+            raise NotFoundError(self._unknown(as_id(ioasid)))
         if set is not None and rec[0] is not set:
             raise AccessDeniedError(self._not_owner(ioasid, rec[0], set))
         if getter is None:
@@ -414,22 +448,59 @@ class IoasidSpace:
             self._hot.quiet = self._compute_quiet()
 
     def set_data(self, ioasid: int, data: object) -> None:
-        """Replace the private data of an ID."""
-        self._replace_data(ioasid, data, "set_data", overwrite=True)
+        """Replace the private data of an ID (the kernel's shape: no owner check; see
+        ``set_data_in``)."""
+        self._replace_data(None, ioasid, data, "set_data", overwrite=True)
 
     def attach_data(self, ioasid: int, data: object) -> None:
-        """Attach private data to an ID that has none (``BusyError`` otherwise)."""
-        self._replace_data(ioasid, data, "attach_data", overwrite=False)
+        """Attach private data to an ID that has none (``BusyError`` otherwise); no owner
+        check (see ``attach_data_in``)."""
+        self._replace_data(None, ioasid, data, "attach_data", overwrite=False)
 
     def detach_data(self, ioasid: int) -> None:
-        """Clear the private data of an ID."""
-        self._replace_data(ioasid, None, "detach_data", overwrite=True)
+        """Clear the private data of an ID; no owner check (see ``detach_data_in``)."""
+        self._replace_data(None, ioasid, None, "detach_data", overwrite=True)
 
-    def _replace_data(self, ioasid: int, data: object, what: str, *, overwrite: bool) -> None:
+    def set_data_in(self, set: IoasidSet, ioasid: int, data: object) -> None:
+        """``set_data`` for the ID's owner only (``AccessDeniedError`` for another set's ID)."""
+        self._replace_data(self._owner_arg(set, "set_data_in"), ioasid, data, "set_data_in")
+
+    def attach_data_in(self, set: IoasidSet, ioasid: int, data: object) -> None:
+        """``attach_data`` for the ID's owner only."""
+        owner = self._owner_arg(set, "attach_data_in")
+        self._replace_data(owner, ioasid, data, "attach_data_in", overwrite=False)
+
+    def detach_data_in(self, set: IoasidSet, ioasid: int) -> None:
+        """``detach_data`` for the ID's owner only."""
+        self._replace_data(self._owner_arg(set, "detach_data_in"), ioasid, None, "detach_data_in")
+
+    def _owner_arg(self, set: object, what: str) -> IoasidSet:
+        """The set of an owner-checked call: an ``IoasidSet`` of this space, never None."""
         if self._busy:
             self._refuse_reentry(what)
+        if not isinstance(set, IoasidSet):
+            raise InvalidArgumentError(
+                f"{what}: {set!r} is not an IoasidSet (the owner-checked call needs the "
+                "owner's set)"
+            )
+        if set._space is not self:
+            raise InvalidArgumentError(f"{what}: {set} belongs to another space")
+        return set
+
+    def _replace_data(
+        self,
+        owner: IoasidSet | None,
+        ioasid: int,
+        data: object,
+        what: str,
+        *,
+        overwrite: bool = True,
+    ) -> None:
+        if self._busy:
+            self._refuse_reentry(what)
+        ioasid = as_id(ioasid)
         with self._lock:
-            rec = self._lookup(ioasid)
+            rec = self._owned(owner, ioasid)
             if not overwrite and rec[_PRIV] is not None:
                 raise BusyError(
                     f"{_hex(ioasid)} of {rec[_SET]} already has private data {rec[_PRIV]!r}"
@@ -440,6 +511,7 @@ class IoasidSpace:
         """IDLE, ACTIVE (an SPID or an extra reference) or FREE_PENDING."""
         if self._busy:
             self._refuse_reentry("state")
+        ioasid = as_id(ioasid)
         rec = self._records.get(ioasid)
         if rec is None:
             raise NotFoundError(self._unknown(ioasid))
@@ -451,6 +523,7 @@ class IoasidSpace:
 
     def refs(self, ioasid: int) -> int:
         """How many references an ID has (the owner's included until it frees)."""
+        ioasid = as_id(ioasid)
         rec = self._records.get(ioasid)
         if rec is None:
             raise NotFoundError(self._unknown(ioasid))
@@ -466,7 +539,10 @@ class IoasidSpace:
         return self._records
 
     def __contains__(self, ioasid: object) -> bool:
-        return isinstance(ioasid, int) and self._records.get(ioasid) is not None
+        try:
+            return self._records.get(as_id(ioasid)) is not None
+        except InvalidArgumentError:
+            return False
 
     def __len__(self) -> int:
         """How many IDs are allocated."""
@@ -482,6 +558,7 @@ class IoasidSpace:
         """Take one more reference (refused while the ID's free is pending)."""
         if self._busy:
             self._refuse_reentry("get")
+        ioasid = as_id(ioasid)
         with self._lock:
             if self._records.get(ioasid) is None:
                 raise UnknownIoasidError(self._unknown(ioasid))  # EINVAL, as ioasid_get
@@ -494,6 +571,7 @@ class IoasidSpace:
         """Drop one reference; at zero the ID is reclaimed and True is returned."""
         if self._busy:
             self._refuse_reentry("put")
+        ioasid = as_id(ioasid)
         try:
             with self._lock:
                 rec = self._owned(set, ioasid)
@@ -516,6 +594,7 @@ class IoasidSpace:
         """The owner's release: FREE_PENDING now, reclaimed when the last reference goes."""
         if self._busy:
             self._refuse_reentry("free")
+        ioasid = as_id(ioasid)
         errors: list[Exception] | None = None
         try:
             with self._lock:
@@ -600,16 +679,25 @@ class IoasidSpace:
     # ------------------------------------------------------------------ SPIDs
 
     def attach_spid(self, ioasid: int, spid: int) -> None:
-        """Map a set-private ID (a guest PASID) to this ID; unique within the set."""
+        """Map a set-private ID (a guest PASID) to this ID; unique within the set. No owner
+        check (the kernel's shape; see ``attach_spid_in``)."""
+        self._attach_spid(None, ioasid, spid, "attach_spid")
+
+    def attach_spid_in(self, set: IoasidSet, ioasid: int, spid: int) -> None:
+        """``attach_spid`` for the ID's owner only (``AccessDeniedError`` otherwise)."""
+        self._attach_spid(self._owner_arg(set, "attach_spid_in"), ioasid, spid, "attach_spid_in")
+
+    def _attach_spid(self, given: IoasidSet | None, ioasid: int, spid: int, what: str) -> None:
         if self._busy:
-            self._refuse_reentry("attach_spid")
+            self._refuse_reentry(what)
+        ioasid = as_id(ioasid)
         with self._lock:
             if spid.__class__ is not int or not 0 <= spid < INVALID_IOASID:
                 raise InvalidArgumentError(
                     f"SPID {spid!r} is not a valid ID (INVALID_IOASID and values outside "
                     "32 bits cannot be attached)"
                 )
-            rec = self._lookup(ioasid)
+            rec = self._owned(given, ioasid)
             owner = rec[_SET]
             old = owner._spid_of.get(ioasid)
             if old is not None:
@@ -631,11 +719,19 @@ class IoasidSpace:
             self._finish(errors, f"binding SPID {spid:#x} to {_hex(ioasid)}")
 
     def detach_spid(self, ioasid: int) -> None:
-        """Remove the SPID of an ID."""
+        """Remove the SPID of an ID. No owner check (see ``detach_spid_in``)."""
+        self._detach_spid(None, ioasid, "detach_spid")
+
+    def detach_spid_in(self, set: IoasidSet, ioasid: int) -> None:
+        """``detach_spid`` for the ID's owner only (``AccessDeniedError`` otherwise)."""
+        self._detach_spid(self._owner_arg(set, "detach_spid_in"), ioasid, "detach_spid_in")
+
+    def _detach_spid(self, given: IoasidSet | None, ioasid: int, what: str) -> None:
         if self._busy:
-            self._refuse_reentry("detach_spid")
+            self._refuse_reentry(what)
+        ioasid = as_id(ioasid)
         with self._lock:
-            rec = self._lookup(ioasid)
+            rec = self._owned(given, ioasid)
             owner = rec[_SET]
             spid = owner._spid_of.pop(ioasid, None)
             if spid is None:
@@ -656,7 +752,7 @@ class IoasidSpace:
             self._refuse_reentry("find_by_spid")
         with self._lock:
             self._check_set(set, "find_by_spid", allow_pending=True)
-            ioasid = set._spids.get(spid)
+            ioasid = set._spids.get(as_id(spid, "SPID"))
             if ioasid is None:
                 raise NotFoundError(f"SPID {spid!r} is not attached in {set}")
             if get:
@@ -704,7 +800,7 @@ class IoasidSpace:
         """
         if self._busy:
             self._refuse_reentry("unregister_allocator")
-        failures: list[BaseException] = []
+        failures: list[Exception] = []
         with self._lock:
             group = next((g for g in self._groups if g.holds(ops)), None)
             if group is None:
@@ -727,25 +823,27 @@ class IoasidSpace:
                 self._active = self._groups[0] if self._groups else None
                 self._hot.quiet = self._compute_quiet()
             errors = self._emit_all(events) if events else None
-        if errors or self._work:
-            self._finish(errors, f"unregistering allocator {ops!r}")
+        failure = None
         if failures:
-            raise ExceptionGroup(
+            failure = ExceptionGroup(
                 f"the backend of {ops!r} failed to free {len(failures)} IOASID(s) while "
                 "they were reclaimed by force (they are gone from this space)",
-                [f if isinstance(f, Exception) else RuntimeError(str(f)) for f in failures],
+                failures,
             )
+        if errors or self._work:
+            self._finish(errors, f"unregistering allocator {ops!r}", failure)
+        if failure is not None:
+            raise failure
 
-    def _reclaim_all(
-        self, ops: AllocatorOps[Any], events: list[Event] | None
-    ) -> list[BaseException]:
-        failures: list[BaseException] = []
+    def _reclaim_all(self, ops: AllocatorOps[Any], events: list[Event] | None) -> list[Exception]:
+        failures: list[Exception] = []
         for ioasid in self._live_ids():
             rec = self._records[ioasid]
             assert rec is not None
             try:
                 self._callout(ops.free, ioasid, ops.pdata)
             except Exception as exc:
+                exc.add_note(f"raised by the backend's free of {_hex(ioasid)} of {rec[_SET]}")
                 failures.append(exc)
             if events is not None and not rec[_PEND]:
                 events.append(self._event(_FREE, ioasid, rec))
@@ -782,6 +880,8 @@ class IoasidSpace:
         """Remove a subscription."""
         if self._busy:
             self._refuse_reentry("unsubscribe")
+        if not isinstance(sub, Subscription):
+            raise InvalidArgumentError(f"{sub!r} is not a Subscription")
         with self._lock:
             subs = self._global_subs if sub.set is None else sub.set._subs
             mine = sub.set is None or sub.set._space is self
@@ -796,6 +896,8 @@ class IoasidSpace:
 
     def defer(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` after the current operation releases the lock (at once if none runs)."""
+        if not callable(fn):
+            raise InvalidArgumentError(f"deferred work {fn!r} is not callable")
         tid = _get_ident()
         if tid in self._busy:
             self._work.setdefault(tid, []).append(fn)
@@ -860,8 +962,14 @@ class IoasidSpace:
         except ExceptionGroup as group:
             failure.add_note(f"deferred work also failed after {what}: {group.exceptions!r}")
 
-    def _finish(self, errors: list[Exception] | None, what: str) -> None:
-        """After the lock is released: run this thread's deferred work, then report errors."""
+    def _finish(
+        self, errors: list[Exception] | None, what: str, failure: Exception | None = None
+    ) -> None:
+        """After the lock is released: run this thread's deferred work, then report errors.
+
+        ``failure``, the operation's own failure (a backend that could not free), leads the
+        group when callbacks failed too; alone it is left for the caller to raise.
+        """
         collected: list[Exception] = list(errors or ())
         tid = _get_ident()
         while True:
@@ -875,6 +983,11 @@ class IoasidSpace:
                     log.exception("deferred work %r failed", fn)
                     exc.add_note(f"raised by deferred work {fn!r} after {what}")
                     collected.append(exc)
+        if collected and failure is not None:
+            raise ExceptionGroup(
+                f"{what} failed, and {len(collected)} callback(s) failed too",
+                [failure, *collected],
+            )
         if collected:
             raise ExceptionGroup(
                 f"{len(collected)} callback(s) failed after {what} (the operation itself is done)",

@@ -733,7 +733,7 @@ def test_bad_offer_registers_nothing(host: PluginHost, space: IoasidSpace) -> No
         host.hooks.remove_unit(DMAR0, space)
 
 
-def test_failing_refusal_hook_loses_no_registered_allocator(
+def test_failing_refusal_hook_rolls_the_whole_probe_back(
     host: PluginHost, space: IoasidSpace
 ) -> None:
     ops = Backend().ops("dmar0")
@@ -751,6 +751,10 @@ def test_failing_refusal_hook_loses_no_registered_allocator(
     assert "raised by ioasid plugin 'touchy' in hook 'ioasid_allocator_refused'" in (
         info.value.__notes__
     )
-    assert space.active_allocator is ops
+    assert space.active_allocator is None  # the allocator it did register is withdrawn
+    with pytest.raises(NotFoundError):  # and the unit forgotten
+        host.hooks.remove_unit(DMAR0, space)
+    host.pm.unregister(name="touchy")
+    host.pm.register(AllocVendor({"dmar0": [ops]}), name="vtd")
+    assert host.hooks.probe_unit(DMAR0, space).registered == (ops,)  # probing again works
     assert host.hooks.remove_unit(DMAR0, space) == (ops,)
-    assert space.active_allocator is None

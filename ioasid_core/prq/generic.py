@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from ioasid_core.bits import Buffer, DecodeError, EncodeError
+from ioasid_core.bits import Buffer, DecodeError, EncodeError, byte_view
 from ioasid_core.platform import AddressSpace
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import Perm, RequestRow, ResponseRow
@@ -75,6 +75,7 @@ class GenericPrq(RowVendorMixin):
         return b"".join(out)
 
     def decode_rows(self, data: Buffer) -> list[RequestRow]:
+        data = byte_view(data)
         if len(data) % _ENTRY.size:
             raise DecodeError(
                 "generic page request",

@@ -229,16 +229,23 @@ class PrqPipeline:
         is decoded again entry by entry, so each entry that is not a request is counted once:
         as an unhandled event (well formed) or as malformed (reported)."""
         decode = self._codec.decode_rows
+        size = self.vendor.entry_size
         try:
-            return decode(raw)
+            rows = decode(raw)
         except DecodeError:
             pass
-        size = self.vendor.entry_size
+        else:
+            if len(rows) * size < len(raw):  # entries in against rows out
+                self._short(len(raw) // size - len(rows), f"{len(raw) // size} entries")
+            return rows
         good: list[RequestRow] = []
         view = memoryview(raw)
         for start in range(0, len(raw), size):
             try:
-                good.extend(decode(view[start : start + size]))
+                entry = decode(view[start : start + size])
+                if not entry:
+                    self._short(1, f"the ring entry at byte {start:#x}")
+                good.extend(entry)
             except UnhandledEvent as event:
                 self.counters.unhandled_events[event.kind] += 1
                 if self._log_unhandled is not None:
@@ -247,6 +254,15 @@ class PrqPipeline:
                 self.counters.malformed += 1
                 self._note(f"{exc.layout}: ring entry at byte {start:#x} of the batch: {exc.what}")
         return good
+
+    def _short(self, missing: int, what: str) -> None:
+        """A codec that returned fewer requests than it was given entries, without an error:
+        the missing ones are counted as malformed, not lost from every counter."""
+        self.counters.malformed += missing
+        self._note(
+            f"vendor {self.vendor.name!r}: its codec returned no request for {missing} of "
+            f"{what} (counted as malformed)"
+        )
 
     def _note(self, message: str) -> None:
         errors = self.counters.errors

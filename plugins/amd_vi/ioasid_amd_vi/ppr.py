@@ -42,7 +42,7 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError
+from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError, byte_view
 from ioasid_core.prq.types import PageRequest, Perm, RequestRow
 from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
 from ioasid_core.types import INVALID_IOASID
@@ -263,6 +263,7 @@ def decode_ppr_rows(data: Buffer, *, rvsd_drops_pasid: bool = False) -> list[Req
     FAILURE) reads an RVSD entry as a request without a PASID; the row has no other place
     for the bit.
     """
+    data = byte_view(data)  # len() in bytes, whatever the view's item size
     size = len(data)
     if size % PPR_ENTRY_SIZE:
         raise DecodeError(

@@ -33,7 +33,7 @@ import struct
 from collections.abc import Sequence
 from typing import Final, NoReturn
 
-from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError
+from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError, byte_view
 from ioasid_core.prq.types import PageRequest, Perm, RequestRow
 from ioasid_core.types import INVALID_IOASID
 
@@ -121,6 +121,7 @@ def decode_pq(data: Buffer, offset: int = 0) -> PageRequest:
 def decode_pq_rows(data: Buffer) -> list[RequestRow]:
     """Whole records as request rows, in order; the first bad record raises a
     ``DecodeError`` naming its offset in ``data`` (the same as :func:`decode_pq`)."""
+    data = byte_view(data)  # len() in bytes, whatever the view's item size
     size = len(data)
     if size % PQ_RECORD_SIZE:
         raise DecodeError(

@@ -54,7 +54,7 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError
+from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError, byte_view
 from ioasid_core.errors import IoasidError
 from ioasid_core.prq.types import PageRequest, Perm
 from ioasid_core.types import INVALID_IOASID
@@ -372,7 +372,7 @@ _IPA_MASK: Final = ((1 << 40) - 1) << _PAGE_SHIFT
 
 def check_whole_records(data: Buffer) -> None:
     """A run of event records must be whole: ``DecodeError`` naming the trailing bytes."""
-    size = len(data)
+    size = len(byte_view(data))
     if size % EVENT_RECORD_SIZE:
         raise DecodeError(
             EVENT_RECORD.name,
@@ -384,6 +384,7 @@ def check_whole_records(data: Buffer) -> None:
 
 def decode_event_batch(data: Buffer) -> list[EventRecord]:
     """Every record of a run of event queue records, in order (whole records only)."""
+    data = byte_view(data)
     check_whole_records(data)
     out: list[EventRecord] = []
     append = out.append

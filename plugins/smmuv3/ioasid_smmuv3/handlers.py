@@ -41,7 +41,7 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.bits import Buffer, EncodeError
+from ioasid_core.bits import Buffer, EncodeError, byte_view
 from ioasid_core.platform import AddressSpace
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import (
@@ -145,6 +145,7 @@ def decode_stall_batch(data: Buffer) -> list[PageRequest]:
 
 def decode_stall_rows(data: Buffer) -> list[RequestRow]:
     """:func:`decode_stall_batch` as rows, the pipeline's fast form."""
+    data = byte_view(data)  # len() in bytes, whatever the view's item size
     check_whole_records(data)
     perms = _STALL_PERMS
     invalid = INVALID_IOASID

@@ -34,7 +34,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError
+from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError, byte_view
 from ioasid_core.prq.types import PageRequest, Perm, RequestRow
 from ioasid_core.types import INVALID_IOASID
 
@@ -155,6 +155,7 @@ def decode_pri_batch(data: Buffer) -> list[PageRequest]:
 
 def decode_pri_rows(data: Buffer) -> list[RequestRow]:
     """:func:`decode_pri_batch` as rows, the pipeline's fast form."""
+    data = byte_view(data)  # len() in bytes, whatever the view's item size
     size = len(data)
     if size % PRIQ_ENTRY_SIZE:
         raise DecodeError(

@@ -70,7 +70,7 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.bits import Buffer, DecodeError, EncodeError
+from ioasid_core.bits import Buffer, DecodeError, EncodeError, byte_view
 from ioasid_core.errors import InvalidArgumentError
 from ioasid_core.prq.types import PageRequest, Perm
 from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
@@ -283,7 +283,8 @@ def decode_merged_run(data: Buffer) -> list[PageRequest]:
     """A run of merged 24-byte records read as a queue (``ioasid decode --format merged``):
     no record is a page request, so the first one raises ``UnhandledEvent`` (kind ``fault``)
     if it is well formed and ``DecodeError`` otherwise; only an empty run returns ([])."""
-    size = memoryview(data).nbytes
+    data = byte_view(data)
+    size = len(data)
     if size % MERGED_SIZE:
         raise DecodeError(
             MERGED.name,
@@ -370,7 +371,8 @@ def decode_extended(
 
 def decode_event(data: Buffer, *, needs_pasid: bool = False) -> UnrecoverableFault | PageRequest:
     """One event buffer, exactly as long as the device wrote it: 24 or 48 bytes."""
-    size = memoryview(data).nbytes
+    data = byte_view(data)
+    size = len(data)
     if size == MERGED_SIZE:
         return decode_merged(data)
     if size == EXTENDED_SIZE:
@@ -468,7 +470,8 @@ def decode_page_requests(
 
     :param needs_pasid: endpoint IDs whose page responses must carry the PASID.
     """
-    size = memoryview(data).nbytes
+    data = byte_view(data)
+    size = len(data)
     if size % EXTENDED_SIZE:
         whole = size - size % EXTENDED_SIZE
         raise DecodeError(

@@ -32,7 +32,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from ioasid_core.bits import Buffer, DecodeError, EncodeError
+from ioasid_core.bits import Buffer, DecodeError, EncodeError, byte_view
 from ioasid_core.platform import AddressSpace
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import (
@@ -143,7 +143,8 @@ class VirtioPrq(RowVendorMixin):
         either classifies it (a fault, or a legal page request the fast path does not take)
         or raises the ``DecodeError`` naming the bad field and its offset.
         """
-        size = memoryview(data).nbytes
+        data = byte_view(data)  # bytes, whatever the view's item size or strides
+        size = len(data)
         if size % EXTENDED_SIZE:
             raise DecodeError(
                 EXTENDED.name,
@@ -187,7 +188,8 @@ class VirtioPrq(RowVendorMixin):
         record (``DecodeError`` naming it), whichever comes first."""
         needs = self.needs_pasid
         rows: list[RequestRow] = []
-        for index in range(memoryview(data).nbytes // EXTENDED_SIZE):
+        data = byte_view(data)
+        for index in range(len(data) // EXTENDED_SIZE):
             offset = index * EXTENDED_SIZE
             endpoint = _EVENT.unpack_from(data, offset)[4]
             event = decode_extended(data, offset, needs_pasid=endpoint in needs)

@@ -43,7 +43,7 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError
+from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError, byte_view
 from ioasid_core.errors import InvalidArgumentError
 from ioasid_core.prq.types import PageRequest, PageResponse, Perm, RequestRow, ResponseCode
 from ioasid_core.types import INVALID_IOASID
@@ -347,8 +347,7 @@ assert PAGE_REQUEST.reserved[1:] == (0, 0, 0), "the fast path checks only qw0's 
 
 
 def _byte_view(data: Buffer) -> memoryview:
-    view = memoryview(data)
-    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+    return memoryview(byte_view(data))
 
 
 def _ring_segments(data: memoryview, head: int, tail: int) -> tuple[tuple[int, int], ...]:
