@@ -16,6 +16,7 @@ from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.replay import RunResult, replay
+from ioasid_core.scenario.reader import ScenarioError
 from ioasid_core.scenario.schema import Scenario
 from ioasid_core.scenario.vendors import (
     check_queue_sizes,
