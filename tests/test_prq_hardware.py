@@ -77,6 +77,7 @@ def test_a_sticky_overflow_drops_everything_until_software_clears_it() -> None:
     assert len(pl.service(limit=1)) == 1  # room again, but the flag is still set
     assert not pl.submit(req(SRC_VM1, w.pasid_vm1, grpid=9))
     assert pl.counters.overflow_dropped == 2
+    assert pl.counters.hardware_rejected == 0  # dropped.overflow, not dropped.hardware
     assert pl.counters.auto_responses == {ResponseCode.SUCCESS: 2}
     pl.service()  # the ring is empty now: the driver clears the flag
     assert not pl.ring.overflow
