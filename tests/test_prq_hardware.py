@@ -76,8 +76,10 @@ def test_a_sticky_overflow_drops_everything_until_software_clears_it() -> None:
     assert pl.ring.overflow
     assert len(pl.service(limit=1)) == 1  # room again, but the flag is still set
     assert not pl.submit(req(SRC_VM1, w.pasid_vm1, grpid=9))
-    assert pl.counters.overflow_dropped == 2
-    assert pl.counters.auto_responses == {ResponseCode.SUCCESS: 2}
+    assert pl.submit_rows([request_row(req(SRC_VM1, w.pasid_vm1, grpid=10, last=False))]) == 0
+    assert pl.counters.overflow_dropped == 3
+    assert pl.counters.hardware_rejected == 0  # dropped.overflow, not dropped.hardware
+    assert pl.counters.auto_responses == {ResponseCode.SUCCESS: 2}  # not the partial one
     pl.service()  # the ring is empty now: the driver clears the flag
     assert not pl.ring.overflow
     assert pl.submit(req(SRC_VM1, w.pasid_vm1, grpid=9))

@@ -5,7 +5,9 @@ request it had to drop on overflow is answered SUCCESS by the hardware itself (t
 retries). Vendors differ (vendors-amd-riscv.md): the RISC-V IOMMU answers requests it cannot
 queue with a code of its own (no device context: FAILURE; PRI disabled: INVALID) and, once its
 queue overflowed, discards every request until software clears the flag (``pqof``); the AMD
-driver has no auto-response at all (requests lost in an overflow are never answered).
+driver has no auto-response at all (requests lost in an overflow are never answered); VT-d's
+PRO drops without an answer and, like ``pqof``, stays set until the driver has drained the
+queue (``ioasid_vtd.hardware.VTD_HARDWARE``).
 
 A vendor says so with :class:`HardwareRules`, built per unit by its optional
 ``hardware_rules(platform, unit, options)`` (:class:`HardwareModel`). Whatever the reason, a

@@ -158,8 +158,11 @@ class PrqPipeline:
     def submit(self, request: PageRequest) -> bool:
         """A device sends one request into the unit's ring; False if it did not get there
         (the ring was full, or the hardware kept it: ``HardwareRules``)."""
-        if self._admit is not None or self._sticky:
+        if self._admit is not None:
             return self._submit_checked(request_row(request))
+        if self._sticky and self.ring.overflow:
+            self._overflowed(request.last and READS_OR_WRITES[request.perm])
+            return False
         if self.ring.push(self.vendor.encode_request(request)):
             return True
         self._overflowed(request.last and READS_OR_WRITES[request.perm])
@@ -170,9 +173,14 @@ class PrqPipeline:
         were dropped on overflow or kept by the hardware, as ``submit`` does one by one)."""
         if not rows:
             return 0
-        if self._admit is not None or self._sticky:
+        if self._admit is not None:
             return sum(self._submit_checked(row) for row in rows)
-        taken = self.ring.push_many(self._codec.encode_request_rows(rows))
+        # A sticky flag drops what a full ring would: only a flag already set differs.
+        taken = (
+            0
+            if self._sticky and self.ring.overflow
+            else self.ring.push_many(self._codec.encode_request_rows(rows))
+        )
         if taken < len(rows):
             reads_or_writes = READS_OR_WRITES
             for row in rows[taken:]:

@@ -12,7 +12,7 @@ from ioasid_core.scenario import load_scenario
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "amd-riscv.toml"
 
 
-def test_riscv_answers_the_stranger_failure_and_the_overflow_success_itself() -> None:
+def test_riscv_answers_the_stranger_failure_and_the_overflow_success_itself_vtd_drops() -> None:
     vendors = available_vendors(new_plugin_manager().hooks)
     scenario = load_scenario(EXAMPLE)
     riscv, vtd = compare(scenario, [vendors["riscv-iommu"], vendors["vtd"]], [LookupPolicy.DEVICE])
@@ -31,3 +31,7 @@ def test_riscv_answers_the_stranger_failure_and_the_overflow_success_itself() ->
     # VT-d 2019 looks every request up as it comes (per request): all 4 of the stranger's.
     assert v.outcomes["unknown_device"] == 4
     assert v.responses["invalid"] == 2
+    # VT-d's PRO drops the same 9 without an answer (no auto-response): they never retry.
+    assert v.dropped["overflow"] == 9
+    assert v.auto_responses == 0
+    assert dict(v.responses) == {"invalid": 2, "success": 15}

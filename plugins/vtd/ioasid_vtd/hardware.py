@@ -1,4 +1,5 @@
-"""How VT-d hardware shapes a scenario's units (the ``unit_model`` of :class:`VtdPrq`).
+"""How VT-d hardware shapes a scenario's units (the ``unit_model`` of :class:`VtdPrq`), and
+what it does with a page request the queue cannot take (:data:`VTD_HARDWARE`).
 
 ``[vendor.vtd]`` options (kernel-facts §3.2, §7):
 
@@ -16,6 +17,7 @@ from typing import Final
 
 from ioasid_core.errors import InvalidArgumentError
 from ioasid_core.guest import OptionProblem
+from ioasid_core.prq.hardware import HardwareRules
 from ioasid_core.units import MAX_PASID_BITS
 from ioasid_core.vendor_options import UnitShape, int_problems
 from ioasid_vtd.descriptors import DESCRIPTOR_SIZE
@@ -25,6 +27,7 @@ __all__ = [
     "PRQ_DEFAULT_ORDER",
     "PRQ_MAX_ORDER",
     "PSS_MAX",
+    "VTD_HARDWARE",
     "VtdUnits",
     "prq_entries",
 ]
@@ -55,6 +58,17 @@ PRQ_DEFAULT_ENTRIES: Final = prq_entries(PRQ_DEFAULT_ORDER)
 
 PSS_MAX: Final = 31
 """ECAP.PSS is 5 bits (39:35)."""
+
+
+VTD_HARDWARE: Final = HardwareRules(overflow_response=None, sticky_overflow=True)
+"""A full PRQ sets PRO (Page Request Overflow) and the request is dropped, with no answer:
+"unlike VT-d, where PRO just drops" (vendors-amd-riscv.md §3.4, beside the RISC-V IOMMU's
+auto SUCCESS). PRO stays set, and requests keep being dropped, until software clears it; the
+driver clears it only once it has drained the queue (head == tail) and discarded the partial
+groups (kernel-facts §3.2 "Overflow", and its drain on PASID teardown, which retries
+"while PRO is set"; kernel commit 973b546). A dropped LPIG request leaves its device
+waiting for an answer that never comes (a PRI timeout on real hardware). The same hardware
+under both drivers (``vtd`` and ``vtd-iopf``)."""
 
 
 class VtdUnits:

@@ -71,12 +71,13 @@ What differs from the kernel, and why:
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final, NoReturn
 
 from ioasid_core.bits import Buffer, EncodeError
-from ioasid_core.platform import AddressSpace
+from ioasid_core.platform import AddressSpace, Platform
 from ioasid_core.prq.discipline import CheckResult, Discipline, Verdict
+from ioasid_core.prq.hardware import HardwareRules
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import RequestRow, ResponseCode, ResponseRow
 from ioasid_core.prq.vendor import RowCheck, RowVendorMixin
@@ -94,6 +95,7 @@ from ioasid_vtd.hardware import (
     PRQ_DEFAULT_ENTRIES,
     PRQ_DEFAULT_ORDER,
     PRQ_MAX_ORDER,
+    VTD_HARDWARE,
     VtdUnits,
     prq_entries,
 )
@@ -184,10 +186,17 @@ class VtdPrq(RowVendorMixin):
     expected: type | tuple[type, ...] = AddressSpace
     row_check: RowCheck | None = staticmethod(_vtd_2019_check)
     guest_pasids: Final = VcmdGuestPasids()
+    """Guests allocate through the virtual command interface (``ioasid_core.guest``)."""
     unit_model: Final = VtdUnits()
     source_id_bits: Final = 16
     """A requester ID is bus << 8 | devfn: scenarios with wider source IDs are refused."""
-    """Guests allocate through the virtual command interface (``ioasid_core.guest``)."""
+
+    def hardware_rules(
+        self, platform: Platform, unit: str, options: Mapping[str, object]
+    ) -> HardwareRules:
+        """PRO: an overflow drops requests unanswered until the driver has drained the queue
+        (:data:`~ioasid_vtd.hardware.VTD_HARDWARE`)."""
+        return VTD_HARDWARE
 
     def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
         """The descriptors the unit writes for ``rows``. ``needs_pasid`` is the device's PCIe

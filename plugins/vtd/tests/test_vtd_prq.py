@@ -15,6 +15,7 @@ from ioasid_core.errors import InvalidArgumentError
 from ioasid_core.platform import AddressSpace, Platform
 from ioasid_core.plugins import new_plugin_manager
 from ioasid_core.prq.discipline import Discipline, Verdict
+from ioasid_core.prq.hardware import hardware_rules
 from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy, Outcome
 from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
@@ -512,6 +513,27 @@ def test_prq_entries() -> None:
 def test_prq_entries_refuses_values_outside_the_field(bad: object) -> None:
     with pytest.raises(InvalidArgumentError, match=r"3-bit value \(0\.\.7: 128 to 16384"):
         prq_entries(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("vendor", [VTD, VTD_IOPF], ids=lambda v: v.name)
+def test_pro_drops_unanswered_and_stays_set_until_the_queue_is_drained(vendor: VtdPrq) -> None:
+    """kernel-facts §3.2: a full PRQ sets PRO and drops the request (no auto-response); PRO
+    stays set, dropping every request, until the driver finds head == tail and clears it."""
+    b = Bench(vendor=vendor)
+    rules = hardware_rules(vendor, b.platform, "dmar0", {})
+    pl = PrqPipeline(
+        b.platform, "dmar0", vendor, policy=LookupPolicy.DEVICE, ring_entries=4, hardware=rules
+    )
+    assert [pl.submit(request(b.own, grpid=g)) for g in range(4)] == [True] * 3 + [False]
+    assert pl.counters.overflow_dropped == 1
+    assert pl.counters.auto_responses == {}  # the LPIG request is never answered
+    assert len(pl.service(limit=1)) == 1  # a free slot, but PRO is still set
+    assert not pl.submit(request(b.own, grpid=5))
+    assert pl.counters.overflow_dropped == 2 and pl.counters.auto_responses == {}
+    assert len(pl.service()) == 2  # head == tail: the driver clears PRO
+    assert not pl.ring.overflow
+    assert pl.submit(request(b.own, grpid=6))
+    assert [r.code for r in pl.service()] == [ResponseCode.SUCCESS]
 
 
 def test_benchmark_quick() -> None:
