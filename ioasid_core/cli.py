@@ -550,6 +550,15 @@ def _add_sweep() -> None:
 _add_sweep()
 
 
+def _add_logs_command() -> None:
+    from ioasid_core.logs.command import logs_command
+
+    cli.add_command(logs_command)
+
+
+_add_logs_command()
+
+
 def main() -> None:
     """The console-script entry point (``ioasid = "ioasid_core.cli:main"``)."""
     cli()

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ioasid_core.allocators import AllocatorOps
     from ioasid_core.bench import BenchmarkFigure
     from ioasid_core.events import Event
+    from ioasid_core.logs.format import LogFormat
     from ioasid_core.prq.vendor import VendorPrq
     from ioasid_core.sets import IoasidSet
     from ioasid_core.space import IoasidSpace
@@ -30,6 +31,7 @@ __all__ = [
     "ioasid_allocators_for_unit",
     "ioasid_benchmarks",
     "ioasid_event",
+    "ioasid_log_formats",
     "ioasid_prq_vendors",
     "ioasid_set_created",
     "ioasid_set_freed",
@@ -140,6 +142,21 @@ def ioasid_prq_vendors() -> Sequence[VendorPrq] | None:
     directly for every batch; this hook is called only to collect them.
 
     :return: the plugin's vendors, or ``None`` for a plugin that has none.
+    """
+
+
+# Reading real logs.
+
+
+@hookspec
+def ioasid_log_formats() -> Sequence[LogFormat] | None:
+    """Hand over parsers for what this vendor's driver prints (``ioasid logs``), once.
+
+    Each :class:`~ioasid_core.logs.LogFormat` names the vendor, the words that pick its lines
+    (``triggers``), its rate-limited printers and a factory of per-stream parsers. A plugin
+    whose hook raises or returns something else is reported and left out; the others are read.
+
+    :return: the plugin's formats, or ``None`` for a plugin that reads no logs.
     """
 
 

@@ -39,6 +39,7 @@ from ioasid_core.units import IommuUnit, VendorInfo
 
 if TYPE_CHECKING:
     from ioasid_core.events import Event, Subscription
+    from ioasid_core.logs.format import LogFormat
     from ioasid_core.space import IoasidSpace
 
 __all__ = [
@@ -318,6 +319,33 @@ class Hooks:
             if vendor.name in found:
                 raise ValueError(f"page-request vendor {vendor.name!r} is offered twice")
             found[vendor.name] = vendor
+
+    def log_formats(self) -> tuple[list[LogFormat], list[str]]:
+        """Every plugin's log formats, asked one plugin at a time: a plugin whose hook raises
+        or returns something else is left out, and said why in the second list."""
+        from ioasid_core.logs.format import LogFormat
+
+        found: list[LogFormat] = []
+        problems: list[str] = []
+        for impl in self._hook_caller("ioasid_log_formats").get_hookimpls():
+            name = impl.plugin_name
+            try:
+                offered = impl.function()
+            except Exception as exc:
+                problems.append(f"plugin {name!r}: ioasid_log_formats raised {exc!r}")
+                continue
+            if offered is None:
+                continue
+            if not isinstance(offered, Sequence) or not all(
+                isinstance(f, LogFormat) for f in offered
+            ):
+                problems.append(
+                    f"plugin {name!r}: ioasid_log_formats returned {offered!r}, "
+                    "not a sequence of LogFormat"
+                )
+                continue
+            found.extend(offered)
+        return found, problems
 
     def benchmarks(self) -> list[BenchmarkFigure]:
         """Every plugin's benchmark figures."""

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ioasid_core.bench import BenchmarkFigure
+from ioasid_core.logs import LogFormat
 from ioasid_core.markers import hookimpl
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.units import VendorInfo
 from ioasid_smmuv3.bench import FIGURES
 from ioasid_smmuv3.handlers import smmuv3_vendors
+from ioasid_smmuv3.logs import SMMUV3_LOG_FORMAT
 from ioasid_smmuv3.model import VENDOR
 
 
@@ -33,3 +35,9 @@ def ioasid_prq_vendors() -> Sequence[VendorPrq]:
 def ioasid_benchmarks() -> Sequence[BenchmarkFigure]:
     """``smmuv3_evtq_ratio``: decode, resolve and RESUME stall records."""
     return list(FIGURES)
+
+
+@hookimpl
+def ioasid_log_formats() -> Sequence[LogFormat]:
+    """``ioasid logs``: event records (raw and decoded), PRI requests, overflows."""
+    return [SMMUV3_LOG_FORMAT]

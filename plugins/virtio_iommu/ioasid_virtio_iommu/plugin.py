@@ -6,12 +6,16 @@ figure is in :mod:`ioasid_virtio_iommu.bench`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ioasid_core.bench import BenchmarkFigure
+from ioasid_core.logs import LogFormat
 from ioasid_core.markers import hookimpl
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.units import VendorInfo
 from ioasid_virtio_iommu.bench import FIGURES
 from ioasid_virtio_iommu.handler import VirtioPrq
+from ioasid_virtio_iommu.logs import VIRTIO_LOG_FORMAT
 
 
 @hookimpl
@@ -30,3 +34,9 @@ def ioasid_prq_vendors() -> list[VendorPrq]:
 def ioasid_benchmarks() -> list[BenchmarkFigure]:
     """``virtio_prq_ratio``: decode, resolve and respond per event."""
     return list(FIGURES)
+
+
+@hookimpl
+def ioasid_log_formats() -> Sequence[LogFormat]:
+    """``ioasid logs``: ``viommu_fault_handler`` fault lines."""
+    return [VIRTIO_LOG_FORMAT]

@@ -14,11 +14,13 @@ from typing import Any
 from ioasid_core.allocators import AllocatorOps
 from ioasid_core.bench import BenchmarkFigure
 from ioasid_core.errors import IoasidError
+from ioasid_core.logs import LogFormat
 from ioasid_core.markers import hookimpl
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.space import IoasidSpace
 from ioasid_core.units import IommuUnit, VendorInfo
 from ioasid_vtd.bench import figure
+from ioasid_vtd.logs import VTD_LOG_FORMAT
 from ioasid_vtd.prq import VtdIopfPrq, VtdPrq
 from ioasid_vtd.state import REGISTRY
 
@@ -62,3 +64,9 @@ def ioasid_prq_vendors() -> Sequence[VendorPrq]:
 def ioasid_benchmarks() -> Sequence[BenchmarkFigure]:
     """``vtd_prq_ratio``: decode, resolve and respond per PRQ descriptor."""
     return [figure()]
+
+
+@hookimpl
+def ioasid_log_formats() -> Sequence[LogFormat]:
+    """``ioasid logs``: DMAR faults, prq_report trace events, PRQ messages."""
+    return [VTD_LOG_FORMAT]

@@ -1,0 +1,100 @@
+"""One pasted log line made plain: quote prefixes, console and syslog headers, timestamps.
+
+Users paste what machines print through mail clients and forums, so before any vendor looks at
+a line the core takes off, in this order (each optional):
+
+- quote prefixes and indentation: whitespace, ``>`` and ``|`` (``> ``, ``>> ``, ``> >>>``,
+  ``| ``, tabs);
+- a printk level ``<3>`` (``dmesg -r``) and Xen's ``(XEN)`` console prefix;
+- a syslog or journal header: ``Nov 14 11:52:19 host kernel:``, the same with an ISO time
+  (``2026-05-26T08:41:57.123456+00:00 host kernel:``), or ``kernel:`` alone;
+- an ISO time alone (``dmesg --time-format iso``);
+- an ftrace ``trace`` prefix: ``task-pid [cpu] flags 123.456789:``;
+- ``dmesg -x``'s ``kern  :err   :`` before a bracketed time;
+- a bracketed time: ``[  478.907684]``, ``[  +0.000006]`` (``dmesg -d``/``--human``),
+  ``[Tue May 26 08:41:57 2026]`` (``-T``), ``[Aug 4 09:48]`` (``--human``), Xen's
+  ``[2020-02-03 10:11:12.123]``, ``[ 1.2 < 0.3>]`` (``-d`` on old util-linux);
+- a printk caller id ``[T123]`` / ``[C1]``.
+
+The timestamp is kept as printed (no brackets, no padding): a kernel time over a syslog one,
+the more precise. ``header`` says whether the line had any such header: a line without one
+may continue the line before it (a wrapped record), one with one never does.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+__all__ = ["LogLine", "normalise"]
+
+
+class LogLine:
+    """A line as vendors see it: ``body`` is the text after every prefix, ``text`` the line
+    as read (for messages), ``number`` 1-based."""
+
+    __slots__ = ("body", "header", "number", "text", "timestamp")
+
+    def __init__(
+        self, number: int, text: str, body: str, timestamp: str | None, header: bool
+    ) -> None:
+        self.number = number
+        self.text = text
+        self.body = body
+        self.timestamp = timestamp
+        self.header = header
+
+    def joined(self, other: LogLine, sep: str = " ") -> LogLine:
+        """This line with ``other`` (its wrapped continuation) appended: one logical line."""
+        return LogLine(
+            self.number,
+            f"{self.text}{sep}{other.text.strip()}",
+            f"{self.body.rstrip()}{sep}{other.body}",
+            self.timestamp,
+            self.header,
+        )
+
+    def __repr__(self) -> str:
+        return f"LogLine({self.number}, {self.body!r}, timestamp={self.timestamp!r})"
+
+
+_MONTH: Final = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_DAY: Final = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_ISO: Final = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"
+_BRACKET_TIME: Final = (
+    r"\d+\.\d+(?:\s*<\s*[\d.]+>)?"  # kernel seconds (with dmesg -d's delta)
+    r"|[+-]\s*\d+\.\d+"  # dmesg -d / --human: relative
+    rf"|{_DAY}\s+{_MONTH}\s+\d{{1,2}}\s+\d\d:\d\d:\d\d\s+\d{{4}}"  # dmesg -T
+    rf"|{_MONTH}\s+\d{{1,2}}\s+\d\d:\d\d(?::\d\d)?"  # dmesg --human's first line
+    rf"|{_ISO}"  # Xen's console time, dmesg iso in brackets
+)
+
+_PREFIX: Final = re.compile(
+    r"[\s>|]*"
+    r"(?P<level><\d{1,2}>)?"
+    r"(?P<xen>\(XEN\)\s*)?"
+    r"(?:"
+    rf"(?P<sys>{_MONTH}\s+\d{{1,2}}\s+\d\d:\d\d:\d\d(?:\.\d+)?|{_ISO})\s+\S+\s+kernel:\s*"
+    r"|(?P<kernel>kernel:\s*)"
+    rf"|(?P<iso>{_ISO})\s+"
+    r"|\S.{0,24}?-\d+\s+(?:\(\s*[\d-]+\)\s+)?\[\d+\]\s+(?:\S{4,5}\s+)?(?P<ftrace>\d+\.\d+):\s+"
+    r")?"
+    r"(?:[a-z]+\s*:\s*[a-z]+\s*:\s*(?=\[))?"
+    rf"(?:\[\s*(?P<ts>{_BRACKET_TIME})\s*\]\s*)?"
+    r"(?:\[\s*[TC]\d+\s*\]\s*)?"
+)
+
+
+def normalise(number: int, text: str) -> LogLine:
+    """``text`` (line ``number``, its newline already gone or not) without its prefixes."""
+    text = text.rstrip()
+    match = _PREFIX.match(text)
+    assert match is not None  # every part is optional
+    ts, sys, iso, ftrace, kernel, xen, level = match.group(
+        "ts", "sys", "iso", "ftrace", "kernel", "xen", "level"
+    )
+    stamp = ts or ftrace or sys or iso
+    header = stamp is not None or kernel is not None or xen is not None or level is not None
+    if stamp is not None and ts is not None:
+        stamp = " ".join(ts.split())  # "+ 0.1" / "Aug  4" as printed, without padding
+    return LogLine(number, text, text[match.end() :], stamp, header)

@@ -1,0 +1,293 @@
+"""The streaming driver of ``ioasid logs``: lines in, records out, in constant memory.
+
+One compiled search per line picks the lines any vendor cares about (its ``triggers``) and
+the ``callbacks suppressed`` lines; every other line costs only that search. A picked line is
+normalised and handed to the parser of the vendor whose trigger matched first (then to the
+others whose triggers match, if that one says it is not its line). Records come out in line
+order: one a parser still holds (waiting for the rest of it) holds back the later ones, for
+at most :data:`HOLD_LINES` lines. A parser that raises is reported and switched off; the
+others go on.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
+from typing import Final
+
+import attrs
+
+from ioasid_core.logs.format import MAX_JOINS, MORE, LogFormat, LogItem, LogParser, ParseResult
+from ioasid_core.logs.normalise import LogLine, normalise
+from ioasid_core.logs.record import LogRecord
+
+__all__ = ["HOLD_LINES", "LogReader", "LogStats", "ParserFailure"]
+
+HOLD_LINES: Final = 64
+"""How long (in lines) a parser may hold a record waiting for the rest of it."""
+_MAX_JOINED: Final = 4096
+"""No joined record grows past this many characters (a wrapped record is a few lines)."""
+_RATELIMIT: Final = re.compile(r"\b(\w+): (\d{1,18}) callbacks suppressed")
+
+
+@attrs.frozen
+class ParserFailure:
+    """A vendor's parser raised at ``line``; it read nothing after that."""
+
+    vendor: str
+    line: int
+    error: str
+
+
+@attrs.define
+class LogStats:
+    """What one read saw, for the summary line."""
+
+    lines: int = 0
+    records: Counter[tuple[str, str]] = attrs.field(factory=Counter)
+    unrecognised: int = 0
+    suppressed: int = 0
+    suppressed_by_vendor: Counter[str] = attrs.field(factory=Counter)
+    failures: list[ParserFailure] = attrs.field(factory=list)
+
+
+class LogReader:
+    """Reads log lines with the given vendors' formats; ``stats`` fills in as it reads.
+
+    ``ValueError`` naming the vendor when a format's trigger is not a valid expression.
+    """
+
+    def __init__(self, formats: Sequence[LogFormat]) -> None:
+        self.formats = tuple(formats)
+        self.stats = LogStats()
+        self._own: list[re.Pattern[str]] = []
+        parts = [r"(?P<rl>\b\w+: \d+ callbacks suppressed)"]
+        self._ratelimited: dict[str, str] = {}
+        for index, fmt in enumerate(self.formats):
+            if not fmt.triggers:
+                raise ValueError(f"log format of vendor {fmt.vendor!r} has no triggers")
+            alternatives = "|".join(f"(?:{t})" for t in fmt.triggers)
+            try:
+                self._own.append(re.compile(alternatives))
+            except re.error as exc:
+                raise ValueError(
+                    f"log format of vendor {fmt.vendor!r}: a trigger is not a regular "
+                    f"expression ({exc})"
+                ) from exc
+            parts.append(f"(?P<f{index}>{alternatives})")
+            for function in fmt.ratelimited:
+                self._ratelimited.setdefault(function, fmt.vendor)
+        self._trigger = re.compile("|".join(parts))
+        self._index = {f"f{i}": i for i in range(len(self.formats))}
+
+    def read(self, lines: Iterable[str], *, first_line: int = 1) -> Iterator[LogItem]:
+        """Every record and unrecognised line of ``lines``, in line order (lazily)."""
+        return _Run(self, first_line).run(lines)
+
+
+class _Run:
+    """One pass over one stream: fresh parsers, the reorder heap, the wrapped line pending."""
+
+    def __init__(self, reader: LogReader, first_line: int) -> None:
+        self.reader = reader
+        self.stats = reader.stats
+        self.formats = reader.formats
+        self.parsers: list[LogParser | None] = []
+        for fmt in self.formats:
+            parser = self._guard(len(self.parsers), first_line, fmt.new_parser)
+            if parser is not None and not isinstance(parser, LogParser):
+                error = f"new_parser returned {parser!r}, not a LogParser"
+                self.stats.failures.append(ParserFailure(fmt.vendor, first_line, error))
+                parser = None
+            self.parsers.append(parser)
+        self.held_by: list[int | None] = [None] * len(self.parsers)
+        self.held: int | None = None
+        self.heap: list[tuple[int, int, LogItem]] = []
+        self.seq = 0
+        self.first_line = first_line
+
+    # -- calling parsers safely
+
+    def _guard(self, index: int, number: int, call: Callable[[], object]) -> object:
+        try:
+            return call()
+        except Exception as exc:
+            vendor = self.formats[index].vendor
+            self.stats.failures.append(
+                ParserFailure(vendor, number, f"{type(exc).__name__}: {exc}")
+            )
+            if index < len(self.parsers):
+                self.parsers[index] = None
+                self._set_held(index, None)
+            return None
+
+    def _parse(self, index: int, line: LogLine, final: bool) -> ParseResult:
+        parser = self.parsers[index]
+        if parser is None:
+            return None
+        result = self._guard(index, line.number, lambda: parser.parse(line, final))
+        if self.parsers[index] is None:
+            return None
+        if result is MORE and final:
+            result = None  # a parser that cannot decide: not its line
+        if result is not None and result is not MORE and not isinstance(result, Sequence):
+            self._fail(index, line.number, f"parse returned {result!r}")
+            return None
+        self._note_held(index, parser)
+        return result
+
+    def _fail(self, index: int, number: int, error: str) -> None:
+        vendor = self.formats[index].vendor
+        self.stats.failures.append(ParserFailure(vendor, number, error))
+        self.parsers[index] = None
+        self._set_held(index, None)
+
+    def _note_held(self, index: int, parser: LogParser) -> None:
+        held = getattr(parser, "held_from", None)
+        if held != self.held_by[index]:
+            self._set_held(index, held if isinstance(held, int) else None)
+
+    def _set_held(self, index: int, held: int | None) -> None:
+        self.held_by[index] = held
+        self.held = min((h for h in self.held_by if h is not None), default=None)
+
+    def _collect(self, index: int, number: int, call: Callable[[LogParser], object]) -> None:
+        """Push what ``call(parser)`` returns (``expire``, ``close``)."""
+        parser = self.parsers[index]
+        if parser is None:
+            return
+        items = self._guard(index, number, lambda: call(parser))
+        if self.parsers[index] is None:
+            return
+        if not isinstance(items, Sequence):
+            self._fail(index, number, f"returned {items!r}, not a sequence of records")
+            return
+        self._note_held(index, parser)
+        self._push(index, number, items)
+
+    # -- output in line order
+
+    def _push(self, index: int, number: int, items: Sequence[LogItem]) -> None:
+        from ioasid_core.logs.record import Unrecognised
+
+        stats = self.stats
+        for item in items:
+            if isinstance(item, LogRecord):
+                stats.records[item.vendor, item.kind] += 1
+            elif isinstance(item, Unrecognised):
+                stats.unrecognised += 1
+            else:
+                self._fail(index, number, f"returned {item!r}, not a LogRecord or Unrecognised")
+                return
+            self.seq += 1
+            heapq.heappush(self.heap, (item.line, self.seq, item))
+
+    def _release(self) -> Iterator[LogItem]:
+        heap = self.heap
+        held = self.held
+        while heap and (held is None or heap[0][0] < held):
+            yield heapq.heappop(heap)[2]
+
+    # -- the pass
+
+    def run(self, lines: Iterable[str]) -> Iterator[LogItem]:
+        stats = self.stats
+        search = self.reader._trigger.search
+        index_of = self.reader._index
+        pending: tuple[int, LogLine, int] | None = None
+        number = self.first_line - 1
+        for number, text in enumerate(lines, self.first_line):
+            if pending is not None:
+                pending, consumed = self._continue(pending, number, text)
+                if self.heap:
+                    yield from self._release()
+                if consumed:
+                    continue
+            if self.held is not None and number - self.held > HOLD_LINES:
+                cutoff = number - HOLD_LINES
+                for index in range(len(self.parsers)):
+                    self._collect(index, number, partial(_expire, before=cutoff))
+                yield from self._release()
+            match = search(text)
+            if match is None:
+                continue
+            group = match.lastgroup
+            if group == "rl":
+                self._suppressed(text)
+                continue
+            line = normalise(number, text)
+            assert group is not None
+            index = index_of[group]
+            result = self._parse(index, line, False)
+            if result is None:
+                index, result = self._others(index, line, text)
+            if result is MORE:
+                pending = (index, line, 0)
+            elif result:
+                self._push(index, number, result)  # type: ignore[arg-type]
+            if self.heap:
+                yield from self._release()
+        stats.lines = max(stats.lines, number)
+        if pending is not None:
+            self._finish(pending)
+        for index in range(len(self.parsers)):
+            self._collect(index, number, lambda p: p.close())
+        self.held = None
+        yield from self._release()
+
+    def _continue(
+        self, pending: tuple[int, LogLine, int], number: int, text: str
+    ) -> tuple[tuple[int, LogLine, int] | None, bool]:
+        """Join ``text`` to the pending cut record if it continues it (then it is consumed);
+        else decide the pending record (``final``) and leave ``text`` to be read on its own."""
+        index, line, joins = pending
+        nxt = normalise(number, text)
+        if (
+            not nxt.header
+            and nxt.body
+            and joins < MAX_JOINS
+            and len(line.body) + len(nxt.body) < _MAX_JOINED
+            and self.reader._trigger.search(text) is None
+        ):
+            joined = line.joined(nxt)
+            result = self._parse(index, joined, False)
+            if result is MORE:
+                return (index, joined, joins + 1), True
+            if result is not None:
+                if result:
+                    self._push(index, number, result)  # type: ignore[arg-type]
+                return None, True
+        self._finish(pending)
+        return None, False
+
+    def _finish(self, pending: tuple[int, LogLine, int]) -> None:
+        index, line, _ = pending
+        result = self._parse(index, line, True)
+        if result is None:
+            index, result = self._others(index, line, line.text)
+        if result and result is not MORE:
+            self._push(index, line.number, result)  # type: ignore[arg-type]
+
+    def _others(self, tried: int, line: LogLine, text: str) -> tuple[int, ParseResult]:
+        """The first other vendor whose trigger matches ``text`` and that reads ``line``."""
+        for index, own in enumerate(self.reader._own):
+            if index != tried and self.parsers[index] is not None and own.search(text):
+                result = self._parse(index, line, False)
+                if result is not None:
+                    return index, result
+        return tried, None
+
+    def _suppressed(self, text: str) -> None:
+        for match in _RATELIMIT.finditer(text):
+            vendor = self.reader._ratelimited.get(match.group(1))
+            if vendor is not None:
+                count = int(match.group(2))
+                self.stats.suppressed += count
+                self.stats.suppressed_by_vendor[vendor] += count
+
+
+def _expire(parser: LogParser, before: int) -> Sequence[LogItem]:
+    return parser.expire(before)

@@ -1,0 +1,95 @@
+"""What the virtio-iommu driver prints about faults, read back (real-world-formats §2.7).
+
+``viommu_fault_handler`` prints ``"%s fault from EP %u at %#llx [%s%s%s]"`` (reason ``unknown``,
+``domain`` or ``page``; R/W/X letters, ``[]`` for none) when the fault carries an address, and
+``"%s fault from EP %u"`` when it does not. The reason words map to this plugin's
+:class:`~ioasid_virtio_iommu.faults.FaultReason` codes. No page-request output exists upstream.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Final
+
+from ioasid_core.logs import (
+    MORE,
+    LogFormat,
+    LogItem,
+    LogLine,
+    LogRecord,
+    ParseResult,
+    Unrecognised,
+    access_letters,
+)
+from ioasid_virtio_iommu.faults import FaultReason
+
+__all__ = ["VIRTIO_LOG_FORMAT", "VirtioLogParser"]
+
+VENDOR: Final = "virtio-iommu"
+
+_FAULT: Final = re.compile(
+    r"(?:(?P<unit>[^\s:]+):\s+)?(?P<reason>\w+) fault from EP (?P<ep>\d+)"
+    r"(?: at (?P<addr>0x[0-9a-fA-F]+|0) \[(?P<flags>[RWX]*)\])?\s*$"
+)
+_WORDS: Final = {
+    "unknown": FaultReason.UNKNOWN,
+    "domain": FaultReason.DOMAIN,
+    "page": FaultReason.MAPPING,
+}
+
+
+class VirtioLogParser:
+    """Stateless: one line, one record."""
+
+    held_from: int | None = None
+
+    def parse(self, line: LogLine, final: bool) -> ParseResult:
+        body = line.body
+        match = _FAULT.search(body)
+        if match is None or match.group("reason") not in _WORDS:
+            if "fault from EP" not in body:
+                return None
+            if not final:
+                return MORE  # wrapped
+            return [Unrecognised(line.number, line.text, "a cut virtio-iommu fault")]
+        if not final and body.rstrip().endswith(" at"):
+            return MORE
+        flags = match.group("flags")
+        addr = match.group("addr")
+        word = match.group("reason")
+        return [
+            LogRecord(
+                vendor=VENDOR,
+                kind="fault",
+                line=line.number,
+                timestamp=line.timestamp,
+                unit=match.group("unit"),
+                source_id=int(match.group("ep")),
+                address=None if addr is None else int(addr, 16) if addr != "0" else 0,
+                access=None
+                if flags is None
+                else access_letters(read="R" in flags, write="W" in flags, execute="X" in flags),
+                code=int(_WORDS[word]),
+                reason=word,
+            )
+        ]
+
+    def expire(self, before: int) -> Sequence[LogItem]:
+        return []
+
+    def close(self) -> Sequence[LogItem]:
+        return []
+
+
+VIRTIO_LOG_FORMAT: Final = LogFormat(
+    vendor=VENDOR,
+    triggers=(r"fault from EP",),
+    new_parser=VirtioLogParser,
+    ratelimited=("viommu_fault_handler",),
+    examples=(
+        "[   32.951225] virtio_iommu virtio0: unknown fault from EP 32 at 0x103231000 []",
+        "[   32.951702] virtio_iommu virtio0: page fault from EP 32 at 0x103231000 [RW]",
+    ),
+    description="virtio-iommu fault reports",
+)

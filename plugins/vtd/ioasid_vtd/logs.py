@@ -1,0 +1,334 @@
+"""What the VT-d driver (and Xen's) prints about DMA faults and page requests, read back.
+
+Formats, era by era (real-world-formats §2.2-2.4), all read by the expressions below:
+
+- DMAR fault: ``DMAR: [DMA Read NO_PASID] Request device [00:1e.3] fault addr 0xffffa000
+  [fault reason 0x06] PTE Read access is not set``. Before v5.14 ``[DMA Read]``, a ``PASID
+  %x`` before ``fault addr`` (``ffffffff`` = none), no ``0x`` on the address and the reason
+  in *decimal* (``[fault reason 06]``); v5.14 printed ``[0x00:0x02.0]``; 2.6/3.x printed the
+  reason as a second line ``DMAR:[fault reason 06] ...``; Xen prints ``(XEN) [VT-D]DMAR:[DMA
+  Write] Request device [0000:04:00.4] fault addr 7cd2000, iommu reg = ...`` then
+  ``[VT-D]DMAR: reason 05 - PTE Write access is not set`` (hex). ``[INTR-REMAP] ... fault
+  index`` is the interrupt-remapping fault (no address).
+- ``prq_report`` trace events: ``addr=`` is a page number (the record holds the byte address).
+- PRQ handler messages (``Page request without PASID``, ``PRQ overflow detected``, ...), and
+  ``Invalid page request: dw0 dw1``: the descriptor's first 16 bytes, decoded with the same
+  decoder as ``ioasid decode vtd`` (the private-data words are not printed: zero).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Sequence
+from typing import Final
+
+from attrs import evolve
+
+from ioasid_core.bits import DecodeError
+from ioasid_core.logs import (
+    MORE,
+    LogFormat,
+    LogItem,
+    LogLine,
+    LogRecord,
+    ParseResult,
+    Unrecognised,
+    access_letters,
+    pci_device,
+)
+from ioasid_core.prq.types import Perm
+from ioasid_vtd.descriptors import decode_descriptors
+
+__all__ = ["VTD_LOG_FORMAT", "VtdLogParser"]
+
+VENDOR: Final = "vtd"
+
+_FAULT: Final = re.compile(
+    r"(?:\[VT-D\])?DMAR:\s*\[(?P<type>[A-Za-z][A-Za-z -]*?)"
+    r"(?:\s+(?P<nopasid>NO_PASID)|\s+PASID\s+(?P<pasid_new>(?:0x)?[0-9a-fA-F]+))?\]\s*"
+    r"Request device\s*\[(?P<bdf>[^\]]*)\]\s*"
+    r"(?:PASID\s+(?P<pasid_old>[0-9a-fA-F]+)\s+)?"
+    r"fault (?P<what>addr|index)\s+(?P<addr>[^\s,\[]+)"
+)
+"""Up to the address: every era. The reason follows (or comes on a line of its own)."""
+_FAULT_START: Final = re.compile(r"DMAR:\s*\[(?:DMA|INTR|[A-Z][a-z]+ [A-Z])")
+_REASON: Final = re.compile(r"\s*\[fault reason\s+(?P<code>(?:0x)?[0-9a-fA-F]+)\]\s*(?P<text>.*)")
+_REASON_LINE: Final = re.compile(
+    r"DMAR:\s*(?:\[fault reason\s+(?P<code>(?:0x)?[0-9a-fA-F]+)\]\s*(?P<text>.*)"
+    r"|reason\s+(?P<xcode>[0-9a-fA-F]+)\s*-\s*(?P<xtext>.*))"
+)
+_BDF: Final = re.compile(
+    r"(?:(?P<seg>[0-9a-fA-F]{4}):)?(?:0x)?(?P<bus>[0-9a-fA-F]{1,2}):(?:0x)?"
+    r"(?P<dev>[0-9a-fA-F]{1,2})\.(?P<fn>[0-7])"
+)
+_HEX: Final = re.compile(r"(?:0x)?([0-9a-fA-F]+)")
+_PRQ_REPORT: Final = re.compile(
+    r"prq_report:\s+(?P<unit>[^/\s]+)/(?P<dev>\S+)\s+seq#\s*\d+:\s+rid=0x(?P<rid>[0-9a-fA-F]+)"
+    r"\s+addr=0x(?P<addr>[0-9a-fA-F]+)\s+(?P<flags>[r-][w-][x-][p-][l-])"
+    r"\s+pasid=0x(?P<pasid>[0-9a-fA-F]+)\s+index=0x(?P<index>[0-9a-fA-F]+)"
+)
+_INVALID_PRQ: Final = re.compile(r"(?:(?P<unit>[\w.-]+):\s+)?Invalid page request:\s*(?P<rest>.*)")
+_DWORDS: Final = re.compile(r"([0-9a-fA-F]{1,16})\s+([0-9a-fA-F]{1,16})\s*$")
+_MESSAGE: Final = re.compile(
+    r"(?:IOMMU:\s+)?(?:(?P<unit>[\w.-]+):\s+)?(?P<text>Page request without PASID"
+    r"|Address is not canonical|Page request in Privilege Mode|Execution request not supported"
+    r"|PRQ overflow detected|PRQ overflow cleared|Unexpected page request in Privilege Mode)"
+)
+_PAGE_SHIFT: Final = 12
+
+
+def _int(text: str) -> int | None:
+    match = _HEX.fullmatch(text)
+    return int(match.group(1), 16) if match else None
+
+
+def _reason_code(text: str, *, hex_always: bool = False) -> int:
+    """``0x06`` is hex (v5.14+); ``06`` is decimal (``%02d`` before), unless it has a hex
+    letter or the printer is Xen's (``%02x``)."""
+    if text[:2].lower() == "0x":
+        return int(text[2:], 16)
+    if hex_always or not text.isdigit():
+        return int(text, 16)
+    return int(text, 10)
+
+
+class VtdLogParser:
+    """One stream's VT-d parser. Holds at most one fault line waiting for its reason line
+    (the two-part formats)."""
+
+    def __init__(self) -> None:
+        self.held_from: int | None = None
+        self._waiting: LogRecord | None = None  # a fault whose reason is on the next line
+        self._extended: int | None = None  # the fault line whose reason text may wrap
+
+    def parse(self, line: LogLine, final: bool) -> ParseResult:
+        body = line.body
+        if "DMAR" in body:
+            result = self._dmar(line, final)
+            if result is not None:
+                return result
+        if "prq_report" in body:
+            return self._prq_report(line, final)
+        if "Invalid page request" in body:
+            return self._invalid_request(line)
+        match = _MESSAGE.search(body)
+        if match is not None:
+            return [
+                *self._release(),
+                LogRecord(
+                    vendor=VENDOR,
+                    kind="message",
+                    line=line.number,
+                    timestamp=line.timestamp,
+                    unit=match.group("unit"),
+                    reason=match.group("text"),
+                ),
+            ]
+        return None
+
+    # -- DMAR faults
+
+    def _dmar(self, line: LogLine, final: bool) -> ParseResult:
+        body = line.body
+        match = _FAULT.search(body)
+        if match is None:
+            reason = _REASON_LINE.search(body)
+            if reason is not None and self._waiting is not None:
+                return self._second_part(reason)
+            if _FAULT_START.search(body):
+                if not final:
+                    return MORE
+                return [*self._release(), Unrecognised(line.number, line.text, "a cut DMAR fault")]
+            return None
+        device = _BDF.fullmatch(match.group("bdf").strip())
+        address = _int(match.group("addr"))
+        if device is None or address is None:  # a redacted or garbled value
+            return [
+                *self._release(),
+                Unrecognised(line.number, line.text, "a DMAR fault with an unreadable value"),
+            ]
+        reason = _REASON.match(body, match.end()) or _REASON.search(body, match.end())
+        if reason is None and not final:
+            return MORE  # wrapped: the reason may be on the next line
+        if reason is not None and not final and line.header and self._extended != line.number:
+            self._extended = line.number  # its text may wrap onto one more line
+            return MORE
+        self._extended = None
+        seg = device.group("seg")
+        name, source_id = pci_device(
+            None if seg is None else int(seg, 16),
+            int(device.group("bus"), 16),
+            int(device.group("dev"), 16),
+            int(device.group("fn")),
+        )
+        pasid_text = match.group("pasid_new") or match.group("pasid_old")
+        pasid = None if pasid_text is None else _int(pasid_text)
+        if pasid == 0xFFFFFFFF:
+            pasid = None  # the pre-5.14 "PASID ffffffff": no PASID
+        kind_text = match.group("type")
+        is_dma = match.group("what") == "addr"
+        xen = "[VT-D]" in body
+        code = text = None
+        if reason is not None:
+            code = _reason_code(reason.group("code"), hex_always=xen)
+            text = reason.group("text").strip() or None
+        record = LogRecord(
+            vendor=VENDOR,
+            kind="fault",
+            line=line.number,
+            timestamp=line.timestamp,
+            device=name,
+            source_id=source_id,
+            pasid=pasid,
+            address=address if is_dma else None,
+            access=access_letters(read="Read" in kind_text, write="Write" in kind_text)
+            if is_dma
+            else None,
+            code=code,
+            reason=text,
+        )
+        released = self._release()
+        if reason is None:  # the two-part formats: the reason comes on a line of its own
+            self._waiting = record
+            self.held_from = record.line
+            return released
+        return [*released, record]
+
+    def _second_part(self, reason: re.Match[str]) -> list[LogItem]:
+        waiting = self._waiting
+        assert waiting is not None
+        self._waiting = self.held_from = None
+        xen = reason.group("xcode") is not None
+        code_text = reason.group("xcode") if xen else reason.group("code")
+        text = reason.group("xtext") if xen else reason.group("text")
+        return [
+            evolve(
+                waiting,
+                code=_reason_code(code_text, hex_always=xen or "[VT-D]" in reason.string),
+                reason=text.strip() or None,
+            )
+        ]
+
+    def _release(self) -> list[LogItem]:
+        waiting = self._waiting
+        if waiting is None:
+            return []
+        self._waiting = self.held_from = None
+        return [waiting]
+
+    # -- page requests
+
+    def _prq_report(self, line: LogLine, final: bool) -> ParseResult:
+        match = _PRQ_REPORT.search(line.body)
+        if match is None:
+            if not final:
+                return MORE
+            return [*self._release(), Unrecognised(line.number, line.text, "a cut prq_report")]
+        flags = match.group("flags")
+        device = match.group("dev")
+        pci = _BDF.fullmatch(device)
+        if pci is not None:
+            seg = pci.group("seg")
+            device, _ = pci_device(
+                None if seg is None else int(seg, 16),
+                int(pci.group("bus"), 16),
+                int(pci.group("dev"), 16),
+                int(pci.group("fn")),
+            )
+        return [
+            *self._release(),
+            LogRecord(
+                vendor=VENDOR,
+                kind="page_request",
+                line=line.number,
+                timestamp=line.timestamp,
+                unit=match.group("unit"),
+                device=device,
+                source_id=int(match.group("rid"), 16),
+                pasid=int(match.group("pasid"), 16),
+                address=int(match.group("addr"), 16) << _PAGE_SHIFT,
+                access=access_letters(
+                    read=flags[0] == "r",
+                    write=flags[1] == "w",
+                    execute=flags[2] == "x",
+                    priv=flags[3] == "p",
+                ),
+                tag=int(match.group("index"), 16),
+            ),
+        ]
+
+    def _invalid_request(self, line: LogLine) -> ParseResult:
+        match = _INVALID_PRQ.search(line.body)
+        if match is None:
+            return None
+        words = _DWORDS.match(match.group("rest"))
+        if words is None:
+            return [
+                *self._release(),
+                Unrecognised(line.number, line.text, "an invalid page request without its words"),
+            ]
+        dw0, dw1 = int(words.group(1), 16), int(words.group(2), 16)
+        raw = struct.pack("<QQ", dw0, dw1)
+        fields: dict[str, object] = {}
+        try:
+            [request] = decode_descriptors(raw + bytes(16))
+        except DecodeError as exc:
+            fields["reason"] = f"not a valid descriptor: {exc.what}"
+        else:
+            perm = Perm(request.perm)
+            device = request.device
+            fields.update(
+                device=pci_device(None, device >> 8, device >> 3 & 0x1F, device & 7)[0],
+                source_id=device,
+                pasid=request.pasid if request.pasid_valid else None,
+                address=request.addr,
+                access=access_letters(
+                    read=bool(perm & Perm.READ),
+                    write=bool(perm & Perm.WRITE),
+                    execute=bool(perm & Perm.EXEC),
+                    priv=bool(perm & Perm.PRIV),
+                ),
+                tag=request.grpid,
+            )
+        return [
+            *self._release(),
+            LogRecord(
+                vendor=VENDOR,
+                kind="page_request",
+                line=line.number,
+                timestamp=line.timestamp,
+                unit=match.group("unit"),
+                raw=raw.hex(),
+                **fields,  # type: ignore[arg-type]
+            ),
+        ]
+
+    # -- the stream's end
+
+    def expire(self, before: int) -> Sequence[LogItem]:
+        waiting = self._waiting
+        if waiting is not None and waiting.line < before:
+            return self._release()
+        return []
+
+    def close(self) -> Sequence[LogItem]:
+        return self._release()
+
+
+VTD_LOG_FORMAT: Final = LogFormat(
+    vendor=VENDOR,
+    triggers=(r"DMAR", r"prq_report", r"[Pp]age request", r"PRQ overflow"),
+    new_parser=VtdLogParser,
+    ratelimited=("dmar_fault",),
+    examples=(
+        "[  173.1] DMAR: [DMA Read NO_PASID] Request device [00:1e.3] fault addr 0xffffa000 "
+        "[fault reason 0x06] PTE Read access is not set",
+        "DMAR: [DMA Write] Request device [00:02.0] PASID ffffffff fault addr 7fa8a78000 "
+        "[fault reason 05] PTE Write access is not set",
+        "prq_report: dmar0/0000:00:0a.0 seq# 2: rid=0x50 addr=0x559ef6f9c rw--l pasid=0x2 "
+        "index=0x1",
+        "dmar1: Invalid page request: 0000000500501101 0000000012345003",
+    ),
+    description="Intel VT-d DMAR faults, prq_report trace events and PRQ messages",
+)
