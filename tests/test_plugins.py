@@ -18,6 +18,7 @@ import pytest
 from ioasid_core import hookspecs, plugins
 from ioasid_core.allocators import AllocatorOps
 from ioasid_core.bench import BenchmarkFigure
+from ioasid_core.logs import LogFormat
 from ioasid_core.errors import (
     AllocatorBusyError,
     AlreadyRegisteredError,
@@ -461,6 +462,7 @@ BRIDGED_NAMES = {
     "Event": Event,
     "VendorPrq": VendorPrq,
     "BenchmarkFigure": BenchmarkFigure,
+    "LogFormat": LogFormat,
 }
 
 

@@ -7,6 +7,7 @@ Exit status: 0 when it ran (even if nothing was recognised), 2 for input it cann
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -133,7 +134,7 @@ def _run(
     scenario_path: str | None,
     sources: list[str],
 ) -> None:
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     json_writer = JsonWriter(out) if as_json else None
     table = None if as_json else TableWriter()
     scenario = None
