@@ -396,7 +396,7 @@ def test_smmu_15_pipe_quoted_bad_streamid_is_an_event_without_address() -> None:
 def test_smmu_19_ssid_stalls_and_configuration_events() -> None:
     unit = "1000000.smmu"
 
-    def stall(line: int, stamp: str, stag: int, addr: int, dw1: str, dw2: str) -> dict[str, object]:
+    def stall(line: int, stamp: str, stag: int, addr: int, *dws: str) -> dict[str, object]:
         return rec(
             "smmuv3",
             "page_request",
@@ -411,7 +411,7 @@ def test_smmu_19_ssid_stalls_and_configuration_events() -> None:
             reason=F_TRANSLATION,
             stall=True,
             tag=stag,
-            raw="1028000001000000" + dw1 + dw2 + ZERO_DWORD,
+            raw="1028000001000000" + "".join(dws) + ZERO_DWORD,
         )
 
     def event(line: int, stamp: str, code: int, name: str) -> dict[str, object]:

@@ -18,7 +18,6 @@ import pytest
 from ioasid_core import hookspecs, plugins
 from ioasid_core.allocators import AllocatorOps
 from ioasid_core.bench import BenchmarkFigure
-from ioasid_core.logs import LogFormat
 from ioasid_core.errors import (
     AllocatorBusyError,
     AlreadyRegisteredError,
@@ -27,6 +26,7 @@ from ioasid_core.errors import (
     NotFoundError,
 )
 from ioasid_core.events import Event, Subscription
+from ioasid_core.logs import LogFormat
 from ioasid_core.markers import ENTRY_POINT_GROUP, hookimpl
 from ioasid_core.plugins import (
     BLOCK_ENV,

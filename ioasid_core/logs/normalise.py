@@ -31,27 +31,38 @@ __all__ = ["LogLine", "normalise"]
 
 class LogLine:
     """A line as vendors see it: ``body`` is the text after every prefix, ``text`` the line
-    as read (for messages), ``number`` 1-based."""
+    as read (for messages), ``number`` 1-based. ``joins``: where in ``body`` each wrapped
+    continuation line joined to it begins (empty for a line read alone)."""
 
-    __slots__ = ("body", "header", "number", "text", "timestamp")
+    __slots__ = ("body", "header", "joins", "number", "text", "timestamp")
 
     def __init__(
-        self, number: int, text: str, body: str, timestamp: str | None, header: bool
+        self,
+        number: int,
+        text: str,
+        body: str,
+        timestamp: str | None,
+        header: bool,
+        *,
+        joins: tuple[int, ...] = (),
     ) -> None:
         self.number = number
         self.text = text
         self.body = body
         self.timestamp = timestamp
         self.header = header
+        self.joins = joins
 
     def joined(self, other: LogLine, sep: str = " ") -> LogLine:
         """This line with ``other`` (its wrapped continuation) appended: one logical line."""
+        head = self.body.rstrip() + sep
         return LogLine(
             self.number,
             f"{self.text}{sep}{other.text.strip()}",
-            f"{self.body.rstrip()}{sep}{other.body}",
+            head + other.body,
             self.timestamp,
             self.header,
+            joins=(*self.joins, len(head)),
         )
 
     def __repr__(self) -> str:

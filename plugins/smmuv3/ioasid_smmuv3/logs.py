@@ -294,7 +294,10 @@ class Smmuv3LogParser:
     def _decoded_2(
         self, line: LogLine, unit: str, msg: str, final: bool, out: list[LogItem]
     ) -> ParseResult:
-        match = _DECODED_2.match(msg)
+        stag_at = msg.find("stag:")
+        glued = _PREFIX.search(msg, stag_at) if stag_at >= 0 else None
+        head = msg if glued is None else msg[: glued.start()]
+        match = _DECODED_2.match(head)
         if match is None:
             if not final:
                 return MORE
@@ -305,8 +308,6 @@ class Smmuv3LogParser:
                 out.append(Unrecognised(line.number, line.text, "a cut decoded event line"))
             return out
         stag_text = match.group("stag")
-        rest = msg[match.end() :]
-        glued = _PREFIX.search(rest)
         first = self._decoded.pop(unit, None)
         if first is None:
             # The second line alone: its first line was cut off. Nothing to add to a raw

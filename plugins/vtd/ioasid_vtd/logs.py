@@ -52,7 +52,7 @@ _FAULT: Final = re.compile(
     r"fault (?P<what>addr|index)\s+(?P<addr>[^\s,\[]+)"
 )
 """Up to the address: every era. The reason follows (or comes on a line of its own)."""
-_FAULT_START: Final = re.compile(r"DMAR:\s*\[(?:DMA|INTR|[A-Z][a-z]+ [A-Z])")
+_FAULT_START: Final = re.compile(r"DMAR:\s*(?:\[(?:DMA|INTR|[A-Z][a-z]+ [A-Z])|$)")
 _REASON: Final = re.compile(r"\s*\[fault reason\s+(?P<code>(?:0x)?[0-9a-fA-F]+)\]\s*(?P<text>.*)")
 _REASON_LINE: Final = re.compile(
     r"DMAR:\s*(?:\[fault reason\s+(?P<code>(?:0x)?[0-9a-fA-F]+)\]\s*(?P<text>.*)"
@@ -76,6 +76,8 @@ _MESSAGE: Final = re.compile(
     r"|PRQ overflow detected|PRQ overflow cleared|Unexpected page request in Privilege Mode)"
 )
 _PAGE_SHIFT: Final = 12
+_WORDS: Final = re.compile(r"[A-Za-z][A-Za-z ]*\.?\s*")
+"""What a fault reason's wrapped tail looks like (the kernel's reason texts are words)."""
 
 
 def _int(text: str) -> int | None:
@@ -151,9 +153,10 @@ class VtdLogParser:
         reason = _REASON.match(body, match.end()) or _REASON.search(body, match.end())
         if reason is None and not final:
             return MORE  # wrapped: the reason may be on the next line
-        if reason is not None and not final and line.header and self._extended != line.number:
+        if reason is not None and not final and self._extended != line.number:
             self._extended = line.number  # its text may wrap onto one more line
             return MORE
+        extended = self._extended == line.number
         self._extended = None
         seg = device.group("seg")
         name, source_id = pci_device(
@@ -172,7 +175,11 @@ class VtdLogParser:
         code = text = None
         if reason is not None:
             code = _reason_code(reason.group("code"), hex_always=xen)
-            text = reason.group("text").strip() or None
+            text = reason.group("text")
+            last = line.joins[-1] if extended and line.joins else -1
+            if last > reason.start("text") and not _WORDS.fullmatch(body[last:]):
+                text = body[reason.start("text") : last]  # the line joined on is not its text
+            text = text.strip() or None
         record = LogRecord(
             vendor=VENDOR,
             kind="fault",
