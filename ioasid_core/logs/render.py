@@ -98,7 +98,7 @@ class TableWriter:
             console.print(table)
             if self.more_unrecognised:
                 console.print(Text(f"{self.more_unrecognised} more line(s) not understood"))
-        console.print(Text(summary(stats)))
+        console.print(Text(summary(stats)), soft_wrap=True)
 
 
 def summary(stats: LogStats) -> str:

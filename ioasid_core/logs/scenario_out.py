@@ -31,6 +31,7 @@ MAX_DEVICES: Final = 1024
 MAX_SPACES: Final = 4096
 MAX_STEPS: Final = 10_000
 _MAX_GROUPS: Final = 0x10000
+_MAX_AT: Final = 1e15  # the loader's bound on ``at`` (µs)
 _SOURCE_BITS: Final = 16  # every vendor's queue format carries a 16-bit source ID (VT-d's RID)
 _REPLAYED: Final = ("page_request", "fault")
 _PERMS: Final = {"r": "read", "w": "write", "x": "exec", "p": "priv"}
@@ -45,26 +46,28 @@ _FORMATS: Final = (
 )
 
 
-def seconds(stamp: str | None) -> tuple[float | None, bool]:
-    """The time a printed timestamp stands for, in seconds, and whether it is relative to
-    the line before (``dmesg -d``); ``(None, False)`` when it cannot be read."""
+def seconds(stamp: str | None) -> tuple[float | None, str]:
+    """The time a printed timestamp stands for, in seconds, and its clock: ``"relative"``
+    (to the line before, ``dmesg -d``), ``"uptime"`` (kernel and ftrace seconds), ``"wall"``
+    (a date); ``(None, "")`` when it cannot be read. Times of two clocks cannot be compared."""
     if stamp is None:
-        return None, False
+        return None, ""
     text = stamp.strip()
     if _RELATIVE.fullmatch(text):
-        return float(text.replace(" ", "")), True
+        return float(text.replace(" ", "")), "relative"
     first = text.split()[0]
     if _KERNEL.fullmatch(first):
-        return float(first), False
+        return float(first), "uptime"
     for fmt in _FORMATS:
         try:
-            return (datetime.strptime(text, fmt) - datetime(1900, 1, 1)).total_seconds(), False
+            return (datetime.strptime(text, fmt) - datetime(1900, 1, 1)).total_seconds(), "wall"
         except ValueError:
             continue
     try:
-        return datetime.fromisoformat(text.replace(",", ".")).timestamp(), False
+        when = datetime.fromisoformat(text.replace(",", "."))
     except ValueError:
-        return None, False
+        return None, ""
+    return (when.replace(tzinfo=None) - datetime(1900, 1, 1)).total_seconds(), "wall"
 
 
 @attrs.define
@@ -95,6 +98,7 @@ class ScenarioWriter:
         self._origin: float | None = None
         self._last_abs: float | None = None
         self._last_at = 0.0
+        self._clock = ""
 
     def add(self, item: LogRecord | Unrecognised) -> None:
         if not isinstance(item, LogRecord):
@@ -170,22 +174,32 @@ class ScenarioWriter:
         return name
 
     def _at(self, record: LogRecord) -> float:
-        value, relative = seconds(record.timestamp)
+        value, clock = seconds(record.timestamp)
         if value is None:
             self.guessed.add(
                 "time: records without a readable timestamp are 1 µs after the one before"
             )
             at = self._last_at + (1.0 if self.steps else 0.0)
         else:
-            if relative:
+            if clock == "relative":
                 if self._last_abs is None:
-                    self._last_abs = 0.0
                     self.guessed.add("time: relative timestamps count from the first record")
-                value = self._last_abs + value
+                value += self._last_abs or 0.0
+            else:
+                if self._clock and clock != self._clock:
+                    self.guessed.add(
+                        "time: where the log changes clock (uptime, date), time goes on from "
+                        "the record before"
+                    )
+                    self._origin = None
+                self._clock = clock
             self._last_abs = value
             if self._origin is None:
-                self._origin = value
+                self._origin = value - self._last_at / 1e6
             at = (value - self._origin) * 1e6
+            if at > _MAX_AT:
+                self.guessed.add("time: the log spans more than the model's time; clamped")
+                at = _MAX_AT
             if at < self._last_at:
                 self.guessed.add(
                     "time: timestamps that go back (pasted excerpts) are moved to the time "
