@@ -134,7 +134,7 @@ class JsonWriter:
         out = self._out
         out.write('], "unrecognised": [')
         self._spool.seek(0)
-        for chunk in iter(lambda: self._spool.read(1 << 16), ""):
+        for chunk in iter(lambda: self._spool.read(8192), ""):
             out.write(chunk)
         self._spool.close()
         out.write(f'], "suppressed": {suppressed}}}\n')
