@@ -9,8 +9,8 @@ for its four dwords, a raw record waiting for the decoded lines of the same reco
 What the core does before a parser sees a line (see :mod:`ioasid_core.logs.normalise`):
 prefixes and timestamps are stripped (``LogLine.body``, ``LogLine.timestamp``), and a record
 cut by line wrapping is joined: a parser that answers :data:`MORE` is called again with the
-line joined to the next one, as long as that one has no header of its own and triggers no
-format (at most :data:`MAX_JOINS` times); then once more with ``final=True``, when it must
+line joined to the next one, as long as that one has no header of its own and holds no
+format's trigger (at most :data:`MAX_JOINS` times); then once more with ``final=True``, when it must
 decide. ``N callbacks suppressed`` lines of the functions in ``ratelimited`` are counted by
 the core.
 """
@@ -86,12 +86,12 @@ class LogParser(Protocol):
 class LogFormat:
     """What one vendor's driver prints, and a parser for it.
 
-    ``triggers`` are regular expressions (searched, case-sensitive) of which at least one
-    matches every line the parser needs to see: keep them short literals of the driver's
-    own words (``DMAR``, ``arm-smmu-v3``), never a bare ``fault``. ``ratelimited`` names the
-    functions whose ``<function>: N callbacks suppressed`` lines are this vendor's lost
-    records. ``examples`` are lines it reads: the docs show them, the tests feed them, and
-    ``ioasid bench`` mixes them into its log.
+    ``triggers`` are literal strings (case-sensitive), one of which is in every line the
+    parser needs to see: the driver's own words (``DMAR``, ``arm-smmu-v3``), never a bare
+    ``fault``: they are searched as one alternation of literals, the cheapest search there
+    is. ``ratelimited`` names the functions whose ``<function>: N callbacks suppressed``
+    lines are this vendor's lost records. ``examples`` are lines it reads: the docs show
+    them, the tests feed them, and ``ioasid bench`` mixes them into its log.
     """
 
     vendor: str

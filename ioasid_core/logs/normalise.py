@@ -96,9 +96,16 @@ _PREFIX: Final = re.compile(
 )
 
 
+_KERNEL_TIME: Final = re.compile(r"\[\s*(\d+\.\d+)\]\s*(?=[^\s\[])")
+"""The common case, read first: ``[  478.907684] message``."""
+
+
 def normalise(number: int, text: str) -> LogLine:
     """``text`` (line ``number``, its newline already gone or not) without its prefixes."""
     text = text.rstrip()
+    fast = _KERNEL_TIME.match(text)
+    if fast is not None:
+        return LogLine(number, text, text[fast.end() :], fast.group(1), True)
     match = _PREFIX.match(text)
     assert match is not None  # every part is optional
     ts, sys, iso, ftrace, kernel, xen, level = match.group(

@@ -22,7 +22,7 @@ import attrs
 
 from ioasid_core.logs.format import MAX_JOINS, MORE, LogFormat, LogItem, LogParser, ParseResult
 from ioasid_core.logs.normalise import LogLine, normalise
-from ioasid_core.logs.record import LogRecord
+from ioasid_core.logs.record import KINDS, LogRecord, Unrecognised
 
 __all__ = ["HOLD_LINES", "LogReader", "LogStats", "ParserFailure"]
 
@@ -30,6 +30,7 @@ HOLD_LINES: Final = 64
 """How long (in lines) a parser may hold a record waiting for the rest of it."""
 _MAX_JOINED: Final = 4096
 """No joined record grows past this many characters (a wrapped record is a few lines)."""
+_SUPPRESSED: Final = "callbacks suppressed"
 _RATELIMIT: Final = re.compile(r"\b(\w+): (\d{1,18}) callbacks suppressed")
 
 
@@ -63,25 +64,25 @@ class LogReader:
     def __init__(self, formats: Sequence[LogFormat]) -> None:
         self.formats = tuple(formats)
         self.stats = LogStats()
-        self._own: list[re.Pattern[str]] = []
-        parts = [r"(?P<rl>\b\w+: \d+ callbacks suppressed)"]
         self._ratelimited: dict[str, str] = {}
+        owner: dict[str, int] = {}  # trigger -> the first format that names it
+        self._own: list[frozenset[str]] = []
         for index, fmt in enumerate(self.formats):
-            if not fmt.triggers:
-                raise ValueError(f"log format of vendor {fmt.vendor!r} has no triggers")
-            alternatives = "|".join(f"(?:{t})" for t in fmt.triggers)
-            try:
-                self._own.append(re.compile(alternatives))
-            except re.error as exc:
+            triggers = tuple(fmt.triggers)
+            if not triggers or not all(isinstance(t, str) and t for t in triggers):
                 raise ValueError(
-                    f"log format of vendor {fmt.vendor!r}: a trigger is not a regular "
-                    f"expression ({exc})"
-                ) from exc
-            parts.append(f"(?P<f{index}>{alternatives})")
+                    f"log format of vendor {fmt.vendor!r}: triggers must be non-empty strings, "
+                    f"got {triggers!r}"
+                )
+            self._own.append(frozenset(triggers))
+            for trigger in triggers:
+                owner.setdefault(trigger, index)
             for function in fmt.ratelimited:
                 self._ratelimited.setdefault(function, fmt.vendor)
-        self._trigger = re.compile("|".join(parts))
-        self._index = {f"f{i}": i for i in range(len(self.formats))}
+        # One flat alternation of literals, longest first: the regex engine scans it fastest.
+        words = sorted({*owner, _SUPPRESSED}, key=lambda w: (-len(w), w))
+        self._trigger = re.compile("|".join(re.escape(w) for w in words))
+        self._owner = owner
 
     def read(self, lines: Iterable[str], *, first_line: int = 1) -> Iterator[LogItem]:
         """Every record and unrecognised line of ``lines``, in line order (lazily)."""
@@ -128,15 +129,19 @@ class _Run:
         parser = self.parsers[index]
         if parser is None:
             return None
-        result = self._guard(index, line.number, lambda: parser.parse(line, final))
-        if self.parsers[index] is None:
+        try:
+            result = parser.parse(line, final)
+        except Exception as exc:
+            self._fail(index, line.number, f"{type(exc).__name__}: {exc}")
             return None
-        if result is MORE and final:
-            result = None  # a parser that cannot decide: not its line
-        if result is not None and result is not MORE and not isinstance(result, Sequence):
+        if result is MORE:
+            return None if final else result  # a parser that cannot decide: not its line
+        if result is not None and not isinstance(result, (list, tuple, Sequence)):
             self._fail(index, line.number, f"parse returned {result!r}")
             return None
-        self._note_held(index, parser)
+        held = parser.held_from
+        if held != self.held_by[index]:
+            self._set_held(index, held if isinstance(held, int) else None)
         return result
 
     def _fail(self, index: int, number: int, error: str) -> None:
@@ -171,11 +176,13 @@ class _Run:
     # -- output in line order
 
     def _push(self, index: int, number: int, items: Sequence[LogItem]) -> None:
-        from ioasid_core.logs.record import Unrecognised
-
         stats = self.stats
+        heap = self.heap
         for item in items:
             if isinstance(item, LogRecord):
+                if item.kind not in KINDS:
+                    self._fail(index, number, f"record kind {item.kind!r} is not one of {KINDS}")
+                    return
                 stats.records[item.vendor, item.kind] += 1
             elif isinstance(item, Unrecognised):
                 stats.unrecognised += 1
@@ -183,7 +190,7 @@ class _Run:
                 self._fail(index, number, f"returned {item!r}, not a LogRecord or Unrecognised")
                 return
             self.seq += 1
-            heapq.heappush(self.heap, (item.line, self.seq, item))
+            heapq.heappush(heap, (item.line, self.seq, item))
 
     def _release(self) -> Iterator[LogItem]:
         heap = self.heap
@@ -196,12 +203,13 @@ class _Run:
     def run(self, lines: Iterable[str]) -> Iterator[LogItem]:
         stats = self.stats
         search = self.reader._trigger.search
-        index_of = self.reader._index
+        owner = self.reader._owner
         pending: tuple[int, LogLine, int] | None = None
         number = self.first_line - 1
         for number, text in enumerate(lines, self.first_line):
+            match = search(text)
             if pending is not None:
-                pending, consumed = self._continue(pending, number, text)
+                pending, consumed = self._continue(pending, number, text, match is not None)
                 if self.heap:
                     yield from self._release()
                 if consumed:
@@ -211,22 +219,26 @@ class _Run:
                 for index in range(len(self.parsers)):
                     self._collect(index, number, partial(_expire, before=cutoff))
                 yield from self._release()
-            match = search(text)
             if match is None:
                 continue
-            group = match.lastgroup
-            if group == "rl":
+            word = match.group()
+            if word == _SUPPRESSED:
                 self._suppressed(text)
                 continue
             line = normalise(number, text)
-            assert group is not None
-            index = index_of[group]
+            index = owner[word]
             result = self._parse(index, line, False)
             if result is None:
-                index, result = self._others(index, line, text)
+                index, result = self._others(index, line, text, match.end())
             if result is MORE:
                 pending = (index, line, 0)
             elif result:
+                if self.held is None and not self.heap and len(result) == 1:  # type: ignore[arg-type]
+                    item = result[0]  # type: ignore[index]
+                    if isinstance(item, LogRecord) and item.kind in KINDS:
+                        stats.records[item.vendor, item.kind] += 1
+                        yield item
+                        continue
                 self._push(index, number, result)  # type: ignore[arg-type]
             if self.heap:
                 yield from self._release()
@@ -239,18 +251,18 @@ class _Run:
         yield from self._release()
 
     def _continue(
-        self, pending: tuple[int, LogLine, int], number: int, text: str
+        self, pending: tuple[int, LogLine, int], number: int, text: str, triggered: bool
     ) -> tuple[tuple[int, LogLine, int] | None, bool]:
         """Join ``text`` to the pending cut record if it continues it (then it is consumed);
-        else decide the pending record (``final``) and leave ``text`` to be read on its own."""
+        else decide the pending record (``final``) and leave ``text`` to be read on its own.
+        A line holding a trigger is never a continuation: it starts something of its own."""
         index, line, joins = pending
-        nxt = normalise(number, text)
+        nxt = None if triggered or joins >= MAX_JOINS else normalise(number, text)
         if (
-            not nxt.header
+            nxt is not None
+            and not nxt.header
             and nxt.body
-            and joins < MAX_JOINS
             and len(line.body) + len(nxt.body) < _MAX_JOINED
-            and self.reader._trigger.search(text) is None
         ):
             joined = line.joined(nxt)
             result = self._parse(index, joined, False)
@@ -268,13 +280,22 @@ class _Run:
         result = self._parse(index, line, True)
         if result is None:
             index, result = self._others(index, line, line.text)
+            if result is MORE:
+                result = None
         if result and result is not MORE:
             self._push(index, line.number, result)  # type: ignore[arg-type]
 
-    def _others(self, tried: int, line: LogLine, text: str) -> tuple[int, ParseResult]:
-        """The first other vendor whose trigger matches ``text`` and that reads ``line``."""
+    def _others(
+        self, tried: int, line: LogLine, text: str, after: int = 0
+    ) -> tuple[int, ParseResult]:
+        """Another vendor whose trigger is in ``text`` (past ``after`` first) and reads
+        ``line``: a line may carry several vendors' words."""
+        seen = {tried}
         for index, own in enumerate(self.reader._own):
-            if index != tried and self.parsers[index] is not None and own.search(text):
+            if index in seen or self.parsers[index] is None:
+                continue
+            if any(word in text for word in own):
+                seen.add(index)
                 result = self._parse(index, line, False)
                 if result is not None:
                     return index, result

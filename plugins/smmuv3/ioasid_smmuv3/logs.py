@@ -29,7 +29,6 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.bits import DecodeError
 from ioasid_core.logs import (
     MORE,
     LogFormat,
@@ -41,9 +40,7 @@ from ioasid_core.logs import (
     access_letters,
     pci_device,
 )
-from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
 from ioasid_smmuv3.events import EVENT_NAMES, HANDLED_FAULTS, decode_event_batch
-from ioasid_smmuv3.handlers import decode_stall_batch
 
 __all__ = ["SMMUV3_LOG_FORMAT", "Smmuv3LogParser"]
 
@@ -118,14 +115,9 @@ def record_from_dwords(
     """The record of four event-queue dwords, read by this plugin's binary decoders."""
     raw = _WORDS.pack(*dwords)
     [event] = decode_event_batch(raw)
-    try:
-        decode_stall_batch(raw)
-    except UnhandledEvent as exc:
-        kind = "event" if exc.kind is UnhandledKind.EVENT else "fault"
-    except DecodeError:  # pragma: no cover - four dwords are always one whole record
-        kind = "event"
-    else:
-        kind = "page_request"
+    # The stall codec's rule (``ioasid decode smmuv3``): a stage-1 stalled handled fault is a
+    # page request; another handled fault is a fault; any other ID an event.
+    kind = "page_request" if event.recoverable else "fault" if event.handled else "event"
     event_id = event.event_id
     addressed = event_id in _ADDRESSED
     stalling = event_id in _STALLING
@@ -185,11 +177,19 @@ class Smmuv3LogParser:
         self._decoded: dict[str, _Decoded] = {}
 
     def parse(self, line: LogLine, final: bool) -> ParseResult:
-        match = _PREFIX.search(line.body)
-        if match is None:
-            return None
+        body = line.body
+        if body.startswith("arm-smmu-v3 "):  # the usual prefix, read without a regex
+            unit, colon, msg = body[12:].partition(":")
+            if not colon or not unit or " " in unit:
+                return None
+            msg = msg.strip()
+        else:
+            match = _PREFIX.search(body)
+            if match is None:
+                return None
+            unit, msg = match.group("unit"), match.group("msg")
         out: list[LogItem] = []
-        result = self._message(line, match.group("unit"), match.group("msg"), final, out)
+        result = self._message(line, unit, msg, final, out)
         if result is MORE:
             return MORE
         self._note_held()
@@ -202,6 +202,13 @@ class Smmuv3LogParser:
     ) -> ParseResult:
         if not msg:
             return MORE if not final else None
+        if len(msg) == 18 and msg[:2] == "0x" and "_" not in msg:  # the usual dword, no regex
+            try:
+                self._dword(line, unit, int(msg, 16), out)
+            except ValueError:
+                pass
+            else:
+                return out
         dword = _DWORD.fullmatch(msg)
         if dword is not None:
             self._dword(line, unit, int(dword.group(1).replace(" ", "").replace("\t", ""), 16), out)
@@ -326,7 +333,7 @@ class Smmuv3LogParser:
         fields = first.match
         device = _device(str(fields["client"]))
         if first.merged is not None:
-            return attrs.evolve(first.merged, device=device)
+            return first.merged._replace(device=device)
         name = str(fields["name"])
         event_id = _NAME_TO_ID.get(name)
         ssid = _num(fields["ssid"])
@@ -401,10 +408,12 @@ class Smmuv3LogParser:
             out.append(self._from_decoded(first, None))
 
     def _note_held(self) -> None:
-        lines = [r.line for r in self._reading.values()]
-        lines += [r.line for r in self._done.values()]
-        lines += [d.line for d in self._decoded.values()]
-        self.held_from = min(lines, default=None)
+        held = None
+        for state in (self._reading, self._done, self._decoded):
+            for kept in state.values():
+                if held is None or kept.line < held:
+                    held = kept.line
+        self.held_from = held
 
     def expire(self, before: int) -> Sequence[LogItem]:
         out: list[LogItem] = []
@@ -422,7 +431,7 @@ class Smmuv3LogParser:
 
 SMMUV3_LOG_FORMAT: Final = LogFormat(
     vendor=VENDOR,
-    triggers=(r"arm-smmu-v3", r"SMMUv3"),
+    triggers=("arm-smmu-v3", "SMMUv3"),
     new_parser=Smmuv3LogParser,
     ratelimited=("arm_smmu_evtq_thread", "arm_smmu_priq_thread"),
     examples=(

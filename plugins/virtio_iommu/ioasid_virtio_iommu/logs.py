@@ -84,7 +84,7 @@ class VirtioLogParser:
 
 VIRTIO_LOG_FORMAT: Final = LogFormat(
     vendor=VENDOR,
-    triggers=(r"fault from EP",),
+    triggers=("fault from EP",),
     new_parser=VirtioLogParser,
     ratelimited=("viommu_fault_handler",),
     examples=(

@@ -23,8 +23,6 @@ import struct
 from collections.abc import Sequence
 from typing import Final
 
-from attrs import evolve
-
 from ioasid_core.bits import DecodeError
 from ioasid_core.logs import (
     MORE,
@@ -103,8 +101,15 @@ class VtdLogParser:
         self.held_from: int | None = None
         self._waiting: LogRecord | None = None  # a fault whose reason is on the next line
         self._extended: int | None = None  # the fault line whose reason text may wrap
+        self._cached: tuple[LogLine, LogRecord] | None = None  # what that line read
 
     def parse(self, line: LogLine, final: bool) -> ParseResult:
+        cached = self._cached
+        if cached is not None:
+            self._cached = None
+            if cached[0] is line:  # the line we asked to extend, and nothing came
+                self._extended = None
+                return [*self._release(), cached[1]]
         body = line.body
         if "DMAR" in body:
             result = self._dmar(line, final)
@@ -153,9 +158,7 @@ class VtdLogParser:
         reason = _REASON.match(body, match.end()) or _REASON.search(body, match.end())
         if reason is None and not final:
             return MORE  # wrapped: the reason may be on the next line
-        if reason is not None and not final and self._extended != line.number:
-            self._extended = line.number  # its text may wrap onto one more line
-            return MORE
+        extend = reason is not None and not final and self._extended != line.number
         extended = self._extended == line.number
         self._extended = None
         seg = device.group("seg")
@@ -195,6 +198,10 @@ class VtdLogParser:
             code=code,
             reason=text,
         )
+        if extend:  # its text may wrap onto one more line: ask for it, keep what we read
+            self._extended = line.number
+            self._cached = (line, record)
+            return MORE
         released = self._release()
         if reason is None:  # the two-part formats: the reason comes on a line of its own
             self._waiting = record
@@ -210,8 +217,7 @@ class VtdLogParser:
         code_text = reason.group("xcode") if xen else reason.group("code")
         text = reason.group("xtext") if xen else reason.group("text")
         return [
-            evolve(
-                waiting,
+            waiting._replace(
                 code=_reason_code(code_text, hex_always=xen or "[VT-D]" in reason.string),
                 reason=text.strip() or None,
             )
@@ -325,7 +331,7 @@ class VtdLogParser:
 
 VTD_LOG_FORMAT: Final = LogFormat(
     vendor=VENDOR,
-    triggers=(r"DMAR", r"prq_report", r"[Pp]age request", r"PRQ overflow"),
+    triggers=("DMAR", "prq_report", "Page request", "page request", "PRQ overflow"),
     new_parser=VtdLogParser,
     ratelimited=("dmar_fault",),
     examples=(

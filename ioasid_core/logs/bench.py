@@ -1,0 +1,82 @@
+"""``logs_line_ratio``: reading a mixed real-style log, per line, over one compiled
+``re.search`` per line in the same process (issue "Read what real machines print").
+
+The log is every installed format's ``examples`` (so a third-party vendor's printer formats
+are measured too), each block of them followed by as many ordinary kernel lines that name no
+IOMMU: half the lines are records, as in a fault storm. Both sides read the same lines in
+chunks (``chunked_ratio``); the baseline is one search of the IOMMU drivers' words per line.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from ioasid_core.bench import chunked_ratio
+from ioasid_core.logs.format import LogFormat
+from ioasid_core.logs.reader import LogReader
+
+__all__ = ["FOREIGN_LINES", "LIMIT", "mixed_log", "run_logs_bench"]
+
+LIMIT: Final = 6.0
+
+FOREIGN_LINES: Final = (
+    "[    1.473381] usb 1-1: new high-speed USB device number 2 using xhci_hcd",
+    "[   32.950723] nvme nvme0: I/O 192 (Read) QID 8 timeout, aborting",
+    "[  262.094626] amdgpu 0000:03:00.0: amdgpu:   in page starting at address 0x0",
+    "[  478.947552] hisi_zip 0000:31:00.0: qm_axi_rresp [error status=0x1] found",
+    "[ 1016.398057] Modules linked in:",
+    "[ 1016.514088]  iommu_report_device_fault+0x2c8/0x470 (P)",
+    "[ 3265.471356] tegra-mc 8108020000.memory-controller: dispr: non-secure read",
+    "[   14.698460] pci 0000:00:1f.3: Adding to iommu group 20",
+)
+"""Kernel lines that name no IOMMU record (taken from the real samples' surroundings)."""
+
+_BASELINE: Final = re.compile(r"DMAR|arm-smmu-v3|AMD-Vi|fault from EP|prq_report")
+
+
+def mixed_log(formats: Sequence[LogFormat], lines: int) -> list[str]:
+    """``lines`` lines: the formats' examples in order, each followed by a foreign line."""
+    examples = [line for fmt in formats for line in fmt.examples] or list(FOREIGN_LINES)
+    foreign = itertools.cycle(FOREIGN_LINES)
+    pairs = itertools.cycle(examples)
+    out: list[str] = []
+    while len(out) < lines:
+        out += [next(pairs), next(foreign)]
+    return out[:lines]
+
+
+def _chunks(lines: list[str], size: int, run: Callable[[list[str]], None]) -> Callable[[], int]:
+    chunks = [lines[i : i + size] for i in range(0, len(lines), size)]
+    turn = [0]
+
+    def chunk() -> int:
+        part = chunks[turn[0] % len(chunks)]
+        turn[0] += 1
+        run(part)
+        return len(part)
+
+    return chunk
+
+
+def run_logs_bench(formats: Sequence[LogFormat], *, quick: bool = False) -> dict[str, float]:
+    """``logs_line_ratio`` for ``formats`` (every installed vendor's)."""
+    log = mixed_log(formats, 2_000 if quick else 20_000)
+    reader = LogReader(formats)
+
+    def parse(part: list[str]) -> None:
+        for _ in reader.read(part):
+            pass
+
+    search = _BASELINE.search
+
+    def baseline(part: list[str]) -> None:
+        for line in part:
+            search(line)
+
+    ratio = chunked_ratio(
+        _chunks(log, 200, parse), _chunks(log, 1000, baseline), 20 if quick else 200
+    )
+    return {"logs_line_ratio": round(ratio, 3)}
