@@ -35,6 +35,7 @@ from ioasid_core.units import IommuUnit
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ioasid_core.logs.format import LogFormat
     from ioasid_core.sweep import SweepStore
 
 __all__ = [
@@ -64,9 +65,11 @@ LIMITS: Final[dict[str, float]] = {
     "replay_events_per_s_ratio": 5.0,
     "sweep_overhead_ratio": 1.3,
     "decode_table_vs_json_ratio": 2.0,
+    "logs_line_ratio": 6.0,
 }
 """The ceiling of each figure (issues "Core: the IOASID space ..." and "Core: the
-page-request pipeline ..."); ``prq_resolve_ratio`` is the worst of the four policies."""
+page-request pipeline ...", "Read what real machines print"); ``prq_resolve_ratio`` is the
+worst of the four policies."""
 
 _FULL: Final = 1 << 20
 
@@ -625,15 +628,22 @@ def run_decode_bench(*, quick: bool = False) -> dict[str, float]:
 
 
 def run_bench(
-    *, quick: bool = False, extra: Sequence[BenchmarkFigure] = ()
+    *,
+    quick: bool = False,
+    extra: Sequence[BenchmarkFigure] = (),
+    log_formats: Sequence[LogFormat] = (),
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Every figure (core first, then the plugins' ``extra``) and every limit."""
+    """Every figure (core first, then the plugins' ``extra``) and every limit.
+    ``log_formats``: the installed vendors' printer formats, read by ``logs_line_ratio``."""
+    from ioasid_core.logs.bench import run_logs_bench
+
     figures = {
         **run_core_bench(quick=quick),
         **run_prq_bench(quick=quick),
         **run_replay_bench(quick=quick),
         **run_sweep_bench(quick=quick),
         **run_decode_bench(quick=quick),
+        **run_logs_bench(log_formats, quick=quick),
     }
     limits = dict(LIMITS)
     for figure in extra:

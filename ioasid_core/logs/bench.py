@@ -2,9 +2,10 @@
 ``re.search`` per line in the same process (issue "Read what real machines print").
 
 The log is every installed format's ``examples`` (so a third-party vendor's printer formats
-are measured too), each block of them followed by as many ordinary kernel lines that name no
-IOMMU: half the lines are records, as in a fault storm. Both sides read the same lines in
-chunks (``chunked_ratio``); the baseline is one search of the IOMMU drivers' words per line.
+are measured too), each followed by :data:`FOREIGN_PER_RECORD` ordinary kernel lines that
+name no IOMMU: a quarter of the lines are IOMMU records, a log with a fault storm in it.
+Both sides read the same lines in chunks (``chunked_ratio``); the baseline is one search of
+the IOMMU drivers' words per line, the least any reader must do.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from ioasid_core.bench import chunked_ratio
 from ioasid_core.logs.format import LogFormat
 from ioasid_core.logs.reader import LogReader
 
-__all__ = ["FOREIGN_LINES", "LIMIT", "mixed_log", "run_logs_bench"]
+__all__ = ["FOREIGN_LINES", "FOREIGN_PER_RECORD", "LIMIT", "mixed_log", "run_logs_bench"]
 
 LIMIT: Final = 6.0
+FOREIGN_PER_RECORD: Final = 3
 
 FOREIGN_LINES: Final = (
     "[    1.473381] usb 1-1: new high-speed USB device number 2 using xhci_hcd",
@@ -37,14 +39,18 @@ FOREIGN_LINES: Final = (
 _BASELINE: Final = re.compile(r"DMAR|arm-smmu-v3|AMD-Vi|fault from EP|prq_report")
 
 
-def mixed_log(formats: Sequence[LogFormat], lines: int) -> list[str]:
-    """``lines`` lines: the formats' examples in order, each followed by a foreign line."""
+def mixed_log(
+    formats: Sequence[LogFormat], lines: int, foreign_per_record: int = FOREIGN_PER_RECORD
+) -> list[str]:
+    """``lines`` lines: the formats' examples in order, each followed by
+    ``foreign_per_record`` foreign lines."""
     examples = [line for fmt in formats for line in fmt.examples] or list(FOREIGN_LINES)
     foreign = itertools.cycle(FOREIGN_LINES)
-    pairs = itertools.cycle(examples)
+    records = itertools.cycle(examples)
     out: list[str] = []
     while len(out) < lines:
-        out += [next(pairs), next(foreign)]
+        out.append(next(records))
+        out += itertools.islice(foreign, foreign_per_record)
     return out[:lines]
 
 

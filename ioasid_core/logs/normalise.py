@@ -100,12 +100,42 @@ _KERNEL_TIME: Final = re.compile(r"\[\s*(\d+\.\d+)\]\s*(?=[^\s\[])")
 """The common case, read first: ``[  478.907684] message``."""
 
 
+_QUOTES: Final = re.compile(r"[\s>|]*")
+_MONTHS: Final = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+)
+
+
+def _may_have_header(text: str, start: int) -> bool:
+    """Whether a header can begin at ``start``: else the full expression need not run."""
+    first = text[start : start + 1]
+    return (
+        first in "[<(" or first.isdigit()
+        or text.startswith(_MONTHS, start) or text.startswith("kernel:", start)
+        or text.find("] ", start, start + 64) >= 0  # ftrace's "[002]", dmesg -x's "[  1.2]"
+    )  # fmt: skip
+
+
 def normalise(number: int, text: str) -> LogLine:
     """``text`` (line ``number``, its newline already gone or not) without its prefixes."""
     text = text.rstrip()
     fast = _KERNEL_TIME.match(text)
     if fast is not None:
         return LogLine(number, text, text[fast.end() :], fast.group(1), True)
+    start = _QUOTES.match(text).end()  # type: ignore[union-attr]
+    if not _may_have_header(text, start):
+        return LogLine(number, text, text[start:], None, False)
     match = _PREFIX.match(text)
     assert match is not None  # every part is optional
     ts, sys, iso, ftrace, kernel, xen, level = match.group(

@@ -65,7 +65,7 @@ class LogReader:
         self.formats = tuple(formats)
         self.stats = LogStats()
         self._ratelimited: dict[str, str] = {}
-        owner: dict[str, int] = {}  # trigger -> the first format that names it
+        owners: dict[str, list[int]] = {}  # trigger -> the formats that name it, in order
         self._own: list[frozenset[str]] = []
         for index, fmt in enumerate(self.formats):
             triggers = tuple(fmt.triggers)
@@ -76,13 +76,14 @@ class LogReader:
                 )
             self._own.append(frozenset(triggers))
             for trigger in triggers:
-                owner.setdefault(trigger, index)
+                owners.setdefault(trigger, []).append(index)
             for function in fmt.ratelimited:
                 self._ratelimited.setdefault(function, fmt.vendor)
         # One flat alternation of literals, longest first: the regex engine scans it fastest.
-        words = sorted({*owner, _SUPPRESSED}, key=lambda w: (-len(w), w))
+        words = sorted({*owners, _SUPPRESSED}, key=lambda w: (-len(w), w))
         self._trigger = re.compile("|".join(re.escape(w) for w in words))
-        self._owner = owner
+        self._owners = {word: tuple(found) for word, found in owners.items()}
+        self._owner = {word: found[0] for word, found in owners.items()}
 
     def read(self, lines: Iterable[str], *, first_line: int = 1) -> Iterator[LogItem]:
         """Every record and unrecognised line of ``lines``, in line order (lazily)."""
@@ -288,17 +289,21 @@ class _Run:
     def _others(
         self, tried: int, line: LogLine, text: str, after: int = 0
     ) -> tuple[int, ParseResult]:
-        """Another vendor whose trigger is in ``text`` (past ``after`` first) and reads
-        ``line``: a line may carry several vendors' words."""
+        """Another vendor whose trigger is in ``text`` and reads ``line``: a line may carry
+        several vendors' words. Past ``after`` (the first match) first, then anywhere."""
+        search = self.reader._trigger.search
+        owners = self.reader._owners
         seen = {tried}
-        for index, own in enumerate(self.reader._own):
-            if index in seen or self.parsers[index] is None:
-                continue
-            if any(word in text for word in own):
-                seen.add(index)
-                result = self._parse(index, line, False)
-                if result is not None:
-                    return index, result
+        for start in (after, 0):
+            match = search(text, start)
+            while match is not None:
+                for index in owners.get(match.group(), ()):
+                    if index not in seen:
+                        seen.add(index)
+                        result = self._parse(index, line, False)
+                        if result is not None:
+                            return index, result
+                match = search(text, match.end())
         return tried, None
 
     def _suppressed(self, text: str) -> None:

@@ -7,6 +7,7 @@ the log does not carry the value. Vendors build them; the core only counts, prin
 
 from __future__ import annotations
 
+import functools
 from typing import Final, NamedTuple
 
 __all__ = [
@@ -69,8 +70,10 @@ class Unrecognised(NamedTuple):
         return {"line": self.line, "text": self.text}
 
 
+@functools.lru_cache(maxsize=4096)
 def pci_device(segment: int | None, bus: int, dev: int, fn: int) -> tuple[str, int]:
     """``("SSSS:BB:DD.F", bus << 8 | dev << 3 | fn)``; segment 0000 when not printed.
+    Cached: a storm repeats a few devices.
 
     ``ValueError`` when a part does not fit a PCI address (bus 8 bits, device 5, function 3).
     """

@@ -28,10 +28,11 @@ __all__ = ["VIRTIO_LOG_FORMAT", "VirtioLogParser"]
 
 VENDOR: Final = "virtio-iommu"
 
-_FAULT: Final = re.compile(
-    r"(?:(?P<unit>[^\s:]+):\s+)?(?P<reason>\w+) fault from EP (?P<ep>\d+)"
-    r"(?: at (?P<addr>0x[0-9a-fA-F]+|0) \[(?P<flags>[RWX]*)\])?\s*$"
+_MARK: Final = " fault from EP "
+_TAIL: Final = re.compile(
+    r"(?P<ep>\d+)(?: at (?P<addr>0x[0-9a-fA-F]+|0) \[(?P<flags>[RWX]*)\])?\s*$"
 )
+"""What follows the words ``fault from EP``; the reason word and unit come before them."""
 _WORDS: Final = {
     "unknown": FaultReason.UNKNOWN,
     "domain": FaultReason.DOMAIN,
@@ -46,25 +47,28 @@ class VirtioLogParser:
 
     def parse(self, line: LogLine, final: bool) -> ParseResult:
         body = line.body
-        match = _FAULT.search(body)
-        if match is None or match.group("reason") not in _WORDS:
-            if "fault from EP" not in body:
-                return None
+        at = body.find(_MARK)
+        if at < 0:
+            return None
+        head = body[:at].split()
+        word = head[-1] if head else ""
+        match = _TAIL.match(body, at + len(_MARK))
+        if match is None or word not in _WORDS:
             if not final:
                 return MORE  # wrapped
             return [Unrecognised(line.number, line.text, "a cut virtio-iommu fault")]
         if not final and body.rstrip().endswith(" at"):
             return MORE
+        unit = head[-2][:-1] if len(head) >= 2 and head[-2].endswith(":") else None
         flags = match.group("flags")
         addr = match.group("addr")
-        word = match.group("reason")
         return [
             LogRecord(
                 vendor=VENDOR,
                 kind="fault",
                 line=line.number,
                 timestamp=line.timestamp,
-                unit=match.group("unit"),
+                unit=unit,
                 source_id=int(match.group("ep")),
                 address=None if addr is None else int(addr, 16) if addr != "0" else 0,
                 access=None

@@ -18,6 +18,7 @@ Formats, era by era (real-world-formats §2.2-2.4), all read by the expressions 
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from collections.abc import Sequence
@@ -43,7 +44,7 @@ __all__ = ["VTD_LOG_FORMAT", "VtdLogParser"]
 VENDOR: Final = "vtd"
 
 _FAULT: Final = re.compile(
-    r"(?:\[VT-D\])?DMAR:\s*\[(?P<type>[A-Za-z][A-Za-z -]*?)"
+    r"DMAR:\s*\[(?P<type>[A-Za-z][A-Za-z -]*?)"
     r"(?:\s+(?P<nopasid>NO_PASID)|\s+PASID\s+(?P<pasid_new>(?:0x)?[0-9a-fA-F]+))?\]\s*"
     r"Request device\s*\[(?P<bdf>[^\]]*)\]\s*"
     r"(?:PASID\s+(?P<pasid_old>[0-9a-fA-F]+)\s+)?"
@@ -66,16 +67,53 @@ _PRQ_REPORT: Final = re.compile(
     r"\s+addr=0x(?P<addr>[0-9a-fA-F]+)\s+(?P<flags>[r-][w-][x-][p-][l-])"
     r"\s+pasid=0x(?P<pasid>[0-9a-fA-F]+)\s+index=0x(?P<index>[0-9a-fA-F]+)"
 )
-_INVALID_PRQ: Final = re.compile(r"(?:(?P<unit>[\w.-]+):\s+)?Invalid page request:\s*(?P<rest>.*)")
+_INVALID_PRQ: Final = "Invalid page request:"
 _DWORDS: Final = re.compile(r"([0-9a-fA-F]{1,16})\s+([0-9a-fA-F]{1,16})\s*$")
 _MESSAGE: Final = re.compile(
-    r"(?:IOMMU:\s+)?(?:(?P<unit>[\w.-]+):\s+)?(?P<text>Page request without PASID"
+    r"Unexpected page request in Privilege Mode|Page request without PASID"
     r"|Address is not canonical|Page request in Privilege Mode|Execution request not supported"
-    r"|PRQ overflow detected|PRQ overflow cleared|Unexpected page request in Privilege Mode)"
+    r"|PRQ overflow detected|PRQ overflow cleared"
 )
 _PAGE_SHIFT: Final = 12
+_ACCESS: Final = {
+    f"{r}{w}{x}{p}": access_letters(read=r == "r", write=w == "w", execute=x == "x", priv=p == "p")
+    for r in "r-"
+    for w in "w-"
+    for x in "x-"
+    for p in "p-"
+}
+"""prq_report's flags (``rw--``) as ``access`` letters."""
+_MAX_WRAPPED: Final = 120
+"""A physical line longer than this was not wrapped by a mailer or forum: its record ends
+on it (so a fault's reason text is not looked for on the next line)."""
 _WORDS: Final = re.compile(r"[A-Za-z][A-Za-z ]*\.?\s*")
 """What a fault reason's wrapped tail looks like (the kernel's reason texts are words)."""
+
+
+def _unit_before(body: str, at: int) -> str | None:
+    """The unit name printed as ``dmar3: `` right before ``at`` (``IOMMU: dmar3: ...``)."""
+    head = body[:at].rstrip()
+    if not head.endswith(":"):
+        return None
+    word = head[:-1].split()[-1:] or [""]
+    unit = word[0]
+    return unit if unit and unit != "IOMMU" and ":" not in unit else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _pci_name(text: str) -> str | None:
+    """``SSSS:BB:DD.F`` for a PCI address as printed (``00:1e.3``, ``0x00:0x02.0``, with or
+    without a segment), None for anything else. Cached: a storm repeats its devices."""
+    pci = _BDF.fullmatch(text.strip())
+    if pci is None:
+        return None
+    seg = pci.group("seg")
+    return pci_device(
+        None if seg is None else int(seg, 16),
+        int(pci.group("bus"), 16),
+        int(pci.group("dev"), 16),
+        int(pci.group("fn")),
+    )[0]
 
 
 def _int(text: str) -> int | None:
@@ -128,8 +166,8 @@ class VtdLogParser:
                     kind="message",
                     line=line.number,
                     timestamp=line.timestamp,
-                    unit=match.group("unit"),
-                    reason=match.group("text"),
+                    unit=_unit_before(body, match.start()),
+                    reason=match.group(),
                 ),
             ]
         return None
@@ -138,7 +176,8 @@ class VtdLogParser:
 
     def _dmar(self, line: LogLine, final: bool) -> ParseResult:
         body = line.body
-        match = _FAULT.search(body)
+        at = body.find("DMAR:")
+        match = _FAULT.match(body, at) if at >= 0 else None
         if match is None:
             reason = _REASON_LINE.search(body)
             if reason is not None and self._waiting is not None:
@@ -148,9 +187,9 @@ class VtdLogParser:
                     return MORE
                 return [*self._release(), Unrecognised(line.number, line.text, "a cut DMAR fault")]
             return None
-        device = _BDF.fullmatch(match.group("bdf").strip())
+        name = _pci_name(match.group("bdf"))
         address = _int(match.group("addr"))
-        if device is None or address is None:  # a redacted or garbled value
+        if name is None or address is None:  # a redacted or garbled value
             return [
                 *self._release(),
                 Unrecognised(line.number, line.text, "a DMAR fault with an unreadable value"),
@@ -158,16 +197,17 @@ class VtdLogParser:
         reason = _REASON.match(body, match.end()) or _REASON.search(body, match.end())
         if reason is None and not final:
             return MORE  # wrapped: the reason may be on the next line
-        extend = reason is not None and not final and self._extended != line.number
+        tail = line.text if not line.joins else body[line.joins[-1] :]
+        extend = (
+            reason is not None
+            and not final
+            and self._extended != line.number
+            and len(tail) <= _MAX_WRAPPED
+        )
         extended = self._extended == line.number
         self._extended = None
-        seg = device.group("seg")
-        name, source_id = pci_device(
-            None if seg is None else int(seg, 16),
-            int(device.group("bus"), 16),
-            int(device.group("dev"), 16),
-            int(device.group("fn")),
-        )
+        bus, devfn = name[5:7], name[8:]
+        source_id = int(bus, 16) << 8 | int(devfn[:2], 16) << 3 | int(devfn[3:])
         pasid_text = match.group("pasid_new") or match.group("pasid_old")
         pasid = None if pasid_text is None else _int(pasid_text)
         if pasid == 0xFFFFFFFF:
@@ -238,44 +278,29 @@ class VtdLogParser:
             if not final:
                 return MORE
             return [*self._release(), Unrecognised(line.number, line.text, "a cut prq_report")]
-        flags = match.group("flags")
-        device = match.group("dev")
-        pci = _BDF.fullmatch(device)
-        if pci is not None:
-            seg = pci.group("seg")
-            device, _ = pci_device(
-                None if seg is None else int(seg, 16),
-                int(pci.group("bus"), 16),
-                int(pci.group("dev"), 16),
-                int(pci.group("fn")),
-            )
-        return [
-            *self._release(),
-            LogRecord(
-                vendor=VENDOR,
-                kind="page_request",
-                line=line.number,
-                timestamp=line.timestamp,
-                unit=match.group("unit"),
-                device=device,
-                source_id=int(match.group("rid"), 16),
-                pasid=int(match.group("pasid"), 16),
-                address=int(match.group("addr"), 16) << _PAGE_SHIFT,
-                access=access_letters(
-                    read=flags[0] == "r",
-                    write=flags[1] == "w",
-                    execute=flags[2] == "x",
-                    priv=flags[3] == "p",
-                ),
-                tag=int(match.group("index"), 16),
-            ),
-        ]
+        unit, device, rid, addr, flags, pasid, index = match.groups()
+        record = LogRecord(
+            VENDOR,
+            "page_request",
+            line.number,
+            line.timestamp,
+            unit,
+            _pci_name(device) or device,
+            int(rid, 16),
+            int(pasid, 16),
+            int(addr, 16) << _PAGE_SHIFT,
+            _ACCESS[flags[:4]],
+            tag=int(index, 16),
+        )
+        return [*self._release(), record] if self._waiting is not None else [record]
 
     def _invalid_request(self, line: LogLine) -> ParseResult:
-        match = _INVALID_PRQ.search(line.body)
-        if match is None:
+        body = line.body
+        at = body.find(_INVALID_PRQ)
+        if at < 0:
             return None
-        words = _DWORDS.match(match.group("rest"))
+        unit = _unit_before(body, at)
+        words = _DWORDS.match(body[at + len(_INVALID_PRQ) :].strip())
         if words is None:
             return [
                 *self._release(),
@@ -311,7 +336,7 @@ class VtdLogParser:
                 kind="page_request",
                 line=line.number,
                 timestamp=line.timestamp,
-                unit=match.group("unit"),
+                unit=unit,
                 raw=raw.hex(),
                 **fields,  # type: ignore[arg-type]
             ),
@@ -341,7 +366,7 @@ VTD_LOG_FORMAT: Final = LogFormat(
         "[fault reason 05] PTE Write access is not set",
         "prq_report: dmar0/0000:00:0a.0 seq# 2: rid=0x50 addr=0x559ef6f9c rw--l pasid=0x2 "
         "index=0x1",
-        "dmar1: Invalid page request: 0000000500501101 0000000012345003",
+        "dmar1: Invalid page request: 0000000500500101 0000000012345005",
     ),
     description="Intel VT-d DMAR faults, prq_report trace events and PRQ messages",
 )
