@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
+from heapq import heappop
 from typing import Final
 
 import attrs
@@ -137,7 +138,7 @@ class _Run:
             return None
         if result is MORE:
             return None if final else result  # a parser that cannot decide: not its line
-        if result is not None and not isinstance(result, (list, tuple, Sequence)):
+        if result is not None and type(result) is not list and not isinstance(result, Sequence):
             self._fail(index, line.number, f"parse returned {result!r}")
             return None
         held = parser.held_from
@@ -241,8 +242,11 @@ class _Run:
                         yield item
                         continue
                 self._push(index, number, result)  # type: ignore[arg-type]
-            if self.heap:
-                yield from self._release()
+            heap = self.heap
+            if heap:  # the release loop, inline: this is the hot path
+                held = self.held
+                while heap and (held is None or heap[0][0] < held):
+                    yield heappop(heap)[2]
         stats.lines = max(stats.lines, number)
         if pending is not None:
             self._finish(pending)

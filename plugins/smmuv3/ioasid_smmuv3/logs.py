@@ -22,6 +22,7 @@ message glued after it is read too), Xen's ``SMMUv3:`` prefix.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from collections.abc import Sequence
@@ -78,6 +79,13 @@ _NAME_TO_ID: Final = {name: event_id for event_id, name in EVENT_NAMES.items()}
 _ADDRESSED: Final = frozenset({0x01, 0x05, 0x07, 0x0B, 0x20, *HANDLED_FAULTS})
 _STALLING: Final = frozenset({0x0B, *HANDLED_FAULTS})
 _WORDS: Final = struct.Struct("<4Q")
+_ACCESS: Final = {
+    (rnw, ind, pnu): access_letters(read=rnw, write=not rnw, execute=ind, priv=pnu)
+    for rnw in (False, True)
+    for ind in (False, True)
+    for pnu in (False, True)
+}
+"""RnW, InD, PnU as ``access`` letters."""
 
 
 def _num(text: str | None) -> int | None:
@@ -86,8 +94,10 @@ def _num(text: str | None) -> int | None:
     return int(text, 16) if text[:2].lower() == "0x" else int(text)
 
 
+@functools.lru_cache(maxsize=1024)
 def _device(client: str) -> str | None:
-    """The client as printed, a PCI address normalised; None for ``(unassigned sid)``."""
+    """The client as printed, a PCI address normalised; None for ``(unassigned sid)``.
+    Cached: a storm repeats its clients."""
     if client.startswith("("):
         return None
     pci = _PCI.fullmatch(client)
@@ -122,24 +132,21 @@ def record_from_dwords(
     addressed = event_id in _ADDRESSED
     stalling = event_id in _STALLING
     return LogRecord(
-        vendor=VENDOR,
-        kind=kind,
-        line=line,
-        timestamp=timestamp,
-        unit=unit,
-        source_id=event.sid,
-        pasid=event.ssid if event.ssv else None,
-        address=event.input_addr if addressed else None,
-        access=access_letters(
-            read=event.rnw, write=not event.rnw, execute=event.ind, priv=event.pnu
-        )
-        if addressed
-        else None,
-        code=event_id,
-        reason=EVENT_NAMES.get(event_id),
-        stall=event.stall if stalling else None,
-        tag=event.stag if stalling else None,
-        raw=raw.hex(),
+        VENDOR,
+        kind,
+        line,
+        timestamp,
+        unit,
+        None,
+        event.sid,
+        event.ssid if event.ssv else None,
+        event.input_addr if addressed else None,
+        _ACCESS[event.rnw, event.ind, event.pnu] if addressed else None,
+        event_id,
+        EVENT_NAMES.get(event_id),
+        event.stall if stalling else None,
+        event.stag if stalling else None,
+        raw.hex(),
     )
 
 
@@ -175,6 +182,7 @@ class Smmuv3LogParser:
         self._reading: dict[str, _Raw] = {}
         self._done: dict[str, LogRecord] = {}
         self._decoded: dict[str, _Decoded] = {}
+        self._same = False  # the line changed nothing held: held_from stands
 
     def parse(self, line: LogLine, final: bool) -> ParseResult:
         body = line.body
@@ -189,10 +197,12 @@ class Smmuv3LogParser:
                 return None
             unit, msg = match.group("unit"), match.group("msg")
         out: list[LogItem] = []
+        self._same = False
         result = self._message(line, unit, msg, final, out)
         if result is MORE:
             return MORE
-        self._note_held()
+        if not self._same:
+            self._note_held()
         return out if result is not None else (out or None)
 
     # -- one message of one unit
@@ -255,11 +265,13 @@ class Smmuv3LogParser:
 
     def _dword(self, line: LogLine, unit: str, value: int, out: list[LogItem]) -> None:
         reading = self._reading.get(unit)
+        began = reading is None
         if reading is None:  # the header was cut off: the dwords still say everything
             self._flush(unit, out)
             reading = self._reading[unit] = _Raw(line.number, line.text, line.timestamp, None)
         reading.dwords.append(value)
         if len(reading.dwords) < 4:
+            self._same = not began  # nothing held began or ended
             return
         del self._reading[unit]
         if reading.broken or (
@@ -341,14 +353,10 @@ class Smmuv3LogParser:
         access = None
         s2 = False
         if second is not None:
-            stall = "stall" in second.group("extra").split()
-            s2 = second.group("stage") == "s2"
-            access = access_letters(
-                read=second.group("rw") == "read",
-                write=second.group("rw") == "write",
-                execute=second.group("cls") == "inst",
-                priv=second.group("priv") == "priv",
-            )
+            priv, cls, rw, stage, _desc, extra = second.groups()[:6]
+            stall = "stall" in extra.split()
+            s2 = stage == "s2"
+            access = _ACCESS[rw == "read", cls == "inst", priv == "priv"]
         address = _num(fields["iova"]) if fields["iova"] is not None else _num(fields["fetch"])
         return LogRecord(
             vendor=VENDOR,

@@ -34,10 +34,17 @@ _TAIL: Final = re.compile(
 )
 """What follows the words ``fault from EP``; the reason word and unit come before them."""
 _WORDS: Final = {
-    "unknown": FaultReason.UNKNOWN,
-    "domain": FaultReason.DOMAIN,
-    "page": FaultReason.MAPPING,
+    "unknown": int(FaultReason.UNKNOWN),
+    "domain": int(FaultReason.DOMAIN),
+    "page": int(FaultReason.MAPPING),
 }
+
+
+def _access(flags: str) -> str:
+    return access_letters(read="R" in flags, write="W" in flags, execute="X" in flags)
+
+
+_ACCESS: Final = {flags: _access(flags) for flags in ("", "R", "W", "X", "RW", "RX", "WX", "RWX")}
 
 
 class VirtioLogParser:
@@ -60,22 +67,21 @@ class VirtioLogParser:
         if not final and body.rstrip().endswith(" at"):
             return MORE
         unit = head[-2][:-1] if len(head) >= 2 and head[-2].endswith(":") else None
-        flags = match.group("flags")
-        addr = match.group("addr")
+        ep, addr, flags = match.groups()
         return [
             LogRecord(
-                vendor=VENDOR,
-                kind="fault",
-                line=line.number,
-                timestamp=line.timestamp,
-                unit=unit,
-                source_id=int(match.group("ep")),
-                address=None if addr is None else int(addr, 16) if addr != "0" else 0,
-                access=None
-                if flags is None
-                else access_letters(read="R" in flags, write="W" in flags, execute="X" in flags),
-                code=int(_WORDS[word]),
-                reason=word,
+                VENDOR,
+                "fault",
+                line.number,
+                line.timestamp,
+                unit,
+                None,
+                int(ep),
+                None,
+                None if addr is None else int(addr, 16) if addr != "0" else 0,
+                None if flags is None else _ACCESS.get(flags) or _access(flags),
+                _WORDS[word],
+                word,
             )
         ]
 
