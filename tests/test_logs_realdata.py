@@ -513,3 +513,136 @@ def test_virtio_01_faults_with_empty_flags_and_suppressed() -> None:
 def test_queue_size_boot_lines_are_no_records(name: str) -> None:
     _, items = read(samples("smmuv3-queue-sizes.txt")[name])
     assert items == []
+
+
+# -- AMD-Vi (flags: RW 0x020 = write; PPR flags: WRITE 0x020, US 0x040 clear = privileged)
+
+AMD = samples("amd-vi-events.txt")
+IO_PAGE_FAULT = {"code": 0x2, "reason": "IO_PAGE_FAULT"}
+
+
+def test_amd_01_per_device_lines_among_amdgpu_lines_read_and_write() -> None:
+    dev = {"device": "0000:03:00.0", "source_id": 0x03 << 8, "address": 0x64A7F000}
+    _check(
+        AMD["amd-01-rocm-matrixtranspose"],
+        [
+            rec("amd-vi", "fault", 2, timestamp="262.094625", access="r", **dev, **IO_PAGE_FAULT),
+            rec("amd-vi", "fault", 11, timestamp="262.094688", access="w", **dev, **IO_PAGE_FAULT),
+            rec("amd-vi", "fault", 12, timestamp="262.230974", access="w", **dev, **IO_PAGE_FAULT),
+        ],
+    )
+
+
+def test_amd_04_dmesg_T_with_padded_day() -> None:
+    stamp = "Thu Jan 4 23:12:54 2024"
+    dev = {"device": "0000:28:00.0", "source_id": 0x28 << 8, "access": "r", "timestamp": stamp}
+    _check(
+        AMD["amd-04-ahci-asmedia-wrx80"],
+        [
+            rec("amd-vi", "fault", n, address=addr, **dev, **IO_PAGE_FAULT)
+            for n, addr in ((2, 0x7FFFFF00000), (3, 0x7FFFFF00300), (4, 0x7FFFFF00380))
+        ],
+    )
+
+
+def test_amd_07_human_timestamps_first_absolute_then_relative() -> None:
+    dev = {"device": "0000:47:00.1", "source_id": 0x47 << 8 | 1, "access": "r"}
+    _check(
+        AMD["amd-07-xhci-gregkh-relative-ts"],
+        [
+            rec("amd-vi", "fault", n, timestamp=stamp, address=addr, **dev, **IO_PAGE_FAULT)
+            for n, stamp, addr in (
+                (1, "Aug 4 09:48", 0xFFFFFFF00000),
+                (2, "+0.000012", 0xFFFFFFF00F80),
+                (3, "+0.000006", 0xFFFFFFF01000),
+            )
+        ],
+    )
+
+
+def test_amd_10_old_global_format_device_without_segment() -> None:
+    dev = {"device": "0000:01:00.0", "source_id": 0x100, "address": 0xBEA106C0, "access": "r"}
+    _check(
+        AMD["amd-10-usb3-forum-2014"],
+        [
+            rec("amd-vi", "fault", 1, timestamp="1.473381", **dev, **IO_PAGE_FAULT),
+            rec("amd-vi", "fault", 2, timestamp="1.473382", **dev, **IO_PAGE_FAULT),
+        ],
+    )
+
+
+def test_amd_13_suppressed_line_with_trailing_spaces() -> None:
+    reader, items = read(AMD["amd-13-vfio-callbacks-suppressed"])
+    assert [r.as_dict() for r in records(items)] == [
+        rec(
+            "amd-vi",
+            "fault",
+            2,
+            timestamp="1065.485086",
+            device="0000:06:00.0",
+            source_id=0x600,
+            address=0x342230000,
+            access="r",
+            **IO_PAGE_FAULT,
+        )
+    ]
+    assert reader.stats.suppressed == 113
+
+
+def test_amd_16_kfd_invalid_ppr_is_a_page_request() -> None:
+    ppr = {
+        "timestamp": "Sep 22 15:32:35",
+        "device": "0000:00:01.0",
+        "source_id": 1 << 3,
+        "pasid": 1,
+        "access": "wp",  # 0x120: GN | WRITE, US clear
+        "reason": "Invalid PPR (amdkfd could not resolve it)",
+    }
+    _check(
+        AMD["amd-16-kfd-invalid-ppr-pasid-1"],
+        [
+            rec("amd-vi", "page_request", 1, address=0x745000, **ppr),
+            rec("amd-vi", "page_request", 3, address=0x741000, **ppr),
+            rec("amd-vi", "page_request", 5, address=0x745000, **ppr),
+        ],
+    )
+
+
+def test_amd_19_flags_0x70_is_a_write() -> None:
+    _check(
+        AMD["amd-19-ath10k-apu2"],
+        [
+            rec(
+                "amd-vi",
+                "fault",
+                1,
+                timestamp="57.392307",
+                device="0000:01:00.0",
+                source_id=0x100,
+                address=0xCFD51AD0,
+                access="w",
+                **IO_PAGE_FAULT,
+            )
+        ],
+    )
+
+
+# -- RISC-V IOMMU
+
+
+def test_riscv_01_fault_15_with_appended_fields_is_a_write_page_fault() -> None:
+    _check(
+        samples("riscv-iommu-faults.txt")["riscv-01-cove-io-modified-kernel"],
+        [
+            rec(
+                "riscv-iommu",
+                "fault",
+                1,
+                source_id=0x10,
+                address=0x82D00000,
+                access="w",
+                code=15,
+                reason="WR_FAULT_S",
+            )
+        ],
+    )

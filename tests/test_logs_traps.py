@@ -322,3 +322,81 @@ def test_only_iommu_printers_count_as_suppressed_records() -> None:
 def test_nothing_recognised_is_not_an_error() -> None:
     reader, items = read(["hello", "", "[ 1.0] usb 1-1: new device"])
     assert items == [] and reader.stats.lines == 3
+
+
+# -- AMD-Vi and RISC-V IOMMU eras
+
+
+def test_amd_old_event_printed_in_two_printks_is_joined() -> None:
+    lines = [
+        "[    0.9] AMD-Vi: Event logged [",
+        "[    0.9] IO_PAGE_FAULT device=00:14.0 domain=0x0000 address=0x00000000fdf9f000 "
+        "flags=0x0020]",
+    ]
+    [record] = records(read(lines)[1])
+    assert (record.line, record.device, record.source_id, record.address, record.access) == (
+        1,
+        "0000:00:14.0",
+        0x14 << 3,
+        0xFDF9F000,
+        "w",
+    )
+
+
+def test_amd_global_format_with_segment_and_other_events() -> None:
+    event = "AMD-Vi: Event logged "
+    lines = [
+        event + "[IO_PAGE_FAULT device=0001:02:00.3 domain=0x0000 address=0x1000 flags=0x0000]",
+        event + "[ILLEGAL_DEV_TABLE_ENTRY device=0000:00:00.2 pasid=0x00000 address=0x0 "
+        "flags=0x0080]",
+        "AMD-Vi: DTE[0]: 7000000000000003",
+        event + "[INVALID_PPR_REQUEST device=0000:05:00.0 pasid=0x00012 address=0x2000 "
+        "flags=0x0001]",
+    ]
+    got = [(r.kind, r.device, r.code, r.reason, r.pasid) for r in records(read(lines)[1])]
+    assert got == [
+        ("fault", "0001:02:00.3", 2, "IO_PAGE_FAULT", None),
+        ("event", "0000:00:00.2", 1, "ILLEGAL_DEV_TABLE_ENTRY", None),  # GN clear
+        ("event", "0000:05:00.0", 9, "INVALID_PPR_REQUEST", 0x12),  # GN set
+    ]
+
+
+def test_amd_ppr_debug_line_is_a_page_request() -> None:
+    line = (
+        "AMD-Vi: PPR logged [Request ignored due to GN=0 (device=0000:03:00.0 pasid=0x00005 "
+        "address=0x7f0000001000 flags=0x0024 tag=0x205)]"
+    )
+    [record] = records(read([line])[1])
+    assert (record.kind, record.pasid, record.access, record.tag, record.reason) == (
+        "page_request",
+        None,  # GN (0x100) clear
+        "rwp",  # READ 0x004, WRITE 0x020, US clear
+        0x5,  # PRG index: the tag without its last-in-group bit 0x200
+        "Request ignored due to GN=0",
+    )
+
+
+def test_amd_redacted_address_is_not_understood() -> None:
+    line = (
+        "amdgpu 0000:03:00.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0010 address=0x... "
+        "flags=0x0]"
+    )
+    _, items = read([line])
+    assert records(items) == [] and [u.line for u in unrecognised(items)] == [1]
+
+
+RISCV_LINES = [
+    (
+        "riscv-iommu 10000000.iommu: Fault 13 devid: 0x1f iotval: 1000 iotval2: 0",
+        ("10000000.iommu", 0x1F, 13, "fault", 0x1000),
+    ),
+    ("Fault 21 devid: 31 iotval: 1000 iotval2: 0", (None, 31, 21, "fault", 0x1000)),  # RFC
+    ("Fault 258 devid: 0x2 iotval: 0 iotval2: 0", (None, 2, 258, "event", None)),
+    ("Fault 12 ttyp 1 devid: 0x2 iotval: 0x4000 iotval2: 0", (None, 2, 12, "fault", 0x4000)),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), RISCV_LINES)
+def test_riscv_fault_line_variants(line: str, expected: tuple[object, ...]) -> None:
+    [record] = records(read([line])[1])
+    assert (record.unit, record.source_id, record.code, record.kind, record.address) == expected

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 
 from ioasid_amd_vi.bench import FIGURES
 from ioasid_amd_vi.handlers import IOMMU_V2_VENDOR, amd_vendors
+from ioasid_amd_vi.logs import AMD_VI_LOG_FORMAT
 from ioasid_core.bench import BenchmarkFigure
+from ioasid_core.logs import LogFormat
 from ioasid_core.markers import hookimpl
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.units import VendorInfo
@@ -32,3 +34,9 @@ def ioasid_prq_vendors() -> Sequence[VendorPrq]:
 def ioasid_benchmarks() -> Sequence[BenchmarkFigure]:
     """``amd_vi_ppr_ratio``: decode, resolve and respond per queue entry."""
     return list(FIGURES)
+
+
+@hookimpl
+def ioasid_log_formats() -> Sequence[LogFormat]:
+    """``ioasid logs``: event log lines, PPR messages, amdkfd's invalid PPRs."""
+    return [AMD_VI_LOG_FORMAT]

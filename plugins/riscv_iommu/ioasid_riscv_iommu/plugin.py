@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ioasid_core.bench import BenchmarkFigure
+from ioasid_core.logs import LogFormat
 from ioasid_core.markers import hookimpl
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.units import VendorInfo
 from ioasid_riscv_iommu.bench import FIGURES
 from ioasid_riscv_iommu.handlers import VENDOR, RiscvPrq
+from ioasid_riscv_iommu.logs import RISCV_LOG_FORMAT
 
 
 @hookimpl
@@ -32,3 +34,9 @@ def ioasid_prq_vendors() -> Sequence[VendorPrq]:
 def ioasid_benchmarks() -> Sequence[BenchmarkFigure]:
     """``riscv_prq_ratio``: decode, resolve and respond per queue entry."""
     return list(FIGURES)
+
+
+@hookimpl
+def ioasid_log_formats() -> Sequence[LogFormat]:
+    """``ioasid logs``: fault-queue reports."""
+    return [RISCV_LOG_FORMAT]

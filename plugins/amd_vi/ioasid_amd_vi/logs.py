@@ -1,0 +1,294 @@
+"""What the AMD IOMMU driver (and amdkfd) prints about events and page requests, read back.
+
+Formats (real-world-formats §2.6):
+
+- ``Event logged [NAME key=value ...]``, per device (``<driver> SSSS:BB:DD.F: AMD-Vi: Event
+  logged [IO_PAGE_FAULT domain=0x0010 address=0x64a7f000 flags=0x0000]``) or global
+  (``AMD-Vi: Event logged [IO_PAGE_FAULT device=01:00.0 domain=...]``, the segment printed
+  from about v6.0). The fields are read by name, so every event and era reads the same way.
+  Before 4.19-stable the driver printed ``AMD-Vi: Event logged [`` alone and the body with a
+  printk of its own: the two are joined.
+- ``PPR logged [Request ignored due to GN=0 (device=... pasid=... address=... flags=...
+  tag=...)]`` (ppr.c, dev_dbg), ``Invalid PASID : 0x%x, device : 0x%x``, ``Unknown PPR
+  request received``; amdkfd's ``Invalid PPR device %x:%x.%x pasid %d address 0x%lX flags
+  0x%X`` (a real page request the driver could not resolve).
+
+Event flags: RW 0x020 (set: a write), GN 0x001 (the PASID is valid). PPR flags (the PPR log
+entry's, as in :mod:`ioasid_amd_vi.ppr`): EXEC 0x002, READ 0x004, WRITE 0x020, US 0x040 (the
+driver grants PRIV when it is clear), GN 0x100.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Final
+
+from ioasid_core.logs import (
+    MORE,
+    LogFormat,
+    LogItem,
+    LogLine,
+    LogRecord,
+    ParseResult,
+    Unrecognised,
+    access_letters,
+    pci_device,
+)
+
+__all__ = ["AMD_VI_LOG_FORMAT", "EVENT_TYPES", "AmdViLogParser"]
+
+VENDOR: Final = "amd-vi"
+
+EVENT_TYPES: Final = {
+    "ILLEGAL_DEV_TABLE_ENTRY": 0x1,
+    "IO_PAGE_FAULT": 0x2,
+    "DEV_TAB_HARDWARE_ERROR": 0x3,
+    "PAGE_TAB_HARDWARE_ERROR": 0x4,
+    "ILLEGAL_COMMAND_ERROR": 0x5,
+    "COMMAND_HARDWARE_ERROR": 0x6,
+    "IOTLB_INV_TIMEOUT": 0x7,
+    "INVALID_DEVICE_REQUEST": 0x8,
+    "INVALID_PPR_REQUEST": 0x9,
+    "RMP_PAGE_FAULT": 0xD,
+    "RMP_HW_ERROR": 0xE,
+}
+"""The event names the driver prints and their ``EVENT_TYPE_*`` codes (amd_iommu_types.h)."""
+
+_EVENT_RW: Final = 0x020
+_EVENT_GN: Final = 0x001
+_PPR_EXEC, _PPR_READ, _PPR_WRITE, _PPR_US, _PPR_GN = 0x002, 0x004, 0x020, 0x040, 0x100
+_TAG_INDEX: Final = 0x1FF  # PRG index; bit 9 is "last in group"
+
+_OPEN: Final = "Event logged ["
+_EVENT: Final = re.compile(r"(?P<name>[A-Z][A-Z0-9_]+)(?P<fields>[^\]]*)\]")
+_FIELD: Final = re.compile(r"(\w+)=(\S+?)(?=[\s,)\]]|$)")
+_PPR: Final = re.compile(r"PPR logged \[(?P<why>[^(\]]*?)\s*\((?P<fields>[^)]*)\)\s*\]")
+_KFD: Final = re.compile(
+    r"Invalid PPR device (?P<bus>[0-9a-fA-F]+):(?P<dev>[0-9a-fA-F]+)\.(?P<fn>[0-7])"
+    r" pasid (?P<pasid>\d+) address 0x(?P<addr>[0-9a-fA-F]+) flags 0x(?P<flags>[0-9a-fA-F]+)"
+)
+_INVALID_PASID: Final = re.compile(
+    r"Invalid PASID\s*:\s*0x(?P<pasid>[0-9a-fA-F]+),\s*device\s*:\s*0x(?P<dev>[0-9a-fA-F]+)"
+)
+_PCI: Final = re.compile(
+    r"(?:(?P<seg>[0-9a-fA-F]{4}):)?(?P<bus>[0-9a-fA-F]{1,2}):(?P<dev>[0-9a-fA-F]{1,2})"
+    r"\.(?P<fn>[0-7])"
+)
+_HEX: Final = re.compile(r"(?:0x)?([0-9a-fA-F]+)")
+
+
+def _int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    match = _HEX.fullmatch(text)
+    return int(match.group(1), 16) if match else None
+
+
+def _pci(text: str | None) -> tuple[str, int] | None:
+    if text is None:
+        return None
+    match = _PCI.fullmatch(text.rstrip(":"))
+    if match is None:
+        return None
+    seg = match.group("seg")
+    return pci_device(
+        None if seg is None else int(seg, 16),
+        int(match.group("bus"), 16),
+        int(match.group("dev"), 16),
+        int(match.group("fn")),
+    )
+
+
+def _ppr_access(flags: int) -> str:
+    return access_letters(
+        read=bool(flags & _PPR_READ),
+        write=bool(flags & _PPR_WRITE),
+        execute=bool(flags & _PPR_EXEC),
+        priv=not flags & _PPR_US,
+    )
+
+
+class AmdViLogParser:
+    """One stream's AMD-Vi parser; holds an ``Event logged [`` printed alone until its body."""
+
+    def __init__(self) -> None:
+        self.held_from: int | None = None
+        self._open: LogLine | None = None
+
+    def parse(self, line: LogLine, final: bool) -> ParseResult:
+        body = line.body
+        at = body.find(_OPEN)
+        if at >= 0:
+            return self._event(line, body, at, final)
+        opened = self._open
+        if opened is not None:
+            match = _EVENT.match(body.strip())
+            if match is not None and ("=" in body or match.group("name") in EVENT_TYPES):
+                self._open = self.held_from = None
+                return self._record(opened, opened.body.find(_OPEN), match)
+        if "PPR" in body:
+            return self._ppr(line, body, final)
+        match = _INVALID_PASID.search(body)
+        if match is not None:
+            return [
+                *self._release(),
+                LogRecord(
+                    VENDOR,
+                    "message",
+                    line.number,
+                    line.timestamp,
+                    source_id=int(match.group("dev"), 16),
+                    pasid=int(match.group("pasid"), 16),
+                    reason="Invalid PASID",
+                ),
+            ]
+        return None
+
+    def _event(self, line: LogLine, body: str, at: int, final: bool) -> ParseResult:
+        rest = body[at + len(_OPEN) :]
+        match = _EVENT.match(rest.strip())
+        if match is None:
+            if rest.strip() and "]" not in rest and not final:
+                return MORE  # wrapped
+            if not rest.strip():  # the old driver's first printk: the body comes next
+                released = self._release()
+                self._open = line
+                self.held_from = line.number
+                return released
+            return [*self._release(), Unrecognised(line.number, line.text, "a cut AMD-Vi event")]
+        return [*self._release(), *self._record(line, at, match)]
+
+    def _record(self, line: LogLine, at: int, match: re.Match[str]) -> list[LogItem]:
+        name = match.group("name")
+        fields = dict(_FIELD.findall(match.group("fields")))
+        device = _pci(fields.get("device"))
+        if device is None:  # per-device form: "<driver> SSSS:BB:DD.F: AMD-Vi: Event logged"
+            words = line.body[:at].replace("AMD-Vi:", " ").split()
+            device = _pci(words[-1]) if words else None
+        if "device" in fields and device is None:
+            return [
+                Unrecognised(line.number, line.text, "an AMD-Vi event with an unreadable device")
+            ]
+        values = {key: _int(value) for key, value in fields.items() if key != "device"}
+        if any(value is None for value in values.values()):
+            return [
+                Unrecognised(line.number, line.text, "an AMD-Vi event with an unreadable value")
+            ]
+        flags = values.get("flags")
+        pasid = values.get("pasid")
+        if pasid is not None and flags is not None and not flags & _EVENT_GN:
+            pasid = None  # GN clear: the PASID field is not valid
+        tag = values.get("tag")
+        code = EVENT_TYPES.get(name, values.get("type"))
+        return [
+            LogRecord(
+                VENDOR,
+                "fault" if name == "IO_PAGE_FAULT" else "event",
+                line.number,
+                line.timestamp,
+                None,
+                None if device is None else device[0],
+                None if device is None else device[1],
+                pasid,
+                values.get("address"),
+                None if flags is None else ("w" if flags & _EVENT_RW else "r"),
+                code,
+                name,
+                tag=None if tag is None else tag & _TAG_INDEX,
+            )
+        ]
+
+    def _ppr(self, line: LogLine, body: str, final: bool) -> ParseResult:
+        kfd = _KFD.search(body)
+        if kfd is not None:
+            name, source_id = pci_device(
+                None, int(kfd.group("bus"), 16), int(kfd.group("dev"), 16), int(kfd.group("fn"))
+            )
+            flags = int(kfd.group("flags"), 16)
+            return [
+                *self._release(),
+                LogRecord(
+                    VENDOR,
+                    "page_request",
+                    line.number,
+                    line.timestamp,
+                    device=name,
+                    source_id=source_id,
+                    pasid=int(kfd.group("pasid")),
+                    address=int(kfd.group("addr"), 16),
+                    access=_ppr_access(flags),
+                    reason="Invalid PPR (amdkfd could not resolve it)",
+                ),
+            ]
+        ppr = _PPR.search(body)
+        if ppr is not None:
+            fields = dict(_FIELD.findall(ppr.group("fields")))
+            device = _pci(fields.get("device"))
+            values = {key: _int(value) for key, value in fields.items() if key != "device"}
+            if device is None or any(v is None for v in values.values()):
+                return [*self._release(), Unrecognised(line.number, line.text, "a cut PPR line")]
+            flags = values.get("flags") or 0
+            tag = values.get("tag")
+            return [
+                *self._release(),
+                LogRecord(
+                    VENDOR,
+                    "page_request",
+                    line.number,
+                    line.timestamp,
+                    None,
+                    device[0],
+                    device[1],
+                    values.get("pasid") if flags & _PPR_GN else None,
+                    values.get("address"),
+                    _ppr_access(flags) if "flags" in values else None,
+                    None,
+                    ppr.group("why").strip() or None,
+                    tag=None if tag is None else tag & _TAG_INDEX,
+                ),
+            ]
+        if "PPR logged [" in body or "Invalid PPR device" in body:
+            if not final:
+                return MORE
+            return [*self._release(), Unrecognised(line.number, line.text, "a cut PPR line")]
+        if "Unknown PPR request received" in body:
+            return [
+                *self._release(),
+                LogRecord(
+                    VENDOR, "message", line.number, line.timestamp, reason="Unknown PPR request"
+                ),
+            ]
+        return None
+
+    def _release(self) -> list[LogItem]:
+        opened = self._open
+        if opened is None:
+            return []
+        self._open = self.held_from = None
+        return [Unrecognised(opened.number, opened.text, "an AMD-Vi event whose body never came")]
+
+    def expire(self, before: int) -> Sequence[LogItem]:
+        if self._open is not None and self._open.number < before:
+            return self._release()
+        return []
+
+    def close(self) -> Sequence[LogItem]:
+        return self._release()
+
+
+AMD_VI_LOG_FORMAT: Final = LogFormat(
+    vendor=VENDOR,
+    triggers=("AMD-Vi", "PPR logged", "Invalid PPR", "Unknown PPR", "Invalid PASID", *EVENT_TYPES),
+    new_parser=AmdViLogParser,
+    ratelimited=("amd_iommu_report_page_fault",),
+    examples=(
+        "[  262.094625] amdgpu 0000:03:00.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0010 "
+        "address=0x64a7f000 flags=0x0020]",
+        "[    1.473381] AMD-Vi: Event logged [IO_PAGE_FAULT device=01:00.0 domain=0x0012 "
+        "address=0x00000000bea106c0 flags=0x0010]",
+        "Sep 22 15:32:35 kaveri kernel: kfd kfd: Invalid PPR device 0:1.0 pasid 1 address "
+        "0x745000 flags 0x120",
+    ),
+    description="AMD-Vi event log lines, PPR messages and amdkfd's invalid PPRs",
+)
