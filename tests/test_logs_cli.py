@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner
 
 from ioasid_core.cli import cli
-from ioasid_core.logs import LogFormat, LogRecord
+from ioasid_core.logs import LogFormat, LogLine, LogRecord
 from ioasid_core.markers import hookimpl
 from ioasid_core.scenario import load_scenario
-from tests.logs_helpers import REALDATA, samples
+
+# The helpers live in tests/logs_helpers.py: ``tests.logs_helpers`` at run time, known to
+# mypy (which checks ``tests`` as top-level modules) as ``logs_helpers``.
+if TYPE_CHECKING:
+    from logs_helpers import REALDATA, samples
+else:
+    from tests.logs_helpers import REALDATA, samples
 
 RECORD_KEYS = [
     "vendor", "kind", "line", "timestamp", "unit", "device", "source_id", "pasid", "address",
@@ -27,7 +34,7 @@ def _write(tmp_path: Path, lines: list[str], name: str = "log.txt") -> Path:
     return path
 
 
-def _json(args: list[str], stdin: str | None = None) -> dict[str, object]:
+def _json(args: list[str], stdin: str | None = None) -> dict[str, Any]:
     result = CliRunner().invoke(cli, ["logs", *args, "--json"], input=stdin)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)  # exactly one object: nothing before or after it
@@ -54,14 +61,14 @@ def test_unrecognised_lines_are_listed_with_their_line_number(tmp_path: Path) ->
 def test_standard_input_is_read_with_a_dash() -> None:
     lines = samples("iommu-traces.txt")["trace-01-intel-prq_report-sample"]
     data = _json(["-"], stdin="\n".join(lines) + "\n")
-    assert [r["line"] for r in data["records"]] == list(range(1, 9))  # type: ignore[union-attr, index]
+    assert [r["line"] for r in data["records"]] == list(range(1, 9))
 
 
 def test_several_files_are_numbered_through_as_cat_would(tmp_path: Path) -> None:
     one = _write(tmp_path, ["nothing", "here"], "a.txt")
     two = _write(tmp_path, samples("smmuv3-events.txt")["smmu-15-ampereone-sidbits-bad-streamid"])
     data = _json([str(one), str(two)])
-    assert [r["line"] for r in data["records"]] == [3]  # type: ignore[union-attr, index]
+    assert [r["line"] for r in data["records"]] == [3]
 
 
 def test_nothing_recognised_exits_0(tmp_path: Path) -> None:
@@ -93,7 +100,7 @@ def test_binary_and_overlong_input_is_read_without_error(tmp_path: Path) -> None
     path = tmp_path / "bin.log"
     path.write_bytes(b"\xff\xfe\x00garbage\n" + b"x" * 200_000 + b"\n" + b"DMAR: [DMA\n")
     data = _json([str(path)])
-    assert data["records"] == [] and len(data["unrecognised"]) == 1  # type: ignore[arg-type]
+    assert data["records"] == [] and len(data["unrecognised"]) == 1
 
 
 def test_table_prints_log_text_literally_never_as_markup(tmp_path: Path) -> None:
@@ -126,7 +133,7 @@ def test_vendor_option_reads_only_that_vendor(tmp_path: Path) -> None:
         *samples("vtd-faults.txt")["vtd-10-thinkpad-x201-calpella"],
     ]
     data = _json([str(_write(tmp_path, lines)), "--vendor", "vtd"])
-    assert {r["vendor"] for r in data["records"]} == {"vtd"}  # type: ignore[union-attr, index]
+    assert {r["vendor"] for r in data["records"]} == {"vtd"}
 
 
 class _Broken:
@@ -135,9 +142,9 @@ class _Broken:
     @hookimpl
     def ioasid_log_formats(self) -> list[LogFormat]:
         class Parser:
-            held_from = None
+            held_from: int | None = None
 
-            def parse(self, line: object, final: bool) -> list[LogRecord]:
+            def parse(self, line: LogLine, final: bool) -> list[LogRecord]:
                 raise RuntimeError("boom")
 
             def expire(self, before: int) -> list[LogRecord]:
@@ -163,8 +170,8 @@ def test_a_broken_plugin_does_not_take_the_others_down(
 
     real = plugins.new_plugin_manager
 
-    def with_broken(**kwargs: object) -> plugins.PluginHost:
-        host = real(**kwargs)  # type: ignore[arg-type]
+    def with_broken(**kwargs: Any) -> plugins.PluginHost:
+        host = real(**kwargs)
         host.pm.register(plugin, name="broken")
         return host
 

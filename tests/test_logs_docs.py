@@ -4,6 +4,7 @@ it first, it must not rot."""
 from __future__ import annotations
 
 import re
+import types
 from pathlib import Path
 
 import pluggy
@@ -50,9 +51,7 @@ def test_the_documented_hook_is_collected_by_the_facade() -> None:
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
 
-    class Plugin:
-        ioasid_log_formats = staticmethod(namespace["ioasid_log_formats"])  # type: ignore[arg-type]
-
-    pm.register(Plugin(), name="acme")
+    plugin = types.SimpleNamespace(ioasid_log_formats=namespace["ioasid_log_formats"])
+    pm.register(plugin, name="acme")
     formats, problems = Hooks(pm).log_formats()
     assert problems == [] and [f.vendor for f in formats] == ["acme"]

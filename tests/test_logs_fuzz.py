@@ -10,6 +10,7 @@ import struct
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +18,13 @@ from hypothesis import strategies as st
 
 from ioasid_core.cli import cli
 from ioasid_core.logs import KINDS, LogRecord, Unrecognised
-from tests.logs_helpers import REALDATA, installed_formats, read, records, samples
+
+# The helpers live in tests/logs_helpers.py: ``tests.logs_helpers`` at run time, known to
+# mypy (which checks ``tests`` as top-level modules) as ``logs_helpers``.
+if TYPE_CHECKING:
+    from logs_helpers import REALDATA, installed_formats, read, records, samples
+else:
+    from tests.logs_helpers import REALDATA, installed_formats, read, records, samples
 
 REAL_LINES = [
     line
@@ -136,11 +143,11 @@ class _Sink(io.StringIO):
 # -- the log path and `ioasid decode` agree
 
 
-def _decode(vendor: str, raw: bytes, tmp_path: Path) -> dict[str, object]:
+def _decode(vendor: str, raw: bytes, tmp_path: Path) -> dict[str, Any]:
     path = tmp_path / "entry.bin"
     path.write_bytes(raw)
     result = CliRunner().invoke(cli, ["decode", vendor, str(path), "--json"])
-    out: dict[str, object] = json.loads(result.stdout)
+    out: dict[str, Any] = json.loads(result.stdout)
     return out
 
 
@@ -152,7 +159,7 @@ def test_every_raw_smmu_record_reads_as_ioasid_decode_reads_it(tmp_path: Path) -
         assert record.raw is not None
         report = _decode("smmuv3", bytes.fromhex(record.raw), tmp_path)
         if record.kind == "page_request":
-            [entry] = report["entries"]  # type: ignore[misc]
+            [entry] = report["entries"]
             assert (entry["device"], entry["pasid"], entry["grpid"], entry["addr"]) == (
                 record.source_id,
                 record.pasid,
@@ -160,7 +167,7 @@ def test_every_raw_smmu_record_reads_as_ioasid_decode_reads_it(tmp_path: Path) -
                 record.address,
             )
         else:
-            [event] = report["unhandled"]  # type: ignore[misc]
+            [event] = report["unhandled"]
             assert event["kind"] == record.kind  # "fault" or "event", as decode names them
 
 
@@ -179,7 +186,7 @@ def test_a_vtd_invalid_page_request_reads_as_ioasid_decode_reads_it(tmp_path: Pa
         0x2A,
     )
     assert (record.address, record.access, record.tag) == (0x12345000, "rp", 5)
-    [entry] = _decode("vtd", bytes.fromhex(record.raw) + bytes(16), tmp_path)["entries"]  # type: ignore[misc]
+    [entry] = _decode("vtd", bytes.fromhex(record.raw) + bytes(16), tmp_path)["entries"]
     assert (entry["device"], entry["pasid"], entry["grpid"], entry["addr"]) == (
         0x150,
         0x2A,

@@ -9,9 +9,16 @@ little-endian bytes. Line numbers count from the sample's first line.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from tests.logs_helpers import read, rec, records, samples, unrecognised
+# The helpers live in tests/logs_helpers.py: ``tests.logs_helpers`` at run time, known to
+# mypy (which checks ``tests`` as top-level modules) as ``logs_helpers``.
+if TYPE_CHECKING:
+    from logs_helpers import read, rec, records, samples, unrecognised
+else:
+    from tests.logs_helpers import read, rec, records, samples, unrecognised
 
 F_TRANSLATION = "F_TRANSLATION"
 ZERO_DWORD = "0000000000000000"

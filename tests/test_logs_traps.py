@@ -4,10 +4,18 @@ another kernel era would have printed them, with expectations worked out by hand
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from ioasid_core.logs import normalise
-from tests.logs_helpers import read, records, unrecognised
+
+# The helpers live in tests/logs_helpers.py: ``tests.logs_helpers`` at run time, known to
+# mypy (which checks ``tests`` as top-level modules) as ``logs_helpers``.
+if TYPE_CHECKING:
+    from logs_helpers import read, records, unrecognised
+else:
+    from tests.logs_helpers import read, records, unrecognised
 
 FAULT = (
     "DMAR: [DMA Write NO_PASID] Request device [00:02.0] fault addr 0xb97ff000 "
