@@ -64,9 +64,9 @@ def _passes(log: list[str], run: Callable[[list[str]], None]) -> Callable[[], in
 
 def run_logs_bench(formats: Sequence[LogFormat], *, quick: bool = False) -> dict[str, float]:
     """``logs_line_ratio`` for ``formats`` (every installed vendor's): whole passes over a
-    log of 4,000 lines (a stream is read whole, its parsers keep their state), the best of
+    log of 1,000 lines (a stream is read whole, its parsers keep their state), the best of
     many, interleaved with the baseline's passes over the same lines."""
-    log = mixed_log(formats, 4_000)
+    log = mixed_log(formats, 1_000)
     reader = LogReader(formats)
 
     def parse(lines: list[str]) -> None:
@@ -79,5 +79,5 @@ def run_logs_bench(formats: Sequence[LogFormat], *, quick: bool = False) -> dict
         for line in lines:
             search(line)
 
-    ratio = chunked_ratio(_passes(log, parse), _passes(log, baseline), 5 if quick else 40)
+    ratio = chunked_ratio(_passes(log, parse), _passes(log, baseline), 10 if quick else 200)
     return {"logs_line_ratio": round(ratio, 3)}

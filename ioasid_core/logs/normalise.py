@@ -123,8 +123,13 @@ def _may_have_header(text: str, start: int) -> bool:
     return (
         first in "[<(" or first.isdigit()
         or text.startswith(_MONTHS, start) or text.startswith("kernel:", start)
-        or text.find("] ", start, start + 64) >= 0  # ftrace's "[002]", dmesg -x's "[  1.2]"
+        or _digit_bracket(text, start)  # ftrace's "[002] ", dmesg -x's "[  1.2] "
     )  # fmt: skip
+
+
+def _digit_bracket(text: str, start: int) -> bool:
+    at = text.find("] ", start, start + 64)
+    return at > start and text[at - 1].isdigit()
 
 
 def normalise(number: int, text: str) -> LogLine:

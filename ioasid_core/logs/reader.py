@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from heapq import heappop
-from typing import Final
+from typing import Final, TypeAlias
 
 import attrs
 
@@ -32,6 +32,8 @@ HOLD_LINES: Final = 64
 _MAX_JOINED: Final = 4096
 """No joined record grows past this many characters (a wrapped record is a few lines)."""
 _SUPPRESSED: Final = "callbacks suppressed"
+_PARSER_METHODS: Final = ("parse", "expire", "close")
+"""Checked by name: ``isinstance`` on a runtime protocol costs more than a short stream."""
 _RATELIMIT: Final = re.compile(r"\b(\w+): (\d{1,18}) callbacks suppressed")
 
 
@@ -80,9 +82,9 @@ class LogReader:
                 owners.setdefault(trigger, []).append(index)
             for function in fmt.ratelimited:
                 self._ratelimited.setdefault(function, fmt.vendor)
-        # One flat alternation of literals, longest first: the regex engine scans it fastest.
-        words = sorted({*owners, _SUPPRESSED}, key=lambda w: (-len(w), w))
-        self._trigger = re.compile("|".join(re.escape(w) for w in words))
+        # One alternation of literals, shaped as a trie: at each position of a line the
+        # engine follows one branch per character, however many words there are.
+        self._trigger = re.compile(trie_pattern({*owners, _SUPPRESSED}))
         self._owners = {word: tuple(found) for word, found in owners.items()}
         self._owner = {word: found[0] for word, found in owners.items()}
 
@@ -100,11 +102,18 @@ class _Run:
         self.formats = reader.formats
         self.parsers: list[LogParser | None] = []
         for fmt in self.formats:
-            parser = self._guard(len(self.parsers), first_line, fmt.new_parser)
-            if parser is not None and not isinstance(parser, LogParser):
+            try:
+                parser = fmt.new_parser()
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                self.stats.failures.append(ParserFailure(fmt.vendor, first_line, error))
+                self.parsers.append(None)
+                continue
+            if not all(hasattr(parser, m) for m in _PARSER_METHODS):
                 error = f"new_parser returned {parser!r}, not a LogParser"
                 self.stats.failures.append(ParserFailure(fmt.vendor, first_line, error))
-                parser = None
+                self.parsers.append(None)
+                continue
             self.parsers.append(parser)
         self.held_by: list[int | None] = [None] * len(self.parsers)
         self.held: int | None = None
@@ -317,6 +326,33 @@ class _Run:
                 count = int(match.group(2))
                 self.stats.suppressed += count
                 self.stats.suppressed_by_vendor[vendor] += count
+
+
+_Trie: TypeAlias = dict[str, "_Trie"]
+
+
+def trie_pattern(words: Iterable[str]) -> str:
+    """A regular expression matching any of ``words`` (literals), as a trie: ``DMAR|DMA``
+    becomes ``DMA(?:R)?``. Where one word is a prefix of another, the longer is tried first,
+    so a match is always a whole word of the set."""
+    trie: _Trie = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}  # end of a word
+
+    def build(node: _Trie) -> str:
+        ends = "" in node
+        branches = [re.escape(char) + build(child) for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if ends:
+            return f"(?:{body})?"
+        return body
+
+    return build(trie)
 
 
 def _expire(parser: LogParser, before: int) -> Sequence[LogItem]:

@@ -20,6 +20,7 @@ driver grants PRIV when it is clear), GN 0x100.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Final
@@ -75,20 +76,27 @@ _PCI: Final = re.compile(
     r"(?:(?P<seg>[0-9a-fA-F]{4}):)?(?P<bus>[0-9a-fA-F]{1,2}):(?P<dev>[0-9a-fA-F]{1,2})"
     r"\.(?P<fn>[0-7])"
 )
-_HEX: Final = re.compile(r"(?:0x)?([0-9a-fA-F]+)")
 
 
 def _int(text: str | None) -> int | None:
-    if text is None:
+    """A hex number as printed, with or without ``0x``; None for anything else."""
+    if text is None or "_" in text or text[:1] in "+- ":
+        return None  # int() would take these
+    try:
+        return int(text, 16)
+    except ValueError:
         return None
-    match = _HEX.fullmatch(text)
-    return int(match.group(1), 16) if match else None
 
 
 def _pci(text: str | None) -> tuple[str, int] | None:
-    if text is None:
-        return None
-    match = _PCI.fullmatch(text.rstrip(":"))
+    return None if text is None else _pci_text(text.rstrip(":"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _pci_text(text: str) -> tuple[str, int] | None:
+    """``(SSSS:BB:DD.F, source ID)`` of a PCI address as printed. Cached: a storm repeats
+    its devices."""
+    match = _PCI.fullmatch(text)
     if match is None:
         return None
     seg = match.group("seg")
@@ -181,6 +189,7 @@ class AmdViLogParser:
             pasid = None  # GN clear: the PASID field is not valid
         tag = values.get("tag")
         code = EVENT_TYPES.get(name, values.get("type"))
+        name_, source_id = (None, None) if device is None else device
         return [
             LogRecord(
                 VENDOR,
@@ -188,14 +197,15 @@ class AmdViLogParser:
                 line.number,
                 line.timestamp,
                 None,
-                None if device is None else device[0],
-                None if device is None else device[1],
+                name_,
+                source_id,
                 pasid,
                 values.get("address"),
                 None if flags is None else ("w" if flags & _EVENT_RW else "r"),
                 code,
                 name,
-                tag=None if tag is None else tag & _TAG_INDEX,
+                None,
+                None if tag is None else tag & _TAG_INDEX,
             )
         ]
 

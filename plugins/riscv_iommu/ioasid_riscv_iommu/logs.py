@@ -118,7 +118,7 @@ class RiscvLogParser:
 
 RISCV_LOG_FORMAT: Final = LogFormat(
     vendor=VENDOR,
-    triggers=(_MARK,),
+    triggers=("devid: ",),  # not " devid: ": a trigger should not start with a space
     new_parser=RiscvLogParser,
     ratelimited=("riscv_iommu_fault",),
     examples=(

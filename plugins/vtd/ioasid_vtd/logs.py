@@ -117,8 +117,31 @@ def _pci_name(text: str) -> str | None:
 
 
 def _int(text: str) -> int | None:
-    match = _HEX.fullmatch(text)
-    return int(match.group(1), 16) if match else None
+    """A hex number as printed, with or without ``0x``; None for anything else."""
+    if "_" in text or text[:1] in "+- ":
+        return None  # int() would take these
+    try:
+        return int(text, 16)
+    except ValueError:
+        return None
+
+
+def _dma_access(kind: str) -> str:
+    return access_letters(read="Read" in kind, write="Write" in kind)
+
+
+_PERM_ACCESS: Final = tuple(
+    access_letters(
+        read=bool(p & Perm.READ),
+        write=bool(p & Perm.WRITE),
+        execute=bool(p & Perm.EXEC),
+        priv=bool(p & Perm.PRIV),
+    )
+    for p in range(16)
+)
+"""A request's ``Perm`` bits (READ 1, WRITE 2, EXEC 4, PRIV 8) as ``access`` letters."""
+
+_DMA_ACCESS: Final = {kind: _dma_access(kind) for kind in ("DMA Read", "DMA Write")}
 
 
 def _reason_code(text: str, *, hex_always: bool = False) -> int:
@@ -187,8 +210,9 @@ class VtdLogParser:
                     return MORE
                 return [*self._release(), Unrecognised(line.number, line.text, "a cut DMAR fault")]
             return None
-        name = _pci_name(match.group("bdf"))
-        address = _int(match.group("addr"))
+        kind_text, _nopasid, pasid_new, bdf, pasid_old, what, addr = match.groups()
+        name = _pci_name(bdf)
+        address = _int(addr)
         if name is None or address is None:  # a redacted or garbled value
             return [
                 *self._release(),
@@ -208,12 +232,11 @@ class VtdLogParser:
         self._extended = None
         bus, devfn = name[5:7], name[8:]
         source_id = int(bus, 16) << 8 | int(devfn[:2], 16) << 3 | int(devfn[3:])
-        pasid_text = match.group("pasid_new") or match.group("pasid_old")
+        pasid_text = pasid_new or pasid_old
         pasid = None if pasid_text is None else _int(pasid_text)
         if pasid == 0xFFFFFFFF:
             pasid = None  # the pre-5.14 "PASID ffffffff": no PASID
-        kind_text = match.group("type")
-        is_dma = match.group("what") == "addr"
+        is_dma = what == "addr"
         xen = "[VT-D]" in body
         code = text = None
         if reason is not None:
@@ -224,19 +247,18 @@ class VtdLogParser:
                 text = body[reason.start("text") : last]  # the line joined on is not its text
             text = text.strip() or None
         record = LogRecord(
-            vendor=VENDOR,
-            kind="fault",
-            line=line.number,
-            timestamp=line.timestamp,
-            device=name,
-            source_id=source_id,
-            pasid=pasid,
-            address=address if is_dma else None,
-            access=access_letters(read="Read" in kind_text, write="Write" in kind_text)
-            if is_dma
-            else None,
-            code=code,
-            reason=text,
+            VENDOR,
+            "fault",
+            line.number,
+            line.timestamp,
+            None,
+            name,
+            source_id,
+            pasid,
+            address if is_dma else None,
+            _DMA_ACCESS.get(kind_text) or _dma_access(kind_text) if is_dma else None,
+            code,
+            text,
         )
         if extend:  # its text may wrap onto one more line: ask for it, keep what we read
             self._extended = line.number
@@ -314,19 +336,13 @@ class VtdLogParser:
         except DecodeError as exc:
             fields["reason"] = f"not a valid descriptor: {exc.what}"
         else:
-            perm = Perm(request.perm)
             device = request.device
             fields.update(
                 device=pci_device(None, device >> 8, device >> 3 & 0x1F, device & 7)[0],
                 source_id=device,
                 pasid=request.pasid if request.pasid_valid else None,
                 address=request.addr,
-                access=access_letters(
-                    read=bool(perm & Perm.READ),
-                    write=bool(perm & Perm.WRITE),
-                    execute=bool(perm & Perm.EXEC),
-                    priv=bool(perm & Perm.PRIV),
-                ),
+                access=_PERM_ACCESS[int(request.perm) & 0xF],
                 tag=request.grpid,
             )
         return [
