@@ -96,10 +96,6 @@ _PREFIX: Final = re.compile(
 )
 
 
-_KERNEL_TIME: Final = re.compile(r"\[\s*(\d+\.\d+)\]\s*(?=[^\s\[])")
-"""The common case, read first: ``[  478.907684] message``."""
-
-
 _QUOTES: Final = re.compile(r"[\s>|]*")
 _MONTHS: Final = (
     "Jan",
@@ -135,9 +131,15 @@ def _digit_bracket(text: str, start: int) -> bool:
 def normalise(number: int, text: str) -> LogLine:
     """``text`` (line ``number``, its newline already gone or not) without its prefixes."""
     text = text.rstrip()
-    fast = _KERNEL_TIME.match(text)
-    if fast is not None:
-        return LogLine(number, text, text[fast.end() :], fast.group(1), True)
+    if text[:1] == "[":  # the common case, "[  478.907684] message", without a regex
+        close = text.find("]", 2, 32)
+        if close > 0:
+            stamp = text[1:close].strip()
+            whole, dot, frac = stamp.partition(".")
+            if dot and whole.isdigit() and frac.isdigit() and whole.isascii():
+                body = text[close + 1 :].lstrip()
+                if body[:1] != "[":  # else a caller id "[T123]" or another bracket follows
+                    return LogLine(number, text, body, stamp, True)
     start = _QUOTES.match(text).end()  # type: ignore[union-attr]
     if not _may_have_header(text, start):
         return LogLine(number, text, text[start:], None, False)

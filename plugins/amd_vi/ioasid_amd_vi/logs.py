@@ -63,7 +63,7 @@ _TAG_INDEX: Final = 0x1FF  # PRG index; bit 9 is "last in group"
 
 _OPEN: Final = "Event logged ["
 _EVENT: Final = re.compile(r"(?P<name>[A-Z][A-Z0-9_]+)(?P<fields>[^\]]*)\]")
-_FIELD: Final = re.compile(r"(\w+)=(\S+?)(?=[\s,)\]]|$)")
+_FIELD: Final = re.compile(r"(\w+)=([^\s,)\]]+)")
 _PPR: Final = re.compile(r"PPR logged \[(?P<why>[^(\]]*?)\s*\((?P<fields>[^)]*)\)\s*\]")
 _KFD: Final = re.compile(
     r"Invalid PPR device (?P<bus>[0-9a-fA-F]+):(?P<dev>[0-9a-fA-F]+)\.(?P<fn>[0-7])"
@@ -108,6 +108,7 @@ def _pci_text(text: str) -> tuple[str, int] | None:
     )
 
 
+@functools.lru_cache(maxsize=256)
 def _ppr_access(flags: int) -> str:
     return access_letters(
         read=bool(flags & _PPR_READ),

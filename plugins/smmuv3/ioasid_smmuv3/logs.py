@@ -150,16 +150,18 @@ def record_from_dwords(
     )
 
 
-@attrs.define
 class _Raw:
     """A unit's record being read: its header (if seen) and dwords so far."""
 
-    line: int
-    text: str
-    timestamp: str | None
-    event_id: int | None
-    dwords: list[int] = attrs.field(factory=list)
-    broken: bool = False
+    __slots__ = ("broken", "dwords", "event_id", "line", "text", "timestamp")
+
+    def __init__(self, line: int, text: str, timestamp: str | None, event_id: int | None) -> None:
+        self.line = line
+        self.text = text
+        self.timestamp = timestamp
+        self.event_id = event_id
+        self.dwords: list[int] = []
+        self.broken = False
 
 
 @attrs.define
@@ -198,9 +200,18 @@ class Smmuv3LogParser:
             unit, msg = match.group("unit"), match.group("msg")
         out: list[LogItem] = []
         self._same = False
+        waiting = list(self._done) if self._done else None
         result = self._message(line, unit, msg, final, out)
         if result is MORE:
             return MORE
+        if waiting and result is not None:
+            # The decoded lines of a record come right after its dwords (v6.14+): any other
+            # SMMU line means they are not coming for the records read raw before it.
+            decoded = msg.startswith("event:")
+            for other in waiting:
+                if other in self._done and (other != unit or not decoded):
+                    out.append(self._done.pop(other))
+                    self._same = False
         if not self._same:
             self._note_held()
         return out if result is not None else (out or None)

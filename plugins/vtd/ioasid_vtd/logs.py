@@ -37,14 +37,14 @@ from ioasid_core.logs import (
     pci_device,
 )
 from ioasid_core.prq.types import Perm
-from ioasid_vtd.descriptors import decode_descriptors
+from ioasid_vtd.descriptors import decode_descriptor_rows
 
 __all__ = ["VTD_LOG_FORMAT", "VtdLogParser"]
 
 VENDOR: Final = "vtd"
 
 _FAULT: Final = re.compile(
-    r"DMAR:\s*\[(?P<type>[A-Za-z][A-Za-z -]*?)"
+    r"DMAR:\s*\[(?P<type>DMA Read|DMA Write|INTR-REMAP|[A-Za-z][A-Za-z -]*?)"
     r"(?:\s+(?P<nopasid>NO_PASID)|\s+PASID\s+(?P<pasid_new>(?:0x)?[0-9a-fA-F]+))?\]\s*"
     r"Request device\s*\[(?P<bdf>[^\]]*)\]\s*"
     r"(?:PASID\s+(?P<pasid_old>[0-9a-fA-F]+)\s+)?"
@@ -330,33 +330,35 @@ class VtdLogParser:
             ]
         dw0, dw1 = int(words.group(1), 16), int(words.group(2), 16)
         raw = struct.pack("<QQ", dw0, dw1)
-        fields: dict[str, object] = {}
-        try:
-            [request] = decode_descriptors(raw + bytes(16))
+        try:  # the decoder ``ioasid decode vtd`` uses; the private-data words are not printed
+            [row] = decode_descriptor_rows(raw + bytes(16))
         except DecodeError as exc:
-            fields["reason"] = f"not a valid descriptor: {exc.what}"
-        else:
-            device = request.device
-            fields.update(
-                device=pci_device(None, device >> 8, device >> 3 & 0x1F, device & 7)[0],
-                source_id=device,
-                pasid=request.pasid if request.pasid_valid else None,
-                address=request.addr,
-                access=_PERM_ACCESS[int(request.perm) & 0xF],
-                tag=request.grpid,
-            )
-        return [
-            *self._release(),
-            LogRecord(
-                vendor=VENDOR,
-                kind="page_request",
-                line=line.number,
-                timestamp=line.timestamp,
-                unit=unit,
+            record = LogRecord(
+                VENDOR,
+                "page_request",
+                line.number,
+                line.timestamp,
+                unit,
+                reason=f"not a valid descriptor: {exc.what}",
                 raw=raw.hex(),
-                **fields,  # type: ignore[arg-type]
-            ),
-        ]
+            )
+        else:
+            device, pasid, pasid_valid, grpid, _last, perm, addr, _needs, _private = row
+            record = LogRecord(
+                VENDOR,
+                "page_request",
+                line.number,
+                line.timestamp,
+                unit,
+                pci_device(None, device >> 8, device >> 3 & 0x1F, device & 7)[0],
+                device,
+                pasid if pasid_valid else None,
+                addr,
+                _PERM_ACCESS[int(perm) & 0xF],
+                tag=grpid,
+                raw=raw.hex(),
+            )
+        return [*self._release(), record]
 
     # -- the stream's end
 
