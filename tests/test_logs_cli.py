@@ -120,6 +120,8 @@ def test_narrow_terminal_never_cuts_a_number(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["logs", str(_write(tmp_path, lines))], env={"COLUMNS": "60"})
     assert result.exit_code == 0
     assert "…" not in result.stdout
+    # the table does not fit: one record a paragraph, every number whole
+    assert "address 0xaaaada7af000" in result.stdout and "source 0x7501" in result.stdout
 
 
 def test_unknown_vendor_exits_2_with_the_known_ones(tmp_path: Path) -> None:

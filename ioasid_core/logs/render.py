@@ -25,8 +25,36 @@ MAX_ROWS: Final = 1000
 """Rows the terminal table shows; the rest are counted in the summary (``--json`` has all)."""
 _COLUMNS: Final = (
     "line", "time", "vendor", "kind", "unit", "device", "source", "pasid", "address",
-    "access", "reason", "stall/tag",
+    "access", "reason", "stall tag",
 )  # fmt: skip
+
+
+_WRAPPING: Final = frozenset({"reason", "unit", "device"})
+
+
+_HEADER: Final = [Text(column) for column in _COLUMNS]
+
+
+def _table(title: Text, rows: list[list[Text]], widths: list[int]) -> Table:
+    table = Table(title=title)
+    for column, width in zip(_COLUMNS, widths, strict=True):
+        # Numbers ask for their whole width; the words of a reason, a unit, a device may wrap.
+        # Fold, never an ellipsis or a crop: a cut number would be a false one.
+        table.add_column(
+            column,
+            justify="right" if column == "line" else "left",
+            overflow="fold",
+            min_width=None if column in _WRAPPING else width,
+        )
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _paragraph(row: list[Text]) -> Text:
+    """One record as ``line 14, time 478.9, ...``: for terminals too narrow for the table."""
+    parts = [f"{column} {cell.plain}" for column, cell in zip(_COLUMNS, row, strict=True)]
+    return Text(", ".join(part for part in parts if not part.endswith(" -")))
 
 
 def _hex(value: int | None) -> str:
@@ -35,7 +63,7 @@ def _hex(value: int | None) -> str:
 
 def _row(record: LogRecord) -> list[Text]:
     stall = "" if record.stall is None else ("stall" if record.stall else "no stall")
-    tag = "" if record.tag is None else f"tag {record.tag:#x}"
+    tag = "" if record.tag is None else f"{record.tag:#x}"
     cells = [
         str(record.line),
         record.timestamp or "-",
@@ -75,15 +103,19 @@ class TableWriter:
 
     def print(self, console: Console, stats: LogStats) -> None:
         if self.records:
-            table = Table(title=Text(f"{sum(stats.records.values())} record(s)"))
-            for column in _COLUMNS:
-                # fold, never an ellipsis: a cut number would be a false one
-                table.add_column(
-                    column, justify="right" if column == "line" else "left", overflow="fold"
-                )
-            for record in self.records:
-                table.add_row(*_row(record))
-            console.print(table)
+            rows = [_row(record) for record in self.records]
+            widths = [max(len(row[i]) for row in [_HEADER, *rows]) for i in range(len(_COLUMNS))]
+            needed = sum(
+                8 if column in _WRAPPING else width
+                for column, width in zip(_COLUMNS, widths, strict=True)
+            )
+            title = Text(f"{sum(stats.records.values())} record(s)")
+            if needed + 3 * len(_COLUMNS) + 1 <= console.width:
+                console.print(_table(title, rows, widths))
+            else:  # too narrow for the table: one record a paragraph, wrapped, never cut
+                console.print(title)
+                for row in rows:
+                    console.print(_paragraph(row))
             if self.more_records:
                 console.print(
                     Text(f"{self.more_records} more record(s) not shown (--json lists them all)")
