@@ -4,9 +4,9 @@ One compiled search per line picks the lines any vendor cares about (its ``trigg
 the ``callbacks suppressed`` lines; every other line costs only that search. A picked line is
 normalised and handed to the parser of the vendor whose trigger matched first (then to the
 others whose triggers match, if that one says it is not its line). Records come out in line
-order: one a parser still holds (waiting for the rest of it) holds back the later ones, for
-at most :data:`HOLD_LINES` lines. A parser that raises is reported and switched off; the
-others go on.
+order: one a parser still holds (waiting for the rest of it) holds back the later ones; it is
+given up when a picked line comes :data:`HOLD_LINES` lines after it (or at the end). A parser
+that raises is reported and switched off; the others go on.
 """
 
 from __future__ import annotations
@@ -225,13 +225,13 @@ class _Run:
                     yield from self._release()
                 if consumed:
                     continue
+            if match is None:
+                continue  # a held record is given up at the next picked line, or at the end
             if self.held is not None and number - self.held > HOLD_LINES:
                 cutoff = number - HOLD_LINES
                 for index in range(len(self.parsers)):
                     self._collect(index, number, partial(_expire, before=cutoff))
                 yield from self._release()
-            if match is None:
-                continue
             word = match.group()
             if word == _SUPPRESSED:
                 self._suppressed(text)

@@ -100,10 +100,16 @@ def _unit_before(body: str, at: int) -> str | None:
     return unit if unit and unit != "IOMMU" and ":" not in unit else None
 
 
-@functools.lru_cache(maxsize=1024)
 def _pci_name(text: str) -> str | None:
     """``SSSS:BB:DD.F`` for a PCI address as printed (``00:1e.3``, ``0x00:0x02.0``, with or
-    without a segment), None for anything else. Cached: a storm repeats its devices."""
+    without a segment), None for anything else."""
+    found = _pci(text)
+    return None if found is None else found[0]
+
+
+@functools.lru_cache(maxsize=1024)
+def _pci(text: str) -> tuple[str, int] | None:
+    """:func:`_pci_name` and the requester ID. Cached: a storm repeats its devices."""
     pci = _BDF.fullmatch(text.strip())
     if pci is None:
         return None
@@ -113,7 +119,7 @@ def _pci_name(text: str) -> str | None:
         int(pci.group("bus"), 16),
         int(pci.group("dev"), 16),
         int(pci.group("fn")),
-    )[0]
+    )
 
 
 def _int(text: str) -> int | None:
@@ -211,9 +217,9 @@ class VtdLogParser:
                 return [*self._release(), Unrecognised(line.number, line.text, "a cut DMAR fault")]
             return None
         kind_text, _nopasid, pasid_new, bdf, pasid_old, what, addr = match.groups()
-        name = _pci_name(bdf)
+        device = _pci(bdf)
         address = _int(addr)
-        if name is None or address is None:  # a redacted or garbled value
+        if device is None or address is None:  # a redacted or garbled value
             return [
                 *self._release(),
                 Unrecognised(line.number, line.text, "a DMAR fault with an unreadable value"),
@@ -230,8 +236,7 @@ class VtdLogParser:
         )
         extended = self._extended == line.number
         self._extended = None
-        bus, devfn = name[5:7], name[8:]
-        source_id = int(bus, 16) << 8 | int(devfn[:2], 16) << 3 | int(devfn[3:])
+        name, source_id = device
         pasid_text = pasid_new or pasid_old
         pasid = None if pasid_text is None else _int(pasid_text)
         if pasid == 0xFFFFFFFF:
