@@ -327,6 +327,11 @@ def test_only_iommu_printers_count_as_suppressed_records() -> None:
     assert reader.stats.suppressed == 7 + 5 + 2 + 3 + (113 if amd else 0)
 
 
+def test_a_suppressed_line_behind_a_vendors_word_is_counted() -> None:
+    reader, items = read(["arm-smmu-v3 u0: arm_smmu_evtq_thread: 9 callbacks suppressed"])
+    assert items == [] and reader.stats.suppressed == 9
+
+
 def test_nothing_recognised_is_not_an_error() -> None:
     reader, items = read(["hello", "", "[ 1.0] usb 1-1: new device"])
     assert items == [] and reader.stats.lines == 3

@@ -241,6 +241,8 @@ class _Run:
             result = self._parse(index, line, False)
             if result is None:
                 index, result = self._others(index, line, text, match.end())
+                if result is None and _SUPPRESSED in text:  # a vendor's word came first
+                    self._suppressed(text)
             if result is MORE:
                 pending = (index, line, 0)
             elif result:
