@@ -75,7 +75,8 @@ def test_vtd_04_folded_subject_pre_5_10_format_decimal_reason_pasid_ffffffff() -
     )
 
 
-def test_vtd_07_wrapped_quoted_cut_reason_text() -> None:
+def test_vtd_07_wrapped_quoted_cut_reason_text_unit_from_the_pte_dump() -> None:
+    # v5.16+: "Dump dmar5 table entries for IOVA 0xffffd000" follows the fault at that IOVA
     _check(
         VTD["vtd-07-kdump-scalable-dump-truncated"],
         [
@@ -84,6 +85,7 @@ def test_vtd_07_wrapped_quoted_cut_reason_text() -> None:
                 "fault",
                 2,
                 timestamp="13.396478",
+                unit="dmar5",
                 device="0000:81:00.0",
                 source_id=0x8100,
                 address=0xFFFFD000,

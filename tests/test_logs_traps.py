@@ -195,6 +195,15 @@ def test_xen_vtd_fault_and_its_reason_line() -> None:
     assert (record.code, record.reason) == (0x0C, "non-zero reserved fields in PTE")
 
 
+@pytest.mark.parametrize(("iova", "unit"), [("0xb97ff000", "dmar1"), ("0x1000", None)])
+def test_the_pte_dump_after_a_fault_names_its_unit_when_the_iova_is_the_fault_s(
+    iova: str, unit: str | None
+) -> None:
+    lines = [f"[ 1.0] {FAULT}", f"[ 1.0] DMAR: Dump dmar1 table entries for IOVA {iova}"]
+    [record] = records(read(lines)[1])
+    assert (record.unit, record.address) == (unit, 0xB97FF000)
+
+
 def test_interrupt_remapping_fault_has_no_address() -> None:
     line = (
         "DMAR: [INTR-REMAP] Request device [f0:1f.0] fault index 0x8000 [fault reason 0x25] "

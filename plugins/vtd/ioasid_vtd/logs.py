@@ -86,6 +86,9 @@ _ACCESS: Final = {
 _MAX_WRAPPED: Final = 120
 """A physical line longer than this was not wrapped by a mailer or forum: its record ends
 on it (so a fault's reason text is not looked for on the next line)."""
+_DUMP: Final = re.compile(
+    r"Dump (?P<unit>\S+) table entries for IOVA (?P<iova>(?:0x)?[0-9a-fA-F]+)"
+)
 _WORDS: Final = re.compile(r"[A-Za-z][A-Za-z ]*\.?\s*")
 """What a fault reason's wrapped tail looks like (the kernel's reason texts are words)."""
 
@@ -166,7 +169,8 @@ class VtdLogParser:
 
     def __init__(self) -> None:
         self.held_from: int | None = None
-        self._waiting: LogRecord | None = None  # a fault whose reason is on the next line
+        self._waiting: LogRecord | None = None  # a fault waiting for its next line
+        self._waiting_for = ""  # "reason" (the two-part formats) or "dump" (its unit)
         self._extended: int | None = None  # the fault line whose reason text may wrap
         self._cached: tuple[LogLine, LogRecord] | None = None  # what that line read
 
@@ -176,8 +180,16 @@ class VtdLogParser:
             self._cached = None
             if cached[0] is line:  # the line we asked to extend, and nothing came
                 self._extended = None
-                return [*self._release(), cached[1]]
+                released = self._release()
+                self._wait(cached[1], "dump")
+                return released
         body = line.body
+        waiting = self._waiting
+        if waiting is not None and self._waiting_for == "dump" and "Dump " in body:
+            dump = _DUMP.search(body)
+            if dump is not None and _int(dump.group("iova")) == waiting.address:
+                self._waiting = self.held_from = None
+                return [waiting._replace(unit=dump.group("unit"))]
         if "DMAR" in body:
             result = self._dmar(line, final)
             if result is not None:
@@ -209,7 +221,7 @@ class VtdLogParser:
         match = _FAULT.match(body, at) if at >= 0 else None
         if match is None:
             reason = _REASON_LINE.search(body)
-            if reason is not None and self._waiting is not None:
+            if reason is not None and self._waiting is not None and self._waiting_for == "reason":
                 return self._second_part(reason)
             if _FAULT_START.search(body):
                 if not final:
@@ -270,11 +282,10 @@ class VtdLogParser:
             self._cached = (line, record)
             return MORE
         released = self._release()
-        if reason is None:  # the two-part formats: the reason comes on a line of its own
-            self._waiting = record
-            self.held_from = record.line
-            return released
-        return [*released, record]
+        # The two-part formats: the reason comes on a line of its own. Else v5.16+ may name
+        # the unit in the page-table dump that follows ("Dump dmar5 table entries for IOVA").
+        self._wait(record, "reason" if reason is None else "dump")
+        return released
 
     def _second_part(self, reason: re.Match[str]) -> list[LogItem]:
         waiting = self._waiting
@@ -289,6 +300,11 @@ class VtdLogParser:
                 reason=text.strip() or None,
             )
         ]
+
+    def _wait(self, record: LogRecord, what: str) -> None:
+        self._waiting = record
+        self._waiting_for = what
+        self.held_from = record.line
 
     def _release(self) -> list[LogItem]:
         waiting = self._waiting
