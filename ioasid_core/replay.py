@@ -27,6 +27,7 @@ from ioasid_core.errors import (
 from ioasid_core.guest import GuestIommu, GuestVm, guest_path
 from ioasid_core.latency import LATENCY_OPS, DriverClock, LatencyOp
 from ioasid_core.metrics import Metrics
+from ioasid_core.pasid_names import PasidNames
 from ioasid_core.platform import AddressSpace, Platform
 from ioasid_core.plugins import Hooks
 from ioasid_core.prq.discipline import Discipline, discipline_of
@@ -110,7 +111,7 @@ class _Vm:
     host_set: IoasidSet
     iommu: GuestIommu
     active: AllocatorOps[Any] | None = None
-    pasids: dict[str, int] = attrs.field(factory=dict)
+    pasids: PasidNames = attrs.field(factory=PasidNames)
 
 
 class _Run:
@@ -153,7 +154,7 @@ class _Run:
         self.pipelines: dict[str, PrqPipeline] = {}
         for u in spec.units:
             self._plug_unit(u.name)
-        self.pasids: dict[str, int] = {}
+        self.pasids = PasidNames()
         # (unit, source, group index) -> (when its LAST came in, its PASID, and the stamp of
         # the PASID's allocation then: None if no PASID or never allocated)
         self.submitted: dict[tuple[str, int, int], tuple[float, int, int | None]] = {}
@@ -297,11 +298,11 @@ class _Run:
             self.stamps[pasid] = m.allocations
             m.allocations += 1
             if step.name is not None:
-                self.pasids[step.name] = pasid
+                self.pasids.set(step.name, pasid)
             return pasid
         self.metrics.allocation_failures[reason] += 1
         if step.name is not None:
-            self.pasids.pop(step.name, None)
+            self.pasids.drop(step.name)
         return None
 
     def _pasid(self, step: Step) -> int:
@@ -347,13 +348,13 @@ class _Run:
         elif sva.pasid >= device.pasid_limit:
             # The address space's PASID is beyond this device's width (the kernel's EOVERFLOW).
             self.metrics.allocation_failures["pasid_too_wide"] += 1
-            self.pasids.pop(step.name, None)
+            self.pasids.drop(step.name)
             return
         held = sva.bonds.get(device.name, 0)
         if not held:
             self.platform.bind(device.name, sva.pasid, target)
         sva.bonds[device.name] = held + 1
-        self.pasids[step.name] = sva.pasid
+        self.pasids.set(step.name, sva.pasid)
         self.metrics.sva_binds += 1
 
     def _op_unbind(self, step: Step) -> None:
@@ -379,7 +380,7 @@ class _Run:
     def _forget(self, step: Step) -> None:
         """The step's PASID name is gone (its reference was dropped; the PASID lives on)."""
         if isinstance(step.pasid, str):
-            self.pasids.pop(step.pasid, None)
+            self.pasids.drop(step.pasid)
 
     def _op_alloc(self, step: Step) -> None:
         assert step.set is not None
@@ -416,9 +417,7 @@ class _Run:
             self.reclaimed[pasid] = (self.now, self.metrics.allocations)
         else:
             self.metrics.deferred_frees += 1
-        for name, value in list(self.pasids.items()):
-            if value == pasid:
-                del self.pasids[name]
+        self.pasids.drop_pasid(pasid)
 
     def _op_page_requests(self, step: Step) -> None:
         """One burst from one device: ``groups`` groups of ``group_size`` requests, then the
@@ -544,10 +543,10 @@ class _Run:
                 reason = _failure_reason(exc)
             else:
                 self.metrics.guest_allocations += 1
-                vm.pasids[step.name] = pasid
+                vm.pasids.set(step.name, pasid)
                 return
         self.metrics.guest_allocation_failures[reason] += 1
-        vm.pasids.pop(step.name, None)
+        vm.pasids.drop(step.name)
 
     def _op_guest_free(self, step: Step) -> None:
         assert step.vm is not None
@@ -572,9 +571,7 @@ class _Run:
                 vm.space.set_data_in(vm.set, pasid, private)
             raise _StepSkipped(str(exc)) from exc
         self.metrics.guest_frees += 1
-        for name, value in list(vm.pasids.items()):
-            if value == pasid:
-                del vm.pasids[name]
+        vm.pasids.drop_pasid(pasid)
 
     def _op_plug(self, step: Step) -> None:
         assert step.unit is not None
@@ -632,15 +629,12 @@ class _Run:
         if not reclaimed:
             return
         self.metrics.forced_reclaims += len(reclaimed)
-        gone = set(reclaimed)
         for pasid in reclaimed:
             self.reclaimed[pasid] = (self.now, self.metrics.allocations)
             sva = self.sva_by_pasid.get(pasid)
             if sva is not None:
                 self._drop_sva(sva)  # the SVA layer hears the FREE
-        for name, value in list(self.pasids.items()):
-            if value in gone:
-                del self.pasids[name]
+            for name in self.pasids.drop_pasid(pasid):
                 self.lost_names[name] = f"the forced unregister at {step.where}"
 
     # ------------------------------------------------------------------ SPIDs
