@@ -19,6 +19,8 @@ from typing import Final, Literal, get_args
 
 import attrs
 
+from ioasid_core.quantiles import Quantiles
+
 __all__ = [
     "DISTRIBUTIONS",
     "LATENCY_OPS",
@@ -114,8 +116,8 @@ class DriverClock:
         self.latency = dict(latency)
         self._rngs = {op: random.Random(f"{seed}/latency/{op}") for op in latency}
         self.free_at = now
-        self.samples: dict[LatencyOp, list[float]] = {op: [] for op in latency}
-        """Per operation, each one's time from its step's ``at`` to its end (µs)."""
+        self.samples: dict[LatencyOp, Quantiles] = {op: Quantiles() for op in latency}
+        """Per operation, each one's time from its step's ``at`` to its end (µs), summarised."""
 
     def start(self, at: float) -> float:
         """When a step due at ``at`` starts: the driver may still be busy."""
@@ -130,6 +132,6 @@ class DriverClock:
         # A long-tailed draw is capped, so modelled time stays a finite number whatever the
         # parameters (JSON has no infinity); MAX_SAMPLE_US is beyond any real operation.
         end = start + min(dist.sample(self._rngs[op]), MAX_SAMPLE_US)
-        self.samples[op].append(end - due)
+        self.samples[op].add(end - due)
         self.free_at = end
         return end

@@ -14,6 +14,7 @@ import attrs
 from ioasid_core.latency import LATENCY_OPS
 from ioasid_core.prq.policy import Outcome
 from ioasid_core.prq.unhandled import UNHANDLED_KINDS
+from ioasid_core.quantiles import Quantiles
 
 __all__ = ["Metrics", "percentile", "summary"]
 
@@ -30,18 +31,9 @@ def percentile(values: list[float], q: float) -> float:
 def summary(values: list[float], *, low: bool = False) -> dict[str, float | None]:
     """``p50``, ``p90``, ``p99`` (nearest rank) and ``max``; with ``low``, ``min`` first (for
     reuse, where the fastest case is the one that matters). All None for no values: nothing
-    was measured (a 0.0 would read as "instant", the best or the worst case)."""
-    keys = ("min", "p50", "p90", "p99", "max") if low else ("p50", "p90", "p99", "max")
-    if not values:
-        return dict.fromkeys(keys)
-    shown = {"min": min(values)} if low else {}
-    shown.update(
-        p50=percentile(values, 50),
-        p90=percentile(values, 90),
-        p99=percentile(values, 99),
-        max=max(values),
-    )
-    return {key: float(value) for key, value in shown.items()}
+    was measured (a 0.0 would read as "instant", the best or the worst case). Exact up to
+    ``quantiles.EXACT_LIMIT`` distinct values, then within ``quantiles.RELATIVE_ERROR``."""
+    return Quantiles(values).summary(low=low)
 
 
 _FAILURES: Final = ("quota", "no_space", "allocator", "invalid")
@@ -95,7 +87,9 @@ class Metrics:
     orphaned_ids: int = 0
     step_errors: list[str] = attrs.field(factory=list)
     """Steps that could not run (e.g. a PASID whose allocation failed), with the reason."""
-    request_latency_us: list[float] = attrs.field(factory=list)
+    request_latency_us: Quantiles = attrs.field(factory=Quantiles)
+    """Per answered group, modelled time from its last request to its answer: a bounded
+    summary, not every sample (see ``quantiles``)."""
     guest_allocations: int = 0
     guest_allocation_failures: Counter[str] = attrs.field(factory=Counter)
     """By reason: ``quota``, ``no_space``, ``allocator``, ``invalid``, ``scalable_mode_off``."""
@@ -105,7 +99,7 @@ class Metrics:
     scalable_mode_off: int = 0
     vcmd_commands: int = 0
     vm_exits: int = 0
-    latency_us: dict[str, list[float]] = attrs.field(factory=dict)
+    latency_us: dict[str, Quantiles] = attrs.field(factory=dict)
     """Per modelled operation with a ``[latency]`` distribution: each one's time from its
     step's ``at`` to its end (``page_request_service``: per group, its service time)."""
     allocator_refusals: Counter[str] = attrs.field(factory=Counter)
@@ -118,9 +112,9 @@ class Metrics:
     """At the end, IDs freed by their owner but still referenced (an attached SPID)."""
     pasid_reuses: int = 0
     """Allocations that handed out an ID that had been reclaimed before in this run."""
-    reuse_gap_us: list[float] = attrs.field(factory=list)
+    reuse_gap_us: Quantiles = attrs.field(factory=Quantiles)
     """For each reuse, the modelled time from the ID's reclaim to its new allocation."""
-    reuse_distance: list[float] = attrs.field(factory=list)
+    reuse_distance: Quantiles = attrs.field(factory=Quantiles)
     """For each reuse, how many other allocations came between the reclaim and it."""
     stale_pasid_hits: int = 0
     """Groups queued before their PASID was freed, answered ``success`` after it was
@@ -169,9 +163,11 @@ class Metrics:
             "allocator_switches": self.allocator_switches,
             "orphaned_ids": self.orphaned_ids,
             "step_errors": list(self.step_errors),
-            "request_latency_us": summary(self.request_latency_us),
+            "request_latency_us": self.request_latency_us.summary(),
             # Every operation, modelled or not: the CSV has the same columns for every file.
-            "latency_us": {op: summary(self.latency_us.get(op, [])) for op in LATENCY_OPS},
+            "latency_us": {
+                op: (self.latency_us.get(op) or Quantiles()).summary() for op in LATENCY_OPS
+            },
             "allocator_refusals": {
                 why: self.allocator_refusals.get(why, 0) for why in ("default_busy", "holds_ids")
             },
@@ -185,8 +181,8 @@ class Metrics:
             "forced_reclaims": self.forced_reclaims,
             "pending_frees": self.pending_frees,
             "pasid_reuses": self.pasid_reuses,
-            "reuse_gap_us": summary(self.reuse_gap_us, low=True),
-            "reuse_distance": summary(self.reuse_distance, low=True),
+            "reuse_gap_us": self.reuse_gap_us.summary(low=True),
+            "reuse_distance": self.reuse_distance.summary(low=True),
             "stale_pasid_hits": self.stale_pasid_hits,
             "deferred_frees": self.deferred_frees,
             "spid_requests": self.spid_requests,

@@ -293,8 +293,8 @@ class _Run:
                 freed = self.reclaimed.pop(pasid, None)
                 if freed is not None:
                     m.pasid_reuses += 1
-                    m.reuse_gap_us.append(self.now - freed[0])
-                    m.reuse_distance.append(float(m.allocations - freed[1]))
+                    m.reuse_gap_us.add(self.now - freed[0])
+                    m.reuse_distance.add(float(m.allocations - freed[1]))
             self.stamps[pasid] = m.allocations
             m.allocations += 1
             if step.name is not None:
@@ -488,7 +488,7 @@ class _Run:
         ``page_request_service`` time after the driver is free: a group's latency is when
         its answer goes out, less when its LAST request came in."""
         pop = self.submitted.pop
-        latencies = self.metrics.request_latency_us
+        add = self.metrics.request_latency_us.add
         done = clock.start(self.now)
         stamps = self.stamps
         stale = 0
@@ -498,7 +498,7 @@ class _Run:
                 continue  # answered before its group closed: the group still waits
             sent = pop((unit, response[0], response[1]), None)
             if sent is not None:
-                latencies.append(done - sent[0])
+                add(done - sent[0])
                 stamp = sent[2]
                 if stamp is not None and response[2] is _SUCCESS and stamps.get(sent[1]) != stamp:
                     stale += 1
@@ -507,7 +507,7 @@ class _Run:
     def _record(self, unit: str, responses: Sequence[ResponseRow]) -> None:
         pop = self.submitted.pop
         now = self.now
-        latencies = self.metrics.request_latency_us
+        add = self.metrics.request_latency_us.add
         stamps = self.stamps
         stale = 0
         for response in responses:
@@ -515,7 +515,7 @@ class _Run:
                 continue  # answered before its group closed: the group still waits
             sent = pop((unit, response[0], response[1]), None)
             if sent is not None:
-                latencies.append(now - sent[0])
+                add(now - sent[0])
                 stamp = sent[2]
                 # Answered "success" for a PASID allocated again since the group was queued:
                 # the new owner served the old one's request (what VT-d's drain on unbind,

@@ -102,7 +102,9 @@ def test_allocator_swap_shows_cyclic_against_first_fit_reuse_and_the_pending_fre
         assert m.forced_reclaims == 0 and m.pending_frees == 0
         # The first-fit churn hands every freed PASID out at the next bind; under cyclic no
         # freed PASID came back (the only reuses are of its IDs, by the first-fit backend).
-        assert m.reuse_distance.count(0.0) == 18 and m.pasid_reuses == 20
+        # 18 of the 20 reuse distances are 0: ranks 1..18 (p90 of 20) are 0, rank 19 is not.
+        distance = m.reuse_distance
+        assert distance.percentile(90) == 0.0 < distance.percentile(95) and m.pasid_reuses == 20
         assert set(m.latency_us) == {
             "alloc",
             "free",
@@ -111,7 +113,7 @@ def test_allocator_swap_shows_cyclic_against_first_fit_reuse_and_the_pending_fre
             "attach_spid",
             "page_request_service",
         }
-        assert max(m.request_latency_us) > 0
+        assert m.request_latency_us.max > 0
     # The guest's requests named guest PASID 101: the SPID resolved them to the VM's PASID.
     for result in results:
         if result.policy is LookupPolicy.GLOBAL and result.metrics.outcomes:

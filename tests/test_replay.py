@@ -6,6 +6,7 @@ import attrs
 import pytest
 
 from ioasid_core.prq import GenericPrq, LookupPolicy, Outcome
+from ioasid_core.quantiles import Quantiles
 from ioasid_core.replay import replay
 from ioasid_core.scenario.schema import (
     AddressSpaceSpec,
@@ -130,7 +131,7 @@ def test_an_unserviced_queue_overflows_and_latency_is_modelled_time() -> None:
     assert metrics.dropped["overflow"] == 20 - 15  # 16 slots, one always empty
     assert metrics.auto_responses == 5
     assert metrics.responses["success"] == 15
-    assert metrics.request_latency_us == [20.0] * 15
+    assert metrics.request_latency_us == Quantiles([20.0] * 15)
 
 
 def test_unplug_answers_pending_groups_and_leaves_bound_pasids_orphaned() -> None:

@@ -19,6 +19,7 @@ from ioasid_core.latency import (
 )
 from ioasid_core.metrics import Metrics
 from ioasid_core.prq import GenericPrq, LookupPolicy
+from ioasid_core.quantiles import Quantiles
 from ioasid_core.replay import replay
 from ioasid_core.scenario import parse_scenario
 
@@ -45,7 +46,7 @@ def _run(latency: dict[str, Any] | None, seed: int | None = None) -> Metrics:
 
 def test_without_a_latency_table_nothing_takes_time() -> None:
     m = _run(None)
-    assert m.request_latency_us == [0.0] * 3 and m.latency_us == {}
+    assert m.request_latency_us == Quantiles([0.0] * 3) and m.latency_us == {}
     # Every operation has its key (the CSV's columns never depend on the file): nothing measured.
     assert m.as_dict()["latency_us"] == {
         key: {"p50": None, "p90": None, "p99": None, "max": None} for key in LATENCY_OPS
@@ -56,8 +57,11 @@ def test_a_slow_bind_delays_the_service_of_the_requests_behind_it() -> None:
     m = _run(
         {"bind": {"dist": "fixed", "us": 10}, "page_request_service": {"dist": "fixed", "us": 2}}
     )
-    assert m.request_latency_us == [12.0, 14.0, 16.0]
-    assert m.latency_us == {"bind": [10.0], "page_request_service": [2.0, 2.0, 2.0]}
+    assert m.request_latency_us == Quantiles([12.0, 14.0, 16.0])
+    assert m.latency_us == {
+        "bind": Quantiles([10.0]),
+        "page_request_service": Quantiles([2.0, 2.0, 2.0]),
+    }
     shown = m.as_dict()["latency_us"]
     assert isinstance(shown, dict)
     assert shown["bind"] == {"p50": 10.0, "p90": 10.0, "p99": 10.0, "max": 10.0}
@@ -70,8 +74,8 @@ def test_a_step_waits_for_the_driver_and_its_latency_counts_the_wait() -> None:
         {"page_request_service": {"dist": "fixed", "us": 60}, "unbind": {"dist": "fixed", "us": 1}}
     )
     # The driver answers the three groups until 180 µs; the unbind due at 100 ends at 181.
-    assert m.request_latency_us == [60.0, 120.0, 180.0]
-    assert m.latency_us["unbind"] == [81.0]
+    assert m.request_latency_us == Quantiles([60.0, 120.0, 180.0])
+    assert m.latency_us["unbind"] == Quantiles([81.0])
 
 
 LATENCY = {

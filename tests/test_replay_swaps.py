@@ -6,6 +6,7 @@ from typing import Any
 
 from ioasid_core.metrics import Metrics
 from ioasid_core.prq import GenericPrq, LookupPolicy
+from ioasid_core.quantiles import Quantiles
 from ioasid_core.replay import replay
 from ioasid_core.scenario import parse_scenario
 
@@ -55,8 +56,8 @@ def test_the_backend_decides_how_soon_a_freed_pasid_comes_back() -> None:
     # First fit hands the freed ID straight back to the next allocation.
     for first_fit in (default, lowest):
         assert first_fit.pasid_reuses == 4
-        assert first_fit.reuse_distance == [0.0] * 4
-        assert first_fit.reuse_gap_us == [1.0] * 4
+        assert first_fit.reuse_distance == Quantiles([0.0] * 4)
+        assert first_fit.reuse_gap_us == Quantiles([1.0] * 4)
     # Next fit walks on: 62 IDs to go before a lap, so nothing comes back.
     assert cyclic.pasid_reuses == 0 and cyclic.as_dict()["reuse_gap_us"] == {
         "min": None,  # nothing measured, not "instant"
@@ -109,7 +110,11 @@ def test_a_forced_unregister_reclaims_what_the_backend_held() -> None:
     assert m.step_errors == [
         "steps[3]: PASID 'a' was reclaimed by the forced unregister at steps[2]"
     ]
-    assert m.pasid_reuses == 1 and m.reuse_gap_us == [3.0] and m.reuse_distance == [0.0]
+    assert (
+        m.pasid_reuses == 1
+        and m.reuse_gap_us == Quantiles([3.0])
+        and m.reuse_distance == Quantiles([0.0])
+    )
 
 
 def test_a_shared_registration_keeps_the_ids_when_the_first_one_goes() -> None:
@@ -139,7 +144,7 @@ def test_a_guest_pasid_resolves_through_its_spid_and_a_free_waits_for_the_detach
     )
     assert m.step_errors == []
     assert m.outcomes == {"resolved": 2} and m.cross_owner_hits == 2  # the VM's, not proc-1's
-    assert m.pending_frees == 0 and m.pasid_reuses == 1 and m.reuse_gap_us == [1.0]
+    assert m.pending_frees == 0 and m.pasid_reuses == 1 and m.reuse_gap_us == Quantiles([1.0])
 
 
 def test_an_spid_never_detached_leaves_its_pasid_free_pending() -> None:
