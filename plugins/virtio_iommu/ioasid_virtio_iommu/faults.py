@@ -65,14 +65,14 @@ import logging
 import struct
 import threading
 from collections import Counter
-from collections.abc import Container
+from collections.abc import Container, Sequence
 from typing import Final
 
 import attrs
 
 from ioasid_core.bits import Buffer, DecodeError, EncodeError, byte_view
 from ioasid_core.errors import InvalidArgumentError
-from ioasid_core.prq.types import PageRequest, Perm
+from ioasid_core.prq.types import PageRequest, Perm, RequestRow
 from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
 from ioasid_core.types import INVALID_IOASID
 from ioasid_core.units import MAX_PASID_BITS
@@ -99,6 +99,7 @@ __all__ = [
     "decode_page_requests",
     "encode_fault",
     "encode_page_request",
+    "encode_page_request_rows",
 ]
 
 MERGED_SIZE = 24
@@ -444,6 +445,44 @@ def encode_page_request(request: PageRequest) -> bytes:
         values["private_data[0]"], values["private_data[1]"] = request.private_data
     values["flags"] = flags
     return EXTENDED.encode(values)
+
+
+_REQUEST_FLAGS: Final = tuple(
+    int(FaultFlag.PAGE_REQ | FaultFlag.ADDRESS | FaultFlag.GROUP_ID) | perm for perm in range(16)
+)
+"""Indexed by perm: the flags of a page request with that perm (a table, not ``IntFlag``
+arithmetic per request)."""
+_LAST: Final = int(FaultFlag.LAST)
+_PASID_FLAG: Final = int(FaultFlag.PASID)
+_REQUEST_RECORD: Final = struct.Struct("<B3xIIIQH6xQQ")
+"""reason, flags, endpoint, pasid, address, group_id, private_data[0..1]: EXTENDED's fields."""
+
+
+def encode_page_request_rows(rows: Sequence[RequestRow]) -> bytes:
+    """``encode_page_request`` of each row, packed straight from the row (the device side of
+    every replay step). A row off the common path (private data, a field out of range,
+    unknown perm bits) goes through ``encode_page_request``: its record, or its error."""
+    out = bytearray(len(rows) * EXTENDED_SIZE)
+    pack_into = _REQUEST_RECORD.pack_into
+    flags_of = _REQUEST_FLAGS
+    reason = int(FaultReason.MAPPING)
+    offset = 0
+    for row in rows:
+        device, pasid, valid, grpid, last, perm, addr, _needs, private = row
+        if (
+            private is not None
+            or not 0 <= perm < 16
+            or not 0 <= device < 1 << 32
+            or (valid and not 0 <= pasid <= MAX_PASID)
+            or not 0 <= grpid < 1 << 16
+            or not 0 <= addr < 1 << 64
+        ):
+            out[offset : offset + EXTENDED_SIZE] = encode_page_request(PageRequest(*row))
+        else:
+            flags = flags_of[perm] | (_LAST if last else 0) | (_PASID_FLAG if valid else 0)
+            pack_into(out, offset, reason, flags, device, pasid if valid else 0, addr, grpid, 0, 0)
+        offset += EXTENDED_SIZE
+    return bytes(out)
 
 
 # The batch decoder reads every field, reserved runs included, with one struct per record:

@@ -59,6 +59,7 @@ from ioasid_virtio_iommu.faults import (
     decode_extended,
     decode_merged_run,
     encode_page_request,
+    encode_page_request_rows,
 )
 from ioasid_virtio_iommu.hardware import VirtioUnits
 from ioasid_virtio_iommu.requests import (
@@ -133,7 +134,7 @@ class VirtioPrq(RowVendorMixin):
 
     def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
         """The 48-byte page-request events the device writes; a field too wide → EncodeError."""
-        return b"".join([encode_page_request(PageRequest(*row)) for row in rows])
+        return encode_page_request_rows(rows)
 
     def decode_rows(self, data: Buffer) -> list[RequestRow]:
         """Page requests of a run of 48-byte events; ``UnhandledEvent`` for the first

@@ -126,6 +126,11 @@ _PAGE_OFFSET: Final = 0xFFF  # 4 KiB pages
 _REQ: Final = PAGE_REQUEST.name
 _RESP: Final = PAGE_GROUP_RESPONSE.name
 # Perm bits: READ 1, WRITE 2, EXEC 4, PRIV 8. Bad: PRIV with READ or WRITE; EXEC with READ.
+_Q0_PERM: Final = tuple((p >> 2) << 52 for p in range(16))
+"""Indexed by perm: EXEC and PRIV in descriptor bits 52 and 53 (a table: ``Perm`` arithmetic
+per request cost more than the rest of the packing)."""
+_Q1_PERM: Final = tuple(p & 3 for p in range(16))
+"""Indexed by perm: READ and WRITE in descriptor bits 0 and 1."""
 _BAD_PERM: Final = tuple(bool(p & 8 and p & 3) or p & 5 == 5 for p in range(16))
 _CODES: Final = dict(VTD_RESPONSE_CODES)
 _RESPONSE_BASE: Final = PAGE_GROUP_RESPONSE_TYPE
@@ -202,6 +207,7 @@ class VtdPrq(RowVendorMixin):
         """The descriptors the unit writes for ``rows``. ``needs_pasid`` is the device's PCIe
         capability, not a descriptor field: it is not stored."""
         pack = _STRUCT.pack
+        q0_perm, q1_perm = _Q0_PERM, _Q1_PERM
         out: list[bytes] = []
         append = out.append
         for device, given, valid, grpid, last, perm, addr, _needs, private in rows:
@@ -220,10 +226,10 @@ class VtdPrq(RowVendorMixin):
                 | (private is not None) << 9
                 | device << 16
                 | pasid << 32
-                | (perm >> 2) << 52  # EXEC → bit 52, PRIV → bit 53
+                | q0_perm[perm]  # EXEC → bit 52, PRIV → bit 53
             )
             try:
-                append(pack(q0, perm & 3 | last << 2 | grpid << 3 | addr, p0, p1))
+                append(pack(q0, q1_perm[perm] | last << 2 | grpid << 3 | addr, p0, p1))
             except struct.error:
                 _request_error(device, pasid, grpid, perm, addr)
         return b"".join(out)
