@@ -74,7 +74,7 @@ from ioasid_smmuv3.events import (
     stall_record,
 )
 from ioasid_smmuv3.hardware import SECTION, SmmuUnits
-from ioasid_smmuv3.priq import PRIQ_ENTRY_SIZE, decode_pri_rows, encode_pri
+from ioasid_smmuv3.priq import PRIQ_ENTRY_SIZE, decode_pri_rows, encode_pri, encode_pri_rows
 
 __all__ = [
     "PRI_IOPF_VENDOR",
@@ -371,7 +371,7 @@ class PriPrq(RowVendorMixin):
         return encode_pri(request)
 
     def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
-        return b"".join([encode_pri(PageRequest(*row)) for row in rows])
+        return encode_pri_rows(rows)
 
     def decode_rows(self, data: Buffer) -> list[RequestRow]:
         return decode_pri_rows(data)
