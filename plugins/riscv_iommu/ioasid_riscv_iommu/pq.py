@@ -156,10 +156,18 @@ def decode_pq_rows(data: Buffer) -> list[RequestRow]:
     return rows
 
 
+_HDR_PERM: Final = tuple((p >> 2 & 1) << 34 | (p >> 3 & 1) << 33 for p in range(16))
+"""Indexed by perm: EXEC and PRIV in the header (with a PASID only)."""
+_LOW_PERM: Final = tuple(p & 3 for p in range(16))
+"""Indexed by perm: READ and WRITE in the payload. Tables: ``Perm`` arithmetic per request
+cost more than the packing."""
+
+
 def encode_pq_rows(rows: Sequence[RequestRow]) -> bytes:
     """The records the IOMMU writes for request rows, back to back. PRIV and EXEC are
     zeroed when there is no PASID; what a record cannot say is an ``EncodeError``."""
     pack = _WORDS.pack
+    hdr_perm, low_perm = _HDR_PERM, _LOW_PERM
     out: list[bytes] = []
     append = out.append
     for row in rows:
@@ -183,8 +191,8 @@ def encode_pq_rows(rows: Sequence[RequestRow]) -> bytes:
             _request_error(row)
         hdr = pid << 12 | valid << 32 | device << 40
         if valid:
-            hdr |= (perm >> 2 & 1) << 34 | (perm >> 3 & 1) << 33
-        append(pack(hdr, perm & 3 | last << 2 | grpid << 3 | addr))
+            hdr |= hdr_perm[perm]
+        append(pack(hdr, low_perm[perm] | last << 2 | grpid << 3 | addr))
     return b"".join(out)
 
 
