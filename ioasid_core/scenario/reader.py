@@ -195,6 +195,12 @@ def num(value: int) -> str:
     return f"{value:#x}" if value >= 0x10000 else str(value)
 
 
+def _span(low: int, high: int | None) -> str:
+    """An integer's allowed range, for a message (built only when one is shown: an eager
+    one per checked key cost more than the check, millions of times on a big scenario)."""
+    return f"in {num(low)}..{num(high)}" if high is not None else f">= {num(low)}"
+
+
 def known(names: Collection[str], shown: int = 20) -> str:
     """The names, sorted; at most ``shown`` of them (a churn may generate thousands)."""
     if not names:
@@ -284,18 +290,19 @@ class Reader:
         *,
         required: bool = False,
     ) -> int | None:
-        span = f"in {num(low)}..{num(high)}" if high is not None else f">= {num(low)}"
         if key not in table:
             if required:
-                self.missing(path, key, f"an integer {span}")
+                self.missing(path, key, f"an integer {_span(low, high)}")
             return None
         value = table[key]
         # bool is an int in Python, never in TOML: `true` where a number belongs is a slip.
         if not isinstance(value, int) or isinstance(value, bool):
-            self.bad(join(path, key), f"expected an integer {span}, got {describe(value)}")
+            self.bad(
+                join(path, key), f"expected an integer {_span(low, high)}, got {describe(value)}"
+            )
             return None
         if value < low or (high is not None and value > high):
-            self.bad(join(path, key), f"expected an integer {span}, got {num(value)}")
+            self.bad(join(path, key), f"expected an integer {_span(low, high)}, got {num(value)}")
             return None
         return value
 
