@@ -185,14 +185,20 @@ def demo_command() -> None:
 def bench_command(ctx: click.Context, as_json: bool, quick: bool, check: bool) -> None:
     """Speed and memory figures, each a ratio against a baseline run in the same process."""
     from ioasid_core.bench import run_bench
+    from ioasid_core.bench_scale import interpreter_build
+    from ioasid_core.compare import available_vendors
 
     with _loader_quiet():
         host = new_plugin_manager()
     log_formats, _ = host.hooks.log_formats()  # a plugin that offers none is left out
-    figures, limits = run_bench(quick=quick, extra=host.hooks.benchmarks(), log_formats=log_formats)
+    vendors = list(available_vendors(host.hooks).values())
+    figures, limits = run_bench(
+        quick=quick, extra=host.hooks.benchmarks(), log_formats=log_formats, vendors=vendors
+    )
     over = [name for name, value in figures.items() if value > limits[name]]
     if as_json:
-        click.echo(json.dumps(figures))
+        # The build too: figures differ by a quarter between builds of one Python version.
+        click.echo(json.dumps({**figures, "interpreter": interpreter_build()}))
     else:
         for name, value in figures.items():
             mark = "OVER" if name in over else "ok"

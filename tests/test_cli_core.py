@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import platform
+import sysconfig
 
 import pytest
 from click.testing import CliRunner
@@ -35,8 +37,15 @@ def test_bench_json_prints_one_object_with_every_figure() -> None:
     result = CliRunner().invoke(cli, ["bench", "--json", "--quick"])
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output)
+    build = figures.pop("interpreter")
     assert set(LIMITS) <= set(figures)  # plugins may add their own
     assert all(isinstance(v, float) and v > 0 for v in figures.values())
+    # Every installed vendor's replay figure, the worst of them as the figure.
+    per_vendor = [v for k, v in figures.items() if k.startswith("replay_events_per_s_ratio_")]
+    assert "replay_events_per_s_ratio_generic" in figures
+    assert figures["replay_events_per_s_ratio"] == max(per_vendor)
+    assert build["python"] == platform.python_version() and build["pgo"] in ("yes", "no")
+    assert build["config_args"] == str(sysconfig.get_config_var("CONFIG_ARGS") or "")
 
 
 def test_bench_includes_a_plugins_figure_with_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from ioasid_core.metrics import Metrics
+from ioasid_core.quantiles import Quantiles
 from ioasid_core.report import flatten
 
 __all__ = ["FIXED_COLUMNS", "TOTALS", "metric_names", "metric_row"]
@@ -30,5 +31,5 @@ def metric_names(latency_ops: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The numeric metric columns of a run (``latency_ops``: the scenario's modelled ones)."""
     metrics = Metrics()
     for op in latency_ops:
-        metrics.latency_us[op] = []
+        metrics.latency_us[op] = Quantiles()
     return tuple(k for k in metric_row(metrics) if k != "step_errors")
