@@ -97,14 +97,18 @@ def replay_events_ratio(vendors: Sequence[VendorPrq], *, quick: bool = False) ->
     return out
 
 
-def replay_mem_bytes_per_event(vendor: VendorPrq, *, quick: bool = False) -> dict[str, float]:
+def replay_mem_bytes_per_event(
+    vendor: VendorPrq, *, quick: bool = False, events: int | None = None
+) -> dict[str, float]:
     """``replay_mem_bytes_per_event``: peak traced memory of loading and replaying the mixed
-    workload, the text aside, per event. Measured at 10^5 events (10^4 quick): the peak is
-    live state plus whatever grows with the events, so per event it is an upper bound of
-    the figure at 10^6 (the live part spread over ten times the events)."""
+    workload, the text aside, per event. Measured at 10^5 events (10^4 quick; tracing 10^6
+    takes minutes): the peak is live state (the space's fixed part is about 1.2 MB) plus
+    what grows with the events, so per event it is an upper bound of the figure at 10^6
+    (44 at 10^5, 42 at 10^6 when measured, see docs/scale.md)."""
     from ioasid_core.replay import replay
 
-    events = 10_000 if quick else _MEM_EVENTS
+    if events is None:
+        events = 10_000 if quick else _MEM_EVENTS
     text = mixed_workload_toml(events)
     gc.collect()
     tracemalloc.start()
