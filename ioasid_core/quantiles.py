@@ -102,6 +102,15 @@ class Quantiles:
         out += [(_middle(k), n) for k, n in sorted(self._positive.items())]
         return out
 
+    def count_of(self, value: float) -> int:
+        """How many samples were exactly ``value``: exact while exact, and for 0.0 always
+        (zeros keep their own counter); ``ValueError`` for another value once in buckets."""
+        if self._exact is not None:
+            return self._exact.get(value, 0)
+        if value == 0:
+            return self._zeros
+        raise ValueError(f"{value!r} is folded into a bucket: only 0.0 is counted exactly")
+
     def percentile(self, q: float) -> float:
         """The ``q``-th percentile (0..100) by nearest rank; 0.0 for no samples."""
         if not self.count:

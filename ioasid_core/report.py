@@ -637,7 +637,7 @@ def _plot_allocations(
                 (
                     "reused straight back",
                     "#e05050",
-                    [m.reuse_distance.count(0.0) for m in metrics],
+                    [m.reuse_distance.count_of(0.0) for m in metrics],
                 ),
                 ("frees left pending", "#e0a030", [m.deferred_frees for m in metrics]),
                 ("swaps refused", "#808080", [sum(m.allocator_refusals.values()) for m in metrics]),

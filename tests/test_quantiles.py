@@ -86,3 +86,16 @@ def test_equal_samples_compare_equal_in_any_order_and_survive_pickling() -> None
     a = Quantiles([3.0, 1.0, 2.0])
     assert a == Quantiles([1.0, 2.0, 3.0]) and a != Quantiles([1.0, 2.0])
     assert pickle.loads(pickle.dumps(a)) == a
+
+
+def test_count_of_is_exact_and_zeros_stay_exact_in_buckets() -> None:
+    q = Quantiles([0.0, 0.0, 1.0, 2.5])
+    assert q.count_of(0.0) == 2 and q.count_of(2.5) == 1 and q.count_of(7.0) == 0
+    folded = Quantiles([0.0, 0.0, 1.0, 2.5, 3.0], exact_limit=2)
+    assert not folded.exact and folded.count_of(0.0) == 2
+    try:
+        folded.count_of(2.5)
+    except ValueError as exc:
+        assert "bucket" in str(exc)
+    else:
+        raise AssertionError("a folded value was counted")
