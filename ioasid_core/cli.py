@@ -206,11 +206,12 @@ def _scenario_and_vendors(
 ) -> tuple[Scenario, list[VendorPrq]]:
     """Load the scenario and pick the vendors; bad input (the file, a vendor section no
     installed vendor reads or the chosen ones cannot) exits with status 2."""
-    from ioasid_core.scenario import ScenarioError, load_scenario
+    from ioasid_core.scenario import ScenarioError
+    from ioasid_core.scenario.bundled import load_named_scenario
     from ioasid_core.scenario.vendors import check_vendors
 
     try:
-        scenario = load_scenario(path)
+        scenario = load_named_scenario(path)
     except ScenarioError as exc:
         raise click.exceptions.Exit(_fail(str(exc), EXIT_BAD_INPUT)) from exc
     installed, chosen = _vendors_named(vendor_names)
@@ -362,7 +363,10 @@ def run_command(
     seed: int | None,
     as_json: bool,
 ) -> None:
-    """Replay SCENARIO once, under one vendor and one lookup policy."""
+    """Replay SCENARIO once, under one vendor and one lookup policy.
+
+    SCENARIO is a scenario file, or the name of a bundled example (null-set-search).
+    """
     from ioasid_core.report import print_report, to_json
 
     policies = _policies(policy_name)
@@ -412,6 +416,8 @@ def compare_command(
     jobs: int,
 ) -> None:
     """Replay SCENARIO under each vendor and lookup policy, and show them side by side.
+
+    SCENARIO is a scenario file, or the name of a bundled example (null-set-search).
 
     Steps that could not run (a failed bind, a refused allocator swap) are listed under the
     tables: they are what the modelled kernel answered, not failures of the command, so the

@@ -24,13 +24,13 @@ import pluggy
 
 from ioasid_core import hookspecs
 from ioasid_core.allocators import AllocatorOps
-from ioasid_core.bench import BenchmarkFigure
 from ioasid_core.errors import (
     AlreadyRegisteredError,
     IoasidError,
     NotFoundError,
     ReentrancyError,
 )
+from ioasid_core.figures import BenchmarkFigure
 from ioasid_core.markers import ENTRY_POINT_GROUP, PROJECT
 from ioasid_core.prq.discipline import discipline_of
 from ioasid_core.prq.vendor import VendorPrq

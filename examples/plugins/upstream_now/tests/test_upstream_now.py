@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from ioasid_core import InvalidArgumentError, IoasidSpace
-from ioasid_core.compare import compare
-from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.plugins import new_plugin_manager
-from ioasid_core.prq import LookupPolicy, PageRequest, PageResponse, Perm, PrqPipeline, ResponseCode
-from ioasid_core.scenario import load_scenario
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import (
+    AddressSpace,
+    InvalidArgumentError,
+    IoasidSpace,
+    IommuUnit,
+    LookupPolicy,
+    PageRequest,
+    PageResponse,
+    Perm,
+    Platform,
+    PrqPipeline,
+    ResponseCode,
+)
+from ioasid_core.testing import assert_conforms, compare, load_named_scenario, new_plugin_manager
 from ioasid_upstream_now import UpstreamNowPrq, alloc_global_pasid
-
-EXAMPLE = Path(__file__).resolve().parents[3] / "null-set-search.toml"
 
 
 def test_the_plugin_is_found_through_its_entry_point() -> None:
@@ -56,7 +59,9 @@ def test_a_pasid_is_only_resolved_on_the_device_it_is_attached_to() -> None:
 
 
 def test_the_null_set_example_gives_no_cross_owner_hit_under_its_own_policy() -> None:
-    (result,) = compare(load_scenario(EXAMPLE), [UpstreamNowPrq()], [LookupPolicy.DEVICE])
+    (result,) = compare(
+        load_named_scenario("null-set-search"), [UpstreamNowPrq()], [LookupPolicy.DEVICE]
+    )
     assert result.metrics.cross_owner_hits == 0
     assert result.metrics.type_confusions == 0
 
@@ -70,3 +75,11 @@ def test_each_generic_code_has_its_wire_code(code: ResponseCode, byte: str) -> N
     carried), le16 group index 3, u8 code, u8 flags 0, le32 reserved."""
     raw = UpstreamNowPrq().encode_responses([PageResponse(0x10, 3, code)])
     assert raw == bytes.fromhex("10000000000000000300" + byte + "0000000000")
+
+
+def test_the_vendor_conforms() -> None:
+    samples = [
+        PageRequest(device=3, pasid=5, pasid_valid=True, grpid=2, perm=Perm.READ, addr=0x1000),
+        PageRequest(device=7, grpid=9, last=False, perm=Perm.WRITE, addr=0x2000),
+    ]
+    assert_conforms(UpstreamNowPrq(), requests=samples)

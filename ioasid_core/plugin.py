@@ -1,0 +1,148 @@
+"""The door for plugin authors: every name a vendor plugin may import from the core.
+
+A plugin imports from here (and, for the allocator API of SPEC.md, from ``ioasid_core``
+itself); everything else in ``ioasid_core`` is internal and may be renamed or moved without
+notice, as pytest keeps ``_pytest`` behind ``pytest``. A plugin's tests use this module and
+:mod:`ioasid_core.testing` (the conformance kit and the bundled scenarios).
+
+Grouped by what a plugin does with them:
+
+- wiring: ``hookimpl``, ``VendorInfo``, ``IommuUnit``, ``MAX_PASID_BITS``, ``AllocatorOps``;
+- the page-request contract: ``VendorPrq`` (required), and the optional parts a vendor may
+  add: ``RowCodec`` (with ``RowVendorMixin``, ``RowCheck``), ``UnhandledLog``,
+  ``DumpFormats`` (with ``DumpFormat``), ``UnitModel`` (with ``UnitShape``), and
+  ``GuestPasidPath`` (with ``GuestVm``, ``GuestIommu``);
+- what travels through the queue: ``PageRequest``, ``PageResponse``, ``Perm``,
+  ``ResponseCode``, ``RequestRow``, ``ResponseRow``, ``request_row``, ``response_row``,
+  ``UnhandledEvent``, ``UnhandledKind``;
+- record layouts: ``BitLayout``, ``BitField``, ``Buffer``, ``DecodeError``, ``EncodeError``;
+- the model a handler looks things up in: ``IoasidSpace``, ``IoasidSet``, ``SetType``,
+  ``INVALID_IOASID``, ``Platform``, ``AddressSpace``, ``Device``, ``LookupPolicy``,
+  ``Outcome``, ``PrqPipeline``, ``IopfQueue``, ``make_resolver``, ``GenericPrq``;
+- vendor options: ``OptionProblem``, ``int_problems``, ``bool_problems``;
+- benchmark figures: ``BenchmarkFigure``, ``chunked_ratio``, ``service_chunks``;
+- a private manager for a vendor's own units (VT-d's guests): ``new_plugin_manager``,
+  ``Hooks``;
+- errors: ``IoasidError`` and its subclasses.
+"""
+
+from ioasid_core.allocators import AllocatorOps
+from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError
+from ioasid_core.errors import (
+    AccessDeniedError,
+    AllocatorBusyError,
+    AllocatorError,
+    AllocatorNoSpaceError,
+    AlreadyRegisteredError,
+    BusyError,
+    InvalidArgumentError,
+    IoasidError,
+    NoSpaceError,
+    NotFoundError,
+    QuotaExceededError,
+    ReentrancyError,
+    UnknownIoasidError,
+)
+from ioasid_core.figures import BenchmarkFigure, chunked_ratio, service_chunks
+from ioasid_core.guest import GuestIommu, GuestPasidPath, GuestVm, OptionProblem
+from ioasid_core.markers import hookimpl
+from ioasid_core.platform import AddressSpace, Device, Platform
+from ioasid_core.plugins import Hooks, new_plugin_manager
+from ioasid_core.prq.generic import GenericPrq
+from ioasid_core.prq.iopf import IopfQueue
+from ioasid_core.prq.pipeline import PrqPipeline
+from ioasid_core.prq.policy import LookupPolicy, Outcome, make_resolver
+from ioasid_core.prq.types import (
+    PageRequest,
+    PageResponse,
+    Perm,
+    RequestRow,
+    ResponseCode,
+    ResponseRow,
+    request_row,
+    response_row,
+)
+from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
+from ioasid_core.prq.vendor import (
+    DumpFormat,
+    DumpFormats,
+    RowCheck,
+    RowCodec,
+    RowVendorMixin,
+    UnhandledLog,
+    VendorPrq,
+)
+from ioasid_core.sets import IoasidSet
+from ioasid_core.space import IoasidSpace
+from ioasid_core.types import INVALID_IOASID, SetType
+from ioasid_core.units import MAX_PASID_BITS, IommuUnit, VendorInfo
+from ioasid_core.vendor_options import UnitModel, UnitShape, bool_problems, int_problems
+
+__all__ = [
+    "INVALID_IOASID",
+    "MAX_PASID_BITS",
+    "AccessDeniedError",
+    "AddressSpace",
+    "AllocatorBusyError",
+    "AllocatorError",
+    "AllocatorNoSpaceError",
+    "AllocatorOps",
+    "AlreadyRegisteredError",
+    "BenchmarkFigure",
+    "BitField",
+    "BitLayout",
+    "Buffer",
+    "BusyError",
+    "DecodeError",
+    "Device",
+    "DumpFormat",
+    "DumpFormats",
+    "EncodeError",
+    "GenericPrq",
+    "GuestIommu",
+    "GuestPasidPath",
+    "GuestVm",
+    "Hooks",
+    "InvalidArgumentError",
+    "IoasidError",
+    "IoasidSet",
+    "IoasidSpace",
+    "IommuUnit",
+    "IopfQueue",
+    "LookupPolicy",
+    "NoSpaceError",
+    "NotFoundError",
+    "OptionProblem",
+    "Outcome",
+    "PageRequest",
+    "PageResponse",
+    "Perm",
+    "Platform",
+    "PrqPipeline",
+    "QuotaExceededError",
+    "ReentrancyError",
+    "RequestRow",
+    "ResponseCode",
+    "ResponseRow",
+    "RowCheck",
+    "RowCodec",
+    "RowVendorMixin",
+    "SetType",
+    "UnhandledEvent",
+    "UnhandledKind",
+    "UnhandledLog",
+    "UnitModel",
+    "UnitShape",
+    "UnknownIoasidError",
+    "VendorInfo",
+    "VendorPrq",
+    "bool_problems",
+    "chunked_ratio",
+    "hookimpl",
+    "int_problems",
+    "make_resolver",
+    "new_plugin_manager",
+    "request_row",
+    "response_row",
+    "service_chunks",
+]
