@@ -566,6 +566,15 @@ def _add_logs_command() -> None:
 _add_logs_command()
 
 
+def _add_commands() -> None:
+    from ioasid_core.skeleton import new_plugin_command
+
+    cli.add_command(new_plugin_command)
+
+
+_add_commands()
+
+
 def main() -> None:
     """The console-script entry point (``ioasid = "ioasid_core.cli:main"``)."""
     cli()
