@@ -15,6 +15,8 @@ Grouped by what a plugin does with them:
 - what travels through the queue: ``PageRequest``, ``PageResponse``, ``Perm``,
   ``ResponseCode``, ``RequestRow``, ``ResponseRow``, ``request_row``, ``response_row``,
   ``UnhandledEvent``, ``UnhandledKind``;
+- how the driver answered: ``Discipline``, and what its checks return: ``CheckResult``
+  (None, a ``ResponseCode`` or a ``Verdict``);
 - record layouts: ``BitLayout``, ``BitField``, ``Buffer``, ``DecodeError``, ``EncodeError``;
 - the model a handler looks things up in: ``IoasidSpace``, ``IoasidSet``, ``SetType``,
   ``INVALID_IOASID``, ``Platform``, ``AddressSpace``, ``Device``, ``LookupPolicy``,
@@ -48,6 +50,7 @@ from ioasid_core.guest import GuestIommu, GuestPasidPath, GuestVm, OptionProblem
 from ioasid_core.markers import hookimpl
 from ioasid_core.platform import AddressSpace, Device, Platform
 from ioasid_core.plugins import Hooks, new_plugin_manager
+from ioasid_core.prq.discipline import CheckResult, Discipline, Verdict
 from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.iopf import IopfQueue
 from ioasid_core.prq.pipeline import PrqPipeline
@@ -93,8 +96,10 @@ __all__ = [
     "BitLayout",
     "Buffer",
     "BusyError",
+    "CheckResult",
     "DecodeError",
     "Device",
+    "Discipline",
     "DumpFormat",
     "DumpFormats",
     "EncodeError",
@@ -136,6 +141,7 @@ __all__ = [
     "UnknownIoasidError",
     "VendorInfo",
     "VendorPrq",
+    "Verdict",
     "bool_problems",
     "chunked_ratio",
     "hookimpl",

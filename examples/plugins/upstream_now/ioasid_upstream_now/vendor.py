@@ -10,6 +10,7 @@ from ioasid_core.plugin import (
     INVALID_IOASID,
     AddressSpace,
     Buffer,
+    CheckResult,
     DecodeError,
     Device,
     InvalidArgumentError,
@@ -20,7 +21,6 @@ from ioasid_core.plugin import (
     PageResponse,
     Perm,
     RequestRow,
-    ResponseCode,
     ResponseRow,
 )
 from ioasid_upstream_now.fault import (
@@ -91,7 +91,7 @@ class UpstreamNowPrq:
         _whole_entries(data)
         return [decode_fault(data, offset) for offset in range(0, len(data), FAULT_SIZE)]
 
-    def check(self, request: PageRequest) -> ResponseCode | None:
+    def check(self, request: PageRequest) -> CheckResult:
         return None
 
     def encode_responses(self, responses: Sequence[PageResponse]) -> bytes:
@@ -151,7 +151,7 @@ class UpstreamNowPrq:
     def encode_response_rows(self, rows: Sequence[ResponseRow]) -> bytes:
         pack = _RESPONSE.pack
         out: list[bytes] = []
-        for device, grpid, code, _pasid, _valid, _private in rows:
+        for device, grpid, code, _pasid, _valid, _private, _last in rows:
             value = CODES.get(code)
             if value is None or device >> DEV_ID_BITS or grpid >> GRPID_BITS:
                 return self.encode_responses([PageResponse(device, grpid, code)])  # raises

@@ -148,7 +148,7 @@ def test_a_reserved_bit_is_named_with_its_offset() -> None:
 def test_the_uapi_has_no_failure_code() -> None:
     failure = PageResponse(device=1, grpid=0, code=ResponseCode.FAILURE)
     with pytest.raises(EncodeError, match="the uAPI has no code for FAILURE"):
-        UpstreamNowPrq().encode_response_rows([(1, 0, ResponseCode.FAILURE, 0, False, None)])
+        UpstreamNowPrq().encode_response_rows([(1, 0, ResponseCode.FAILURE, 0, False, None, True)])
     with pytest.raises(EncodeError, match="the uAPI has no code for FAILURE"):
         UpstreamNowPrq().encode_responses([failure])
 
