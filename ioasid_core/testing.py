@@ -37,6 +37,7 @@ from ioasid_core.bits import DecodeError
 from ioasid_core.cli import cli
 from ioasid_core.compare import check_source_ids, compare
 from ioasid_core.plugins import new_plugin_manager
+from ioasid_core.profile import conformance_problems
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import (
     PageRequest,
@@ -387,22 +388,9 @@ def assert_conforms(
     :param replays: False skips the replay of bundled scenarios (the slowest check).
     """
     problems: list[str] = []
-    if not isinstance(vendor, VendorPrq):
-        missing = [
-            m
-            for m in (
-                "name",
-                "entry_size",
-                "default_policy",
-                "expected",
-                "encode_request",
-                "decode_batch",
-                "check",
-                "encode_responses",
-            )
-            if not hasattr(vendor, m)
-        ]
-        raise ConformanceError(_name(vendor), [f"not a VendorPrq: missing {', '.join(missing)}"])
+    contract = conformance_problems(vendor)  # the members, as the core checks them
+    if contract:
+        raise ConformanceError(_name(vendor), contract)
     problems += check_request_round_trip(vendor, requests)
     problems += check_row_codec(vendor, requests, responses)
     problems += check_golden(vendor, golden, golden_responses)

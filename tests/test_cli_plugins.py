@@ -28,6 +28,15 @@ VENDORS = {
     "vtd": ("ioasid-vtd", "vtd", "Intel VT-d"),
 }
 """The bundled plugins; others may be installed too (an out-of-tree one, in CI)."""
+OFFERED = {
+    "amd_vi": ["amd-vi", "amd-vi-iopf"],
+    "riscv_iommu": ["riscv-iommu"],
+    "smmuv3": ["smmuv3", "smmuv3-pri", "smmuv3-pri-iopf"],
+    "virtio_iommu": ["virtio-iommu"],
+    "upstream_now": ["upstream-now"],
+    "vtd": ["vtd"],
+}
+"""The page-request vendors each bundled plugin offers."""
 
 
 def installed() -> dict[str, str]:
@@ -71,11 +80,12 @@ def test_table_lists_the_vendor_plugins() -> None:
     result = run()
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "DISTRIBUTION", "VERSION", "VENDOR", "DESCRIPTION"]
-    for name, (dist, vendor, description) in VENDORS.items():
+    assert lines[0].split() == ["NAME", "DISTRIBUTION", "VERSION", "VENDORS", "DESCRIPTION"]
+    for name, (dist, _vendor, description) in VENDORS.items():
         version = importlib.metadata.version(dist)
         row = next(line for line in lines if line.startswith(f"{name} "))
-        assert row.split(maxsplit=4) == [name, dist, version, vendor, description]
+        offered = ",".join(OFFERED[name])
+        assert row.split(maxsplit=4) == [name, dist, version, offered, description]
     assert "failed to load" not in result.stdout
 
 
@@ -83,8 +93,9 @@ def test_json_shape() -> None:
     result = run("--json")
     assert result.exit_code == 0, result.output
     report = as_json(result)
-    assert set(report) == {"plugins", "failures", "blocked"}
+    assert set(report) == {"plugins", "failures", "vendor_problems", "blocked"}
     assert report["failures"] == [] and report["blocked"] == []
+    assert report["vendor_problems"] == []
     assert [p["name"] for p in report["plugins"]] == sorted(installed())
     assert set(VENDORS) <= set(installed())
     for plugin in report["plugins"]:
@@ -97,6 +108,7 @@ def test_json_shape() -> None:
             "distribution": dist,
             "version": importlib.metadata.version(dist),
             "vendor": {"name": vendor, "description": description},
+            "vendors": OFFERED[plugin["name"]],
         }
 
 

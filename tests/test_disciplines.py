@@ -123,7 +123,10 @@ def test_a_discipline_may_be_declared_by_its_name() -> None:
 def test_an_unknown_discipline_is_refused_naming_the_vendor() -> None:
     vendor = GenericPrq()
     vendor.discipline = "whenever"  # type: ignore[attr-defined]
-    with pytest.raises(TypeError, match=r"vendor 'generic': discipline 'whenever'.*per-request"):
+    with pytest.raises(
+        TypeError,
+        match=r"vendor 'generic' does not conform to VendorPrq: discipline 'whenever'.*per-request",
+    ):
         make_pipeline(build_world(), LookupPolicy.GLOBAL, vendor=vendor)
 
 

@@ -229,7 +229,9 @@ class _BadVendor(GenericPrq):
 
 
 def test_a_unit_model_missing_a_member_is_a_plugin_error_naming_it() -> None:
-    with pytest.raises(TypeError, match=r"vendor 'generic': unit_model lacks shape"):
+    with pytest.raises(
+        TypeError, match=r"vendor 'generic' does not conform to VendorPrq: unit_model lacks shape"
+    ):
         unit_model(_BadVendor())
 
 
