@@ -10,8 +10,9 @@ Grouped by what a plugin does with them:
 - wiring: ``hookimpl``, ``VendorInfo``, ``IommuUnit``, ``MAX_PASID_BITS``, ``AllocatorOps``;
 - the page-request contract: ``VendorPrq`` (required), and the optional parts a vendor may
   add: ``RowCodec`` (with ``RowVendorMixin``, ``RowCheck``), ``UnhandledLog``,
-  ``DumpFormats`` (with ``DumpFormat``), ``UnitModel`` (with ``UnitShape``), and
-  ``GuestPasidPath`` (with ``GuestVm``, ``GuestIommu``);
+  ``DumpFormats`` (with ``DumpFormat``), ``UnitModel`` (with ``UnitShape``),
+  ``GuestPasidPath`` (with ``GuestVm``, ``GuestIommu``), ``PlatformCheck`` and
+  ``HardwareModel`` (with ``HardwareRules``, ``Admit``);
 - what travels through the queue: ``PageRequest``, ``PageResponse``, ``Perm``,
   ``ResponseCode``, ``RequestRow``, ``ResponseRow``, ``request_row``, ``response_row``,
   ``UnhandledEvent``, ``UnhandledKind``;
@@ -52,6 +53,7 @@ from ioasid_core.platform import AddressSpace, Device, Platform
 from ioasid_core.plugins import Hooks, new_plugin_manager
 from ioasid_core.prq.discipline import CheckResult, Discipline, Verdict
 from ioasid_core.prq.generic import GenericPrq
+from ioasid_core.prq.hardware import Admit, HardwareModel, HardwareRules
 from ioasid_core.prq.iopf import IopfQueue
 from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy, Outcome, make_resolver
@@ -69,6 +71,7 @@ from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
 from ioasid_core.prq.vendor import (
     DumpFormat,
     DumpFormats,
+    PlatformCheck,
     RowCheck,
     RowCodec,
     RowVendorMixin,
@@ -86,6 +89,7 @@ __all__ = [
     "MAX_PASID_BITS",
     "AccessDeniedError",
     "AddressSpace",
+    "Admit",
     "AllocatorBusyError",
     "AllocatorError",
     "AllocatorNoSpaceError",
@@ -107,6 +111,8 @@ __all__ = [
     "GuestIommu",
     "GuestPasidPath",
     "GuestVm",
+    "HardwareModel",
+    "HardwareRules",
     "Hooks",
     "InvalidArgumentError",
     "IoasidError",
@@ -123,6 +129,7 @@ __all__ = [
     "PageResponse",
     "Perm",
     "Platform",
+    "PlatformCheck",
     "PrqPipeline",
     "QuotaExceededError",
     "ReentrancyError",

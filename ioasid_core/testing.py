@@ -35,7 +35,7 @@ from click.testing import CliRunner, Result
 
 from ioasid_core.bits import DecodeError
 from ioasid_core.cli import cli
-from ioasid_core.compare import check_source_ids, compare
+from ioasid_core.compare import available_vendors, check_source_ids, compare
 from ioasid_core.plugins import new_plugin_manager
 from ioasid_core.profile import conformance_problems
 from ioasid_core.prq.policy import LookupPolicy
@@ -49,7 +49,7 @@ from ioasid_core.prq.types import (
 from ioasid_core.prq.vendor import RowCodec, VendorPrq, row_codec
 from ioasid_core.replay import RunResult, replay
 from ioasid_core.scenario.bundled import bundled_scenarios, load_named_scenario
-from ioasid_core.scenario.load import ScenarioError
+from ioasid_core.scenario.load import ScenarioError, load_scenario, parse_scenario
 from ioasid_core.scenario.schema import Scenario
 
 __all__ = [
@@ -58,7 +58,9 @@ __all__ = [
     "GoldenResponses",
     "RunResult",
     "Scenario",
+    "ScenarioError",
     "assert_conforms",
+    "available_vendors",
     "bundled_scenarios",
     "check_garbage",
     "check_golden",
@@ -66,10 +68,13 @@ __all__ = [
     "check_replay",
     "check_request_round_trip",
     "check_row_codec",
+    "cli",
     "compare",
     "invoke_cli",
     "load_named_scenario",
+    "load_scenario",
     "new_plugin_manager",
+    "parse_scenario",
     "replay",
 ]
 
