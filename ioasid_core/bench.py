@@ -555,8 +555,8 @@ def run_decode_bench(*, quick: bool = False) -> dict[str, float]:
     best_table = best_json = float("inf")
     for _ in range(2 if quick else 5):
         gc.collect()
-        best_json = min(best_json, _best(as_json, 1, cpu))
-        best_table = min(best_table, _best(table, 1, cpu))
+        best_json = min(best_json, best_per_op(as_json, 1, cpu))
+        best_table = min(best_table, best_per_op(table, 1, cpu))
     return {"decode_table_vs_json_ratio": round(best_table / best_json, 3)}
 
 

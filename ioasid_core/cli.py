@@ -21,7 +21,7 @@ import attrs
 import click
 from rich.console import Console
 
-from ioasid_core.plugins import PluginHost, VendorCollection, new_plugin_manager
+from ioasid_core.plugins import Hooks, PluginHost, VendorCollection, new_plugin_manager
 
 if TYPE_CHECKING:
     from ioasid_core.compare import PolicyChoice
@@ -217,12 +217,22 @@ def bench_command(ctx: click.Context, as_json: bool, quick: bool, check: bool) -
         ctx.exit(1)
 
 
+@attrs.frozen
+class _Picked:
+    """The vendors a command runs, the plugins taking part, and the plugin problems that
+    left vendors out of a run of all vendors."""
+
+    installed: dict[str, VendorPrq]
+    chosen: list[VendorPrq]
+    left_out: list[str]
+    hooks: Hooks
+
+
 def _scenario_and_vendors(
     path: str, vendor_names: Sequence[str] | None
-) -> tuple[Scenario, list[VendorPrq], list[str]]:
+) -> tuple[Scenario, _Picked]:
     """Load the scenario and pick the vendors; bad input (the file, a vendor section no
-    installed vendor reads or the chosen ones cannot) exits with status 2. The third item:
-    the plugin problems that left vendors out of a run of all vendors."""
+    installed vendor reads or the chosen ones cannot) exits with status 2."""
     from ioasid_core.scenario import ScenarioError
     from ioasid_core.scenario.bundled import load_named_scenario
     from ioasid_core.scenario.vendors import check_vendors
@@ -231,7 +241,8 @@ def _scenario_and_vendors(
         scenario = load_named_scenario(path)
     except ScenarioError as exc:
         raise click.exceptions.Exit(_fail(str(exc), EXIT_BAD_INPUT)) from exc
-    installed, chosen, left_out = _vendors_named(vendor_names)
+    picked = _vendors_named(vendor_names)
+    installed, chosen = picked.installed, picked.chosen
     try:
         # Every installed vendor's section, chosen or not: a slip in one is still a slip.
         # Marked checked for the chosen ones: compare() and the runs do not check again.
@@ -241,12 +252,10 @@ def _scenario_and_vendors(
         raise click.exceptions.Exit(_fail(str(exc), EXIT_BAD_INPUT)) from exc
     except Exception as exc:  # a plugin's option check raised
         raise click.exceptions.Exit(_fail(str(exc), EXIT_PLUGIN_FAILURE)) from exc
-    return scenario, chosen, left_out
+    return scenario, picked
 
 
-def _vendors_named(
-    vendor_names: Sequence[str] | None,
-) -> tuple[dict[str, VendorPrq], list[VendorPrq], list[str]]:
+def _vendors_named(vendor_names: Sequence[str] | None) -> _Picked:
     """Every available vendor, the ones named (all when None), and what was left out: each
     plugin that failed to load or offered a vendor that does not conform, said on standard
     error as it is found (the others run). Exits 2 on unknown names, saying which plugins
@@ -266,7 +275,7 @@ def _vendors_named(
     vendors: dict[str, VendorPrq] = {"generic": GenericPrq()}
     vendors.update((name, p.vendor) for name, p in collection.profiles.items())
     if not vendor_names:
-        return vendors, list(vendors.values()), left_out
+        return _Picked(vendors, list(vendors.values()), left_out, host.hooks)
     vendor_names = list(dict.fromkeys(vendor_names))  # each once, in the order given
     unknown = [v for v in vendor_names if v not in vendors]
     if unknown:
@@ -277,7 +286,7 @@ def _vendors_named(
                 "see `ioasid plugins` for each plugin and its vendors"
             )
         raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
-    return vendors, [vendors[v] for v in vendor_names], []
+    return _Picked(vendors, [vendors[v] for v in vendor_names], [], host.hooks)
 
 
 def _fail(message: str, code: int) -> int:
@@ -311,7 +320,7 @@ def _policies(names: str | None) -> list[PolicyChoice] | None:
 
 def _compare(
     scenario: Scenario,
-    vendors: Sequence[VendorPrq],
+    picked: _Picked,
     policies: Sequence[PolicyChoice] | None,
     seed: int | None,
     *,
@@ -328,12 +337,13 @@ def _compare(
     from ioasid_core.replay import scenario_work
     from ioasid_core.scenario import ScenarioError
 
+    vendors, hooks = picked.chosen, picked.hooks  # the plugins take part in every run
     total = sum(len(vendor_policies(v, policies)) for v in vendors)
     # Each worker receives the scenario once, not with every run.
     pool: Executor | None = scenario_pool(scenario, min(jobs, total)) if jobs > 1 else None
     try:
         if not progress:
-            return compare(scenario, vendors, policies, seed=seed, executor=pool)
+            return compare(scenario, vendors, policies, seed=seed, executor=pool, hooks=hooks)
         # On stderr: progress is not output (a pipe of the table gets the table alone).
         console = _PipeConsole(stderr=True)
         # Counted in events (steps and page requests), so a long run moves the bar too; runs
@@ -357,6 +367,7 @@ def _compare(
                 executor=pool,
                 progress=run_ended,
                 events=None if pool is not None else lambda n: bar.advance(task, n),
+                hooks=hooks,
             )
     except VendorFailure as exc:
         raise click.exceptions.Exit(_fail(str(exc), EXIT_PLUGIN_FAILURE)) from exc
@@ -397,9 +408,9 @@ def run_command(
     if policies is not None and len(policies) > 1:
         message = f"run takes one policy, not {policy_name!r}: use compare for several"
         raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
-    scenario, vendors, _ = _scenario_and_vendors(scenario_path, [vendor_name])
-    policies = policies or [vendors[0].default_policy]
-    results = _compare(scenario, vendors, policies, seed, progress=False)
+    scenario, picked = _scenario_and_vendors(scenario_path, [vendor_name])
+    policies = policies or [picked.chosen[0].default_policy]
+    results = _compare(scenario, picked, policies, seed, progress=False)
     if as_json:
         click.echo(to_json(scenario.name, results))
     else:
@@ -461,8 +472,9 @@ def compare_command(
         if problem:
             message = f"--plot {plot_path!r}: {problem}"
             raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
-    scenario, vendors, left_out = _scenario_and_vendors(scenario_path, names)
-    results = _compare(scenario, vendors, policies, seed, progress=True, jobs=jobs)
+    scenario, picked = _scenario_and_vendors(scenario_path, names)
+    results = _compare(scenario, picked, policies, seed, progress=True, jobs=jobs)
+    left_out = picked.left_out
     # The files first: a reader that stops reading the table early loses none of them.
     if json_path:
         _write(json_path, to_json(scenario.name, results) + "\n")
@@ -542,7 +554,7 @@ def decode_command(vendor_name: str, dump: str, *, as_json: bool, format_name: s
     from ioasid_core.dump_table import error_lines, print_dump, summarize
     from ioasid_core.scenario.load import InputTooLarge, read_bounded
 
-    _, vendors, _ = _vendors_named([vendor_name])
+    vendors = _vendors_named([vendor_name]).chosen
     vendor = vendors[0]
     formats = dump_formats(vendor)
     if format_name not in formats:

@@ -20,7 +20,8 @@ Grouped by what a plugin does with them:
   (None, a ``ResponseCode`` or a ``Verdict``);
 - record layouts: ``BitLayout``, ``BitField``, ``Buffer``, ``DecodeError``, ``EncodeError``;
 - the model a handler looks things up in: ``IoasidSpace``, ``IoasidSet``, ``SetType``,
-  ``INVALID_IOASID``, ``Platform``, ``AddressSpace``, ``Device``, ``LookupPolicy``,
+  ``INVALID_IOASID``, ``DEFAULT_CAPACITY``, ``Event``, ``EventKind``, ``Priority``,
+  ``Subscription``, ``Platform``, ``AddressSpace``, ``Device``, ``LookupPolicy``,
   ``Outcome``, ``PrqPipeline``, ``IopfQueue``, ``make_resolver``, ``GenericPrq``;
 - vendor options: ``OptionProblem``, ``int_problems``, ``bool_problems``;
 - benchmark figures: ``BenchmarkFigure``, ``chunked_ratio``, ``service_chunks``;
@@ -46,6 +47,7 @@ from ioasid_core.errors import (
     ReentrancyError,
     UnknownIoasidError,
 )
+from ioasid_core.events import Event, Subscription
 from ioasid_core.figures import BenchmarkFigure, chunked_ratio, service_chunks
 from ioasid_core.guest import GuestIommu, GuestPasidPath, GuestVm, OptionProblem
 from ioasid_core.markers import hookimpl
@@ -80,11 +82,12 @@ from ioasid_core.prq.vendor import (
 )
 from ioasid_core.sets import IoasidSet
 from ioasid_core.space import IoasidSpace
-from ioasid_core.types import INVALID_IOASID, SetType
+from ioasid_core.types import DEFAULT_CAPACITY, INVALID_IOASID, EventKind, Priority, SetType
 from ioasid_core.units import MAX_PASID_BITS, IommuUnit, VendorInfo
 from ioasid_core.vendor_options import UnitModel, UnitShape, bool_problems, int_problems
 
 __all__ = [
+    "DEFAULT_CAPACITY",
     "INVALID_IOASID",
     "MAX_PASID_BITS",
     "AccessDeniedError",
@@ -107,6 +110,8 @@ __all__ = [
     "DumpFormat",
     "DumpFormats",
     "EncodeError",
+    "Event",
+    "EventKind",
     "GenericPrq",
     "GuestIommu",
     "GuestPasidPath",
@@ -130,6 +135,7 @@ __all__ = [
     "Perm",
     "Platform",
     "PlatformCheck",
+    "Priority",
     "PrqPipeline",
     "QuotaExceededError",
     "ReentrancyError",
@@ -140,6 +146,7 @@ __all__ = [
     "RowCodec",
     "RowVendorMixin",
     "SetType",
+    "Subscription",
     "UnhandledEvent",
     "UnhandledKind",
     "UnhandledLog",

@@ -36,6 +36,7 @@ from click.testing import CliRunner, Result
 from ioasid_core.bits import DecodeError
 from ioasid_core.cli import cli
 from ioasid_core.compare import available_vendors, check_source_ids, compare
+from ioasid_core.dump import decode_dump, dump_formats
 from ioasid_core.plugins import new_plugin_manager
 from ioasid_core.profile import conformance_problems
 from ioasid_core.prq.policy import LookupPolicy
@@ -48,6 +49,7 @@ from ioasid_core.prq.types import (
 )
 from ioasid_core.prq.vendor import RowCodec, VendorPrq, row_codec
 from ioasid_core.replay import RunResult, replay
+from ioasid_core.report import to_csv, to_json
 from ioasid_core.scenario.bundled import bundled_scenarios, load_named_scenario
 from ioasid_core.scenario.load import ScenarioError, load_scenario, parse_scenario
 from ioasid_core.scenario.schema import Scenario
@@ -70,12 +72,16 @@ __all__ = [
     "check_row_codec",
     "cli",
     "compare",
+    "decode_dump",
+    "dump_formats",
     "invoke_cli",
     "load_named_scenario",
     "load_scenario",
     "new_plugin_manager",
     "parse_scenario",
     "replay",
+    "to_csv",
+    "to_json",
 ]
 
 
