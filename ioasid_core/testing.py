@@ -168,18 +168,14 @@ def check_row_codec(
         "encode_request", problems, lambda: b"".join(vendor.encode_request(r) for r in requests)
     )
     if by_rows is not None and by_objects is not None and by_rows != by_objects:
-        problems.append(
-            f"encode_request_rows gives {by_rows!r:.200}, encode_request {by_objects!r:.200}"
-        )
+        problems.append(f"encode_request_rows gives {by_rows!r}, encode_request {by_objects!r}")
     if isinstance(by_objects, bytes):
         decoded = _call("decode_rows", problems, lambda: codec.decode_rows(by_objects))
         objects = _call("decode_batch", problems, lambda: vendor.decode_batch(by_objects))
         if decoded is not None and isinstance(objects, list):
             as_rows = [request_row(r) for r in objects]
             if decoded != as_rows:
-                problems.append(
-                    f"decode_rows gives {decoded!r:.300}, decode_batch {as_rows!r:.300}"
-                )
+                problems.append(f"decode_rows gives {decoded!r}, decode_batch {as_rows!r}")
     check = codec.row_check
     for request, row in zip(requests, rows, strict=True):
         by_object = _call(f"check({request!r})", problems, vendor.check, request)
@@ -197,8 +193,7 @@ def check_row_codec(
         )
         if out_rows is not None and out_objects is not None and out_rows != out_objects:
             problems.append(
-                f"encode_response_rows gives {out_rows!r:.200}, "
-                f"encode_responses {out_objects!r:.200}"
+                f"encode_response_rows gives {out_rows!r}, encode_responses {out_objects!r}"
             )
     return problems
 
@@ -312,8 +307,8 @@ def check_garbage(
         else:
             if outcomes[0] != outcomes[1]:
                 problems.append(
-                    f"on {data.hex()}, decode_batch gives {outcomes[0]!r:.200} but decode_rows "
-                    f"{outcomes[1]!r:.200}"
+                    f"on {data.hex()}, decode_batch gives {outcomes[0]!r} but decode_rows "
+                    f"{outcomes[1]!r}"
                 )
         if len(problems) >= 10:
             problems.append("(stopped after 10 problems)")
