@@ -605,13 +605,13 @@ def _add_logs_command() -> None:
 _add_logs_command()
 
 
-def _add_commands() -> None:
+def _add_new_plugin() -> None:
     from ioasid_core.skeleton import new_plugin_command
 
     cli.add_command(new_plugin_command)
 
 
-_add_commands()
+_add_new_plugin()
 
 
 def main() -> None:
