@@ -34,7 +34,7 @@ OFFERED = {
     "smmuv3": ["smmuv3", "smmuv3-pri", "smmuv3-pri-iopf"],
     "virtio_iommu": ["virtio-iommu"],
     "upstream_now": ["upstream-now"],
-    "vtd": ["vtd"],
+    "vtd": ["vtd", "vtd-iopf"],
 }
 """The page-request vendors each bundled plugin offers."""
 

@@ -508,7 +508,11 @@ def test_a_plugin_vendor_declaring_no_discipline_is_refused_when_collected() -> 
     vendor.discipline = 3  # type: ignore[attr-defined]
     host = new_plugin_manager(load_entry_points=False)
     host.pm.register(VendorPlugin([vendor]), name="odd")
-    with pytest.raises(TypeError, match=r"vendor 'odd': discipline 3 is not an answer discipline"):
+    with pytest.raises(
+        TypeError,
+        match=r"plugin 'odd': vendor 'odd' does not conform to VendorPrq: "
+        r"discipline 3 is not an answer discipline",
+    ):
         host.hooks.prq_vendors()
 
 
