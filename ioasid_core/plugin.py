@@ -24,6 +24,9 @@ Grouped by what a plugin does with them:
   ``Subscription``, ``Platform``, ``AddressSpace``, ``Device``, ``LookupPolicy``,
   ``Outcome``, ``PrqPipeline``, ``IopfQueue``, ``make_resolver``, ``GenericPrq``;
 - vendor options: ``OptionProblem``, ``int_problems``, ``bool_problems``;
+- what the driver prints (``ioasid logs``): ``LogFormat``, ``LogParser``, ``LogLine``,
+  ``LogRecord``, ``LogItem``, ``ParseResult``, ``Unrecognised``, ``MORE``, ``KINDS``,
+  ``access_letters``, ``pci_device``;
 - benchmark figures: ``BenchmarkFigure``, ``chunked_ratio``, ``service_chunks``;
 - a private manager for a vendor's own units (VT-d's guests): ``new_plugin_manager``,
   ``Hooks``;
@@ -31,7 +34,7 @@ Grouped by what a plugin does with them:
 """
 
 from ioasid_core.allocators import AllocatorOps
-from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError
+from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError, byte_view
 from ioasid_core.errors import (
     AccessDeniedError,
     AllocatorBusyError,
@@ -50,6 +53,19 @@ from ioasid_core.errors import (
 from ioasid_core.events import Event, Subscription
 from ioasid_core.figures import BenchmarkFigure, chunked_ratio, service_chunks
 from ioasid_core.guest import GuestIommu, GuestPasidPath, GuestVm, OptionProblem
+from ioasid_core.logs import (
+    KINDS,
+    MORE,
+    LogFormat,
+    LogItem,
+    LogLine,
+    LogParser,
+    LogRecord,
+    ParseResult,
+    Unrecognised,
+    access_letters,
+    pci_device,
+)
 from ioasid_core.markers import hookimpl
 from ioasid_core.platform import AddressSpace, Device, Platform
 from ioasid_core.plugins import Hooks, new_plugin_manager
@@ -89,7 +105,9 @@ from ioasid_core.vendor_options import UnitModel, UnitShape, bool_problems, int_
 __all__ = [
     "DEFAULT_CAPACITY",
     "INVALID_IOASID",
+    "KINDS",
     "MAX_PASID_BITS",
+    "MORE",
     "AccessDeniedError",
     "AddressSpace",
     "Admit",
@@ -125,6 +143,11 @@ __all__ = [
     "IoasidSpace",
     "IommuUnit",
     "IopfQueue",
+    "LogFormat",
+    "LogItem",
+    "LogLine",
+    "LogParser",
+    "LogRecord",
     "LookupPolicy",
     "NoSpaceError",
     "NotFoundError",
@@ -132,6 +155,7 @@ __all__ = [
     "Outcome",
     "PageRequest",
     "PageResponse",
+    "ParseResult",
     "Perm",
     "Platform",
     "PlatformCheck",
@@ -153,15 +177,19 @@ __all__ = [
     "UnitModel",
     "UnitShape",
     "UnknownIoasidError",
+    "Unrecognised",
     "VendorInfo",
     "VendorPrq",
     "Verdict",
+    "access_letters",
     "bool_problems",
+    "byte_view",
     "chunked_ratio",
     "hookimpl",
     "int_problems",
     "make_resolver",
     "new_plugin_manager",
+    "pci_device",
     "request_row",
     "response_row",
     "service_chunks",

@@ -39,6 +39,7 @@ from ioasid_core.compare import available_vendors, check_source_ids, compare
 from ioasid_core.dump import decode_dump, dump_formats
 from ioasid_core.plugins import new_plugin_manager
 from ioasid_core.profile import conformance_problems
+from ioasid_core.prq.hardware import hardware_rules
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import (
     PageRequest,
@@ -74,6 +75,7 @@ __all__ = [
     "compare",
     "decode_dump",
     "dump_formats",
+    "hardware_rules",
     "invoke_cli",
     "load_named_scenario",
     "load_scenario",

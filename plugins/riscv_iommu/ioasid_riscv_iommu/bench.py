@@ -5,7 +5,7 @@ bound on them, each closing its group, serviced 128 records at a time through th
 codec and ``PrqPipeline.process_rows`` the replay uses: decode, resolve under the vendor's
 ``DEVICE`` policy, answer, encode the ATS.PRGR commands. Baseline: ``struct.unpack_from`` of
 each record plus one ``dict.get`` of its PASID, in the same process
-(:func:`ioasid_core.bench.chunked_ratio`).
+(:func:`ioasid_core.plugin.chunked_ratio`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,20 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from ioasid_core.bench import BenchmarkFigure, chunked_ratio, service_chunks
-from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.prq.pipeline import PrqPipeline
-from ioasid_core.prq.types import Perm, RequestRow, ResponseCode
-from ioasid_core.space import IoasidSpace
-from ioasid_core.types import SetType
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import (
+    AddressSpace,
+    BenchmarkFigure,
+    IoasidSpace,
+    IommuUnit,
+    Perm,
+    Platform,
+    PrqPipeline,
+    RequestRow,
+    ResponseCode,
+    SetType,
+    chunked_ratio,
+    service_chunks,
+)
 from ioasid_riscv_iommu.handlers import RiscvPrq
 from ioasid_riscv_iommu.pq import PQ_RECORD_SIZE
 
