@@ -18,7 +18,8 @@ Grouped by what a plugin does with them:
   ``UnhandledEvent``, ``UnhandledKind``;
 - how the driver answered: ``Discipline``, and what its checks return: ``CheckResult``
   (None, a ``ResponseCode`` or a ``Verdict``);
-- record layouts: ``BitLayout``, ``BitField``, ``Buffer``, ``DecodeError``, ``EncodeError``;
+- record layouts: ``BitLayout``, ``BitField``, ``Buffer`` (and ``byte_view``, a buffer as
+  bytes), ``DecodeError``, ``EncodeError``;
 - the model a handler looks things up in: ``IoasidSpace``, ``IoasidSet``, ``SetType``,
   ``INVALID_IOASID``, ``DEFAULT_CAPACITY``, ``Event``, ``EventKind``, ``Priority``,
   ``Subscription``, ``Platform``, ``AddressSpace``, ``Device``, ``LookupPolicy``,

@@ -346,6 +346,7 @@ class Hooks:
                             f"(first by {by})"
                         )
                 except (TypeError, ValueError) as exc:
+                    exc.add_note(f"raised by ioasid plugin {name!r} in hook 'ioasid_prq_vendors'")
                     problems.append(VendorProblem(origin=origin, message=str(exc), error=exc))
                     continue
                 found[profile.name] = remember(profile)

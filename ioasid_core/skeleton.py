@@ -121,6 +121,7 @@ from ioasid_core.plugin import (
     ResponseRow,
     RowCheck,
     RowVendorMixin,
+    byte_view,
 )
 
 _ENTRY: Final = struct.Struct("<IIHHQ")
@@ -151,6 +152,7 @@ class ${cls}(RowVendorMixin):
         return b"".join(out)
 
     def decode_rows(self, data: Buffer) -> list[RequestRow]:
+        data = byte_view(data)  # a ring mapped as 64-bit words still counts in bytes here
         size = _ENTRY.size
         if len(data) % size:
             raise DecodeError("$vendor entry", f"{len(data)} bytes: not whole {size}-byte entries")

@@ -22,6 +22,7 @@ from ioasid_core.plugin import (
     Perm,
     RequestRow,
     ResponseRow,
+    byte_view,
 )
 from ioasid_upstream_now.fault import (
     CODES,
@@ -88,6 +89,7 @@ class UpstreamNowPrq:
         return encode_fault(request)
 
     def decode_batch(self, data: Buffer) -> list[PageRequest]:
+        data = byte_view(data)  # a ring mapped as words still counts in bytes here
         _whole_entries(data)
         return [decode_fault(data, offset) for offset in range(0, len(data), FAULT_SIZE)]
 
@@ -126,6 +128,7 @@ class UpstreamNowPrq:
         return b"".join(out)
 
     def decode_rows(self, data: Buffer) -> list[RequestRow]:
+        data = byte_view(data)
         _whole_entries(data)
         perms = _PERMS
         unpack = _FAULT.iter_unpack
