@@ -18,14 +18,11 @@ import tracemalloc
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
-import attrs
-
-from ioasid_core.bits import Buffer
+from ioasid_core.figures import BenchmarkFigure, best_per_op, chunked_ratio, service_chunks
 from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy, Resolver, make_resolver
 from ioasid_core.prq.types import PageRequest, Perm
-from ioasid_core.prq.vendor import VendorPrq, row_codec
+from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.sets import IoasidSet
 from ioasid_core.space import IoasidSpace
 from ioasid_core.types import SetType
@@ -76,69 +73,6 @@ page-request pipeline ...", "Read what real machines print"); ``prq_resolve_rati
 worst of the four policies."""
 
 _FULL: Final = 1 << 20
-
-
-@attrs.frozen
-class BenchmarkFigure:
-    """A figure a plugin adds to ``ioasid bench`` (through the ``ioasid_benchmarks`` hook).
-
-    ``run(quick)`` returns the ratio; ``quick`` asks for a short smoke run.
-    """
-
-    name: str
-    limit: float
-    run: Callable[[bool], float]
-
-
-def _best(
-    fn: Callable[[], int], rounds: int, clock: Callable[[], int] = time.perf_counter_ns
-) -> float:
-    """Best ns per operation over ``rounds`` runs of ``fn`` (which returns its op count)."""
-    best = float("inf")
-    for _ in range(rounds):
-        start = clock()
-        ops = fn()
-        best = min(best, (clock() - start) / ops)
-    return best
-
-
-def chunked_ratio(measured: Callable[[], int], baseline: Callable[[], int], rounds: int) -> float:
-    """Best time per operation of ``measured`` over that of ``baseline``, chunk by chunk.
-
-    Each callable runs one short chunk (about half a millisecond) and returns how many
-    operations it did; the two alternate ``rounds`` times. Plugins use this for their figures.
-    """
-    best_m = best_b = float("inf")
-    gc.collect()
-    for _ in range(rounds):
-        best_b = min(best_b, _best(baseline, 1))
-        best_m = min(best_m, _best(measured, 1))
-    return best_m / best_b
-
-
-def service_chunks(pipeline: PrqPipeline, raw: Buffer, entries: int) -> Callable[[], int]:
-    """The measured side of a vendor's "decode, resolve and respond" figure: each call runs
-    the pipeline's codec and ``process_rows`` over the next ``entries`` raw queue entries of
-    ``raw`` (round robin), as a driver servicing its queue would (``service_raw`` without
-    the ring copy)."""
-    vendor = pipeline.vendor
-    codec = row_codec(vendor)
-    view = memoryview(raw)
-    step = entries * vendor.entry_size
-    chunks = [view[i : i + step] for i in range(0, len(view), step)]
-    size = vendor.entry_size
-    decode = codec.decode_rows
-    process = pipeline.process_rows
-    encode = codec.encode_response_rows
-    turn = [0]
-
-    def run() -> int:
-        chunk = chunks[turn[0] % len(chunks)]
-        turn[0] += 1
-        encode(process(decode(chunk)))
-        return len(chunk) // size
-
-    return run
 
 
 def _dict_pair(n: int) -> Callable[[], int]:
@@ -596,8 +530,8 @@ def run_decode_bench(*, quick: bool = False) -> dict[str, float]:
     best_table = best_json = float("inf")
     for _ in range(2 if quick else 5):
         gc.collect()
-        best_json = min(best_json, _best(as_json, 1, cpu))
-        best_table = min(best_table, _best(table, 1, cpu))
+        best_json = min(best_json, best_per_op(as_json, 1, cpu))
+        best_table = min(best_table, best_per_op(table, 1, cpu))
     return {"decode_table_vs_json_ratio": round(best_table / best_json, 3)}
 
 

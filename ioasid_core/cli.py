@@ -21,7 +21,7 @@ import attrs
 import click
 from rich.console import Console
 
-from ioasid_core.plugins import PluginHost, new_plugin_manager
+from ioasid_core.plugins import Hooks, PluginHost, VendorCollection, new_plugin_manager
 
 if TYPE_CHECKING:
     from ioasid_core.compare import PolicyChoice
@@ -100,40 +100,53 @@ def cli() -> None:
     metavar="NAME",
     help="Don't import this plugin (repeatable; adds to $IOASID_BLOCK_PLUGINS).",
 )
-@click.option("--strict", is_flag=True, help="Exit with status 1 if any plugin failed to load.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit with status 1 if a plugin failed to load or a vendor does not conform.",
+)
 @click.pass_context
 def plugins_command(ctx: click.Context, as_json: bool, block: Sequence[str], strict: bool) -> None:
-    """List the installed vendor plugins, and those that failed to load."""
+    """List the installed vendor plugins with their vendors, and those that failed."""
     with _loader_quiet():  # the listing reports the failures itself
         host = new_plugin_manager(blocked=block)
+    vendors = host.hooks.collect_vendors(reserved=frozenset({"generic"}))
     if as_json:
-        click.echo(json.dumps(plugins_report(host), indent=2))
+        click.echo(json.dumps(plugins_report(host, vendors), indent=2))
     else:
-        click.echo(plugins_table(host))
-    if strict and host.failures:
+        click.echo(plugins_table(host, vendors))
+    if strict and (host.failures or vendors.problems):
         ctx.exit(1)
 
 
-def plugins_report(host: PluginHost) -> dict[str, object]:
-    """The ``--json`` shape: ``plugins``, ``failures`` (lists of objects), ``blocked`` (names)."""
+def plugins_report(host: PluginHost, vendors: VendorCollection) -> dict[str, object]:
+    """The ``--json`` shape: ``plugins`` (each with the page-request ``vendors`` it offers),
+    ``failures``, ``vendor_problems`` (lists of objects), ``blocked`` (names)."""
     return {
-        "plugins": [attrs.asdict(plugin) for plugin in host.loaded],
+        "plugins": [
+            {**attrs.asdict(plugin), "vendors": list(vendors.offered.get(plugin.name, ()))}
+            for plugin in host.loaded
+        ],
         "failures": [attrs.asdict(failure) for failure in host.failures],
+        "vendor_problems": [
+            {**attrs.asdict(problem.origin), "error": problem.message}
+            for problem in vendors.problems
+        ],
         "blocked": sorted(host.blocked),
     }
 
 
-def plugins_table(host: PluginHost) -> str:
+def plugins_table(host: PluginHost, vendors: VendorCollection) -> str:
     """The plain-text listing: a table of plugins, then failures and blocked names if any."""
     lines: list[str] = []
     if host.loaded:
-        rows = [("NAME", "DISTRIBUTION", "VERSION", "VENDOR", "DESCRIPTION")]
+        rows = [("NAME", "DISTRIBUTION", "VERSION", "VENDORS", "DESCRIPTION")]
         rows += [
             (
                 p.name,
                 p.distribution,
                 p.version,
-                p.vendor.name if p.vendor else "-",
+                ",".join(vendors.offered.get(p.name, ())) or "-",
                 p.vendor.description if p.vendor else "-",
             )
             for p in host.loaded
@@ -149,6 +162,9 @@ def plugins_table(host: PluginHost) -> str:
         lines += [
             f"  {f.name} ({f.distribution}, {f.entry_point}): {f.error}" for f in host.failures
         ]
+    if vendors.problems:
+        lines += ["", "vendors left out (they do not conform):"]
+        lines += [f"  {problem.message}" for problem in vendors.problems]
     if host.blocked:
         lines += ["", f"blocked: {', '.join(sorted(host.blocked))}"]
     return "\n".join(lines)
@@ -207,19 +223,32 @@ def bench_command(ctx: click.Context, as_json: bool, quick: bool, check: bool) -
         ctx.exit(1)
 
 
+@attrs.frozen
+class _Picked:
+    """The vendors a command runs, the plugins taking part, and the plugin problems that
+    left vendors out of a run of all vendors."""
+
+    installed: dict[str, VendorPrq]
+    chosen: list[VendorPrq]
+    left_out: list[str]
+    hooks: Hooks
+
+
 def _scenario_and_vendors(
     path: str, vendor_names: Sequence[str] | None
-) -> tuple[Scenario, list[VendorPrq]]:
+) -> tuple[Scenario, _Picked]:
     """Load the scenario and pick the vendors; bad input (the file, a vendor section no
     installed vendor reads or the chosen ones cannot) exits with status 2."""
-    from ioasid_core.scenario import ScenarioError, load_scenario
+    from ioasid_core.scenario import ScenarioError
+    from ioasid_core.scenario.bundled import load_named_scenario
     from ioasid_core.scenario.vendors import check_vendors
 
     try:
-        scenario = load_scenario(path)
+        scenario = load_named_scenario(path)
     except ScenarioError as exc:
         raise click.exceptions.Exit(_fail(str(exc), EXIT_BAD_INPUT)) from exc
-    installed, chosen = _vendors_named(vendor_names)
+    picked = _vendors_named(vendor_names)
+    installed, chosen = picked.installed, picked.chosen
     try:
         # Every installed vendor's section, chosen or not: a slip in one is still a slip.
         # Marked checked for the chosen ones: compare() and the runs do not check again.
@@ -229,36 +258,41 @@ def _scenario_and_vendors(
         raise click.exceptions.Exit(_fail(str(exc), EXIT_BAD_INPUT)) from exc
     except Exception as exc:  # a plugin's option check raised
         raise click.exceptions.Exit(_fail(str(exc), EXIT_PLUGIN_FAILURE)) from exc
-    return scenario, chosen
+    return scenario, picked
 
 
-def _vendors_named(
-    vendor_names: Sequence[str] | None,
-) -> tuple[dict[str, VendorPrq], list[VendorPrq]]:
-    """Every available vendor, and the ones named (all when None); exits 2 on unknown names."""
-    from ioasid_core.compare import available_vendors
+def _vendors_named(vendor_names: Sequence[str] | None) -> _Picked:
+    """Every available vendor, the ones named (all when None), and what was left out: each
+    plugin that failed to load or offered a vendor that does not conform, said on standard
+    error as it is found (the others run). Exits 2 on unknown names, saying which plugins
+    failed and pointing to ``ioasid plugins``."""
+    from ioasid_core.prq.generic import GenericPrq
 
     with _loader_quiet():
         host = new_plugin_manager()
-    for failure in host.failures:  # said once, plainly, instead of a log line
-        click.echo(
-            f"ioasid: skipping plugin {failure.name} ({failure.distribution}): {failure.error}",
-            err=True,
-        )
-    try:
-        vendors = available_vendors(host.hooks)
-    except Exception as exc:  # a plugin's hook raised or returned garbage: name the plugin
-        notes = "".join(f" ({note})" for note in getattr(exc, "__notes__", ()))
-        message = f"{type(exc).__name__}: {exc}{notes}"
-        raise click.exceptions.Exit(_fail(message, EXIT_PLUGIN_FAILURE)) from exc
+    collection = host.hooks.collect_vendors(reserved=frozenset({"generic"}))
+    left_out = [
+        f"plugin {f.name!r} ({f.distribution}, entry point {f.entry_point}) failed to load: "
+        f"{f.error}"
+        for f in host.failures
+    ] + [problem.message for problem in collection.problems]
+    for line in left_out:
+        click.echo(f"ioasid: left out: {line}", err=True)
+    vendors: dict[str, VendorPrq] = {"generic": GenericPrq()}
+    vendors.update((name, p.vendor) for name, p in collection.profiles.items())
     if not vendor_names:
-        return vendors, list(vendors.values())
+        return _Picked(vendors, list(vendors.values()), left_out, host.hooks)
     vendor_names = list(dict.fromkeys(vendor_names))  # each once, in the order given
     unknown = [v for v in vendor_names if v not in vendors]
     if unknown:
         message = f"no vendor named {', '.join(map(repr, unknown))} (known: {', '.join(vendors)})"
+        if left_out:
+            message += (
+                f"; {len(left_out)} plugin problem(s) above may be why: "
+                "see `ioasid plugins` for each plugin and its vendors"
+            )
         raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
-    return vendors, [vendors[v] for v in vendor_names]
+    return _Picked(vendors, [vendors[v] for v in vendor_names], [], host.hooks)
 
 
 def _fail(message: str, code: int) -> int:
@@ -292,7 +326,7 @@ def _policies(names: str | None) -> list[PolicyChoice] | None:
 
 def _compare(
     scenario: Scenario,
-    vendors: Sequence[VendorPrq],
+    picked: _Picked,
     policies: Sequence[PolicyChoice] | None,
     seed: int | None,
     *,
@@ -309,12 +343,13 @@ def _compare(
     from ioasid_core.replay import scenario_work
     from ioasid_core.scenario import ScenarioError
 
+    vendors, hooks = picked.chosen, picked.hooks  # the plugins take part in every run
     total = sum(len(vendor_policies(v, policies)) for v in vendors)
     # Each worker receives the scenario once, not with every run.
     pool: Executor | None = scenario_pool(scenario, min(jobs, total)) if jobs > 1 else None
     try:
         if not progress:
-            return compare(scenario, vendors, policies, seed=seed, executor=pool)
+            return compare(scenario, vendors, policies, seed=seed, executor=pool, hooks=hooks)
         # On stderr: progress is not output (a pipe of the table gets the table alone).
         console = _PipeConsole(stderr=True)
         # Counted in events (steps and page requests), so a long run moves the bar too; runs
@@ -338,6 +373,7 @@ def _compare(
                 executor=pool,
                 progress=run_ended,
                 events=None if pool is not None else lambda n: bar.advance(task, n),
+                hooks=hooks,
             )
     except VendorFailure as exc:
         raise click.exceptions.Exit(_fail(str(exc), EXIT_PLUGIN_FAILURE)) from exc
@@ -368,16 +404,19 @@ def run_command(
     seed: int | None,
     as_json: bool,
 ) -> None:
-    """Replay SCENARIO once, under one vendor and one lookup policy."""
+    """Replay SCENARIO once, under one vendor and one lookup policy.
+
+    SCENARIO is a scenario file, or the name of a bundled example (null-set-search).
+    """
     from ioasid_core.report import print_report, to_json
 
     policies = _policies(policy_name)
     if policies is not None and len(policies) > 1:
         message = f"run takes one policy, not {policy_name!r}: use compare for several"
         raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
-    scenario, vendors = _scenario_and_vendors(scenario_path, [vendor_name])
-    policies = policies or [vendors[0].default_policy]
-    results = _compare(scenario, vendors, policies, seed, progress=False)
+    scenario, picked = _scenario_and_vendors(scenario_path, [vendor_name])
+    policies = policies or [picked.chosen[0].default_policy]
+    results = _compare(scenario, picked, policies, seed, progress=False)
     if as_json:
         click.echo(to_json(scenario.name, results))
     else:
@@ -419,6 +458,8 @@ def compare_command(
 ) -> None:
     """Replay SCENARIO under each vendor and lookup policy, and show them side by side.
 
+    SCENARIO is a scenario file, or the name of a bundled example (null-set-search).
+
     Steps that could not run (a failed bind, a refused allocator swap) are listed under the
     tables: they are what the modelled kernel answered, not failures of the command, so the
     exit status stays 0. Exit status: 0 success, 2 bad input (the message names the file
@@ -437,8 +478,9 @@ def compare_command(
         if problem:
             message = f"--plot {plot_path!r}: {problem}"
             raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
-    scenario, vendors = _scenario_and_vendors(scenario_path, names)
-    results = _compare(scenario, vendors, policies, seed, progress=True, jobs=jobs)
+    scenario, picked = _scenario_and_vendors(scenario_path, names)
+    results = _compare(scenario, picked, policies, seed, progress=True, jobs=jobs)
+    left_out = picked.left_out
     # The files first: a reader that stops reading the table early loses none of them.
     if json_path:
         _write(json_path, to_json(scenario.name, results) + "\n")
@@ -450,6 +492,9 @@ def compare_command(
         except OSError as exc:
             raise click.exceptions.Exit(_cannot_write(plot_path, exc)) from exc
     print_report(_console(), scenario.name, results)
+    if left_out:  # the others ran, are shown and written; the run is still not whole
+        message = f"{len(left_out)} plugin problem(s) left vendors out: " + "; ".join(left_out)
+        raise click.exceptions.Exit(_fail(message, EXIT_PLUGIN_FAILURE))
 
 
 def _write(path: str, text: str) -> None:
@@ -515,7 +560,7 @@ def decode_command(vendor_name: str, dump: str, *, as_json: bool, format_name: s
     from ioasid_core.dump_table import error_lines, print_dump, summarize
     from ioasid_core.scenario.load import InputTooLarge, read_bounded
 
-    _, vendors = _vendors_named([vendor_name])
+    vendors = _vendors_named([vendor_name]).chosen
     vendor = vendors[0]
     formats = dump_formats(vendor)
     if format_name not in formats:
@@ -564,6 +609,15 @@ def _add_logs_command() -> None:
 
 
 _add_logs_command()
+
+
+def _add_new_plugin() -> None:
+    from ioasid_core.skeleton import new_plugin_command
+
+    cli.add_command(new_plugin_command)
+
+
+_add_new_plugin()
 
 
 def main() -> None:

@@ -108,12 +108,14 @@ def _run_one(
     vendor: VendorPrq,
     policy: LookupPolicy,
     seed: int,
+    *,
     events: Callable[[int], None] | None = None,
+    hooks: Hooks | None = None,
 ) -> RunResult:
     """One run; any failure but the scenario's own (``ScenarioError``) is the vendor's,
     whatever its type: an ``IoasidError`` from its codec (an ``EncodeError``, say) too."""
     try:
-        return replay(scenario, vendor, policy, seed=seed, progress=events)
+        return replay(scenario, vendor, policy, seed=seed, progress=events, hooks=hooks)
     except ScenarioError:
         raise
     except Exception as exc:
@@ -127,9 +129,31 @@ def scenario_pool(scenario: Scenario, workers: int) -> CargoPool:
     return CargoPool(workers, f"scenario-{id(scenario):x}", scenario)
 
 
-def _run_held(key: str, vendor: VendorPrq, policy: LookupPolicy, seed: int) -> RunResult:
+_WORKER_HOOKS: list[Hooks] = []
+"""A worker process's plugin manager, made at its first run (a manager does not pickle)."""
+
+
+def _worker_hooks() -> Hooks:
+    """This worker process's manager of the installed plugins."""
+    if not _WORKER_HOOKS:
+        from ioasid_core.plugins import new_plugin_manager
+
+        _WORKER_HOOKS.append(new_plugin_manager().hooks)
+    return _WORKER_HOOKS[0]
+
+
+def _run_held(
+    key: str, vendor: VendorPrq, policy: LookupPolicy, seed: int, plugins: bool = False
+) -> RunResult:
     scenario: Scenario = held(key)
-    return _run_one(scenario, vendor, policy, seed)
+    return _run_one(scenario, vendor, policy, seed, hooks=_worker_hooks() if plugins else None)
+
+
+def _run_with_plugins(
+    scenario: Scenario, vendor: VendorPrq, policy: LookupPolicy, seed: int
+) -> RunResult:
+    """One run in a worker process, with that process's manager of the installed plugins."""
+    return _run_one(scenario, vendor, policy, seed, hooks=_worker_hooks())
 
 
 def compare(
@@ -141,11 +165,16 @@ def compare(
     executor: Executor | None = None,
     progress: Callable[[RunResult], None] | None = None,
     events: Callable[[int], None] | None = None,
+    hooks: Hooks | None = None,
 ) -> list[RunResult]:
     """Every (vendor, policy) run, vendor by vendor, each vendor's own policy first
     (:func:`vendor_policies`). ``policies=None``: every policy; ``NATIVE``: its own.
     ``progress`` hears of each run done; ``events``, of the events done inside the runs
     that run in this process (``replay``'s ``progress``; not through an executor).
+
+    ``hooks``: the plugins that take part in each run: its units are probed through them
+    (``ioasid_allocators_for_unit``...) and its space's events reach their set and event
+    hooks. Runs in worker processes use each worker's own manager of the installed plugins.
 
     Each vendor's scenario section is checked first, for all of them at once (one
     ``ScenarioError``), so that nothing runs on a scenario some vendor cannot read; a
@@ -159,16 +188,20 @@ def compare(
     results: list[RunResult] = []
     if executor is None:
         for vendor, policy in pairs:
-            result = _run_one(scenario, vendor, policy, run_seed, events)
+            result = _run_one(scenario, vendor, policy, run_seed, events=events, hooks=hooks)
             results.append(result)
             if progress is not None:
                 progress(result)
         return results
+    plugins = hooks is not None  # a worker uses its own manager (one does not pickle)
     if isinstance(executor, CargoPool) and (executor.cargo is scenario or executor.cargo is cargo):
         # A pool made for the scenario before it was marked: its runs check their own section.
-        futures = [executor.submit(_run_held, executor.key, v, p, run_seed) for v, p in pairs]
+        futures = [
+            executor.submit(_run_held, executor.key, v, p, run_seed, plugins) for v, p in pairs
+        ]
     else:  # any other executor gets the scenario with each run
-        futures = [executor.submit(_run_one, scenario, v, p, run_seed) for v, p in pairs]
+        task = _run_with_plugins if plugins else _run_one
+        futures = [executor.submit(task, scenario, v, p, run_seed) for v, p in pairs]
     for future in futures:
         result = future.result()
         results.append(result)

@@ -13,8 +13,9 @@ from typing import Any, Literal
 import attrs
 
 from ioasid_core.bits import Buffer, DecodeError, byte_view
+from ioasid_core.profile import profile_of
 from ioasid_core.prq.unhandled import UnhandledEvent
-from ioasid_core.prq.vendor import DumpFormat, DumpFormats, VendorPrq
+from ioasid_core.prq.vendor import DumpFormat, VendorPrq
 
 __all__ = [
     "MAX_DUMP_BYTES",
@@ -57,8 +58,7 @@ def dump_formats(vendor: VendorPrq) -> dict[str, DumpFormat]:
     """The formats ``vendor``'s dumps may be in, its queue's own first."""
     own = DumpFormat(QUEUE_FORMAT, vendor.entry_size, vendor.decode_batch, "the queue's own")
     formats = {QUEUE_FORMAT: own}
-    if isinstance(vendor, DumpFormats):
-        formats.update((f.name, f) for f in vendor.dump_formats)
+    formats.update((f.name, f) for f in profile_of(vendor).dump_formats)
     return formats
 
 

@@ -17,7 +17,7 @@ allocator rules (``IoasidSpace.alloc``), whichever path is in place.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Final, Protocol, runtime_checkable
 
 import attrs
@@ -135,7 +135,6 @@ class GuestOwnedPasids:
 
 
 GUEST_OWNED: Final = GuestOwnedPasids()
-_PATH_MEMBERS: Final = ("name", "option_keys", "option_problems", "attach")
 
 
 def guest_path(vendor: object) -> GuestPasidPath:
@@ -144,20 +143,6 @@ def guest_path(vendor: object) -> GuestPasidPath:
     ``TypeError`` naming what is missing if the vendor offers something that is not a
     :class:`GuestPasidPath` (a plugin's mistake must not fall back in silence).
     """
-    offered = getattr(vendor, "guest_pasids", None)
-    if offered is None:
-        return GUEST_OWNED
-    if not isinstance(offered, GuestPasidPath):
-        raise TypeError(capability_error(vendor, "guest_pasids", offered, _PATH_MEMBERS))
-    return offered
+    from ioasid_core.profile import profile_of  # (it imports this module)
 
-
-def capability_error(
-    vendor: object, attribute: str, offered: object, members: Iterable[str]
-) -> str:
-    """Why ``offered`` (``vendor.<attribute>``) is not what the core expects: what it lacks."""
-    missing = [name for name in members if not hasattr(offered, name)]
-    return (
-        f"vendor {getattr(vendor, 'name', vendor)!r}: {attribute} lacks "
-        f"{', '.join(missing) or 'nothing by name (check the members types)'}"
-    )
+    return profile_of(vendor).guest_path

@@ -19,8 +19,8 @@ from ioasid_core.units import IommuUnit, VendorInfo
 
 if TYPE_CHECKING:
     from ioasid_core.allocators import AllocatorOps
-    from ioasid_core.bench import BenchmarkFigure
     from ioasid_core.events import Event
+    from ioasid_core.figures import BenchmarkFigure
     from ioasid_core.logs.format import LogFormat
     from ioasid_core.prq.vendor import VendorPrq
     from ioasid_core.sets import IoasidSet
@@ -168,7 +168,7 @@ def ioasid_benchmarks() -> Sequence[BenchmarkFigure] | None:
     """Add figures to ``ioasid bench`` (e.g. a vendor's decode-resolve-respond ratio).
 
     Each figure is a ratio against a baseline measured in the same process; use
-    :func:`ioasid_core.bench.chunked_ratio` so that every figure is measured the same way.
+    :func:`ioasid_core.figures.chunked_ratio` so that every figure is measured the same way.
 
     :return: the plugin's figures, or ``None``.
     """

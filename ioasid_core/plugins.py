@@ -24,15 +24,15 @@ import pluggy
 
 from ioasid_core import hookspecs
 from ioasid_core.allocators import AllocatorOps
-from ioasid_core.bench import BenchmarkFigure
 from ioasid_core.errors import (
     AlreadyRegisteredError,
     IoasidError,
     NotFoundError,
     ReentrancyError,
 )
+from ioasid_core.figures import BenchmarkFigure
 from ioasid_core.markers import ENTRY_POINT_GROUP, PROJECT
-from ioasid_core.prq.discipline import discipline_of
+from ioasid_core.profile import VendorOrigin, VendorProfile, build_profile, remember
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.types import EventKind, Priority
 from ioasid_core.units import IommuUnit, VendorInfo
@@ -51,6 +51,8 @@ __all__ = [
     "PluginLoadError",
     "ProbeReport",
     "Refusal",
+    "VendorCollection",
+    "VendorProblem",
     "new_plugin_manager",
 ]
 
@@ -120,6 +122,27 @@ class _ProbedUnit:
 _BRIDGED_HOOKS: Final = ("ioasid_event", "ioasid_set_created", "ioasid_set_freed")
 
 
+@attrs.frozen(kw_only=True)
+class VendorProblem:
+    """A plugin's page-request vendors that could not be taken: its hook raised, returned
+    something else than a sequence of vendors, or a vendor does not conform or reuses a
+    name. ``error`` is the exception, ``message`` its text naming the plugin."""
+
+    origin: VendorOrigin
+    message: str
+    error: Exception = attrs.field(eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class VendorCollection:
+    """Every plugin's vendors that conform (their profiles, by vendor name), the names each
+    plugin offered, and the problems, one per vendor (or plugin) left out."""
+
+    profiles: dict[str, VendorProfile]
+    offered: dict[str, tuple[str, ...]]
+    problems: tuple[VendorProblem, ...]
+
+
 class Hooks:
     """The typed facade: the only place that calls ``pm.hook``.
 
@@ -131,6 +154,8 @@ class Hooks:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self._pm = pm
         self._units: dict[tuple[int, str], _ProbedUnit] = {}
+        self.origins: dict[str, VendorOrigin] = {}
+        """Where each plugin loaded from an entry point came from (the loader fills it)."""
 
     # -- allocator hooks
 
@@ -282,43 +307,61 @@ class Hooks:
 
     # -- reporting
 
-    def prq_vendors(self) -> dict[str, VendorPrq]:
-        """Every plugin's page-request vendors, by name (a name offered twice is an error).
-
-        Each plugin is asked on its own, so that an error (its hook raised, or returned
-        something that is not a sequence of ``VendorPrq``) names it in a note.
-        """
-        found: dict[str, VendorPrq] = {}
+    def collect_vendors(self, reserved: frozenset[str] = frozenset()) -> VendorCollection:
+        """Every plugin's page-request vendors, each plugin asked on its own and each vendor
+        checked once (its profile, remembered for the pipeline and the others): a plugin
+        whose hook fails, or a vendor that does not conform or takes a name already taken
+        (``reserved``: the core's own), is a problem naming the plugin; the others stay."""
+        found: dict[str, VendorProfile] = {}
+        offered: dict[str, tuple[str, ...]] = {}
+        problems: list[VendorProblem] = []
         hook = self._hook_caller("ioasid_prq_vendors")
         plugins = self._pm.get_plugins()
         for impl in reversed(hook.get_hookimpls()):  # pluggy's own call order
+            name = impl.plugin_name
+            origin = self.origins.get(name) or VendorOrigin(
+                plugin=name, distribution="?", entry_point="?"
+            )
             others = [p for p in plugins if p is not impl.plugin]
             caller = self._pm.subset_hook_caller("ioasid_prq_vendors", remove_plugins=others)
             try:
-                for offered in self._call("ioasid_prq_vendors", caller=caller):
-                    self._take_vendors(offered, found)
+                results = self._call("ioasid_prq_vendors", caller=caller)
+                vendors = [v for result in results for v in _vendor_sequence(result)]
             except Exception as exc:
-                note = f"raised by ioasid plugin {impl.plugin_name!r} in hook 'ioasid_prq_vendors'"
+                note = f"raised by ioasid plugin {name!r} in hook 'ioasid_prq_vendors'"
                 if note not in getattr(exc, "__notes__", ()):
                     exc.add_note(note)
-                raise
-        return found
+                message = f"{origin}: ioasid_prq_vendors failed: {type(exc).__name__}: {exc}"
+                problems.append(VendorProblem(origin=origin, message=message, error=exc))
+                continue
+            names: list[str] = []
+            for vendor in vendors:
+                try:
+                    profile = build_profile(vendor, origin)
+                    owner = found.get(profile.name)
+                    if owner is not None or profile.name in reserved:
+                        by = "the core" if owner is None else owner.origin
+                        raise ValueError(
+                            f"{origin}: page-request vendor {profile.name!r} is offered twice "
+                            f"(first by {by})"
+                        )
+                except (TypeError, ValueError) as exc:
+                    exc.add_note(f"raised by ioasid plugin {name!r} in hook 'ioasid_prq_vendors'")
+                    problems.append(VendorProblem(origin=origin, message=str(exc), error=exc))
+                    continue
+                found[profile.name] = remember(profile)
+                names.append(profile.name)
+            offered[name] = tuple(names)
+        return VendorCollection(profiles=found, offered=offered, problems=tuple(problems))
 
-    @staticmethod
-    def _take_vendors(offered: object, found: dict[str, VendorPrq]) -> None:
-        if offered is None:
-            return
-        if isinstance(offered, VendorPrq) or not isinstance(offered, Sequence):
-            raise TypeError(
-                f"ioasid_prq_vendors must return a sequence of VendorPrq, not {offered!r}"
-            )
-        for vendor in offered:
-            if not isinstance(vendor, VendorPrq):
-                raise TypeError(f"ioasid_prq_vendors returned {vendor!r}, not a VendorPrq")
-            discipline_of(vendor)  # a TypeError naming the vendor if it declares junk
-            if vendor.name in found:
-                raise ValueError(f"page-request vendor {vendor.name!r} is offered twice")
-            found[vendor.name] = vendor
+    def prq_vendors(self) -> dict[str, VendorPrq]:
+        """Every plugin's page-request vendors, by name; the first problem of
+        :meth:`collect_vendors` is raised (a caller that wants the others, and every problem,
+        calls that)."""
+        collection = self.collect_vendors()
+        if collection.problems:
+            raise collection.problems[0].error
+        return {name: profile.vendor for name, profile in collection.profiles.items()}
 
     def log_formats(self) -> tuple[list[LogFormat], list[str]]:
         """Every plugin's log formats, asked one plugin at a time: a plugin whose hook raises
@@ -389,6 +432,15 @@ class Hooks:
             if plugin is not None:
                 exc.add_note(f"raised by ioasid plugin {plugin!r} in hook {name!r}")
             raise
+
+
+def _vendor_sequence(result: object) -> Sequence[object]:
+    """One plugin's answer to ``ioasid_prq_vendors``: a sequence of vendors, or None."""
+    if result is None:
+        return ()
+    if isinstance(result, VendorPrq) or not isinstance(result, Sequence) or isinstance(result, str):
+        raise TypeError(f"ioasid_prq_vendors must return a sequence of VendorPrq, not {result!r}")
+    return result
 
 
 def _vendor_info(result: object) -> VendorInfo:
@@ -497,6 +549,9 @@ def _load_entry_points(
             continue
         loaded.append(
             LoadedPlugin(name=ep.name, distribution=dist_name, version=version, vendor=vendor)
+        )
+        hooks.origins[ep.name] = VendorOrigin(
+            plugin=ep.name, distribution=dist_name, entry_point=ep.value
         )
     if only is not None:
         installed = {ep.name for ep in entry_points}

@@ -131,7 +131,9 @@ class _Run:
         shapes = {u.name: model.shape(u.pasid_bits, u.queue_entries, options) for u in spec.units}
         self.metrics = Metrics()
         self.space = IoasidSpace(spec.capacity)
-        self.platform = Platform(self.space, hooks)
+        if hooks is not None:
+            hooks.attach(self.space)  # subscribes only if a plugin listens to set/event hooks
+        self.platform = Platform(self.space, hooks)  # units are probed through the plugins
         self.address_spaces = {a.name: AddressSpace(a.name, a.kind) for a in spec.address_spaces}
         self.sets: dict[str, IoasidSet] = {}
         sva: IoasidSet | None = None

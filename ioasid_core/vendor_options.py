@@ -24,7 +24,7 @@ from typing import Final, Protocol, runtime_checkable
 
 import attrs
 
-from ioasid_core.guest import OptionProblem, capability_error, guest_path
+from ioasid_core.guest import OptionProblem, guest_path
 
 __all__ = [
     "NEUTRAL_UNITS",
@@ -90,19 +90,16 @@ NEUTRAL_UNITS: Final = NeutralUnits()
 def unit_model(vendor: object) -> UnitModel:
     """``vendor.unit_model`` if it offers one, else :data:`NEUTRAL_UNITS`; ``TypeError``
     naming what is missing if it offers something that is not a :class:`UnitModel`."""
-    offered = getattr(vendor, "unit_model", None)
-    if offered is None:
-        return NEUTRAL_UNITS
-    if not isinstance(offered, UnitModel):
-        members = ("option_keys", "option_problems", "shape")
-        raise TypeError(capability_error(vendor, "unit_model", offered, members))
-    return offered
+    from ioasid_core.profile import profile_of  # (it imports this module)
+
+    return profile_of(vendor).unit_model
 
 
 def option_section(vendor: object) -> str:
     """The ``[vendor.<section>]`` a vendor reads: its ``option_section``, else its name."""
-    section = getattr(vendor, "option_section", None)
-    return section if isinstance(section, str) else str(getattr(vendor, "name", ""))
+    from ioasid_core.profile import profile_of  # (it imports this module)
+
+    return profile_of(vendor).option_section
 
 
 def options_for(

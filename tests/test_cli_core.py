@@ -50,7 +50,7 @@ def test_bench_json_prints_one_object_with_every_figure() -> None:
 
 def test_bench_includes_a_plugins_figure_with_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     from ioasid_core import cli as cli_module
-    from ioasid_core.bench import BenchmarkFigure
+    from ioasid_core.figures import BenchmarkFigure
     from ioasid_core.markers import hookimpl
     from ioasid_core.plugins import PluginHost, new_plugin_manager
 

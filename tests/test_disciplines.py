@@ -123,7 +123,10 @@ def test_a_discipline_may_be_declared_by_its_name() -> None:
 def test_an_unknown_discipline_is_refused_naming_the_vendor() -> None:
     vendor = GenericPrq()
     vendor.discipline = "whenever"  # type: ignore[attr-defined]
-    with pytest.raises(TypeError, match=r"vendor 'generic': discipline 'whenever'.*per-request"):
+    with pytest.raises(
+        TypeError,
+        match=r"vendor 'generic' does not conform to VendorPrq: discipline 'whenever'.*per-request",
+    ):
         make_pipeline(build_world(), LookupPolicy.GLOBAL, vendor=vendor)
 
 
@@ -505,7 +508,11 @@ def test_a_plugin_vendor_declaring_no_discipline_is_refused_when_collected() -> 
     vendor.discipline = 3  # type: ignore[attr-defined]
     host = new_plugin_manager(load_entry_points=False)
     host.pm.register(VendorPlugin([vendor]), name="odd")
-    with pytest.raises(TypeError, match=r"vendor 'odd': discipline 3 is not an answer discipline"):
+    with pytest.raises(
+        TypeError,
+        match=r"plugin 'odd': vendor 'odd' does not conform to VendorPrq: "
+        r"discipline 3 is not an answer discipline",
+    ):
         host.hooks.prq_vendors()
 
 

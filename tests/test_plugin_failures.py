@@ -168,7 +168,7 @@ def test_a_plugin_raising_in_prq_vendors_exits_1_naming_it_and_loader_warnings_s
     code, stderr = _invoke(monkeypatch, _RaisesInVendors(), "compare", EXAMPLE)
     assert code == 1
     assert "vendor table missing" in stderr and "'culprit'" in stderr
-    assert "skipping plugin gone (ioasid-gone): E: f" in stderr
+    assert "left out: plugin 'gone' (ioasid-gone, entry point x:y) failed to load: E: f" in stderr
 
 
 class _EncodeFails(GenericPrq):

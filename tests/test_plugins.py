@@ -17,7 +17,6 @@ import pytest
 
 from ioasid_core import hookspecs, plugins
 from ioasid_core.allocators import AllocatorOps
-from ioasid_core.bench import BenchmarkFigure
 from ioasid_core.errors import (
     AllocatorBusyError,
     AlreadyRegisteredError,
@@ -26,6 +25,7 @@ from ioasid_core.errors import (
     NotFoundError,
 )
 from ioasid_core.events import Event, Subscription
+from ioasid_core.figures import BenchmarkFigure
 from ioasid_core.logs import LogFormat
 from ioasid_core.markers import ENTRY_POINT_GROUP, hookimpl
 from ioasid_core.plugins import (
@@ -393,7 +393,8 @@ def test_vendor_info_failing_at_load_is_a_load_failure(
 def test_real_vendor_plugins_are_discovered() -> None:
     host = new_plugin_manager(strict=True)
     found = {(p.name, p.distribution, p.vendor.name if p.vendor else None) for p in host.loaded}
-    assert found == {
+    # The bundled ones; any other installed plugin (an out-of-tree one, in CI) is there too.
+    assert found >= {
         ("vtd", "ioasid-vtd", "vtd"),
         ("smmuv3", "ioasid-smmuv3", "smmuv3"),
         ("virtio_iommu", "ioasid-virtio-iommu", "virtio-iommu"),
@@ -401,9 +402,11 @@ def test_real_vendor_plugins_are_discovered() -> None:
         ("amd_vi", "ioasid-amd-vi", "amd-vi"),
         ("riscv_iommu", "ioasid-riscv-iommu", "riscv-iommu"),
     }
+    installed = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    assert {p.name for p in host.loaded} == {ep.name for ep in installed}
     for plugin in host.loaded:
         assert plugin.version == importlib.metadata.version(plugin.distribution)
-    assert {v.description for v in host.hooks.vendor_infos()} == {
+    assert {v.description for v in host.hooks.vendor_infos()} >= {
         "Intel VT-d",
         "Arm SMMUv3",
         "virtio-iommu",

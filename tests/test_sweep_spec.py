@@ -79,7 +79,7 @@ def test_native_is_each_vendors_own_rule(tmp_path: Path) -> None:
 def test_a_bundled_example_is_named_without_a_path(tmp_path: Path) -> None:
     text = 'base = "queue-depths"\n[axes]\n"generators[0].groups" = [4, 8]\n'
     spec = load_sweep(write_sweep(tmp_path, text))
-    assert Path(spec.base_source) == EXAMPLES / "queue-depths.toml"
+    assert Path(spec.base_source).resolve() == (EXAMPLES / "queue-depths.toml").resolve()
     assert spec.seeds == (3,)  # the base's seed when the sweep names none
 
 

@@ -65,9 +65,12 @@ def hardware_rules(
 ) -> HardwareRules:
     """``vendor``'s rules for ``unit``, or :data:`DEFAULT_HARDWARE`; ``TypeError`` naming the
     vendor if what it offers is not a :class:`HardwareRules`."""
-    if not isinstance(vendor, HardwareModel):
+    from ioasid_core.profile import profile_of  # (it imports the prq package)
+
+    offered = profile_of(vendor).hardware_rules
+    if offered is None:
         return DEFAULT_HARDWARE
-    rules = vendor.hardware_rules(platform, unit, options)
+    rules = offered(platform, unit, options)
     if not isinstance(rules, HardwareRules):
         name = getattr(vendor, "name", type(vendor).__name__)
         raise TypeError(f"vendor {name!r}: hardware_rules returned {rules!r}, not HardwareRules")

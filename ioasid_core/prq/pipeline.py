@@ -38,7 +38,7 @@ from ioasid_core.prq.types import (
     response_row,
 )
 from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
-from ioasid_core.prq.vendor import PlatformCheck, RowCheck, UnhandledLog, VendorPrq, row_codec
+from ioasid_core.prq.vendor import RowCheck, VendorPrq
 from ioasid_core.sets import IoasidSet
 from ioasid_core.types import INVALID_IOASID
 
@@ -128,18 +128,21 @@ class PrqPipeline:
         self.overflow_response = hardware.overflow_response
         self._admit = hardware.admit
         self._sticky = hardware.sticky_overflow
-        self._codec = row_codec(vendor)
+        from ioasid_core.profile import profile_of  # (it imports the prq package)
+
+        profile = profile_of(vendor)  # checked once; NonConformingVendor names what is wrong
+        self._codec = profile.rows
         self._check: RowCheck | None = (
-            vendor.row_check_for(platform, unit)
-            if isinstance(vendor, PlatformCheck)
+            profile.row_check_for(platform, unit)
+            if profile.row_check_for is not None
             else self._codec.row_check
         )
-        self._log_unhandled = vendor.log_unhandled if isinstance(vendor, UnhandledLog) else None
+        self._log_unhandled = profile.log_unhandled
         self._resolve = make_resolver(
             platform, unit, self.policy, sva_set=sva_set, expected=vendor.expected
         )
         self.discipline = (
-            discipline_of(vendor) if discipline is None else discipline_of(_Declared(discipline))
+            profile.discipline if discipline is None else discipline_of(_Declared(discipline))
         )
         self._required = platform.pasid_required(unit)
         self._held_codes: dict[int, tuple[PageRequest, ResponseCode]] = {}

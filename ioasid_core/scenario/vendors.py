@@ -121,6 +121,8 @@ def check_source_ids(scenario: Scenario, vendors: Sequence[VendorPrq]) -> None:
     """``ScenarioError`` naming each device whose source ID a chosen vendor's queue format
     cannot carry (a vendor's ``source_id_bits``: VT-d requester IDs are 16 bits; 32 if it
     does not say), before anything runs."""
+    from ioasid_core.profile import profile_of  # (it imports the vendor options)
+
     problems: list[ScenarioProblem] = []
     given = [
         (f"platform.devices[{index}].source_id", device.source_id)
@@ -133,7 +135,7 @@ def check_source_ids(scenario: Scenario, vendors: Sequence[VendorPrq]) -> None:
     ]
     for where, source_id in given:
         for vendor in vendors:
-            bits = getattr(vendor, "source_id_bits", 32)
+            bits = profile_of(vendor).source_id_bits
             if source_id >> bits:
                 problems.append(
                     ScenarioProblem(

@@ -143,13 +143,11 @@ class SweepSpec:
 
 
 def bundled_examples() -> dict[str, Path]:
-    """The example scenarios shipped with ioasid, by name (``null-set-search``): from the
-    wheel's ``ioasid_core/examples``, or a source checkout's ``examples/``."""
-    package = Path(__file__).resolve().parents[1]
-    for folder in (package / "examples", package.parent / "examples"):
-        if folder.is_dir():
-            return {p.stem: p for p in sorted(folder.glob("*.toml"))}
-    return {}
+    """The example scenarios shipped with ioasid, by name (``null-set-search``): the
+    package's ``ioasid_core/examples``."""
+    from ioasid_core.scenario.bundled import bundled_scenarios
+
+    return bundled_scenarios()
 
 
 def _read(path: Path, what: str, shown: str) -> bytes:

@@ -6,7 +6,7 @@ same codec and ``PrqPipeline.process_rows`` the replay uses: decode, resolve und
 vendor's ``DEVICE`` policy, answer, encode the COMPLETE_PPR_REQUESTs. Baseline:
 ``struct.iter_unpack`` of the entries (what the decoders use) plus one ``dict.get`` of each
 one's PASID, in the same process
-(:func:`ioasid_core.bench.chunked_ratio`).
+(:func:`ioasid_core.plugin.chunked_ratio`).
 """
 
 from __future__ import annotations
@@ -18,13 +18,20 @@ from typing import Final
 from ioasid_amd_vi.handlers import AmdViPrq
 from ioasid_amd_vi.hardware import PPR_LOG_DEFAULT_ENTRIES
 from ioasid_amd_vi.ppr import PPR_ENTRY_SIZE
-from ioasid_core.bench import BenchmarkFigure, chunked_ratio, service_chunks
-from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.prq.pipeline import PrqPipeline
-from ioasid_core.prq.types import Perm, RequestRow, ResponseCode
-from ioasid_core.space import IoasidSpace
-from ioasid_core.types import SetType
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import (
+    AddressSpace,
+    BenchmarkFigure,
+    IoasidSpace,
+    IommuUnit,
+    Perm,
+    Platform,
+    PrqPipeline,
+    RequestRow,
+    ResponseCode,
+    SetType,
+    chunked_ratio,
+    service_chunks,
+)
 
 __all__ = ["FIGURES", "LIMIT", "amd_vi_ppr_ratio", "ppr_workload"]
 

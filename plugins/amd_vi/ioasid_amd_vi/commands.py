@@ -28,9 +28,17 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Final, NoReturn
 
-from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError
-from ioasid_core.prq.types import PageResponse, ResponseCode, ResponseRow
-from ioasid_core.types import INVALID_IOASID
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    BitField,
+    BitLayout,
+    Buffer,
+    DecodeError,
+    EncodeError,
+    PageResponse,
+    ResponseCode,
+    ResponseRow,
+)
 
 __all__ = [
     "CMD_COMPLETE_PPR",

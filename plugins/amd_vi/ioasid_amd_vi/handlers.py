@@ -38,13 +38,21 @@ from typing import Final
 from ioasid_amd_vi.commands import encode_complete_ppr_rows
 from ioasid_amd_vi.hardware import SECTION, AmdUnits
 from ioasid_amd_vi.ppr import PPR_ENTRY_SIZE, decode_ppr_rows, encode_ppr_rows
-from ioasid_core.bits import Buffer
-from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.prq.discipline import CheckResult, Discipline, Verdict
-from ioasid_core.prq.hardware import HardwareRules
-from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.prq.types import RequestRow, ResponseCode, ResponseRow
-from ioasid_core.prq.vendor import RowCheck, RowVendorMixin
+from ioasid_core.plugin import (
+    AddressSpace,
+    Buffer,
+    CheckResult,
+    Discipline,
+    HardwareRules,
+    LookupPolicy,
+    Platform,
+    RequestRow,
+    ResponseCode,
+    ResponseRow,
+    RowCheck,
+    RowVendorMixin,
+    Verdict,
+)
 
 __all__ = [
     "AMD_HARDWARE",

@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from ioasid_core.guest import OptionProblem
-from ioasid_core.vendor_options import UnitShape, int_problems
+from ioasid_core.plugin import OptionProblem, UnitShape, int_problems
 
 __all__ = [
     "DRIVER_PASID_BITS",
@@ -42,7 +41,7 @@ DRIVER_PASID_BITS: Final = 16
 
 
 class AmdUnits:
-    """AMD-Vi's :class:`~ioasid_core.vendor_options.UnitModel`."""
+    """AMD-Vi's :class:`~ioasid_core.plugin.UnitModel`."""
 
     option_keys: frozenset[str] = frozenset({"ppr_log_entries", "pasmax"})
     max_queue_entries: int = PPR_LOG_MAX_ENTRIES

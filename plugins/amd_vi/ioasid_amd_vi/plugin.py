@@ -11,11 +11,7 @@ from collections.abc import Sequence
 from ioasid_amd_vi.bench import FIGURES
 from ioasid_amd_vi.handlers import IOMMU_V2_VENDOR, amd_vendors
 from ioasid_amd_vi.logs import AMD_VI_LOG_FORMAT
-from ioasid_core.bench import BenchmarkFigure
-from ioasid_core.logs import LogFormat
-from ioasid_core.markers import hookimpl
-from ioasid_core.prq.vendor import VendorPrq
-from ioasid_core.units import VendorInfo
+from ioasid_core.plugin import BenchmarkFigure, LogFormat, VendorInfo, VendorPrq, hookimpl
 
 
 @hookimpl

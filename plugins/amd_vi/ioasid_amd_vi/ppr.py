@@ -42,10 +42,20 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError, byte_view
-from ioasid_core.prq.types import PageRequest, Perm, RequestRow
-from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
-from ioasid_core.types import INVALID_IOASID
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    BitField,
+    BitLayout,
+    Buffer,
+    DecodeError,
+    EncodeError,
+    PageRequest,
+    Perm,
+    RequestRow,
+    UnhandledEvent,
+    UnhandledKind,
+    byte_view,
+)
 
 __all__ = [
     "PPR_ENTRY_SIZE",

@@ -14,9 +14,15 @@ from ioasid_amd_vi.commands import (
     decode_complete_ppr,
     encode_complete_ppr_rows,
 )
-from ioasid_core.bits import DecodeError, EncodeError
-from ioasid_core.prq.types import PageResponse, ResponseCode, ResponseRow, response_row
-from ioasid_core.types import INVALID_IOASID
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    DecodeError,
+    EncodeError,
+    PageResponse,
+    ResponseCode,
+    ResponseRow,
+    response_row,
+)
 
 # data[0] = devid 0x0210
 # data[1] = PASID 0x8002 | opcode 7 << 28          = 0x7000_8002

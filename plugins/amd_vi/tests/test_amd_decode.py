@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from ioasid_core.cli import cli
+from ioasid_core.testing import cli
 
 # Entry 0: raw0 = DEVID 0x0210 | PASID 0x8002 << 16 | TAG (0x1A5 | last) << 32
 #               | FLAGS (READ | WRITE | US | GN = 0x164) << 48 | TYPE 1 << 60

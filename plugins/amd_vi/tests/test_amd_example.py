@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ioasid_core.compare import available_vendors, compare
-from ioasid_core.plugins import new_plugin_manager
-from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.scenario import load_scenario
+from ioasid_core.plugin import LookupPolicy, new_plugin_manager
+from ioasid_core.testing import available_vendors, compare, load_scenario
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "amd-riscv.toml"
 

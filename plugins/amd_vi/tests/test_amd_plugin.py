@@ -7,11 +7,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from ioasid_amd_vi.handlers import AmdViPrq
-from ioasid_core.cli import cli
-from ioasid_core.platform import AddressSpace
-from ioasid_core.plugins import new_plugin_manager
-from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.prq.vendor import RowCodec, VendorPrq
+from ioasid_core.plugin import AddressSpace, LookupPolicy, RowCodec, VendorPrq, new_plugin_manager
+from ioasid_core.testing import cli
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -19,10 +19,16 @@ from ioasid_amd_vi.ppr import (
     encode_ppr_rows,
     ppr_entry_for,
 )
-from ioasid_core.bits import DecodeError, EncodeError
-from ioasid_core.prq.types import PageRequest, Perm, request_row
-from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
-from ioasid_core.types import INVALID_IOASID
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    DecodeError,
+    EncodeError,
+    PageRequest,
+    Perm,
+    UnhandledEvent,
+    UnhandledKind,
+    request_row,
+)
 
 # raw0 = DEVID 0x0210                                   = 0x0000_0000_0000_0210
 #      | PASID[15:0] 0x8002 << 16                       = 0x0000_0000_8002_0000

@@ -10,15 +10,20 @@ import pytest
 
 from ioasid_amd_vi.handlers import AmdViPrq, ppr_c_check
 from ioasid_amd_vi.hardware import AmdUnits
-from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.prq.pipeline import PrqPipeline
-from ioasid_core.prq.policy import Outcome
-from ioasid_core.prq.types import PageRequest, Perm, ResponseCode, request_row
-from ioasid_core.replay import replay
-from ioasid_core.scenario import Scenario, ScenarioError, parse_scenario
-from ioasid_core.space import IoasidSpace
-from ioasid_core.types import INVALID_IOASID
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    AddressSpace,
+    IoasidSpace,
+    IommuUnit,
+    Outcome,
+    PageRequest,
+    Perm,
+    Platform,
+    PrqPipeline,
+    ResponseCode,
+    request_row,
+)
+from ioasid_core.testing import Scenario, ScenarioError, parse_scenario, replay
 
 DEVID = 0x0210
 

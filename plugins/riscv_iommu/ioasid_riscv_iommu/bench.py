@@ -6,7 +6,7 @@ codec and ``PrqPipeline.process_rows`` the replay uses: decode, resolve under th
 ``DEVICE`` policy, answer, encode the ATS.PRGR commands. Baseline: ``struct.iter_unpack`` of
 the records (what the decoders use) plus one ``dict.get`` of each one's PASID, in the same
 process
-(:func:`ioasid_core.bench.chunked_ratio`).
+(:func:`ioasid_core.plugin.chunked_ratio`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,20 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from ioasid_core.bench import BenchmarkFigure, chunked_ratio, service_chunks
-from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.prq.pipeline import PrqPipeline
-from ioasid_core.prq.types import Perm, RequestRow, ResponseCode
-from ioasid_core.space import IoasidSpace
-from ioasid_core.types import SetType
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import (
+    AddressSpace,
+    BenchmarkFigure,
+    IoasidSpace,
+    IommuUnit,
+    Perm,
+    Platform,
+    PrqPipeline,
+    RequestRow,
+    ResponseCode,
+    SetType,
+    chunked_ratio,
+    service_chunks,
+)
 from ioasid_riscv_iommu.handlers import RiscvPrq
 from ioasid_riscv_iommu.pq import PQ_RECORD_SIZE
 

@@ -16,13 +16,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from ioasid_core.bits import Buffer
-from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.prq.discipline import CheckResult, Verdict
-from ioasid_core.prq.hardware import HardwareRules
-from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.prq.types import RequestRow, ResponseRow
-from ioasid_core.prq.vendor import RowCheck, RowVendorMixin
+from ioasid_core.plugin import (
+    AddressSpace,
+    Buffer,
+    CheckResult,
+    HardwareRules,
+    LookupPolicy,
+    Platform,
+    RequestRow,
+    ResponseRow,
+    RowCheck,
+    RowVendorMixin,
+    Verdict,
+)
 from ioasid_riscv_iommu.commands import encode_prgr_rows
 from ioasid_riscv_iommu.hardware import SECTION, RiscvUnits, riscv_hardware
 from ioasid_riscv_iommu.pq import PQ_RECORD_SIZE, decode_pq_rows, encode_pq_rows

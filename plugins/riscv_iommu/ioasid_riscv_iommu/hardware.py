@@ -12,7 +12,7 @@
   4096): the IOMMU answers their page requests INVALID itself.
 
 What the hardware does before software sees a request (the reference model's
-``handle_page_request``, §3.4), as :class:`~ioasid_core.prq.hardware.HardwareRules`:
+``handle_page_request``, §3.4), as :class:`~ioasid_core.plugin.HardwareRules`:
 
 - no device context for the DID (no device with that source ID behind the unit): the IOMMU
   answers FAILURE (cause 258, "DDT entry not valid");
@@ -32,11 +32,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from ioasid_core.guest import OptionProblem
-from ioasid_core.platform import Platform
-from ioasid_core.prq.hardware import HardwareRules
-from ioasid_core.prq.types import RequestRow, ResponseCode
-from ioasid_core.vendor_options import UnitShape, int_problems
+from ioasid_core.plugin import (
+    HardwareRules,
+    OptionProblem,
+    Platform,
+    RequestRow,
+    ResponseCode,
+    UnitShape,
+    int_problems,
+)
 
 __all__ = [
     "MAX_DID_LIST",
@@ -56,7 +60,7 @@ _DID_LIMIT: Final = 1 << 24
 
 
 class RiscvUnits:
-    """The RISC-V IOMMU's :class:`~ioasid_core.vendor_options.UnitModel`."""
+    """The RISC-V IOMMU's :class:`~ioasid_core.plugin.UnitModel`."""
 
     option_keys: frozenset[str] = frozenset({"pq_log2size", "pd", "pri_disabled"})
     max_queue_entries: int = 1 << MAX_PQ_LOG2

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-from ioasid_core.logs import (
+from ioasid_core.plugin import (
     MORE,
     LogFormat,
     LogItem,

@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ioasid_core.bits import DecodeError, EncodeError
-from ioasid_core.prq.types import (
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    DecodeError,
+    EncodeError,
     PageRequest,
     PageResponse,
     Perm,
@@ -19,7 +21,6 @@ from ioasid_core.prq.types import (
     request_row,
     response_row,
 )
-from ioasid_core.types import INVALID_IOASID
 from ioasid_riscv_iommu.commands import ATS_PRGR, decode_prgr, encode_prgr_rows
 from ioasid_riscv_iommu.pq import (
     PQ_RECORD,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from ioasid_core.cli import cli
+from ioasid_core.testing import cli
 
 # Record 0: hdr = PID 0xFABCD << 12 | PV | PRIV | DID 0x01_0203 << 40 = 0x0102_0303_FABC_D000
 #           payload = R | L | PRGI 0x1A5 << 3 | 0x7F00_DEAD_B000 = 0x0000_7F00_DEAD_BD2D

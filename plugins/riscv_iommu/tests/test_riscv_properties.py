@@ -8,11 +8,15 @@ from collections import Counter
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ioasid_core.platform import Platform
-from ioasid_core.prq.pipeline import PrqPipeline
-from ioasid_core.prq.types import PageRequest, Perm, ResponseCode
-from ioasid_core.space import IoasidSpace
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import (
+    IoasidSpace,
+    IommuUnit,
+    PageRequest,
+    Perm,
+    Platform,
+    PrqPipeline,
+    ResponseCode,
+)
 from ioasid_riscv_iommu.handlers import RiscvPrq
 
 KNOWN, DISABLED, STRANGER = 0x10, 0x20, 0x30

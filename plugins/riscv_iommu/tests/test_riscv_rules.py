@@ -7,13 +7,17 @@ from typing import Any
 
 import pytest
 
-from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.prq.pipeline import PrqPipeline
-from ioasid_core.prq.types import PageRequest, Perm, ResponseCode
-from ioasid_core.replay import replay
-from ioasid_core.scenario import Scenario, ScenarioError, parse_scenario
-from ioasid_core.space import IoasidSpace
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import (
+    AddressSpace,
+    IoasidSpace,
+    IommuUnit,
+    PageRequest,
+    Perm,
+    Platform,
+    PrqPipeline,
+    ResponseCode,
+)
+from ioasid_core.testing import Scenario, ScenarioError, parse_scenario, replay
 from ioasid_riscv_iommu.handlers import RiscvPrq
 from ioasid_riscv_iommu.hardware import MAX_DID_LIST, RiscvUnits
 

@@ -14,13 +14,20 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from ioasid_core.bench import BenchmarkFigure, chunked_ratio, service_chunks
-from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.prq.pipeline import PrqPipeline
-from ioasid_core.prq.types import PageRequest, Perm, ResponseCode
-from ioasid_core.space import IoasidSpace
-from ioasid_core.types import SetType
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import (
+    AddressSpace,
+    BenchmarkFigure,
+    IoasidSpace,
+    IommuUnit,
+    PageRequest,
+    Perm,
+    Platform,
+    PrqPipeline,
+    ResponseCode,
+    SetType,
+    chunked_ratio,
+    service_chunks,
+)
 from ioasid_smmuv3.events import EVENT_RECORD_SIZE
 from ioasid_smmuv3.handlers import StallPrq
 

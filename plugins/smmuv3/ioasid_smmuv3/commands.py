@@ -48,9 +48,16 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError
-from ioasid_core.errors import InvalidArgumentError
-from ioasid_core.prq.types import PageResponse, ResponseCode
+from ioasid_core.plugin import (
+    BitField,
+    BitLayout,
+    Buffer,
+    DecodeError,
+    EncodeError,
+    InvalidArgumentError,
+    PageResponse,
+    ResponseCode,
+)
 
 __all__ = [
     "CMD_PRI_RESP",

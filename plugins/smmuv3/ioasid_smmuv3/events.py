@@ -54,10 +54,18 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError, byte_view
-from ioasid_core.errors import IoasidError
-from ioasid_core.prq.types import PageRequest, Perm
-from ioasid_core.types import INVALID_IOASID
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    BitField,
+    BitLayout,
+    Buffer,
+    DecodeError,
+    EncodeError,
+    IoasidError,
+    PageRequest,
+    Perm,
+    byte_view,
+)
 
 __all__ = [
     "EVENT_NAMES",

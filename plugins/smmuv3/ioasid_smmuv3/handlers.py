@@ -41,21 +41,25 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.bits import Buffer, EncodeError, byte_view
-from ioasid_core.platform import AddressSpace
-from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.prq.types import (
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    AddressSpace,
+    Buffer,
+    EncodeError,
+    LookupPolicy,
     PageRequest,
     PageResponse,
     Perm,
     RequestRow,
     ResponseCode,
     ResponseRow,
+    RowCheck,
+    RowVendorMixin,
+    UnhandledEvent,
+    UnhandledKind,
+    byte_view,
     response_row,
 )
-from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
-from ioasid_core.prq.vendor import RowCheck, RowVendorMixin
-from ioasid_core.types import INVALID_IOASID
 from ioasid_smmuv3.commands import (
     CMD_RESUME,
     COMMAND_SIZE,

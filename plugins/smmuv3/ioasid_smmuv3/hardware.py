@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final, Literal
 
-from ioasid_core.guest import OptionProblem
-from ioasid_core.vendor_options import UnitShape, bool_problems, int_problems
+from ioasid_core.plugin import OptionProblem, UnitShape, bool_problems, int_problems
 from ioasid_smmuv3.model import CTXDESC_LINEAR_CDMAX, MAX_SSID_BITS
 
 __all__ = ["MAX_QUEUE_LOG2", "SECTION", "SmmuUnits"]
@@ -33,7 +32,7 @@ QueueKey = Literal["evtq_log2size", "priq_log2size"]
 
 
 class SmmuUnits:
-    """SMMUv3's :class:`~ioasid_core.vendor_options.UnitModel`; ``queue`` is the queue the
+    """SMMUv3's :class:`~ioasid_core.plugin.UnitModel`; ``queue`` is the queue the
     vendor's page requests arrive on."""
 
     option_keys: frozenset[str] = frozenset(

@@ -30,7 +30,7 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.logs import (
+from ioasid_core.plugin import (
     MORE,
     LogFormat,
     LogItem,

@@ -21,16 +21,17 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.errors import (
+from ioasid_core.plugin import (
+    MAX_PASID_BITS,
     AlreadyRegisteredError,
     InvalidArgumentError,
+    IoasidSet,
+    IoasidSpace,
+    IommuUnit,
     NoSpaceError,
     NotFoundError,
     QuotaExceededError,
 )
-from ioasid_core.sets import IoasidSet
-from ioasid_core.space import IoasidSpace
-from ioasid_core.units import MAX_PASID_BITS, IommuUnit
 
 __all__ = [
     "CTXDESC_LINEAR_CDMAX",

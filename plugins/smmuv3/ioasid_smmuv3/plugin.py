@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ioasid_core.bench import BenchmarkFigure
-from ioasid_core.logs import LogFormat
-from ioasid_core.markers import hookimpl
-from ioasid_core.prq.vendor import VendorPrq
-from ioasid_core.units import VendorInfo
+from ioasid_core.plugin import BenchmarkFigure, LogFormat, VendorInfo, VendorPrq, hookimpl
 from ioasid_smmuv3.bench import FIGURES
 from ioasid_smmuv3.handlers import smmuv3_vendors
 from ioasid_smmuv3.logs import SMMUV3_LOG_FORMAT

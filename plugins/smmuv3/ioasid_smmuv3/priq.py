@@ -35,9 +35,18 @@ import struct
 from collections.abc import Sequence
 from typing import Final
 
-from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError, byte_view
-from ioasid_core.prq.types import PageRequest, Perm, RequestRow
-from ioasid_core.types import INVALID_IOASID
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    BitField,
+    BitLayout,
+    Buffer,
+    DecodeError,
+    EncodeError,
+    PageRequest,
+    Perm,
+    RequestRow,
+    byte_view,
+)
 
 __all__ = [
     "PRIQ_ENTRY",

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ioasid_core.bits import DecodeError
+from ioasid_core.plugin import DecodeError
 from ioasid_smmuv3.events import EVENT_RECORD_SIZE, decode_event, decode_event_batch
 from ioasid_smmuv3.priq import PRIQ_ENTRY, PRIQ_ENTRY_SIZE, decode_pri, decode_pri_batch
 

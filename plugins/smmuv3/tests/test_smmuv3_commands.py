@@ -9,10 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ioasid_core.bits import DecodeError, EncodeError
-from ioasid_core.errors import InvalidArgumentError
-from ioasid_core.prq.types import PageResponse, ResponseCode
-from ioasid_core.types import INVALID_IOASID
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    DecodeError,
+    EncodeError,
+    InvalidArgumentError,
+    PageResponse,
+    ResponseCode,
+)
 from ioasid_smmuv3.commands import (
     COMMAND_SIZE,
     PRI_RESP_OUT_OF_TREE,

@@ -9,9 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ioasid_core.bits import DecodeError, EncodeError
-from ioasid_core.prq.types import PageRequest, Perm
-from ioasid_core.types import INVALID_IOASID
+from ioasid_core.plugin import INVALID_IOASID, DecodeError, EncodeError, PageRequest, Perm
 from ioasid_smmuv3.events import (
     EVENT_RECORD_SIZE,
     OTHER_BITS,

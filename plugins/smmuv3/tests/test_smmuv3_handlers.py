@@ -15,22 +15,28 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ioasid_core.bits import EncodeError
-from ioasid_core.cli import cli
-from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.plugins import new_plugin_manager
-from ioasid_core.prq.pipeline import PrqPipeline
-from ioasid_core.prq.policy import LookupPolicy, Outcome
-from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
-from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
-from ioasid_core.prq.vendor import VendorPrq
-from ioasid_core.replay import replay
-from ioasid_core.report import to_csv
-from ioasid_core.scenario import load_scenario
-from ioasid_core.sets import IoasidSet
-from ioasid_core.space import IoasidSpace
-from ioasid_core.types import INVALID_IOASID, SetType
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    AddressSpace,
+    EncodeError,
+    IoasidSet,
+    IoasidSpace,
+    IommuUnit,
+    LookupPolicy,
+    Outcome,
+    PageRequest,
+    PageResponse,
+    Perm,
+    Platform,
+    PrqPipeline,
+    ResponseCode,
+    SetType,
+    UnhandledEvent,
+    UnhandledKind,
+    VendorPrq,
+    new_plugin_manager,
+)
+from ioasid_core.testing import cli, load_scenario, replay, to_csv
 from ioasid_smmuv3.bench import smmuv3_evtq_ratio
 from ioasid_smmuv3.commands import (
     COMMAND_SIZE,

@@ -18,7 +18,7 @@ from ioasid_core import (
     NotFoundError,
     QuotaExceededError,
 )
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import IommuUnit
 from ioasid_smmuv3 import plugin
 from ioasid_smmuv3.model import (
     CTXDESC_LINEAR_CDMAX,

@@ -8,9 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ioasid_core.bits import DecodeError, EncodeError
-from ioasid_core.prq.types import PageRequest, Perm
-from ioasid_core.types import INVALID_IOASID
+from ioasid_core.plugin import INVALID_IOASID, DecodeError, EncodeError, PageRequest, Perm
 from ioasid_smmuv3.priq import PRIQ_ENTRY_SIZE, decode_pri, decode_pri_batch, encode_pri
 
 # dw0 = SID 0x1234 | SSID 0xFABCD << 32 | READ 1 << 60 | WRITE 1 << 61 | LAST 1 << 62 | SSV 1 << 63

@@ -1,4 +1,4 @@
-"""Byte-addressed virtio records on top of :class:`ioasid_core.bits.BitLayout`.
+"""Byte-addressed virtio records on top of :class:`ioasid_core.plugin.BitLayout`.
 
 virtio structures are packed little-endian fields of 1, 2, 4 or 8 bytes, each naturally aligned,
 so every field is a bit range of one 64-bit little-endian word and a ``BitLayout`` can decode it.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError
+from ioasid_core.plugin import BitField, BitLayout, Buffer, DecodeError
 
 __all__ = ["Record"]
 

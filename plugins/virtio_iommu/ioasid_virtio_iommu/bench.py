@@ -6,7 +6,7 @@ grouping, vendor check, ENDPOINT resolution, one response per group; then
 ``VirtioPrq.encode_responses``). Baseline: the same events, each read with one
 ``struct.iter_unpack`` of the whole records (what the decoders use) plus one ``dict.get``
 keyed by each one's PASID. Both
-sides run in ~0.5 ms chunks through :func:`ioasid_core.bench.chunked_ratio`.
+sides run in ~0.5 ms chunks through :func:`ioasid_core.plugin.chunked_ratio`.
 
 The ring itself is left out: it is the device side, and a memcpy.
 """
@@ -18,14 +18,21 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from ioasid_core.bench import BenchmarkFigure, chunked_ratio, service_chunks
-from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.prq.pipeline import PrqPipeline
-from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.prq.types import PageRequest, Perm, ResponseCode
-from ioasid_core.space import IoasidSpace
-from ioasid_core.types import SetType
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import (
+    AddressSpace,
+    BenchmarkFigure,
+    IoasidSpace,
+    IommuUnit,
+    LookupPolicy,
+    PageRequest,
+    Perm,
+    Platform,
+    PrqPipeline,
+    ResponseCode,
+    SetType,
+    chunked_ratio,
+    service_chunks,
+)
 from ioasid_virtio_iommu.faults import EXTENDED_SIZE
 from ioasid_virtio_iommu.handler import VirtioPrq
 from ioasid_virtio_iommu.probe import VENDOR

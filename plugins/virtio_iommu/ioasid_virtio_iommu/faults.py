@@ -29,7 +29,7 @@ How a reader tells them apart
    READ, WRITE, EXEC and ADDRESS, and the ``pasid`` slot is reserved (zero). A 24-byte page
    request is impossible anyway: it would have no group ID to answer.
 2. **By the PAGE_REQ flag**, within an extended record: set, the record is a recoverable page
-   request (a :class:`~ioasid_core.prq.PageRequest`, answered by a PAGE_RESP request); clear,
+   request (a :class:`~ioasid_core.plugin.PageRequest`, answered by a PAGE_RESP request); clear,
    it is an unrecoverable fault, which may now name a PASID.
 
 Flags that contradict each other (refused, so that decoding is lossless and
@@ -70,12 +70,20 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.bits import Buffer, DecodeError, EncodeError, byte_view
-from ioasid_core.errors import InvalidArgumentError
-from ioasid_core.prq.types import PageRequest, Perm, RequestRow
-from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
-from ioasid_core.types import INVALID_IOASID
-from ioasid_core.units import MAX_PASID_BITS
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    MAX_PASID_BITS,
+    Buffer,
+    DecodeError,
+    EncodeError,
+    InvalidArgumentError,
+    PageRequest,
+    Perm,
+    RequestRow,
+    UnhandledEvent,
+    UnhandledKind,
+    byte_view,
+)
 from ioasid_virtio_iommu._records import Record
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The virtio-iommu page-request handler: what the pipeline calls for this vendor.
 
-:class:`VirtioPrq` implements :class:`ioasid_core.prq.vendor.VendorPrq` over the 48-byte
+:class:`VirtioPrq` implements :class:`ioasid_core.plugin.VendorPrq` over the 48-byte
 extended event record (:mod:`ioasid_virtio_iommu.faults`) and the PAGE_RESP request
 (:mod:`ioasid_virtio_iommu.requests`), both from the unmerged vSVA proposals (kernel-facts §5).
 
@@ -32,20 +32,26 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from ioasid_core.bits import Buffer, DecodeError, EncodeError, byte_view
-from ioasid_core.platform import AddressSpace
-from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.prq.types import (
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    AddressSpace,
+    Buffer,
+    DecodeError,
+    DumpFormat,
+    EncodeError,
+    LookupPolicy,
     PageRequest,
     Perm,
     RequestRow,
     ResponseCode,
     ResponseRow,
+    RowCheck,
+    RowVendorMixin,
+    UnhandledEvent,
+    UnhandledKind,
+    byte_view,
     request_row,
 )
-from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
-from ioasid_core.prq.vendor import DumpFormat, RowCheck, RowVendorMixin
-from ioasid_core.types import INVALID_IOASID
 from ioasid_virtio_iommu.faults import (
     EXTENDED,
     EXTENDED_FLAGS,

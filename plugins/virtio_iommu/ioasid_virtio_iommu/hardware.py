@@ -18,9 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from ioasid_core.guest import OptionProblem
-from ioasid_core.units import MAX_PASID_BITS
-from ioasid_core.vendor_options import UnitShape, int_problems
+from ioasid_core.plugin import MAX_PASID_BITS, OptionProblem, UnitShape, int_problems
 
 __all__ = ["MAX_VIRTQUEUE_SIZE", "VirtioUnits"]
 
@@ -28,7 +26,7 @@ MAX_VIRTQUEUE_SIZE: Final = 32768
 
 
 class VirtioUnits:
-    """virtio-iommu's :class:`~ioasid_core.vendor_options.UnitModel`."""
+    """virtio-iommu's :class:`~ioasid_core.plugin.UnitModel`."""
 
     option_keys: frozenset[str] = frozenset({"pasid_size", "event_queue_size"})
     max_queue_entries: int = MAX_VIRTQUEUE_SIZE + 1

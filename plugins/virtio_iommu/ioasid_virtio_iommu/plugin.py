@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ioasid_core.bench import BenchmarkFigure
-from ioasid_core.logs import LogFormat
-from ioasid_core.markers import hookimpl
-from ioasid_core.prq.vendor import VendorPrq
-from ioasid_core.units import VendorInfo
+from ioasid_core.plugin import BenchmarkFigure, LogFormat, VendorInfo, VendorPrq, hookimpl
 from ioasid_virtio_iommu.bench import FIGURES
 from ioasid_virtio_iommu.handler import VirtioPrq
 from ioasid_virtio_iommu.logs import VIRTIO_LOG_FORMAT

@@ -35,12 +35,17 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.bits import Buffer, DecodeError, EncodeError
-from ioasid_core.errors import InvalidArgumentError
-from ioasid_core.sets import IoasidSet
-from ioasid_core.space import IoasidSpace
-from ioasid_core.types import SetType
-from ioasid_core.units import MAX_PASID_BITS, IommuUnit
+from ioasid_core.plugin import (
+    MAX_PASID_BITS,
+    Buffer,
+    DecodeError,
+    EncodeError,
+    InvalidArgumentError,
+    IoasidSet,
+    IoasidSpace,
+    IommuUnit,
+    SetType,
+)
 from ioasid_virtio_iommu._records import Record
 
 __all__ = [

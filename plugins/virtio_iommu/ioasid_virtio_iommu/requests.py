@@ -42,9 +42,14 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from ioasid_core.bits import Buffer, DecodeError, EncodeError
-from ioasid_core.prq.types import PageResponse, ResponseCode
-from ioasid_core.types import INVALID_IOASID
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    Buffer,
+    DecodeError,
+    EncodeError,
+    PageResponse,
+    ResponseCode,
+)
 from ioasid_virtio_iommu._records import Record
 from ioasid_virtio_iommu.faults import MAX_PASID
 

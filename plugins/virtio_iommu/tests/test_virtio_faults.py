@@ -9,10 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ioasid_core.bits import DecodeError, EncodeError
-from ioasid_core.errors import InvalidArgumentError
-from ioasid_core.prq import PageRequest, Perm
-from ioasid_core.types import INVALID_IOASID
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    DecodeError,
+    EncodeError,
+    InvalidArgumentError,
+    PageRequest,
+    Perm,
+)
 from ioasid_virtio_iommu.faults import (
     MAX_PASID,
     FaultFlag,

@@ -15,7 +15,7 @@ from ioasid_core import (
     NoSpaceError,
     NotFoundError,
 )
-from ioasid_core.bits import DecodeError, EncodeError
+from ioasid_core.plugin import DecodeError, EncodeError
 from ioasid_virtio_iommu.plugin import ioasid_vendor_info
 from ioasid_virtio_iommu.probe import (
     VENDOR,

@@ -8,9 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ioasid_core.bits import DecodeError, EncodeError
-from ioasid_core.prq import PageResponse, ResponseCode
-from ioasid_core.types import INVALID_IOASID
+from ioasid_core.plugin import INVALID_IOASID, DecodeError, EncodeError, PageResponse, ResponseCode
 from ioasid_virtio_iommu.requests import (
     MERGED_REQUEST_TYPES,
     RequestType,

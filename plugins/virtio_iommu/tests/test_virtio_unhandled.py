@@ -11,15 +11,18 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ioasid_core.bits import DecodeError
-from ioasid_core.cli import cli
-from ioasid_core.dump import decode_dump, dump_formats
-from ioasid_core.platform import Platform
-from ioasid_core.prq.pipeline import PrqPipeline
-from ioasid_core.prq.types import PageRequest, Perm
-from ioasid_core.prq.unhandled import UnhandledEvent, UnhandledKind
-from ioasid_core.space import IoasidSpace
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import (
+    DecodeError,
+    IoasidSpace,
+    IommuUnit,
+    PageRequest,
+    Perm,
+    Platform,
+    PrqPipeline,
+    UnhandledEvent,
+    UnhandledKind,
+)
+from ioasid_core.testing import cli, decode_dump, dump_formats
 from ioasid_virtio_iommu.faults import (
     MERGED_SIZE,
     FaultReason,

@@ -9,7 +9,7 @@ the LPIG of its own group, so every one is resolved and answered.
 Baseline: ``struct.iter_unpack`` of the descriptors (what the decoders use) plus one
 ``dict.get`` of each one's PASID, over
 the same ring, in the same process; the least a handler in Python could do per descriptor.
-Both sides go through :func:`ioasid_core.bench.chunked_ratio` (chunks of ~0.5 ms, interleaved).
+Both sides go through :func:`ioasid_core.plugin.chunked_ratio` (chunks of ~0.5 ms, interleaved).
 """
 
 from __future__ import annotations
@@ -18,15 +18,21 @@ import struct
 import time
 from collections.abc import Callable
 
-from ioasid_core.bench import BenchmarkFigure, chunked_ratio, service_chunks
-from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.prq.iopf import IopfQueue
-from ioasid_core.prq.pipeline import PrqPipeline
-from ioasid_core.prq.policy import make_resolver
-from ioasid_core.prq.types import PageRequest, Perm
-from ioasid_core.space import IoasidSpace
-from ioasid_core.types import SetType
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import (
+    AddressSpace,
+    BenchmarkFigure,
+    IoasidSpace,
+    IommuUnit,
+    IopfQueue,
+    PageRequest,
+    Perm,
+    Platform,
+    PrqPipeline,
+    SetType,
+    chunked_ratio,
+    make_resolver,
+    service_chunks,
+)
 from ioasid_vtd.descriptors import DESCRIPTOR_SIZE
 from ioasid_vtd.prq import PRQ_DEFAULT_ENTRIES, VtdPrq
 

@@ -32,7 +32,7 @@ caution). This codec maps ``ResponseCode`` properly and refuses to turn any othe
 Every reserved bit must be zero on decode; the error names the field and the byte offset.
 :func:`decode_ring` is the batch decoder for a PRQ region (:func:`decode_descriptors` for a
 drained run of whole descriptors): one ``struct.iter_unpack`` and shifts per entry, no dict,
-but the same reserved check and the same errors as the :class:`~ioasid_core.bits.BitLayout`
+but the same reserved check and the same errors as the :class:`~ioasid_core.plugin.BitLayout`
 path (:func:`decode_ring_reference`).
 """
 
@@ -43,10 +43,21 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError, byte_view
-from ioasid_core.errors import InvalidArgumentError
-from ioasid_core.prq.types import PageRequest, PageResponse, Perm, RequestRow, ResponseCode
-from ioasid_core.types import INVALID_IOASID
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    BitField,
+    BitLayout,
+    Buffer,
+    DecodeError,
+    EncodeError,
+    InvalidArgumentError,
+    PageRequest,
+    PageResponse,
+    Perm,
+    RequestRow,
+    ResponseCode,
+    byte_view,
+)
 
 __all__ = [
     "DESCRIPTOR_SIZE",

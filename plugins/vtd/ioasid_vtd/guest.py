@@ -15,13 +15,19 @@ from typing import Any
 
 import attrs
 
-from ioasid_core.allocators import AllocatorOps
-from ioasid_core.errors import IoasidError, NotFoundError
-from ioasid_core.guest import GuestIommu, GuestVm, OptionProblem
-from ioasid_core.markers import hookimpl
-from ioasid_core.plugins import Hooks, new_plugin_manager
-from ioasid_core.space import IoasidSpace
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import (
+    AllocatorOps,
+    GuestIommu,
+    GuestVm,
+    Hooks,
+    IoasidError,
+    IoasidSpace,
+    IommuUnit,
+    NotFoundError,
+    OptionProblem,
+    hookimpl,
+    new_plugin_manager,
+)
 from ioasid_vtd.registers import LAYOUT_3_3, VCMD_LAYOUTS, VcmdLayout
 from ioasid_vtd.state import GuestRegistry
 from ioasid_vtd.vcmd import RegisterInterface, VcmdEmulator
@@ -71,7 +77,7 @@ class _TrappedRegisters:
 
 
 class VcmdGuestIommu:
-    """One VM's virtual VT-d units for one run (a :class:`~ioasid_core.guest.GuestIommu`)."""
+    """One VM's virtual VT-d units for one run (a :class:`~ioasid_core.plugin.GuestIommu`)."""
 
     def __init__(self, vm: GuestVm, layout: VcmdLayout) -> None:
         self.vm = vm
@@ -109,7 +115,7 @@ class VcmdGuestIommu:
 
 
 class VcmdGuestPasids:
-    """VT-d's :class:`~ioasid_core.guest.GuestPasidPath`: guests ask the host (kernel-facts
+    """VT-d's :class:`~ioasid_core.plugin.GuestPasidPath`: guests ask the host (kernel-facts
     §3.1). Option ``vcmd_layout``: ``"3.3"`` (v5.15+, the default) or ``"3.1"`` (v5.8-5.14)."""
 
     name = "vcmd"

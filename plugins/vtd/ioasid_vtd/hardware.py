@@ -15,11 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from ioasid_core.errors import InvalidArgumentError
-from ioasid_core.guest import OptionProblem
-from ioasid_core.prq.hardware import HardwareRules
-from ioasid_core.units import MAX_PASID_BITS
-from ioasid_core.vendor_options import UnitShape, int_problems
+from ioasid_core.plugin import (
+    MAX_PASID_BITS,
+    HardwareRules,
+    InvalidArgumentError,
+    OptionProblem,
+    UnitShape,
+    int_problems,
+)
 from ioasid_vtd.descriptors import DESCRIPTOR_SIZE
 
 __all__ = [
@@ -72,7 +75,7 @@ under both drivers (``vtd`` and ``vtd-iopf``)."""
 
 
 class VtdUnits:
-    """VT-d's :class:`~ioasid_core.vendor_options.UnitModel`."""
+    """VT-d's :class:`~ioasid_core.plugin.UnitModel`."""
 
     option_keys: frozenset[str] = frozenset({"prq_order", "pss"})
     max_queue_entries: int = prq_entries(PRQ_MAX_ORDER)

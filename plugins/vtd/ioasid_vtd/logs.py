@@ -24,19 +24,19 @@ import struct
 from collections.abc import Sequence
 from typing import Final
 
-from ioasid_core.bits import DecodeError
-from ioasid_core.logs import (
+from ioasid_core.plugin import (
     MORE,
+    DecodeError,
     LogFormat,
     LogItem,
     LogLine,
     LogRecord,
     ParseResult,
+    Perm,
     Unrecognised,
     access_letters,
     pci_device,
 )
-from ioasid_core.prq.types import Perm
 from ioasid_vtd.descriptors import decode_descriptor_rows
 
 __all__ = ["VTD_LOG_FORMAT", "VtdLogParser"]

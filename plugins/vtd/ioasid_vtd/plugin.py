@@ -11,14 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ioasid_core.allocators import AllocatorOps
-from ioasid_core.bench import BenchmarkFigure
-from ioasid_core.errors import IoasidError
-from ioasid_core.logs import LogFormat
-from ioasid_core.markers import hookimpl
-from ioasid_core.prq.vendor import VendorPrq
-from ioasid_core.space import IoasidSpace
-from ioasid_core.units import IommuUnit, VendorInfo
+from ioasid_core.plugin import (
+    AllocatorOps,
+    BenchmarkFigure,
+    IoasidError,
+    IoasidSpace,
+    IommuUnit,
+    LogFormat,
+    VendorInfo,
+    VendorPrq,
+    hookimpl,
+)
 from ioasid_vtd.bench import figure
 from ioasid_vtd.logs import VTD_LOG_FORMAT
 from ioasid_vtd.prq import VtdIopfPrq, VtdPrq

@@ -1,4 +1,4 @@
-"""The VT-d page request queue as :class:`~ioasid_core.prq.vendor.VendorPrq` vendors (facts
+"""The VT-d page request queue as :class:`~ioasid_core.plugin.VendorPrq` vendors (facts
 §3.2, §6): ``vtd``, the 2019 handler, and ``vtd-iopf``, the driver once it used the IOPF
 framework (v5.13+).
 
@@ -74,13 +74,22 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Final, NoReturn
 
-from ioasid_core.bits import Buffer, EncodeError
-from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.prq.discipline import CheckResult, Discipline, Verdict
-from ioasid_core.prq.hardware import HardwareRules
-from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.prq.types import RequestRow, ResponseCode, ResponseRow
-from ioasid_core.prq.vendor import RowCheck, RowVendorMixin
+from ioasid_core.plugin import (
+    AddressSpace,
+    Buffer,
+    CheckResult,
+    Discipline,
+    EncodeError,
+    HardwareRules,
+    LookupPolicy,
+    Platform,
+    RequestRow,
+    ResponseCode,
+    ResponseRow,
+    RowCheck,
+    RowVendorMixin,
+    Verdict,
+)
 from ioasid_vtd.descriptors import (
     DESCRIPTOR_SIZE,
     PAGE_GROUP_RESPONSE,
@@ -180,7 +189,7 @@ def _vtd_iopf_check(
 class VtdPrq(RowVendorMixin):
     """Intel VT-d, the 2019 handler: the PRQ descriptor codec, the handler's own checks and
     its per-request answers (written on rows; the object methods come from
-    :class:`~ioasid_core.prq.vendor.RowVendorMixin`)."""
+    :class:`~ioasid_core.plugin.RowVendorMixin`)."""
 
     name: str = VENDOR
     entry_size = DESCRIPTOR_SIZE

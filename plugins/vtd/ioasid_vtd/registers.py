@@ -42,9 +42,15 @@ from typing import Final
 
 import attrs
 
-from ioasid_core.bits import BitField, BitLayout, DecodeError, EncodeError
-from ioasid_core.errors import InvalidArgumentError
-from ioasid_core.units import MAX_PASID_BITS, IommuUnit
+from ioasid_core.plugin import (
+    MAX_PASID_BITS,
+    BitField,
+    BitLayout,
+    DecodeError,
+    EncodeError,
+    InvalidArgumentError,
+    IommuUnit,
+)
 
 __all__ = [
     "CAP_CM",

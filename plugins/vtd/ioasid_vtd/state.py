@@ -19,15 +19,15 @@ from typing import Any, Final
 
 import attrs
 
-from ioasid_core.allocators import AllocatorOps
-from ioasid_core.errors import (
+from ioasid_core.plugin import (
     AllocatorBusyError,
+    AllocatorOps,
     AlreadyRegisteredError,
     IoasidError,
+    IoasidSpace,
+    IommuUnit,
     NotFoundError,
 )
-from ioasid_core.space import IoasidSpace
-from ioasid_core.units import IommuUnit
 from ioasid_vtd.registers import LAYOUT_3_3, VENDOR, VcmdLayout, vtd_caps
 from ioasid_vtd.vcmd import (
     DEFAULT_MAX_POLLS,

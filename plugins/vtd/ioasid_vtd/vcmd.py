@@ -53,17 +53,18 @@ from typing import Final, Protocol
 
 import attrs
 
-from ioasid_core.errors import (
+from ioasid_core.plugin import (
+    INVALID_IOASID,
     BusyError,
     InvalidArgumentError,
     IoasidError,
+    IoasidSet,
+    IoasidSpace,
+    IommuUnit,
     NoSpaceError,
     ReentrancyError,
+    SetType,
 )
-from ioasid_core.sets import IoasidSet
-from ioasid_core.space import IoasidSpace
-from ioasid_core.types import INVALID_IOASID, SetType
-from ioasid_core.units import IommuUnit
 from ioasid_vtd.registers import (
     CAP_OFFSET,
     ECAP_OFFSET,

@@ -11,9 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ioasid_core import INVALID_IOASID
-from ioasid_core.bits import DecodeError, EncodeError
-from ioasid_core.errors import InvalidArgumentError
-from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
+from ioasid_core.plugin import (
+    DecodeError,
+    EncodeError,
+    InvalidArgumentError,
+    PageRequest,
+    PageResponse,
+    Perm,
+    ResponseCode,
+)
 from ioasid_vtd.descriptors import (
     PAGE_GROUP_RESPONSE,
     PAGE_REQUEST,

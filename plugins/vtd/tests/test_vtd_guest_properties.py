@@ -9,12 +9,17 @@ import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ioasid_core.errors import BusyError, IoasidError, NoSpaceError
-from ioasid_core.guest import GuestIommu, GuestVm
-from ioasid_core.platform import AddressSpace
-from ioasid_core.sets import IoasidSet
-from ioasid_core.space import IoasidSpace
-from ioasid_core.types import SetType
+from ioasid_core.plugin import (
+    AddressSpace,
+    BusyError,
+    GuestIommu,
+    GuestVm,
+    IoasidError,
+    IoasidSet,
+    IoasidSpace,
+    NoSpaceError,
+    SetType,
+)
 from ioasid_vtd.guest import VcmdGuestPasids
 
 UNITS = ("v0", "v1")

@@ -24,8 +24,7 @@ from ioasid_core import (
     NotFoundError,
     SetType,
 )
-from ioasid_core.plugins import Hooks, new_plugin_manager
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import Hooks, IommuUnit, new_plugin_manager
 from ioasid_vtd.registers import (
     GUEST_VIOMMU,
     LAYOUT_3_1,

@@ -9,22 +9,28 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ioasid_core.bits import DecodeError, EncodeError
-from ioasid_core.cli import cli
-from ioasid_core.errors import InvalidArgumentError
-from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.plugins import new_plugin_manager
-from ioasid_core.prq.discipline import Discipline, Verdict
-from ioasid_core.prq.hardware import hardware_rules
-from ioasid_core.prq.pipeline import PrqPipeline
-from ioasid_core.prq.policy import LookupPolicy, Outcome
-from ioasid_core.prq.types import PageRequest, PageResponse, Perm, ResponseCode
-from ioasid_core.prq.vendor import VendorPrq
-from ioasid_core.replay import replay
-from ioasid_core.scenario import load_scenario
-from ioasid_core.space import IoasidSpace
-from ioasid_core.types import INVALID_IOASID
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    AddressSpace,
+    DecodeError,
+    Discipline,
+    EncodeError,
+    InvalidArgumentError,
+    IoasidSpace,
+    IommuUnit,
+    LookupPolicy,
+    Outcome,
+    PageRequest,
+    PageResponse,
+    Perm,
+    Platform,
+    PrqPipeline,
+    ResponseCode,
+    VendorPrq,
+    Verdict,
+    new_plugin_manager,
+)
+from ioasid_core.testing import cli, hardware_rules, load_scenario, replay
 from ioasid_vtd.bench import vtd_prq_ratio
 from ioasid_vtd.descriptors import (
     DESCRIPTOR_SIZE,

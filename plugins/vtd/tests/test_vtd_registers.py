@@ -6,9 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ioasid_core.bits import DecodeError, EncodeError
-from ioasid_core.errors import InvalidArgumentError
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import DecodeError, EncodeError, InvalidArgumentError, IommuUnit
 from ioasid_vtd.registers import (
     GUEST_VIOMMU,
     LAYOUT_3_1,

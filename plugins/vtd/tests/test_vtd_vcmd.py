@@ -8,8 +8,7 @@ import attrs
 import pytest
 
 from ioasid_core import INVALID_IOASID, IoasidSet, IoasidSpace, SetType
-from ioasid_core.bits import DecodeError
-from ioasid_core.errors import InvalidArgumentError, NoSpaceError
+from ioasid_core.plugin import DecodeError, InvalidArgumentError, NoSpaceError
 from ioasid_vtd.registers import (
     CAP_OFFSET,
     ECAP_OFFSET,

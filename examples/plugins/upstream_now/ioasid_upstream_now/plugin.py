@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ioasid_core.markers import hookimpl
-from ioasid_core.prq.vendor import VendorPrq
-from ioasid_core.units import VendorInfo
+from ioasid_core.plugin import VendorInfo, VendorPrq, hookimpl
 from ioasid_upstream_now.vendor import UpstreamNowPrq
 
 

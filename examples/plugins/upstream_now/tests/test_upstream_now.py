@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from ioasid_core import InvalidArgumentError, IoasidSpace
-from ioasid_core.compare import compare
-from ioasid_core.platform import AddressSpace, Platform
-from ioasid_core.plugins import new_plugin_manager
-from ioasid_core.prq import LookupPolicy, PageRequest, PageResponse, Perm, PrqPipeline, ResponseCode
-from ioasid_core.scenario import load_scenario
-from ioasid_core.units import IommuUnit
+from ioasid_core.plugin import (
+    AddressSpace,
+    DecodeError,
+    EncodeError,
+    InvalidArgumentError,
+    IoasidSpace,
+    IommuUnit,
+    LookupPolicy,
+    PageRequest,
+    PageResponse,
+    Perm,
+    Platform,
+    PrqPipeline,
+    ResponseCode,
+    request_row,
+)
+from ioasid_core.testing import (
+    GoldenRequest,
+    GoldenResponses,
+    assert_conforms,
+    compare,
+    load_named_scenario,
+    new_plugin_manager,
+)
 from ioasid_upstream_now import UpstreamNowPrq, alloc_global_pasid
-
-EXAMPLE = Path(__file__).resolve().parents[3] / "null-set-search.toml"
 
 
 def test_the_plugin_is_found_through_its_entry_point() -> None:
@@ -56,17 +69,93 @@ def test_a_pasid_is_only_resolved_on_the_device_it_is_attached_to() -> None:
 
 
 def test_the_null_set_example_gives_no_cross_owner_hit_under_its_own_policy() -> None:
-    (result,) = compare(load_scenario(EXAMPLE), [UpstreamNowPrq()], [LookupPolicy.DEVICE])
+    (result,) = compare(
+        load_named_scenario("null-set-search"), [UpstreamNowPrq()], [LookupPolicy.DEVICE]
+    )
     assert result.metrics.cross_owner_hits == 0
     assert result.metrics.type_confusions == 0
 
 
 @pytest.mark.parametrize(
-    ("code", "byte"),
-    [(ResponseCode.SUCCESS, "00"), (ResponseCode.INVALID, "01"), (ResponseCode.FAILURE, "02")],
+    ("code", "word"), [(ResponseCode.SUCCESS, "00"), (ResponseCode.INVALID, "01")]
 )
-def test_each_generic_code_has_its_wire_code(code: ResponseCode, byte: str) -> None:
-    """The generic response format (16 bytes), by hand: le32 device 0x10, le32 pasid 0 (none
-    carried), le16 group index 3, u8 code, u8 flags 0, le32 reserved."""
+def test_each_code_the_uapi_has_is_its_wire_code(code: ResponseCode, word: str) -> None:
+    """iommu_hwpt_page_response by hand: le32 cookie (0x10 << 9 | 3 = 0x2003), le32 code."""
     raw = UpstreamNowPrq().encode_responses([PageResponse(0x10, 3, code)])
-    assert raw == bytes.fromhex("10000000000000000300" + byte + "0000000000")
+    assert raw == bytes.fromhex("03200000" + word + "000000")
+
+
+# -- the codec: golden vectors written by hand from the layout in fault.py
+
+# dev_id 0x0a18, PASID 0x12345, last in group 0x1a5, read+write of 0x7fff_dead_b000:
+#   w0 = flags PASID_VALID | LAST_PAGE (0x3) | dev_id 0x0a18 << 32 -> 03 00 00 00 18 0a 00 00
+#   w1 = pasid 0x12345 | grpid 0x1a5 << 32                         -> 45 23 01 00 a5 01 00 00
+#   w2 = perm READ | WRITE (0x3), __reserved 0                     -> 03 00 00 00 00 00 00 00
+#   w3 = addr 0x0000_7fff_dead_b000                                -> 00 b0 ad de ff 7f 00 00
+#   w4 = length 0 | cookie (0x0a18 << 9 | 0x1a5 = 0x1431a5) << 32  -> 00 00 00 00 a5 31 14 00
+READ_WRITE = PageRequest(
+    device=0x0A18,
+    pasid=0x12345,
+    pasid_valid=True,
+    grpid=0x1A5,
+    last=True,
+    perm=Perm.READ | Perm.WRITE,
+    addr=0x7FFF_DEAD_B000,
+)
+READ_WRITE_HEX = (
+    "03000000 180a0000 45230100 a5010000 03000000 00000000 00b0adde ff7f0000 00000000 a5311400"
+)
+# dev_id 1, no PASID, not last, group 0, privileged read+exec of 0x1000:
+#   w0 = flags 0 | 1 << 32; w1 = 0; w2 = perm READ | EXEC | PRIV (0xd); w3 = 0x1000;
+#   w4 = cookie (1 << 9 | 0 = 0x200) << 32
+FETCH = PageRequest(
+    device=1, grpid=0, last=False, perm=Perm.READ | Perm.EXEC | Perm.PRIV, addr=0x1000
+)
+FETCH_HEX = (
+    "00000000 01000000 00000000 00000000 0d000000 00000000 00100000 00000000 00000000 00020000"
+)
+# The answers for READ_WRITE's group: cookie 0x1431a5, then code SUCCESS 0 / INVALID 1.
+SUCCESS = PageResponse(device=0x0A18, grpid=0x1A5, code=ResponseCode.SUCCESS, pasid=0x12345)
+INVALID = PageResponse(device=0x0A18, grpid=0x1A5, code=ResponseCode.INVALID)
+
+
+def test_the_vendor_conforms() -> None:
+    samples = [
+        READ_WRITE,
+        FETCH,
+        PageRequest(device=7, grpid=9, last=False, perm=Perm.WRITE, addr=0x2000),
+        PageRequest(device=7, grpid=9, perm=Perm.NONE),  # a stop marker
+        PageRequest(device=(1 << 23) - 1, pasid=0xFFFFF, pasid_valid=True, grpid=0x1FF),
+    ]
+    assert_conforms(
+        UpstreamNowPrq(),
+        requests=samples,
+        responses=[SUCCESS, INVALID],
+        golden=[GoldenRequest(READ_WRITE, READ_WRITE_HEX), GoldenRequest(FETCH, FETCH_HEX)],
+        golden_responses=[
+            GoldenResponses((SUCCESS, INVALID), "a5311400 00000000 a5311400 01000000")
+        ],
+    )
+
+
+def test_a_reserved_bit_is_named_with_its_offset() -> None:
+    raw = bytearray(bytes.fromhex(READ_WRITE_HEX.replace(" ", "")) * 2)
+    raw[40 + 20] = 1  # the second record's __reserved word (bits 63:32 of word 2)
+    with pytest.raises(DecodeError, match=r"at byte offset 0x28: reserved bit 32 of word 2"):
+        UpstreamNowPrq().decode_rows(bytes(raw))
+
+
+def test_the_uapi_has_no_failure_code() -> None:
+    failure = PageResponse(device=1, grpid=0, code=ResponseCode.FAILURE)
+    with pytest.raises(EncodeError, match="the uAPI has no code for FAILURE"):
+        UpstreamNowPrq().encode_response_rows([(1, 0, ResponseCode.FAILURE, 0, False, None, True)])
+    with pytest.raises(EncodeError, match="the uAPI has no code for FAILURE"):
+        UpstreamNowPrq().encode_responses([failure])
+
+
+def test_a_device_id_too_wide_for_the_cookie_is_refused() -> None:
+    wide = PageRequest(device=1 << 23, grpid=0)
+    with pytest.raises(EncodeError, match="dev_id 0x800000 does not fit 23 bits"):
+        UpstreamNowPrq().encode_request(wide)
+    with pytest.raises(EncodeError, match="dev_id 0x800000 does not fit 23 bits"):
+        UpstreamNowPrq().encode_request_rows([request_row(wide)])
