@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ioasid_core.bits import EncodeError
-from ioasid_core.prq.types import PageRequest, Perm, RequestRow
+from ioasid_core.plugin import EncodeError, PageRequest, Perm, RequestRow
 from ioasid_smmuv3.handlers import StallPrq, encode_stall_rows
 from ioasid_smmuv3.priq import encode_pri, encode_pri_rows
 

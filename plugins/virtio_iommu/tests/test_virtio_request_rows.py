@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ioasid_core.bits import EncodeError
-from ioasid_core.prq.types import PageRequest, Perm, RequestRow
+from ioasid_core.plugin import EncodeError, PageRequest, Perm, RequestRow
 from ioasid_virtio_iommu.faults import encode_page_request, encode_page_request_rows
 
 rows = st.tuples(
