@@ -100,12 +100,15 @@ def _pci_text(text: str) -> tuple[str, int] | None:
     if match is None:
         return None
     seg = match.group("seg")
-    return pci_device(
-        None if seg is None else int(seg, 16),
-        int(match.group("bus"), 16),
-        int(match.group("dev"), 16),
-        int(match.group("fn")),
-    )
+    try:
+        return pci_device(
+            None if seg is None else int(seg, 16),
+            int(match.group("bus"), 16),
+            int(match.group("dev"), 16),
+            int(match.group("fn")),
+        )
+    except ValueError:  # "00:20.0": two hex digits, but no PCI device number
+        return None
 
 
 @functools.lru_cache(maxsize=256)
@@ -213,9 +216,12 @@ class AmdViLogParser:
     def _ppr(self, line: LogLine, body: str, final: bool) -> ParseResult:
         kfd = _KFD.search(body)
         if kfd is not None:
-            name, source_id = pci_device(
-                None, int(kfd.group("bus"), 16), int(kfd.group("dev"), 16), int(kfd.group("fn"))
-            )
+            try:
+                name, source_id = pci_device(
+                    None, int(kfd.group("bus"), 16), int(kfd.group("dev"), 16), int(kfd.group("fn"))
+                )
+            except ValueError:  # no PCI device number: not a record to trust
+                return [*self._release(), Unrecognised(line.number, line.text, "not a PCI device")]
             flags = int(kfd.group("flags"), 16)
             return [
                 *self._release(),

@@ -104,12 +104,15 @@ def _device(client: str) -> str | None:
     if pci is None:
         return client
     seg = pci.group("seg")
-    return pci_device(
-        None if seg is None else int(seg, 16),
-        int(pci.group("bus"), 16),
-        int(pci.group("dev"), 16),
-        int(pci.group("fn")),
-    )[0]
+    try:
+        return pci_device(
+            None if seg is None else int(seg, 16),
+            int(pci.group("bus"), 16),
+            int(pci.group("dev"), 16),
+            int(pci.group("fn")),
+        )[0]
+    except ValueError:  # "0000:00:20.0" has no PCI device number: a name as printed
+        return client
 
 
 def _kind(event_id: int, stall: bool | None, s2: bool) -> str:

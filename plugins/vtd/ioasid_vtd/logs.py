@@ -117,12 +117,15 @@ def _pci(text: str) -> tuple[str, int] | None:
     if pci is None:
         return None
     seg = pci.group("seg")
-    return pci_device(
-        None if seg is None else int(seg, 16),
-        int(pci.group("bus"), 16),
-        int(pci.group("dev"), 16),
-        int(pci.group("fn")),
-    )
+    try:
+        return pci_device(
+            None if seg is None else int(seg, 16),
+            int(pci.group("bus"), 16),
+            int(pci.group("dev"), 16),
+            int(pci.group("fn")),
+        )
+    except ValueError:  # "[00:20.0]": two hex digits, but no PCI device number
+        return None
 
 
 def _int(text: str) -> int | None:

@@ -1,0 +1,52 @@
+"""``ioasid logs`` on review pastes no sample covers: realistic lines of other devices, units
+and eras, with every expected field worked out by hand from the printers' formats."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from logs_helpers import read, rec, records, unrecognised
+else:
+    from tests.logs_helpers import read, rec, records, unrecognised
+
+
+def _fields(lines: list[str]) -> list[dict[str, object]]:
+    _, items = read(lines)
+    return [record._asdict() for record in records(items)]
+
+
+# -- a bus:device.function whose device number is over 0x1f is no PCI address
+
+
+BAD_DEVICE = [
+    "[ 1.0] DMAR: [DMA Read NO_PASID] Request device [00:20.0] fault addr 0x1000 "
+    "[fault reason 0x06] PTE Read access is not set",
+    "[ 1.1] AMD-Vi: Event logged [IO_PAGE_FAULT device=0000:00:20.0 domain=0x0000 "
+    "address=0x1000 flags=0x0000]",
+    "[ 1.2] arm-smmu-v3 arm-smmu-v3.2.auto: event: C_BAD_STE client: 0000:00:20.0 sid: 0x20 "
+    "ssid: 0x0",
+    '[ 1.3] arm-smmu-v3 arm-smmu-v3.2.auto: unpriv data read s1 "Bad stream table entry" stag: 0x0',
+    # the same vendors' next records must still be read
+    "[ 2.0] DMAR: [DMA Read NO_PASID] Request device [00:1f.0] fault addr 0x2000 "
+    "[fault reason 0x06] PTE Read access is not set",
+    "[ 2.1] AMD-Vi: Event logged [IO_PAGE_FAULT device=0000:00:1f.0 domain=0x0000 "
+    "address=0x3000 flags=0x0020]",
+]
+
+
+def test_a_device_number_over_0x1f_costs_its_line_only() -> None:
+    reader, items = read(BAD_DEVICE)
+    assert reader.stats.failures == []
+    assert [u.line for u in unrecognised(items)] == [1, 2]
+    got = [r._asdict() for r in records(items)]
+    # 00:1f.0 -> 0x1f << 3 = 0xf8 = 248
+    assert got == [
+        rec("smmuv3", "event", 3, timestamp="1.2", unit="arm-smmu-v3.2.auto",
+            device="0000:00:20.0", source_id=0x20, access="r", code=0x04,
+            reason="C_BAD_STE", stall=False, tag=0),
+        rec("vtd", "fault", 5, timestamp="2.0", device="0000:00:1f.0", source_id=248,
+            address=0x2000, access="r", code=6, reason="PTE Read access is not set"),
+        rec("amd-vi", "fault", 6, timestamp="2.1", device="0000:00:1f.0", source_id=248,
+            address=0x3000, access="w", code=2, reason="IO_PAGE_FAULT"),
+    ]  # fmt: skip
