@@ -50,3 +50,46 @@ def test_a_device_number_over_0x1f_costs_its_line_only() -> None:
         rec("amd-vi", "fault", 6, timestamp="2.1", device="0000:00:1f.0", source_id=248,
             address=0x3000, access="w", code=2, reason="IO_PAGE_FAULT"),
     ]  # fmt: skip
+
+
+# -- two SMMUs' event threads printing at once (v6.14+: dwords, then decoded lines)
+
+_J = "Dec  6 03:00:01 arm64host kernel: arm-smmu-v3 arm-smmu-v3."
+INTERLEAVED = [
+    _J + "0.auto: event 0x10 received:",
+    _J + "2.auto: event 0x04 received:",
+    _J + "0.auto: \t0x0000010000001810",
+    _J + "2.auto: \t0x0000002000000004",
+    _J + "0.auto: \t0x0000000000000000",
+    _J + "2.auto: \t0x0000000000000000",
+    "Dec  6 03:00:01 arm64host kernel: ixgbe 0000:05:00.0: Detected Tx Unit Hang",
+    _J + "0.auto: \t0x00000000fe001234",
+    _J + "2.auto: \t0x0000000000000000",
+    _J + "0.auto: \t0x0000000000000000",
+    _J + "2.auto: \t0x0000000000000000",
+    _J + "0.auto: event: F_TRANSLATION client: 0000:01:00.0 sid: 0x100 ssid: 0x1 "
+    "iova: 0xfe001234 ipa: 0x0",
+    _J + '0.auto: unpriv data write s1 "Input address caused fault" stag: 0x0',
+    _J + "2.auto: event: C_BAD_STE client: 0000:00:02.0 sid: 0x20 ssid: 0x0",
+    _J + '2.auto: unpriv data read s1 "Bad stream table entry" stag: 0x0',
+]
+
+
+def test_interleaved_units_each_merge_their_decoded_lines_with_their_dwords() -> None:
+    # unit 0: dw0 0x0000010000001810 = ID 0x10, SSV (bit 11), SSID 1 (bits 31:12), SID 0x100;
+    # dw1 0 = STAG 0, no stall, RnW 0 (write), InD 0, PnU 0; dw2 = the input address.
+    # unit 2: dw0 0x0000002000000004 = ID 0x04 C_BAD_STE, SID 0x20, no SSV.
+    assert _fields(INTERLEAVED) == [
+        rec("smmuv3", "fault", 1, timestamp="Dec  6 03:00:01", unit="arm-smmu-v3.0.auto",
+            device="0000:01:00.0", source_id=0x100, pasid=1, address=0xFE001234,
+            access="w", code=0x10, reason="F_TRANSLATION", stall=False, tag=0,
+            raw="1018000000010000" "0000000000000000" "341200fe00000000" "0000000000000000"),
+        rec("smmuv3", "event", 2, timestamp="Dec  6 03:00:01", unit="arm-smmu-v3.2.auto",
+            device="0000:00:02.0", source_id=0x20, code=0x04, reason="C_BAD_STE",
+            raw="0400000020000000" + "0" * 48),
+    ]  # fmt: skip
+
+
+def test_raw_only_records_of_interleaved_units_are_each_read_once() -> None:
+    raw_only = INTERLEAVED[:11]
+    assert [(r["line"], r["code"]) for r in _fields(raw_only)] == [(1, 0x10), (2, 0x04)]

@@ -203,18 +203,18 @@ class Smmuv3LogParser:
             unit, msg = match.group("unit"), match.group("msg")
         out: list[LogItem] = []
         self._same = False
-        waiting = list(self._done) if self._done else None
+        waiting = unit in self._done
         result = self._message(line, unit, msg, final, out)
         if result is MORE:
             return MORE
-        if waiting and result is not None:
-            # The decoded lines of a record come right after its dwords (v6.14+): any other
-            # SMMU line means they are not coming for the records read raw before it.
-            decoded = msg.startswith("event:")
-            for other in waiting:
-                if other in self._done and (other != unit or not decoded):
-                    out.append(self._done.pop(other))
-                    self._same = False
+        if waiting and result is not None and not msg.startswith("event:"):
+            # The decoded lines of a record come right after its dwords (v6.14+): another
+            # line of the same unit means they are not coming. Another unit's lines say
+            # nothing: each SMMU's event thread prints on its own, interleaved with the others.
+            done = self._done.pop(unit, None)
+            if done is not None:
+                out.append(done)
+                self._same = False
         if not self._same:
             self._note_held()
         return out if result is not None else (out or None)
