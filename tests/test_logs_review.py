@@ -93,3 +93,25 @@ def test_interleaved_units_each_merge_their_decoded_lines_with_their_dwords() ->
 def test_raw_only_records_of_interleaved_units_are_each_read_once() -> None:
     raw_only = INTERLEAVED[:11]
     assert [(r["line"], r["code"]) for r in _fields(raw_only)] == [(1, 0x10), (2, 0x04)]
+
+
+# -- SMMUv3 PRI: the driver marks the last request of a group "L" ("[%u%s]", last ? "L" : "")
+
+PRI = [
+    "[  50.600000] arm-smmu-v3 arm-smmu-v3.1.auto: unexpected PRI request received:",
+    "[  50.600001] arm-smmu-v3 arm-smmu-v3.1.auto: \tsid 0x00000300.0x00005: [12L] "
+    "unprivileged RW access at iova 0x0000007fab120000",
+    "[  50.600002] arm-smmu-v3 arm-smmu-v3.1.auto: unexpected PRI request received:",
+    "[  50.600003] arm-smmu-v3 arm-smmu-v3.1.auto: \tsid 0x00000300.0x00005: [13] "
+    "privileged RWX access at iova 0x0000007fab121000",
+]
+
+
+def test_pri_requests_last_of_group_or_not_are_read() -> None:
+    unit = "arm-smmu-v3.1.auto"
+    assert _fields(PRI) == [
+        rec("smmuv3", "page_request", 2, timestamp="50.600001", unit=unit, source_id=0x300,
+            pasid=5, address=0x7FAB120000, access="rw", tag=12),
+        rec("smmuv3", "page_request", 4, timestamp="50.600003", unit=unit, source_id=0x300,
+            pasid=5, address=0x7FAB121000, access="rwxp", tag=13),
+    ]  # fmt: skip
