@@ -3,7 +3,11 @@ and eras, with every expected field worked out by hand from the printers' format
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ioasid_core.logs.scenario_out import ScenarioWriter, seconds
+from ioasid_core.scenario import load_scenario
 
 if TYPE_CHECKING:
     from logs_helpers import read, rec, records, unrecognised
@@ -115,3 +119,59 @@ def test_pri_requests_last_of_group_or_not_are_read() -> None:
         rec("smmuv3", "page_request", 4, timestamp="50.600003", unit=unit, source_id=0x300,
             pasid=5, address=0x7FAB121000, access="rwxp", tag=13),
     ]  # fmt: skip
+
+
+# -- --scenario timing: a date without a year is not a date of 1900
+
+
+def test_a_date_without_a_year_is_its_own_clock_and_feb_29_reads() -> None:
+    # syslog/journal print no year: not comparable with dmesg -T's dated stamps
+    assert seconds("Dec 06 03:11:42")[1] == "yearless"
+    assert seconds("Sun Dec  6 03:11:43 2026")[1] == "wall"
+    # read in leap year 2000: Feb 29 is a day (1900 is no leap year)
+    later, clock = seconds("Feb 29 00:00:01")
+    earlier, _ = seconds("Feb 28 00:00:01")
+    assert (clock, later is not None and earlier is not None) == ("yearless", True)
+    assert later - earlier == 86400.0  # type: ignore[operator]
+
+
+MIXED_CLOCKS = [
+    "Dec 06 03:11:42 fileserv kernel: DMAR: [DMA Read PASID 0x1a] Request device [00:1f.3] "
+    "fault addr 0x7ffd2000 [fault reason 0x57] SM: Present bit in PASID directory entry is "
+    "clear",
+    "[Sun Dec  6 03:11:43 2026] DMAR: [DMA Write] Request device [05:00.0] PASID 1a fault "
+    "addr ffe00000 [fault reason 05] PTE Write access is not set",
+    "(XEN) [VT-D]DMAR:[DMA Write] Request device [0001:04:00.4] fault addr 7d000000, iommu "
+    "reg = ffff82c00021d000",
+    "(XEN) [VT-D]DMAR: reason 05 - PTE Write access is not set",
+]
+
+
+def test_a_scenario_of_mixed_clocks_and_untimed_records_loads(tmp_path: Path) -> None:
+    writer = ScenarioWriter("mixed", ["paste"])
+    _, items = read(MIXED_CLOCKS)
+    for item in items:
+        writer.add(item)
+    out = tmp_path / "out.toml"
+    writer.write(out)
+    steps = [s for s in load_scenario(out).steps if s.op == "page_requests"]
+    # the clock changes (yearless -> dated): time goes on from the record before; the
+    # untimed Xen record is 1 µs after it
+    assert [s.at for s in steps] == [0.0, 0.0, 1.0]
+
+
+def test_the_time_bound_holds_for_untimed_records_after_a_clamp(tmp_path: Path) -> None:
+    writer = ScenarioWriter("far", ["paste"])
+    _, items = read(
+        [
+            "[  1.0] " + MIXED_CLOCKS[1].split("] ", 1)[1],
+            "[  2000000000.0] " + MIXED_CLOCKS[1].split("] ", 1)[1],  # 2e9 s: past 1e15 µs
+            *MIXED_CLOCKS[2:],
+        ]
+    )
+    for item in items:
+        writer.add(item)
+    out = tmp_path / "out.toml"
+    writer.write(out)
+    steps = [s for s in load_scenario(out).steps if s.op == "page_requests"]
+    assert [s.at for s in steps] == [0.0, 1e15, 1e15]

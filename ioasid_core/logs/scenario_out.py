@@ -38,18 +38,20 @@ _PERMS: Final = {"r": "read", "w": "write", "x": "exec", "p": "priv"}
 
 _KERNEL: Final = re.compile(r"\d+\.\d+")
 _RELATIVE: Final = re.compile(r"[+-]\s*\d+\.\d+")
-_FORMATS: Final = (
-    "%a %b %d %H:%M:%S %Y",  # dmesg -T
-    "%b %d %H:%M:%S",  # syslog, journal
-    "%b %d %H:%M:%S.%f",  # journalctl -o short-precise
-    "%b %d %H:%M",  # dmesg --human's first line
+_FORMATS: Final = ("%a %b %d %H:%M:%S %Y",)  # dmesg -T
+_YEARLESS: Final = (
+    "%Y %b %d %H:%M:%S",  # syslog, journal
+    "%Y %b %d %H:%M:%S.%f",  # journalctl -o short-precise
+    "%Y %b %d %H:%M",  # dmesg --human's first line
 )
 
 
 def seconds(stamp: str | None) -> tuple[float | None, str]:
     """The time a printed timestamp stands for, in seconds, and its clock: ``"relative"``
     (to the line before, ``dmesg -d``), ``"uptime"`` (kernel and ftrace seconds), ``"wall"``
-    (a date); ``(None, "")`` when it cannot be read. Times of two clocks cannot be compared."""
+    (a date with its year), ``"yearless"`` (a date without one: read in leap year 2000, so
+    Feb 29 is a date); ``(None, "")`` when it cannot be read. Times of two clocks cannot be
+    compared."""
     if stamp is None:
         return None, ""
     text = stamp.strip()
@@ -63,6 +65,12 @@ def seconds(stamp: str | None) -> tuple[float | None, str]:
             return (datetime.strptime(text, fmt) - datetime(1900, 1, 1)).total_seconds(), "wall"
         except ValueError:
             continue
+    for fmt in _YEARLESS:
+        try:
+            when = datetime.strptime(f"2000 {text}", fmt)
+        except ValueError:
+            continue
+        return (when - datetime(1900, 1, 1)).total_seconds(), "yearless"
     try:
         when = datetime.fromisoformat(text.replace(",", "."))
     except ValueError:
@@ -197,15 +205,15 @@ class ScenarioWriter:
             if self._origin is None:
                 self._origin = value - self._last_at / 1e6
             at = (value - self._origin) * 1e6
-            if at > _MAX_AT:
-                self.guessed.add("time: the log spans more than the model's time; clamped")
-                at = _MAX_AT
             if at < self._last_at:
                 self.guessed.add(
                     "time: timestamps that go back (pasted excerpts) are moved to the time "
                     "before them"
                 )
                 at = self._last_at
+        if at > _MAX_AT:  # every path, the untimed one's +1 µs too: the loader's bound holds
+            self.guessed.add("time: the log spans more than the model's time; clamped")
+            at = _MAX_AT
         self._last_at = at
         return round(at, 3)
 
