@@ -175,3 +175,30 @@ def test_the_time_bound_holds_for_untimed_records_after_a_clamp(tmp_path: Path) 
     writer.write(out)
     steps = [s for s in load_scenario(out).steps if s.op == "page_requests"]
     assert [s.at for s in steps] == [0.0, 1e15, 1e15]
+
+
+# -- a number no field can hold: unrecognised, never a record (--json could not print it)
+
+WIDE = [
+    "[ 3.0] AMD-Vi: Event logged [IO_PAGE_FAULT device=00:01.0 domain=0x0000 "
+    "address=0x100000000000000000000 flags=0x0000]",
+    "[ 3.1] DMAR: [DMA Read NO_PASID] Request device [00:02.0] fault addr 0x100000000000000000 "
+    "[fault reason 0x06] PTE Read access is not set",
+    "[ 3.2] virtio_iommu virtio0: page fault from EP 18446744073709551616 at 0x1000 [R]",
+    "[ 3.3] DMAR: [DMA Read NO_PASID] Request device [00:02.0] fault addr 0x" + "f" * 5000
+    + " [fault reason 0x06] PTE Read access is not set",
+    "[ 3.4] virtio_iommu virtio0: page fault from EP 18446744073709551615 at 0x1000 [R]",
+]  # fmt: skip
+
+
+def test_a_number_wider_than_64_bits_makes_its_line_unrecognised() -> None:
+    reader, items = read(WIDE)
+    assert reader.stats.failures == []
+    assert [(u.line, u.text) for u in unrecognised(items)] == [
+        (n, WIDE[n - 1]) for n in (1, 2, 3, 4)
+    ]
+    # 2**64 - 1 still fits a 64-bit field
+    assert [r._asdict() for r in records(items)] == [
+        rec("virtio-iommu", "fault", 5, timestamp="3.4", unit="virtio0",
+            source_id=(1 << 64) - 1, address=0x1000, access="r", code=2, reason="page"),
+    ]  # fmt: skip

@@ -34,6 +34,10 @@ _MAX_JOINED: Final = 4096
 _SUPPRESSED: Final = "callbacks suppressed"
 _PARSER_METHODS: Final = ("parse", "expire", "close")
 """Checked by name: ``isinstance`` on a runtime protocol costs more than a short stream."""
+_WIDE: Final = 1 << 64
+"""No field of a record is this wide (an address, an ID): a run of digits in a paste is not a
+value, and ``--json`` could not even print one past 4300 digits."""
+_TEXTS: Final = 256  # a power of two past HOLD_LINES + MAX_JOINS: a held record's first line
 _RATELIMIT: Final = re.compile(r"\b(\w+): (\d{1,18}) callbacks suppressed")
 
 
@@ -120,6 +124,7 @@ class _Run:
         self.heap: list[tuple[int, int, LogItem]] = []
         self.seq = 0
         self.first_line = first_line
+        self.texts: list[tuple[int, str]] = [(0, "")] * _TEXTS  # recent picked lines, by number
 
     # -- calling parsers safely
 
@@ -189,12 +194,17 @@ class _Run:
     def _push(self, index: int, number: int, items: Sequence[LogItem]) -> None:
         stats = self.stats
         heap = self.heap
-        for item in items:
+        for given in items:
+            item = given
             if isinstance(item, LogRecord):
                 if item.kind not in KINDS:
                     self._fail(index, number, f"record kind {item.kind!r} is not one of {KINDS}")
                     return
-                stats.records[item.vendor, item.kind] += 1
+                if not _fits(item):
+                    item = self._too_wide(item)
+                    stats.unrecognised += 1
+                else:
+                    stats.records[item.vendor, item.kind] += 1
             elif isinstance(item, Unrecognised):
                 stats.unrecognised += 1
             else:
@@ -202,6 +212,13 @@ class _Run:
                 return
             self.seq += 1
             heapq.heappush(heap, (item.line, self.seq, item))
+
+    def _too_wide(self, record: LogRecord) -> Unrecognised:
+        """``record``'s first line as unrecognised (its text if still known)."""
+        number, text = self.texts[record.line & (_TEXTS - 1)]
+        return Unrecognised(
+            record.line, text if number == record.line else "", "a number wider than 64 bits"
+        )
 
     def _release(self) -> Iterator[LogItem]:
         heap = self.heap
@@ -237,6 +254,7 @@ class _Run:
                 self._suppressed(text)
                 continue
             line = normalise(number, text)
+            self.texts[number & (_TEXTS - 1)] = (number, text)
             index = owner[word]
             result = self._parse(index, line, False)
             if result is None:
@@ -248,7 +266,7 @@ class _Run:
             elif result:
                 if self.held is None and not self.heap and len(result) == 1:  # type: ignore[arg-type]
                     item = result[0]  # type: ignore[index]
-                    if isinstance(item, LogRecord) and item.kind in KINDS:
+                    if isinstance(item, LogRecord) and item.kind in KINDS and _fits(item):
                         stats.records[item.vendor, item.kind] += 1
                         yield item
                         continue
@@ -355,6 +373,14 @@ def trie_pattern(words: Iterable[str]) -> str:
         return body
 
     return build(trie)
+
+
+def _fits(record: LogRecord) -> bool:
+    """Whether every number of ``record`` is one a register or queue field can hold."""
+    for value in (record.source_id, record.pasid, record.address, record.code, record.tag):
+        if type(value) is int and not 0 <= value < _WIDE:
+            return False
+    return True
 
 
 def _expire(parser: LogParser, before: int) -> Sequence[LogItem]:
