@@ -202,3 +202,41 @@ def test_a_number_wider_than_64_bits_makes_its_line_unrecognised() -> None:
         rec("virtio-iommu", "fault", 5, timestamp="3.4", unit="virtio0",
             source_id=(1 << 64) - 1, address=0x1000, access="r", code=2, reason="page"),
     ]  # fmt: skip
+
+
+# -- a decimal number past Python's 4300-digit conversion limit costs its line only
+
+_LONG = "9" * 5000
+DIGITS = [
+    f"[ 4.0] virtio_iommu virtio0: page fault from EP {_LONG} at 0x1000 [R]",
+    f"[ 4.1] riscv-iommu 10001000.iommu: Fault {_LONG} devid: 0x18 iotval: 0 iotval2: 0",
+    f"[ 4.2] DMAR: [DMA Read NO_PASID] Request device [00:02.0] fault addr 0x1000 "
+    f"[fault reason {_LONG}] PTE Read access is not set",
+    f"[ 4.3] kfd kfd: Invalid PPR device 3:00.0 pasid {_LONG} address 0x1000 flags 0x1",
+    "[ 4.4] arm-smmu-v3 arm-smmu-v3.1.auto: unexpected PRI request received:",
+    f"[ 4.5] arm-smmu-v3 arm-smmu-v3.1.auto: \tsid 0x00000300.0x00005: [{_LONG}L] "
+    "unprivileged R access at iova 0x0000007fab120000",
+    # every vendor's parser still reads the next line
+    "[ 5.0] virtio_iommu virtio0: page fault from EP 7 at 0x2000 [W]",
+    "[ 5.1] riscv-iommu 10001000.iommu: Fault 7 devid: 0x18 iotval: 3000 iotval2: 0",
+    "[ 5.2] DMAR: [DMA Write NO_PASID] Request device [00:02.0] fault addr 0x4000 "
+    "[fault reason 0x05] PTE Write access is not set",
+    "[ 5.3] kfd kfd: Invalid PPR device 3:0.0 pasid 2 address 0x5000 flags 0x1",
+    "[ 5.4] arm-smmu-v3 arm-smmu-v3.1.auto: \tsid 0x00000300.0x00005: [1L] "
+    "unprivileged R access at iova 0x0000000000006000",
+]
+
+
+def test_a_decimal_number_past_the_conversion_limit_stops_no_parser() -> None:
+    reader, items = read(DIGITS)
+    assert reader.stats.failures == []
+    got = {(r.line, r.vendor, r.address, r.code) for r in records(items)}
+    # the VT-d fault of line 3 is read up to its unreadable reason
+    assert got == {
+        (3, "vtd", 0x1000, None),
+        (7, "virtio-iommu", 0x2000, 2),
+        (8, "riscv-iommu", 0x3000, 7),
+        (9, "vtd", 0x4000, 5),
+        (10, "amd-vi", 0x5000, None),
+        (11, "smmuv3", 0x6000, None),
+    }

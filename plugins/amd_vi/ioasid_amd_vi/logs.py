@@ -67,7 +67,7 @@ _FIELD: Final = re.compile(r"(\w+)=([^\s,)\]]+)")
 _PPR: Final = re.compile(r"PPR logged \[(?P<why>[^(\]]*?)\s*\((?P<fields>[^)]*)\)\s*\]")
 _KFD: Final = re.compile(
     r"Invalid PPR device (?P<bus>[0-9a-fA-F]+):(?P<dev>[0-9a-fA-F]+)\.(?P<fn>[0-7])"
-    r" pasid (?P<pasid>\d+) address 0x(?P<addr>[0-9a-fA-F]+) flags 0x(?P<flags>[0-9a-fA-F]+)"
+    r" pasid (?P<pasid>\d{1,20}) address 0x(?P<addr>[0-9a-fA-F]+) flags 0x(?P<flags>[0-9a-fA-F]+)"
 )
 _INVALID_PASID: Final = re.compile(
     r"Invalid PASID\s*:\s*0x(?P<pasid>[0-9a-fA-F]+),\s*device\s*:\s*0x(?P<dev>[0-9a-fA-F]+)"

@@ -64,7 +64,8 @@ _FIRST_IOMMU_CAUSE: Final = 256
 
 _MARK: Final = " devid: "
 _FAULT: Final = re.compile(
-    r"Fault (?P<cause>\d+)(?:\s+ttyp:? (?P<ttyp>\d+))? devid: (?P<devid>0x[0-9a-fA-F]+|\d+)"
+    r"Fault (?P<cause>\d{1,20})(?:\s+ttyp:? (?P<ttyp>\d+))? "
+    r"devid: (?P<devid>0x[0-9a-fA-F]+|\d{1,20})"
     r"\s+iotval: (?P<iotval>(?:0x)?[0-9a-fA-F]+)\s+iotval2: (?P<iotval2>(?:0x)?[0-9a-fA-F]+)"
     r"(?=\s|$)"
 )

@@ -65,7 +65,7 @@ _DECODED_2: Final = re.compile(
 )
 _PRI: Final = re.compile(
     r"sid\s+0x(?P<sid>[0-9a-fA-F]+)\.0x(?P<ssid>[0-9a-fA-F]+):\s+"
-    r"\[(?P<grp>\d+)(?P<last>[L*]?)\]"  # the kernel marks the last of a group "L"
+    r"\[(?P<grp>\d{1,20})(?P<last>[L*]?)\]"  # the kernel marks the last of a group "L"
     r"\s+(?P<un>un)?privileged\s+(?P<r>R?)(?P<w>W?)(?P<x>X?)\s+access at iova\s+"
     r"0x(?P<iova>[0-9a-fA-F]+)"
 )

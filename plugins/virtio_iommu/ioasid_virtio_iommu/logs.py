@@ -30,7 +30,7 @@ VENDOR: Final = "virtio-iommu"
 
 _MARK: Final = " fault from EP "
 _TAIL: Final = re.compile(
-    r"(?P<ep>\d+)(?: at (?P<addr>0x[0-9a-fA-F]+|0) \[(?P<flags>[RWX]*)\])?\s*$"
+    r"(?P<ep>\d{1,20})(?: at (?P<addr>0x[0-9a-fA-F]+|0) \[(?P<flags>[RWX]*)\])?\s*$"
 )
 """What follows the words ``fault from EP``; the reason word and unit come before them."""
 _WORDS: Final = {

@@ -52,10 +52,12 @@ _FAULT: Final = re.compile(
 )
 """Up to the address: every era. The reason follows (or comes on a line of its own)."""
 _FAULT_START: Final = re.compile(r"DMAR:\s*(?:\[(?:DMA|INTR|[A-Z][a-z]+ [A-Z])|$)")
-_REASON: Final = re.compile(r"\s*\[fault reason\s+(?P<code>(?:0x)?[0-9a-fA-F]+)\]\s*(?P<text>.*)")
+_REASON: Final = re.compile(
+    r"\s*\[fault reason\s+(?P<code>(?:0x)?[0-9a-fA-F]{1,20})\]\s*(?P<text>.*)"
+)
 _REASON_LINE: Final = re.compile(
-    r"DMAR:\s*(?:\[fault reason\s+(?P<code>(?:0x)?[0-9a-fA-F]+)\]\s*(?P<text>.*)"
-    r"|reason\s+(?P<xcode>[0-9a-fA-F]+)\s*-\s*(?P<xtext>.*))"
+    r"DMAR:\s*(?:\[fault reason\s+(?P<code>(?:0x)?[0-9a-fA-F]{1,20})\]\s*(?P<text>.*)"
+    r"|reason\s+(?P<xcode>[0-9a-fA-F]{1,20})\s*-\s*(?P<xtext>.*))"
 )
 _BDF: Final = re.compile(
     r"(?:(?P<seg>[0-9a-fA-F]{4}):)?(?:0x)?(?P<bus>[0-9a-fA-F]{1,2}):(?:0x)?"
