@@ -240,3 +240,33 @@ def test_a_decimal_number_past_the_conversion_limit_stops_no_parser() -> None:
         (10, "amd-vi", 0x5000, None),
         (11, "smmuv3", 0x6000, None),
     }
+
+
+# -- AMD-Vi events whose address is not called "address", and the unknown event's words
+
+AMD_OTHER = [
+    "[ 20.0] AMD-Vi: Event logged [RMP_PAGE_FAULT device=0000:c1:00.0, vmg_tag=0x0001, "
+    "gpa=0x1234000, flags_rmp=0x0003, flags=0x0020]",
+    "[ 20.1] AMD-Vi: Event logged [RMP_HW_ERROR device=0000:c1:00.0, vmg_tag=0x0001, "
+    "spa=0x88000000, flags=0x0000]",
+    "[ 20.5] AMD-Vi: Event logged [UNKNOWN event[0]=0x12345678 event[1]=0xb0000000 "
+    "event[2]=0x9abcdef0 event[3]=0x00000001]",
+    "[ 20.6] AMD-Vi: Event logged [UNKNOWN type=0x0c event[0]=0x00000010 event[1]=0xc0000000 "
+    "event[2]=0x00000000 event[3]=0x00000000]",
+]
+
+
+def test_rmp_addresses_and_unknown_events_raw_words() -> None:
+    # c1:00.0 -> 0xc1 << 8 = 0xc100; RW flag 0x20 -> "w"
+    # UNKNOWN: EventCode is bits 63:60 of the entry = bits 31:28 of event[1]: 0xb, then 0xc;
+    # raw = the four dwords little-endian: 78563412 000000b0 f0debc9a 01000000
+    assert _fields(AMD_OTHER) == [
+        rec("amd-vi", "event", 1, timestamp="20.0", device="0000:c1:00.0", source_id=0xC100,
+            address=0x1234000, access="w", code=0xD, reason="RMP_PAGE_FAULT"),
+        rec("amd-vi", "event", 2, timestamp="20.1", device="0000:c1:00.0", source_id=0xC100,
+            address=0x88000000, access="r", code=0xE, reason="RMP_HW_ERROR"),
+        rec("amd-vi", "event", 3, timestamp="20.5", code=0xB, reason="UNKNOWN",
+            raw="78563412" "000000b0" "f0debc9a" "01000000"),
+        rec("amd-vi", "event", 4, timestamp="20.6", code=0xC, reason="UNKNOWN",
+            raw="10000000" "000000c0" "00000000" "00000000"),
+    ]  # fmt: skip

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
+import struct
 from collections.abc import Sequence
 from typing import Final
 
@@ -64,6 +65,9 @@ _TAG_INDEX: Final = 0x1FF  # PRG index; bit 9 is "last in group"
 _OPEN: Final = "Event logged ["
 _EVENT: Final = re.compile(r"(?P<name>[A-Z][A-Z0-9_]+)(?P<fields>[^\]]*)\]")
 _FIELD: Final = re.compile(r"(\w+)=([^\s,)\]]+)")
+_UNKNOWN_WORD: Final = re.compile(r"event\[(?P<index>[0-3])\]=0x(?P<word>[0-9a-fA-F]{8})\b")
+"""``UNKNOWN event[0]=0x%08x ... event[3]=0x%08x``: the whole 16-byte entry, printed raw."""
+_EVENT_ADDRESS: Final = ("address", "gpa", "spa")  # RMP_PAGE_FAULT's gpa, RMP_HW_ERROR's spa
 _PPR: Final = re.compile(r"PPR logged \[(?P<why>[^(\]]*?)\s*\((?P<fields>[^)]*)\)\s*\]")
 _KFD: Final = re.compile(
     r"Invalid PPR device (?P<bus>[0-9a-fA-F]+):(?P<dev>[0-9a-fA-F]+)\.(?P<fn>[0-7])"
@@ -173,6 +177,9 @@ class AmdViLogParser:
 
     def _record(self, line: LogLine, at: int, match: re.Match[str]) -> list[LogItem]:
         name = match.group("name")
+        if name == "UNKNOWN":
+            # "event[0]=" holds a "]" itself: read the words to the end of the matched text
+            return [self._unknown(line, match.string[match.start("fields") :])]
         fields = dict(_FIELD.findall(match.group("fields")))
         device = _pci(fields.get("device"))
         if device is None:  # per-device form: "<driver> SSSS:BB:DD.F: AMD-Vi: Event logged"
@@ -204,7 +211,7 @@ class AmdViLogParser:
                 name_,
                 source_id,
                 pasid,
-                values.get("address"),
+                next((values[k] for k in _EVENT_ADDRESS if k in values), None),
                 None if flags is None else ("w" if flags & _EVENT_RW else "r"),
                 code,
                 name,
@@ -212,6 +219,25 @@ class AmdViLogParser:
                 None if tag is None else tag & _TAG_INDEX,
             )
         ]
+
+    @staticmethod
+    def _unknown(line: LogLine, fields: str) -> LogItem:
+        """An event type the driver has no name for: it prints the entry's four dwords, so the
+        raw entry is known, and its type is bits 31:28 of the second (EventCode, bits 63:60)."""
+        words = {
+            int(m.group("index")): int(m.group("word"), 16) for m in _UNKNOWN_WORD.finditer(fields)
+        }
+        if sorted(words) != [0, 1, 2, 3]:
+            return Unrecognised(line.number, line.text, "an unknown AMD-Vi event without its words")
+        return LogRecord(
+            VENDOR,
+            "event",
+            line.number,
+            line.timestamp,
+            code=words[1] >> 28,
+            reason="UNKNOWN",
+            raw=struct.pack("<4I", *(words[i] for i in range(4))).hex(),
+        )
 
     def _ppr(self, line: LogLine, body: str, final: bool) -> ParseResult:
         kfd = _KFD.search(body)
