@@ -270,3 +270,29 @@ def test_rmp_addresses_and_unknown_events_raw_words() -> None:
         rec("amd-vi", "event", 4, timestamp="20.6", code=0xC, reason="UNKNOWN",
             raw="10000000" "000000c0" "00000000" "00000000"),
     ]  # fmt: skip
+
+
+# -- SMMUv3 fetch faults: the fetch address (dw3 bits 51:3, the decoder's fetch_addr) is the
+# address, whether the log carries the dwords or only the decoded line
+
+_U = "[  60.0] arm-smmu-v3 arm-smmu-v3.1.auto: "
+FETCH = [
+    _U + "event 0x09 received:",
+    _U + "\t0x0000030000000009",
+    _U + "\t0x0000000000000000",
+    _U + "\t0x0000000000000000",
+    _U + "\t0xfff00000008a0047",  # bits 63:52 and 2:0 are not the address
+    _U + "event: F_CD_FETCH client: 0000:03:00.0 sid: 0x300 ssid: 0x0 fetch_addr: 0x8a0040",
+    _U + "event: F_STE_FETCH client: (unassigned sid) sid: 0x302 ssid: 0x0 fetch_addr: 0x8a1000",
+]
+
+
+def test_fetch_faults_carry_their_fetch_address_raw_or_decoded() -> None:
+    unit = "arm-smmu-v3.1.auto"
+    assert _fields(FETCH) == [
+        rec("smmuv3", "event", 1, timestamp="60.0", unit=unit, device="0000:03:00.0",
+            source_id=0x300, address=0x8A0040, code=0x09, reason="F_CD_FETCH",
+            raw="0900000000030000" + "0" * 32 + "47008a000000f0ff"),
+        rec("smmuv3", "event", 7, timestamp="60.0", unit=unit, source_id=0x302,
+            address=0x8A1000, code=0x03, reason="F_STE_FETCH"),
+    ]  # fmt: skip

@@ -78,6 +78,10 @@ _NAME_TO_ID: Final = {name: event_id for event_id, name in EVENT_NAMES.items()}
 # §7.3): F_UUT, F_BAD_ATS_TREQ, F_TRANSL_FORBIDDEN, F_WALK_EABT, the handled faults,
 # F_TLB_CONFLICT. Stall and STAG: F_WALK_EABT and the handled faults.
 _ADDRESSED: Final = frozenset({0x01, 0x05, 0x07, 0x0B, 0x20, *HANDLED_FAULTS})
+# F_STE_FETCH, F_CD_FETCH, F_VMS_FETCH: dw3 bits 51:3 are the fetch address (the v6.14
+# decoder prints it as ``fetch_addr``); it is their only address.
+_FETCHING: Final = frozenset({0x03, 0x09, 0x25})
+_FETCH_ADDR: Final = 0x000F_FFFF_FFFF_FFF8
 _STALLING: Final = frozenset({0x0B, *HANDLED_FAULTS})
 _WORDS: Final = struct.Struct("<4Q")
 _ACCESS: Final = {
@@ -144,7 +148,11 @@ def record_from_dwords(
         None,
         event.sid,
         event.ssid if event.ssv else None,
-        event.input_addr if addressed else None,
+        event.input_addr
+        if addressed
+        else dwords[3] & _FETCH_ADDR
+        if event_id in _FETCHING
+        else None,
         _ACCESS[event.rnw, event.ind, event.pnu] if addressed else None,
         event_id,
         EVENT_NAMES.get(event_id),
