@@ -296,3 +296,27 @@ def test_fetch_faults_carry_their_fetch_address_raw_or_decoded() -> None:
         rec("smmuv3", "event", 7, timestamp="60.0", unit=unit, source_id=0x302,
             address=0x8A1000, code=0x03, reason="F_STE_FETCH"),
     ]  # fmt: skip
+
+
+# -- AMD-Vi PPR debug lines as ppr.c prints them (dev_dbg on the IOMMU: no "AMD-Vi:" prefix;
+# the "(" before the fields is never closed)
+
+PPR_DEBUG = [
+    "[  30.0] iommu ivhd0: PPR logged [Request ignored due to GN=0 (device=0000:c1:00.0 "
+    "pasid=0x00003 address=0x7f0000002000 flags=0x0024 tag=0x205]",
+    "[  30.1] iommu ivhd0: PPR logged [Invalid request format (device=0000:c1:00.0 "
+    "pasid=0x00003 address=0x7f0000003000 flags=0x0122 tag=0x006]",
+]
+
+
+def test_ppr_debug_lines_as_the_driver_prints_them() -> None:
+    # flags 0x0024: READ 0x004 + WRITE 0x020, US 0x040 clear -> "rwp"; GN 0x100 clear: no PASID
+    # flags 0x0122: EXEC 0x002 + WRITE 0x020 + GN 0x100 -> "wxp", PASID 3; tag 0x205 -> PRG 5
+    assert _fields(PPR_DEBUG) == [
+        rec("amd-vi", "page_request", 1, timestamp="30.0", device="0000:c1:00.0",
+            source_id=0xC100, address=0x7F0000002000, access="rwp", tag=5,
+            reason="Request ignored due to GN=0"),
+        rec("amd-vi", "page_request", 2, timestamp="30.1", device="0000:c1:00.0",
+            source_id=0xC100, pasid=3, address=0x7F0000003000, access="wxp", tag=6,
+            reason="Invalid request format"),
+    ]  # fmt: skip

@@ -68,7 +68,8 @@ _FIELD: Final = re.compile(r"(\w+)=([^\s,)\]]+)")
 _UNKNOWN_WORD: Final = re.compile(r"event\[(?P<index>[0-3])\]=0x(?P<word>[0-9a-fA-F]{8})\b")
 """``UNKNOWN event[0]=0x%08x ... event[3]=0x%08x``: the whole 16-byte entry, printed raw."""
 _EVENT_ADDRESS: Final = ("address", "gpa", "spa")  # RMP_PAGE_FAULT's gpa, RMP_HW_ERROR's spa
-_PPR: Final = re.compile(r"PPR logged \[(?P<why>[^(\]]*?)\s*\((?P<fields>[^)]*)\)\s*\]")
+# ppr.c opens a "(" before the fields and never closes it: "... tag=0x%03llx]"
+_PPR: Final = re.compile(r"PPR logged \[(?P<why>[^(\]]*?)\s*\((?P<fields>[^)\]]*)\)?\s*\]")
 _KFD: Final = re.compile(
     r"Invalid PPR device (?P<bus>[0-9a-fA-F]+):(?P<dev>[0-9a-fA-F]+)\.(?P<fn>[0-7])"
     r" pasid (?P<pasid>\d{1,20}) address 0x(?P<addr>[0-9a-fA-F]+) flags 0x(?P<flags>[0-9a-fA-F]+)"
