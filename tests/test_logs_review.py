@@ -320,3 +320,19 @@ def test_ppr_debug_lines_as_the_driver_prints_them() -> None:
             source_id=0xC100, pasid=3, address=0x7F0000003000, access="wxp", tag=6,
             reason="Invalid request format"),
     ]  # fmt: skip
+
+
+# -- serial-console garbage (NULs, bytes that are not UTF-8) before the timestamp
+
+GARBAGE = [
+    "\ufffd\ufffd[    5.0] DMAR: [DMA Read NO_PASID] Request device [00:02.0] fault addr "
+    "0x2000 [fault reason 0x06] PTE Read access is not set",
+    "\x00\x00\x00[    5.1] virtio_iommu virtio0: page fault from EP 8 at 0x3000 [W]",
+]
+
+
+def test_console_garbage_before_the_timestamp_keeps_the_timestamp() -> None:
+    assert [(r["line"], r["timestamp"], r["address"]) for r in _fields(GARBAGE)] == [
+        (1, "5.0", 0x2000),
+        (2, "5.1", 0x3000),
+    ]

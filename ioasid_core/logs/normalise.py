@@ -81,7 +81,7 @@ _BRACKET_TIME: Final = (
 )
 
 _PREFIX: Final = re.compile(
-    r"[\s>|]*"
+    r"[\s>|\ufffd\x00]*"
     r"(?P<level><\d{1,2}>)?"
     r"(?P<xen>\(XEN\)\s*)?"
     r"(?:"
@@ -96,7 +96,7 @@ _PREFIX: Final = re.compile(
 )
 
 
-_QUOTES: Final = re.compile(r"[\s>|]*")
+_QUOTES: Final = re.compile(r"[\s>|\ufffd\x00]*")  # and serial-console garbage (NUL, bad bytes)
 _MONTHS: Final = (
     "Jan",
     "Feb",
