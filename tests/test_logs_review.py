@@ -336,3 +336,30 @@ def test_console_garbage_before_the_timestamp_keeps_the_timestamp() -> None:
         (1, "5.0", 0x2000),
         (2, "5.1", 0x3000),
     ]
+
+
+# -- VT-d svm.c (v4.x-v5.15) printed the descriptors it refused whole
+
+SVM = [
+    "[  40.0] DMAR: dmar1: Page request without PASID: 0000000000200001 00007f5a3c2d1003",
+    "[  40.1] DMAR: dmar1: Page request for invalid PASID 5: 0000000500200101 00007f5a3c2d2001",
+    "[  40.2] DMAR: IOMMU: dmar1: Page request without PASID",  # newer: no words, a message
+]
+
+
+def test_refused_page_requests_printed_whole_are_page_requests() -> None:
+    # dw0 0x200001: type 1, PASID present (bit 8) clear, requester ID (31:16) 0x20 = 00:04.0
+    # dw0 0x500200101: PASID present, PASID (51:32) 5; dw1: R bit 0, W bit 1, PRG index 11:3,
+    # address 63:12
+    assert _fields(SVM) == [
+        rec("vtd", "page_request", 1, timestamp="40.0", unit="dmar1", device="0000:00:04.0",
+            source_id=0x20, address=0x7F5A3C2D1000, access="rw",
+            reason="Page request without PASID", tag=0,
+            raw="0100200000000000" "03102d3c5a7f0000"),
+        rec("vtd", "page_request", 2, timestamp="40.1", unit="dmar1", device="0000:00:04.0",
+            source_id=0x20, pasid=5, address=0x7F5A3C2D2000, access="r",
+            reason="Page request for invalid PASID 5", tag=0,
+            raw="0101200005000000" "01202d3c5a7f0000"),
+        rec("vtd", "message", 3, timestamp="40.2", unit="dmar1",
+            reason="Page request without PASID"),
+    ]  # fmt: skip

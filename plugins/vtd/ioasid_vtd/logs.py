@@ -71,6 +71,12 @@ _PRQ_REPORT: Final = re.compile(
 )
 _INVALID_PRQ: Final = "Invalid page request:"
 _DWORDS: Final = re.compile(r"([0-9a-fA-F]{1,16})\s+([0-9a-fA-F]{1,16})\s*$")
+_REJECTED: Final = re.compile(
+    r"(?P<why>Page request without PASID|Page request for invalid PASID \d{1,10}):\s*"
+    r"(?=[0-9a-fA-F]{1,16}\s+[0-9a-fA-F]{1,16}\s*$)"
+)
+"""svm.c before v5.16 (``%s: Page request without PASID: %08llx %08llx``, ``... for invalid
+PASID %d: ...``): a request the driver refused, printed whole, as ``Invalid page request``."""
 _MESSAGE: Final = re.compile(
     r"Unexpected page request in Privilege Mode|Page request without PASID"
     r"|Address is not canonical|Page request in Privilege Mode|Execution request not supported"
@@ -203,6 +209,9 @@ class VtdLogParser:
             return self._prq_report(line, final)
         if "Invalid page request" in body:
             return self._invalid_request(line)
+        rejected = _REJECTED.search(body)
+        if rejected is not None:
+            return self._invalid_request(line, rejected.start(), rejected.end(), rejected["why"])
         match = _MESSAGE.search(body)
         if match is not None:
             return [
@@ -342,13 +351,19 @@ class VtdLogParser:
         )
         return [*self._release(), record] if self._waiting is not None else [record]
 
-    def _invalid_request(self, line: LogLine) -> ParseResult:
+    def _invalid_request(
+        self, line: LogLine, at: int = -1, after: int = 0, why: str | None = None
+    ) -> ParseResult:
+        """A page request descriptor printed whole (dw0, dw1), from ``after`` in the body;
+        ``why`` the driver's words when it refused it for a reason of its own."""
         body = line.body
-        at = body.find(_INVALID_PRQ)
-        if at < 0:
-            return None
+        if why is None:
+            at = body.find(_INVALID_PRQ)
+            if at < 0:
+                return None
+            after = at + len(_INVALID_PRQ)
         unit = _unit_before(body, at)
-        words = _DWORDS.match(body[at + len(_INVALID_PRQ) :].strip())
+        words = _DWORDS.match(body[after:].strip())
         if words is None:
             return [
                 *self._release(),
@@ -381,6 +396,7 @@ class VtdLogParser:
                 pasid if pasid_valid else None,
                 addr,
                 _PERM_ACCESS[int(perm) & 0xF],
+                reason=why,
                 tag=grpid,
                 raw=raw.hex(),
             )
