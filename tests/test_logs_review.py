@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ioasid_core.logs import LogReader, LogRecord
 from ioasid_core.logs.scenario_out import ScenarioWriter, seconds
 from ioasid_core.scenario import load_scenario
 
 if TYPE_CHECKING:
-    from logs_helpers import read, rec, records, unrecognised
+    from logs_helpers import installed_formats, read, rec, records, unrecognised
 else:
-    from tests.logs_helpers import read, rec, records, unrecognised
+    from tests.logs_helpers import installed_formats, read, rec, records, unrecognised
 
 
 def _fields(lines: list[str]) -> list[dict[str, object]]:
@@ -363,3 +364,21 @@ def test_refused_page_requests_printed_whole_are_page_requests() -> None:
         rec("vtd", "message", 3, timestamp="40.2", unit="dmar1",
             reason="Page request without PASID"),
     ]  # fmt: skip
+
+
+def test_a_unit_whose_decoded_lines_come_after_another_units_whole_record() -> None:
+    a, b = INTERLEAVED[0:1], INTERLEAVED[1:2]
+    a_words = [INTERLEAVED[i] for i in (2, 4, 7, 9)]
+    b_words = [INTERLEAVED[i] for i in (3, 5, 8, 10)]
+    lines = [*a, *b, *a_words, *b_words, *INTERLEAVED[13:15], *INTERLEAVED[11:13]]
+    got = [(r["line"], r["device"], r["raw"] is not None) for r in _fields(lines)]
+    assert got == [(1, "0000:01:00.0", True), (2, "0000:00:02.0", True)]
+
+
+def test_a_raw_record_is_given_up_at_another_units_lone_decoded_lines() -> None:
+    # unit 2 prints decoded lines with no dwords of its own before: unit 0's are not coming
+    lines = [*INTERLEAVED[0:1], *[INTERLEAVED[i] for i in (2, 4, 7, 9)], *INTERLEAVED[13:15]]
+    reader = LogReader(installed_formats())
+    first = next(iter(reader.read(lines)))
+    # released before the stream ends: the reader did not hold it to the end
+    assert isinstance(first, LogRecord) and first.line == 1 and first.device is None

@@ -212,18 +212,23 @@ class Smmuv3LogParser:
             unit, msg = match.group("unit"), match.group("msg")
         out: list[LogItem] = []
         self._same = False
-        waiting = unit in self._done
+        waiting = list(self._done) if self._done else None
+        # This unit is itself mid-record: its lines may interleave with another unit's record.
+        busy = unit in self._reading or unit in self._done or unit in self._decoded
         result = self._message(line, unit, msg, final, out)
         if result is MORE:
             return MORE
-        if waiting and result is not None and not msg.startswith("event:"):
+        if waiting and result is not None:
             # The decoded lines of a record come right after its dwords (v6.14+): another
-            # line of the same unit means they are not coming. Another unit's lines say
-            # nothing: each SMMU's event thread prints on its own, interleaved with the others.
-            done = self._done.pop(unit, None)
-            if done is not None:
-                out.append(done)
-                self._same = False
+            # line of the same unit means they are not coming. Another unit's lines mean so
+            # too, unless that unit is printing a record of its own (two SMMUs' event threads
+            # interleave: dwords, then decoded lines, of each).
+            decoded = msg.startswith("event:")
+            raw = busy or msg[:2] == "0x" or msg.startswith("event 0x")
+            for other in waiting:
+                if other in self._done and (not decoded if other == unit else not raw):
+                    out.append(self._done.pop(other))
+                    self._same = False
         if not self._same:
             self._note_held()
         return out if result is not None else (out or None)
@@ -444,13 +449,20 @@ class Smmuv3LogParser:
             for kept in state.values():
                 if held is None or kept.line < held:
                     held = kept.line
+        for first in self._decoded.values():  # a raw record merged into decoded lines
+            if first.merged is not None and (held is None or first.merged.line < held):
+                held = first.merged.line
         self.held_from = held
 
     def expire(self, before: int) -> Sequence[LogItem]:
         out: list[LogItem] = []
         units = {u for u, r in self._reading.items() if r.line < before}
         units |= {u for u, r in self._done.items() if r.line < before}
-        units |= {u for u, d in self._decoded.items() if d.line < before}
+        units |= {
+            u
+            for u, d in self._decoded.items()
+            if min(d.line, d.line if d.merged is None else d.merged.line) < before
+        }
         for unit in sorted(units):
             self._flush(unit, out)
         self._note_held()
