@@ -171,6 +171,27 @@ def test_scenario_names_are_shown_as_written_not_read_as_markup(tmp_path: Path) 
         assert f"scenario: {name}" in stdout
 
 
+def test_a_name_with_terminal_control_characters_is_refused_before_it_reaches_the_screen(
+    tmp_path: Path,
+) -> None:
+    """An escape sequence or carriage return in a name would rewrite what the terminal shows."""
+    for name, key in (
+        ("a\x1b[31mred", "name"),
+        ("over\rwrite", "name"),
+        ("u\x1b[2J", "platform.units[0].name"),
+    ):
+        path = tmp_path / "s.toml"
+        scenario_name, unit = (name, "u") if key == "name" else ("s", name)
+        path.write_text(
+            f"name = {json.dumps(scenario_name)}\n"
+            f"[platform]\nunits = [{{ name = {json.dumps(unit)} }}]\n"
+        )
+        code, stdout, stderr = invoke("compare", str(path), "--vendors", "generic")
+        assert code == 2
+        assert "\x1b" not in stdout + stderr and "\r" not in stdout + stderr
+        assert f"{key}: expected printable characters only" in stderr
+
+
 def test_mathtext_in_a_name_is_drawn_as_written_and_does_not_crash_the_plot(
     tmp_path: Path,
 ) -> None:
