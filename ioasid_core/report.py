@@ -201,6 +201,10 @@ def to_table(
     return _table(scenario, results, columns, cells, view)
 
 
+_WIDE = Console(width=1 << 16, file=io.StringIO())
+"""Measures tables unbounded (a measurement is clamped to its console's width)."""
+
+
 def _table(
     scenario: str,
     results: Sequence[RunResult],
@@ -221,8 +225,10 @@ def _table(
         pad_edge=False,
         collapse_padding=True,
     )
+    # The policy is never cut ("gl…") to make room.
     table.add_column("vendor", style="bold", overflow="fold")
-    table.add_column("policy", no_wrap=True)
+    policies = [f"{r.policy.value}*" if r.native else r.policy.value for r in results]
+    table.add_column("policy", no_wrap=True, min_width=max(map(len, ["policy", *policies])))
     for index, column in enumerate(columns):
         widest = max([len(column.label)] + [len(row[index]) for row in cells])
         table.add_column(column.label, justify="right", min_width=widest, no_wrap=True)
@@ -432,7 +438,18 @@ def print_report(console: Console, scenario: str, results: Sequence[RunResult]) 
     for index, table in enumerate(to_tables(scenario, results, width=console.width)):
         if index:
             console.print()  # a caption, then the next table's title: keep them apart
-        console.print(table)
+        # A terminal narrower than the table's narrowest layout gets lines longer than it
+        # (the terminal wraps them), never a table squeezed to it: that cut numbers
+        # (131070 as "1310") and dropped whole columns.
+        narrowest = Measurement.get(_WIDE, _WIDE.options, table).minimum
+        if narrowest > console.width:
+            width, console.width = console.width, narrowest
+            try:
+                console.print(table)
+            finally:
+                console.width = width
+        else:
+            console.print(table)
     errors = step_errors_text(results)
     if errors:
         console.print()

@@ -19,7 +19,13 @@ from ioasid_core.compare import available_vendors, compare
 from ioasid_core.plugins import new_plugin_manager
 from ioasid_core.prq import LookupPolicy
 from ioasid_core.replay import RunResult
-from ioasid_core.report import ALLOCATION_COLUMNS, TABLE_COLUMNS, plot_figure, to_csv
+from ioasid_core.report import (
+    ALLOCATION_COLUMNS,
+    TABLE_COLUMNS,
+    plot_figure,
+    render_table,
+    to_csv,
+)
 from ioasid_core.scenario import load_scenario, parse_scenario
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -425,3 +431,20 @@ def test_run_prints_the_same_fitted_tables(tmp_path: Path) -> None:
     _, as_json, _ = invoke("run", path, "--vendor", "smmuv3-pri", "--json")
     seen = check_every_cell(stdout, json.loads(as_json), 50)
     assert {"auto", "p99"} <= seen
+
+
+@pytest.mark.parametrize("width", [5, 12, 20])
+def test_a_terminal_narrower_than_one_column_gets_long_lines_not_cut_numbers(width: int) -> None:
+    """Below the narrowest layout (vendor, policy, one metric), rich squeezed the table to the
+    terminal: 131070 showed as "1310", policies as "gl…", whole columns vanished."""
+    scenario = load_scenario(EXAMPLES / "queue-depths.toml")
+    vendors = _vendors()
+    results = compare(scenario, [vendors["smmuv3-pri-iopf"], vendors["generic"]])
+    text = render_table(scenario.name, results, width=width)
+    assert "…" not in text
+    first = text.split("scenario:")[1]  # the first table: the page requests sent
+    assert first.startswith(" queue-depths (1 of "), text
+    rows = [line.split() for line in first.splitlines()[4:12]]
+    assert rows[0] == ["smmuv3-pri-iopf", "set*", "160"], text
+    assert rows[4] == ["generic", "global*", "160"], text
+    assert all(row[-1] == "160" for row in rows), text  # every run's count, whole
