@@ -23,6 +23,7 @@ from rich.text import Text
 
 from ioasid_core.metrics import Metrics
 from ioasid_core.replay import RunResult
+from ioasid_core.whole_table import print_whole
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -199,10 +200,6 @@ def to_table(
     flats = [_flat(result) for result in results]
     cells = [[_cell(flat.get(column.key, 0), column.whole) for column in columns] for flat in flats]
     return _table(scenario, results, columns, cells, view)
-
-
-_WIDE = Console(width=1 << 16, file=io.StringIO())
-"""Measures tables unbounded (a measurement is clamped to its console's width)."""
 
 
 def _table(
@@ -438,18 +435,7 @@ def print_report(console: Console, scenario: str, results: Sequence[RunResult]) 
     for index, table in enumerate(to_tables(scenario, results, width=console.width)):
         if index:
             console.print()  # a caption, then the next table's title: keep them apart
-        # A terminal narrower than the table's narrowest layout gets lines longer than it
-        # (the terminal wraps them), never a table squeezed to it: that cut numbers
-        # (131070 as "1310") and dropped whole columns.
-        narrowest = Measurement.get(_WIDE, _WIDE.options, table).minimum
-        if narrowest > console.width:
-            width, console.width = console.width, narrowest
-            try:
-                console.print(table)
-            finally:
-                console.width = width
-        else:
-            console.print(table)
+        print_whole(console, table)  # never squeezed below its narrowest: no cut number
     errors = step_errors_text(results)
     if errors:
         console.print()
