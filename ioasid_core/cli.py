@@ -529,8 +529,9 @@ def _check_writable(flag: str, path: Path) -> None:
 
 
 def _same_file(a: str, b: str) -> bool:
+    """Whether writing ``a`` would overwrite the file ``b`` (``/dev/null`` twice is fine)."""
     try:
-        return os.path.samefile(a, b)
+        return os.path.samefile(a, b) and os.path.isfile(a)
     except OSError:  # one does not exist yet: the same file only by the same path
         return os.path.abspath(a) == os.path.abspath(b)
 
