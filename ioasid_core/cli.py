@@ -470,9 +470,12 @@ def compare_command(
 
     names = _names("--vendors", vendor_list)
     policies = _policies(policy_list)
-    for flag, path in (("--json", json_path), ("--csv", csv_path), ("--plot", plot_path)):
-        if path:
-            _check_writable(flag, Path(path))
+    outputs = [
+        (f, p) for f, p in (("--json", json_path), ("--csv", csv_path), ("--plot", plot_path)) if p
+    ]
+    for flag, path in outputs:
+        _check_writable(flag, Path(path))
+    _check_distinct([("SCENARIO", scenario_path), *outputs])
     if plot_path:
         problem = plot_format_problem(Path(plot_path))
         if problem:
@@ -523,6 +526,24 @@ def _check_writable(flag: str, path: Path) -> None:
     else:
         return
     raise click.exceptions.Exit(_fail(f"{flag} {str(path)!r}: {why}", EXIT_BAD_INPUT))
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether writing ``a`` would overwrite the file ``b`` (``/dev/null`` twice is fine)."""
+    try:
+        return os.path.samefile(a, b) and os.path.isfile(a)
+    except OSError:  # one does not exist yet: the same file only by the same path
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _check_distinct(files: list[tuple[str, str]]) -> None:
+    """Before any run: an output that is the scenario itself, or another output, would
+    overwrite it (``--json s.toml`` for ``s.toml``): bad input, exit 2, nothing written."""
+    for n, (flag, path) in enumerate(files):
+        for earlier, other in files[:n]:
+            if _same_file(path, other):
+                message = f"{flag} {path!r}: is the same file as {earlier} {other!r}"
+                raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
 
 
 @cli.command(name="decode")

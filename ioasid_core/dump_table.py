@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ioasid_core.dump import Decoded
+from ioasid_core.whole_table import print_whole
 
 __all__ = ["DUMP_ROWS", "DumpSummary", "print_dump", "summarize"]
 
@@ -66,7 +67,8 @@ def print_dump(console: Console, vendor: str, summary: DumpSummary) -> None:
         if shown < summary.requests:
             title += f", the first {shown} shown (--json lists every entry)"
         # Narrow enough for 80 columns at the widest values (a 64-bit address, a 32-bit
-        # device): every cell whole, never cut or folded.
+        # device): every cell whole, never cut or folded (a narrower terminal gets longer
+        # lines: ``print_whole``).
         table = Table(
             title=Text(title),
             caption=Text(PERM_CAPTION),
@@ -88,13 +90,13 @@ def print_dump(console: Console, vendor: str, summary: DumpSummary) -> None:
                 "stop" if row["stop_marker"] else _perm_letters(str(row["perm"])),
                 f"{row['addr']:#x}",
             )
-        console.print(table)
+        print_whole(console, table)
     if summary.unhandled:
         title = f"{vendor}: {summary.unhandled} unhandled event(s), never answered"
         if len(summary.first_unhandled) < summary.unhandled:
             title += f", the first {len(summary.first_unhandled)} shown"
         events = Table(title=Text(title))
-        events.add_column("offset", justify="right")
+        events.add_column("offset", justify="right", no_wrap=True)
         events.add_column("kind")
         events.add_column("description")
         for event in summary.first_unhandled:
@@ -102,7 +104,7 @@ def print_dump(console: Console, vendor: str, summary: DumpSummary) -> None:
             events.add_row(
                 f"{event['offset']:#x}", Text(str(event["kind"])), Text(str(event["description"]))
             )
-        console.print(events)
+        print_whole(console, events)
 
 
 PERM_CAPTION = "perm: r read, w write, x exec, p privileged; stop: a stop marker"

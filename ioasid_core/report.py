@@ -23,6 +23,7 @@ from rich.text import Text
 
 from ioasid_core.metrics import Metrics
 from ioasid_core.replay import RunResult
+from ioasid_core.whole_table import print_whole
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -221,8 +222,10 @@ def _table(
         pad_edge=False,
         collapse_padding=True,
     )
+    # The policy is never cut ("gl…") to make room.
     table.add_column("vendor", style="bold", overflow="fold")
-    table.add_column("policy", no_wrap=True)
+    policies = [f"{r.policy.value}*" if r.native else r.policy.value for r in results]
+    table.add_column("policy", no_wrap=True, min_width=max(map(len, ["policy", *policies])))
     for index, column in enumerate(columns):
         widest = max([len(column.label)] + [len(row[index]) for row in cells])
         table.add_column(column.label, justify="right", min_width=widest, no_wrap=True)
@@ -432,7 +435,7 @@ def print_report(console: Console, scenario: str, results: Sequence[RunResult]) 
     for index, table in enumerate(to_tables(scenario, results, width=console.width)):
         if index:
             console.print()  # a caption, then the next table's title: keep them apart
-        console.print(table)
+        print_whole(console, table)  # never squeezed below its narrowest: no cut number
     errors = step_errors_text(results)
     if errors:
         console.print()

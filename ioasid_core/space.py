@@ -691,8 +691,9 @@ class IoasidSpace:
         if self._busy:
             self._refuse_reentry(what)
         ioasid = as_id(ioasid)
+        spid = as_id(spid, "SPID")  # as find_by_spid takes it: a numpy integer is its int
         with self._lock:
-            if spid.__class__ is not int or not 0 <= spid < INVALID_IOASID:
+            if not 0 <= spid < INVALID_IOASID:
                 raise InvalidArgumentError(
                     f"SPID {spid!r} is not a valid ID (INVALID_IOASID and values outside "
                     "32 bits cannot be attached)"

@@ -74,3 +74,20 @@ def test_an_unknown_vendor_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["decode", "acme", str(_dump(tmp_path))])
     assert result.exit_code == 2
     assert "no vendor named 'acme'" in result.stderr
+
+
+def test_a_terminal_narrower_than_the_table_gets_every_cell_whole(tmp_path: Path) -> None:
+    """rich squeezed the table to the terminal: 0x100 showed as "0…", headers vanished."""
+    for columns in ("20", "40"):
+        result = CliRunner(env={"COLUMNS": columns}).invoke(
+            cli, ["decode", "generic", str(_dump(tmp_path))]
+        )
+        assert result.exit_code == 0
+        lines = result.stdout.splitlines()
+        assert "…" not in result.stdout
+        assert lines[2].split() == ["offset", "device", "pasid", "grpid", "last", "perm", "addr"]
+        assert [line.split() for line in lines[4:7]] == [
+            ["0x0", "0x100", "0x2a", "3", "r---", "0x1000"],
+            ["0x18", "0x100", "0x2a", "3", "yes", "r---", "0x2000"],
+            ["0x30", "0x101", "-", "4", "yes", "stop", "0x0"],
+        ], result.stdout

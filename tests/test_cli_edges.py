@@ -142,3 +142,28 @@ def test_the_progress_bar_shows_a_scenario_name_as_written(
     code, _, stderr = invoke("compare", str(path), "--vendors", "generic")
     assert code == 0, stderr
     assert "replaying base[/] [bold]x" in shown.getvalue()
+
+
+def test_an_output_that_is_the_scenario_or_another_output_is_refused_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(Path(EXAMPLE).read_text())
+    before = scenario.read_text()
+    for flag in ("--json", "--csv"):
+        code, stdout, stderr = invoke("compare", str(scenario), flag, str(scenario))
+        assert code == 2 and stdout == ""
+        assert f"{flag} {str(scenario)!r}: is the same file as SCENARIO" in stderr
+    (tmp_path / "link.toml").symlink_to(scenario)
+    code, _, stderr = invoke("compare", str(scenario), "--json", str(tmp_path / "link.toml"))
+    assert code == 2 and "is the same file as SCENARIO" in stderr
+    assert scenario.read_text() == before  # the scenario was not overwritten
+    out = tmp_path / "out.txt"
+    code, _, stderr = invoke("compare", str(scenario), "--json", str(out), "--csv", str(out))
+    assert code == 2 and f"--csv {str(out)!r}: is the same file as --json" in stderr
+    assert not out.exists()
+    if Path("/dev/null").exists():  # not a file anything is lost from: written twice, fine
+        code, _, stderr = invoke(
+            "compare", str(scenario), "--json", "/dev/null", "--csv", "/dev/null"
+        )
+        assert code == 0, stderr

@@ -19,7 +19,13 @@ from ioasid_core.compare import available_vendors, compare
 from ioasid_core.plugins import new_plugin_manager
 from ioasid_core.prq import LookupPolicy
 from ioasid_core.replay import RunResult
-from ioasid_core.report import ALLOCATION_COLUMNS, TABLE_COLUMNS, plot_figure, to_csv
+from ioasid_core.report import (
+    ALLOCATION_COLUMNS,
+    TABLE_COLUMNS,
+    plot_figure,
+    render_table,
+    to_csv,
+)
 from ioasid_core.scenario import load_scenario, parse_scenario
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -169,6 +175,27 @@ def test_scenario_names_are_shown_as_written_not_read_as_markup(tmp_path: Path) 
         code, stdout, stderr = invoke("compare", str(path), "--vendors", "generic")
         assert code == 0, stderr
         assert f"scenario: {name}" in stdout
+
+
+def test_a_name_with_terminal_control_characters_is_refused_before_it_reaches_the_screen(
+    tmp_path: Path,
+) -> None:
+    """An escape sequence or carriage return in a name would rewrite what the terminal shows."""
+    for name, key in (
+        ("a\x1b[31mred", "name"),
+        ("over\rwrite", "name"),
+        ("u\x1b[2J", "platform.units[0].name"),
+    ):
+        path = tmp_path / "s.toml"
+        scenario_name, unit = (name, "u") if key == "name" else ("s", name)
+        path.write_text(
+            f"name = {json.dumps(scenario_name)}\n"
+            f"[platform]\nunits = [{{ name = {json.dumps(unit)} }}]\n"
+        )
+        code, stdout, stderr = invoke("compare", str(path), "--vendors", "generic")
+        assert code == 2
+        assert "\x1b" not in stdout + stderr and "\r" not in stdout + stderr
+        assert f"{key}: expected printable characters only" in stderr
 
 
 def test_mathtext_in_a_name_is_drawn_as_written_and_does_not_crash_the_plot(
@@ -404,3 +431,20 @@ def test_run_prints_the_same_fitted_tables(tmp_path: Path) -> None:
     _, as_json, _ = invoke("run", path, "--vendor", "smmuv3-pri", "--json")
     seen = check_every_cell(stdout, json.loads(as_json), 50)
     assert {"auto", "p99"} <= seen
+
+
+@pytest.mark.parametrize("width", [5, 12, 20])
+def test_a_terminal_narrower_than_one_column_gets_long_lines_not_cut_numbers(width: int) -> None:
+    """Below the narrowest layout (vendor, policy, one metric), rich squeezed the table to the
+    terminal: 131070 showed as "1310", policies as "gl…", whole columns vanished."""
+    scenario = load_scenario(EXAMPLES / "queue-depths.toml")
+    vendors = _vendors()
+    results = compare(scenario, [vendors["smmuv3-pri-iopf"], vendors["generic"]])
+    text = render_table(scenario.name, results, width=width)
+    assert "…" not in text
+    first = text.split("scenario:")[1]  # the first table: the page requests sent
+    assert first.startswith(" queue-depths (1 of "), text
+    rows = [line.split() for line in first.splitlines()[4:12]]
+    assert rows[0] == ["smmuv3-pri-iopf", "set*", "160"], text
+    assert rows[4] == ["generic", "global*", "160"], text
+    assert all(row[-1] == "160" for row in rows), text  # every run's count, whole

@@ -91,6 +91,19 @@ def test_a_numpy_id_is_taken_as_its_int_and_never_handed_back(space: IoasidSpace
     assert np.int64(0) in space and 1.0 not in space
 
 
+def test_a_numpy_spid_is_taken_as_its_int_as_find_by_spid_takes_it(space: IoasidSpace) -> None:
+    owner = space.create_set()
+    ioasid = space.alloc(owner, 0, 10)
+    space.attach_spid(ioasid, np.int64(7))  # type: ignore[arg-type]
+    assert space.find_by_spid(owner, 7) == ioasid
+    assert [type(spid) for spid in owner._spids] == [int]
+    other = space.alloc(owner, 0, 10)
+    with pytest.raises(InvalidArgumentError, match="SPID True is not an integer"):
+        space.attach_spid_in(owner, other, True)
+    space.attach_spid_in(owner, other, np.uint16(8))  # type: ignore[arg-type]
+    assert space.find_by_spid(owner, np.int32(8)) == other  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("capacity", [INVALID_IOASID, INVALID_IOASID + 1, 1 << 27, (1 << 26) + 1])
 def test_a_capacity_beyond_the_modelled_range_is_an_ioasid_error(capacity: int) -> None:
     with pytest.raises(InvalidArgumentError, match=r"outside 1\.\.0x4000000"):

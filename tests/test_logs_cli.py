@@ -247,6 +247,16 @@ def test_scenario_to_a_missing_folder_exits_2_before_reading(tmp_path: Path) -> 
     assert result.exit_code == 2 and "does not exist" in result.stderr
 
 
+def test_scenario_over_a_log_being_read_is_refused_and_the_log_kept(tmp_path: Path) -> None:
+    log = _write(tmp_path, ["x"])
+    before = log.read_bytes()
+    for target in (log, tmp_path / "." / log.name):
+        result = CliRunner().invoke(cli, ["logs", str(log), "--scenario", str(target)])
+        assert result.exit_code == 2
+        assert f"--scenario {str(target)!r}: is the same file as FILE" in result.stderr
+    assert log.read_bytes() == before
+
+
 @pytest.mark.parametrize("file", sorted(p.name for p in REALDATA.glob("*.txt")))
 def test_every_sample_file_scenario_loads(tmp_path: Path, file: str) -> None:
     lines = [line for sample in samples(file).values() for line in sample]

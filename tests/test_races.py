@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import TypeVar
+from typing import SupportsIndex, TypeVar
 
 import pytest
 
@@ -143,6 +143,82 @@ def test_free_sees_a_subscriber_that_subscribed_while_it_waited_for_the_lock(
     seen: list[Event] = []
     with other_thread_finishes_first(space, monkeypatch, lambda: space.subscribe(seen.append)):
         within_watchdog(lambda: space.free(owner, ioasid))
+    assert [(e.kind, e.ioasid) for e in seen] == [(EventKind.FREE, ioasid)]
+
+
+@contextmanager
+def other_thread_finishes_before_the_lock_is_taken(
+    monkeypatch: pytest.MonkeyPatch, their_call: Callable[[IoasidSpace], object]
+) -> Iterator[list[IoasidSpace]]:
+    """The uncontended window: the call under test is inside the space, the lock is free,
+    and another thread runs ``their_call`` to completion before the first ``take`` of the
+    lock (the hot paths' only way in) succeeds. A value read before ``take`` is stale then.
+
+    ``take`` is bound into the hot paths when a space is made, so it is wrapped at
+    construction; the caller arms it by appending the space to the yielded list.
+    """
+    armed: list[IoasidSpace] = []
+    failures: list[BaseException] = []
+    real_init = TokenMutex.__init__
+
+    def init(mutex: TokenMutex) -> None:
+        real_init(mutex)
+        pop = mutex.take
+
+        def take(index: SupportsIndex = -1) -> bool:
+            if armed and threading.current_thread() is threading.main_thread():
+                space = armed.pop()
+
+                def run() -> None:
+                    try:
+                        their_call(space)
+                    except BaseException as exc:
+                        failures.append(exc)
+
+                other = threading.Thread(target=run, daemon=True)
+                other.start()
+                other.join(WATCHDOG_S)
+                assert not other.is_alive(), "the other thread hung"
+            return pop(index)
+
+        mutex.take = take
+
+    monkeypatch.setattr(TokenMutex, "__init__", init)
+    yield armed
+    assert not armed, "the call under test never took the lock: no interleaving forced"
+    if failures:
+        raise failures[0]
+
+
+def test_alloc_reads_the_allocator_state_only_once_it_holds_the_lock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend = Backend()
+    ops = AllocatorOps(backend.alloc, backend.free)
+    with other_thread_finishes_before_the_lock_is_taken(
+        monkeypatch, lambda space: space.register_allocator(ops)
+    ) as armed:
+        space = IoasidSpace(1024)
+        owner = space.create_set()
+        armed.append(space)
+        ioasid = space.alloc(owner, 0, 1023)
+    assert space.active_allocator is ops
+    assert ioasid in backend.held, "the ID came from the default allocator's map"
+    assert space._ids.used == 0
+
+
+def test_free_reads_the_subscriber_state_only_once_it_holds_the_lock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[Event] = []
+    with other_thread_finishes_before_the_lock_is_taken(
+        monkeypatch, lambda space: space.subscribe(seen.append)
+    ) as armed:
+        space = IoasidSpace(1024)
+        owner = space.create_set()
+        ioasid = space.alloc(owner, 0, 1023)
+        armed.append(space)
+        space.free(owner, ioasid)
     assert [(e.kind, e.ioasid) for e in seen] == [(EventKind.FREE, ioasid)]
 
 

@@ -64,6 +64,14 @@ def _check_writable(path: Path) -> None:
     raise _fail(f"--scenario {str(path)!r}: {why}", EXIT_BAD_INPUT)
 
 
+def _same_file(a: str, b: str) -> bool:
+    """Writing the scenario over a log being read would lose the log."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist: the same file only by the same path
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
 @click.command(name="logs")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option(
@@ -95,6 +103,10 @@ def logs_command(
     formats, problems = _formats(vendors)
     if scenario_path is not None:
         _check_writable(Path(scenario_path))
+        for path in files:
+            if path != STDIN and _same_file(path, scenario_path):
+                message = f"--scenario {scenario_path!r}: is the same file as FILE {path!r}"
+                raise _fail(message, EXIT_BAD_INPUT)
     if list(files).count(STDIN) > 1:
         raise _fail("standard input ('-') can be read only once", EXIT_BAD_INPUT)
     try:

@@ -278,6 +278,10 @@ class Reader:
         if not isinstance(value, str) or not value:
             self.bad(join(path, key), f"expected a non-empty string, got {describe(value)}")
             return None
+        if not value.isprintable():
+            # Names reach the terminal: an escape or carriage return would rewrite the screen.
+            self.bad(join(path, key), f"expected printable characters only, got {describe(value)}")
+            return None
         return value
 
     def integer(
