@@ -216,9 +216,10 @@ def bench_command(ctx: click.Context, as_json: bool, quick: bool, check: bool) -
         # The build too: figures differ by a quarter between builds of one Python version.
         click.echo(json.dumps({**figures, "interpreter": interpreter_build()}))
     else:
+        width = max(28, *(len(name) for name in figures))
         for name, value in figures.items():
             mark = "OVER" if name in over else "ok"
-            click.echo(f"{name:<28} {value:>10.3f}   limit {limits[name]:>7.1f}   {mark}")
+            click.echo(f"{name:<{width}} {value:>10.3f}   limit {limits[name]:>7.1f}   {mark}")
     if check and over:
         ctx.exit(1)
 

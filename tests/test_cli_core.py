@@ -57,7 +57,10 @@ def test_bench_includes_a_plugins_figure_with_its_limit(monkeypatch: pytest.Monk
     class FigurePlugin:
         @hookimpl
         def ioasid_benchmarks(self) -> list[BenchmarkFigure]:
-            return [BenchmarkFigure("acme_ratio", 2.0, lambda quick: 3.5 if quick else 1.0)]
+            return [
+                BenchmarkFigure("acme_ratio", 2.0, lambda quick: 3.5 if quick else 1.0),
+                BenchmarkFigure("acme_a_figure_named_longer_than_the_column", 9.0, lambda q: 1.0),
+            ]
 
     def host(**kwargs: object) -> PluginHost:
         made = new_plugin_manager(load_entry_points=False)
@@ -69,3 +72,6 @@ def test_bench_includes_a_plugins_figure_with_its_limit(monkeypatch: pytest.Monk
     assert result.exit_code == 1
     line = next(x for x in result.output.splitlines() if x.startswith("acme_ratio"))
     assert "3.500" in line and "limit     2.0" in line and line.endswith("OVER")
+    # A name longer than the others widens the name column: the columns stay aligned.
+    figures = [x for x in result.output.splitlines() if " limit " in x]
+    assert len({x.index(" limit ") for x in figures}) == 1, figures
