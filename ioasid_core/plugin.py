@@ -28,7 +28,8 @@ Grouped by what a plugin does with them:
 - what the driver prints (``ioasid logs``): ``LogFormat``, ``LogParser``, ``LogLine``,
   ``LogRecord``, ``LogItem``, ``ParseResult``, ``Unrecognised``, ``MORE``, ``KINDS``,
   ``access_letters``, ``pci_device``;
-- benchmark figures: ``BenchmarkFigure``, ``chunked_ratio``, ``service_chunks``;
+- benchmark figures: ``BenchmarkFigure``, ``chunked_ratio``, ``service_chunks``,
+  ``sva_queue_workload`` (the workload every vendor's figure measures);
 - a private manager for a vendor's own units (VT-d's guests): ``new_plugin_manager``,
   ``Hooks``;
 - errors: ``IoasidError`` and its subclasses.
@@ -99,6 +100,7 @@ from ioasid_core.prq.vendor import (
 )
 from ioasid_core.sets import IoasidSet
 from ioasid_core.space import IoasidSpace
+from ioasid_core.sva_workload import sva_queue_workload
 from ioasid_core.types import DEFAULT_CAPACITY, INVALID_IOASID, EventKind, Priority, SetType
 from ioasid_core.units import MAX_PASID_BITS, IommuUnit, VendorInfo
 from ioasid_core.vendor_options import UnitModel, UnitShape, bool_problems, int_problems
@@ -194,4 +196,5 @@ __all__ = [
     "request_row",
     "response_row",
     "service_chunks",
+    "sva_queue_workload",
 ]

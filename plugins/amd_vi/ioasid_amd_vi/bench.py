@@ -19,18 +19,12 @@ from ioasid_amd_vi.handlers import AmdViPrq
 from ioasid_amd_vi.hardware import PPR_LOG_DEFAULT_ENTRIES
 from ioasid_amd_vi.ppr import PPR_ENTRY_SIZE
 from ioasid_core.plugin import (
-    AddressSpace,
     BenchmarkFigure,
-    IoasidSpace,
-    IommuUnit,
-    Perm,
-    Platform,
     PrqPipeline,
-    RequestRow,
     ResponseCode,
-    SetType,
     chunked_ratio,
     service_chunks,
+    sva_queue_workload,
 )
 
 __all__ = ["FIGURES", "LIMIT", "amd_vi_ppr_ratio", "ppr_workload"]
@@ -45,36 +39,14 @@ _PASIDS_PER_DEVICE: Final = 16
 def ppr_workload(vendor: AmdViPrq | None = None) -> tuple[PrqPipeline, bytes]:
     """Four processes with one device each, bound to 16 PASIDs, and a full PPR log of
     requests from those devices for their own PASIDs, each closing its group."""
-    vendor = vendor if vendor is not None else AmdViPrq()
-    space = IoasidSpace()
-    platform = Platform(space)
-    platform.probe_unit(IommuUnit(name=UNIT, vendor=vendor.name, pasid_bits=16))
-    sva = space.create_set()
-    own: list[tuple[int, list[int]]] = []
-    for index in range(_DEVICES):
-        proc = AddressSpace(f"proc-{index}")
-        mm_set = space.create_set(proc, type=SetType.MM)
-        platform.add_domain(f"sva-{index}", proc.name, [sva, mm_set])
-        devid = 0x0200 + index
-        device = platform.add_device(
-            f"gpu-{index}", unit=UNIT, source_id=devid, owner=proc.name, domain=f"sva-{index}"
-        )
-        pasids = []
-        for _ in range(_PASIDS_PER_DEVICE):
-            pasid = space.alloc(sva, 1, 0xFFFF, proc)
-            platform.bind(device.name, pasid, proc)
-            pasids.append(pasid)
-        own.append((devid, pasids))
-    pipeline = PrqPipeline(platform, UNIT, vendor, ring_entries=PPR_LOG_DEFAULT_ENTRIES)
-    rows: list[RequestRow] = []
-    for i in range(PPR_LOG_DEFAULT_ENTRIES):
-        devid, pasids = own[i % _DEVICES]
-        pasid = pasids[i // _DEVICES % _PASIDS_PER_DEVICE]
-        rw = Perm.READ | Perm.WRITE
-        rows.append(
-            (devid, pasid, True, i & 0x1FF, True, rw, 0x7F00_0000_0000 + i * 0x1000, False, None)
-        )
-    return pipeline, vendor.encode_request_rows(rows)
+    return sva_queue_workload(
+        vendor if vendor is not None else AmdViPrq(),
+        unit=UNIT,
+        pasid_bits=16,
+        source_ids=[0x0200 + index for index in range(_DEVICES)],
+        entries=PPR_LOG_DEFAULT_ENTRIES,
+        device_prefix="gpu",
+    )
 
 
 def _baseline(pipeline: PrqPipeline, log: bytes) -> Callable[[], int]:

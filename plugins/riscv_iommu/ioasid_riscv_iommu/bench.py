@@ -16,18 +16,12 @@ from collections.abc import Callable
 from typing import Final
 
 from ioasid_core.plugin import (
-    AddressSpace,
     BenchmarkFigure,
-    IoasidSpace,
-    IommuUnit,
-    Perm,
-    Platform,
     PrqPipeline,
-    RequestRow,
     ResponseCode,
-    SetType,
     chunked_ratio,
     service_chunks,
+    sva_queue_workload,
 )
 from ioasid_riscv_iommu.handlers import RiscvPrq
 from ioasid_riscv_iommu.pq import PQ_RECORD_SIZE
@@ -45,36 +39,14 @@ _PASIDS_PER_DEVICE: Final = 16
 def prq_workload() -> tuple[PrqPipeline, bytes]:
     """Four processes with one device each (DIDs in segment 1), bound to 16 PASIDs, and a
     full queue of requests from those devices for their own PASIDs, each closing its group."""
-    vendor = RiscvPrq()
-    space = IoasidSpace()
-    platform = Platform(space)
-    platform.probe_unit(IommuUnit(name=UNIT, vendor=vendor.name, pasid_bits=20))
-    sva = space.create_set()
-    own: list[tuple[int, list[int]]] = []
-    for index in range(_DEVICES):
-        proc = AddressSpace(f"proc-{index}")
-        mm_set = space.create_set(proc, type=SetType.MM)
-        platform.add_domain(f"sva-{index}", proc.name, [sva, mm_set])
-        did = 0x01_0100 + index
-        device = platform.add_device(
-            f"acc-{index}", unit=UNIT, source_id=did, owner=proc.name, domain=f"sva-{index}"
-        )
-        pasids = []
-        for _ in range(_PASIDS_PER_DEVICE):
-            pasid = space.alloc(sva, 1, 0xFFFFF, proc)
-            platform.bind(device.name, pasid, proc)
-            pasids.append(pasid)
-        own.append((did, pasids))
-    pipeline = PrqPipeline(platform, UNIT, vendor, ring_entries=QUEUE)
-    rows: list[RequestRow] = []
-    for i in range(QUEUE):
-        did, pasids = own[i % _DEVICES]
-        pasid = pasids[i // _DEVICES % _PASIDS_PER_DEVICE]
-        rw = Perm.READ | Perm.WRITE
-        rows.append(
-            (did, pasid, True, i & 0x1FF, True, rw, 0x7F00_0000_0000 + i * 0x1000, False, None)
-        )
-    return pipeline, vendor.encode_request_rows(rows)
+    return sva_queue_workload(
+        RiscvPrq(),
+        unit=UNIT,
+        pasid_bits=20,
+        source_ids=[0x01_0100 + index for index in range(_DEVICES)],
+        entries=QUEUE,
+        device_prefix="acc",
+    )
 
 
 def _baseline(pipeline: PrqPipeline, queue: bytes) -> Callable[[], int]:
