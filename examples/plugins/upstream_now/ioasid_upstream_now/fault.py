@@ -3,7 +3,16 @@
 A VMM that handles its guests' page requests reads ``struct iommu_hwpt_pgfault`` records
 from an iommufd fault object and writes ``struct iommu_hwpt_page_response`` back
 (``include/uapi/linux/iommufd.h``). Little-endian, as the kernel writes them on the
-platforms that have PRI:
+platforms that have PRI.
+
+Which header: checked field by field against the uAPI header of a v6.17-era tree (it has
+``IOMMU_HW_QUEUE_ALLOC``); the layout below is the same since the fault queue came (v6.11).
+There the four bytes after ``perm`` were the compiler's padding before a plain ``__u64
+addr``; a later fix names them ``__reserved`` (must be 0) and declares ``__aligned_u64
+addr`` (QEMU's copy of the header took it with its v6.14-rc3 sync), so that 32-bit builds
+agree: on 64-bit the bytes never moved. The response code FAILURE of the first version was
+removed by a fix of July 2024, during v6.11's development: SUCCESS 0 and INVALID 1 are all
+there is. Flag and permission bits are the header's enums, bit for bit.
 
     iommu_hwpt_pgfault (40 bytes)           word  bits
       u32 flags   PASID_VALID b0, LAST_PAGE b1   0   31:0  (31:2 reserved)
