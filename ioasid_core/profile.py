@@ -1,14 +1,14 @@
 """A vendor's contract, resolved and checked once: the profile every consumer reads.
 
 A ``VendorPrq`` has required members and optional ones (a fast row codec, a driver log of
-unhandled events, dump formats, a unit model, a guest PASID path, a source-ID width, a
-shared options section, an answer discipline, checks bound to the platform, hardware
-rules). They are all looked at here, once, when the vendor is collected from its plugin: a
-member that is missing or of the wrong type is one line of one :class:`NonConformingVendor`
-error naming the plugin (distribution and entry point), the vendor and every such member.
-The pipeline, replay, guest path, vendor options, hardware rules, ``ioasid decode`` and
-``compare`` then read the :class:`VendorProfile`, never ``getattr``.
-"""
+unhandled events, dump formats, a unit model and the deepest queue it allows, a guest
+PASID path, a source-ID width, a shared options section, an answer discipline, checks
+bound to the platform, hardware rules). They are all looked at here, once, when the vendor
+is collected from its plugin: a member that is missing or of the wrong type is one line of
+one :class:`NonConformingVendor` error naming the plugin (distribution and entry point),
+the vendor and every such member. The pipeline, replay, guest path, vendor options,
+hardware rules, the scenario checks, ``ioasid decode`` and ``compare`` then read the
+:class:`VendorProfile`, never ``getattr``."""
 
 from __future__ import annotations
 
@@ -88,6 +88,9 @@ class VendorProfile:
     dump_formats: tuple[DumpFormat, ...]
     """Formats other than the queue's own (``ioasid decode --format``)."""
     unit_model: UnitModel
+    max_queue_entries: int | None
+    """The deepest queue the vendor's hardware can have (its unit model's optional
+    ``max_queue_entries``); None: no limit of its own."""
     guest_path: GuestPasidPath
     source_id_bits: int
     option_section: str
@@ -169,6 +172,9 @@ def _optional_problems(vendor: object) -> list[str]:
         offered = getattr(vendor, attribute, None)
         if offered is not None and (problem := _lacks(attribute, offered, members)):
             problems.append(problem)
+    deepest = _max_queue_entries(vendor)
+    if deepest is not None and (type(deepest) is not int or deepest <= 0):
+        problems.append(f"unit_model.max_queue_entries is {_kind(deepest)}, not an int > 0")
     bits = getattr(vendor, "source_id_bits", None)
     if bits is not None and (
         not isinstance(bits, int) or isinstance(bits, bool) or not 0 < bits <= 64
@@ -182,6 +188,11 @@ def _optional_problems(vendor: object) -> list[str]:
         known = ", ".join(d.value for d in Discipline)
         problems.append(f"discipline {declared!r} is not an answer discipline (known: {known})")
     return problems
+
+
+def _max_queue_entries(vendor: object) -> object:
+    """The unit model's optional ``max_queue_entries`` as offered (None: not offered)."""
+    return getattr(getattr(vendor, "unit_model", None), "max_queue_entries", None)
 
 
 def build_profile(vendor: object, origin: VendorOrigin | None = None) -> VendorProfile:
@@ -202,6 +213,9 @@ def build_profile(vendor: object, origin: VendorOrigin | None = None) -> VendorP
         log_unhandled=getattr(vendor, "log_unhandled", None),
         dump_formats=tuple(getattr(vendor, "dump_formats", None) or ()),
         unit_model=getattr(vendor, "unit_model", None) or NEUTRAL_UNITS,
+        max_queue_entries=deepest
+        if isinstance(deepest := _max_queue_entries(vendor), int)
+        else None,
         guest_path=getattr(vendor, "guest_pasids", None) or GUEST_OWNED,
         source_id_bits=getattr(vendor, "source_id_bits", None) or 32,
         option_section=getattr(vendor, "option_section", None) or prq.name,

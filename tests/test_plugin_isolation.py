@@ -24,9 +24,12 @@ from ioasid_core.profile import NonConformingVendor, build_profile, profile_of
 from ioasid_core.prq.discipline import Discipline
 from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.types import PageRequest
+from ioasid_core.scenario.reader import ScenarioError
+from ioasid_core.scenario.schema import PlatformSpec, Scenario, UnitSpec
+from ioasid_core.scenario.vendors import check_queue_sizes
 from ioasid_core.testing import invoke_cli
 from ioasid_core.units import VendorInfo
-from ioasid_core.vendor_options import NEUTRAL_UNITS
+from ioasid_core.vendor_options import NEUTRAL_UNITS, UnitShape
 
 
 @attrs.frozen
@@ -236,3 +239,73 @@ def test_compare_of_healthy_vendors_named_is_not_failed_by_another_plugin(
     result = invoke_cli("compare", "null-set-search", "--vendors", "vtd", "--policies", "set")
     assert result.exit_code == 0, result.stderr
     assert HALF_PROBLEM in result.stderr  # still said
+
+
+class _DeepUnits:
+    """A unit model whose deepest queue is ``most`` (counting how often it is read)."""
+
+    option_keys = frozenset[str]()
+
+    def __init__(self, most: object) -> None:
+        self._most = most
+        self.reads = 0
+
+    @property
+    def max_queue_entries(self) -> object:
+        self.reads += 1
+        return self._most
+
+    def option_problems(self, options: object) -> list[tuple[str, str]]:
+        return []
+
+    def shape(self, pasid_bits: int, queue_entries: int, options: object) -> UnitShape:
+        return UnitShape(pasid_bits=pasid_bits, queue_entries=queue_entries)
+
+
+class _Shallow(GenericPrq):
+    def __init__(self, name: str, most: object) -> None:
+        super().__init__()
+        self.name = name
+        self.unit_model = _DeepUnits(most)
+
+
+@pytest.mark.parametrize(
+    ("most", "shown"), [("16", "'16' (str)"), (True, "True (bool)"), (0, "0 (int)")]
+)
+def test_an_ill_typed_max_queue_entries_is_named_at_collection(
+    install: Install, most: object, shown: str
+) -> None:
+    install(_EntryPoint("shallow", _Offers(_Shallow("shallow", most))))
+    collection = new_plugin_manager().hooks.collect_vendors()
+    assert [p.message for p in collection.problems] == [
+        "plugin 'shallow' (ioasid-shallow, entry point ioasid_shallow.plugin): vendor "
+        f"'shallow' does not conform to VendorPrq: unit_model.max_queue_entries is {shown}, "
+        "not an int > 0"
+    ]
+    assert "vtd" in collection.profiles  # the others stay
+
+
+def test_the_queue_depth_check_reads_the_profile_not_the_model() -> None:
+    vendor = _Shallow("shallow", 64)
+    profile = profile_of(vendor)
+    assert profile.max_queue_entries == 64
+    model = vendor.unit_model
+    assert isinstance(model, _DeepUnits)
+    read_at_collection = model.reads
+    deep = Scenario(
+        name="deep",
+        platform=PlatformSpec(units=(UnitSpec(name="u0", queue_entries=128),)),
+    )
+    for _ in range(3):
+        with pytest.raises(ScenarioError) as caught:
+            check_queue_sizes(deep, [vendor])
+        assert str(caught.value).endswith(
+            "platform.units[0].queue_entries: vendor 'shallow' hardware queues hold at most "
+            "64 entries, got 128 (a [vendor.shallow] section can size its queue)"
+        )
+    assert model.reads == read_at_collection  # checked once, when profiled
+    fits = Scenario(
+        name="fits", platform=PlatformSpec(units=(UnitSpec(name="u0", queue_entries=64),))
+    )
+    check_queue_sizes(fits, [vendor])
+    assert profile_of(GenericPrq()).max_queue_entries is None  # no model: no limit

@@ -25,7 +25,6 @@ from ioasid_core.vendor_options import (
     option_problems,
     option_section,
     options_for,
-    unit_model,
     unread_sections,
 )
 
@@ -150,13 +149,16 @@ def check_source_ids(scenario: Scenario, vendors: Sequence[VendorPrq]) -> None:
 
 def check_queue_sizes(scenario: Scenario, vendors: Sequence[VendorPrq]) -> None:
     """``ScenarioError`` naming each unit whose queue, as a chosen vendor shapes it, is
-    deeper than that vendor's hardware can have (its unit model's ``max_queue_entries``:
+    deeper than that vendor's hardware can have (its profile's ``max_queue_entries``, from
+    its unit model, checked when the vendor was collected:
     VT-d 16384, SMMUv3 2^19, virtio-iommu 32768 buffers), before anything runs."""
+    from ioasid_core.profile import profile_of  # (it imports the vendor options)
+
     problems: list[ScenarioProblem] = []
     for vendor in vendors:
-        model = unit_model(vendor)
-        most = getattr(model, "max_queue_entries", None)
-        if not isinstance(most, int):
+        profile = profile_of(vendor)
+        most, model = profile.max_queue_entries, profile.unit_model
+        if most is None:
             continue
         options = options_for(scenario.vendor_options, vendor)
         for index, unit in enumerate(scenario.platform.units):
