@@ -24,7 +24,7 @@ from rich.console import Console
 from ioasid_core.plugins import Hooks, PluginHost, VendorCollection, new_plugin_manager
 
 if TYPE_CHECKING:
-    from ioasid_core.compare import PolicyChoice
+    from ioasid_core.compare import PolicyChoice, VendorFailure
     from ioasid_core.prq.vendor import VendorPrq
     from ioasid_core.replay import RunResult
     from ioasid_core.scenario.schema import Scenario
@@ -333,7 +333,10 @@ def _compare(
     *,
     progress: bool,
     jobs: int = 1,
+    failures: list[VendorFailure] | None = None,
 ) -> list[RunResult]:
+    """The runs; a vendor that raises in one exits 1 naming it, or, given ``failures``, is
+    left out and said there (the others' results are returned)."""
     from concurrent.futures import Executor
 
     from rich.markup import escape
@@ -350,7 +353,15 @@ def _compare(
     pool: Executor | None = scenario_pool(scenario, min(jobs, total)) if jobs > 1 else None
     try:
         if not progress:
-            return compare(scenario, vendors, policies, seed=seed, executor=pool, hooks=hooks)
+            return compare(
+                scenario,
+                vendors,
+                policies,
+                seed=seed,
+                executor=pool,
+                hooks=hooks,
+                failures=failures,
+            )
         # On stderr: progress is not output (a pipe of the table gets the table alone).
         console = _PipeConsole(stderr=True)
         # Counted in events (steps and page requests), so a long run moves the bar too; runs
@@ -375,6 +386,7 @@ def _compare(
                 progress=run_ended,
                 events=None if pool is not None else lambda n: bar.advance(task, n),
                 hooks=hooks,
+                failures=failures,
             )
     except VendorFailure as exc:
         raise click.exceptions.Exit(_fail(str(exc), EXIT_PLUGIN_FAILURE)) from exc
@@ -483,7 +495,10 @@ def compare_command(
             message = f"--plot {plot_path!r}: {problem}"
             raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
     scenario, picked = _scenario_and_vendors(scenario_path, names)
-    results = _compare(scenario, picked, policies, seed, progress=True, jobs=jobs)
+    failures: list[VendorFailure] = []  # a vendor that raises: the others run on
+    results = _compare(
+        scenario, picked, policies, seed, progress=True, jobs=jobs, failures=failures
+    )
     left_out = picked.left_out
     # The files first: a reader that stops reading the table early loses none of them.
     if json_path:
@@ -496,9 +511,13 @@ def compare_command(
         except OSError as exc:
             raise click.exceptions.Exit(_cannot_write(plot_path, exc)) from exc
     print_report(_console(), scenario.name, results)
-    if left_out:  # the others ran, are shown and written; the run is still not whole
+    for failure in failures:  # shown and written without it; the run is still not whole
+        _fail(f"left out: {failure}", EXIT_PLUGIN_FAILURE)
+    if left_out:
         message = f"{len(left_out)} plugin problem(s) left vendors out: " + "; ".join(left_out)
-        raise click.exceptions.Exit(_fail(message, EXIT_PLUGIN_FAILURE))
+        _fail(message, EXIT_PLUGIN_FAILURE)
+    if failures or left_out:
+        raise click.exceptions.Exit(EXIT_PLUGIN_FAILURE)
 
 
 def _write(path: str, text: str) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from functools import partial
 from typing import Final, Literal, TypeAlias
 
 from ioasid_core.plugins import Hooks
+from ioasid_core.profile import VendorOrigin, profile_of
 from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.vendor import VendorPrq
@@ -47,19 +49,53 @@ PolicyChoice: TypeAlias = LookupPolicy | Literal["native"]
 
 
 class VendorFailure(Exception):
-    """A vendor plugin raised during a replay: names the vendor, keeps the cause."""
+    """A vendor plugin raised during a replay: names the vendor, the policy, the plugin it
+    came from (when known) and the exception (its type and message, control characters
+    escaped: the text reaches a terminal)."""
 
-    def __init__(self, vendor: str, policy: LookupPolicy, cause: BaseException | str) -> None:
-        text = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
-        super().__init__(f"vendor {vendor!r} failed under policy {policy.value!r}: {text}")
+    def __init__(
+        self,
+        vendor: str,
+        policy: LookupPolicy,
+        cause: BaseException | str,
+        origin: VendorOrigin | None = None,
+    ) -> None:
+        text = cause if isinstance(cause, str) else _describe(cause)
+        where = f" ({origin})" if origin is not None else ""
+        super().__init__(f"vendor {vendor!r}{where} failed under policy {policy.value!r}: {text}")
         self.vendor = vendor
         self.policy = policy
-        self._cause = text
+        self.origin = origin
+        self.cause_text = text
+
+    def with_origin(self, origin: VendorOrigin | None) -> VendorFailure:
+        """The same failure naming the plugin ``origin`` (known in the parent process)."""
+        if origin is None or self.origin is not None:
+            return self
+        return VendorFailure(self.vendor, self.policy, self.cause_text, origin)
 
     def __reduce__(self) -> tuple[object, ...]:
         """Rebuilt in the parent process when a run fails in a process pool (the cause is
-        carried as its text: its type may not pickle)."""
-        return (VendorFailure, (self.vendor, self.policy, self._cause))
+        carried as its text: its type may not pickle, or not unpickle)."""
+        return (VendorFailure, (self.vendor, self.policy, self.cause_text, self.origin))
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` of a plugin's exception, whatever it does: a ``__str__`` that
+    raises is said so; control characters (an escape sequence, a newline) are escaped."""
+    try:
+        message = str(exc)
+    except Exception as inner:  # the plugin's __str__ is broken too
+        message = f"<str() raised {type(inner).__name__}>"
+    return printable(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable escaped (``\\x1b``, ``\\n``):
+    what a plugin says cannot move the cursor or fake another line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def available_vendors(hooks: Hooks | None) -> dict[str, VendorPrq]:
@@ -166,6 +202,7 @@ def compare(
     progress: Callable[[RunResult], None] | None = None,
     events: Callable[[int], None] | None = None,
     hooks: Hooks | None = None,
+    failures: list[VendorFailure] | None = None,
 ) -> list[RunResult]:
     """Every (vendor, policy) run, vendor by vendor, each vendor's own policy first
     (:func:`vendor_policies`). ``policies=None``: every policy; ``NATIVE``: its own.
@@ -176,6 +213,11 @@ def compare(
     (``ioasid_allocators_for_unit``...) and its space's events reach their set and event
     hooks. Runs in worker processes use each worker's own manager of the installed plugins.
 
+    A vendor that raises during a run is a :class:`VendorFailure` naming it, the policy,
+    its plugin and the exception. Without ``failures`` the first one is raised. With it,
+    the vendor is left out: its first failure is appended there, its runs are dropped
+    (those not yet started are not run), and every other vendor's runs go on.
+
     Each vendor's scenario section is checked first, for all of them at once (one
     ``ScenarioError``), so that nothing runs on a scenario some vendor cannot read; a
     scenario the command checked already (``check_vendors``) is not checked again, and the
@@ -185,26 +227,46 @@ def compare(
     scenario = check_vendors(scenario, vendors)
     run_seed = scenario.seed if seed is None else seed
     pairs = [(v, p) for v in vendors for p in vendor_policies(v, policies)]
-    results: list[RunResult] = []
-    if executor is None:
-        for vendor, policy in pairs:
-            result = _run_one(scenario, vendor, policy, run_seed, events=events, hooks=hooks)
-            results.append(result)
-            if progress is not None:
-                progress(result)
-        return results
-    plugins = hooks is not None  # a worker uses its own manager (one does not pickle)
-    if isinstance(executor, CargoPool) and (executor.cargo is scenario or executor.cargo is cargo):
-        # A pool made for the scenario before it was marked: its runs check their own section.
-        futures = [
-            executor.submit(_run_held, executor.key, v, p, run_seed, plugins) for v, p in pairs
-        ]
-    else:  # any other executor gets the scenario with each run
-        task = _run_with_plugins if plugins else _run_one
-        futures = [executor.submit(task, scenario, v, p, run_seed) for v, p in pairs]
-    for future in futures:
-        result = future.result()
-        results.append(result)
+    done: list[tuple[VendorPrq, RunResult]] = []
+    failed: dict[int, VendorFailure] = {}  # id(vendor) -> its first failure
+
+    def ended(vendor: VendorPrq, outcome: Callable[[], RunResult]) -> None:
+        if id(vendor) in failed:
+            return
+        try:
+            result = outcome()
+        except VendorFailure as exc:
+            failure = exc.with_origin(profile_of(vendor).origin)
+            if failures is None:
+                raise failure from exc
+            failed[id(vendor)] = failure
+            failures.append(failure)
+            return
+        done.append((vendor, result))
         if progress is not None:
             progress(result)
-    return results
+
+    if executor is None:
+        for vendor, policy in pairs:
+            run = partial(_run_one, scenario, vendor, policy, run_seed, events=events, hooks=hooks)
+            ended(vendor, run)
+    else:
+        plugins = hooks is not None  # a worker uses its own manager (one does not pickle)
+        if isinstance(executor, CargoPool) and (
+            executor.cargo is scenario or executor.cargo is cargo
+        ):
+            # A pool made for the scenario before it was marked: its runs check their own
+            # section.
+            futures = [
+                executor.submit(_run_held, executor.key, v, p, run_seed, plugins) for v, p in pairs
+            ]
+        else:  # any other executor gets the scenario with each run
+            task = _run_with_plugins if plugins else _run_one
+            futures = [executor.submit(task, scenario, v, p, run_seed) for v, p in pairs]
+        for (vendor, _), future in zip(pairs, futures, strict=True):
+            ended(vendor, future.result)
+            if id(vendor) in failed:  # its runs not yet started need not start
+                for (other, _), waiting in zip(pairs, futures, strict=True):
+                    if other is vendor:
+                        waiting.cancel()
+    return [result for vendor, result in done if id(vendor) not in failed]

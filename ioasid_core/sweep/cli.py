@@ -280,11 +280,16 @@ def _summary(plan: SweepPlan, report: SweepReport, where: str, out: Path) -> Non
     )
     if not report.failed:
         return
+    from ioasid_core.compare import printable
+    from ioasid_core.profile import profile_of
+
     for run, error in report.failed[:_SHOWN_FAILURES]:
         point = plan.points[run.point].label(plan.spec.axes)
+        origin = profile_of(plan.vendors[run.vendor]).origin  # known here, not in a worker
+        source = f" ({origin})" if origin is not None else ""
         click.echo(
             f"ioasid: run {run.index} failed: {point}, {run.vendor}/{run.policy.value}, "
-            f"seed {run.seed}: {error}",
+            f"seed {run.seed}{source}: {printable(error)}",
             err=True,
         )
     if len(report.failed) > _SHOWN_FAILURES:

@@ -1,0 +1,232 @@
+"""A vendor that raises during a replay is isolated like one that fails to load: ``compare``
+finishes every other vendor's runs, prints and writes them, then exits 1 naming the vendor,
+its plugin, the policy and the exception (escaped); in a process pool too, whatever the
+exception (one that does not pickle, or does not unpickle, must not break the pool)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import io
+import json
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+import pytest
+
+from ioasid_core.bits import Buffer
+from ioasid_core.compare import VendorFailure, compare
+from ioasid_core.markers import ENTRY_POINT_GROUP, hookimpl
+from ioasid_core.plugins import BLOCK_ENV
+from ioasid_core.prq.generic import GenericPrq
+from ioasid_core.prq.policy import LookupPolicy
+from ioasid_core.prq.types import PageRequest, RequestRow
+from ioasid_core.prq.vendor import VendorPrq
+from ioasid_core.testing import invoke_cli, load_named_scenario
+
+# tests/sweep_helpers.py: ``tests.sweep_helpers`` at run time, ``sweep_helpers`` to mypy.
+if TYPE_CHECKING:
+    from sweep_helpers import SMALL as SMALL_SWEEP
+else:
+    from tests.sweep_helpers import SMALL as SMALL_SWEEP
+
+
+class Stubborn(Exception):
+    """Pickles, but does not unpickle (its two arguments became one)."""
+
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(f"stuck at {a}/{b}")
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise ValueError("no words")
+
+
+def _lambda_holding() -> Exception:
+    """Does not pickle at all (a lambda in its state)."""
+    exc = RuntimeError("holds a lambda")
+    exc.callback = lambda: None  # type: ignore[attr-defined]
+    return exc
+
+
+NASTY = "decoder exploded \x1b[2J[red]boom[/red]\nioasid: all good"
+SHOWN = "decoder exploded \\x1b[2J[red]boom[/red]\\nioasid: all good"
+
+
+class Raising(GenericPrq):
+    """A vendor whose decoder raises what ``make`` makes: every run of it fails."""
+
+    def __init__(self, name: str, make: Callable[[], Exception]) -> None:
+        super().__init__()
+        self.name = name
+        self.make = make
+
+    def decode_rows(self, data: Buffer) -> list[RequestRow]:
+        raise self.make()
+
+    def decode_batch(self, data: Buffer) -> list[PageRequest]:
+        raise self.make()
+
+
+def _nasty() -> Exception:
+    return RuntimeError(NASTY)
+
+
+def _stubborn() -> Exception:
+    return Stubborn(1, 2)
+
+
+def _unprintable() -> Exception:
+    return Unprintable()
+
+
+@attrs.frozen
+class _Dist:
+    name: str
+    version: str = "0.9"
+
+
+class _EntryPoint:
+    def __init__(self, name: str, vendor: VendorPrq) -> None:
+        self.name = name
+        self.value = f"ioasid_{name}.plugin"
+        self.group = ENTRY_POINT_GROUP
+        self.dist = _Dist(f"ioasid-{name}")
+        self.vendor = vendor
+
+    def load(self) -> object:
+        vendor = self.vendor
+
+        class Plugin:
+            @hookimpl
+            def ioasid_prq_vendors(self) -> list[VendorPrq]:
+                return [vendor]
+
+        return Plugin()
+
+
+@pytest.fixture
+def install(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Add fake entry points to the real ones (a forked pool worker inherits them)."""
+    monkeypatch.delenv(BLOCK_ENV, raising=False)
+    real = importlib.metadata.entry_points
+
+    def install(*fakes: _EntryPoint) -> None:
+        def entry_points(*, group: str) -> list[object]:
+            found: list[object] = list(real(group=group))
+            return [*found, *fakes] if group == ENTRY_POINT_GROUP else found
+
+        monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+
+    return install
+
+
+def _outputs(folder: Path, *extra: str) -> tuple[int, str, str, dict[str, object], str]:
+    """``compare`` of the bundled example under two policies, with every output."""
+    folder.mkdir()
+    json_path, csv_path, plot = folder / "out.json", folder / "out.csv", folder / "out.png"
+    result = invoke_cli(
+        "compare", "null-set-search", "--policies", "set,global", "--json", str(json_path),
+        "--csv", str(csv_path), "--plot", str(plot), *extra,
+    )  # fmt: skip
+    assert plot.stat().st_size > 1000
+    document = json.loads(json_path.read_text())
+    return result.exit_code, result.stdout, result.stderr, document, csv_path.read_text()
+
+
+def _vendors_in_csv(text: str) -> set[str]:
+    return {row["vendor"] for row in csv.DictReader(io.StringIO(text))}
+
+
+@pytest.mark.parametrize(
+    ("jobs", "make", "said"),
+    [
+        ("1", _nasty, f"RuntimeError: {SHOWN}"),
+        ("2", _nasty, f"RuntimeError: {SHOWN}"),
+        ("2", _stubborn, "Stubborn: stuck at 1/2"),
+        ("2", _lambda_holding, "RuntimeError: holds a lambda"),
+        ("1", _unprintable, "Unprintable: <str() raised ValueError>"),
+    ],
+)
+def test_compare_runs_the_others_writes_them_and_exits_1_naming_the_raiser(
+    install: Callable[..., None],
+    tmp_path: Path,
+    jobs: str,
+    make: Callable[[], Exception],
+    said: str,
+) -> None:
+    code, stdout, stderr, whole, whole_csv = _outputs(tmp_path / "before", "--jobs", jobs)
+    assert code == 0, stderr
+    install(_EntryPoint("crashy", Raising("crashy", make)))
+    code, stdout, stderr, document, text = _outputs(tmp_path / "after", "--jobs", jobs)
+    assert code == 1
+    assert (
+        "ioasid: left out: vendor 'crashy' (plugin 'crashy' (ioasid-crashy, entry point "
+        f"ioasid_crashy.plugin)) failed under policy 'global': {said}\n"
+    ) in stderr  # its own policy first: the first failure is named, once
+    assert stderr.count("'crashy'") == 2
+    assert "\x1b" not in stderr and "\nioasid: all good" not in stderr
+    assert document == whole  # the others' results, exactly as without it
+    assert text == whole_csv and "crashy" not in _vendors_in_csv(text)
+    assert "vtd" in stdout and "crashy" not in stdout  # the others' table
+
+
+def test_run_of_a_raising_vendor_exits_1_naming_it(install: Callable[..., None]) -> None:
+    install(_EntryPoint("crashy", Raising("crashy", _nasty)))
+    result = invoke_cli("run", "null-set-search", "--vendor", "crashy")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "ioasid: vendor 'crashy' (plugin 'crashy' (ioasid-crashy, entry point "
+        f"ioasid_crashy.plugin)) failed under policy 'global': RuntimeError: {SHOWN}\n"
+    )
+
+
+def test_compare_with_failures_keeps_the_others_in_a_pool_and_serially() -> None:
+    scenario = load_named_scenario("null-set-search")
+    vendors: list[VendorPrq] = [
+        Raising("lambda", _lambda_holding),
+        GenericPrq(),
+        Raising("stubborn", _stubborn),
+    ]
+    alone = compare(scenario, [GenericPrq()])
+    for pool in (None, ProcessPoolExecutor(2)):
+        failures: list[VendorFailure] = []
+        try:
+            results = compare(scenario, vendors, executor=pool, failures=failures)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        assert [r.as_dict() for r in results] == [r.as_dict() for r in alone]
+        assert [(f.vendor, f.policy, f.cause_text) for f in failures] == [
+            ("lambda", LookupPolicy.GLOBAL, "RuntimeError: holds a lambda"),
+            ("stubborn", LookupPolicy.GLOBAL, "Stubborn: stuck at 1/2"),
+        ]
+    with pytest.raises(VendorFailure, match="vendor 'stubborn' failed under policy 'global'"):
+        compare(scenario, vendors[1:])  # without a list: the first failure is raised
+
+
+def test_a_sweep_records_the_raisers_runs_names_its_plugin_and_runs_the_others(
+    install: Callable[..., None], tmp_path: Path
+) -> None:
+    from ioasid_core.sweep import read_results
+
+    install(_EntryPoint("crashy", Raising("crashy", _nasty)))
+    path = tmp_path / "sweep.toml"
+    path.write_text(SMALL_SWEEP.replace('["generic", "vtd"]', '["generic", "crashy"]'))
+    out = tmp_path / "out"
+    result = invoke_cli("sweep", str(path), "--out", str(out), "--jobs", "2")
+    assert result.exit_code == 1
+    assert "8 failed" in result.stdout
+    assert (
+        "run 2 failed: point 0 (generators[1].count=10), crashy/global, seed 1 (plugin 'crashy' "
+        "(ioasid-crashy, entry point ioasid_crashy.plugin)): vendor 'crashy' failed under "
+        f"policy 'global': RuntimeError: {SHOWN}\n"
+    ) in result.stderr
+    assert "\x1b" not in result.stderr
+    rows = read_results(out)
+    assert all(r["error"] is None and r["page_requests"] for r in rows if r["vendor"] == "generic")
+    assert sum(r["vendor"] == "generic" for r in rows) == 8
