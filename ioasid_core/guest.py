@@ -13,18 +13,29 @@ over through ``ioasid_prq_vendors`` (:func:`guest_path` reads it): a replay is g
 that object, so the capability travels with it (also into a process pool) and needs no
 extra hook call per run. The allocations themselves go through the guest's space and its
 allocator rules (``IoasidSpace.alloc``), whichever path is in place.
+
+A VM's virtual units are probed through the run's plugin manager (``GuestVm.hooks``), as
+the host's are: every plugin may offer allocators for them, sees them removed, and hears
+the guest space's set and event hooks (the replay attaches that space: nothing is paid per
+allocation when nobody listens). At the end of the run (done or failed) the replay calls
+each VM's ``GuestIommu.close``: what the path set up outside itself is let go, so a long
+comparison's manager and a plugin's registry keep nothing of the runs that are over.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 import attrs
 
 from ioasid_core.errors import AlreadyRegisteredError, NotFoundError
 from ioasid_core.sets import IoasidSet
 from ioasid_core.space import IoasidSpace
+from ioasid_core.units import MAX_PASID_BITS, IommuUnit
+
+if TYPE_CHECKING:
+    from ioasid_core.plugins import Hooks
 
 __all__ = [
     "GUEST_OWNED",
@@ -33,6 +44,7 @@ __all__ = [
     "GuestPasidPath",
     "GuestVm",
     "OptionProblem",
+    "attach_checked",
     "guest_path",
 ]
 
@@ -53,6 +65,27 @@ class GuestVm:
     """The guest's own space: where the guest allocates and where allocators register."""
     options: Mapping[str, object] = attrs.field(factory=dict)
     """The scenario's ``[vendor.<name>]`` section for this run's vendor (checked already)."""
+    hooks: Hooks | None = None
+    """The run's plugin manager: probe and remove the VM's virtual units through it, as the
+    host's are (``Hooks.probe_unit``/``remove_unit``); None: a run without plugins."""
+    vendor: str = ""
+    """The run's vendor: the kind of the virtual units (``IommuUnit.vendor``)."""
+
+
+_IOMMU_MEMBERS: Final = ("scalable_mode", "commands", "exits", "plug", "unplug", "close")
+
+
+def attach_checked(path: GuestPasidPath, vm: GuestVm) -> GuestIommu:
+    """``path.attach(vm)``, and ``TypeError`` naming the path and each member the object it
+    returned lacks (a plugin's mistake, found before the run uses it)."""
+    iommu = path.attach(vm)
+    missing = [m for m in _IOMMU_MEMBERS if not hasattr(iommu, m)]
+    if missing:
+        raise TypeError(
+            f"guest path {path.name!r}: attach returned {type(iommu).__name__}, which lacks "
+            f"{', '.join(missing)} (a GuestIommu)"
+        )
+    return iommu
 
 
 class GuestIommu(Protocol):
@@ -81,6 +114,11 @@ class GuestIommu(Protocol):
         last unit of an allocator group that still holds IDs.
         """
 
+    def close(self) -> None:
+        """The run is over (it ended or failed; called once): let go of what ``plug`` set up
+        outside this object (the units the run's manager remembers, a plugin's registry
+        entries). Nothing is withdrawn and no hook is called: the guest space goes whole."""
+
 
 @runtime_checkable
 class GuestPasidPath(Protocol):
@@ -103,9 +141,12 @@ class GuestPasidPath(Protocol):
 
 @attrs.define(eq=False)
 class _GuestOwnedIommu:
-    """Units that offer no allocator: the guest's default allocator hands out its PASIDs."""
+    """Units whose own allocator is none: the guest's default allocator hands out its
+    PASIDs, unless a plugin of the run offers one for a unit (probed through the run's
+    manager, as the host's units are)."""
 
-    units: set[str] = attrs.field(factory=set)
+    vm: GuestVm
+    units: dict[str, IommuUnit] = attrs.field(factory=dict)
     scalable_mode: bool = True
     commands: int = 0
     exits: int = 0
@@ -113,12 +154,28 @@ class _GuestOwnedIommu:
     def plug(self, unit: str) -> None:
         if unit in self.units:
             raise AlreadyRegisteredError(f"virtual unit {unit!r} is plugged already")
-        self.units.add(unit)
+        vm = self.vm
+        bits = min((vm.space.capacity - 1).bit_length(), MAX_PASID_BITS)
+        probed = IommuUnit(name=unit, vendor=vm.vendor or "guest", pasid_bits=bits)
+        if vm.hooks is not None:
+            vm.hooks.probe_unit(probed, vm.space)
+        self.units[unit] = probed
 
     def unplug(self, unit: str) -> None:
-        if unit not in self.units:
+        probed = self.units.get(unit)
+        if probed is None:
             raise NotFoundError(f"virtual unit {unit!r} is not plugged")
-        self.units.remove(unit)
+        if self.vm.hooks is not None:
+            try:
+                self.vm.hooks.remove_unit(probed, self.vm.space)
+            except ExceptionGroup:  # removed all the same: callbacks failed afterwards
+                del self.units[unit]
+                raise
+        del self.units[unit]
+
+    def close(self) -> None:
+        if self.vm.hooks is not None:
+            self.vm.hooks.forget(self.vm.space)
 
 
 class GuestOwnedPasids:
@@ -131,7 +188,7 @@ class GuestOwnedPasids:
         return []
 
     def attach(self, vm: GuestVm) -> GuestIommu:
-        return _GuestOwnedIommu()
+        return _GuestOwnedIommu(vm)
 
 
 GUEST_OWNED: Final = GuestOwnedPasids()

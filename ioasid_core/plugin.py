@@ -30,8 +30,9 @@ Grouped by what a plugin does with them:
   ``access_letters``, ``pci_device``;
 - benchmark figures: ``BenchmarkFigure``, ``chunked_ratio``, ``service_chunks``,
   ``sva_queue_workload`` (the workload every vendor's figure measures);
-- a private manager for a vendor's own units (VT-d's guests): ``new_plugin_manager``,
-  ``Hooks``;
+- the run's plugin manager, which a guest path probes its virtual units through
+  (``Hooks``: ``probe_unit``, ``remove_unit``, ``join``, ``forget``), and a private one for
+  a run without plugins (``new_plugin_manager``);
 - errors: ``IoasidError`` and its subclasses.
 """
 

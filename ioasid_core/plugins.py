@@ -15,7 +15,7 @@ import importlib.metadata
 import inspect
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -156,6 +156,7 @@ class Hooks:
         self._units: dict[tuple[int, str], _ProbedUnit] = {}
         self.origins: dict[str, VendorOrigin] = {}
         """Where each plugin loaded from an entry point came from (the loader fills it)."""
+        self._joined: dict[int, list[Any]] = {}  # id(plugin) -> [plugin, joins not left]
 
     # -- allocator hooks
 
@@ -265,6 +266,41 @@ class Hooks:
         if late:
             raise ExceptionGroup(f"callbacks failed while removing {unit.name!r}", late)
         return tuple(withdrawn)
+
+    def forget(self, space: IoasidSpace) -> None:
+        """The run owning ``space`` is over and the space goes whole: forget the units probed
+        into it. Nothing is withdrawn and no hook is called (nobody unplugged anything); a
+        long comparison's manager then keeps no run's space alive."""
+        for key in [key for key, record in self._units.items() if record.space is space]:
+            del self._units[key]
+
+    def join(self, plugin: object, name: str) -> Callable[[], None]:
+        """Make ``plugin`` take part until the function returned is called (once is enough):
+        registered now under ``name``, unless it is registered already (from its entry
+        point, or by a join that has not left); unregistered when the last join that
+        registered it leaves. A vendor's guest path uses it to be sure its own hooks serve
+        the units it probes through the run's manager."""
+        key = id(plugin)
+        if key not in self._joined:
+            if self._pm.is_registered(plugin):
+                return _stay  # registered by someone else: not ours to remove
+            self._pm.register(plugin, name=name)
+            self._joined[key] = [plugin, 0]
+        self._joined[key][1] += 1
+        left = False
+
+        def leave() -> None:
+            nonlocal left
+            if left:
+                return
+            left = True
+            held = self._joined[key]
+            held[1] -= 1
+            if held[1] == 0:
+                del self._joined[key]
+                self._pm.unregister(plugin)
+
+        return leave
 
     def _offered_allocators(self, unit: IommuUnit, space: IoasidSpace) -> list[AllocatorOps[Any]]:
         """Every plugin's offer, checked before any is registered (a bad one changes nothing)."""
@@ -432,6 +468,10 @@ class Hooks:
             if plugin is not None:
                 exc.add_note(f"raised by ioasid plugin {plugin!r} in hook {name!r}")
             raise
+
+
+def _stay() -> None:
+    """Leaving a join that registered nothing."""
 
 
 def _vendor_sequence(result: object) -> Sequence[object]:

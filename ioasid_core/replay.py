@@ -8,6 +8,7 @@ can hand them to any ``concurrent.futures.Executor``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Final
 
 import attrs
@@ -24,7 +25,7 @@ from ioasid_core.errors import (
     NoSpaceError,
     QuotaExceededError,
 )
-from ioasid_core.guest import GuestIommu, GuestVm, guest_path
+from ioasid_core.guest import GuestIommu, GuestVm, attach_checked, guest_path
 from ioasid_core.latency import LATENCY_OPS, DriverClock, LatencyOp
 from ioasid_core.metrics import Metrics
 from ioasid_core.pasid_names import PasidNames
@@ -124,8 +125,11 @@ class _Run:
         policy: LookupPolicy,
         hooks: Hooks | None,
         seed: int,
+        *,
+        ending: _Ending | None = None,
     ) -> None:
         spec = scenario.platform
+        self.hooks, self.ending = hooks, ending or _Ending(hooks)
         options = checked_options(scenario, vendor)
         model = unit_model(vendor)
         shapes = {u.name: model.shape(u.pasid_bits, u.queue_entries, options) for u in spec.units}
@@ -134,6 +138,7 @@ class _Run:
         if hooks is not None:
             hooks.attach(self.space)  # subscribes only if a plugin listens to set/event hooks
         self.platform = Platform(self.space, hooks)  # units are probed through the plugins
+        self.ending.spaces.append(self.space)
         self.address_spaces = {a.name: AddressSpace(a.name, a.kind) for a in spec.address_spaces}
         self.sets: dict[str, IoasidSet] = {}
         sva: IoasidSet | None = None
@@ -206,7 +211,8 @@ class _Run:
         self, scenario: Scenario, vendor: VendorPrq, options: Mapping[str, object]
     ) -> dict[str, _Vm]:
         """Each VM's guest space and virtual units, through the vendor's guest path."""
-        attach = guest_path(vendor).attach
+        path = guest_path(vendor)
+        attach = partial(attach_checked, path)
         return {vm.name: self._start_vm(vm, attach, options) for vm in scenario.platform.vms}
 
     def _start_vm(
@@ -220,9 +226,19 @@ class _Run:
             AddressSpace(vm.name, "vm"), quota=vm.quota, type=SetType.MM
         )
         space = IoasidSpace(vm.capacity)
-        iommu = attach(
-            GuestVm(name=vm.name, host=self.space, host_set=host_set, space=space, options=options)
+        if self.hooks is not None:
+            self.hooks.attach(space)  # the guest's sets and events reach the listeners too
+        guest = GuestVm(
+            name=vm.name,
+            host=self.space,
+            host_set=host_set,
+            space=space,
+            options=options,
+            hooks=self.hooks,
+            vendor=self.vendor.name,
         )
+        iommu = attach(guest)
+        self.ending.iommus.append(iommu)
         for unit in vm.units:
             iommu.plug(unit)
         return _Vm(vm.name, space, space.create_set(), host_set, iommu, space.active_allocator)
@@ -734,6 +750,36 @@ def _failure_reason(exc: Exception) -> str:
     return "invalid"
 
 
+@attrs.define(eq=False)
+class _Ending:
+    """What a run sets up outside itself, let go of when it ends (done or failed): each
+    VM's virtual IOMMU is closed, the plugin manager forgets the host's units."""
+
+    hooks: Hooks | None
+    spaces: list[IoasidSpace] = attrs.field(factory=list)
+    iommus: list[GuestIommu] = attrs.field(factory=list)
+
+    def close(self, failure: BaseException | None = None) -> None:
+        """A close that raises is noted on ``failure`` (the run's own error stays the one
+        raised); without one, it is raised after every other close."""
+        errors: list[Exception] = []
+        for iommu in self.iommus:
+            try:
+                iommu.close()
+            except Exception as raised:
+                errors.append(raised)
+        if self.hooks is not None:
+            for space in self.spaces:
+                self.hooks.forget(space)
+        if failure is not None:
+            for error in errors:
+                failure.add_note(f"and when the run ended, a guest path's close raised {error!r}")
+        elif len(errors) == 1:
+            raise errors[0]
+        elif errors:
+            raise ExceptionGroup("guest paths' close raised when the run ended", errors)
+
+
 class _StepSkipped(Exception):
     """A step that cannot run in this replay (it is counted, the replay goes on)."""
 
@@ -769,8 +815,15 @@ def replay(
     of :func:`step_work`; they add up to :func:`scenario_work`)."""
     chosen = policy if policy is not None else vendor.default_policy
     run_seed = scenario.seed if seed is None else seed
-    run = _Run(scenario, vendor, chosen, hooks, run_seed)
-    metrics = run.run(scenario.steps, progress)
+    ending = _Ending(hooks)
+    try:
+        metrics = _Run(scenario, vendor, chosen, hooks, run_seed, ending=ending).run(
+            scenario.steps, progress
+        )
+    except BaseException as failure:
+        ending.close(failure)
+        raise
+    ending.close()
     return RunResult(
         scenario.name,
         vendor.name,

@@ -194,5 +194,6 @@ def test_an_ioasid_error_from_a_vendors_codec_is_the_vendors_failure_not_bad_inp
         monkeypatch, _EncodeFailsPlugin(), command, EXAMPLE, flag, "encfail", *extra
     )
     assert code == 1
-    assert "vendor 'encfail' failed" in stderr and "EncodeError" in stderr
+    assert "vendor 'encfail' (plugin 'culprit') failed under policy 'global'" in stderr
+    assert "EncodeError" in stderr
     assert "20 bits" in stderr and not stderr.startswith(f"ioasid: {EXAMPLE}")

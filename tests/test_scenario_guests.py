@@ -291,7 +291,7 @@ def test_unplugging_units_keeps_the_group_then_falls_back_and_a_late_plug_is_ref
     assert generic["allocator_switches"] == 0
 
 
-def test_a_replay_uses_its_own_registry_never_the_plugin_global_one(
+def test_a_replay_without_plugins_uses_a_registry_of_its_own_never_the_global_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
@@ -348,6 +348,9 @@ class _FailingFreeIommu:
         pass
 
     def unplug(self, unit: str) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 

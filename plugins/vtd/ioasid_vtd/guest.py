@@ -1,16 +1,21 @@
 """VT-d's guest PASID path: each VM's units allocate through the virtual command interface.
 
 For a run, every virtual unit of a VM gets its own :class:`~ioasid_vtd.vcmd.VcmdEmulator`
-over the host space and the VM's MM set (so the VM's quota bounds it), and the VT-d hooks
-are called through a private plugin manager holding a private :class:`GuestRegistry`. So the
+over the host space and the VM's MM set (so the VM's quota bounds it), and is probed
+through the run's plugin manager (``GuestVm.hooks``), as the host's units are: every
+plugin sees the probe, may offer allocators, hears the guest's sets and events. VT-d's
+own hooks (``ioasid_vtd.plugin``, over the plugin's :data:`~ioasid_vtd.state.REGISTRY`)
+serve the unit there; a manager that lacks them has them joined for the run. So the
 core's probe and unplug rules apply (one shared allocator group per guest, fallback to the
-default allocator when the last unit goes, scalable mode off on ``AllocatorBusyError``)
-while nothing is left in the plugin's module-global ``REGISTRY``: runs stay independent.
+default allocator when the last unit goes, scalable mode off on ``AllocatorBusyError``).
+When the run ends, :meth:`VcmdGuestIommu.close` drops the guest from the registry and the
+manager: runs stay independent. A run without plugins (``hooks`` None) calls VT-d's hooks
+through a private manager over a private :class:`GuestRegistry`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -29,7 +34,7 @@ from ioasid_core.plugin import (
     new_plugin_manager,
 )
 from ioasid_vtd.registers import LAYOUT_3_3, VCMD_LAYOUTS, VcmdLayout
-from ioasid_vtd.state import GuestRegistry
+from ioasid_vtd.state import REGISTRY, GuestRegistry
 from ioasid_vtd.vcmd import RegisterInterface, VcmdEmulator
 
 __all__ = ["VcmdGuestIommu", "VcmdGuestPasids"]
@@ -82,10 +87,18 @@ class VcmdGuestIommu:
     def __init__(self, vm: GuestVm, layout: VcmdLayout) -> None:
         self.vm = vm
         self.layout = layout
-        self.registry = GuestRegistry()
-        host = new_plugin_manager(load_entry_points=False)
-        host.pm.register(_RegistryHooks(self.registry), name="vtd-guest")
-        self._hooks: Hooks = host.hooks
+        self._leave: Callable[[], None] = _stay
+        if vm.hooks is None:  # no plugins in the run: VT-d's hooks on a manager of its own
+            self.registry = GuestRegistry()
+            host = new_plugin_manager(load_entry_points=False)
+            host.pm.register(_RegistryHooks(self.registry), name="vtd-guest")
+            self._hooks: Hooks = host.hooks
+        else:  # the run's: every plugin sees these units, and VT-d's own hooks serve them
+            from ioasid_vtd import plugin  # (it imports the vendor, which imports this)
+
+            self.registry = REGISTRY
+            self._hooks = vm.hooks
+            self._leave = vm.hooks.join(plugin, "ioasid-vtd-guest-path")
         self._units: dict[str, IommuUnit] = {}
         self.commands = 0
         self.exits = 0
@@ -110,8 +123,25 @@ class VcmdGuestIommu:
         probed = self._units.get(unit)
         if probed is None:
             raise NotFoundError(f"virtual VT-d unit {unit!r} is not plugged")
-        self._hooks.remove_unit(probed, self.vm.space)
+        try:
+            self._hooks.remove_unit(probed, self.vm.space)
+        except ExceptionGroup:  # removed all the same: callbacks failed afterwards
+            del self._units[unit]
+            raise
         del self._units[unit]
+
+    def close(self) -> None:
+        """The run is over: the manager and the registry forget this guest (its units stay
+        as they were: the guest space goes whole); VT-d's hooks leave a manager they joined."""
+        try:
+            self._hooks.forget(self.vm.space)
+            self.registry.drop(self.vm.space)
+        finally:
+            self._leave()
+
+
+def _stay() -> None:
+    """Nothing joined: nothing to leave."""
 
 
 class VcmdGuestPasids:

@@ -158,6 +158,11 @@ class GuestRegistry:
             if not guest.units and guest.scalable_mode:
                 del self._guests[id(space)]
 
+    def drop(self, space: IoasidSpace) -> None:
+        """Forget the guest owning ``space`` whole (its run is over), scalable mode too."""
+        with self._lock:
+            self._guests.pop(id(space), None)
+
     def clear(self) -> None:
         """Forget every guest (tests)."""
         with self._lock:
