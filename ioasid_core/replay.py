@@ -777,7 +777,8 @@ class _Ending:
         elif len(errors) == 1:
             raise errors[0]
         elif errors:
-            raise ExceptionGroup("guest paths' close raised when the run ended", errors)
+            said = "; ".join(f"{type(e).__name__}: {e}" for e in errors)
+            raise ExceptionGroup(f"guest paths' close raised when the run ended: {said}", errors)
 
 
 class _StepSkipped(Exception):

@@ -216,3 +216,75 @@ def test_nobody_listening_costs_no_hook_call_per_guest_allocation(
         assert run.metrics.guest_allocations == count
         counted.append(list(calls))
     assert counted[0] == counted[1] == ["ioasid_allocators_for_unit"] * 2  # one per unit
+
+
+class Listener:
+    @hookimpl
+    def ioasid_set_created(self, space: IoasidSpace, set: IoasidSet) -> None:
+        pass
+
+
+def test_join_registers_for_the_run_and_leaves_only_what_it_registered() -> None:
+    host = _manager()
+    plugin = Listener()
+    first, second = host.hooks.join(plugin, "joined"), host.hooks.join(plugin, "joined")
+    assert host.pm.get_plugin("joined") is plugin
+    first()
+    first()  # leaving twice is leaving once
+    assert host.pm.get_plugin("joined") is plugin  # the second join holds it
+    second()
+    assert host.pm.get_plugin("joined") is None
+    owned = Listener()
+    host.pm.register(owned, name="owned")  # as from an entry point
+    host.hooks.join(owned, "other-name")()
+    assert host.pm.get_plugin("owned") is owned  # not the join's to remove
+
+
+class _NoClose:
+    scalable_mode = True
+    commands = exits = 0
+
+    def plug(self, unit: str) -> None:
+        pass
+
+    def unplug(self, unit: str) -> None:
+        pass
+
+
+class _ClosePath:
+    name = "closing"
+    option_keys: frozenset[str] = frozenset()
+
+    def __init__(self, make: Any) -> None:
+        self.make = make
+
+    def option_problems(self, options: object) -> list[tuple[str, str]]:
+        return []
+
+    def attach(self, vm: object) -> Any:
+        return self.make()
+
+
+class _ClosesBadly(_NoClose):
+    def close(self) -> None:
+        raise RuntimeError("cannot let go")
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (_NoClose, "guest path 'closing': attach returned _NoClose, which lacks close"),
+        (_ClosesBadly, "RuntimeError: cannot let go"),
+    ],
+)
+def test_a_guest_path_without_close_or_whose_close_raises_is_the_vendors_failure(
+    make: Any, said: str
+) -> None:
+    class Vendor(GenericPrq):
+        name = "closing"
+        guest_pasids = _ClosePath(make)
+
+    with pytest.raises(VendorFailure) as caught:
+        _run(Vendor(), None)
+    assert str(caught.value).startswith("vendor 'closing' failed under policy 'device': ")
+    assert said in str(caught.value)
