@@ -98,14 +98,24 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def available_vendors(hooks: Hooks | None) -> dict[str, VendorPrq]:
-    """``generic`` and every plugin's page-request vendor, by name."""
+def available_vendors(
+    hooks: Hooks | None, problems: list[str] | None = None
+) -> dict[str, VendorPrq]:
+    """``generic`` and every plugin's page-request vendor, by name. A plugin whose hook
+    fails, or a vendor that does not conform or takes a name already taken, raises; given
+    ``problems``, it is left out instead and said there (naming plugin, vendor, member)."""
     vendors: dict[str, VendorPrq] = {"generic": GenericPrq()}
-    if hooks is not None:
+    if hooks is None:
+        return vendors
+    if problems is None:
         for name, vendor in hooks.prq_vendors().items():
             if name in vendors:
                 raise ValueError(f"a plugin offers a vendor named {name!r}, which is built in")
             vendors[name] = vendor
+        return vendors
+    collection = hooks.collect_vendors(reserved=frozenset(vendors))
+    problems.extend(problem.message for problem in collection.problems)
+    vendors.update((name, profile.vendor) for name, profile in collection.profiles.items())
     return vendors
 
 

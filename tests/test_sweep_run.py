@@ -151,7 +151,7 @@ def test_the_command_runs_plots_and_replots(tmp_path: Path) -> None:
 
 
 def test_failed_runs_exit_1_naming_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(compare_module, "available_vendors", lambda hooks: WITH_EXPLODING)
+    monkeypatch.setattr(compare_module, "available_vendors", lambda *_: WITH_EXPLODING)
     path = write_sweep(tmp_path, SMALL.replace('["generic", "vtd"]', '["generic", "exploding"]'))
     result = CliRunner().invoke(
         cli, ["sweep", str(path), "--out", str(tmp_path / "out"), "--jobs", "1"]

@@ -230,3 +230,26 @@ def test_a_sweep_records_the_raisers_runs_names_its_plugin_and_runs_the_others(
     rows = read_results(out)
     assert all(r["error"] is None and r["page_requests"] for r in rows if r["vendor"] == "generic")
     assert sum(r["vendor"] == "generic" for r in rows) == 8
+
+
+def test_a_sweep_leaves_out_a_vendor_that_does_not_conform_and_runs_the_others(
+    install: Callable[..., None], tmp_path: Path
+) -> None:
+    from ioasid_core.sweep import read_results
+
+    install(_EntryPoint("halfbaked", GenericPrq()), _EntryPoint("nameless", object()))  # type: ignore[arg-type]
+    path = tmp_path / "sweep.toml"
+    path.write_text(SMALL_SWEEP)  # generic and vtd
+    out = tmp_path / "out"
+    result = invoke_cli("sweep", str(path), "--out", str(out), "--jobs", "1")
+    assert result.exit_code == 1
+    assert "16 runs" in result.stdout and "0 failed" in result.stdout
+    said = (
+        "plugin 'nameless' (ioasid-nameless, entry point ioasid_nameless.plugin): vendor "
+        "'object' does not conform to VendorPrq: missing name"
+    )
+    assert f"ioasid: left out: {said}" in result.stderr
+    assert "offered twice" in result.stderr  # halfbaked's generic: the core's name
+    assert "2 plugin problem(s) left vendors out: " in result.stderr
+    rows = read_results(out)
+    assert len(rows) == 16 and all(r["error"] is None for r in rows)
