@@ -188,18 +188,36 @@ def _worker_hooks() -> Hooks:
     return _WORKER_HOOKS[0]
 
 
+def _detached(run: Callable[[], RunResult]) -> RunResult:
+    """``run()`` in a worker process: a failure crosses to the parent as a fresh
+    ``VendorFailure``, its text only. The plugin's own exception (whatever it holds: a
+    lambda, a socket) stays here, even where a pickler that follows causes and contexts is
+    in place (tblib's, which ``distributed`` installs for the exception types it meets)."""
+    try:
+        return run()
+    except VendorFailure as exc:
+        failure = VendorFailure(exc.vendor, exc.policy, exc.cause_text, exc.origin)
+    raise failure  # outside the handler: no __context__ either
+
+
 def _run_held(
     key: str, vendor: VendorPrq, policy: LookupPolicy, seed: int, plugins: bool = False
 ) -> RunResult:
     scenario: Scenario = held(key)
-    return _run_one(scenario, vendor, policy, seed, hooks=_worker_hooks() if plugins else None)
+    hooks = _worker_hooks() if plugins else None
+    return _detached(partial(_run_one, scenario, vendor, policy, seed, hooks=hooks))
 
 
 def _run_with_plugins(
     scenario: Scenario, vendor: VendorPrq, policy: LookupPolicy, seed: int
 ) -> RunResult:
     """One run in a worker process, with that process's manager of the installed plugins."""
-    return _run_one(scenario, vendor, policy, seed, hooks=_worker_hooks())
+    return _detached(partial(_run_one, scenario, vendor, policy, seed, hooks=_worker_hooks()))
+
+
+def _run_plain(scenario: Scenario, vendor: VendorPrq, policy: LookupPolicy, seed: int) -> RunResult:
+    """One run in a worker process, without plugins."""
+    return _detached(partial(_run_one, scenario, vendor, policy, seed))
 
 
 def compare(
@@ -271,7 +289,7 @@ def compare(
                 executor.submit(_run_held, executor.key, v, p, run_seed, plugins) for v, p in pairs
             ]
         else:  # any other executor gets the scenario with each run
-            task = _run_with_plugins if plugins else _run_one
+            task = _run_with_plugins if plugins else _run_plain
             futures = [executor.submit(task, scenario, v, p, run_seed) for v, p in pairs]
         for (vendor, _), future in zip(pairs, futures, strict=True):
             ended(vendor, future.result)

@@ -133,6 +133,7 @@ def _outputs(folder: Path, *extra: str) -> tuple[int, str, str, dict[str, object
         "compare", "null-set-search", "--policies", "set,global", "--json", str(json_path),
         "--csv", str(csv_path), "--plot", str(plot), *extra,
     )  # fmt: skip
+    assert plot.exists(), (result.exit_code, result.stderr, result.exception)
     assert plot.stat().st_size > 1000
     document = json.loads(json_path.read_text())
     return result.exit_code, result.stdout, result.stderr, document, csv_path.read_text()
@@ -253,3 +254,25 @@ def test_a_sweep_leaves_out_a_vendor_that_does_not_conform_and_runs_the_others(
     assert "2 plugin problem(s) left vendors out: " in result.stderr
     rows = read_results(out)
     assert len(rows) == 16 and all(r["error"] is None for r in rows)
+
+
+def test_a_pickler_that_follows_causes_does_not_break_the_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``distributed`` installs tblib's exception pickling (causes, contexts and attributes
+    included) for the exception types it meets: a failure must still cross as text."""
+    import copyreg
+
+    pickle_exception = pytest.importorskip("tblib.pickling_support").pickle_exception
+
+    for kind in (RuntimeError, VendorFailure):  # as after a Dask sweep in this process
+        monkeypatch.setitem(copyreg.dispatch_table, kind, pickle_exception)
+    scenario = load_named_scenario("null-set-search")
+    failures: list[VendorFailure] = []
+    with ProcessPoolExecutor(2) as pool:  # forked workers inherit the registration
+        results = compare(
+            scenario, [Raising("lambda", _lambda_holding), GenericPrq()], executor=pool,
+            failures=failures,
+        )  # fmt: skip
+    assert [r.vendor for r in results] == ["generic"] * 4
+    assert [f.cause_text for f in failures] == ["RuntimeError: holds a lambda"]
