@@ -147,8 +147,8 @@ class Hooks:
     """The typed facade: the only place that calls ``pm.hook``.
 
     It also remembers which allocators each probed unit registered, so that ``remove_unit``
-    can withdraw exactly those. Probe and remove units from one thread (the platform's); the
-    spaces themselves are thread-safe.
+    can withdraw exactly those, until ``forget`` drops a finished run's space. Probe and
+    remove units from one thread (the platform's); the spaces themselves are thread-safe.
     """
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
