@@ -124,6 +124,10 @@ class DaskEngine(_ExecutorEngine):
                     threads_per_worker=1,
                     processes=True,
                     dashboard_address=None,
+                    # No dashboard, but the scheduler still serves HTTP (health, metrics),
+                    # on 8787 unless told: a port any free one, so a second cluster on the
+                    # machine (or a user's own) is no "Port 8787 is already in use" warning.
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                     silence_logs=logging.ERROR,
                 )
                 self._client = Client(self._cluster, timeout=timeout)  # type: ignore[no-untyped-call]
