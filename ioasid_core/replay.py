@@ -48,6 +48,18 @@ from ioasid_core.vendor_options import unit_model
 __all__ = ["DriverObject", "RunResult", "replay", "scenario_work", "step_work"]
 
 _PERMS = {"read": Perm.READ, "write": Perm.WRITE, "exec": Perm.EXEC, "priv": Perm.PRIV}
+_PERM_OF: dict[tuple[str, ...], Perm] = {}
+"""A step's ``perm`` names -> their ``Perm``, worked out once per combination (``IntFlag``
+arithmetic per step costs more than the rest of building a request)."""
+
+
+def _perm_of(names: tuple[str, ...]) -> Perm:
+    perm = Perm.NONE
+    for name in names:
+        perm |= _PERMS[name]
+    return perm
+
+
 _GROUP_INDEX_MASK = 0x1FF  # PCIe page request group index: 9 bits
 _PAGE = 0x1000
 _SUCCESS: Final = ResponseCode.SUCCESS
@@ -178,6 +190,8 @@ class _Run:
         if self.clock is not None:
             self.metrics.latency_us = {op: self.clock.samples[op] for op, _ in scenario.latency}
         self.vms = self._start_vms(scenario, vendor, options)
+        self.handlers: dict[str, Callable[[Step], None]] = {}
+        """Step op -> its ``_op_`` method, found once per op (not by name per step)."""
 
     def _plug_unit(self, name: str) -> None:
         """Probe host unit ``name`` as the vendor shapes it, with the devices behind it (none
@@ -250,21 +264,32 @@ class _Run:
     ) -> Metrics:
         clock = self.clock
         pending = 0
+        handlers = self.handlers
+        observed = False
         for step in steps:
+            op = step.op
             # With a [latency] table, the driver's steps wait for it; a device's page
             # requests enter the ring at their own ``at`` (their service waits, see _service).
-            if clock is None or step.op == "page_requests":
+            if clock is None or op == "page_requests":
                 self.now = step.at
             else:
                 self.now = clock.start(step.at)
+            handler = handlers.get(op)
+            if handler is None:
+                handler = handlers[op] = getattr(self, f"_op_{op}")
             try:
-                getattr(self, f"_op_{step.op}")(step)
+                handler(step)
             except _StepSkipped as skipped:
                 self.metrics.step_errors.append(f"{step.where}: {skipped}")
-            timed = _TIMED_STEPS.get(step.op)
-            if clock is not None and timed is not None:
-                clock.spend(timed, self.now, step.at)
-            self._observe()
+            if clock is not None:
+                timed = _TIMED_STEPS.get(op)
+                if timed is not None:
+                    clock.spend(timed, self.now, step.at)
+            # What _observe samples, page requests and their service only read: once it
+            # has been sampled, a step of theirs leaves nothing new to see.
+            if not observed or op not in _READS_ONLY:
+                self._observe()
+                observed = True
             if progress is not None:
                 pending += step_work(step)
                 if pending >= _PROGRESS_EVERY:
@@ -447,16 +472,21 @@ class _Run:
         pasid = self._pasid(step) if valid else INVALID_IOASID
         if step.spid is not None:
             self.metrics.spid_requests += step.groups * step.group_size + step.stop_markers
-        perm = Perm.NONE
-        for name in step.perm:
-            perm |= _PERMS[name]
+        perm = _PERM_OF.get(step.perm)
+        if perm is None:
+            perm = _PERM_OF[step.perm] = _perm_of(step.perm)
         source = device.source_id if step.source_id is None else step.source_id
         first = self.next_group.get(device.name, 0)
         groups, size = step.groups, step.group_size
         self.next_group[device.name] = (first + groups) & _GROUP_INDEX_MASK
         mask = _GROUP_INDEX_MASK
         rows: list[RequestRow]
-        if size == 1:
+        if groups == 1:  # what generators make: one group a step
+            rows = [
+                (source, pasid, valid, first, i == size - 1, perm, i * _PAGE, False, None)
+                for i in range(size)
+            ]
+        elif size == 1:
             rows = [
                 (source, pasid, valid, (first + g) & mask, True, perm, g * _PAGE, False, None)
                 for g in range(groups)
@@ -478,13 +508,19 @@ class _Run:
                 for g in range(groups)
                 for i in range(size)
             ]
-        rows += [(source, pasid, valid, 0, True, Perm.NONE, 0, False, None)] * step.stop_markers
+        if step.stop_markers:
+            rows += [(source, pasid, valid, 0, True, Perm.NONE, 0, False, None)] * step.stop_markers
         taken = pipeline.submit_rows(rows)
         # A group is waiting for its answer if its LAST request made it into the ring.
         unit, sent = device.unit, (self.now, pasid, self.stamps.get(pasid) if valid else None)
-        self.submitted.update(
-            ((unit, source, (first + g) & mask), sent) for g in range(min(groups, taken // size))
-        )
+        if groups == 1:
+            if taken >= size:
+                self.submitted[unit, source, first] = sent
+        else:
+            self.submitted.update(
+                ((unit, source, (first + g) & mask), sent)
+                for g in range(min(groups, taken // size))
+            )
         if step.service:
             self._service(device.unit)
 
@@ -784,6 +820,10 @@ class _Ending:
 class _StepSkipped(Exception):
     """A step that cannot run in this replay (it is counted, the replay goes on)."""
 
+
+_READS_ONLY: Final = frozenset({"page_requests", "service"})
+"""Step ops that change nothing ``_Run._observe`` samples (live IDs, active allocators, VMs'
+host PASIDs): requests go to a ring and are looked up, never allocated or freed."""
 
 _PROGRESS_EVERY: Final = 1 << 14
 """Events between two progress reports of a run (a few milliseconds of replay)."""

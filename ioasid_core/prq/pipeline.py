@@ -90,6 +90,8 @@ class PrqCounters:
 
 
 _KEEP_ERRORS = 20
+_SMALL_BATCH = 16
+"""Up to this many, a batch's resolutions and responses are counted one by one."""
 
 
 class PrqPipeline:
@@ -291,17 +293,32 @@ class PrqPipeline:
         return self._serve(rows)
 
     def _count(self, rows: int, resolutions: list[Resolution], out: list[ResponseRow]) -> None:
-        """Count a batch: resolutions once at the end (``Counter`` counts in C)."""
+        """Count a batch: resolutions once at the end. A big batch is counted by ``Counter``
+        (in C); a small one, what a replay step services, by a loop (building a ``Counter``
+        costs more than counting a few)."""
         counters = self.counters
         counters.page_requests += rows
         outcomes = counters.outcomes
-        for resolution, count in Counter(resolutions).items():
-            outcomes[resolution.outcome] += count
-            if resolution.cross_owner:
-                counters.cross_owner_hits += count
-            if resolution.type_confusion:
-                counters.type_confusions += count
-        counters.responses.update(row[2] for row in out)
+        if len(resolutions) > _SMALL_BATCH:
+            for resolution, count in Counter(resolutions).items():
+                outcomes[resolution.outcome] += count
+                if resolution.cross_owner:
+                    counters.cross_owner_hits += count
+                if resolution.type_confusion:
+                    counters.type_confusions += count
+        else:
+            for resolution in resolutions:
+                outcomes[resolution.outcome] += 1
+                if resolution.cross_owner:
+                    counters.cross_owner_hits += 1
+                if resolution.type_confusion:
+                    counters.type_confusions += 1
+        responses = counters.responses
+        if len(out) > _SMALL_BATCH:
+            responses.update([row[2] for row in out])
+        else:
+            for row in out:
+                responses[row[2]] += 1
 
     def _answer(self, row: RequestRow, code: ResponseCode, out: list[ResponseRow]) -> None:
         """Answer one request at once, alone (a verdict's answer): before its group closes
@@ -320,8 +337,11 @@ class PrqPipeline:
     def _serve_iopf(self, rows: Sequence[RequestRow]) -> list[ResponseRow]:
         """The IOPF discipline. A LAST request with nothing held for its device is a group
         of one, answered directly (the IOPF rules give the same answer; most groups are
-        such, and a stall always is); anything else goes through the grouping layer, as
-        objects. A partial request is checked on arrival, so a verdict can answer it now."""
+        such, and a stall always is). A partial request is checked on arrival, so a verdict
+        can answer it now; the others are held until their group closes: as rows while the
+        batch lasts when nothing was held for their device before it (a group that closes
+        in its own batch, as most do, builds no object), else in the grouping layer, as
+        objects; what a batch leaves open goes there at its end."""
         iopf = self.iopf
         held = iopf.partial_by_device  # device -> partial requests (read only here)
         check = self._check
@@ -336,47 +356,104 @@ class PrqPipeline:
         rejects = stops = singles = 0
         out: list[ResponseRow] = []
         append = out.append
-        for row in rows:
-            device, pasid, valid, grpid, last, perm, _addr, needs, private = row
-            if last and not (held and held.get(device)):
-                if not reads_or_writes[perm]:
-                    stops += 1  # a stop marker: discarded, never answered
-                    continue
-                singles += 1
-                said = None if check is None else check(row)
-                if said is None:
-                    resolution = resolve(device, valid, pasid)
-                    seen(resolution)
-                    code = success if resolution.ok else invalid
-                elif isinstance(said, Verdict):
-                    answer = self._single_verdict(row, said, seen)
-                    if answer is None:
+        # device -> its partial requests of this batch, with their checks' codes
+        local: dict[int, list[tuple[RequestRow, ResponseCode | None]]] = {}
+        try:
+            for row in rows:
+                device, pasid, valid, grpid, last, perm, _addr, needs, private = row
+                if not last:
+                    said = None if check is None else check(row)
+                    if isinstance(said, Verdict):
+                        self._partial_verdict(row, said, seen, out)
                         continue
-                    code = answer
+                    mine = local.get(device) if local else None
+                    if mine is not None:
+                        mine.append((row, said))
+                    elif held and held.get(device):
+                        self._hold(row, said)
+                    else:
+                        local[device] = [(row, said)]
+                    continue
+                mine = local.get(device) if local else None
+                if not mine and not (held and held.get(device)):
+                    if not reads_or_writes[perm]:
+                        stops += 1  # a stop marker: discarded, never answered
+                        continue
+                    singles += 1
+                    said = None if check is None else check(row)
+                    if said is None:
+                        resolution = resolve(device, valid, pasid)
+                        seen(resolution)
+                        code = success if resolution.ok else invalid
+                    elif isinstance(said, Verdict):
+                        answer = self._single_verdict(row, said, seen)
+                        if answer is None:
+                            continue
+                        code = answer
+                    else:
+                        code = said
+                        rejects += 1
+                elif mine:
+                    if not reads_or_writes[perm]:
+                        stops += 1  # a stop marker: the partial requests stay held
+                        continue
+                    singles += 1  # a group closed (the grouping layer counts these)
+                    closing, rejected = self._close_rows(row, mine, check, resolve, seen)
+                    rejects += rejected
+                    if closing is None:
+                        continue
+                    code = closing
                 else:
-                    code = said
-                    rejects += 1
+                    closing, rejected = self._close(row, check, resolve, seen)
+                    rejects += rejected
+                    if closing is not None:
+                        append(response_row(response_for(PageRequest(*row), closing, required)))
+                    continue
                 if valid and (needs or (required and device in required)):
                     append((device, grpid, code, pasid, True, private, True))
                 else:
                     append((device, grpid, code, no_pasid, False, private, True))
-                continue
-            if not last:
-                said = None if check is None else check(row)
-                if isinstance(said, Verdict):
-                    self._partial_verdict(row, said, seen, out)
-                else:
+        finally:
+            for pending in local.values():
+                for row, said in pending:
                     self._hold(row, said)
-                continue
-            closing, rejected = self._close(row, check, resolve, seen)
-            rejects += rejected
-            if closing is not None:
-                append(response_row(response_for(PageRequest(*row), closing, required)))
         self.counters.vendor_rejects += rejects
         iopf.counters.stop_markers += stops
         iopf.counters.groups += singles
         self._count(len(rows), resolutions, out)
         return out
+
+    def _close_rows(
+        self,
+        row: RequestRow,
+        mine: list[tuple[RequestRow, ResponseCode | None]],
+        check: RowCheck | None,
+        resolve: Resolver,
+        seen: Callable[[Resolution], None],
+    ) -> tuple[ResponseCode | None, int]:
+        """``_close`` for a group whose partial requests are all rows of this batch
+        (``mine``, in arrival order: the group's are taken out of it), by the same rules."""
+        grpid = row[3]
+        group = [entry for entry in mine if entry[0][3] == grpid]
+        if group:
+            mine[:] = [entry for entry in mine if entry[0][3] != grpid]
+        said = None if check is None else check(row)
+        if isinstance(said, Verdict):
+            if said is Verdict.SILENT:
+                self.counters.unanswered_groups += 1
+                return None, 1
+            if said is not Verdict.EARLY:
+                return said.code, 1
+            said = None
+        group.append((row, said))
+        for member, code in group:
+            if code is not None:
+                return code, 1
+            resolution = resolve(member[0], member[2], member[1])
+            seen(resolution)
+            if not resolution.ok:
+                return ResponseCode.INVALID, 0
+        return ResponseCode.SUCCESS, 0
 
     def _single_verdict(
         self, row: RequestRow, verdict: Verdict, seen: Callable[[Resolution], None]

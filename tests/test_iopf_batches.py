@@ -1,0 +1,144 @@
+"""The IOPF discipline answers the same whatever the batches: a group whose partial requests
+arrive in the batch that closes it is answered from rows, one whose partials came in an
+earlier batch through the grouping layer's objects; both must give the same responses, in
+the same order, and the same counts, with a vendor check saying anything (codes and every
+verdict) on partial and last requests alike."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ioasid_core.prq.discipline import CheckResult, Verdict
+from ioasid_core.prq.generic import GenericPrq
+from ioasid_core.prq.pipeline import PrqPipeline
+from ioasid_core.prq.policy import LookupPolicy
+from ioasid_core.prq.types import Perm, RequestRow, ResponseCode, ResponseRow
+from ioasid_core.types import INVALID_IOASID
+
+if TYPE_CHECKING:
+    from prq_helpers import SRC_A, SRC_UNKNOWN, SRC_VM1, World, build_world, make_pipeline
+else:
+    from tests.prq_helpers import SRC_A, SRC_UNKNOWN, SRC_VM1, World, build_world, make_pipeline
+
+_SAYS: tuple[CheckResult, ...] = (
+    None,
+    None,
+    None,
+    ResponseCode.FAILURE,
+    Verdict.SILENT,
+    Verdict.EARLY,
+    Verdict.NOW_INVALID,
+    ResponseCode.INVALID,
+)
+
+
+def _says(row: RequestRow) -> CheckResult:
+    """A check that says what the request's page asks it to (``addr`` bits 12-14)."""
+    return _SAYS[row[6] >> 12 & 7]
+
+
+class _Checking(GenericPrq):
+    row_check = staticmethod(_says)
+
+
+# (device, PASID name or None, group index, last, perm, what the check says)
+Spec = tuple[int, str | None, int, bool, Perm, int]
+specs = st.tuples(
+    st.sampled_from((SRC_A, SRC_VM1, SRC_UNKNOWN)),
+    st.sampled_from(("pasid_a", "pasid_vm1", "free_pasid", None)),
+    st.integers(0, 2),
+    st.booleans(),
+    st.sampled_from((Perm.READ, Perm.WRITE | Perm.READ, Perm.NONE)),
+    st.integers(0, len(_SAYS) - 1),
+)
+
+
+def _row(world: World, spec: Spec) -> RequestRow:
+    device, name, grpid, last, perm, says = spec
+    pasid = INVALID_IOASID if name is None else getattr(world, name)
+    assert isinstance(pasid, int)
+    return (device, pasid, name is not None, grpid, last, perm, says << 12, False, None)
+
+
+def _state(pipeline: PrqPipeline) -> dict[str, object]:
+    held = pipeline.iopf.partial_by_device
+    return {
+        "counters": attrs.asdict(pipeline.counters, recurse=False),
+        "iopf": attrs.asdict(pipeline.iopf.counters),
+        "held": {d: [attrs.astuple(r) for r in rs] for d, rs in held.items() if rs},
+        "held_codes": sorted(code for _request, code in pipeline._held_codes.values()),
+    }
+
+
+def _serve(pipeline: PrqPipeline, batches: Sequence[list[RequestRow]]) -> list[ResponseRow]:
+    out: list[ResponseRow] = []
+    for batch in batches:
+        out += pipeline.process_rows(batch)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(specs, st.booleans()), max_size=40),
+    st.sampled_from((LookupPolicy.GLOBAL, LookupPolicy.DEVICE)),
+)
+def test_batches_do_not_change_the_answers(
+    stream: list[tuple[Spec, bool]], policy: LookupPolicy
+) -> None:
+    world = build_world()
+    rows = [_row(world, spec) for spec, _cut in stream]
+    # Every group still open at the end is closed in a batch of its own.
+    closing: list[RequestRow] = [
+        (device, world.pasid_a, True, grpid, True, Perm.READ, 0, False, None)
+        for device in (SRC_A, SRC_VM1, SRC_UNKNOWN)
+        for grpid in range(3)
+    ]
+    chunks: list[list[RequestRow]] = [[]]
+    for row, (_spec, cut) in zip(rows, stream, strict=True):
+        chunks[-1].append(row)
+        if cut:
+            chunks.append([])
+    one_by_one = make_pipeline(world, policy, vendor=_Checking())
+    chunked = make_pipeline(world, policy, vendor=_Checking())
+    whole = make_pipeline(world, policy, vendor=_Checking())
+
+    want = _serve(one_by_one, [[row] for row in rows])
+    assert _serve(chunked, chunks) == want
+    assert _serve(whole, [rows]) == want
+    assert _state(chunked) == _state(one_by_one)
+    assert _state(whole) == _state(one_by_one)
+    want = _serve(one_by_one, [closing])
+    assert _serve(chunked, [closing]) == want
+    assert _serve(whole, [closing]) == want
+    assert _state(chunked) == _state(one_by_one)
+    assert _state(whole) == _state(one_by_one)
+
+
+def test_a_group_closed_in_its_own_batch_is_answered_by_its_first_failure() -> None:
+    """Worked by hand: a partial request the check answers FAILURE (held with its code), a
+    partial that looks up fine, the LAST: the group's answer is the first member's code."""
+    world = build_world()
+    pipeline = make_pipeline(world, LookupPolicy.GLOBAL, vendor=_Checking())
+    a = world.pasid_a
+    rows: list[RequestRow] = [
+        (SRC_A, a, True, 1, False, Perm.READ, 3 << 12, False, None),  # FAILURE, held
+        (SRC_A, a, True, 2, False, Perm.READ, 0, False, None),  # another group, stays held
+        (SRC_A, a, True, 1, False, Perm.READ, 0, False, None),
+        (SRC_A, a, True, 1, True, Perm.READ, 0, False, None),  # closes group 1
+    ]
+    assert pipeline.process_rows(rows) == [
+        (SRC_A, 1, ResponseCode.FAILURE, INVALID_IOASID, False, None, True)
+    ]
+    assert pipeline.counters.vendor_rejects == 1
+    assert pipeline.iopf.counters.groups == 1
+    # Group 2's partial request waits in the grouping layer for a later batch.
+    assert [r.grpid for r in pipeline.iopf.partial(SRC_A)] == [2]
+    assert pipeline.process_rows([(SRC_A, a, True, 2, True, Perm.READ, 0, False, None)]) == [
+        (SRC_A, 2, ResponseCode.SUCCESS, INVALID_IOASID, False, None, True)
+    ]
+    assert pipeline.iopf.partial(SRC_A) == []
