@@ -73,6 +73,32 @@ def test_push_many_of_nothing_is_nothing() -> None:
     assert (ring.tail, ring.overflow) == (0, False)
 
 
+_BUFFERS = (bytes, bytearray, memoryview)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(2, 7),
+    st.lists(
+        st.tuples(st.integers(0, 9), st.sampled_from(range(len(_BUFFERS))), st.integers(0, 9)),
+        max_size=30,
+    ),
+)
+def test_push_many_is_push_one_by_one(slots: int, ops: list[tuple[int, int, int]]) -> None:
+    """Bursts of any size and buffer type, with drains of any size between them: the same
+    entries, indices, overflow and drops as one ``push`` per entry."""
+    many, one = Ring(slots, 4), Ring(slots, 4)
+    value = 0
+    for burst, kind, drained in ops:
+        values = range(value, value + burst)
+        value += burst
+        taken = many.push_many(_BUFFERS[kind](entries(*values)))
+        assert taken == sum(one.push(entries(v)) for v in values)
+        state = (many.head, many.tail, many.overflow, many.dropped, len(many))
+        assert state == (one.head, one.tail, one.overflow, one.dropped, len(one))
+        assert many.drain(drained) == one.drain(drained)
+
+
 # ---------------------------------------------------------------------- vendors
 
 

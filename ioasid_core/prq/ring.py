@@ -57,40 +57,47 @@ class Ring:
     def push_many(self, entries: Buffer) -> int:
         """The hardware writes whole entries back to back, in order, until the ring is full;
         returns how many it took (the rest are dropped, overflow set, as ``push`` would)."""
-        data = memoryview(entries).cast("B")
+        # bytes (what encoders return) are sliced as they are: a view costs more than a burst.
+        data = entries if type(entries) is bytes else memoryview(entries).cast("B")
         size = self.entry_size
-        count, odd = divmod(len(data), size)
-        if odd:
+        length = len(data)
+        count = length // size
+        if count * size != length:
             raise InvalidArgumentError(
-                f"ring entries are {size} bytes each; {len(data)} bytes is not a whole number"
+                f"ring entries are {size} bytes each; {length} bytes is not a whole number"
             )
-        taken = min(count, self.free_slots)
-        if taken < count:
+        slots, head, tail = self.entries, self.head, self.tail
+        free = slots - 1 - (tail - head) % slots
+        taken = count
+        if count > free:
+            taken = free
             self.overflow = True
-            self.dropped += count - taken
-        tail = self.tail
-        first = min(taken, self.entries - tail)
+            self.dropped += count - free
         buf = self._buf
-        buf[tail * size : (tail + first) * size] = data[: first * size]
-        if taken > first:
-            buf[: (taken - first) * size] = data[first * size : taken * size]
-        self.tail = (tail + taken) % self.entries
+        start = tail * size
+        if tail + taken <= slots:  # no wrap: one copy
+            buf[start : start + taken * size] = data if taken == count else data[: taken * size]
+        else:
+            first = (slots - tail) * size
+            buf[start:] = data[:first]
+            buf[: taken * size - first] = data[first : taken * size]
+        self.tail = (tail + taken) % slots
         return taken
 
     def drain(self, limit: int | None = None) -> bytes:
         """Software reads the waiting entries (at most ``limit``) and moves the head past them."""
-        count = len(self)
+        slots, start = self.entries, self.head
+        count = (self.tail - start) % slots
         if limit is not None:
             if limit < 0:
                 raise InvalidArgumentError(f"drain limit must not be negative, not {limit}")
             count = min(count, limit)
         size = self.entry_size
-        start = self.head
-        first = min(count, self.entries - start)
-        out = bytes(self._buf[start * size : (start + first) * size])
-        if count > first:
-            out += bytes(self._buf[: (count - first) * size])
-        self.head = (start + count) % self.entries
+        if start + count <= slots:  # no wrap: one slice
+            out = bytes(self._buf[start * size : (start + count) * size])
+        else:
+            out = bytes(self._buf[start * size :]) + self._buf[: (start + count - slots) * size]
+        self.head = (start + count) % slots
         return out
 
     def clear_overflow(self) -> None:
