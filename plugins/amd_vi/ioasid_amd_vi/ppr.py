@@ -330,20 +330,13 @@ def encode_ppr_rows(rows: Sequence[RequestRow]) -> bytes:
     for row in rows:
         device, pasid, valid, grpid, last, perm, addr, needs, private = row
         pid = pasid if valid else 0
+        # ``x >> bits`` is nonzero both when x is too wide and when it is negative: one test
+        # a field (the row's common path costs what a struct pack does).
         if (
             needs
             or private is not None
-            or device >> 16
-            or pid >> 20
-            or grpid >> 9
-            or perm >> 4
-            or device < 0
-            or pid < 0
-            or grpid < 0
-            or perm < 0
             or not isinstance(addr, int)
-            or addr & _PAGE_MASK
-            or not 0 <= addr < 1 << 64
+            or device >> 16 | pid >> 20 | grpid >> 9 | perm >> 4 | addr >> 64 | addr & _PAGE_MASK
         ):
             encode_ppr(ppr_entry_for(PageRequest(*row)))  # raises, naming the field
             raise AssertionError(f"no bad field in {row!r}")  # pragma: no cover

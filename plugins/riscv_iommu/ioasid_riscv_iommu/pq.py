@@ -82,7 +82,6 @@ _PAGE_MASK: Final = 0xFFF
 _ADDR_MASK: Final = ~_PAGE_MASK & 0xFFFFFFFFFFFFFFFF
 # hdr bits 34:32 (EXEC PRIV PV): PRIV or EXEC without PV is not what the IOMMU writes.
 _FLAGS_OK: Final = tuple(bool(i & 1) or not i & 6 for i in range(8))
-_U64: Final = (1 << 64) - 1
 
 
 def _perm(r: int, w: int, exec_: int, priv: int) -> Perm:
@@ -182,20 +181,13 @@ def encode_pq_rows(rows: Sequence[RequestRow]) -> bytes:
     for row in rows:
         device, pasid, valid, grpid, last, perm, addr, needs, private = row
         pid = pasid if valid else 0
+        # ``x >> bits`` is nonzero both when x is too wide and when it is negative: one test
+        # a field (the row's common path costs what a struct pack does).
         if (
             needs
             or private is not None
-            or device >> 24
-            or pid >> 20
-            or grpid >> 9
-            or perm >> 4
-            or device < 0
-            or pid < 0
-            or grpid < 0
-            or perm < 0
             or not isinstance(addr, int)
-            or addr & _PAGE_MASK
-            or not 0 <= addr <= _U64
+            or device >> 24 | pid >> 20 | grpid >> 9 | perm >> 4 | addr >> 64 | addr & _PAGE_MASK
         ):
             _request_error(row)
         hdr = pid << 12 | valid << 32 | device << 40

@@ -162,16 +162,13 @@ def encode_pri_rows(rows: Sequence[RequestRow]) -> bytes:
     for row in rows:
         sid, pasid, valid, grpid, last, perm, addr, needs_pasid, private = row
         ssid = pasid if valid else 0
+        # ``x >> bits`` is nonzero both when x is too wide and when it is negative: one test
+        # a field (the row's common path costs what a struct pack does).
         if (
             needs_pasid
             or private is not None
-            or not 0 <= perm < 16
-            or not 0 <= sid < 1 << 32
-            or not 0 <= ssid < 1 << 20
-            or not 0 <= grpid < 1 << 9
             or not isinstance(addr, int)
-            or not 0 <= addr < 1 << 64
-            or addr & _PAGE_MASK
+            or perm >> 4 | sid >> 32 | ssid >> 20 | grpid >> 9 | addr >> 64 | addr & _PAGE_MASK
         ):
             out[offset : offset + PRIQ_ENTRY_SIZE] = encode_pri(PageRequest(*row))
         else:
