@@ -1,8 +1,13 @@
-"""The IOPF discipline answers the same whatever the batches: a group whose partial requests
-arrive in the batch that closes it is answered from rows, one whose partials came in an
-earlier batch through the grouping layer's objects; both must give the same responses, in
-the same order, and the same counts, with a vendor check saying anything (codes and every
-verdict) on partial and last requests alike."""
+"""Batches change nothing but the cost.
+
+- The IOPF discipline: a group whose partial requests arrive in the batch that closes it is
+  answered from rows, one whose partials came in an earlier batch through the grouping
+  layer's objects; both must give the same responses, in the same order, and the same
+  counts, with a vendor check saying anything (codes and every verdict) on partial and last
+  requests alike.
+- The hardware's own checks: a burst goes into the ring at once when what they let through
+  fits, request by request otherwise; the same as ``submit`` of each request.
+"""
 
 from __future__ import annotations
 
@@ -15,15 +20,24 @@ from hypothesis import strategies as st
 
 from ioasid_core.prq.discipline import CheckResult, Verdict
 from ioasid_core.prq.generic import GenericPrq
+from ioasid_core.prq.hardware import HardwareRules
 from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy
-from ioasid_core.prq.types import Perm, RequestRow, ResponseCode, ResponseRow
+from ioasid_core.prq.types import PageRequest, Perm, RequestRow, ResponseCode, ResponseRow
 from ioasid_core.types import INVALID_IOASID
 
 if TYPE_CHECKING:
-    from prq_helpers import SRC_A, SRC_UNKNOWN, SRC_VM1, World, build_world, make_pipeline
+    from prq_helpers import SRC_A, SRC_UNKNOWN, SRC_VM1, UNIT, World, build_world, make_pipeline
 else:
-    from tests.prq_helpers import SRC_A, SRC_UNKNOWN, SRC_VM1, World, build_world, make_pipeline
+    from tests.prq_helpers import (
+        SRC_A,
+        SRC_UNKNOWN,
+        SRC_VM1,
+        UNIT,
+        World,
+        build_world,
+        make_pipeline,
+    )
 
 _SAYS: tuple[CheckResult, ...] = (
     None,
@@ -142,3 +156,74 @@ def test_a_group_closed_in_its_own_batch_is_answered_by_its_first_failure() -> N
         (SRC_A, 2, ResponseCode.SUCCESS, INVALID_IOASID, False, None, True)
     ]
     assert pipeline.iopf.partial(SRC_A) == []
+
+
+# ---------------------------------------------------------------------- hardware checks
+
+_ADMIT_SAYS: tuple[ResponseCode | None, ...] = (
+    None,
+    None,
+    ResponseCode.FAILURE,
+    ResponseCode.INVALID,
+)
+
+
+def _admit(row: RequestRow) -> ResponseCode | None:
+    """The hardware's own checks, saying what the request's page asks (``addr`` bits 12-13)."""
+    return _ADMIT_SAYS[row[6] >> 12 & 3]
+
+
+def _burst_state(pipeline: PrqPipeline) -> dict[str, object]:
+    ring = pipeline.ring
+    return {
+        "counters": attrs.asdict(pipeline.counters, recurse=False),
+        "ring": (ring.head, ring.tail, ring.overflow, len(ring)),
+    }
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(
+                st.tuples(
+                    st.integers(0, 3), st.booleans(), st.sampled_from((Perm.READ, Perm.NONE))
+                ),
+                max_size=8,
+            ),
+            st.integers(0, 4),
+        ),
+        max_size=12,
+    ),
+    st.integers(2, 9),
+    st.booleans(),
+    st.sampled_from((ResponseCode.SUCCESS, None)),
+)
+def test_a_burst_through_the_hardware_checks_is_its_requests_one_by_one(
+    bursts: list[tuple[list[tuple[int, bool, Perm]], int]],
+    entries: int,
+    sticky: bool,
+    overflow_response: ResponseCode | None,
+) -> None:
+    """``submit_rows`` of a burst the hardware checks: the same requests in the ring, the
+    same count taken, the same refusals, drops and auto-answers (in the same order) as
+    ``submit`` of each, whatever the ring's room, with drains between bursts."""
+    world = build_world()
+    rules = HardwareRules(overflow_response=overflow_response, sticky_overflow=sticky, admit=_admit)
+    many, one = (
+        PrqPipeline(world.platform, UNIT, GenericPrq(), ring_entries=entries, hardware=rules)
+        for _ in range(2)
+    )
+    for burst, drained in bursts:
+        rows: list[RequestRow] = [
+            (SRC_A, world.pasid_a, True, grpid, last, perm, says << 12, False, None)
+            for grpid, (says, last, perm) in enumerate(burst)
+        ]
+        taken = many.submit_rows(rows)
+        assert taken == sum(one.submit(PageRequest(*row)) for row in rows)
+        assert _burst_state(many) == _burst_state(one)
+        assert list(many.counters.auto_responses) == list(one.counters.auto_responses)
+        assert many.ring.drain(drained) == one.ring.drain(drained)
+        if drained % 2:
+            many.ring.clear_overflow()
+            one.ring.clear_overflow()

@@ -164,7 +164,8 @@ class PrqPipeline:
         """A device sends one request into the unit's ring; False if it did not get there
         (the ring was full, or the hardware kept it: ``HardwareRules``)."""
         if self._admit is not None:
-            return self._submit_checked(request_row(request))
+            row = request_row(request)
+            return self._submit_checked(row, self._admit(row))
         if self._sticky and self.ring.overflow:
             self._overflowed(request.last and READS_OR_WRITES[request.perm])
             return False
@@ -179,7 +180,7 @@ class PrqPipeline:
         if not rows:
             return 0
         if self._admit is not None:
-            return sum(self._submit_checked(row) for row in rows)
+            return self._submit_admitted(rows)
         # A sticky flag drops what a full ring would: only a flag already set differs.
         taken = (
             0
@@ -192,11 +193,35 @@ class PrqPipeline:
                 self._overflowed(row[4] and reads_or_writes[row[5]])
         return taken
 
-    def _submit_checked(self, row: RequestRow) -> bool:
+    def _submit_admitted(self, rows: Sequence[RequestRow]) -> int:
+        """A burst through the hardware's own checks (``admit``, each request in order). When
+        all it lets through fits in the ring, they go in as one burst and its refusals are
+        counted in order; otherwise request by request, as ``submit`` does."""
+        admit = self._admit
+        assert admit is not None
+        codes = [admit(row) for row in rows]
+        queued = [row for row, code in zip(rows, codes, strict=True) if code is None]
+        ring = self.ring
+        if (self._sticky and ring.overflow) or len(queued) > ring.free_slots:
+            return sum(
+                self._submit_checked(row, code) for row, code in zip(rows, codes, strict=True)
+            )
+        if queued:
+            ring.push_many(self._codec.encode_request_rows(queued))
+        if len(queued) < len(rows):
+            counters = self.counters
+            for row, code in zip(rows, codes, strict=True):
+                if code is not None:
+                    counters.hardware_rejected += 1
+                    if row[4] and READS_OR_WRITES[row[5]]:
+                        counters.auto_responses[code] += 1
+        return len(queued)
+
+    def _submit_checked(self, row: RequestRow, code: ResponseCode | None) -> bool:
         """One request through the hardware's own rules, in the reference model's order:
-        its checks, then a sticky overflow flag, then a full ring."""
+        its checks (``code``: what ``admit`` said), then a sticky overflow flag, then a full
+        ring."""
         answered = row[4] and READS_OR_WRITES[row[5]]
-        code = None if self._admit is None else self._admit(row)
         if code is not None:
             self.counters.hardware_rejected += 1
             if answered:
