@@ -460,7 +460,9 @@ class PrqPipeline:
         (``mine``, in arrival order: the group's are taken out of it), by the same rules."""
         grpid = row[3]
         group = [entry for entry in mine if entry[0][3] == grpid]
-        if group:
+        if len(group) == len(mine):  # the device's only open group (the usual case)
+            mine.clear()
+        elif group:
             mine[:] = [entry for entry in mine if entry[0][3] != grpid]
         said = None if check is None else check(row)
         if isinstance(said, Verdict):
