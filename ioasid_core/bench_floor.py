@@ -1,5 +1,6 @@
 """The floor of ``replay_events_per_s_ratio``: what one average event of the mixed workload
-must cost, whatever the replay's design, in the figure's own baseline (dict pairs).
+must cost, in the figure's own baseline (dict pairs): replaying it whatever the design
+(``floor_replay``), and with the ``Step`` that loading builds per event (``floor``).
 
 Each part is timed alone in a tight loop (best of several rounds) on what one real run of
 the workload does: the bursts its devices send, the lookups its answers need, its binds and
