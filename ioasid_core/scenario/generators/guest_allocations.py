@@ -6,8 +6,10 @@ Its spec, its keys, how an entry is read and what it expands into; registered by
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Final
 
 import attrs
@@ -16,10 +18,12 @@ from ioasid_core.scenario.bounds import MAX_GENERATED
 from ioasid_core.scenario.generators.base import (
     Context,
     GeneratorKind,
-    RawStep,
     fraction,
+    numbered,
+    streamed_work,
 )
 from ioasid_core.scenario.reader import join
+from ioasid_core.scenario.schema import Step
 
 __all__ = ["KIND", "GuestAllocationsSpec"]
 
@@ -73,34 +77,59 @@ def parse(
     )
 
 
-def expand(spec: GuestAllocationsSpec, rng: random.Random) -> list[RawStep]:
-    steps: list[RawStep] = []
+def expand(spec: GuestAllocationsSpec, rng: random.Random) -> Iterator[Step]:
+    """In time order, though a free (half an interval after its alloc) is made before the
+    next alloc: when rounding puts it at or after that alloc (an ``interval`` far below
+    ``at``'s precision), it waits in a small heap and comes out where sorting puts it."""
+    labels = numbered(spec.where)
+    made = itertools.count()  # ties in time keep the order made
+    waiting: list[tuple[float, int, Step]] = []  # frees not yet due, by (at, order made)
     live: list[str] = []
     for n in range(spec.count):
         at = spec.at + n * spec.interval
-        name = f"{spec.prefix}{n}"
-        step: RawStep = {"op": "guest_alloc", "at": at, "vm": spec.vm, "name": name}
-        if spec.owner is not None:
-            step["owner"] = spec.owner
-        steps.append(step)
-        live.append(name)
+        while waiting and waiting[0][0] <= at:
+            yield heapq.heappop(waiting)[2]
+        yield Step(
+            op="guest_alloc",
+            at=at,
+            vm=spec.vm,
+            name=f"{spec.prefix}{n}",
+            owner=spec.owner,
+            where=next(labels),
+        )
+        next(made)
+        live.append(f"{spec.prefix}{n}")
         if rng.random() < spec.free:
             gone = live.pop(rng.randrange(len(live)))
-            steps.append(
-                {"op": "guest_free", "at": at + spec.interval / 2, "vm": spec.vm, "pasid": gone}
+            free = Step(
+                op="guest_free",
+                at=at + spec.interval / 2,
+                vm=spec.vm,
+                pasid=gone,
+                where=next(labels),
             )
-    if spec.drain:
-        end = spec.at + spec.count * spec.interval
-        for k, name in enumerate(live):
-            steps.append(
-                {
-                    "op": "guest_free",
-                    "at": end + k * spec.interval / 2,
-                    "vm": spec.vm,
-                    "pasid": name,
-                }
-            )
-    return steps
+            heapq.heappush(waiting, (free.at, next(made), free))
+    end = spec.at + spec.count * spec.interval
+    drained = (
+        Step(
+            op="guest_free",
+            at=end + k * spec.interval / 2,
+            vm=spec.vm,
+            pasid=name,
+            where=next(labels),
+        )
+        for k, name in enumerate(live if spec.drain else ())
+    )
+    for step in drained:
+        while waiting and waiting[0][0] <= step.at:
+            yield heapq.heappop(waiting)[2]
+        yield step
+    while waiting:
+        yield heapq.heappop(waiting)[2]
+
+
+work = streamed_work(expand)
+"""Counted as made: how many frees there are is drawn."""
 
 
 KIND: Final = GeneratorKind(
@@ -110,4 +139,5 @@ KIND: Final = GeneratorKind(
     optional=frozenset({"free", "drain", "owner", "prefix"}),
     parse=parse,
     expand=expand,
+    work=work,
 )
