@@ -102,9 +102,12 @@ def replay_mem_bytes_per_event(
 ) -> dict[str, float]:
     """``replay_mem_bytes_per_event``: peak traced memory of loading and replaying the mixed
     workload, the text aside, per event. Measured at 10^5 events (10^4 quick; tracing 10^6
-    takes minutes): the peak is live state (the space's fixed part is about 1.2 MB) plus
-    what grows with the events, so per event it is an upper bound of the figure at 10^6
-    (44 at 10^5, 42 at 10^6 when measured, see docs/scale.md)."""
+    takes two and a half minutes): the generated steps stream (the loader keeps none, a
+    replay makes them again as it goes), so the peak is live state (the space's fixed part
+    is about 1.2 MB) plus what still grows with the events (the loader's record of freed
+    PASID names, for its messages), and per event it is an upper bound of the figure at
+    10^6: 43.9 at 10^5, 42.0 at 10^6 (797 at 10^5 before the steps streamed; see
+    docs/scale.md). ``tests/test_scale_memory.py`` checks 10^6 events by resident size."""
     from ioasid_core.replay import replay
 
     if events is None:

@@ -6,6 +6,7 @@ Its spec, its keys, how an entry is read and what it expands into; registered by
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator, Mapping
 from typing import Final, Literal
@@ -151,12 +152,13 @@ def draws(
     """Each request group's device, kind, size and PASID, drawn in the order the seed gives
     them: the one place the draws are made, for ``expand`` and ``work`` alike."""
     kinds = [kind for kind, _ in spec.mix]
-    weights = [weight for _, weight in spec.mix]
+    # The same draw as choices(kinds, weights), which accumulates the weights each call.
+    cumulative = list(itertools.accumulate(weight for _, weight in spec.mix))
     pools = dict(spec.pasids)
     choice, choices = rng.choice, rng.choices
     for k in range(spec.count):
         device = choice(spec.devices)
-        (kind,) = choices(kinds, weights)
+        (kind,) = choices(kinds, cum_weights=cumulative)
         size = draw_size(spec.group_size, rng)
         pasid: str | int
         if kind == "unknown":
