@@ -31,6 +31,7 @@ from ioasid_core.replay import replay, scenario_work, step_work
 from ioasid_core.scenario import ScenarioError, Step, load_scenario, parse_scenario
 from ioasid_core.scenario import generators as generators_module
 from ioasid_core.scenario.generators import GENERATORS, expand, generator_rng, stream_all
+from ioasid_core.scenario.generators.base import step_work as kind_step_work
 from ioasid_core.scenario.generators.guest_allocations import GuestAllocationsSpec
 from ioasid_core.scenario.generators.page_request_stream import PageRequestStreamSpec
 from ioasid_core.scenario.schema import Scenario
@@ -81,6 +82,8 @@ def test_an_example_streams_the_steps_its_loading_checked(
     assert walked == tuple(seen) and len(scenario.steps) == len(seen)
     assert tuple(scenario.steps) == walked  # walked again: the same
     assert scenario_work(scenario) == sum(map(step_work, walked))
+    # The loader's count of a step's events is the replay's.
+    assert all(kind_step_work(step) == step_work(step) for step in walked)
     assert all(a.at <= b.at for a, b in itertools.pairwise(walked))
 
 
@@ -96,6 +99,8 @@ def test_the_mixed_workload_streams_the_steps_its_loading_checked(
     assert [s.where for s in written_steps(scenario.steps)] == [f"steps[{i}]" for i in range(4)]
     assert scenario.steps.work == sum(map(step_work, steps)) > len(steps)
     assert scenario.steps[3] == steps[3] and scenario.steps[-2:] == steps[-2:]
+    assert scenario.steps[-1] == steps[-1] and tuple(reversed(scenario.steps)) == steps[::-1]
+    assert scenario.steps.index(steps[7]) == 7 and steps[9] in scenario.steps
 
 
 def test_a_stream_pickles_as_its_specs() -> None:

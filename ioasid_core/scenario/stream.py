@@ -73,6 +73,13 @@ class StepStream(Sequence[Step]):
                     return step
         return tuple(self)[index]
 
+    def __reversed__(self) -> Iterator[Step]:
+        return reversed(tuple(self))  # (Sequence's would walk the stream once per step)
+
+    def index(self, value: object, start: int = 0, stop: int | None = None) -> int:
+        whole = tuple(self)
+        return whole.index(value, start, len(whole) if stop is None else stop)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StepStream):
             return NotImplemented
