@@ -346,3 +346,65 @@ def test_stream_all_merges_like_a_stable_sort() -> None:
     ]
     order = {where: n for n, (where, _) in enumerate(generators)}
     assert merged == sorted(one_by_one, key=lambda s: (s.at, order[s.where.split("/")[0]]))
+
+
+# ------------------------------------------- names that are gone: kept only when needed
+
+
+def _checkers(monkeypatch: pytest.MonkeyPatch) -> list[StepChecker]:
+    made: list[StepChecker] = []
+    init = StepChecker.__init__
+
+    def record(self: StepChecker, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(StepChecker, "__init__", record)
+    return made
+
+
+@pytest.mark.parametrize("path", WITH_GENERATORS, ids=lambda p: p.stem)
+def test_a_valid_file_is_checked_once_keeping_no_gone_name(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = _checkers(monkeypatch)
+    load_scenario(path)
+    (checker,) = made
+    assert not checker.history and checker.dead == {}
+    assert not any(checker.guest_dead.values())
+
+
+def test_the_mixed_workload_keeps_only_what_is_live(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = _checkers(monkeypatch)
+    parse_scenario(tomllib.loads(mixed_workload_toml(5000)), "<m>")
+    (checker,) = made
+    assert checker.dead == {} and checker.live == {} and checker.unbound == {}
+
+
+@pytest.mark.parametrize("name", sorted(_variants()))
+def test_naming_a_gone_pasid_is_checked_again_with_the_same_problems(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first pass keeping only what is live, then (if a step names a PASID that is not)
+    one keeping what is gone: the problems of a checker that keeps everything from the
+    start, in the same order."""
+    data = _variants()[name]
+    made = _checkers(monkeypatch)
+    twice = _outcome(data)
+    passes = [checker.history for checker in made]
+    init = StepChecker.__init__
+    monkeypatch.undo()
+
+    def with_history(self: StepChecker, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **{**kwargs, "history": True})
+
+    monkeypatch.setattr(StepChecker, "__init__", with_history)
+    assert _outcome(data) == twice
+    not_live = ("no longer live", "no PASID named", "no guest PASID named")
+    gone_named = isinstance(twice, tuple) and any(
+        isinstance(problem, tuple) and any(text in str(problem[1]) for text in not_live)
+        for problem in twice
+    )
+    assert passes == ([False, True] if gone_named else [False]), passes
+    if name.startswith(("a-written-free", "a-written-unbind", "stream-of-a-name")):
+        assert gone_named

@@ -57,7 +57,7 @@ from ioasid_core.scenario.reader import (
     toml_problem,
 )
 from ioasid_core.scenario.schema import AddressSpaceSpec, PlatformSpec, Scenario, Step
-from ioasid_core.scenario.steps import OP_KEYS, STEP_KEYS, STEP_WHAT, StepChecker
+from ioasid_core.scenario.steps import OP_KEYS, STEP_KEYS, STEP_WHAT, NeedsHistory, StepChecker
 from ioasid_core.scenario.stream import StepStream
 from ioasid_core.scenario.vendors import read_vendor_sections
 
@@ -177,8 +177,16 @@ class _Document:
         generated_work = self.bounded_work(generators, seed, written_work)
         if generated_work is None:
             generators = ()  # over the bound: none is expanded (reported)
+        mark = len(self.r.problems)
         checker = StepChecker(self.r, self.declared)
-        written = checker.run(merge_steps(explicit, stream_all(generators, seed)))
+        try:
+            written = checker.run(merge_steps(explicit, stream_all(generators, seed)))
+        except NeedsHistory:
+            # A step names a PASID that is gone or never was: again, keeping the names
+            # that go, so that its message says which (the first pass's problems again).
+            del self.r.problems[mark:]
+            checker = StepChecker(self.r, self.declared, history=True)
+            written = checker.run(merge_steps(explicit, stream_all(generators, seed)))
         owners = list(checker.owners)
         if not generators or generated_work is None:
             return written, owners

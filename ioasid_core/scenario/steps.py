@@ -28,7 +28,7 @@ from ioasid_core.scenario.reader import Reader, choose, describe, join, known, n
 from ioasid_core.scenario.schema import Op, PermName, Step
 from ioasid_core.types import INVALID_IOASID
 
-__all__ = ["OPS", "OP_KEYS", "STEP_KEYS", "STEP_WHAT", "StepChecker"]
+__all__ = ["OPS", "OP_KEYS", "STEP_KEYS", "STEP_WHAT", "NeedsHistory", "StepChecker"]
 
 OPS: Final[tuple[Op, ...]] = get_args(Op)
 
@@ -146,19 +146,32 @@ _PREFIXED: Final = ("address_space", "name", "allocator")
 (every other field is a value of its spec, checked once), in the order ``fields`` checks."""
 
 
-class StepChecker:
-    """Checks the steps in order, tracking what is live: named PASIDs and plugged units."""
+class NeedsHistory(Exception):
+    """A step names a PASID that is not live: saying why (freed where, or never made) needs
+    the names that are gone, which a checker without ``history`` does not keep."""
 
-    def __init__(self, reader: Reader, declared: Declared) -> None:
+
+class StepChecker:
+    """Checks the steps in order, tracking what is live: named PASIDs and plugged units.
+
+    With ``history``, it also keeps every name that is gone and how it went, for the message
+    of a step that uses one. Without, what it keeps is what is live (a workload's names come
+    and go by the million: their record would grow with its length): a step naming a PASID
+    that is not live raises :class:`NeedsHistory`, and the loader checks the file again with
+    ``history``. A file without that mistake is checked once, and its problems are the same
+    either way."""
+
+    def __init__(self, reader: Reader, declared: Declared, *, history: bool = False) -> None:
         self.p = reader
         self.d = declared
+        self.history = history
         self.generated_steps = 0
         """Generated steps checked (not kept)."""
         self.owners: dict[tuple[str, str], None] = {}
         """(key path, owner) of each owner the steps name, in step order, once each: a
         generated step's at its generator (``generators[i]``)."""
         self.live: dict[str, _Pasid] = {}
-        self.dead: dict[str, str] = {}  # PASID name -> "freed at steps[4]"
+        self.dead: dict[str, str] = {}  # PASID name -> "freed at steps[4]" (with history)
         self.unplugged: dict[str, str] = {}  # unit -> key path of the unplug step
         self.unbound: dict[str, str] = {}  # bound PASID name -> how its binding went
         self.sva_names: dict[str, dict[str, _Pasid]] = {}
@@ -496,7 +509,10 @@ class StepChecker:
         live, dead = self.guest_live[vm], self.guest_dead[vm]
         if ref in live:
             del live[ref]
-            dead[ref] = f"freed at {path}"
+            if self.history:
+                dead[ref] = f"freed at {path}"
+        elif not self.history:
+            raise NeedsHistory
         elif ref in dead:
             self.p.bad(
                 join(path, "pasid"), f"guest PASID {ref!r} was {dead[ref]}; it is no longer live"
@@ -560,6 +576,8 @@ class StepChecker:
                 self.p.bad(key, f"expected a PASID in 0..{num(limit - 1)} ({why}), got {ref}")
             return
         if pasid is None:
+            if not self.history:
+                raise NeedsHistory
             if ref in self.dead:
                 self.p.bad(key, f"PASID {ref!r} was {self.dead[ref]}; it is no longer live")
             else:
@@ -588,16 +606,18 @@ class StepChecker:
                 )
                 return
         if op in ("unbind", "free"):
-            gone = {ref: f"{'unbound' if op == 'unbind' else 'freed'} at {path}"}
             space = pasid.address_space if pasid.op == "bind" else None
+            gone = [ref]
             if op == "free" and space is not None:
                 # One PASID per address space: freeing it ends every bind name of it.
-                for other in self.sva_names.get(space, {}):
-                    gone.setdefault(other, f"freed at {path} (with {ref!r}, the same PASID)")
-            for name, how in gone.items():
+                gone += [other for other in self.sva_names.get(space, {}) if other != ref]
+            for name in gone:
                 del self.live[name]
                 self.unbound.pop(name, None)
-                self.dead[name] = how
+                if self.history:
+                    how = "unbound" if op == "unbind" else "freed"
+                    with_ref = f" (with {ref!r}, the same PASID)" if name != ref else ""
+                    self.dead[name] = f"{how} at {path}{with_ref}"
                 if space is not None:
                     self.drop_reference(space, name, path)
 
