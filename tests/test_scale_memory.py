@@ -15,12 +15,12 @@ import sys
 import textwrap
 
 EVENTS = 1_000_000
-BYTES_PER_EVENT = 80
-"""The bound, in resident bytes: 37 to 44 are measured (the traced figure, which
-``ioasid bench`` holds to 50, is 42), and about 860 before the steps streamed. Resident
-size also counts the allocator's slack, which moves from run to run, hence the margin; what
-still grows with events is the loader's record of freed PASID names (for its "was freed
-at" messages), one per bind of the workload's churn."""
+BYTES_PER_EVENT = 16
+"""The bound, in resident bytes: none is measured (what a run keeps is live state, about
+2 MB here, within the heap the interpreter already has), about 40 while the loader kept
+every gone PASID name for its messages, and about 860 before the steps streamed. Resident
+size moves with the allocator's slack from run to run, hence the margin."""
+
 
 _CHILD = textwrap.dedent(
     """
