@@ -102,9 +102,12 @@ def replay_mem_bytes_per_event(
 ) -> dict[str, float]:
     """``replay_mem_bytes_per_event``: peak traced memory of loading and replaying the mixed
     workload, the text aside, per event. Measured at 10^5 events (10^4 quick; tracing 10^6
-    takes minutes): the peak is live state (the space's fixed part is about 1.2 MB) plus
-    what grows with the events, so per event it is an upper bound of the figure at 10^6
-    (44 at 10^5, 42 at 10^6 when measured, see docs/scale.md)."""
+    takes over two minutes): the generated steps stream (the loader keeps none and, for a
+    valid file, no name that is gone; a replay makes the steps again as it goes), so the
+    peak is live state, mostly the space's fixed part (about 1.2 MB), and per event it is
+    an upper bound of the figure at 10^6: 11.5 at 10^5, 1.6 at 10^6 (797 at 10^5 before
+    the steps streamed, 43.9 while the loader kept every gone name; see docs/scale.md).
+    ``tests/test_scale_memory.py`` checks 10^6 events by resident size."""
     from ioasid_core.replay import replay
 
     if events is None:

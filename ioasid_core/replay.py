@@ -7,7 +7,7 @@ can hand them to any ``concurrent.futures.Executor``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, Final
 
@@ -38,6 +38,7 @@ from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import Perm, RequestRow, ResponseCode, ResponseRow, response_row
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.scenario.schema import Scenario, Step, VmSpec
+from ioasid_core.scenario.stream import StepStream
 from ioasid_core.scenario.vendors import checked_options
 from ioasid_core.sets import IoasidSet
 from ioasid_core.space import IoasidSpace
@@ -259,9 +260,7 @@ class _Run:
 
     # ------------------------------------------------------------------ steps
 
-    def run(
-        self, steps: tuple[Step, ...], progress: Callable[[int], None] | None = None
-    ) -> Metrics:
+    def run(self, steps: Iterable[Step], progress: Callable[[int], None] | None = None) -> Metrics:
         clock = self.clock
         pending = 0
         handlers = self.handlers
@@ -838,7 +837,10 @@ def step_work(step: Step) -> int:
 
 
 def scenario_work(scenario: Scenario) -> int:
-    """The events one run of ``scenario`` stands for (see :func:`step_work`)."""
+    """The events one run of ``scenario`` stands for (see :func:`step_work`); counted at
+    loading for a file with generators (its steps are not held)."""
+    if isinstance(scenario.steps, StepStream):
+        return scenario.steps.work
     return sum(step_work(step) for step in scenario.steps)
 
 

@@ -38,9 +38,10 @@ from ioasid_core.scenario.bounds import (
 from ioasid_core.scenario.generators import (
     Context,
     GeneratorSpec,
-    expand_all,
+    generator_work,
     merge_steps,
     read_generators,
+    stream_all,
 )
 from ioasid_core.scenario.latency_table import read_latency
 from ioasid_core.scenario.platform import Declared
@@ -56,7 +57,8 @@ from ioasid_core.scenario.reader import (
     toml_problem,
 )
 from ioasid_core.scenario.schema import AddressSpaceSpec, PlatformSpec, Scenario, Step
-from ioasid_core.scenario.steps import OP_KEYS, STEP_KEYS, STEP_WHAT, StepChecker
+from ioasid_core.scenario.steps import OP_KEYS, STEP_KEYS, STEP_WHAT, NeedsHistory, StepChecker
+from ioasid_core.scenario.stream import StepStream
 from ioasid_core.scenario.vendors import read_vendor_sections
 
 __all__ = [
@@ -135,14 +137,14 @@ class _Document:
         vendor_options = read_vendor_sections(r, top)
         latency = read_latency(r, top)
         generators = read_generators(Context(reader=r, declared=self.declared), top)
-        steps = self.steps(top, generators, seed or 0)
+        steps, owners = self.steps(top, generators, seed or 0)
         if name is None:
             return None
         processes = self.declared.processes
         if processes:
             spawned = tuple(AddressSpaceSpec(name=n, kind="process") for n in processes)
             platform = attrs.evolve(platform, address_spaces=platform.address_spaces + spawned)
-        self.declared.check_owners(platform, steps)
+        self.declared.check_owners(platform, owners)
         defaults = Scenario(name=name)
         return Scenario(
             name=name,
@@ -160,39 +162,55 @@ class _Document:
         top: Mapping[str, object],
         generators: Sequence[tuple[str, GeneratorSpec]],
         seed: int,
-    ) -> tuple[Step, ...]:
-        """The explicit steps merged with the generated ones, all checked in time order.
+    ) -> tuple[Sequence[Step], Sequence[tuple[str, str]]]:
+        """The explicit steps merged with the generated ones, all checked in time order,
+        and the owners they name (key path, owner).
 
-        Generated steps go through the same checks as written ones, so a generated PASID
+        Generated steps go through the same rules as written ones, so a generated PASID
         name that collides with a live one, or a stream that uses a name before it is
-        bound, is reported at ``generators[i]/<n>``.
+        bound, is reported at ``generators[i]/<n>``. They are checked as they are made and
+        not kept: with generators, the steps are a ``StepStream``, which makes them again
+        when a replay walks it.
         """
         explicit = self.r.tables(top, "", "steps")
-        generated = self.bounded_expansion(generators, seed, sum(_work(t) for _, t in explicit))
-        merged = merge_steps(explicit, generated)
-        checker = StepChecker(self.r, self.declared, {where for where, _ in generated})
-        return checker.run(merged)
+        written_work = sum(_work(t) for _, t in explicit)
+        generated_work = self.bounded_work(generators, seed, written_work)
+        if generated_work is None:
+            generators = ()  # over the bound: none is expanded (reported)
+        mark = len(self.r.problems)
+        checker = StepChecker(self.r, self.declared)
+        try:
+            written = checker.run(merge_steps(explicit, stream_all(generators, seed)))
+        except NeedsHistory:
+            # A step names a PASID that is gone or never was: again, keeping the names
+            # that go, so that its message says which (the first pass's problems again).
+            del self.r.problems[mark:]
+            checker = StepChecker(self.r, self.declared, history=True)
+            written = checker.run(merge_steps(explicit, stream_all(generators, seed)))
+        owners = list(checker.owners)
+        if not generators or generated_work is None:
+            return written, owners
+        size = len(written) + checker.generated_steps
+        work = written_work + generated_work
+        return StepStream(written, tuple(generators), seed, size, work), owners
 
-    def bounded_expansion(
+    def bounded_work(
         self, generators: Sequence[tuple[str, GeneratorSpec]], seed: int, work: int
-    ) -> list[tuple[str, Mapping[str, object]]]:
-        """The generators' steps (as ``expand_all`` gives them), expanded one generator at a
-        time so that a file asking for more than ``MAX_WORK`` events per run (``work``: its
-        written steps') is stopped at the generator that crosses the bound, before the rest
-        is expanded or anything runs."""
+    ) -> int | None:
+        """The events the generators stand for (their kinds' ``work``: from the spec, or
+        counted as the steps are made, none kept), one generator at a time, so that a file
+        asking for more than ``MAX_WORK`` events per run (``work``: its written steps')
+        is stopped at the generator that crosses the bound, before the rest is counted or
+        anything is checked or run; None then (reported)."""
         if work > MAX_WORK:
             self.r.bad("steps", _too_much(work))
-            return []
-        generated: list[tuple[str, Mapping[str, object]]] = []
-        for path, spec in generators:
-            part = expand_all([(path, spec)], seed)
-            work += sum(_work(table) for _, table in part)
-            if work > MAX_WORK:
-                self.r.bad(path, _too_much(work))
-                return []
-            generated += part
-        # Stable: ties keep generator order, then each generator's own (as expand_all does).
-        generated.sort(key=lambda item: _step_at(item[1]))
+            return None
+        generated = 0
+        for order, (path, spec) in enumerate(generators):
+            generated += generator_work(order, path, spec, seed)
+            if work + generated > MAX_WORK:
+                self.r.bad(path, _too_much(work + generated))
+                return None
         return generated
 
 
@@ -218,8 +236,3 @@ def _too_much(work: int) -> str:
         f"the file asks for {work:,} events (steps and page requests) per run by here, "
         f"more than the {MAX_WORK:,} a run may do (see docs/scenarios.md)"
     )
-
-
-def _step_at(table: Mapping[str, object]) -> float:
-    value = table.get("at", 0.0)
-    return float(value) if isinstance(value, int | float) else 0.0

@@ -8,7 +8,7 @@ formed, so one bad entry does not cause a cascade of "no such name" problems els
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final, Literal, TypeVar
 
 from ioasid_core.scenario.bounds import (
@@ -25,7 +25,6 @@ from ioasid_core.scenario.schema import (
     DomainSpec,
     PlatformSpec,
     SetSpec,
-    Step,
     UnitSpec,
     VmSpec,
 )
@@ -272,20 +271,18 @@ class Declared:
                 )
         return tuple(specs)
 
-    def check_owners(self, platform: PlatformSpec, steps: Sequence[Step]) -> None:
+    def check_owners(self, platform: PlatformSpec, step_owners: Iterable[tuple[str, str]]) -> None:
         """Every owner named (a device's, a domain's, a driver object's) is declared: an
         address space or a VM (each its own owner), or one of ``platform.owners`` (drivers
         and other owners that are not address spaces). A typo in an owner would otherwise
-        change the cross-owner counts in silence."""
+        change the cross-owner counts in silence. ``step_owners``: (key path, owner) of the
+        steps that name one, in step order (a generated step's at its generator,
+        ``generators[i]``)."""
         declared = {a.name for a in platform.address_spaces} | set(self.vms) | self.owners
         named = [(f"platform.devices[{i}].owner", d.owner) for i, d in enumerate(platform.devices)]
         named += [(f"platform.domains[{i}].owner", d.owner) for i, d in enumerate(platform.domains)]
+        named += [(join(where, "owner"), owner) for where, owner in step_owners]
         reported: set[tuple[str, str]] = set()
-        for step in steps:
-            if step.owner is not None:
-                # A generated step is reported at its generator (generators[i]/n -> [i]).
-                where = step.where.split("/", 1)[0]
-                named.append((join(where, "owner"), step.owner))
         for where, owner in named:
             if owner in declared or (where, owner) in reported:
                 continue

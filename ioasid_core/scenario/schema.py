@@ -8,6 +8,7 @@ name. Each generator kind's spec lives with its kind, in :mod:`ioasid_core.scena
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import attrs
@@ -185,8 +186,11 @@ class Scenario:
     platform: PlatformSpec = PlatformSpec()
     vendor_options: tuple[tuple[str, tuple[tuple[str, OptionValue], ...]], ...] = ()
     """``[vendor.<name>]`` sections: options only that vendor reads (it checks them itself)."""
-    steps: tuple[Step, ...] = ()
-    """The explicit steps and the generators' expansions, merged by time."""
+    steps: Sequence[Step] = ()
+    """The explicit steps and the generators' expansions, merged by time. Loaded from a file
+    with generators: a ``StepStream`` (``ioasid_core.scenario.stream``), which holds the
+    written steps and the generators' specs and makes the generated steps again, lazily,
+    each time it is walked."""
     latency: tuple[tuple[LatencyOp, Distribution], ...] = ()
     """``[latency]``: the modelled operations that take time, in file order (none: no
     operation takes time, and requests are answered when their unit is serviced)."""

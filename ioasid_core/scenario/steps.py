@@ -5,13 +5,19 @@ is live (named PASIDs, plugged units, a VM's guest PASIDs, allocator registratio
 that the replay never meets a dangling name. ``OP_KEYS`` is the one table of what each op
 takes; a new op is a line there, a ``Step`` field if it needs one, and its rules in
 ``StepChecker.semantics``.
+
+A written step is a table: every key's type and range is checked. A generated step is a
+``Step`` its generator built from a spec checked once, when the entry was read: only what
+can differ from one step to the next is checked again (its time, the names made from a
+prefix), then the same rules. It is not kept: the scenario's ``StepStream`` makes it again
+when a replay walks it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
-from typing import Final, get_args
+from collections.abc import Collection, Container, Iterable, Mapping
+from typing import Any, Final, get_args
 
 import attrs
 
@@ -22,7 +28,7 @@ from ioasid_core.scenario.reader import Reader, choose, describe, join, known, n
 from ioasid_core.scenario.schema import Op, PermName, Step
 from ioasid_core.types import INVALID_IOASID
 
-__all__ = ["OPS", "OP_KEYS", "STEP_KEYS", "STEP_WHAT", "StepChecker"]
+__all__ = ["OPS", "OP_KEYS", "STEP_KEYS", "STEP_WHAT", "NeedsHistory", "StepChecker"]
 
 OPS: Final[tuple[Op, ...]] = get_args(Op)
 
@@ -121,16 +127,51 @@ class _Step:
     source_id: int | None = None
 
 
-class StepChecker:
-    """Checks the steps in order, tracking what is live: named PASIDs and plugged units."""
+class _Present:
+    """``key in`` a generated step: whether its generator gave it that key (a generator sets
+    exactly the keys a file would write for the op, and none of them to None)."""
 
-    def __init__(self, reader: Reader, declared: Declared, generated: Collection[str] = ()) -> None:
+    __slots__ = ("step",)
+
+    def __init__(self, step: Step) -> None:
+        self.step = step
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and getattr(self.step, key, None) is not None
+
+
+_PREFIXED: Final = ("address_space", "name", "allocator")
+"""A generated step's fields made from the user's ``prefix`` (``<prefix><n>``,
+``<prefix>proc<n>``): the only ones whose name check can fail for one step and not another
+(every other field is a value of its spec, checked once), in the order ``fields`` checks."""
+
+
+class NeedsHistory(Exception):
+    """A step names a PASID that is not live: saying why (freed where, or never made) needs
+    the names that are gone, which a checker without ``history`` does not keep."""
+
+
+class StepChecker:
+    """Checks the steps in order, tracking what is live: named PASIDs and plugged units.
+
+    With ``history``, it also keeps every name that is gone and how it went, for the message
+    of a step that uses one. Without, what it keeps is what is live (a workload's names come
+    and go by the million: their record would grow with its length): a step naming a PASID
+    that is not live raises :class:`NeedsHistory`, and the loader checks the file again with
+    ``history``. A file without that mistake is checked once, and its problems are the same
+    either way."""
+
+    def __init__(self, reader: Reader, declared: Declared, *, history: bool = False) -> None:
         self.p = reader
         self.d = declared
-        self.generated = generated
-        """Key paths of generated steps: their ``at`` comes sorted from the merge."""
+        self.history = history
+        self.generated_steps = 0
+        """Generated steps checked (not kept)."""
+        self.owners: dict[tuple[str, str], None] = {}
+        """(key path, owner) of each owner the steps name, in step order, once each: a
+        generated step's at its generator (``generators[i]``)."""
         self.live: dict[str, _Pasid] = {}
-        self.dead: dict[str, str] = {}  # PASID name -> "freed at steps[4]"
+        self.dead: dict[str, str] = {}  # PASID name -> "freed at steps[4]" (with history)
         self.unplugged: dict[str, str] = {}  # unit -> key path of the unplug step
         self.unbound: dict[str, str] = {}  # bound PASID name -> how its binding went
         self.sva_names: dict[str, dict[str, _Pasid]] = {}
@@ -148,13 +189,41 @@ class StepChecker:
         self.last_at = 0.0
         self.last_at_path: str | None = None
 
-    def run(self, entries: list[tuple[str, Mapping[str, object]]]) -> tuple[Step, ...]:
+    def run(self, entries: Iterable[tuple[str, Mapping[str, object]] | Step]) -> tuple[Step, ...]:
+        """Check every entry in order: a written step's (key path, table), or a generated
+        ``Step``. The written steps come back; the generated ones are only counted."""
         steps = []
-        for path, table in entries:
-            step = self.step(path, table)
+        owners = self.owners
+        generated = self.generated
+        for entry in entries:
+            if isinstance(entry, Step):
+                generated(entry)
+                if entry.owner is not None:
+                    # Reported at its generator (generators[i]/n -> generators[i]).
+                    owners[(entry.where.split("/", 1)[0], entry.owner)] = None
+                continue
+            step = self.step(*entry)
             if step is not None:
                 steps.append(step)
+                if step.owner is not None:
+                    owners[(step.where, step.owner)] = None
         return tuple(steps)
+
+    def generated(self, step: Step) -> None:
+        """Check a generated step: what can differ per step, then the op's rules."""
+        self.generated_steps += 1
+        path = step.where
+        at = step.at
+        if not (0 <= at <= MAX_TIME_US):  # (a NaN is neither)
+            self.at(path, {"at": at})  # the written steps' message
+        fields = step
+        bad = [key for key in _PREFIXED if not _printable(getattr(step, key))]
+        if bad:
+            for key in bad:
+                self.p.name({key: getattr(step, key)}, path, key)  # says why
+            cleared: dict[str, Any] = dict.fromkeys(bad)  # as fields() reads a bad name
+            fields = attrs.evolve(step, **cleared)
+        self.semantics(step.op, path, _Present(step), fields)
 
     def step(self, path: str, table: Mapping[str, object]) -> Step | None:
         p = self.p
@@ -225,15 +294,13 @@ class StepChecker:
             return self.last_at
         at = float(value)
         # A generated step's time comes from its generator's at, interval and count: checked
-        # too, so no sum of them can reach infinity.
+        # too (``generated``), so no sum of them can reach infinity.
         if not math.isfinite(at) or at < 0:
             self.p.bad(join(path, "at"), f"expected a finite number >= 0, got {value}")
             return self.last_at
         if at > MAX_TIME_US:
             self.p.bad(join(path, "at"), f"expected at most {MAX_TIME_US:g} µs, got {at:g}")
             return self.last_at
-        if path in self.generated:
-            return at  # merged by time already; explicit steps keep their own order check
         if at < self.last_at:
             given = "" if "at" in table else " (absent, so the default)"
             self.p.bad(
@@ -285,8 +352,17 @@ class StepChecker:
 
     # ------------------------------------------------------------------ meaning
 
-    def semantics(self, op: Op, path: str, table: Mapping[str, object], f: _Step) -> None:
-        """References, and the life cycle of named PASIDs and units, for a step of ``op``."""
+    def refer(
+        self, registry: Collection[str], kind: str, name: str | None, path: str, key: str
+    ) -> bool:
+        """``Reader.refer`` at ``path.key``, the key path joined only for a message."""
+        if name is not None and name in registry:
+            return True
+        return self.p.refer(registry, kind, name, join(path, key))
+
+    def semantics(self, op: Op, path: str, table: Container[str], f: _Step | Step) -> None:
+        """References, and the life cycle of named PASIDs and units, for a step of ``op``
+        (``table``: the keys it was given; ``f``: its typed values, None where bad)."""
         p, d = self.p, self.d
         if op == "page_requests":
             burst = (f.groups or 1) * (f.group_size or 1) + (f.stop_markers or 0)
@@ -297,10 +373,10 @@ class StepChecker:
                     f"group_size + stop_markers is {num(burst)} (split it into steps)",
                 )
         if op in ("bind", "unbind", "page_requests"):
-            self.device(f.device, join(path, "device"))
+            self.device(f.device, path)
         if op in ("bind", "alloc"):
-            p.refer(d.sets, "set", f.set, join(path, "set"))
-            if p.refer(d.spaces, "address space", f.address_space, join(path, "address_space")):
+            self.refer(d.sets, "set", f.set, path, "set")
+            if self.refer(d.spaces, "address space", f.address_space, path, "address_space"):
                 self.address_space(op, path, f)
         if op == "alloc":
             if "owner" in table and "address_space" in table:
@@ -319,7 +395,7 @@ class StepChecker:
             return
         if op == "plug":
             self.plug_host_unit(path, f.unit)
-        if op in ("service", "unplug") and p.refer(d.units, "unit", f.unit, join(path, "unit")):
+        if op in ("service", "unplug") and self.refer(d.units, "unit", f.unit, path, "unit"):
             assert f.unit is not None
             if f.unit in self.unplugged:
                 p.bad(
@@ -350,14 +426,13 @@ class StepChecker:
                 if op == "bind" and f.address_space in d.spaces:
                     self.sva_names.setdefault(f.address_space, {})[f.name] = pasid
 
-    def address_space(self, op: Op, path: str, f: _Step) -> None:
+    def address_space(self, op: Op, path: str, f: _Step | Step) -> None:
         """A generated process exists until its last binding goes; an address space has one
         SVA PASID, so every bind of it while it holds one names that PASID's set."""
         assert f.address_space is not None
-        key = join(path, "address_space")
         if f.address_space in self.exited:
             self.p.bad(
-                key,
+                join(path, "address_space"),
                 f"process {f.address_space!r} has exited (its last binding went at "
                 f"{self.exited[f.address_space]})",
             )
@@ -374,10 +449,10 @@ class StepChecker:
                 "names that set",
             )
 
-    def guest(self, op: Op, path: str, f: _Step) -> None:
+    def guest(self, op: Op, path: str, f: _Step | Step) -> None:
         """A VM's step: its units plugged or not, its guest PASID names live or not."""
         p, d = self.p, self.d
-        if not p.refer(d.vm_units, "VM", f.vm, join(path, "vm")):
+        if not self.refer(d.vm_units, "VM", f.vm, path, "vm"):
             return
         assert f.vm is not None
         if op in ("plug", "unplug"):
@@ -399,7 +474,8 @@ class StepChecker:
     def vm_unit(self, op: Op, path: str, vm: str, unit: str | None) -> None:
         p, d = self.p, self.d
         key = join(path, "unit")
-        if not p.refer(d.vm_units[vm], f"virtual unit of VM {vm!r}", unit, key):
+        if unit is None or unit not in d.vm_units[vm]:
+            p.refer(d.vm_units[vm], f"virtual unit of VM {vm!r}", unit, key)
             return
         assert unit is not None
         plugged = self.vm_plugged[vm]
@@ -420,35 +496,43 @@ class StepChecker:
             plugged.remove(unit)
 
     def guest_pasid(self, path: str, vm: str, ref: str | int | None) -> None:
-        key = join(path, "pasid")
         if isinstance(ref, int):
             limit = self.d.vm_capacity[vm]
             if not 0 <= ref < limit:
-                self.p.bad(key, f"expected a PASID in 0..{num(limit - 1)} (VM {vm!r}'s capacity)")
+                self.p.bad(
+                    join(path, "pasid"),
+                    f"expected a PASID in 0..{num(limit - 1)} (VM {vm!r}'s capacity)",
+                )
             return
         if ref is None:
             return
         live, dead = self.guest_live[vm], self.guest_dead[vm]
         if ref in live:
             del live[ref]
-            dead[ref] = f"freed at {path}"
+            if self.history:
+                dead[ref] = f"freed at {path}"
+        elif not self.history:
+            raise NeedsHistory
         elif ref in dead:
-            self.p.bad(key, f"guest PASID {ref!r} was {dead[ref]}; it is no longer live")
+            self.p.bad(
+                join(path, "pasid"), f"guest PASID {ref!r} was {dead[ref]}; it is no longer live"
+            )
         else:
             self.p.bad(
-                key,
+                join(path, "pasid"),
                 f"no guest PASID named {ref!r} in VM {vm!r}: a name must come from an earlier "
                 f"guest_alloc of that VM (live: {known(live)})",
             )
 
     def device(self, name: str | None, path: str) -> None:
+        """Step ``path``'s device: declared, and its unit not unplugged."""
         p, d = self.p, self.d
-        if not p.refer(d.devices, "device", name, path) or name is None:
+        if not self.refer(d.devices, "device", name, path, "device") or name is None:
             return
         unit = d.devices[name]
         if unit is not None and unit in self.unplugged:
             p.bad(
-                path,
+                join(path, "device"),
                 f"device {name!r} is gone: its unit {unit!r} was unplugged at "
                 f"{self.unplugged[unit]}",
             )
@@ -472,10 +556,15 @@ class StepChecker:
                     name, f"its binding on {pasid.device!r} went with unit {unit!r} at {path}"
                 )
 
-    def use_pasid(self, op: Op, path: str, f: _Step) -> None:
+    def use_pasid(self, op: Op, path: str, f: _Step | Step) -> None:
         """A ``pasid`` reference: a number in range, or a name that is live here."""
-        key = join(path, "pasid")
         ref = f.pasid
+        if ref is None:
+            return
+        pasid = self.live.get(ref) if isinstance(ref, str) else None
+        if pasid is not None and op == "page_requests":
+            return  # the common case, with nothing to say
+        key = join(path, "pasid")
         if isinstance(ref, int) and op == "unbind":
             # A bind's name stands for one reference; a number would not say which one.
             self.p.bad(key, f"expected the name of the bind to undo, got the number {ref}")
@@ -486,10 +575,9 @@ class StepChecker:
                 why = "a page request carries 20 bits" if op == "page_requests" else "capacity"
                 self.p.bad(key, f"expected a PASID in 0..{num(limit - 1)} ({why}), got {ref}")
             return
-        if ref is None:
-            return
-        pasid = self.live.get(ref)
         if pasid is None:
+            if not self.history:
+                raise NeedsHistory
             if ref in self.dead:
                 self.p.bad(key, f"PASID {ref!r} was {self.dead[ref]}; it is no longer live")
             else:
@@ -518,16 +606,18 @@ class StepChecker:
                 )
                 return
         if op in ("unbind", "free"):
-            gone = {ref: f"{'unbound' if op == 'unbind' else 'freed'} at {path}"}
             space = pasid.address_space if pasid.op == "bind" else None
+            gone = [ref]
             if op == "free" and space is not None:
                 # One PASID per address space: freeing it ends every bind name of it.
-                for other in self.sva_names.get(space, {}):
-                    gone.setdefault(other, f"freed at {path} (with {ref!r}, the same PASID)")
-            for name, how in gone.items():
+                gone += [other for other in self.sva_names.get(space, {}) if other != ref]
+            for name in gone:
                 del self.live[name]
                 self.unbound.pop(name, None)
-                self.dead[name] = how
+                if self.history:
+                    how = "unbound" if op == "unbind" else "freed"
+                    with_ref = f" (with {ref!r}, the same PASID)" if name != ref else ""
+                    self.dead[name] = f"{how} at {path}{with_ref}"
                 if space is not None:
                     self.drop_reference(space, name, path)
 
@@ -540,7 +630,7 @@ class StepChecker:
             if space in self.d.processes:
                 self.exited[space] = path
 
-    def swap(self, op: Op, path: str, f: _Step) -> None:
+    def swap(self, op: Op, path: str, f: _Step | Step) -> None:
         """Allocator registrations: a name is registered once until it is unregistered, and
         ``share`` needs a live registration of the same kind to join. An unregister without
         ``force`` may be refused at replay time (the backend holds IDs), so unregistering a
@@ -574,7 +664,7 @@ class StepChecker:
             )
         self.allocators[f.allocator] = (f.kind, path)
 
-    def spid(self, op: Op, path: str, table: Mapping[str, object], f: _Step) -> None:
+    def spid(self, op: Op, path: str, table: Container[str], f: _Step | Step) -> None:
         """SPIDs: unique within their set, one per PASID, used only while attached."""
         p, d = self.p, self.d
         if op == "page_requests":
@@ -606,7 +696,7 @@ class StepChecker:
             del self.spids[(f.set, f.spid)]
             self.spid_of.pop(attached[1], None)
 
-    def attach_spid(self, path: str, f: _Step) -> None:
+    def attach_spid(self, path: str, f: _Step | Step) -> None:
         key = join(path, "pasid")
         if isinstance(f.pasid, int):
             self.p.bad(key, "expected the name of a live PASID: attach_spid needs to know its set")
@@ -640,3 +730,8 @@ class StepChecker:
         if pasid.op == "bind" and pasid.address_space is not None:
             return f"address space {pasid.address_space!r}"
         return pasid.where
+
+
+def _printable(name: str | None) -> bool:
+    """What ``Reader.name`` accepts of a string (or an absent value)."""
+    return name is None or (name != "" and name.isprintable())

@@ -21,6 +21,7 @@ import attrs
 from ioasid_core.scenario.bounds import MAX_OPTION_ITEMS
 from ioasid_core.scenario.reader import Reader, ScenarioError, ScenarioProblem, describe, join
 from ioasid_core.scenario.schema import OptionValue, Scenario
+from ioasid_core.scenario.stream import written_steps
 from ioasid_core.vendor_options import (
     option_problems,
     option_section,
@@ -129,7 +130,7 @@ def check_source_ids(scenario: Scenario, vendors: Sequence[VendorPrq]) -> None:
     ]
     given += [
         (f"{step.where}.source_id", step.source_id)
-        for step in scenario.steps
+        for step in written_steps(scenario.steps)  # a generator gives no source_id
         if step.source_id is not None
     ]
     for where, source_id in given:

@@ -1,21 +1,25 @@
-"""Seeded generators: ``[[generators]]`` entries expanded into ordinary step tables.
+"""Seeded generators: ``[[generators]]`` entries expanded into ordinary steps, lazily.
 
-One module per kind (its spec, its keys, its parse and its expansion), registered by one
-line in :data:`GENERATORS`: the loader reads an entry through the table (its keys, its
+One module per kind (its spec, its keys, its parse, its expansion and its work), registered
+by one line in :data:`GENERATORS`: the loader reads an entry through the table (its keys, its
 ``parse``), and the expansion finds each spec's ``expand`` there. Adding a kind is a module
 and a line here (and its section in docs/scenarios.md, which a test checks).
 
-Expansion happens at load time, before the step checks, so a generated step is checked
-exactly like a written one (names live, devices plugged, ...) and the replay needs no
-change. Everything is drawn from a ``random.Random`` seeded from the file, so the same
-file and seed always give the same steps.
+A generator yields its steps one at a time, in time order, and :func:`stream_all` merges the
+generators as they come, so neither loading nor a replay holds every step: the loader checks
+each generated step as it goes by (names live, devices plugged, ...) and keeps none, and the
+scenario's :class:`~ioasid_core.scenario.stream.StepStream` expands them again when a replay
+walks it. Everything is drawn from a ``random.Random`` seeded from the file, so the same file
+and seed always give the same steps, in the same order, each time.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
+import operator
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from ioasid_core.scenario.generators import (
@@ -28,7 +32,13 @@ from ioasid_core.scenario.generators import (
     storm,
 )
 from ioasid_core.scenario.generators.allocator_swaps import AllocatorSwapsSpec
-from ioasid_core.scenario.generators.base import Context, GeneratorKind, GeneratorSpec, RawStep
+from ioasid_core.scenario.generators.base import (
+    Context,
+    GeneratorKind,
+    GeneratorSpec,
+    RawStep,
+    step_work,
+)
 from ioasid_core.scenario.generators.churn import ChurnSpec
 from ioasid_core.scenario.generators.driver_pasids import DriverPasidsSpec
 from ioasid_core.scenario.generators.guest_allocations import GuestAllocationsSpec
@@ -39,6 +49,7 @@ from ioasid_core.scenario.generators.page_request_stream import (
 )
 from ioasid_core.scenario.generators.storm import StormSpec
 from ioasid_core.scenario.reader import join
+from ioasid_core.scenario.schema import Step
 
 __all__ = [
     "GENERATORS",
@@ -57,8 +68,11 @@ __all__ = [
     "expand",
     "expand_all",
     "generator_rng",
+    "generator_work",
     "merge_steps",
     "read_generators",
+    "step_work",
+    "stream_all",
 ]
 
 GENERATORS: Final[Mapping[str, GeneratorKind[Any]]] = {
@@ -120,39 +134,55 @@ def generator_rng(spec: GeneratorSpec, index: int, scenario_seed: int) -> random
     return random.Random(f"{scenario_seed}/generators[{index}]")
 
 
-def expand(spec: GeneratorSpec, rng: random.Random) -> list[RawStep]:
-    """The step tables ``spec`` stands for, in time order (its kind's ``expand``)."""
-    expansion: list[RawStep] = _BY_SPEC[type(spec)].expand(spec, rng)
+def expand(spec: GeneratorSpec, rng: random.Random) -> Iterator[Step]:
+    """The steps ``spec`` stands for, one at a time, in time order (its kind's ``expand``)."""
+    expansion: Iterator[Step] = _BY_SPEC[type(spec)].expand(spec, rng)
     return expansion
 
 
-def expand_all(
-    specs: Sequence[tuple[str, GeneratorSpec]], scenario_seed: int
-) -> list[tuple[str, RawStep]]:
-    """Every generator's steps, each with its ``where`` (``generators[i]/<n>``), sorted by
-    time; ties keep generator order, then the order within the generator."""
-    found: list[tuple[float, int, int, str, RawStep]] = []
-    for order, (path, spec) in enumerate(specs):
-        index = _index(path, order)
-        for n, table in enumerate(expand(spec, generator_rng(spec, index, scenario_seed))):
-            found.append((_at(table), order, n, f"{path}/{n}", table))
-    found.sort(key=lambda item: item[:3])
-    return [(where, table) for _, _, _, where, table in found]
+def generator_work(order: int, path: str, spec: GeneratorSpec, scenario_seed: int) -> int:
+    """The events (steps and page requests) of the ``order``-th valid generator, at
+    ``path``, counted without keeping its steps: its kind's ``work``, drawing from the
+    stream :func:`stream_all` gives it."""
+    rng = generator_rng(spec, _index(path, order), scenario_seed)
+    work: int = _BY_SPEC[type(spec)].work(spec, rng)
+    return work
+
+
+_AT: Final = operator.attrgetter("at")
+
+
+def stream_all(specs: Sequence[tuple[str, GeneratorSpec]], scenario_seed: int) -> Iterator[Step]:
+    """Every generator's steps, merged by time as they come; ties keep generator order,
+    then the order within the generator. Each generator yields in time order, so this is
+    the stable sort of all of them while holding one step per generator."""
+    streams = [
+        expand(spec, generator_rng(spec, _index(path, order), scenario_seed))
+        for order, (path, spec) in enumerate(specs)
+    ]
+    if len(streams) == 1:
+        return streams[0]
+    return heapq.merge(*streams, key=_AT)
+
+
+def expand_all(specs: Sequence[tuple[str, GeneratorSpec]], scenario_seed: int) -> list[Step]:
+    """:func:`stream_all`, held in a list (for a small file or a test)."""
+    return list(stream_all(specs, scenario_seed))
 
 
 def merge_steps(
     explicit: Iterable[tuple[str, Mapping[str, object]]],
-    generated: Sequence[tuple[str, Mapping[str, object]]],
-) -> list[tuple[str, Mapping[str, object]]]:
-    """Explicit steps in file order, generated ones slotted in by time.
+    generated: Iterable[Step],
+) -> Iterator[tuple[str, Mapping[str, object]] | Step]:
+    """Explicit steps (key path and table) in file order, generated ones slotted in by
+    time, lazily.
 
     An explicit step goes before generated ones at the same ``at``. Explicit steps are
     never reordered among themselves, so an explicit ``at`` that goes back is still
     reported by the step checks; one without a usable ``at`` keeps the previous one's.
     """
-    merged: list[tuple[str, Mapping[str, object]]] = []
-    pending = list(generated)
-    taken = 0
+    pending = iter(generated)
+    head = next(pending, None)
     last = 0.0
     for where, table in explicit:
         value = table.get("at", 0.0)
@@ -163,12 +193,13 @@ def merge_steps(
             and value >= last
         ):
             last = float(value)
-        while taken < len(pending) and _at(pending[taken][1]) < last:
-            merged.append(pending[taken])
-            taken += 1
-        merged.append((where, table))
-    merged.extend(pending[taken:])
-    return merged
+        while head is not None and head.at < last:
+            yield head
+            head = next(pending, None)
+        yield where, table
+    if head is not None:
+        yield head
+        yield from pending
 
 
 def _index(path: str, fallback: int) -> int:
@@ -177,9 +208,3 @@ def _index(path: str, fallback: int) -> int:
     head, _, tail = path.partition("[")
     digits = tail.rstrip("]")
     return int(digits) if head == "generators" and digits.isdigit() else fallback
-
-
-def _at(table: Mapping[str, object]) -> float:
-    value = table["at"]
-    assert isinstance(value, float)
-    return value

@@ -7,7 +7,7 @@ Its spec, its keys, how an entry is read and what it expands into; registered by
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Final
 
 import attrs
@@ -17,10 +17,11 @@ from ioasid_core.scenario.bounds import MAX_GENERATED
 from ioasid_core.scenario.generators.base import (
     Context,
     GeneratorKind,
-    RawStep,
     gap,
+    numbered,
 )
 from ioasid_core.scenario.reader import choose, describe, join
+from ioasid_core.scenario.schema import Step
 
 __all__ = ["KIND", "AllocatorSwapsSpec"]
 
@@ -81,20 +82,28 @@ def parse(
     )
 
 
-def expand(spec: AllocatorSwapsSpec, rng: random.Random) -> list[RawStep]:
-    steps: list[RawStep] = []
+def expand(spec: AllocatorSwapsSpec, rng: random.Random) -> Iterator[Step]:
+    """Register, unregister, register, ...: each gap at least ``interval`` > 0."""
+    labels = numbered(spec.where)
     now = spec.at
     for n in range(spec.count):
         name = f"{spec.prefix}{n}"
         kind = spec.kinds[n % len(spec.kinds)]
-        steps.append({"op": "register_allocator", "at": now, "allocator": name, "kind": kind})
+        yield Step(op="register_allocator", at=now, allocator=name, kind=kind, where=next(labels))
         now += gap(spec, rng)
-        unregister: RawStep = {"op": "unregister_allocator", "at": now, "allocator": name}
-        if spec.force:
-            unregister["force"] = True
-        steps.append(unregister)
+        yield Step(
+            op="unregister_allocator",
+            at=now,
+            allocator=name,
+            force=spec.force,
+            where=next(labels),
+        )
         now += gap(spec, rng)
-    return steps
+
+
+def work(spec: AllocatorSwapsSpec, rng: random.Random) -> int:
+    """A registration and its end per ``count``."""
+    return 2 * spec.count
 
 
 KIND: Final = GeneratorKind(
@@ -104,4 +113,5 @@ KIND: Final = GeneratorKind(
     optional=frozenset({"jitter", "force", "prefix"}),
     parse=parse,
     expand=expand,
+    work=work,
 )

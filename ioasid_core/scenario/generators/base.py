@@ -2,14 +2,22 @@
 
 A kind is a :class:`GeneratorKind`: the spec it reads an entry into, its required and
 optional keys (besides ``kind``, ``at`` and ``seed``), ``parse`` (an entry's table to a spec,
-every problem reported through the :class:`Context`'s reader) and ``expand`` (a spec and its
-seeded ``random.Random`` to step tables, in time order).
+every problem reported through the :class:`Context`'s reader), ``expand`` (a spec and its
+seeded ``random.Random`` to its steps, lazily and in time order) and ``work`` (the events
+they stand for, counted without keeping them: the loader bounds a file's work before any).
+
+A generated step is a :class:`~ioasid_core.scenario.schema.Step` built straight from the
+spec, whose values were checked once when the entry was read: the loader checks per step
+only what can differ from step to step (see ``StepChecker.generated``), and the replay walks
+the expansion again instead of holding every step.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Generic, Protocol, TypeVar
 
 import attrs
@@ -17,6 +25,7 @@ import attrs
 from ioasid_core.scenario.bounds import MAX_BURST, WIRE_PASID_LIMIT
 from ioasid_core.scenario.platform import Declared
 from ioasid_core.scenario.reader import Reader, describe, join, num
+from ioasid_core.scenario.schema import Step
 
 __all__ = [
     "Context",
@@ -29,8 +38,11 @@ __all__ = [
     "draw_size",
     "fraction",
     "gap",
+    "numbered",
     "pasid_refs",
     "size_range",
+    "step_work",
+    "streamed_work",
     "window",
 ]
 
@@ -100,7 +112,13 @@ class GeneratorKind(Generic[_S]):
     optional: frozenset[str]
     parse: Callable[[Context, str, Mapping[str, object], float | None, int | None], _S | None]
     """``(context, key path, table, at, seed)``: the spec, or None (problems reported)."""
-    expand: Callable[[_S, random.Random], list[RawStep]]
+    expand: Callable[[_S, random.Random], Iterator[Step]]
+    """The spec's steps, one at a time, in time order (``at``, then the order made): the
+    merge of several generators relies on it. Each step's ``where`` is
+    ``<spec.where>/<n>``, ``n`` counting the steps as the kind makes them."""
+    work: Callable[[_S, random.Random], int]
+    """The events (:func:`step_work`) of ``expand``'s steps, with the same draws: from the
+    spec alone where it can say, else counted as they come (:func:`streamed_work`)."""
 
 
 def size_range(ctx: Context, table: Mapping[str, object], path: str, key: str) -> tuple[int, int]:
@@ -181,30 +199,51 @@ def gap(spec: Paced, rng: random.Random) -> float:
 def window(
     spec: Windowed,
     rng: random.Random,
-    opening: Callable[[str, int, float], list[RawStep]],
-    closing: Callable[[str, float], RawStep],
-) -> list[RawStep]:
+    opening: Callable[[str, int, float], Iterable[Step]],
+    closing: Callable[[str, float], Step],
+) -> Iterator[Step]:
     """``count`` names opened in turn, at most ``live`` open at once: the oldest is closed to
-    make room, the rest at the end, oldest first; every gap drawn from the seed."""
-    steps: list[RawStep] = []
-    held: list[str] = []  # oldest first
+    make room, the rest at the end, oldest first; every gap drawn from the seed. Time only
+    grows (each gap is at least ``interval`` > 0), so the steps come in time order."""
+    held: deque[str] = deque()  # oldest first
     now = spec.at
-
-    def close_oldest() -> None:
-        nonlocal now
-        steps.append(closing(held.pop(0), now))
-        now += gap(spec, rng)
-
     for n in range(spec.count):
         if len(held) == spec.live:
-            close_oldest()
+            yield closing(held.popleft(), now)
+            now += gap(spec, rng)
         name = f"{spec.prefix}{n}"
-        steps += opening(name, n, now)
+        yield from opening(name, n, now)
         held.append(name)
         now += gap(spec, rng)
     while held:
-        close_oldest()
-    return steps
+        yield closing(held.popleft(), now)
+        now += gap(spec, rng)
+
+
+def numbered(where: str) -> Iterator[str]:
+    """The key paths of a generator's steps, in the order it makes them:
+    ``<where>/0``, ``<where>/1``, ..."""
+    return (f"{where}/{n}" for n in itertools.count())
+
+
+def step_work(step: Step) -> int:
+    """The events a step stands for: itself, and each page request it sends (as the
+    replay counts them: ``ioasid_core.replay.step_work``, which a test holds equal)."""
+    if step.op == "page_requests":
+        return 1 + step.groups * step.group_size + step.stop_markers
+    return 1
+
+
+def streamed_work(
+    expand: Callable[[_S, random.Random], Iterator[Step]],
+) -> Callable[[_S, random.Random], int]:
+    """A kind's ``work`` that counts its steps as ``expand`` makes them, keeping none: for
+    kinds whose work depends on their draws (sizes, frees)."""
+
+    def work(spec: _S, rng: random.Random) -> int:
+        return sum(map(step_work, expand(spec, rng)))
+
+    return work
 
 
 def draw_size(bounds: tuple[int, int], rng: random.Random) -> int:

@@ -7,7 +7,7 @@ Its spec, its keys, how an entry is read and what it expands into; registered by
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Final
 
 import attrs
@@ -16,10 +16,11 @@ from ioasid_core.scenario.bounds import MAX_GENERATED
 from ioasid_core.scenario.generators.base import (
     Context,
     GeneratorKind,
-    RawStep,
+    numbered,
     window,
 )
 from ioasid_core.scenario.reader import join
+from ioasid_core.scenario.schema import Step
 
 __all__ = ["KIND", "ChurnSpec"]
 
@@ -142,24 +143,31 @@ def spawn(ctx: Context, path: str, table: Mapping[str, object], names: list[str]
         d.processes[name] = path
 
 
-def expand(spec: ChurnSpec, rng: random.Random) -> list[RawStep]:
-    def bind(name: str, n: int, now: float) -> list[RawStep]:
-        space = spec.address_space(n)
-        return [
-            {
-                "op": "bind",
-                "at": now,
-                "device": spec.device,
-                "set": spec.set,
-                "address_space": space,
-                "name": name,
-            }
-        ]
+def expand(spec: ChurnSpec, rng: random.Random) -> Iterator[Step]:
+    labels = numbered(spec.where)
 
-    def unbind(name: str, now: float) -> RawStep:
-        return {"op": "unbind", "at": now, "device": spec.device, "pasid": name}
+    def bind(name: str, n: int, now: float) -> tuple[Step]:
+        return (
+            Step(
+                op="bind",
+                at=now,
+                device=spec.device,
+                set=spec.set,
+                address_space=spec.address_space(n),
+                name=name,
+                where=next(labels),
+            ),
+        )
+
+    def unbind(name: str, now: float) -> Step:
+        return Step(op="unbind", at=now, device=spec.device, pasid=name, where=next(labels))
 
     return window(spec, rng, bind, unbind)
+
+
+def work(spec: ChurnSpec, rng: random.Random) -> int:
+    """A bind and its unbind per ``count``, whatever the draws."""
+    return 2 * spec.count
 
 
 KIND: Final = GeneratorKind(
@@ -169,4 +177,5 @@ KIND: Final = GeneratorKind(
     optional=frozenset({"address_space", "address_spaces", "processes", "jitter", "prefix"}),
     parse=parse,
     expand=expand,
+    work=work,
 )

@@ -7,7 +7,7 @@ Its spec, its keys, how an entry is read and what it expands into; registered by
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Final
 
 import attrs
@@ -16,10 +16,11 @@ from ioasid_core.scenario.bounds import MAX_GENERATED
 from ioasid_core.scenario.generators.base import (
     Context,
     GeneratorKind,
-    RawStep,
+    numbered,
     window,
 )
 from ioasid_core.scenario.reader import join
+from ioasid_core.scenario.schema import Step
 
 __all__ = ["KIND", "DriverPasidsSpec"]
 
@@ -92,27 +93,34 @@ def parse(
     )
 
 
-def expand(spec: DriverPasidsSpec, rng: random.Random) -> list[RawStep]:
-    def alloc(name: str, n: int, now: float) -> list[RawStep]:
-        steps: list[RawStep] = [
-            {"op": "alloc", "at": now, "set": spec.set, "owner": spec.owner, "name": name}
-        ]
-        if spec.device is not None and spec.groups:  # an auxiliary domain, used at once
-            steps.append(
-                {
-                    "op": "page_requests",
-                    "at": now,
-                    "device": spec.device,
-                    "pasid": name,
-                    "groups": spec.groups,
-                }
-            )
-        return steps
+def expand(spec: DriverPasidsSpec, rng: random.Random) -> Iterator[Step]:
+    labels = numbered(spec.where)
+    aux = spec.device is not None and spec.groups > 0
 
-    def free(name: str, now: float) -> RawStep:
-        return {"op": "free", "at": now, "pasid": name}
+    def alloc(name: str, n: int, now: float) -> Iterator[Step]:
+        yield Step(
+            op="alloc", at=now, set=spec.set, owner=spec.owner, name=name, where=next(labels)
+        )
+        if aux:  # an auxiliary domain, used at once
+            yield Step(
+                op="page_requests",
+                at=now,
+                device=spec.device,
+                pasid=name,
+                groups=spec.groups,
+                where=next(labels),
+            )
+
+    def free(name: str, now: float) -> Step:
+        return Step(op="free", at=now, pasid=name, where=next(labels))
 
     return window(spec, rng, alloc, free)
+
+
+def work(spec: DriverPasidsSpec, rng: random.Random) -> int:
+    """An alloc and its free per ``count``, and with a device its groups' requests."""
+    per = 2 + (1 + spec.groups if spec.device is not None and spec.groups > 0 else 0)
+    return per * spec.count
 
 
 KIND: Final = GeneratorKind(
@@ -122,4 +130,5 @@ KIND: Final = GeneratorKind(
     optional=frozenset({"jitter", "device", "groups", "prefix"}),
     parse=parse,
     expand=expand,
+    work=work,
 )

@@ -7,7 +7,7 @@ Its spec, its keys, how an entry is read and what it expands into; registered by
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Final
 
 import attrs
@@ -16,10 +16,12 @@ from ioasid_core.scenario.bounds import MAX_GENERATED
 from ioasid_core.scenario.generators.base import (
     Context,
     GeneratorKind,
-    RawStep,
     fraction,
+    numbered,
+    streamed_work,
 )
 from ioasid_core.scenario.reader import join
+from ioasid_core.scenario.schema import Step
 
 __all__ = ["KIND", "GuestAllocationsSpec"]
 
@@ -73,34 +75,42 @@ def parse(
     )
 
 
-def expand(spec: GuestAllocationsSpec, rng: random.Random) -> list[RawStep]:
-    steps: list[RawStep] = []
+def expand(spec: GuestAllocationsSpec, rng: random.Random) -> Iterator[Step]:
+    """In time order: a free comes half an interval after its alloc, before the next one
+    (float rounding keeps it at or before: ``tests/test_step_stream.py`` checks the order
+    down to intervals below ``at``'s precision), and the drain after the last."""
+    labels = numbered(spec.where)
     live: list[str] = []
     for n in range(spec.count):
         at = spec.at + n * spec.interval
         name = f"{spec.prefix}{n}"
-        step: RawStep = {"op": "guest_alloc", "at": at, "vm": spec.vm, "name": name}
-        if spec.owner is not None:
-            step["owner"] = spec.owner
-        steps.append(step)
+        yield Step(
+            op="guest_alloc", at=at, vm=spec.vm, name=name, owner=spec.owner, where=next(labels)
+        )
         live.append(name)
         if rng.random() < spec.free:
             gone = live.pop(rng.randrange(len(live)))
-            steps.append(
-                {"op": "guest_free", "at": at + spec.interval / 2, "vm": spec.vm, "pasid": gone}
+            yield Step(
+                op="guest_free",
+                at=at + spec.interval / 2,
+                vm=spec.vm,
+                pasid=gone,
+                where=next(labels),
             )
     if spec.drain:
         end = spec.at + spec.count * spec.interval
         for k, name in enumerate(live):
-            steps.append(
-                {
-                    "op": "guest_free",
-                    "at": end + k * spec.interval / 2,
-                    "vm": spec.vm,
-                    "pasid": name,
-                }
+            yield Step(
+                op="guest_free",
+                at=end + k * spec.interval / 2,
+                vm=spec.vm,
+                pasid=name,
+                where=next(labels),
             )
-    return steps
+
+
+work = streamed_work(expand)
+"""Counted as made: how many frees there are is drawn."""
 
 
 KIND: Final = GeneratorKind(
@@ -110,4 +120,5 @@ KIND: Final = GeneratorKind(
     optional=frozenset({"free", "drain", "owner", "prefix"}),
     parse=parse,
     expand=expand,
+    work=work,
 )

@@ -7,7 +7,7 @@ Its spec, its keys, how an entry is read and what it expands into; registered by
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Final
 
 import attrs
@@ -16,10 +16,11 @@ from ioasid_core.scenario.bounds import MAX_GENERATED
 from ioasid_core.scenario.generators.base import (
     Context,
     GeneratorKind,
-    RawStep,
     gap,
+    numbered,
 )
 from ioasid_core.scenario.reader import join
+from ioasid_core.scenario.schema import Step
 
 __all__ = ["KIND", "HotplugSpec"]
 
@@ -71,15 +72,19 @@ def parse(
     )
 
 
-def expand(spec: HotplugSpec, rng: random.Random) -> list[RawStep]:
-    steps: list[RawStep] = []
+def expand(spec: HotplugSpec, rng: random.Random) -> Iterator[Step]:
+    """Unplug, plug, unplug, ...: each gap at least ``interval`` > 0, so in time order."""
+    labels = numbered(spec.where)
     now = spec.at
-    where: RawStep = {"unit": spec.unit} if spec.vm is None else {"vm": spec.vm, "unit": spec.unit}
     for _ in range(spec.count):
         for op in ("unplug", "plug"):
-            steps.append({"op": op, "at": now, **where})
+            yield Step(op=op, at=now, unit=spec.unit, vm=spec.vm, where=next(labels))
             now += gap(spec, rng)
-    return steps
+
+
+def work(spec: HotplugSpec, rng: random.Random) -> int:
+    """An unplug and a plug per ``count``."""
+    return 2 * spec.count
 
 
 KIND: Final = GeneratorKind(
@@ -89,4 +94,5 @@ KIND: Final = GeneratorKind(
     optional=frozenset({"vm", "jitter"}),
     parse=parse,
     expand=expand,
+    work=work,
 )

@@ -6,8 +6,9 @@ Its spec, its keys, how an entry is read and what it expands into; registered by
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Final, Literal
 
 import attrs
@@ -16,14 +17,13 @@ from ioasid_core.scenario.bounds import MAX_GENERATED
 from ioasid_core.scenario.generators.base import (
     Context,
     GeneratorKind,
-    RawStep,
     device_list,
     draw_size,
     pasid_refs,
     size_range,
 )
 from ioasid_core.scenario.reader import join, known
-from ioasid_core.scenario.schema import PermName
+from ioasid_core.scenario.schema import PermName, Step
 
 __all__ = ["KIND", "PageRequestStreamSpec"]
 
@@ -32,7 +32,9 @@ UNKNOWN_PASID_BASE: Final = 0xFFF00
 space, which the replay's bottom-up allocation does not reach in any example."""
 
 
-_MIX_KINDS: Final[tuple[Literal["valid", "unknown", "foreign", "stop"], ...]] = (
+_MixKind = Literal["valid", "unknown", "foreign", "stop"]
+
+_MIX_KINDS: Final[tuple[_MixKind, ...]] = (
     "valid",
     "unknown",
     "foreign",
@@ -53,7 +55,7 @@ class PageRequestStreamSpec:
     group_size: tuple[int, int]
     """(min, max), inclusive; an int in the file is (n, n)."""
     interval: float
-    mix: tuple[tuple[Literal["valid", "unknown", "foreign", "stop"], float], ...]
+    mix: tuple[tuple[_MixKind, float], ...]
     pasids: tuple[tuple[str, tuple[str | int, ...]], ...] = ()
     """Per device, the PASIDs a ``valid`` request may carry."""
     foreign_pasids: tuple[str | int, ...] = ()
@@ -122,7 +124,7 @@ def parse(
 
 def read_mix(
     ctx: Context, table: Mapping[str, object], path: str
-) -> tuple[tuple[Literal["valid", "unknown", "foreign", "stop"], float], ...]:
+) -> tuple[tuple[_MixKind, float], ...]:
     """The weight of each request kind: numbers >= 0, at least one of them > 0."""
     r = ctx.reader
     if "mix" not in table:
@@ -132,7 +134,7 @@ def read_mix(
     if weights is None:
         return ()
     r.unknown_keys(weights, where, _MIX_KINDS)
-    mix: list[tuple[Literal["valid", "unknown", "foreign", "stop"], float]] = []
+    mix: list[tuple[_MixKind, float]] = []
     for kind in _MIX_KINDS:
         if kind not in weights:
             continue
@@ -144,35 +146,51 @@ def read_mix(
     return tuple(mix)
 
 
-def expand(spec: PageRequestStreamSpec, rng: random.Random) -> list[RawStep]:
+def draws(
+    spec: PageRequestStreamSpec, rng: random.Random
+) -> Iterator[tuple[str, _MixKind, int, str | int]]:
+    """Each request group's device, kind, size and PASID, drawn in the order the seed gives
+    them: the one place the draws are made, for ``expand`` and ``work`` alike."""
     kinds = [kind for kind, _ in spec.mix]
-    weights = [weight for _, weight in spec.mix]
+    # The same draw as choices(kinds, weights), which accumulates the weights each call.
+    cumulative = list(itertools.accumulate(weight for _, weight in spec.mix))
     pools = dict(spec.pasids)
-    steps: list[RawStep] = []
+    choice, choices = rng.choice, rng.choices
     for k in range(spec.count):
-        device = rng.choice(spec.devices)
-        (kind,) = rng.choices(kinds, weights)
+        device = choice(spec.devices)
+        (kind,) = choices(kinds, cum_weights=cumulative)
         size = draw_size(spec.group_size, rng)
-        step: RawStep = {
-            "op": "page_requests",
-            "at": spec.at + k * spec.interval,
-            "device": device,
-            "groups": 1,
-            "group_size": size,
-            "perm": list(spec.perm),
-            "service": spec.service,
-        }
+        pasid: str | int
         if kind == "unknown":
-            step["pasid"] = UNKNOWN_PASID_BASE + k % 256
+            pasid = UNKNOWN_PASID_BASE + k % 256
         elif kind == "foreign":
-            step["pasid"] = rng.choice(spec.foreign_pasids)
+            pasid = choice(spec.foreign_pasids)
         else:
-            step["pasid"] = rng.choice(pools[device])
-            if kind == "stop":
-                # A device stopping a PASID drains its last group, then sends the marker.
-                step["stop_markers"] = 1
-        steps.append(step)
-    return steps
+            pasid = choice(pools[device])
+        yield device, kind, size, pasid
+
+
+def expand(spec: PageRequestStreamSpec, rng: random.Random) -> Iterator[Step]:
+    """One group a step, ``interval`` apart: time only grows."""
+    for k, (device, kind, size, pasid) in enumerate(draws(spec, rng)):
+        yield Step(
+            op="page_requests",
+            at=spec.at + k * spec.interval,
+            device=device,
+            pasid=pasid,
+            group_size=size,
+            perm=spec.perm,
+            # A device stopping a PASID drains its last group, then sends the marker.
+            stop_markers=1 if kind == "stop" else 0,
+            service=spec.service,
+            where=f"{spec.where}/{k}",
+        )
+
+
+def work(spec: PageRequestStreamSpec, rng: random.Random) -> int:
+    """The step, its group's requests and a stop marker, by the same draws as ``expand``
+    (no step built: this is the one kind whose count pass is a large part of loading)."""
+    return sum(1 + size + (kind == "stop") for _, kind, size, _ in draws(spec, rng))
 
 
 KIND: Final = GeneratorKind(
@@ -182,4 +200,5 @@ KIND: Final = GeneratorKind(
     optional=frozenset({"group_size", "pasids", "foreign_pasids", "perm", "service"}),
     parse=parse,
     expand=expand,
+    work=work,
 )

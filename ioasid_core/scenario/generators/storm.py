@@ -7,7 +7,7 @@ Its spec, its keys, how an entry is read and what it expands into; registered by
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Final
 
 import attrs
@@ -16,14 +16,14 @@ from ioasid_core.scenario.bounds import MAX_GENERATED
 from ioasid_core.scenario.generators.base import (
     Context,
     GeneratorKind,
-    RawStep,
     device_list,
     draw_size,
     pasid_refs,
     size_range,
+    streamed_work,
 )
 from ioasid_core.scenario.reader import join
-from ioasid_core.scenario.schema import PermName
+from ioasid_core.scenario.schema import PermName, Step
 
 __all__ = ["KIND", "StormSpec"]
 
@@ -87,22 +87,27 @@ def parse(
     )
 
 
-def expand(spec: StormSpec, rng: random.Random) -> list[RawStep]:
-    steps: list[RawStep] = [
-        {
-            "op": "page_requests",
-            "at": spec.at,
-            "device": device,
-            "pasid": pasid,
-            "groups": spec.groups,
-            "group_size": draw_size(spec.group_size, rng),
-            "perm": list(spec.perm),
-            "service": False,
-        }
-        for device, pasid in zip(spec.devices, spec.pasids, strict=True)
-    ]
-    steps.append({"op": "service", "at": spec.at + spec.delay, "unit": spec.unit})
-    return steps
+def expand(spec: StormSpec, rng: random.Random) -> Iterator[Step]:
+    """Every device's groups at ``at``, then the service at ``at + delay``: in time order."""
+    n = 0
+    for device, pasid in zip(spec.devices, spec.pasids, strict=True):
+        yield Step(
+            op="page_requests",
+            at=spec.at,
+            device=device,
+            pasid=pasid,
+            groups=spec.groups,
+            group_size=draw_size(spec.group_size, rng),
+            perm=spec.perm,
+            service=False,
+            where=f"{spec.where}/{n}",
+        )
+        n += 1
+    yield Step(op="service", at=spec.at + spec.delay, unit=spec.unit, where=f"{spec.where}/{n}")
+
+
+work = streamed_work(expand)
+"""Counted as made: the sizes are drawn (one step per device and one more)."""
 
 
 KIND: Final = GeneratorKind(
@@ -112,4 +117,5 @@ KIND: Final = GeneratorKind(
     optional=frozenset({"group_size", "delay", "perm"}),
     parse=parse,
     expand=expand,
+    work=work,
 )
