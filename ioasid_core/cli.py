@@ -448,9 +448,27 @@ def run_command(
 @click.option(
     "--seed", type=click.IntRange(min=0), default=None, help="Default: the scenario's seed."
 )
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None)
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write every run's metrics as JSON ('-': to standard output, instead of the table).",
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write one CSV row per run ('-': to standard output, instead of the table).",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Draw the comparison (format from the suffix: .png, .svg, .pdf).",
+)
 @click.option(
     "--jobs",
     type=click.IntRange(1, 64),
@@ -486,9 +504,17 @@ def compare_command(
     outputs = [
         (f, p) for f, p in (("--json", json_path), ("--csv", csv_path), ("--plot", plot_path)) if p
     ]
-    for flag, path in outputs:
+    to_stdout = [flag for flag, path in outputs if path == STDOUT_PATH]
+    if "--plot" in to_stdout:
+        message = "--plot '-': a plot goes to a file (its suffix names the format)"
+        raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
+    if len(to_stdout) > 1:
+        message = "--json '-' and --csv '-': only one output can go to the standard output"
+        raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
+    files = [(flag, path) for flag, path in outputs if path != STDOUT_PATH]
+    for flag, path in files:
         _check_writable(flag, Path(path))
-    _check_distinct([("SCENARIO", scenario_path), *outputs])
+    _check_distinct([("SCENARIO", scenario_path), *files])
     if plot_path:
         problem = plot_format_problem(Path(plot_path))
         if problem:
@@ -510,7 +536,8 @@ def compare_command(
             write_plot(scenario.name, results, Path(plot_path))
         except OSError as exc:
             raise click.exceptions.Exit(_cannot_write(plot_path, exc)) from exc
-    print_report(_console(), scenario.name, results)
+    if not to_stdout:  # '-' puts the JSON or CSV where the table would go
+        print_report(_console(), scenario.name, results)
     for failure in failures:  # shown and written without it; the run is still not whole
         _fail(f"left out: {failure}", EXIT_PLUGIN_FAILURE)
     if left_out:
@@ -520,8 +547,16 @@ def compare_command(
         raise click.exceptions.Exit(EXIT_PLUGIN_FAILURE)
 
 
+STDOUT_PATH = "-"
+"""An output path meaning the standard output (``--json -``), as most tools read it."""
+
+
 def _write(path: str, text: str) -> None:
     """Write an output file; a failure (disk full, ``/dev/full``) names it and exits 2."""
+    if path == STDOUT_PATH:
+        sys.stdout.write(text)  # a closed pipe or a full disk: the group's own rules
+        sys.stdout.flush()
+        return
     try:
         with open(path, "w", encoding="utf-8") as file:
             file.write(text)

@@ -448,3 +448,31 @@ def test_a_terminal_narrower_than_one_column_gets_long_lines_not_cut_numbers(wid
     assert rows[0] == ["smmuv3-pri-iopf", "set*", "160"], text
     assert rows[4] == ["generic", "global*", "160"], text
     assert all(row[-1] == "160" for row in rows), text  # every run's count, whole
+
+
+def test_json_or_csv_dash_goes_to_stdout_instead_of_the_table(tmp_path: Path) -> None:
+    base = ["compare", "null-set-search", "--policies", "native", "--vendors", "vtd,smmuv3"]
+    json_file = tmp_path / "out.json"
+    to_file = CliRunner().invoke(cli, [*base, "--json", str(json_file)])
+    assert to_file.exit_code == 0, to_file.output
+    as_json = CliRunner().invoke(cli, [*base, "--json", "-"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout) == json.loads(json_file.read_text())  # nothing else on it
+    as_csv = CliRunner().invoke(cli, [*base, "--csv", "-"])
+    assert as_csv.exit_code == 0, as_csv.output
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [(r["vendor"], r["policy"]) for r in rows] == [("vtd", "global"), ("smmuv3", "set")]
+    assert not Path("-").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--json", "-", "--csv", "-"], "only one output can go to the standard output"),
+        (["--plot", "-"], "a plot goes to a file"),
+    ],
+)
+def test_dash_outputs_that_cannot_share_stdout_are_bad_input(args: list[str], problem: str) -> None:
+    result = CliRunner().invoke(cli, ["compare", "null-set-search", *args])
+    assert result.exit_code == 2
+    assert problem in result.stderr
