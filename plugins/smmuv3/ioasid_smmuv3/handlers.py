@@ -149,32 +149,49 @@ def decode_stall_batch(data: Buffer) -> list[PageRequest]:
     return [PageRequest(*row) for row in decode_stall_rows(data)]
 
 
+# A record split so that the decoder works on small ints: dw0 byte 1 (SSV bit 3, SSID[3:0]
+# bits 7:4), SSID[19:4] (u16), SID (u32), STAG (u16), dw1 byte 4 (RnW InD PnU in bits 3:1);
+# then dw2, the address. The event ID, STALL and S2 are checked apart, on the whole run.
+_STALL_FIELDS: Final = struct.Struct("<xBHIH2xB3xQ8x")
+_STALL_COLUMNS: Final = (
+    (0, bytes(v for v in range(256) if v & _HANDLED_MASK == _HANDLED_BASE)),  # dw0 7:0
+    (11, bytes(v for v in range(256) if v & 0x80)),  # dw1 31:24: STALL (bit 31) set
+    (12, bytes(v for v in range(256) if not v & 0x80)),  # dw1 39:32: S2 (bit 39) clear
+)
+"""(byte index in the record, the values that byte may hold in a stage-1 stall of a handled
+fault): a run is checked a column of bytes at a time, in C."""
+_SSV_OF: Final = tuple(b1 & 8 != 0 for b1 in range(256))
+"""Indexed by dw0 bits 15:8: SSV (bit 11)."""
+_STALL_PERMS_OF: Final = tuple(_STALL_PERMS[b4 >> 1 & 7] for b4 in range(256))
+"""Indexed by dw1 bits 39:32: the permissions of RnW InD PnU (bits 35:33)."""
+
+
 def decode_stall_rows(data: Buffer) -> list[RequestRow]:
-    """:func:`decode_stall_batch` as rows, the pipeline's fast form."""
-    data = byte_view(data)  # len() in bytes, whatever the view's item size
+    """:func:`decode_stall_batch` as rows, the pipeline's fast form. The whole run is
+    checked first, a column of bytes at a time; if any record is not a stage-1 stall of a
+    handled fault, a walk record by record finds the first and raises."""
+    data = bytes(byte_view(data))  # len() in bytes; bytes slice with a step in C
     check_whole_records(data)
-    perms = _STALL_PERMS
-    invalid = INVALID_IOASID
-    rows: list[RequestRow] = [
-        (
-            dw0 >> 32,
-            dw0 >> 12 & 0xFFFFF if (ssv := dw0 & 0x800 != 0) else invalid,
-            ssv,
-            dw1 & 0xFFFF,
-            True,
-            perms[dw1 >> 33 & 7],
-            dw2,
-            False,
-            None,
-        )
-        for dw0, dw1, dw2, _dw3 in _WORDS.iter_unpack(data)
-        if dw0 & _HANDLED_MASK == _HANDLED_BASE and dw1 & _STALL_OR_S2 == _STALL_BIT
-    ]
-    if len(rows) * EVENT_RECORD_SIZE != len(data):
+    if any(data[index::EVENT_RECORD_SIZE].translate(None, ok) for index, ok in _STALL_COLUMNS):
         for index, (dw0, dw1, _dw2, _dw3) in enumerate(_WORDS.iter_unpack(data)):
             if dw0 & _HANDLED_MASK != _HANDLED_BASE or dw1 & _STALL_OR_S2 != _STALL_BIT:
                 raise _not_a_request(dw0, dw1, index * EVENT_RECORD_SIZE)
-    return rows
+        raise AssertionError("a record is not a stall, but the walk found none")  # pragma: no cover
+    ssv_of, perms_of, invalid = _SSV_OF, _STALL_PERMS_OF, INVALID_IOASID
+    return [
+        (
+            sid,
+            b1 >> 4 | ssid << 4 if (ssv := ssv_of[b1]) else invalid,
+            ssv,
+            stag,
+            True,
+            perms_of[b4],
+            addr,
+            False,
+            None,
+        )
+        for b1, ssid, sid, stag, b4, addr in _STALL_FIELDS.iter_unpack(data)
+    ]
 
 
 _RESUME: Final = struct.Struct("<QQ")
