@@ -254,8 +254,6 @@ def ppr_entry_for(request: PageRequest) -> PprEntry:
 _WORDS: Final = struct.Struct("<QQ")
 _RESERVED0: Final = PPR_LOG_ENTRY.reserved[0]
 _ADDR_MASK: Final = ~_PAGE_MASK & 0xFFFFFFFFFFFFFFFF
-_RVSD: Final = 1 << 55
-_GN: Final = 1 << 56
 # FLAGS bits 6:0 (US WRITE . . READ EXEC .) as an index -> Perm; the unnamed bits among them
 # are reserved, so zero in any entry that gets this far.
 _PERMS: Final = tuple(
@@ -283,7 +281,7 @@ _PASID_HIGH: Final = tuple((b5 >> 2 & 0xF) << 16 for b5 in range(256))
 """Indexed by byte 5: PASID[19:16] in place."""
 _PERMS_BY_FLAGS: Final = tuple(_PERMS[b6 & 0x7F] for b6 in range(256))
 """Indexed by byte 6 (FLAGS 7:0): the permissions."""
-_GN: Final = tuple(b7 & 1 == 1 for b7 in range(256))
+_GN_OF: Final = tuple(b7 & 1 == 1 for b7 in range(256))
 """Indexed by byte 7: GN, the PASID is valid."""
 _KEEP_ALL: Final = (True,) * 256
 _KEEP_UNLESS_RVSD: Final = tuple(b6 & 0x80 == 0 for b6 in range(256))
@@ -317,7 +315,7 @@ def decode_ppr_rows(data: Buffer, *, rvsd_drops_pasid: bool = False) -> list[Req
             PPR_LOG_ENTRY.check_reserved((w0, w1), index * PPR_ENTRY_SIZE)
         raise AssertionError("an entry is bad, but the walk found none")  # pragma: no cover
     invalid, addr_mask = INVALID_IOASID, _ADDR_MASK
-    tag_high, last, pasid_high, perms, gn = _TAG_HIGH, _LAST, _PASID_HIGH, _PERMS_BY_FLAGS, _GN
+    tag_high, last, pasid_high, perms, gn = _TAG_HIGH, _LAST, _PASID_HIGH, _PERMS_BY_FLAGS, _GN_OF
     keep = _KEEP_UNLESS_RVSD if rvsd_drops_pasid else _KEEP_ALL
     return [
         (

@@ -14,7 +14,7 @@ from ioasid_vtd.descriptors import decode_descriptor_rows, decode_ring
 #     = 0x0000_0005_0100_0101
 # qw1 = read (bit 0) | write (bit 1) | LPIG (bit 2) | PRG index 0x12 << 3 (0x90)
 #       | address 0x7F00_0000_1000 = 0x0000_7F00_0000_1097
-GOOD = bytes.fromhex("0101000105000000" "97100000007f0000") + bytes(16)
+GOOD = bytes.fromhex("010100010500000097100000007f0000") + bytes(16)
 ROW = (0x0100, 5, True, 0x12, True, Perm.READ | Perm.WRITE, 0x7F00_0000_1000, False, None)
 # qw0 15:10 and 63:54 are reserved (the descriptor's layout); nothing else is.
 RESERVED_BITS = [*range(10, 16), *range(54, 64)]
