@@ -348,8 +348,11 @@ _RESERVED_QW0: Final = PAGE_REQUEST.reserved[0]
 # The same 32 bytes split where the fields are, so that the decoder works on small ints:
 # flags (u8, qw0 15:8: bit 0 PASID present, bit 1 private data), requester ID (u16), qw0
 # high half (u32: PASID 19:0, exec 20, privileged 21), qw1 (read, write, LPIG, PRG index
-# 11:3, address 63:12), private data (two u64). The type byte is skipped (never checked).
-_FIELDS: Final = struct.Struct("<xBHIQQQ")
+# 11:3, address 63:12). The type byte is skipped (never checked); the private data is read
+# apart (:data:`_PRIVATE_FIELDS`), only for a run with some.
+_FIELDS: Final = struct.Struct("<xBHIQ16x")
+_PRIVATE_FIELDS: Final = struct.Struct("<xB14xQQ")
+"""The flags byte and the private data (qw2, qw3)."""
 _RESERVED_COLUMNS: Final = tuple(
     (index, bytes(value for value in range(256) if not value & mask))
     for index in range(8)
@@ -359,13 +362,18 @@ _RESERVED_COLUMNS: Final = tuple(
 reserved bits: a ring is checked a column of bytes at a time, in C."""
 _PRESENT: Final = (False, True, False, True)
 """Indexed by the flags byte (reserved bits clear): the PASID present bit."""
-_PRIVATE: Final = (False, False, True, True)
-"""Indexed by the flags byte (reserved bits clear): the private data present bit."""
-_PERMS: Final = tuple(tuple(Perm(rw | ep << 2) for rw in range(4)) for ep in range(4))
-"""``[qw0 high >> 20][qw1 & 3]``: EXEC and PRIV from qw0 bits 53:52, READ and WRITE from qw1
-bits 1:0 (READ 1, WRITE 2, EXEC 4, PRIV 8)."""
-_LPIG: Final = tuple(low & 4 != 0 for low in range(1 << PAGE_SHIFT))
+_NO_PRIVATE: Final = b"\x00\x01"
+"""The flags bytes (reserved bits clear) without private data present."""
+_QW1_LOW: Final = range(1 << PAGE_SHIFT)
+_LPIG: Final = tuple(low & 4 != 0 for low in _QW1_LOW)
 """Indexed by qw1 bits 11:0: LPIG."""
+_PRG_INDEX: Final = tuple(low >> 3 for low in _QW1_LOW)
+"""Indexed by qw1 bits 11:0: the PRG index (bits 11:3)."""
+_PERM_OF: Final = tuple(Perm(i) for i in range(16))  # READ 1, WRITE 2, EXEC 4, PRIV 8
+_PERMS: Final = tuple(tuple(_PERM_OF[low & 3 | ep << 2] for low in _QW1_LOW) for ep in range(4))
+"""``[qw0 high >> 20][qw1 bits 11:0]``: EXEC and PRIV from qw0 bits 53:52, READ and WRITE
+from qw1 bits 1:0. Tables indexed by whole fields cost
+less per descriptor than shifts and masks."""
 assert PAGE_REQUEST.reserved[1:] == (0, 0, 0), "the fast path checks only qw0's reserved bits"
 
 
@@ -431,23 +439,28 @@ def _decode_span(view: memoryview, start: int, end: int, rows: list[RequestRow])
         for index, words in enumerate(_ENTRY.iter_unpack(chunk)):
             PAGE_REQUEST.check_reserved(words, start + index * DESCRIPTOR_SIZE)
         raise AssertionError("a reserved bit is set, but no entry has it")  # pragma: no cover
-    present, private, perms, lpig = _PRESENT, _PRIVATE, _PERMS, _LPIG
+    present, perms, lpig, prg_index = _PRESENT, _PERMS, _LPIG, _PRG_INDEX
     invalid = INVALID_IOASID
     page_mask = _PAGE_MASK
+    first = len(rows)
     rows += [
         (
             rid,
             high & 0xFFFFF if (valid := present[flags]) else invalid,
             valid,
-            (low := qw1 & 0xFFF) >> 3,
+            prg_index[low := qw1 & 0xFFF],
             lpig[low],
-            perms[high >> 20][low & 3],
+            perms[high >> 20][low],
             qw1 & page_mask,
             False,
-            (qw2, qw3) if private[flags] else None,
+            None,
         )
-        for flags, rid, high, qw1, qw2, qw3 in _FIELDS.iter_unpack(chunk)
+        for flags, rid, high, qw1 in _FIELDS.iter_unpack(chunk)
     ]
+    if chunk[1::DESCRIPTOR_SIZE].translate(None, _NO_PRIVATE):  # some carry private data
+        for index, (flags, qw2, qw3) in enumerate(_PRIVATE_FIELDS.iter_unpack(chunk), first):
+            if flags & 2:
+                rows[index] = (*rows[index][:8], (qw2, qw3))
 
 
 def decode_ring(data: Buffer, head: int, tail: int) -> list[PageRequest]:

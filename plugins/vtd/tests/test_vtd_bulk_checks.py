@@ -53,3 +53,24 @@ def test_a_wrapped_ring_names_the_bad_entry_by_its_ring_offset() -> None:
     with pytest.raises(DecodeError, match=r"at byte offset 0x20: reserved bit 55 "):
         decode_ring(ring, 96, 64)  # 96, then 0 and 32: the bad entry is in the second span
     assert len(decode_ring(ring, 64, 32)) == 3  # 64, 96, 0: entry 1 is not read
+
+
+def test_private_data_is_read_for_the_descriptors_that_carry_it() -> None:
+    ring = bytearray(run_with({}, entries=6))
+    for index in (2, 5):  # private data present (qw0 bit 9), qw2 and qw3 set
+        ring[index * 32 + 1] |= 0x02
+        struct.pack_into("<QQ", ring, index * 32 + 16, 0x1111 * index, 0xFFFF_FFFF_FFFF_FFFF)
+    ring[3 * 32 + 16] = 0x99  # qw2 without the present bit: not read
+    rows = decode_descriptor_rows(bytes(ring))
+    for index, row in enumerate(rows):
+        private = (0x1111 * index, 0xFFFF_FFFF_FFFF_FFFF) if index in (2, 5) else None
+        assert row == (*ROW[:8], private)
+    # A wrapped ring: the second span's rows are patched at their own places.
+    wrapped = decode_ring(bytes(ring), 128, 96)  # entries 4, 5, then 0, 1, 2
+    assert [r.private_data for r in wrapped] == [
+        None,
+        (0x5555, 0xFFFF_FFFF_FFFF_FFFF),
+        None,
+        None,
+        (0x2222, 0xFFFF_FFFF_FFFF_FFFF),
+    ]
