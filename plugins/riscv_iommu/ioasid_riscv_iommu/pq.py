@@ -148,12 +148,17 @@ reserved bits (byte 4 also holds PV, PRIV and EXEC): a queue is checked a column
 at a time, in C."""
 _PV_OF: Final = tuple(flags & 1 == 1 for flags in range(8))
 """Indexed by hdr bits 34:32 (EXEC PRIV PV): PV."""
+_LOW_BITS: Final = range(1 << 12)
 _PERMS_OF: Final = tuple(
-    tuple(_PERMS[(flags >> 1 & 3) << 2 | rw] for rw in range(4)) for flags in range(8)
+    tuple(_PERMS[(flags >> 1 & 3) << 2 | low & 3] for low in _LOW_BITS) for flags in range(8)
 )
-"""``[hdr bits 34:32][payload bits 1:0]``: the permissions."""
-_LAST_OF: Final = tuple(low & 4 != 0 for low in range(1 << 12))
+"""``[hdr bits 34:32][payload bits 11:0]``: the permissions (PRIV and EXEC from the header,
+R and W from the payload)."""
+_LAST_OF: Final = tuple(low & 4 != 0 for low in _LOW_BITS)
 """Indexed by payload bits 11:0: L."""
+_PRGI_OF: Final = tuple(low >> 3 for low in _LOW_BITS)
+"""Indexed by payload bits 11:0: PRGI (bits 11:3). Tables indexed by whole fields cost less
+per record than shifts and masks."""
 
 
 def decode_pq_rows(data: Buffer) -> list[RequestRow]:
@@ -178,15 +183,15 @@ def decode_pq_rows(data: Buffer) -> list[RequestRow]:
                 raise _priv_without_pv(index * PQ_RECORD_SIZE)
         raise AssertionError("a record is bad, but the walk found none")  # pragma: no cover
     invalid, addr_mask = INVALID_IOASID, _ADDR_MASK
-    pv_of, perms_of, last_of = _PV_OF, _PERMS_OF, _LAST_OF
+    pv_of, perms_of, last_of, prgi_of = _PV_OF, _PERMS_OF, _LAST_OF, _PRGI_OF
     return [
         (
             high >> 8,
-            low >> 12 if (valid := pv_of[high & 7]) else invalid,
+            low >> 12 if (valid := pv_of[flags := high & 7]) else invalid,
             valid,
-            (bits := payload & 0xFFF) >> 3,
+            prgi_of[bits := payload & 0xFFF],
             last_of[bits],
-            perms_of[high & 7][bits & 3],
+            perms_of[flags][bits],
             payload & addr_mask,
             False,
             None,
