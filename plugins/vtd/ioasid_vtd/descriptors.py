@@ -31,9 +31,10 @@ caution). This codec maps ``ResponseCode`` properly and refuses to turn any othe
 
 Every reserved bit must be zero on decode; the error names the field and the byte offset.
 :func:`decode_ring` is the batch decoder for a PRQ region (:func:`decode_descriptors` for a
-drained run of whole descriptors): one ``struct.iter_unpack`` and shifts per entry, no dict,
-but the same reserved check and the same errors as the :class:`~ioasid_core.plugin.BitLayout`
-path (:func:`decode_ring_reference`).
+drained run of whole descriptors): one ``struct.iter_unpack`` splitting each entry where its
+fields are and tables indexed by them, the reserved bits checked a byte column at a time over
+the whole run, no dict; the same reserved check and the same errors as the
+:class:`~ioasid_core.plugin.BitLayout` path (:func:`decode_ring_reference`).
 """
 
 from __future__ import annotations
