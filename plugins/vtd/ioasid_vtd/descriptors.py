@@ -421,11 +421,12 @@ def decode_ring_reference(data: Buffer, head: int, tail: int) -> list[PageReques
 def _reserved_clear(chunk: bytes) -> bool:
     """Whether no descriptor of ``chunk`` has a reserved bit set: each byte of qw0 holding
     reserved bits is checked down the whole chunk at once (a strided slice, then
-    ``translate`` deleting the allowed values: anything left is a bad byte)."""
-    return not any(
-        chunk[index::DESCRIPTOR_SIZE].translate(None, allowed)
-        for index, allowed in _RESERVED_COLUMNS
-    )
+    ``translate`` deleting the allowed values: anything left is a bad byte). A loop, not
+    ``any()`` of a generator: cheaper for a handful of columns."""
+    for index, allowed in _RESERVED_COLUMNS:
+        if chunk[index::DESCRIPTOR_SIZE].translate(None, allowed):
+            return False
+    return True
 
 
 def _decode_span(view: memoryview, start: int, end: int, rows: list[RequestRow]) -> None:
