@@ -6,9 +6,18 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ioasid_amd_vi.ppr import decode_ppr_rows
-from ioasid_core.plugin import INVALID_IOASID, DecodeError, Perm, UnhandledEvent
+from ioasid_amd_vi.ppr import PPR_LOG_ENTRY, decode_ppr, decode_ppr_rows
+from ioasid_core.plugin import (
+    INVALID_IOASID,
+    DecodeError,
+    Perm,
+    RequestRow,
+    UnhandledEvent,
+    request_row,
+)
 
 # raw0 = DEVID 0x0210 | PASID 0x8002 << 16 | TAG (0x1A5 | last 0x200) << 32
 #      | FLAGS (READ 0x004 | WRITE 0x020 | US 0x040 | GN 0x100 = 0x164) << 48 | TYPE 1 << 60
@@ -68,3 +77,34 @@ def test_the_first_bad_entry_is_named_whichever_byte_holds_the_fault() -> None:
     assert not isinstance(error.value, UnhandledEvent)
     with pytest.raises(DecodeError, match=r"at byte offset 0x20: reserved bit 59 "):
         decode_ppr_rows(log_with({2: 59, 4: 46}))
+
+
+word = st.integers(0, (1 << 64) - 1)
+
+
+@given(st.lists(st.tuples(word, word, st.integers(0, 7)), max_size=12), st.booleans())
+def test_a_log_decodes_as_the_layout_decoder_entry_by_entry(
+    entries: list[tuple[int, int, int]], fold: bool
+) -> None:
+    """Mostly well-formed requests (TYPE 1, reserved bits cleared), now and then a random
+    entry: the rows, or the error of the first entry the layout decoder refuses."""
+    words = []
+    for drawn, raw1, dice in entries:
+        raw0 = drawn & ~PPR_LOG_ENTRY.reserved[0] & ~(0xF << 60) | 1 << 60 if dice else drawn
+        words.append((raw0, raw1))
+    data = b"".join(struct.pack("<QQ", raw0, raw1) for raw0, raw1 in words)
+    expected: list[RequestRow] = []
+    for offset in range(0, len(data), 16):
+        try:
+            entry = decode_ppr(data, offset)
+        except DecodeError as first:
+            with pytest.raises(DecodeError) as caught:
+                decode_ppr_rows(data, rvsd_drops_pasid=fold)
+            assert type(caught.value) is type(first)
+            assert (caught.value.offset, str(caught.value)) == (offset, str(first))
+            return
+        row = request_row(entry.to_request())
+        if fold and entry.rvsd:  # the driver reads RVSD as no PASID
+            row = (row[0], INVALID_IOASID, False, *row[3:])
+        expected.append(row)
+    assert decode_ppr_rows(data, rvsd_drops_pasid=fold) == expected

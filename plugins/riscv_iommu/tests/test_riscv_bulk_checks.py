@@ -7,9 +7,11 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ioasid_core.plugin import INVALID_IOASID, DecodeError, Perm
-from ioasid_riscv_iommu.pq import decode_pq_rows
+from ioasid_core.plugin import INVALID_IOASID, DecodeError, Perm, RequestRow, request_row
+from ioasid_riscv_iommu.pq import PQ_RECORD, decode_pq, decode_pq_rows
 
 # hdr = PID 5 << 12 | PV (bit 32) | DID 0x01_0100 << 40 = 0x0101_0001_0000_5000
 # payload = R (bit 0) | W (bit 1) | L (bit 2) | PRGI 0x12 << 3 (0x90)
@@ -62,3 +64,34 @@ def test_the_first_bad_record_is_named_whichever_byte_holds_the_fault() -> None:
         decode_pq_rows(queue_with({2: 1 << 39, 5: 1 << 8}))
     with pytest.raises(DecodeError, match=r"at byte offset 0x20: PRIV or EXEC set without PV"):
         decode_pq_rows(queue_with({2: 1 << 32 | 1 << 33, 5: 1 << 11}))
+
+
+word = st.integers(0, (1 << 64) - 1)
+
+
+@given(st.lists(st.tuples(word, word, st.integers(0, 7)), max_size=12))
+def test_a_queue_decodes_as_the_layout_decoder_record_by_record(
+    records: list[tuple[int, int, int]],
+) -> None:
+    """Mostly well-formed records (reserved bits cleared, PRIV/EXEC only with PV), now and
+    then a random one: the rows, or the error of the first record the layout decoder
+    refuses."""
+    words = []
+    for drawn, payload, dice in records:
+        hdr = drawn
+        if dice:
+            hdr &= ~PQ_RECORD.reserved[0]
+            if not hdr >> 32 & 1:
+                hdr &= ~(3 << 33)
+        words.append((hdr, payload))
+    data = b"".join(struct.pack("<QQ", hdr, payload) for hdr, payload in words)
+    expected: list[RequestRow] = []
+    for offset in range(0, len(data), 16):
+        try:
+            expected.append(request_row(decode_pq(data, offset)))
+        except DecodeError as first:
+            with pytest.raises(DecodeError) as caught:
+                decode_pq_rows(data)
+            assert (caught.value.offset, str(caught.value)) == (offset, str(first))
+            return
+    assert decode_pq_rows(data) == expected
