@@ -150,10 +150,12 @@ _PV_OF: Final = tuple(flags & 1 == 1 for flags in range(8))
 """Indexed by hdr bits 34:32 (EXEC PRIV PV): PV."""
 _LOW_BITS: Final = range(1 << 12)
 _PERMS_OF: Final = tuple(
-    tuple(_PERMS[(flags >> 1 & 3) << 2 | low & 3] for low in _LOW_BITS) for flags in range(8)
+    tuple(_PERMS[(flags >> 1 & 3) << 2 | rw] for rw in range(4)) * (len(_LOW_BITS) // 4)
+    for flags in range(8)
 )
 """``[hdr bits 34:32][payload bits 11:0]``: the permissions (PRIV and EXEC from the header,
-R and W from the payload)."""
+R and W from the payload; the four R/W values repeat down bits 11:0, so each row is built
+by repetition, in C)."""
 _LAST_OF: Final = tuple(low & 4 != 0 for low in _LOW_BITS)
 """Indexed by payload bits 11:0: L."""
 _PRGI_OF: Final = tuple(low >> 3 for low in _LOW_BITS)

@@ -371,10 +371,12 @@ _LPIG: Final = tuple(low & 4 != 0 for low in _QW1_LOW)
 _PRG_INDEX: Final = tuple(low >> 3 for low in _QW1_LOW)
 """Indexed by qw1 bits 11:0: the PRG index (bits 11:3)."""
 _PERM_OF: Final = tuple(Perm(i) for i in range(16))  # READ 1, WRITE 2, EXEC 4, PRIV 8
-_PERMS: Final = tuple(tuple(_PERM_OF[low & 3 | ep << 2] for low in _QW1_LOW) for ep in range(4))
+_PERMS: Final = tuple(
+    tuple(_PERM_OF[rw | ep << 2] for rw in range(4)) * (len(_QW1_LOW) // 4) for ep in range(4)
+)
 """``[qw0 high >> 20][qw1 bits 11:0]``: EXEC and PRIV from qw0 bits 53:52, READ and WRITE
-from qw1 bits 1:0. Tables indexed by whole fields cost
-less per descriptor than shifts and masks."""
+from qw1 bits 1:0 (repeating down bits 11:0: each row is built by repetition). Tables
+indexed by whole fields cost less per descriptor than shifts and masks."""
 assert PAGE_REQUEST.reserved[1:] == (0, 0, 0), "the fast path checks only qw0's reserved bits"
 
 
