@@ -62,7 +62,6 @@ from ioasid_core.plugin import (
 )
 from ioasid_smmuv3.commands import (
     CMD_RESUME,
-    COMMAND_SIZE,
     PRI_RESP_OUT_OF_TREE,
     PriResp,
     ResumeResp,
@@ -205,7 +204,8 @@ def decode_stall_rows(data: Buffer) -> list[RequestRow]:
     ]
 
 
-_RESUME: Final = struct.Struct("<QQ")
+_RESUME: Final = struct.Struct("<IIQ")
+"""dw0 bits 31:0 (opcode, RESP), the SID (dw0 bits 63:32), dw1 (STAG): small ints."""
 _RESUME_DW0: Final[Mapping[int, int]] = {
     int(ResponseCode.SUCCESS): CMD_RESUME | ResumeResp.RETRY << 12,
     int(ResponseCode.INVALID): CMD_RESUME | ResumeResp.ABORT << 12,
@@ -224,17 +224,21 @@ def encode_resume_rows(rows: Sequence[ResponseRow]) -> bytes:
     per command, which would dominate the stall path); the range checks are the layout's,
     with its field names.
     """
-    out = bytearray(len(rows) * COMMAND_SIZE)
-    pack_into = _RESUME.pack_into
-    dw0_for = _RESUME_DW0.get
-    offset = 0
+    pack = _RESUME.pack
+    dw0_for = _RESUME_DW0
+    term = _RESUME_TERM
+    out: list[bytes] = []
+    append = out.append
     for sid, stag, code, _pasid, _valid, _private, _last in rows:
-        if sid >> 32 or stag >> 16 or sid < 0 or stag < 0:
-            field, value, bits = ("sid", sid, 32) if sid >> 32 or sid < 0 else ("stag", stag, 16)
+        # A negative value shifts to -1: one test per field catches both ends.
+        if sid >> 32 or stag >> 16:
+            field, value, bits = ("sid", sid, 32) if sid >> 32 else ("stag", stag, 16)
             raise EncodeError(f"SMMUv3 CMD_RESUME: {field}={value:#x} does not fit {bits} bits")
-        pack_into(out, offset, dw0_for(code, _RESUME_TERM) | sid << 32, stag)
-        offset += COMMAND_SIZE
-    return bytes(out)
+        try:
+            append(pack(dw0_for[code], sid, stag))
+        except KeyError:  # not a code the driver maps: terminate
+            append(pack(term, sid, stag))
+    return b"".join(out)
 
 
 def _stall_word1_bits(perm: int) -> int | None:
