@@ -72,7 +72,6 @@ PPR_STATUS: Final[Mapping[ResponseCode, int]] = {
 """``PPR_SUCCESS``, ``PPR_INVALID``, ``PPR_FAILURE``."""
 _CODE_OF: Final = {status: code for code, status in PPR_STATUS.items()}
 
-_WORDS: Final = struct.Struct("<QQ")
 _OPCODE: Final = CMD_COMPLETE_PPR << 60
 _NAME: Final = COMPLETE_PPR_REQUEST.name
 
@@ -106,25 +105,40 @@ def decode_complete_ppr(data: Buffer, offset: int = 0) -> PageResponse:
     )
 
 
+# The command as four 32-bit halves, so that packing works on small ints: DEVID (dw0 bits
+# 31:0), PASID and the opcode (dw0 bits 63:32), GN (dw1 bit 2), PRG index and status (dw1
+# bits 63:32).
+_HALVES: Final = struct.Struct("<IIII")
+_OPCODE_HIGH: Final = _OPCODE >> 32
+_STATUS_HIGH: Final[Mapping[ResponseCode, int]] = {
+    code: status << 12 for code, status in PPR_STATUS.items()
+}
+"""A response code -> the status in place in dw1 bits 63:32."""
+
+
 def encode_complete_ppr_rows(rows: Sequence[ResponseRow]) -> bytes:
     """One command per response row, packed directly (no dict per command); the range
     checks are the layout's."""
-    pack = _WORDS.pack
-    status_of = PPR_STATUS.get
+    pack = _HALVES.pack
+    status_of = _STATUS_HIGH
+    opcode = _OPCODE_HIGH
     out: list[bytes] = []
     append = out.append
     for row in rows:
         device, grpid, code, pasid, valid, private, _last = row
-        status = status_of(code)
+        try:
+            status = status_of[code]
+        except KeyError:
+            _response_error(row)
         # A negative value shifts to -1: one test per field catches both ends.
-        if status is None or private is not None or device >> 16 or grpid >> 9:
+        if private is not None or device >> 16 or grpid >> 9:
             _response_error(row)
         if valid:
             if pasid >> 20:
                 _response_error(row)
-            append(pack(device | pasid << 32 | _OPCODE, 4 | grpid << 32 | status << 44))
+            append(pack(device, pasid | opcode, 4, grpid | status))
         else:
-            append(pack(device | _OPCODE, grpid << 32 | status << 44))
+            append(pack(device, opcode, 0, grpid | status))
     return b"".join(out)
 
 

@@ -254,8 +254,6 @@ def ppr_entry_for(request: PageRequest) -> PprEntry:
 _WORDS: Final = struct.Struct("<QQ")
 _RESERVED0: Final = PPR_LOG_ENTRY.reserved[0]
 _ADDR_MASK: Final = ~_PAGE_MASK & 0xFFFFFFFFFFFFFFFF
-_RVSD: Final = 1 << 55
-_GN: Final = 1 << 56
 # FLAGS bits 6:0 (US WRITE . . READ EXEC .) as an index -> Perm; the unnamed bits among them
 # are reserved, so zero in any entry that gets this far.
 _PERMS: Final = tuple(
@@ -263,6 +261,42 @@ _PERMS: Final = tuple(
 )
 _TYPE_FAULT: Final = PPR_REQ_FAULT << 60
 _TYPE_MASK: Final = 0xF << 60
+# raw0 split where its fields are, so that the decoder works on small ints: DEVID (u16),
+# PASID[15:0] (u16), TAG[7:0] (u8), byte 5 (TAG[8] bit 0, TAG[9] = last bit 1, PASID[19:16]
+# bits 5:2), byte 6 (FLAGS 7:0: EXEC bit 1, READ 2, WRITE 5, US 6, RVSD 7), byte 7 (GN bit
+# 0, TYPE bits 7:4); then raw1 (u64).
+_FIELDS: Final = struct.Struct("<HHBBBBQ")
+_REQUEST_COLUMNS: Final = tuple(
+    (index, bytes(v for v in range(256) if v & mask == _TYPE_FAULT >> 8 * index & 0xFF))
+    for index in range(8)
+    if (mask := (_TYPE_MASK | _RESERVED0) >> 8 * index & 0xFF)
+)
+"""(byte index in the entry, the values that byte may hold in a request) for every byte of
+raw0 holding TYPE or reserved bits: a log is checked a column of bytes at a time, in C."""
+_TAG_HIGH: Final = tuple((b5 & 1) << 8 for b5 in range(256))
+"""Indexed by byte 5: TAG[8] in place."""
+_LAST: Final = tuple(b5 & 2 != 0 for b5 in range(256))
+"""Indexed by byte 5: TAG[9], the last request of its group."""
+_PASID_HIGH: Final = tuple((b5 >> 2 & 0xF) << 16 for b5 in range(256))
+"""Indexed by byte 5: PASID[19:16] in place."""
+_PERMS_BY_FLAGS: Final = tuple(_PERMS[b6 & 0x7F] for b6 in range(256))
+"""Indexed by byte 6 (FLAGS 7:0): the permissions."""
+_GN_OF: Final = tuple(b7 & 1 == 1 for b7 in range(256))
+"""Indexed by byte 7: GN, the PASID is valid."""
+_KEEP_ALL: Final = (True,) * 256
+_KEEP_UNLESS_RVSD: Final = tuple(b6 & 0x80 == 0 for b6 in range(256))
+"""Indexed by byte 6: whether the PASID stands when RVSD drops it (``rvsd_drops_pasid``)."""
+
+
+def _all_allowed(data: bytes, columns: tuple[tuple[int, bytes], ...]) -> bool:
+    """Whether every entry of ``data`` holds only allowed values in each (byte index,
+    allowed values) column: a strided slice per column, ``translate`` deleting the allowed
+    values (anything left is a bad byte). A loop, not ``any()`` of a generator: cheaper for
+    a handful of columns."""
+    for index, allowed in columns:
+        if data[index::PPR_ENTRY_SIZE].translate(None, allowed):
+            return False
+    return True
 
 
 def decode_ppr_rows(data: Buffer, *, rvsd_drops_pasid: bool = False) -> list[RequestRow]:
@@ -272,8 +306,11 @@ def decode_ppr_rows(data: Buffer, *, rvsd_drops_pasid: bool = False) -> list[Req
     ``rvsd_drops_pasid``: a driver that answers RVSD as it answers GN=0 (``ppr.c``: both
     FAILURE) reads an RVSD entry as a request without a PASID; the row has no other place
     for the bit.
+
+    TYPE and the reserved bits of the whole log are checked first, a column of bytes at a
+    time; if any entry fails, a walk entry by entry finds the first and raises.
     """
-    data = byte_view(data)  # len() in bytes, whatever the view's item size
+    data = bytes(byte_view(data))  # len() in bytes; bytes slice with a step in C
     size = len(data)
     if size % PPR_ENTRY_SIZE:
         raise DecodeError(
@@ -282,31 +319,29 @@ def decode_ppr_rows(data: Buffer, *, rvsd_drops_pasid: bool = False) -> list[Req
             f"({size % PPR_ENTRY_SIZE} trailing bytes)",
             offset=size - size % PPR_ENTRY_SIZE,
         )
-    perms, invalid, addr_mask = _PERMS, INVALID_IOASID, _ADDR_MASK
-    check, fault = _TYPE_MASK | _RESERVED0, _TYPE_FAULT
-    pasid_off, gn_bit = (_GN | _RVSD if rvsd_drops_pasid else _GN), _GN
-    # One comprehension over the good entries; if any was bad, find the first and raise.
-    rows: list[RequestRow] = [
-        (
-            w0 & 0xFFFF,
-            (w0 >> 16 & 0xFFFF | w0 >> 26 & 0xF0000) if w0 & pasid_off == gn_bit else invalid,
-            w0 & pasid_off == gn_bit,
-            w0 >> 32 & 0x1FF,
-            w0 >> 41 & 1 == 1,
-            perms[w0 >> 48 & 0x7F],
-            w1 & addr_mask,
-            False,
-            None,
-        )
-        for w0, w1 in _WORDS.iter_unpack(data)
-        if w0 & check == fault
-    ]
-    if len(rows) * PPR_ENTRY_SIZE != size:
+    if not _all_allowed(data, _REQUEST_COLUMNS):
         for index, (w0, w1) in enumerate(_WORDS.iter_unpack(data)):
             if w0 & _TYPE_MASK != _TYPE_FAULT:
                 raise _unhandled(w0, index * PPR_ENTRY_SIZE)
             PPR_LOG_ENTRY.check_reserved((w0, w1), index * PPR_ENTRY_SIZE)
-    return rows
+        raise AssertionError("an entry is bad, but the walk found none")  # pragma: no cover
+    invalid, addr_mask = INVALID_IOASID, _ADDR_MASK
+    tag_high, last, pasid_high, perms, gn = _TAG_HIGH, _LAST, _PASID_HIGH, _PERMS_BY_FLAGS, _GN_OF
+    keep = _KEEP_UNLESS_RVSD if rvsd_drops_pasid else _KEEP_ALL
+    return [
+        (
+            devid,
+            pasid | pasid_high[b5] if (valid := gn[b7] and keep[b6]) else invalid,
+            valid,
+            tag | tag_high[b5],
+            last[b5],
+            perms[b6],
+            w1 & addr_mask,
+            False,
+            None,
+        )
+        for devid, pasid, tag, b5, b6, b7, w1 in _FIELDS.iter_unpack(data)
+    ]
 
 
 # Perm (READ 1, WRITE 2, EXEC 4, PRIV 8) -> the FLAGS bits it sets, US when PRIV is clear.

@@ -83,9 +83,6 @@ PRGR_RESP: Final[Mapping[ResponseCode, int]] = {
 _CODE_OF: Final = {resp: code for code, resp in PRGR_RESP.items()}
 
 _NAME: Final = ATS_PRGR.name
-_WORDS: Final = struct.Struct("<QQ")
-_HEAD: Final = ATS_OPCODE | ATS_FUNC_PRGR << 7 | 1 << 33  # opcode, func, DSV
-_PV: Final = 1 << 32
 
 
 def decode_prgr(data: Buffer, offset: int = 0) -> PageResponse:
@@ -119,26 +116,39 @@ def decode_prgr(data: Buffer, offset: int = 0) -> PageResponse:
     )
 
 
+# The command in pieces, so that packing works on small ints: dw0 bits 31:0 (opcode, func,
+# PID << 12), dw0 bits 63:32 (PV 0, DSV 1, RID 23:8, DSEG 31:24: the 24-bit device << 8),
+# dw1 bits 31:0 (zero), dw1 bits 47:32 (PRGI 8:0, RESP 15:12), dw1 bits 63:48 (DST_ID).
+_PIECES: Final = struct.Struct("<II4xHH")
+_HEAD_LOW: Final = ATS_OPCODE | ATS_FUNC_PRGR << 7
+_RESP_HIGH: Final[Mapping[ResponseCode, int]] = {
+    code: resp << 12 for code, resp in PRGR_RESP.items()
+}
+"""A response code -> RESP in place in dw1 bits 47:32."""
+
+
 def encode_prgr_rows(rows: Sequence[ResponseRow]) -> bytes:
     """One ATS.PRGR per response row, packed directly; the range checks name the field."""
-    pack = _WORDS.pack
-    resp_of = PRGR_RESP.get
+    pack = _PIECES.pack
+    resp_of = _RESP_HIGH
+    head = _HEAD_LOW
     out: list[bytes] = []
     append = out.append
     for row in rows:
         device, grpid, code, pasid, valid, private, _last = row
-        resp = resp_of(code)
-        # A negative value shifts to -1: one test per field catches both ends.
-        if resp is None or private is not None or device >> 24 or grpid >> 9:
+        try:
+            resp = resp_of[code]
+        except KeyError:
             _response_error(row)
-        rid = device & 0xFFFF
-        dword1 = grpid << 32 | resp << 44 | rid << 48
+        # A negative value shifts to -1: one test per field catches both ends.
+        if private is not None or device >> 24 or grpid >> 9:
+            _response_error(row)
         if valid:
             if pasid >> 20:
                 _response_error(row)
-            append(pack(_HEAD | pasid << 12 | _PV | rid << 40 | (device >> 16) << 56, dword1))
+            append(pack(head | pasid << 12, 3 | device << 8, grpid | resp, device & 0xFFFF))
         else:
-            append(pack(_HEAD | rid << 40 | (device >> 16) << 56, dword1))
+            append(pack(head, 2 | device << 8, grpid | resp, device & 0xFFFF))
     return b"".join(out)
 
 

@@ -62,7 +62,6 @@ from ioasid_core.plugin import (
 )
 from ioasid_smmuv3.commands import (
     CMD_RESUME,
-    COMMAND_SIZE,
     PRI_RESP_OUT_OF_TREE,
     PriResp,
     ResumeResp,
@@ -149,35 +148,64 @@ def decode_stall_batch(data: Buffer) -> list[PageRequest]:
     return [PageRequest(*row) for row in decode_stall_rows(data)]
 
 
+# A record split so that the decoder works on small ints: dw0 byte 1 (SSV bit 3, SSID[3:0]
+# bits 7:4), SSID[19:4] (u16), SID (u32), STAG (u16), dw1 byte 4 (RnW InD PnU in bits 3:1);
+# then dw2, the address. The event ID, STALL and S2 are checked apart, on the whole run.
+_STALL_FIELDS: Final = struct.Struct("<xBHIH2xB3xQ8x")
+_STALL_COLUMNS: Final = (
+    (0, bytes(v for v in range(256) if v & _HANDLED_MASK == _HANDLED_BASE)),  # dw0 7:0
+    (11, bytes(v for v in range(256) if v & 0x80)),  # dw1 31:24: STALL (bit 31) set
+    (12, bytes(v for v in range(256) if not v & 0x80)),  # dw1 39:32: S2 (bit 39) clear
+)
+"""(byte index in the record, the values that byte may hold in a stage-1 stall of a handled
+fault): a run is checked a column of bytes at a time, in C."""
+_SSV_OF: Final = tuple(b1 & 8 != 0 for b1 in range(256))
+"""Indexed by dw0 bits 15:8: SSV (bit 11)."""
+_STALL_PERMS_OF: Final = tuple(_STALL_PERMS[b4 >> 1 & 7] for b4 in range(256))
+"""Indexed by dw1 bits 39:32: the permissions of RnW InD PnU (bits 35:33)."""
+
+
+def _all_allowed(data: bytes, columns: tuple[tuple[int, bytes], ...]) -> bool:
+    """Whether every record of ``data`` holds only allowed values in each (byte index,
+    allowed values) column: a strided slice per column, ``translate`` deleting the allowed
+    values (anything left is a bad byte). A loop, not ``any()`` of a generator: cheaper for
+    a handful of columns."""
+    for index, allowed in columns:
+        if data[index::EVENT_RECORD_SIZE].translate(None, allowed):
+            return False
+    return True
+
+
 def decode_stall_rows(data: Buffer) -> list[RequestRow]:
-    """:func:`decode_stall_batch` as rows, the pipeline's fast form."""
-    data = byte_view(data)  # len() in bytes, whatever the view's item size
+    """:func:`decode_stall_batch` as rows, the pipeline's fast form. The whole run is
+    checked first, a column of bytes at a time; if any record is not a stage-1 stall of a
+    handled fault, a walk record by record finds the first and raises."""
+    data = bytes(byte_view(data))  # len() in bytes; bytes slice with a step in C
     check_whole_records(data)
-    perms = _STALL_PERMS
-    invalid = INVALID_IOASID
-    rows: list[RequestRow] = [
-        (
-            dw0 >> 32,
-            dw0 >> 12 & 0xFFFFF if (ssv := dw0 & 0x800 != 0) else invalid,
-            ssv,
-            dw1 & 0xFFFF,
-            True,
-            perms[dw1 >> 33 & 7],
-            dw2,
-            False,
-            None,
-        )
-        for dw0, dw1, dw2, _dw3 in _WORDS.iter_unpack(data)
-        if dw0 & _HANDLED_MASK == _HANDLED_BASE and dw1 & _STALL_OR_S2 == _STALL_BIT
-    ]
-    if len(rows) * EVENT_RECORD_SIZE != len(data):
+    if not _all_allowed(data, _STALL_COLUMNS):
         for index, (dw0, dw1, _dw2, _dw3) in enumerate(_WORDS.iter_unpack(data)):
             if dw0 & _HANDLED_MASK != _HANDLED_BASE or dw1 & _STALL_OR_S2 != _STALL_BIT:
                 raise _not_a_request(dw0, dw1, index * EVENT_RECORD_SIZE)
-    return rows
+        raise AssertionError("a record is not a stall, but the walk found none")  # pragma: no cover
+    ssv_of, perms_of, invalid = _SSV_OF, _STALL_PERMS_OF, INVALID_IOASID
+    return [
+        (
+            sid,
+            b1 >> 4 | ssid << 4 if (ssv := ssv_of[b1]) else invalid,
+            ssv,
+            stag,
+            True,
+            perms_of[b4],
+            addr,
+            False,
+            None,
+        )
+        for b1, ssid, sid, stag, b4, addr in _STALL_FIELDS.iter_unpack(data)
+    ]
 
 
-_RESUME: Final = struct.Struct("<QQ")
+_RESUME: Final = struct.Struct("<IIQ")
+"""dw0 bits 31:0 (opcode, RESP), the SID (dw0 bits 63:32), dw1 (STAG): small ints."""
 _RESUME_DW0: Final[Mapping[int, int]] = {
     int(ResponseCode.SUCCESS): CMD_RESUME | ResumeResp.RETRY << 12,
     int(ResponseCode.INVALID): CMD_RESUME | ResumeResp.ABORT << 12,
@@ -196,17 +224,21 @@ def encode_resume_rows(rows: Sequence[ResponseRow]) -> bytes:
     per command, which would dominate the stall path); the range checks are the layout's,
     with its field names.
     """
-    out = bytearray(len(rows) * COMMAND_SIZE)
-    pack_into = _RESUME.pack_into
-    dw0_for = _RESUME_DW0.get
-    offset = 0
+    pack = _RESUME.pack
+    dw0_for = _RESUME_DW0
+    term = _RESUME_TERM
+    out: list[bytes] = []
+    append = out.append
     for sid, stag, code, _pasid, _valid, _private, _last in rows:
-        if sid >> 32 or stag >> 16 or sid < 0 or stag < 0:
-            field, value, bits = ("sid", sid, 32) if sid >> 32 or sid < 0 else ("stag", stag, 16)
+        # A negative value shifts to -1: one test per field catches both ends.
+        if sid >> 32 or stag >> 16:
+            field, value, bits = ("sid", sid, 32) if sid >> 32 else ("stag", stag, 16)
             raise EncodeError(f"SMMUv3 CMD_RESUME: {field}={value:#x} does not fit {bits} bits")
-        pack_into(out, offset, dw0_for(code, _RESUME_TERM) | sid << 32, stag)
-        offset += COMMAND_SIZE
-    return bytes(out)
+        try:
+            append(pack(dw0_for[code], sid, stag))
+        except KeyError:  # not a code the driver maps: terminate
+            append(pack(term, sid, stag))
+    return b"".join(out)
 
 
 def _stall_word1_bits(perm: int) -> int | None:

@@ -31,9 +31,10 @@ caution). This codec maps ``ResponseCode`` properly and refuses to turn any othe
 
 Every reserved bit must be zero on decode; the error names the field and the byte offset.
 :func:`decode_ring` is the batch decoder for a PRQ region (:func:`decode_descriptors` for a
-drained run of whole descriptors): one ``struct.iter_unpack`` and shifts per entry, no dict,
-but the same reserved check and the same errors as the :class:`~ioasid_core.plugin.BitLayout`
-path (:func:`decode_ring_reference`).
+drained run of whole descriptors): one ``struct.iter_unpack`` splitting each entry where its
+fields are and tables indexed by them, the reserved bits checked a byte column at a time over
+the whole run, no dict; the same reserved check and the same errors as the
+:class:`~ioasid_core.plugin.BitLayout` path (:func:`decode_ring_reference`).
 """
 
 from __future__ import annotations
@@ -345,15 +346,37 @@ class PageGroupResponseDescriptor:
 
 _ENTRY: Final = struct.Struct("<4Q")
 _RESERVED_QW0: Final = PAGE_REQUEST.reserved[0]
-# The same 32 bytes as small fields, so that the fast decoder's masks and shifts work on
-# small ints: type (u8), flags (u8: bit 0 PASID present, bit 1 private data, bits 7:2
-# reserved = qw0 15:10), requester ID (u16), qw0 high half (PASID 19:0, exec 20, privileged
-# 21, reserved 31:22), qw1 low half (read, write, LPIG, PRG index 11:3, address 31:12), qw1
-# high half (address 63:32), private data (two u64).
-_FIELDS: Final = struct.Struct("<BBHIIIQQ")
-_RESERVED_FLAGS: Final = _RESERVED_QW0 >> 8 & 0xFF
-_RESERVED_HIGH: Final = _RESERVED_QW0 >> 32
-_PERMS: Final = tuple(Perm(i) for i in range(16))  # READ 1, WRITE 2, EXEC 4, PRIV 8
+# The same 32 bytes split where the fields are, so that the decoder works on small ints:
+# flags (u8, qw0 15:8: bit 0 PASID present, bit 1 private data), requester ID (u16), qw0
+# high half (u32: PASID 19:0, exec 20, privileged 21), qw1 (read, write, LPIG, PRG index
+# 11:3, address 63:12). The type byte is skipped (never checked); the private data is read
+# apart (:data:`_PRIVATE_FIELDS`), only for a run with some.
+_FIELDS: Final = struct.Struct("<xBHIQ16x")
+_PRIVATE_FIELDS: Final = struct.Struct("<xB14xQQ")
+"""The flags byte and the private data (qw2, qw3)."""
+_RESERVED_COLUMNS: Final = tuple(
+    (index, bytes(value for value in range(256) if not value & mask))
+    for index in range(8)
+    if (mask := _RESERVED_QW0 >> 8 * index & 0xFF)
+)
+"""(byte index in the descriptor, the values that byte may hold) for every byte of qw0 with
+reserved bits: a ring is checked a column of bytes at a time, in C."""
+_PRESENT: Final = (False, True, False, True)
+"""Indexed by the flags byte (reserved bits clear): the PASID present bit."""
+_NO_PRIVATE: Final = b"\x00\x01"
+"""The flags bytes (reserved bits clear) without private data present."""
+_QW1_LOW: Final = range(1 << PAGE_SHIFT)
+_LPIG: Final = tuple(low & 4 != 0 for low in _QW1_LOW)
+"""Indexed by qw1 bits 11:0: LPIG."""
+_PRG_INDEX: Final = tuple(low >> 3 for low in _QW1_LOW)
+"""Indexed by qw1 bits 11:0: the PRG index (bits 11:3)."""
+_PERM_OF: Final = tuple(Perm(i) for i in range(16))  # READ 1, WRITE 2, EXEC 4, PRIV 8
+_PERMS: Final = tuple(
+    tuple(_PERM_OF[rw | ep << 2] for rw in range(4)) * (len(_QW1_LOW) // 4) for ep in range(4)
+)
+"""``[qw0 high >> 20][qw1 bits 11:0]``: EXEC and PRIV from qw0 bits 53:52, READ and WRITE
+from qw1 bits 1:0 (repeating down bits 11:0: each row is built by repetition). Tables
+indexed by whole fields cost less per descriptor than shifts and masks."""
 assert PAGE_REQUEST.reserved[1:] == (0, 0, 0), "the fast path checks only qw0's reserved bits"
 
 
@@ -397,36 +420,51 @@ def decode_ring_reference(data: Buffer, head: int, tail: int) -> list[PageReques
     ]
 
 
+def _reserved_clear(chunk: bytes) -> bool:
+    """Whether no descriptor of ``chunk`` has a reserved bit set: each byte of qw0 holding
+    reserved bits is checked down the whole chunk at once (a strided slice, then
+    ``translate`` deleting the allowed values: anything left is a bad byte). A loop, not
+    ``any()`` of a generator: cheaper for a handful of columns."""
+    for index, allowed in _RESERVED_COLUMNS:
+        if chunk[index::DESCRIPTOR_SIZE].translate(None, allowed):
+            return False
+    return True
+
+
 def _decode_span(view: memoryview, start: int, end: int, rows: list[RequestRow]) -> None:
     """Append the request rows of bytes ``start:end`` of ``view`` (whole entries, checked).
 
-    One comprehension skipping entries with reserved bits set; if it skipped any, a second
-    pass finds the first and raises naming its offset (the error path may be slow).
+    The reserved bits of the whole span are checked first, a column of bytes at a time; if
+    any is set, a walk entry by entry finds the first and raises naming its offset (the
+    error path may be slow). The rows are then one comprehension over small fields.
     """
-    chunk = view[start:end]
-    perms = _PERMS
-    reserved_flags = _RESERVED_FLAGS
-    reserved_high = _RESERVED_HIGH
-    invalid = INVALID_IOASID
-    decoded: list[RequestRow] = [
-        (
-            rid,
-            high & 0xFFFFF if (present := flags & 1 != 0) else invalid,
-            present,
-            low >> 3 & 0x1FF,
-            low & 4 != 0,
-            perms[low & 3 | high >> 18 & 12],
-            addr_high << 32 | low & 0xFFFFF000 if addr_high else low & 0xFFFFF000,
-            False,
-            (q2, q3) if flags & 2 else None,
-        )
-        for _type, flags, rid, high, low, addr_high, q2, q3 in _FIELDS.iter_unpack(chunk)
-        if not (flags & reserved_flags or high & reserved_high)
-    ]
-    if len(decoded) * DESCRIPTOR_SIZE != end - start:
+    chunk = bytes(view[start:end])
+    if not _reserved_clear(chunk):
         for index, words in enumerate(_ENTRY.iter_unpack(chunk)):
             PAGE_REQUEST.check_reserved(words, start + index * DESCRIPTOR_SIZE)
-    rows += decoded
+        raise AssertionError("a reserved bit is set, but no entry has it")  # pragma: no cover
+    present, perms, lpig, prg_index = _PRESENT, _PERMS, _LPIG, _PRG_INDEX
+    invalid = INVALID_IOASID
+    page_mask = _PAGE_MASK
+    first = len(rows)
+    rows += [
+        (
+            rid,
+            high & 0xFFFFF if (valid := present[flags]) else invalid,
+            valid,
+            prg_index[low := qw1 & 0xFFF],
+            lpig[low],
+            perms[high >> 20][low],
+            qw1 & page_mask,
+            False,
+            None,
+        )
+        for flags, rid, high, qw1 in _FIELDS.iter_unpack(chunk)
+    ]
+    if chunk[1::DESCRIPTOR_SIZE].translate(None, _NO_PRIVATE):  # some carry private data
+        for index, (flags, qw2, qw3) in enumerate(_PRIVATE_FIELDS.iter_unpack(chunk), first):
+            if flags & 2:
+                rows[index] = (*rows[index][:8], (qw2, qw3))
 
 
 def decode_ring(data: Buffer, head: int, tail: int) -> list[PageRequest]:

@@ -129,7 +129,11 @@ def is_canonical(address: int) -> bool:
 
 
 _STRUCT: Final = struct.Struct("<4Q")
-_HALVES: Final = struct.Struct("<IIIIQQ")  # qw0 low, qw0 high, qw1 low, qw1 high, qw2, qw3
+_RESPONSE: Final = struct.Struct("<BBHIH22x")
+"""A page group response without private data: byte 0, byte 1, requester ID, PASID, qw1
+bits 15:0."""
+_RESPONSE_PRIVATE: Final = struct.Struct("<BBHIH6xQQ")
+"""The same with the private data (qw2, qw3)."""
 _U64: Final = (1 << 64) - 1
 _PAGE_OFFSET: Final = 0xFFF  # 4 KiB pages
 _REQ: Final = PAGE_REQUEST.name
@@ -142,7 +146,13 @@ _Q1_PERM: Final = tuple(p & 3 for p in range(16))
 """Indexed by perm: READ and WRITE in descriptor bits 0 and 1."""
 _BAD_PERM: Final = tuple(bool(p & 8 and p & 3) or p & 5 == 5 for p in range(16))
 _CODES: Final = dict(VTD_RESPONSE_CODES)
-_RESPONSE_BASE: Final = PAGE_GROUP_RESPONSE_TYPE
+_CODE_BYTE: Final = {code: raw << 4 for code, raw in VTD_RESPONSE_CODES.items()}
+"""A response code -> descriptor byte 1 (the code is qw0 bits 15:12)."""
+_BYTE0: Final = PAGE_GROUP_RESPONSE_TYPE
+"""Descriptor byte 0: the type (bits 3:0), PASID present (bit 4), private data (bit 5)."""
+_BYTE0_PASID: Final = _BYTE0 | 0x10
+_BYTE0_PRIVATE: Final = _BYTE0 | 0x20
+_BYTE0_PASID_PRIVATE: Final = _BYTE0 | 0x30
 
 
 def _fits(layout: str, field: str, value: int, bits: int) -> None:
@@ -251,27 +261,36 @@ class VtdPrq(RowVendorMixin):
         """Page group response descriptors (type 0x9), one per response; LPIG is the
         response's ``last`` (clear for a request answered before its group closed). PASID
         present only if the response carries one; the request's private data is echoed."""
-        pack = _HALVES.pack
-        codes = _CODES
+        # Packed in the descriptor's own fields, small ints: byte 0 (type, PASID present,
+        # private data present), byte 1 (code << 4), requester ID, PASID, qw1 bits 15:0.
+        pack, pack_private = _RESPONSE.pack, _RESPONSE_PRIVATE.pack
+        code_byte = _CODE_BYTE
+        plain, with_pasid = _BYTE0, _BYTE0_PASID
         out: list[bytes] = []
         append = out.append
         for row in rows:
-            device, grpid, code, given, valid, private, last = row
-            vcode = codes.get(code)
-            pasid = given if valid else 0
-            # A negative value shifts to -1, so one test per field catches both ends.
-            if vcode is None or device >> 16 or pasid >> 20 or grpid >> 9:
+            device, grpid, code, pasid, valid, private, last = row
+            try:
+                vcode = code_byte[code]
+            except KeyError:
                 _response_error(row)
-            # Packed as 32-bit halves: the shifts then work on small ints.
+            # A negative value shifts to -1, so one test per field catches both ends.
+            if device >> 16 or grpid >> 9 or (valid and pasid >> 20):
+                _response_error(row)
+            low = grpid << 3 | 4 if last else grpid << 3  # qw1 bits 15:0: PRG index, LPIG
             if private is None:
-                low = _RESPONSE_BASE | valid << 4 | vcode << 12 | device << 16
-                append(pack(low, pasid, (4 | grpid << 3) if last else grpid << 3, 0, 0, 0))
+                if valid:
+                    append(pack(with_pasid, vcode, device, pasid, low))
+                else:
+                    append(pack(plain, vcode, device, 0, low))
             else:
                 p0, p1 = private
                 if p0 >> 64 or p1 >> 64:
                     _response_error(row)
-                low = _RESPONSE_BASE | valid << 4 | 0x20 | vcode << 12 | device << 16
-                append(pack(low, pasid, (4 | grpid << 3) if last else grpid << 3, 0, p0, p1))
+                if valid:
+                    append(pack_private(_BYTE0_PASID_PRIVATE, vcode, device, pasid, low, p0, p1))
+                else:
+                    append(pack_private(_BYTE0_PRIVATE, vcode, device, 0, low, p0, p1))
         return b"".join(out)
 
 
