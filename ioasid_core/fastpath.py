@@ -71,7 +71,9 @@ def install_fast_paths(space: IoasidSpace) -> None:
                 if (not hot.reserved) if quota is None else (set._count < quota):
                     ioasid = hint[0]
                     if min <= ioasid <= max and not id_map[ioasid]:
-                        # The allocator's own fast path, inlined (see IdAllocator.alloc).
+                        # The allocator's own fast path, inlined (see IdAllocator.alloc). A
+                        # hint at the mapped end reads the map's sentinel (used): id_alloc
+                        # grows the map, in place, so these names stay bound to it.
                         id_map[ioasid] = 1
                         hint[0] = ioasid + 1
                     else:

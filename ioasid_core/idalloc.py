@@ -2,44 +2,64 @@
 
 One byte per ID says whether it is used, and one byte per block of 256 IDs says the block is
 known to be full. Searches run in C (``bytearray.find``): the block of the minimum, then the
-first block not known to be full. A full flag is set only after a scan of the whole block
-found nothing free, and cleared whenever one of its IDs is freed, so a set flag is always
-true and a clear one costs at most one extra 256-byte scan before it is set.
+first block not known to be full. A full flag is set only after a scan found nothing free in
+the whole block, and cleared whenever one of its IDs is freed, so a set flag is always true
+and a clear one costs at most one extra 256-byte scan before it is set.
 
-A hint, ``_lowest``, is a lower bound of the free IDs: every ID below it is used. A request
+The map covers only the IDs up to the highest one handed out so far (rounded up, at least
+doubling, to a multiple of ``GROW_CHUNK``), not the whole capacity: every ID above it has
+never been used, so it is free. It grows in place (the same ``bytearray``, which the space's
+inlined fast paths hold) and ends in a sentinel byte that reads as used, so a search or the
+fast path's hint test that reaches the end stops there and the slow path grows the map. So
+memory follows the highest ID in use: a space of 2^20 IDs holding 1,000 costs a few KiB.
+
+A hint, ``hint[0]``, is a lower bound of the free IDs: every ID below it is used. A request
 whose minimum is at or below the hint is answered by the hint itself when it is free, which is
 the common case (filling a space, or freeing and reallocating the same ID) and costs a few
-byte operations; the hint only moves forward lazily. So the cost does not grow with the number
-of live IDs, and memory is about one byte per ID of capacity.
+byte operations; the hint only moves forward lazily. A search from the hint flags the hint's
+block full when the rest of it is used (all of it below the hint is), so holes scattered far
+apart cost the same few C searches each, whatever the number of live IDs.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["BLOCK_SHIFT", "MAX_CAPACITY", "IdAllocator"]
+__all__ = ["BLOCK_SHIFT", "GROW_CHUNK", "MAX_CAPACITY", "IdAllocator"]
 
 BLOCK_SHIFT: Final = 8
 _BLOCK: Final = 1 << BLOCK_SHIFT
+_IN_BLOCK: Final = _BLOCK - 1
+
+GROW_CHUNK: Final = 1 << 12
+"""The map's first size and the step it grows by (a multiple of the block; an allocator may
+be given another, as tests do to cross many steps in few IDs)."""
 
 MAX_CAPACITY: Final = 1 << 26
-"""The largest space modelled (64 MiB of map). PCIe PASIDs have 20 bits."""
+"""The largest space modelled (64 MiB of map when every ID is used). PCIe PASIDs have 20
+bits."""
 
 
 class IdAllocator:
     """Hands out the lowest free integer in ``[lo, hi]`` from ``[0, capacity)``."""
 
-    __slots__ = ("_capacity", "full", "hint", "map")
+    __slots__ = ("_capacity", "_chunk", "full", "hint", "map")
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, grow_chunk: int = GROW_CHUNK) -> None:
         if not 0 < capacity <= MAX_CAPACITY:
             raise ValueError(f"capacity must be in 1..{MAX_CAPACITY:#x}, not {capacity:#x}")
+        if grow_chunk <= 0 or grow_chunk & _IN_BLOCK:
+            raise ValueError(f"grow_chunk must be a positive multiple of {_BLOCK}: {grow_chunk}")
         self._capacity = capacity
+        self._chunk = grow_chunk
         # Public so that the space's hot paths can inline the common case (see fastpath.py):
-        # ``map[n]`` is 1 when n is used, ``full[b]`` when block b is known full, ``hint[0]``
-        # is the lower bound of the free IDs.
-        self.map = bytearray(capacity)
-        self.full = bytearray((capacity + _BLOCK - 1) >> BLOCK_SHIFT)
+        # ``map[n]`` is 1 when n is used (n below ``len(map) - 1``; the last byte is the
+        # sentinel, 1), ``full[b]`` when block b is known full, ``hint[0]`` is the lower bound
+        # of the free IDs. All three are only ever changed in place, never rebound.
+        size = min(capacity, grow_chunk)
+        self.map = bytearray(size + 1)
+        self.map[size] = 1
+        self.full = bytearray((size + _IN_BLOCK) >> BLOCK_SHIFT)
         self.hint = [0]
 
     @property
@@ -47,64 +67,86 @@ class IdAllocator:
         return self._capacity
 
     @property
+    def mapped(self) -> int:
+        """How many IDs the map covers now (the rest have never been used)."""
+        return len(self.map) - 1
+
+    @property
     def used(self) -> int:
         """How many IDs are handed out (counted: for tests and reports, not hot paths)."""
-        return self.map.count(1)
+        return self.map.count(1) - 1  # not the sentinel
 
     def __contains__(self, n: int) -> bool:
-        return 0 <= n < self._capacity and bool(self.map[n])
+        return 0 <= n < len(self.map) - 1 and bool(self.map[n])
 
     def alloc(self, lo: int, hi: int) -> int:
         """Take the lowest free ID in ``[lo, hi]``; return -1 when there is none.
 
         The caller has checked ``0 <= lo <= hi < capacity``.
         """
-        n = self.hint[0]
-        if lo <= n <= hi and not self.map[n]:
+        used = self.map
+        hint = self.hint
+        n = hint[0]
+        if lo <= n <= hi and not used[n]:
             # Everything below the hint is used: the hint is the answer.
-            self.map[n] = 1
-            self.hint[0] = n + 1
+            used[n] = 1
+            hint[0] = n + 1
             return n
         if lo <= n:
-            n = self._find(n)
+            n = self._find(n, True)
             if n >= 0:
-                self.hint[0] = n  # nothing free below it
+                hint[0] = n  # nothing free below it
         else:
-            n = self._find(lo)
+            n = self._find(lo, False)
         if n < 0 or n > hi:
             return -1
-        self.map[n] = 1
-        if n == self.hint[0]:
-            self.hint[0] = n + 1
+        if n >= len(used) - 1:
+            self._grow(n)
+        used[n] = 1
+        if n == hint[0]:
+            hint[0] = n + 1
         return n
 
     def free(self, n: int) -> None:
         """Give one ID back; it must be in use."""
-        if not self.map[n]:
+        if not (0 <= n < len(self.map) - 1 and self.map[n]):
             raise ValueError(f"ID {n:#x} is not in use")
         self.map[n] = 0
         self.full[n >> BLOCK_SHIFT] = 0
         if n < self.hint[0]:
             self.hint[0] = n
 
-    def _find(self, n: int) -> int:
-        """The lowest free ID at or above ``n``, or -1."""
-        if n >= self._capacity:
-            return -1
+    def _find(self, n: int, below_used: bool) -> int:
+        """The lowest free ID at or above ``n``, or -1. ``below_used``: every ID below ``n``
+        is known to be used (``n`` is the hint), so a block found full from ``n`` is full."""
         used = self.map
-        full = self.full
-        block = n >> BLOCK_SHIFT
-        found = used.find(0, n, (block + 1) << BLOCK_SHIFT)
-        if found >= 0:
-            return found
-        if not n & (_BLOCK - 1):
-            full[block] = 1  # the whole block was scanned
-        while True:
-            block = full.find(0, block + 1)
-            if block < 0:
-                return -1
-            start = block << BLOCK_SHIFT
-            found = used.find(0, start, start + _BLOCK)
+        size = len(used) - 1
+        if n < size:
+            full = self.full
+            block = n >> BLOCK_SHIFT
+            found = used.find(0, n, (block + 1) << BLOCK_SHIFT)
             if found >= 0:
                 return found
-            full[block] = 1
+            if below_used or not n & _IN_BLOCK:
+                full[block] = 1  # the whole block is used
+            while True:
+                block = full.find(0, block + 1)
+                if block < 0:
+                    break
+                start = block << BLOCK_SHIFT
+                found = used.find(0, start, start + _BLOCK)
+                if found >= 0:
+                    return found
+                full[block] = 1
+            n = size  # every mapped ID from n up is used; the unmapped ones are free
+        return n if n < self._capacity else -1
+
+    def _grow(self, n: int) -> None:
+        """Map every ID up to ``n`` (in place: the fast paths hold these very objects)."""
+        used = self.map
+        size = len(used) - 1
+        end = min(self._capacity, max(2 * size, n // self._chunk * self._chunk + self._chunk))
+        used[size] = 0  # the old sentinel is an ID now
+        used.extend(bytes(end - size))
+        used[end] = 1
+        self.full.extend(bytes(((end + _IN_BLOCK) >> BLOCK_SHIFT) - len(self.full)))

@@ -108,7 +108,7 @@ class IoasidSpace:
         if not 0 < capacity <= MAX_CAPACITY:
             raise InvalidArgumentError(
                 f"capacity {capacity:#x} is outside 1..{MAX_CAPACITY:#x} (the largest space "
-                "modelled: one byte of map per ID; PCIe PASIDs have 20 bits)"
+                "modelled: up to one byte of map per ID; PCIe PASIDs have 20 bits)"
             )
         self._capacity = capacity
         self._lock = TokenMutex()

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ioasid_core import IoasidError, IoasidSet, IoasidSpace, SetType
+from ioasid_core.idalloc import GROW_CHUNK
 
 CAPACITY = 48
 
@@ -111,6 +112,42 @@ def test_fast_alloc_fills_the_space_lowest_first_and_reuses_freed_ids() -> None:
     space.free(owner, 3)
     assert space.alloc(owner, 0, CAPACITY - 1) == 3
     assert space.alloc(owner, 10, CAPACITY - 1) == 17
+
+
+def test_fast_paths_agree_with_the_full_methods_as_the_map_grows() -> None:
+    """The fast paths read the allocator's map in place: across its growth (chunk edges, a
+    minimum beyond the mapped part, a capacity not a multiple of the chunk, the top ID) they
+    give the full methods' answers."""
+    capacity = 3 * GROW_CHUNK + 5
+    spaces = [IoasidSpace(capacity), IoasidSpace(capacity)]
+    spaces[1].subscribe(lambda event: None)
+    owners = [space.create_set() for space in spaces]
+    top = capacity - 1
+    requests = [(0, top)] * (GROW_CHUNK + 3) + [
+        (2 * GROW_CHUNK - 1, top),
+        (0, GROW_CHUNK),
+        (capacity - 2, top),
+        (top, top),
+        (top, top),
+        (0, top),
+    ]
+    for lo, hi in requests:
+        got: list[int | str] = []
+        for space, owner in zip(spaces, owners, strict=True):
+            try:
+                got.append(space.alloc(owner, lo, hi))
+            except IoasidError as exc:
+                got.append(type(exc).__name__)
+        assert got[0] == got[1], (lo, hi)
+    assert spaces[0].alloc(owners[0], 0, top) == GROW_CHUNK + 4
+    spaces[1].alloc(owners[1], 0, top)
+    for n in (GROW_CHUNK - 1, 5, GROW_CHUNK, top):
+        for space, owner in zip(spaces, owners, strict=True):
+            space.free(owner, n)
+    for lo in (0, 0, GROW_CHUNK, 6, capacity - 3):
+        assert spaces[0].alloc(owners[0], lo, top) == spaces[1].alloc(owners[1], lo, top), lo
+    assert owners[0].ioasids() == owners[1].ioasids()
+    assert spaces[0]._ids.mapped == capacity
 
 
 def test_fast_paths_step_aside_while_a_custom_allocator_is_active() -> None:

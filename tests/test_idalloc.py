@@ -1,4 +1,9 @@
-"""The default allocator against a brute-force model: lowest free ID in [lo, hi]."""
+"""The default allocator against a brute-force model: lowest free ID in [lo, hi].
+
+The map covers only the IDs up to the highest one taken (it grows by chunks), so the model
+runs with small chunks too, and requests aim at the chunk edges, the end of the mapped part and
+beyond it: the answers must not depend on how much of the space is mapped.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +11,83 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ioasid_core.idalloc import BLOCK_SHIFT, MAX_CAPACITY, IdAllocator
+from ioasid_core.idalloc import BLOCK_SHIFT, GROW_CHUNK, MAX_CAPACITY, IdAllocator
 
-_capacities = st.sampled_from([1, 2, 255, 256, 257, 511, 1000, 1 << 12])
+_BLOCK = 1 << BLOCK_SHIFT
+_capacities = st.sampled_from([1, 2, 255, 256, 257, 511, 512, 513, 1000, 1 << 12, 1300])
+_chunks = st.sampled_from([256, 512, GROW_CHUNK])
 
 
-@settings(max_examples=200, deadline=None)
-@given(_capacities, st.data())
-def test_alloc_returns_the_lowest_free_id_in_range(capacity: int, data: st.DataObject) -> None:
-    ids = IdAllocator(capacity)
+def _lowest_free(used: set[int], lo: int, hi: int) -> int:
+    n = lo
+    while n in used:
+        n += 1
+    return n if n <= hi else -1
+
+
+def _check_invariants(ids: IdAllocator, used: set[int]) -> None:
+    """What the fast paths and the searches rely on, read from the raw structures."""
+    mapped = ids.mapped
+    assert len(ids.map) == mapped + 1 and ids.map[mapped] == 1, "the sentinel ends the map"
+    assert mapped <= ids.capacity
+    assert all(n < mapped for n in used), "every used ID is mapped"
+    assert ids.map.count(1) - 1 == len(used)
+    assert len(ids.full) == -(-mapped // _BLOCK)
+    for block in range(len(ids.full)):
+        if ids.full[block]:  # a set flag is always true
+            start = block * _BLOCK
+            assert ids.map.find(0, start, min(start + _BLOCK, mapped)) < 0, block
+    assert all(n in used for n in range(min(ids.hint[0], ids.capacity))), "hint bounds free IDs"
+
+
+@settings(max_examples=300, deadline=None)
+@given(_capacities, _chunks, st.data())
+def test_alloc_returns_the_lowest_free_id_in_range(
+    capacity: int, chunk: int, data: st.DataObject
+) -> None:
+    ids = IdAllocator(capacity, grow_chunk=chunk)
     used: set[int] = set()
-    for _ in range(data.draw(st.integers(1, 80))):
-        action = data.draw(st.sampled_from(["alloc", "alloc", "free"]))
+
+    def point() -> int:
+        """An ID anywhere, or near a chunk edge, the mapped end, or the top (edges win)."""
+        edges = [ids.mapped, chunk, 2 * chunk, capacity - 1]
+        near = data.draw(st.sampled_from(edges)) + data.draw(st.integers(-2, 2))
+        anywhere = data.draw(st.integers(0, capacity - 1))
+        pick = data.draw(st.sampled_from([near, near, anywhere]))
+        return min(max(pick, 0), capacity - 1)
+
+    for _ in range(data.draw(st.integers(1, 60))):
+        action = data.draw(st.sampled_from(["alloc", "alloc", "free", "fill"]))
         if action == "free" and used:
             n = data.draw(st.sampled_from(sorted(used)))
             ids.free(n)
             used.discard(n)
+        elif action == "fill":  # many lowest-first requests: crosses chunk edges in order
+            lo = data.draw(st.sampled_from([0, point()]))
+            for _ in range(data.draw(st.integers(1, 300))):
+                expected = _lowest_free(used, lo, capacity - 1)
+                assert ids.alloc(lo, capacity - 1) == expected
+                if expected < 0:
+                    break
+                used.add(expected)
         else:
-            lo = data.draw(st.integers(0, capacity - 1))
-            hi = data.draw(st.integers(lo, capacity - 1))
-            expected = next((i for i in range(lo, hi + 1) if i not in used), -1)
+            lo, hi = sorted((point(), point()))
+            expected = _lowest_free(used, lo, hi)
             assert ids.alloc(lo, hi) == expected
             if expected >= 0:
                 used.add(expected)
         assert ids.used == len(used)
-        assert all((n in ids) == (n in used) for n in range(capacity))
+        assert all(n in ids for n in used)
+        _check_invariants(ids, used)
+    assert all((n in ids) == (n in used) for n in range(capacity))
 
 
-@pytest.mark.parametrize("capacity", [1, 255, 256, 257, 4096, 4097])
+@pytest.mark.parametrize("capacity", [1, 255, 256, 257, 4096, 4097, 3 * GROW_CHUNK + 5])
 def test_fill_hands_out_every_id_once_in_order(capacity: int) -> None:
     ids = IdAllocator(capacity)
     assert [ids.alloc(0, capacity - 1) for _ in range(capacity)] == list(range(capacity))
     assert ids.alloc(0, capacity - 1) == -1
+    assert ids.mapped == capacity  # grown to the top, not beyond
 
 
 def test_full_block_flags_are_cleared_by_a_free_inside_the_block() -> None:
@@ -51,13 +101,123 @@ def test_full_block_flags_are_cleared_by_a_free_inside_the_block() -> None:
     assert ids.alloc(1 << BLOCK_SHIFT, capacity - 1) == inside
 
 
-def test_free_of_an_unused_id_is_refused() -> None:
-    ids = IdAllocator(16)
-    with pytest.raises(ValueError, match="0x3 is not in use"):
-        ids.free(3)
+def test_a_search_from_the_hint_flags_the_rest_of_its_block_full() -> None:
+    """Holes far apart: the block the hint stopped in is flagged once searched, so the next
+    search does not scan it again (the cost of scattered frees in a full space)."""
+    capacity = 8 * _BLOCK
+    ids = IdAllocator(capacity)
+    for _ in range(capacity):
+        ids.alloc(0, capacity - 1)
+    holes = [_BLOCK + 5, 4 * _BLOCK + 9]
+    for n in holes:
+        ids.free(n)
+    assert ids.alloc(0, capacity - 1) == holes[0]  # the hint itself
+    assert ids.alloc(0, capacity - 1) == holes[1]  # found past the hint's block
+    assert ids.full[1] == 1  # the rest of block 1 was searched from the hint: full
+    _check_invariants(ids, set(range(capacity)))
+
+
+@pytest.mark.parametrize("capacity", [1, 255, GROW_CHUNK, GROW_CHUNK + 1, 1 << 20, MAX_CAPACITY])
+def test_a_new_allocator_maps_one_chunk_whatever_its_capacity(capacity: int) -> None:
+    ids = IdAllocator(capacity)
+    assert ids.mapped == min(capacity, GROW_CHUNK)
+    assert len(ids.map) == ids.mapped + 1  # and the sentinel
+    assert len(ids.full) == -(-ids.mapped // _BLOCK)
+
+
+def test_memory_follows_the_highest_id_in_use() -> None:
+    ids = IdAllocator(1 << 20)
+    for _ in range(1000):
+        ids.alloc(0, (1 << 20) - 1)
+    assert ids.mapped == GROW_CHUNK  # 1,000 IDs: one chunk, not a MiB
+    for _ in range(GROW_CHUNK - 1000):
+        ids.alloc(0, (1 << 20) - 1)
+    assert ids.mapped == GROW_CHUNK  # full to the last mapped ID, still not grown
+    assert ids.alloc(0, (1 << 20) - 1) == GROW_CHUNK
+    assert ids.mapped == 2 * GROW_CHUNK
+    while ids.alloc(0, (1 << 20) - 1) < (1 << 16) - 1:
+        pass
+    assert ids.mapped == 1 << 16  # 65,536 IDs: doubled up to them, no further
+
+
+def test_the_map_grows_in_place() -> None:
+    """The space's fast paths hold ``map``, ``full`` and ``hint`` themselves."""
+    ids = IdAllocator(1 << 20)
+    held = (ids.map, ids.full, ids.hint)
+    assert ids.alloc(0x9_0001, 0x9_0001) == 0x9_0001
+    assert ids.mapped > 0x9_0001
+    assert (ids.map, ids.full, ids.hint) == held
+    assert all(a is b for a, b in zip((ids.map, ids.full, ids.hint), held, strict=True))
+
+
+def test_a_minimum_beyond_the_mapped_part_is_answered_and_mapped() -> None:
+    capacity = 1 << 20
+    ids = IdAllocator(capacity)
+    lo = 0x8_0001
+    assert ids.alloc(lo, capacity - 1) == lo
+    assert ids.mapped == lo // GROW_CHUNK * GROW_CHUNK + GROW_CHUNK
+    assert ids.alloc(lo, capacity - 1) == lo + 1
+    assert ids.alloc(lo - 1, lo - 1) == lo - 1
+    assert ids.alloc(0, capacity - 1) == 0  # nothing below was taken meanwhile
+    assert ids.alloc(0, capacity - 1) == 1
+    assert 2 not in ids and lo - 2 not in ids
+    assert ids.alloc(lo - 1, capacity - 1) == lo + 2
+    _check_invariants(ids, {0, 1, lo - 1, lo, lo + 1, lo + 2})
+
+
+def test_a_maximum_below_the_mapped_end_fails_without_growing() -> None:
+    capacity = 1 << 20
+    ids = IdAllocator(capacity)
+    for _ in range(GROW_CHUNK):
+        ids.alloc(0, capacity - 1)
+    assert ids.alloc(0, GROW_CHUNK - 1) == -1
+    assert ids.alloc(GROW_CHUNK - 1, GROW_CHUNK - 1) == -1
+    assert ids.mapped == GROW_CHUNK
+    assert ids.alloc(0, GROW_CHUNK) == GROW_CHUNK  # the first unmapped ID, mapped now
+    assert ids.mapped == 2 * GROW_CHUNK
+
+
+def test_a_capacity_not_a_multiple_of_the_chunk_maps_to_its_last_id_only() -> None:
+    capacity = 2 * GROW_CHUNK + 7
+    ids = IdAllocator(capacity)
+    assert ids.alloc(capacity - 1, capacity - 1) == capacity - 1
+    assert ids.mapped == capacity
+    assert ids.alloc(capacity - 1, capacity - 1) == -1
+    assert ids.alloc(capacity - 8, capacity - 1) == capacity - 8
+    ids.free(capacity - 1)
+    assert ids.alloc(capacity - 2, capacity - 1) == capacity - 2
+    _check_invariants(ids, {capacity - 8, capacity - 2})
+
+
+def test_the_largest_space_maps_its_top_id_on_demand() -> None:
+    top = MAX_CAPACITY - 1
+    ids = IdAllocator(MAX_CAPACITY)
+    assert ids.alloc(top, top) == top
+    assert ids.mapped == MAX_CAPACITY
+    assert ids.alloc(top, top) == -1
+    assert ids.alloc(0, top) == 0
+    ids.free(top)
+    assert ids.alloc(top - 1, top) == top - 1
+    assert ids.used == 2 and top not in ids and MAX_CAPACITY not in ids
+
+
+@pytest.mark.parametrize("n", [-1, 3, GROW_CHUNK - 1, GROW_CHUNK, 5 * GROW_CHUNK])
+def test_free_of_an_unused_or_unmapped_id_is_refused_and_changes_nothing(n: int) -> None:
+    ids = IdAllocator(1 << 20)
+    ids.alloc(0, 1)
+    with pytest.raises(ValueError, match=f"{n:#x} is not in use"):
+        ids.free(n)
+    assert ids.used == 1 and ids.mapped == GROW_CHUNK and ids.map[GROW_CHUNK] == 1
+    assert ids.alloc(0, (1 << 20) - 1) == 1
 
 
 @pytest.mark.parametrize("capacity", [0, -1, MAX_CAPACITY + 1])
 def test_capacity_out_of_range_is_refused(capacity: int) -> None:
     with pytest.raises(ValueError, match="capacity"):
         IdAllocator(capacity)
+
+
+@pytest.mark.parametrize("chunk", [0, -256, 100, 257])
+def test_a_chunk_not_a_positive_multiple_of_the_block_is_refused(chunk: int) -> None:
+    with pytest.raises(ValueError, match="grow_chunk"):
+        IdAllocator(1 << 12, grow_chunk=chunk)
