@@ -43,7 +43,7 @@ bits."""
 class IdAllocator:
     """Hands out the lowest free integer in ``[lo, hi]`` from ``[0, capacity)``."""
 
-    __slots__ = ("_capacity", "_chunk", "full", "hint", "map")
+    __slots__ = ("_capacity", "_chunk", "_mapped", "full", "hint", "map")
 
     def __init__(self, capacity: int, grow_chunk: int = GROW_CHUNK) -> None:
         if not 0 < capacity <= MAX_CAPACITY:
@@ -53,10 +53,11 @@ class IdAllocator:
         self._capacity = capacity
         self._chunk = grow_chunk
         # Public so that the space's hot paths can inline the common case (see fastpath.py):
-        # ``map[n]`` is 1 when n is used (n below ``len(map) - 1``; the last byte is the
-        # sentinel, 1), ``full[b]`` when block b is known full, ``hint[0]`` is the lower bound
-        # of the free IDs. All three are only ever changed in place, never rebound.
+        # ``map[n]`` is 1 when n is used (n below ``mapped``; ``map[mapped]`` is the sentinel,
+        # 1), ``full[b]`` when block b is known full, ``hint[0]`` is the lower bound of the
+        # free IDs. All three are only ever changed in place, never rebound.
         size = min(capacity, grow_chunk)
+        self._mapped = size  # len(map) - 1, kept: the searches need it without arithmetic
         self.map = bytearray(size + 1)
         self.map[size] = 1
         self.full = bytearray((size + _IN_BLOCK) >> BLOCK_SHIFT)
@@ -69,7 +70,7 @@ class IdAllocator:
     @property
     def mapped(self) -> int:
         """How many IDs the map covers now (the rest have never been used)."""
-        return len(self.map) - 1
+        return self._mapped
 
     @property
     def used(self) -> int:
@@ -77,7 +78,7 @@ class IdAllocator:
         return self.map.count(1) - 1  # not the sentinel
 
     def __contains__(self, n: int) -> bool:
-        return 0 <= n < len(self.map) - 1 and bool(self.map[n])
+        return 0 <= n < self._mapped and bool(self.map[n])
 
     def alloc(self, lo: int, hi: int) -> int:
         """Take the lowest free ID in ``[lo, hi]``; return -1 when there is none.
@@ -87,29 +88,36 @@ class IdAllocator:
         used = self.map
         hint = self.hint
         n = hint[0]
-        if lo <= n <= hi and not used[n]:
-            # Everything below the hint is used: the hint is the answer.
+        if lo <= n:
+            # Everything below the hint is used: the answer is the hint or above.
+            if n > hi:
+                return -1
+            if not used[n]:
+                used[n] = 1
+                hint[0] = n + 1
+                return n
+            n = self._find(n, True)
+            if n < 0:
+                return -1
+            if n > hi:
+                hint[0] = n  # nothing free below it
+                return -1
+            if n >= self._mapped:
+                self._grow(n)
             used[n] = 1
             hint[0] = n + 1
             return n
-        if lo <= n:
-            n = self._find(n, True)
-            if n >= 0:
-                hint[0] = n  # nothing free below it
-        else:
-            n = self._find(lo, False)
+        n = self._find(lo, False)  # above the hint: the hint stays
         if n < 0 or n > hi:
             return -1
-        if n >= len(used) - 1:
+        if n >= self._mapped:
             self._grow(n)
         used[n] = 1
-        if n == hint[0]:
-            hint[0] = n + 1
         return n
 
     def free(self, n: int) -> None:
         """Give one ID back; it must be in use."""
-        if not (0 <= n < len(self.map) - 1 and self.map[n]):
+        if not (0 <= n < self._mapped and self.map[n]):
             raise ValueError(f"ID {n:#x} is not in use")
         self.map[n] = 0
         self.full[n >> BLOCK_SHIFT] = 0
@@ -119,9 +127,9 @@ class IdAllocator:
     def _find(self, n: int, below_used: bool) -> int:
         """The lowest free ID at or above ``n``, or -1. ``below_used``: every ID below ``n``
         is known to be used (``n`` is the hint), so a block found full from ``n`` is full."""
-        used = self.map
-        size = len(used) - 1
+        size = self._mapped
         if n < size:
+            used = self.map
             full = self.full
             block = n >> BLOCK_SHIFT
             found = used.find(0, n, (block + 1) << BLOCK_SHIFT)
@@ -144,9 +152,11 @@ class IdAllocator:
     def _grow(self, n: int) -> None:
         """Map every ID up to ``n`` (in place: the fast paths hold these very objects)."""
         used = self.map
-        size = len(used) - 1
-        end = min(self._capacity, max(2 * size, n // self._chunk * self._chunk + self._chunk))
+        size = self._mapped
+        chunk = self._chunk
+        end = min(self._capacity, max(2 * size, n // chunk * chunk + chunk))
         used[size] = 0  # the old sentinel is an ID now
         used.extend(bytes(end - size))
         used[end] = 1
         self.full.extend(bytes(((end + _IN_BLOCK) >> BLOCK_SHIFT) - len(self.full)))
+        self._mapped = end
