@@ -11,14 +11,16 @@ doubling, to a multiple of ``GROW_CHUNK``), not the whole capacity: every ID abo
 never been used, so it is free. It grows in place (the same ``bytearray``, which the space's
 inlined fast paths hold) and ends in a sentinel byte that reads as used, so a search or the
 fast path's hint test that reaches the end stops there and the slow path grows the map. So
-memory follows the highest ID in use: a space of 2^20 IDs holding 1,000 costs a few KiB.
+memory follows the highest ID handed out so far (the map never shrinks): a space of 2^20 IDs
+holding its 1,000 lowest costs 4 KiB of map, not 1 MiB; one ID near the top maps it all.
 
 A hint, ``hint[0]``, is a lower bound of the free IDs: every ID below it is used. A request
 whose minimum is at or below the hint is answered by the hint itself when it is free, which is
 the common case (filling a space, or freeing and reallocating the same ID) and costs a few
 byte operations; the hint only moves forward lazily. A search from the hint flags the hint's
-block full when the rest of it is used (all of it below the hint is), so holes scattered far
-apart cost the same few C searches each, whatever the number of live IDs.
+block full when the rest of it is used (all of it below the hint is), so a hole far from the
+previous one costs three C searches (the rest of the hint's block, the flags, the block
+found), whatever the number of live IDs, instead of one more per block left unflagged.
 """
 
 from __future__ import annotations
