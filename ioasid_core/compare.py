@@ -7,8 +7,8 @@ through the ``ioasid_prq_vendors`` hook. Runs are independent; they go through a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import BrokenExecutor, Executor, Future
 from functools import partial
 from typing import Final, Literal, TypeAlias
 
@@ -244,7 +244,13 @@ def compare(
     A vendor that raises during a run is a :class:`VendorFailure` naming it, the policy,
     its plugin and the exception. Without ``failures`` the first one is raised. With it,
     the vendor is left out: its first failure is appended there, its runs are dropped
-    (those not yet started are not run), and every other vendor's runs go on.
+    (those not yet started are not run), and every other vendor's runs go on. In a process
+    pool, a run whose plugin kills its worker process (``os._exit``, a crash in native
+    code) breaks the pool and takes the runs in flight along: those are run again one at a
+    time in a fresh one-worker pool, so the run that kills it again is named for sure
+    ("the worker process running it died (exit status 3)") and the others' results are
+    kept, in the same order. A vendor that cannot be sent to a worker (it does not
+    pickle) is a ``VendorFailure`` too.
 
     Each vendor's scenario section is checked first, for all of them at once (one
     ``ScenarioError``), so that nothing runs on a scenario some vendor cannot read; a
@@ -255,10 +261,10 @@ def compare(
     scenario = check_vendors(scenario, vendors)
     run_seed = scenario.seed if seed is None else seed
     pairs = [(v, p) for v in vendors for p in vendor_policies(v, policies)]
-    done: list[tuple[VendorPrq, RunResult]] = []
+    done: list[tuple[int, VendorPrq, RunResult]] = []  # in the order of ``pairs`` at the end
     failed: dict[int, VendorFailure] = {}  # id(vendor) -> its first failure
 
-    def ended(vendor: VendorPrq, outcome: Callable[[], RunResult]) -> None:
+    def ended(index: int, vendor: VendorPrq, outcome: Callable[[], RunResult]) -> None:
         if id(vendor) in failed:
             return
         try:
@@ -270,14 +276,14 @@ def compare(
             failed[id(vendor)] = failure
             failures.append(failure)
             return
-        done.append((vendor, result))
+        done.append((index, vendor, result))
         if progress is not None:
             progress(result)
 
     if executor is None:
-        for vendor, policy in pairs:
+        for index, (vendor, policy) in enumerate(pairs):
             run = partial(_run_one, scenario, vendor, policy, run_seed, events=events, hooks=hooks)
-            ended(vendor, run)
+            ended(index, vendor, run)
     else:
         plugins = hooks is not None  # a worker uses its own manager (one does not pickle)
         if isinstance(executor, CargoPool) and (
@@ -291,10 +297,78 @@ def compare(
         else:  # any other executor gets the scenario with each run
             task = _run_with_plugins if plugins else _run_plain
             futures = [executor.submit(task, scenario, v, p, run_seed) for v, p in pairs]
-        for (vendor, _), future in zip(pairs, futures, strict=True):
-            ended(vendor, future.result)
+        lost: list[tuple[int, VendorPrq, LookupPolicy]] = []  # runs a dead worker took along
+        for index, ((vendor, policy), future) in enumerate(zip(pairs, futures, strict=True)):
+            if id(vendor) in failed:
+                continue
+            if _broke(future):
+                lost.append((index, vendor, policy))
+                continue
+            ended(index, vendor, partial(_received, future, vendor, policy))
             if id(vendor) in failed:  # its runs not yet started need not start
                 for (other, _), waiting in zip(pairs, futures, strict=True):
                     if other is vendor:
                         waiting.cancel()
-    return [result for vendor, result in done if id(vendor) not in failed]
+
+        def left_out(vendor: VendorPrq) -> bool:
+            return id(vendor) in failed
+
+        for index, vendor, outcome in _one_by_one(scenario, lost, run_seed, plugins, left_out):
+            ended(index, vendor, outcome)
+    return [result for _, vendor, result in sorted(done, key=_first) if id(vendor) not in failed]
+
+
+def _first(item: tuple[int, VendorPrq, RunResult]) -> int:
+    return item[0]
+
+
+def _broke(future: Future[RunResult]) -> bool:
+    """Whether the run was lost with its pool (a worker process died: this run's, or
+    another's while this one waited)."""
+    return isinstance(future.exception(), BrokenExecutor)
+
+
+def _received(future: Future[RunResult], vendor: VendorPrq, policy: LookupPolicy) -> RunResult:
+    """A worker's run; a failure to send the vendor there or its result back (a vendor
+    that does not pickle) is the vendor's, as a failure inside the run is."""
+    try:
+        return future.result()
+    except (VendorFailure, ScenarioError):
+        raise
+    except Exception as exc:
+        text = f"its run could not cross to or from a worker process (--jobs): {_describe(exc)}"
+        raise VendorFailure(vendor.name, policy, text) from None
+
+
+def _dead(vendor: VendorPrq, policy: LookupPolicy, how: str) -> RunResult:
+    raise VendorFailure(vendor.name, policy, f"the worker process running it died ({how})")
+
+
+def _one_by_one(
+    scenario: Scenario,
+    runs: Sequence[tuple[int, VendorPrq, LookupPolicy]],
+    seed: int,
+    plugins: bool,
+    skip: Callable[[VendorPrq], bool],
+) -> Iterator[tuple[int, VendorPrq, Callable[[], RunResult]]]:
+    """The runs a dead worker took along, again, one at a time in a fresh one-worker pool:
+    a run that kills its worker again is then known for sure (its vendor is left out,
+    named with how the worker ended) and the pool is replaced for the runs after it."""
+    pool: CargoPool | None = None
+    try:
+        for index, vendor, policy in runs:
+            if skip(vendor):
+                continue
+            if pool is None:
+                pool = scenario_pool(scenario, 1)
+            future = pool.submit(_run_held, pool.key, vendor, policy, seed, plugins)
+            if not _broke(future):
+                yield index, vendor, partial(_received, future, vendor, policy)
+                continue
+            how = ", ".join(pool.deaths()) or "it ended abruptly"
+            pool.shutdown()
+            pool = None
+            yield index, vendor, partial(_dead, vendor, policy, how)
+    finally:
+        if pool is not None:
+            pool.shutdown()

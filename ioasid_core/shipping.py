@@ -9,12 +9,15 @@ tasks carry only its key.
 
 from __future__ import annotations
 
+import signal
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["CargoPool", "held", "hold"]
 
 _HELD: dict[str, Any] = {}
+_REAPED_WITHIN: Final = 2.0
+"""Seconds to wait for a dead worker's exit status (the pool's own end terminates the rest)."""
 
 
 def hold(key: str, cargo: object) -> None:
@@ -37,3 +40,25 @@ class CargoPool(ProcessPoolExecutor):
         super().__init__(workers, initializer=hold, initargs=(key, cargo))
         self.key = key
         self.cargo = cargo
+
+    def deaths(self) -> list[str]:
+        """How the pool's workers that ended ended, worst first ("killed by SIGSEGV",
+        "exit status 3"): what broke the pool. Empty when that cannot be told (the
+        executor's process table is CPython's private state; read, never relied on)."""
+        processes = getattr(self, "_processes", None) or {}
+        codes: list[int] = []
+        for process in list(processes.values()):
+            process.join(_REAPED_WITHIN)  # its end is seen (the pool broke) before it is reaped
+            if process.exitcode:
+                codes.append(process.exitcode)
+        return [_death(code) for code in sorted(codes)]
+
+
+def _death(code: int) -> str:
+    """A worker's exit code in words: negative is the signal that killed it."""
+    if code > 0:
+        return f"exit status {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"

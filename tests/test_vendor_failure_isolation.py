@@ -9,6 +9,8 @@ import csv
 import importlib.metadata
 import io
 import json
+import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -18,7 +20,7 @@ import attrs
 import pytest
 
 from ioasid_core.bits import Buffer
-from ioasid_core.compare import VendorFailure, compare
+from ioasid_core.compare import VendorFailure, compare, scenario_pool
 from ioasid_core.markers import ENTRY_POINT_GROUP, hookimpl
 from ioasid_core.plugins import BLOCK_ENV
 from ioasid_core.prq.generic import GenericPrq
@@ -276,3 +278,103 @@ def test_a_pickler_that_follows_causes_does_not_break_the_pool(
         )  # fmt: skip
     assert [r.vendor for r in results] == ["generic"] * 4
     assert [f.cause_text for f in failures] == ["RuntimeError: holds a lambda"]
+
+
+class Dying(GenericPrq):
+    """A vendor whose decoder ends its worker process outright (``os._exit(3)``, or a
+    signal), as native code that crashes would; never the test's own process."""
+
+    def __init__(self, name: str, signal_number: int | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.signal_number = signal_number
+        self.parent = os.getpid()
+
+    def decode_rows(self, data: Buffer) -> list[RequestRow]:
+        if os.getpid() == self.parent:
+            raise RuntimeError("Dying runs in worker processes only")
+        if self.signal_number is not None:
+            os.kill(os.getpid(), self.signal_number)
+        os._exit(3)
+
+
+class Named(GenericPrq):
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+
+class Unpicklable(GenericPrq):
+    """A vendor that cannot be sent to a worker process (a lambda in its state)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.callback = lambda: None
+
+
+@pytest.mark.parametrize(
+    ("signal_number", "how"), [(None, "exit status 3"), (signal.SIGKILL, "killed by SIGKILL")]
+)
+def test_a_vendor_that_kills_its_worker_is_named_and_the_others_are_kept(
+    signal_number: int | None, how: str
+) -> None:
+    scenario = load_named_scenario("null-set-search")
+    first, last = GenericPrq(), Named("second")
+    alone = compare(scenario, [first, last])
+    failures: list[VendorFailure] = []
+    pool = scenario_pool(scenario, 2)
+    try:
+        results = compare(
+            scenario, [first, Dying("dying", signal_number), last], executor=pool,
+            failures=failures,
+        )  # fmt: skip
+    finally:
+        pool.shutdown()
+    assert [r.as_dict() for r in results] == [r.as_dict() for r in alone]  # same order too
+    assert [(f.vendor, f.policy, f.cause_text) for f in failures] == [
+        ("dying", LookupPolicy.GLOBAL, f"the worker process running it died ({how})")
+    ]
+
+
+def test_without_a_failure_list_the_worker_killer_is_raised() -> None:
+    scenario = load_named_scenario("null-set-search")
+    said = r"vendor 'dying' failed under policy 'global': the worker process running it died"
+    # any process pool, not only the scenario's
+    with ProcessPoolExecutor(2) as pool, pytest.raises(VendorFailure, match=said):
+        compare(scenario, [GenericPrq(), Dying("dying")], executor=pool)
+
+
+def test_a_vendor_that_does_not_pickle_is_named_and_the_others_run() -> None:
+    scenario = load_named_scenario("null-set-search")
+    failures: list[VendorFailure] = []
+    with ProcessPoolExecutor(2) as pool:
+        results = compare(
+            scenario, [Unpicklable("pickless"), GenericPrq()], executor=pool, failures=failures
+        )
+    assert [r.vendor for r in results] == ["generic"] * 4
+    (failure,) = failures
+    assert failure.vendor == "pickless"
+    assert failure.cause_text.startswith(
+        "its run could not cross to or from a worker process (--jobs): "
+    )
+    assert "lambda" in failure.cause_text
+
+
+def test_compare_jobs_2_names_the_vendor_whose_plugin_killed_its_worker(
+    install: Callable[..., None], tmp_path: Path
+) -> None:
+    code, stdout, stderr, whole, whole_csv = _outputs(tmp_path / "before", "--jobs", "2")
+    assert code == 0, stderr
+    install(_EntryPoint("killer", Dying("killer")))
+    code, stdout, stderr, document, text = _outputs(tmp_path / "after", "--jobs", "2")
+    assert code == 1
+    assert (
+        "ioasid: left out: vendor 'killer' (plugin 'killer' (ioasid-killer, entry point "
+        "ioasid_killer.plugin)) failed under policy 'global': the worker process running it "
+        "died (exit status 3)\n"
+    ) in stderr
+    assert "Traceback" not in stderr and "BrokenProcessPool" not in stderr
+    assert document == whole  # the others' results, exactly as without it
+    assert text == whole_csv
+    assert "vtd" in stdout and "killer" not in stdout
