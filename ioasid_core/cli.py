@@ -227,7 +227,7 @@ def bench_command(ctx: click.Context, as_json: bool, quick: bool, check: bool) -
 @attrs.frozen
 class _Picked:
     """The vendors a command runs, the plugins taking part, and the plugin problems that
-    left vendors out of a run of all vendors."""
+    left vendors out of it (of a run of all vendors, or vendors it named)."""
 
     installed: dict[str, VendorPrq]
     chosen: list[VendorPrq]
@@ -265,8 +265,10 @@ def _scenario_and_vendors(
 def _vendors_named(vendor_names: Sequence[str] | None) -> _Picked:
     """Every available vendor, the ones named (all when None), and what was left out: each
     plugin that failed to load or offered a vendor that does not conform, said on standard
-    error as it is found (the others run). Exits 2 on unknown names, saying which plugins
-    failed and pointing to ``ioasid plugins``."""
+    error as it is found (the others run). A vendor named that a plugin offered but that
+    does not conform is left out too (the others named run; exit 1 if none is left). Exits 2
+    on unknown names, saying which plugins failed and pointing to ``ioasid plugins``."""
+    from ioasid_core.profile import NonConformingVendor
     from ioasid_core.prq.generic import GenericPrq
 
     with _loader_quiet():
@@ -284,7 +286,12 @@ def _vendors_named(vendor_names: Sequence[str] | None) -> _Picked:
     if not vendor_names:
         return _Picked(vendors, list(vendors.values()), left_out, host.hooks)
     vendor_names = list(dict.fromkeys(vendor_names))  # each once, in the order given
-    unknown = [v for v in vendor_names if v not in vendors]
+    refused = {  # a vendor named by a plugin but refused: a plugin failure, not a typo
+        p.error.vendor: p.message
+        for p in collection.problems
+        if isinstance(p.error, NonConformingVendor)
+    }
+    unknown = [v for v in vendor_names if v not in vendors and v not in refused]
     if unknown:
         message = f"no vendor named {', '.join(map(repr, unknown))} (known: {', '.join(vendors)})"
         if left_out:
@@ -293,7 +300,16 @@ def _vendors_named(vendor_names: Sequence[str] | None) -> _Picked:
                 "see `ioasid plugins` for each plugin and its vendors"
             )
         raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
-    return _Picked(vendors, [vendors[v] for v in vendor_names], [], host.hooks)
+    named_out = [refused[v] for v in vendor_names if v not in vendors]
+    chosen = [vendors[v] for v in vendor_names if v in vendors]
+    if not chosen:  # every vendor named was refused (said above): nothing to run
+        names = ", ".join(map(repr, vendor_names))
+        message = (
+            f"nothing to run: {names} left out (the plugin problem is above; "
+            "`ioasid plugins` lists each plugin and its vendors)"
+        )
+        raise click.exceptions.Exit(_fail(message, EXIT_PLUGIN_FAILURE))
+    return _Picked(vendors, chosen, named_out, host.hooks)
 
 
 def _fail(message: str, code: int) -> int:

@@ -232,6 +232,54 @@ def test_compare_of_a_vendor_whose_plugin_failed_to_load_says_why(install: Insta
     assert "see `ioasid plugins` for each plugin and its vendors" in result.stderr
 
 
+def test_a_named_vendor_that_does_not_conform_is_left_out_and_the_others_named_run(
+    install: Install, tmp_path: Path
+) -> None:
+    install(_EntryPoint("halfbaked", _Offers(_HalfBaked())))
+    out = tmp_path / "out.json"
+    result = invoke_cli(
+        "compare", "null-set-search", "--vendors", "half,vtd", "--policies", "set",
+        "--json", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 1  # a plugin failed: not "no vendor named 'half'" (exit 2)
+    assert "no vendor named" not in result.stderr
+    assert f"ioasid: left out: {HALF_PROBLEM}\n" in result.stderr
+    assert result.stderr.endswith(f"1 plugin problem(s) left vendors out: {HALF_PROBLEM}\n")
+    assert "vtd" in result.stdout
+    assert [run["vendor"] for run in json.loads(out.read_text())["results"]] == ["vtd"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("compare", "null-set-search", "--vendors", "half"),
+        ("run", "null-set-search", "--vendor", "half"),
+    ],
+)
+def test_a_command_naming_only_a_vendor_that_does_not_conform_exits_1_naming_it(
+    install: Install, command: tuple[str, ...]
+) -> None:
+    install(_EntryPoint("halfbaked", _Offers(_HalfBaked())))
+    result = invoke_cli(*command)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"ioasid: left out: {HALF_PROBLEM}\n"
+        "ioasid: nothing to run: 'half' left out (the plugin problem is above; `ioasid "
+        "plugins` lists each plugin and its vendors)\n"
+    )
+
+
+def test_decode_with_a_vendor_that_does_not_conform_exits_1_naming_it(
+    install: Install, tmp_path: Path
+) -> None:
+    install(_EntryPoint("halfbaked", _Offers(_HalfBaked())))
+    dump = tmp_path / "q.bin"
+    dump.write_bytes(bytes(32))
+    result = invoke_cli("decode", "half", str(dump))
+    assert result.exit_code == 1
+    assert HALF_PROBLEM in result.stderr and "nothing to run: 'half' left out" in result.stderr
+
+
 def test_compare_of_healthy_vendors_named_is_not_failed_by_another_plugin(
     install: Install,
 ) -> None:
