@@ -13,6 +13,7 @@ from functools import partial
 from typing import Final, Literal, TypeAlias
 
 from ioasid_core.plugins import Hooks
+from ioasid_core.printable import describe
 from ioasid_core.profile import VendorOrigin, profile_of
 from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.policy import LookupPolicy
@@ -60,7 +61,7 @@ class VendorFailure(Exception):
         cause: BaseException | str,
         origin: VendorOrigin | None = None,
     ) -> None:
-        text = cause if isinstance(cause, str) else _describe(cause)
+        text = cause if isinstance(cause, str) else describe(cause)
         where = f" ({origin})" if origin is not None else ""
         super().__init__(f"vendor {vendor!r}{where} failed under policy {policy.value!r}: {text}")
         self.vendor = vendor
@@ -78,24 +79,6 @@ class VendorFailure(Exception):
         """Rebuilt in the parent process when a run fails in a process pool (the cause is
         carried as its text: its type may not pickle, or not unpickle)."""
         return (VendorFailure, (self.vendor, self.policy, self.cause_text, self.origin))
-
-
-def _describe(exc: BaseException) -> str:
-    """``Type: message`` of a plugin's exception, whatever it does: a ``__str__`` that
-    raises is said so; control characters (an escape sequence, a newline) are escaped."""
-    try:
-        message = str(exc)
-    except Exception as inner:  # the plugin's __str__ is broken too
-        message = f"<str() raised {type(inner).__name__}>"
-    return printable(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
-
-
-def printable(text: str) -> str:
-    """``text`` with every character that is not printable escaped (``\\x1b``, ``\\n``):
-    what a plugin says cannot move the cursor or fake another line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def available_vendors(
@@ -336,7 +319,7 @@ def _received(future: Future[RunResult], vendor: VendorPrq, policy: LookupPolicy
     except (VendorFailure, ScenarioError):
         raise
     except Exception as exc:
-        text = f"its run could not cross to or from a worker process (--jobs): {_describe(exc)}"
+        text = f"its run could not cross to or from a worker process (--jobs): {describe(exc)}"
         raise VendorFailure(vendor.name, policy, text) from None
 
 

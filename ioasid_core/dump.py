@@ -13,6 +13,7 @@ from typing import Any, Literal
 import attrs
 
 from ioasid_core.bits import Buffer, DecodeError, byte_view
+from ioasid_core.printable import describe
 from ioasid_core.profile import profile_of
 from ioasid_core.prq.unhandled import UnhandledEvent
 from ioasid_core.prq.vendor import DumpFormat, VendorPrq
@@ -64,13 +65,26 @@ def dump_formats(vendor: VendorPrq) -> dict[str, DumpFormat]:
 
 class DecoderFailure(Exception):
     """A vendor's decoder raised something other than a ``DecodeError``: a bug in the
-    plugin, not bad bytes. Names the vendor, the plugin's package and the entry's offset."""
+    plugin, not bad bytes. Names the vendor, its plugin (``origin``, as every other plugin
+    failure does; else the codec's package), the entry's offset and the exception (its
+    text escaped: it reaches a terminal)."""
 
-    def __init__(self, vendor: str, package: str, offset: int, cause: BaseException) -> None:
+    def __init__(
+        self, vendor: str, package: str, offset: int, cause: BaseException, origin: object = None
+    ) -> None:
+        plugin = f"plugin {package}" if origin is None else str(origin)
         super().__init__(
-            f"the decoder of vendor {vendor!r} (plugin {package}) failed at byte {offset:#x}: "
-            f"{type(cause).__name__}: {cause}"
+            f"the decoder of vendor {vendor!r} ({plugin}) failed at byte {offset:#x}: "
+            f"{describe(cause)}"
         )
+
+
+def _origin(owner: object) -> object:
+    """The plugin a codec's vendor came from, when the codec is a collected vendor's."""
+    try:
+        return None if owner is None else profile_of(owner).origin
+    except Exception:  # a dump format's own decoder object, not a vendor
+        return None
 
 
 Decoded = tuple[Literal["request", "unhandled", "malformed"], dict[str, object] | str]
@@ -109,7 +123,7 @@ def iter_dump(fmt: DumpFormat, vendor: str, data: Buffer, *, source: str) -> Ite
             # The codec's class names its plugin (a mixin's method would name the core).
             owner = getattr(decode, "__self__", None)
             module = type(owner).__module__ if owner is not None else decode.__module__
-            raise DecoderFailure(vendor, module.split(".")[0], offset, exc) from exc
+            raise DecoderFailure(vendor, module.split(".")[0], offset, exc, _origin(owner)) from exc
         for request in decoded:
             yield (
                 "request",

@@ -4,8 +4,10 @@ plugin bug, not bad bytes) is status 1 naming the vendor and its plugin."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import struct
+import types
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,9 +18,10 @@ from ioasid_core import cli as cli_module
 from ioasid_core.bits import Buffer
 from ioasid_core.cli import cli
 from ioasid_core.dump import MAX_DUMP_BYTES
-from ioasid_core.markers import hookimpl
-from ioasid_core.plugins import PluginHost, new_plugin_manager
+from ioasid_core.markers import ENTRY_POINT_GROUP, hookimpl
+from ioasid_core.plugins import BLOCK_ENV, PluginHost, new_plugin_manager
 from ioasid_core.prq import GenericPrq, PageRequest
+from ioasid_core.prq.types import RequestRow
 from ioasid_core.prq.vendor import VendorPrq
 
 # Generic entries by hand (prq/generic.py's layout): u32 device, u32 pasid, u16 group index,
@@ -113,9 +116,54 @@ def test_a_decoder_that_raises_is_a_plugin_failure_naming_it(
     code, stdout, stderr = invoke("decode", "exploding", str(path), *(["--json"] * as_json))
     assert code == 1 and stdout == ""
     assert stderr == (
-        "ioasid: the decoder of vendor 'exploding' (plugin tests) failed at byte 0x0: "
+        "ioasid: the decoder of vendor 'exploding' (plugin 'exploding') failed at byte 0x0: "
         "RuntimeError: decoder exploded\n"
     )
+
+
+class _NastyDecoder(GenericPrq):
+    name = "nasty"
+
+    def decode_rows(self, data: Buffer) -> list[RequestRow]:
+        raise RuntimeError("\x1b[2Jgone\nioasid: all good")
+
+
+def test_a_decoder_failure_names_the_plugin_as_every_plugin_failure_does_and_is_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(BLOCK_ENV, raising=False)
+    real = importlib.metadata.entry_points
+
+    class EntryPoint:
+        name, value, group = "nasty", "ioasid_nasty.plugin", ENTRY_POINT_GROUP
+        dist = types.SimpleNamespace(name="ioasid-nasty", version="0.1")
+
+        def load(self) -> object:
+            return _Offering(_NastyDecoder())
+
+    def entry_points(*, group: str) -> list[object]:
+        found: list[object] = list(real(group=group))
+        return [*found, EntryPoint()] if group == ENTRY_POINT_GROUP else found
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    path = tmp_path / "d.bin"
+    path.write_bytes(READ_ONLY)
+    code, stdout, stderr = invoke("decode", "nasty", str(path))
+    assert code == 1 and stdout == ""
+    assert stderr == (
+        "ioasid: the decoder of vendor 'nasty' (plugin 'nasty' (ioasid-nasty, entry point "
+        "ioasid_nasty.plugin)) failed at byte 0x0: RuntimeError: "
+        "\\x1b[2Jgone\\nioasid: all good\n"
+    )
+
+
+class _Offering:
+    def __init__(self, vendor: VendorPrq) -> None:
+        self.vendor = vendor
+
+    @hookimpl
+    def ioasid_prq_vendors(self) -> Sequence[VendorPrq]:
+        return [self.vendor]
 
 
 def test_an_unhandled_events_description_is_shown_as_written() -> None:

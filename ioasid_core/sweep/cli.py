@@ -283,7 +283,7 @@ def _summary(plan: SweepPlan, report: SweepReport, where: str, out: Path) -> Non
     )
     if not report.failed:
         return
-    from ioasid_core.compare import printable
+    from ioasid_core.printable import printable
     from ioasid_core.profile import profile_of
 
     for run, error in report.failed[:_SHOWN_FAILURES]:

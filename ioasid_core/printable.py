@@ -1,0 +1,23 @@
+"""What a plugin says, made safe for a terminal: its text reaches the user's screen."""
+
+from __future__ import annotations
+
+__all__ = ["describe", "printable"]
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable escaped (``\\x1b``, ``\\n``):
+    what a plugin says cannot move the cursor or fake another line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of a plugin's exception, whatever it does: a ``__str__`` that
+    raises is said so; control characters (an escape sequence, a newline) are escaped."""
+    try:
+        message = str(exc)
+    except Exception as inner:  # the plugin's __str__ is broken too
+        message = f"<str() raised {type(inner).__name__}>"
+    return printable(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
