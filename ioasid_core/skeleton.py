@@ -139,7 +139,11 @@ class ${cls}(RowVendorMixin):
     default_policy = LookupPolicy.SET
     expected: type | tuple[type, ...] = AddressSpace
     row_check: RowCheck | None = None
-    """No checks of its own before the lookup (so no call per request)."""
+    """No checks of its own before the lookup (so no call per request). Your driver's
+    checks: a module-level function of one ``RequestRow`` returning a ``CheckResult``
+    (None: look it up; a ``ResponseCode``; a ``Verdict``), set as
+    ``row_check: RowCheck | None = staticmethod(my_check)`` (not a method: mypy then
+    refuses the object path's ``check``; a function pickles for ``--jobs``)."""
 
     def encode_request_rows(self, rows: Sequence[RequestRow]) -> bytes:
         out: list[bytes] = []
@@ -292,4 +296,6 @@ def new_plugin_command(name: str, directory: str | None) -> None:
         raise click.exceptions.Exit(2) from exc
     for path in written:
         click.echo(f"wrote {path}")
-    click.echo(f"next: uv pip install -e {dest} && uv run ioasid plugins")
+    # Absolute: the install runs from the ioasid checkout, wherever this ran.
+    click.echo(f"next, from the ioasid checkout: uv pip install -e {dest.resolve()}")
+    click.echo("then: uv run ioasid plugins (see its README.md)")

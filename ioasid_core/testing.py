@@ -22,6 +22,9 @@ The checks:
 - ``check_pickle``: the vendor survives pickling (``compare --jobs`` sends it to workers);
 - ``check_replay``: every bundled scenario replays under every lookup policy, twice with the
   same result.
+
+And for a plugin's log formats (``ioasid logs``), ``read_log``: a paste read through the
+core's reader with the plugin's formats, as the command reads it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from ioasid_core.bits import DecodeError
 from ioasid_core.cli import cli
 from ioasid_core.compare import available_vendors, check_source_ids, compare
 from ioasid_core.dump import decode_dump, dump_formats
+from ioasid_core.logs import LogFormat, LogItem, LogReader
 from ioasid_core.plugins import new_plugin_manager
 from ioasid_core.profile import conformance_problems
 from ioasid_core.prq.hardware import hardware_rules
@@ -81,6 +85,7 @@ __all__ = [
     "load_scenario",
     "new_plugin_manager",
     "parse_scenario",
+    "read_log",
     "replay",
     "to_csv",
     "to_json",
@@ -408,6 +413,21 @@ def assert_conforms(
         problems += check_replay(vendor, scenarios)
     if problems:
         raise ConformanceError(vendor.name, problems)
+
+
+def read_log(text: str | Iterable[str], *formats: LogFormat) -> list[LogItem]:
+    """Every record and unrecognised line ``formats`` read in ``text`` (a paste, or its
+    lines), through the core's reader as ``ioasid logs`` runs it: timestamps, syslog,
+    journal and quote prefixes stripped, wrapped records joined, ``final`` and ``expire``
+    called. A parser that raises fails the call with a :class:`ConformanceError` naming
+    its vendor and line (``ioasid logs`` would leave that vendor out and read on)."""
+    reader = LogReader(formats)
+    lines = text.splitlines() if isinstance(text, str) else text
+    items = list(reader.read(lines))
+    for failure in reader.stats.failures:
+        problem = f"its log parser raised at line {failure.line}: {failure.error}"
+        raise ConformanceError(failure.vendor, [problem])
+    return items
 
 
 def invoke_cli(*args: str) -> Result:

@@ -17,11 +17,15 @@ from ioasid_core.plugins import Hooks
 DOC = Path(__file__).resolve().parents[1] / "docs" / "writing-a-plugin.md"
 
 
+def _block(marker: str) -> str:
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    [code] = [block for block in blocks if marker in block]
+    return code
+
+
 def _example() -> dict[str, object]:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
-    [code] = [block for block in blocks if "ACME_LOG_FORMAT" in block]
     namespace: dict[str, object] = {"__name__": "acme_logs"}
-    exec(compile(code, str(DOC), "exec"), namespace)
+    exec(compile(_block("ACME_LOG_FORMAT = LogFormat("), str(DOC), "exec"), namespace)
     return namespace
 
 
@@ -55,3 +59,11 @@ def test_the_documented_hook_is_collected_by_the_facade() -> None:
     pm.register(plugin, name="acme")
     formats, problems = Hooks(pm).log_formats()
     assert problems == [] and [f.vendor for f in formats] == ["acme"]
+
+
+def test_the_documented_test_of_the_log_format_passes() -> None:
+    namespace = _example()  # the test below uses the example's ACME_LOG_FORMAT
+    exec(compile(_block("def test_a_dmesg_paste"), str(DOC), "exec"), namespace)
+    test = namespace["test_a_dmesg_paste"]
+    assert callable(test)
+    test()

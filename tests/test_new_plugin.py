@@ -117,3 +117,16 @@ def test_the_files_name_the_plugin_everywhere() -> None:
     assert 'name="acme-vt"' in files["ioasid_acme_vt/plugin.py"]
     assert "class AcmeVtPrq(RowVendorMixin)" in files["ioasid_acme_vt/vendor.py"]
     assert "$" not in files["ioasid_acme_vt/vendor.py"]
+
+
+def test_the_next_step_names_the_directory_absolutely(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The install runs from the ioasid checkout: a path relative to where new-plugin ran
+    would point elsewhere there."""
+    monkeypatch.chdir(tmp_path)
+    result = invoke_cli("new-plugin", "acme", "--dir", "sub/acme")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        f"next, from the ioasid checkout: uv pip install -e {tmp_path / 'sub' / 'acme'}\n"
+    ) in result.stdout

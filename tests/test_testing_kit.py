@@ -3,12 +3,14 @@ broken vendor fails with a message naming the vendor and what is wrong."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from ioasid_core.bits import Buffer
+from ioasid_core.plugin import LogFormat, LogItem, LogLine, LogRecord, ParseResult
 from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.types import PageRequest, Perm, RequestRow, ResponseCode
 from ioasid_core.testing import (
@@ -24,6 +26,7 @@ from ioasid_core.testing import (
     check_row_codec,
     invoke_cli,
     load_named_scenario,
+    read_log,
 )
 
 READ = PageRequest(device=3, pasid=5, pasid_valid=True, grpid=2, perm=Perm.READ, addr=0x1000)
@@ -208,3 +211,56 @@ def test_a_file_of_that_name_wins_over_the_bundled_scenario(
     result = invoke_cli("compare", "null-set-search")
     assert result.exit_code == 2
     assert result.stderr.startswith("ioasid: null-set-search: name:")
+
+
+_ACME = re.compile(r"acme-iommu (?P<unit>\S+): fault pasid 0x(?P<pasid>[0-9a-f]+)")
+
+
+class _AcmeParser:
+    held_from: int | None = None
+
+    def parse(self, line: LogLine, final: bool) -> ParseResult:
+        if "explode" in line.body:
+            raise RuntimeError("no such group")
+        match = _ACME.search(line.body)
+        if match is None:
+            return None
+        record = LogRecord(
+            vendor="acme", kind="fault", line=line.number, timestamp=line.timestamp,
+            unit=match["unit"], pasid=int(match["pasid"], 16),
+        )  # fmt: skip
+        return [record]
+
+    def expire(self, before: int) -> Sequence[LogItem]:
+        return []
+
+    def close(self) -> Sequence[LogItem]:
+        return []
+
+
+ACME_LOG = LogFormat(vendor="acme", triggers=("acme-iommu",), new_parser=_AcmeParser)
+
+
+def test_read_log_reads_a_paste_as_ioasid_logs_does() -> None:
+    paste = (
+        "> [   12.500000] acme-iommu acme0: fault pasid 0x3\n"
+        "Jan 02 10:00:01 host kernel: acme-iommu acme1: fault pasid 0x1f\n"
+        "unrelated line\n"
+    )
+    records = read_log(paste, ACME_LOG)
+    assert [
+        (r.line, r.unit, r.pasid, r.timestamp) for r in records if isinstance(r, LogRecord)
+    ] == [
+        (1, "acme0", 3, "12.500000"),
+        (2, "acme1", 0x1F, "Jan 02 10:00:01"),
+    ]
+    assert len(records) == 2
+
+
+def test_read_log_fails_naming_the_vendor_and_line_of_a_parser_that_raises() -> None:
+    with pytest.raises(ConformanceError) as caught:
+        read_log(["acme-iommu acme0: fault pasid 0x3", "acme-iommu explode"], ACME_LOG)
+    assert caught.value.vendor == "acme"
+    assert caught.value.problems == (
+        "its log parser raised at line 2: RuntimeError: no such group",
+    )
