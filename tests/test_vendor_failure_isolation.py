@@ -378,3 +378,26 @@ def test_compare_jobs_2_names_the_vendor_whose_plugin_killed_its_worker(
     assert document == whole  # the others' results, exactly as without it
     assert text == whole_csv
     assert "vtd" in stdout and "killer" not in stdout
+
+
+def test_a_sweep_records_only_the_runs_that_kill_their_worker_and_runs_the_others(
+    install: Callable[..., None], tmp_path: Path
+) -> None:
+    from ioasid_core.sweep import read_results
+
+    install(_EntryPoint("killer", Dying("killer")))
+    path = tmp_path / "sweep.toml"
+    path.write_text(SMALL_SWEEP.replace('["generic", "vtd"]', '["generic", "killer"]'))
+    out = tmp_path / "out"
+    result = invoke_cli("sweep", str(path), "--out", str(out), "--jobs", "2", "--batch", "3")
+    assert result.exit_code == 1
+    assert "8 failed" in result.stdout  # the killer's 8 runs; none of generic's lost with them
+    assert (
+        "(plugin 'killer' (ioasid-killer, entry point ioasid_killer.plugin)): vendor 'killer' "
+        "failed under policy 'global': the worker process running it died (exit status 3)\n"
+    ) in result.stderr
+    assert "BrokenProcessPool" not in result.stderr + result.stdout
+    rows = read_results(out)
+    assert all(r["error"] is None and r["page_requests"] for r in rows if r["vendor"] == "generic")
+    assert sum(r["vendor"] == "generic" for r in rows) == 8
+    assert all("died (exit status 3)" in r["error"] for r in rows if r["vendor"] == "killer")

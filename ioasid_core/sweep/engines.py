@@ -9,10 +9,20 @@ it completes. Dask is an optional extra (``ioasid-core[dask]``): its executor is
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    as_completed,
+    wait,
+)
 from typing import Any, Final
 
+from ioasid_core.compare import VendorFailure
 from ioasid_core.shipping import CargoPool
 from ioasid_core.sweep.plan import RunKey
 from ioasid_core.sweep.worker import Cargo, HeldCargo, Outcome, run_batch
@@ -32,6 +42,10 @@ DASK_INSTALL_HINT: Final = "install the Dask extra: pip install 'ioasid-core[das
 Batch = Sequence[RunKey]
 Done = tuple[Batch, list[Outcome] | BaseException]
 """A batch and its outcomes, or what stopped the whole task (a worker lost, say)."""
+
+
+_IN_FLIGHT: Final = 2
+"""Batches per worker sent ahead: enough to keep each busy, few to lose with a dead one."""
 
 
 class EngineError(Exception):
@@ -99,10 +113,68 @@ class PoolEngine(_ExecutorEngine):
     def _arg(self) -> object:
         return HeldCargo(self._cargo.key)
 
+    def run(self, batches: Sequence[Batch]) -> Iterator[Done]:
+        """The batches, a few per worker in flight at a time. A worker that dies (a
+        plugin's ``os._exit``, a crash in native code) breaks the pool and takes the
+        batches in flight along: those run again one run at a time in a fresh one-worker
+        pool, so only the run that kills it again is recorded as failed (naming how its
+        worker died), and the batches not yet sent go on in a fresh pool."""
+        waiting = deque(batches)
+        arg = HeldCargo(self._cargo.key)
+        while waiting:
+            if self.executor is None:
+                self.executor = CargoPool(self.workers, self._cargo.key, self._cargo)
+            lost: list[Batch] = []
+            flying: dict[Future[list[Outcome]], Batch] = {}
+            try:
+                while (waiting and not lost) or flying:
+                    while waiting and not lost and len(flying) < _IN_FLIGHT * self.workers:
+                        batch = waiting.popleft()
+                        flying[self.executor.submit(run_batch, arg, batch)] = batch
+                    done, _ = wait(flying, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        batch = flying.pop(future)
+                        error = future.exception()
+                        if isinstance(error, BrokenExecutor):
+                            lost.append(batch)
+                        else:
+                            yield batch, (future.result() if error is None else error)
+            finally:
+                for future in flying:
+                    future.cancel()
+            if lost:
+                self.close()  # broken: the batches not yet sent go to a fresh pool
+                yield from _one_run_at_a_time(self._cargo, lost)
+
     def close(self) -> None:
         if self.executor is not None:
             self.executor.shutdown(cancel_futures=True)
             self.executor = None
+
+
+def _one_run_at_a_time(cargo: Cargo, batches: Sequence[Batch]) -> Iterator[Done]:
+    """Each run of ``batches`` alone in a one-worker pool: a run that kills the worker is
+    a failed run naming how it died (and a fresh pool takes the next run)."""
+    alone: CargoPool | None = None
+    try:
+        for run in (run for batch in batches for run in batch):
+            if alone is None:
+                alone = CargoPool(1, cargo.key, cargo)
+            future = alone.submit(run_batch, HeldCargo(cargo.key), [run])
+            error = future.exception()
+            if not isinstance(error, BrokenExecutor):
+                yield (run,), (future.result() if error is None else error)
+                continue
+            how = ", ".join(alone.deaths()) or "it ended abruptly"
+            alone.shutdown()
+            alone = None
+            died = VendorFailure(
+                run.vendor, run.policy, f"the worker process running it died ({how})"
+            )
+            yield (run,), [Outcome(run.index, None, None, str(died), 0.0, 0.0)]
+    finally:
+        if alone is not None:
+            alone.shutdown()
 
 
 class DaskEngine(_ExecutorEngine):
