@@ -15,6 +15,7 @@ import importlib.metadata
 import inspect
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -585,7 +586,8 @@ def _load_entry_points(
         except Exception as exc:  # one broken vendor must not take the host down
             if pm.has_plugin(ep.name):
                 pm.unregister(name=ep.name)
-            failures.append(_failure(ep, dist_name, f"{type(exc).__name__}: {exc}"))
+            error = f"{type(exc).__name__}: {exc}{_did_you_mean(exc)}"
+            failures.append(_failure(ep, dist_name, error))
             continue
         loaded.append(
             LoadedPlugin(name=ep.name, distribution=dist_name, version=version, vendor=vendor)
@@ -599,6 +601,18 @@ def _load_entry_points(
             failures.append(
                 LoadFailure(name=name, distribution="?", entry_point="?", error="not installed")
             )
+
+
+def _did_you_mean(exc: Exception) -> str:
+    """For a misspelt hook (pluggy's "unknown hook 'x'"), the hook it may have meant."""
+    import difflib
+
+    found = re.search(r"unknown hook '(\w+)'", str(exc))
+    if found is None:
+        return ""
+    names = [name for name in vars(hookspecs) if name.startswith("ioasid_")]
+    close = difflib.get_close_matches(found[1], names, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _failure(ep: importlib.metadata.EntryPoint, distribution: str, error: str) -> LoadFailure:

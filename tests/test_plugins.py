@@ -345,8 +345,8 @@ class WrongArgument:
 @pytest.mark.parametrize(
     ("plugin", "reason"),
     [
-        (Misspelled(), "unknown hook 'ioasid_evnt'"),
-        (WrongArgument(), "hook 'ioasid_vendor_info'.*colour"),
+        (Misspelled(), r"unknown hook 'ioasid_evnt'.* \(did you mean 'ioasid_event'\?\)$"),
+        (WrongArgument(), "hook 'ioasid_vendor_info'.*colour(?!.*did you mean)"),
     ],
 )
 def test_plugin_not_matching_the_specs_is_skipped(
