@@ -400,4 +400,5 @@ def test_a_sweep_records_only_the_runs_that_kill_their_worker_and_runs_the_other
     rows = read_results(out)
     assert all(r["error"] is None and r["page_requests"] for r in rows if r["vendor"] == "generic")
     assert sum(r["vendor"] == "generic" for r in rows) == 8
-    assert all("died (exit status 3)" in r["error"] for r in rows if r["vendor"] == "killer")
+    errors = [str(r["error"]) for r in rows if r["vendor"] == "killer"]
+    assert len(errors) == 8 and all("died (exit status 3)" in e for e in errors)
