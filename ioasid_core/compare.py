@@ -12,6 +12,8 @@ from concurrent.futures import BrokenExecutor, Executor, Future
 from functools import partial
 from typing import Final, Literal, TypeAlias
 
+import attrs
+
 from ioasid_core.plugins import Hooks
 from ioasid_core.printable import describe
 from ioasid_core.profile import VendorOrigin, profile_of
@@ -21,6 +23,7 @@ from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.replay import RunResult, replay
 from ioasid_core.scenario.reader import ScenarioError
 from ioasid_core.scenario.schema import Scenario
+from ioasid_core.scenario.stream import hold_steps
 from ioasid_core.scenario.vendors import (
     check_queue_sizes,
     check_source_ids,
@@ -158,6 +161,16 @@ def scenario_pool(scenario: Scenario, workers: int) -> CargoPool:
     return CargoPool(workers, f"scenario-{id(scenario):x}", scenario)
 
 
+def _held(scenario: Scenario) -> Scenario:
+    """``scenario`` with its generated steps made once, for several runs in this process to
+    share (within ``hold_steps``' limit; above it, the same scenario: each run streams)."""
+    steps = hold_steps(scenario.steps)
+    return scenario if steps is scenario.steps else attrs.evolve(scenario, steps=steps)
+
+
+_WORKER_SCENARIOS: dict[str, Scenario] = {}
+"""A worker process's scenario by its pool's key, its steps made at its first run."""
+
 _WORKER_HOOKS: list[Hooks] = []
 """A worker process's plugin manager, made at its first run (a manager does not pickle)."""
 
@@ -186,7 +199,9 @@ def _detached(run: Callable[[], RunResult]) -> RunResult:
 def _run_held(
     key: str, vendor: VendorPrq, policy: LookupPolicy, seed: int, plugins: bool = False
 ) -> RunResult:
-    scenario: Scenario = held(key)
+    scenario = _WORKER_SCENARIOS.get(key)
+    if scenario is None:
+        scenario = _WORKER_SCENARIOS[key] = _held(held(key))
     hooks = _worker_hooks() if plugins else None
     return _detached(partial(_run_one, scenario, vendor, policy, seed, hooks=hooks))
 
@@ -264,8 +279,9 @@ def compare(
             progress(result)
 
     if executor is None:
+        runs = _held(scenario) if len(pairs) > 1 else scenario  # made once, for this call
         for index, (vendor, policy) in enumerate(pairs):
-            run = partial(_run_one, scenario, vendor, policy, run_seed, events=events, hooks=hooks)
+            run = partial(_run_one, runs, vendor, policy, run_seed, events=events, hooks=hooks)
             ended(index, vendor, run)
     else:
         plugins = hooks is not None  # a worker uses its own manager (one does not pickle)
