@@ -66,6 +66,7 @@ LIMITS: Final[dict[str, float]] = {
     "replay_events_per_s_ratio": 750.0,
     "replay_mem_bytes_per_event": 50.0,
     "compare_scale": 0.6,
+    "compare_scale_cpu": 0.6,
     "sweep_overhead_ratio": 1.3,
     "decode_table_vs_json_ratio": 2.0,
     "logs_line_ratio": 6.0,

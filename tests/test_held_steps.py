@@ -17,6 +17,7 @@ from ioasid_core import compare as compare_module
 from ioasid_core.cli import cli
 from ioasid_core.compare import available_vendors, compare, scenario_pool
 from ioasid_core.plugins import new_plugin_manager
+from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.replay import replay
 from ioasid_core.scenario import Scenario, load_scenario
 from ioasid_core.scenario import stream as stream_module
@@ -186,3 +187,29 @@ def test_compare_jobs_1_and_2_give_the_same_json_on_a_generated_file(tmp_path: P
         assert result.exit_code == 0, result.output
         outputs.append(out.read_text())
     assert outputs[0] == outputs[1]
+
+
+def _compare_peak_per_step(scenario: Scenario) -> float:
+    """Peak traced bytes of a serial comparison of two runs, per step."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        runs = compare(scenario, [VENDORS["generic"]], [LookupPolicy.DEVICE, LookupPolicy.SET])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(runs) == 2
+    return (peak - base) / len(scenario.steps)
+
+
+def test_a_comparison_above_the_limit_holds_no_step_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = load_scenario(_mixed(30_000, tmp_path))
+    held = _compare_peak_per_step(scenario)
+    assert held >= 300, held  # the steps held (331 B each) and live state: 403 measured
+    _limit_below(monkeypatch, len(scenario.steps))
+    streamed = _compare_peak_per_step(scenario)
+    assert streamed <= 150, streamed  # live state only (mostly the space's fixed part): 73
