@@ -168,8 +168,9 @@ def _held(scenario: Scenario) -> Scenario:
     return scenario if steps is scenario.steps else attrs.evolve(scenario, steps=steps)
 
 
-_WORKER_SCENARIOS: dict[str, Scenario] = {}
-"""A worker process's scenario by its pool's key, its steps made at its first run."""
+_WORKER_SCENARIOS: dict[str, tuple[Scenario, Scenario]] = {}
+"""A worker process's scenario by its pool's key: the one held, and the one its runs use
+(its steps made at its first run)."""
 
 _WORKER_HOOKS: list[Hooks] = []
 """A worker process's plugin manager, made at its first run (a manager does not pickle)."""
@@ -199,9 +200,11 @@ def _detached(run: Callable[[], RunResult]) -> RunResult:
 def _run_held(
     key: str, vendor: VendorPrq, policy: LookupPolicy, seed: int, plugins: bool = False
 ) -> RunResult:
-    scenario = _WORKER_SCENARIOS.get(key)
-    if scenario is None:
-        scenario = _WORKER_SCENARIOS[key] = _held(held(key))
+    cargo: Scenario = held(key)
+    known = _WORKER_SCENARIOS.get(key)
+    if known is None or known[0] is not cargo:  # (held again under the key: made again)
+        known = _WORKER_SCENARIOS[key] = (cargo, _held(cargo))
+    scenario = known[1]
     hooks = _worker_hooks() if plugins else None
     return _detached(partial(_run_one, scenario, vendor, policy, seed, hooks=hooks))
 

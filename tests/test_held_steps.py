@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from ioasid_core import compare as compare_module
+from ioasid_core import shipping
 from ioasid_core.cli import cli
 from ioasid_core.compare import available_vendors, compare, scenario_pool
 from ioasid_core.plugins import new_plugin_manager
@@ -149,6 +150,7 @@ def test_a_worker_makes_the_steps_once_and_streams_above_the_limit(
     vendor = VENDORS["smmuv3"]
     policies = compare_module.vendor_policies(vendor)
     monkeypatch.setattr(compare_module, "_WORKER_SCENARIOS", {})
+    monkeypatch.setattr(shipping, "_HELD", {})
     hold("held-test", scenario)
     held = [compare_module._run_held("held-test", vendor, p, 7) for p in policies]
     assert walks[0] == 1
@@ -158,9 +160,13 @@ def test_a_worker_makes_the_steps_once_and_streams_above_the_limit(
     streamed = [compare_module._run_held("streamed-test", vendor, p, 7) for p in policies]
     assert walks[0] == len(policies) == 4
     assert [r.as_dict() for r in held] == [r.as_dict() for r in streamed]
-    held_there = compare_module._WORKER_SCENARIOS["held-test"]
+    held_there = compare_module._WORKER_SCENARIOS["held-test"][1]
     assert isinstance(held_there.steps, HeldSteps)
-    assert type(compare_module._WORKER_SCENARIOS["streamed-test"].steps) is StepStream
+    assert type(compare_module._WORKER_SCENARIOS["streamed-test"][1].steps) is StepStream
+    other = load_scenario(EXAMPLES / "allocator-swap.toml")
+    hold("held-test", other)  # another scenario under the same key: its own steps run
+    again = compare_module._run_held("held-test", VENDORS["generic"], policies[0], 7)
+    assert again.as_dict() == replay(other, VENDORS["generic"], policies[0], seed=7).as_dict()
 
 
 @pytest.mark.parametrize("hold_limit", ["default", "below"])
