@@ -52,6 +52,7 @@ from ioasid_core.plugin import (
     byte_view,
     request_row,
 )
+from ioasid_virtio_iommu.event_rows import usual_rows
 from ioasid_virtio_iommu.faults import (
     EXTENDED,
     EXTENDED_FLAGS,
@@ -146,9 +147,11 @@ class VirtioPrq(RowVendorMixin):
         """Page requests of a run of 48-byte events; ``UnhandledEvent`` for the first
         unrecoverable fault, ``DecodeError`` for the first bad record, by offset.
 
-        A record the fast check does not accept at once goes to the plain decoder, which
-        either classifies it (a fault, or a legal page request the fast path does not take)
-        or raises the ``DecodeError`` naming the bad field and its offset.
+        The usual batch is checked a column at a time and read in one pass
+        (:func:`~ioasid_virtio_iommu.event_rows.usual_rows`); any other is checked record by
+        record here, and a record that check does not accept at once goes to the plain
+        decoder, which either classifies it (a fault, or a legal page request the fast path
+        does not take) or raises the ``DecodeError`` naming the bad field and its offset.
         """
         data = byte_view(data)  # bytes, whatever the view's item size or strides
         size = len(data)
@@ -160,6 +163,9 @@ class VirtioPrq(RowVendorMixin):
                 offset=size - size % EXTENDED_SIZE,
             )
         needs = self.needs_pasid
+        usual = usual_rows(data, needs)
+        if usual is not None:
+            return usual
         perms = _PERMS
         rows: list[RequestRow] = [
             (
