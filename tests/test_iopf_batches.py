@@ -5,6 +5,9 @@
   layer's objects; both must give the same responses, in the same order, and the same
   counts, with a vendor check saying anything (codes and every verdict) on partial and last
   requests alike.
+- The other disciplines (per request, per-device tables) likewise: a batch answers and
+  counts as its requests one by one, under every policy (the serving loops count the usual
+  resolution and answer in locals, the rest in lists: both must add up).
 - The hardware's own checks: a burst goes into the ring at once when what they let through
   fits, request by request otherwise; the same as ``submit`` of each request.
 """
@@ -18,7 +21,7 @@ import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ioasid_core.prq.discipline import CheckResult, Verdict
+from ioasid_core.prq.discipline import CheckResult, Discipline, Verdict
 from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.hardware import HardwareRules
 from ioasid_core.prq.pipeline import PrqPipeline
@@ -94,6 +97,42 @@ def _serve(pipeline: PrqPipeline, batches: Sequence[list[RequestRow]]) -> list[R
     for batch in batches:
         out += pipeline.process_rows(batch)
     return out
+
+
+class _CheckingPerRequest(_Checking):
+    discipline = Discipline.PER_REQUEST
+
+
+class _CheckingTables(_Checking):
+    discipline = Discipline.DEVICE_TABLES
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    # Over 16 requests: the whole batch is counted in bulk, one by one it is not.
+    st.lists(st.tuples(specs, st.booleans()), min_size=17, max_size=40),
+    st.sampled_from(list(LookupPolicy)),
+    st.sampled_from((_Checking, _CheckingPerRequest, _CheckingTables)),
+)
+def test_big_batches_do_not_change_the_answers_of_any_discipline(
+    stream: list[tuple[Spec, bool]], policy: LookupPolicy, vendor: type[_Checking]
+) -> None:
+    world = build_world()
+    rows = [_row(world, spec) for spec, _cut in stream]
+    chunks: list[list[RequestRow]] = [[]]
+    for row, (_spec, cut) in zip(rows, stream, strict=True):
+        chunks[-1].append(row)
+        if cut:
+            chunks.append([])
+    one_by_one = make_pipeline(world, policy, vendor=vendor())
+    chunked = make_pipeline(world, policy, vendor=vendor())
+    whole = make_pipeline(world, policy, vendor=vendor())
+    want = _serve(one_by_one, [[row] for row in rows])
+    assert _serve(chunked, chunks) == want
+    assert _serve(whole, [rows]) == want
+    assert _state(chunked) == _state(one_by_one)
+    assert _state(whole) == _state(one_by_one)
+    assert whole._tables == one_by_one._tables
 
 
 @settings(max_examples=200, deadline=None)

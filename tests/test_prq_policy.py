@@ -297,6 +297,28 @@ def test_expected_type_decides_type_confusion() -> None:
     assert both(*lookup(SRC_A, w.pasid_drv)).type_confusion
 
 
+class Bare:
+    """A type a handler expects that carries neither ``owner`` nor ``dying``."""
+
+
+@pytest.mark.parametrize("policy", ALL)
+def test_an_expected_type_without_owner_or_dying_resolves_by_its_binding(
+    policy: LookupPolicy,
+) -> None:
+    # Every policy's resolver takes the general path for it: never dying, not confused,
+    # cross-owner unless bound on the device.
+    w = build_world()
+    bare = Bare()
+    pasid = w.space.alloc(w.sva_set, 4, 255, bare)  # in dom-a's set: every policy may search
+    handler = resolver(w, policy, expected=Bare)
+    if policy is not LookupPolicy.DEVICE:
+        assert seen(handler(*lookup(SRC_A, pasid))) == found(cross=True)
+    w.platform.bind("dev-a", pasid, bare)
+    assert seen(handler(*lookup(SRC_A, pasid))) == found()
+    assert handler(*lookup(SRC_A, pasid)).ok
+    assert seen(handler(*lookup(SRC_A, w.pasid_a))) == found(confused=True)
+
+
 # -- checks common to every policy, in order
 
 

@@ -25,7 +25,14 @@ from ioasid_core.platform import Platform
 from ioasid_core.prq.discipline import Discipline, Verdict, discipline_of
 from ioasid_core.prq.hardware import HardwareRules
 from ioasid_core.prq.iopf import IopfQueue, response_for
-from ioasid_core.prq.policy import LookupPolicy, Outcome, Resolution, Resolver, make_resolver
+from ioasid_core.prq.policy import (
+    RESOLVED,
+    LookupPolicy,
+    Outcome,
+    Resolution,
+    Resolver,
+    make_resolver,
+)
 from ioasid_core.prq.ring import Ring
 from ioasid_core.prq.types import (
     READS_OR_WRITES,
@@ -92,6 +99,17 @@ class PrqCounters:
 _KEEP_ERRORS = 20
 _SMALL_BATCH = 16
 """Up to this many, a batch's resolutions and responses are counted one by one."""
+_FINE = RESOLVED[False, False]
+"""The usual resolution: the serving loops count it in a local, not in the list."""
+# Members read once, as globals: ``Enum.MEMBER`` on Python 3.11 costs some 60 ns more than a
+# global, paid by every batch, and a replay step's batch holds one group (1-4 requests).
+_SUCCESS = ResponseCode.SUCCESS
+_INVALID = ResponseCode.INVALID
+_EARLY = Verdict.EARLY
+_SILENT = Verdict.SILENT
+_RESOLVED = Outcome.RESOLVED
+_UNKNOWN_DEVICE = Outcome.UNKNOWN_DEVICE
+_DYING = Outcome.DYING
 
 
 class PrqPipeline:
@@ -317,13 +335,25 @@ class PrqPipeline:
         per-request hot loop, chosen once when the pipeline was built)."""
         return self._serve(rows)
 
-    def _count(self, rows: int, resolutions: list[Resolution], out: list[ResponseRow]) -> None:
-        """Count a batch: resolutions once at the end. A big batch is counted by ``Counter``
-        (in C); a small one, what a replay step services, by a loop (building a ``Counter``
-        costs more than counting a few)."""
+    def _count(
+        self,
+        rows: int,
+        resolutions: list[Resolution],
+        fine: int,
+        out: list[ResponseRow],
+        oks: int,
+    ) -> None:
+        """Count a batch once, at its end: the serving loop counted the usual cases in
+        locals (``fine`` more of the usual resolution beside ``resolutions``; ``oks`` of
+        ``out`` answered SUCCESS, all of it when it equals ``len(out)``, else ``out`` is
+        counted whole). A big batch is counted by ``Counter`` (in C); a small one, what a
+        replay step services, by a loop (building a ``Counter`` costs more than counting a
+        few)."""
         counters = self.counters
         counters.page_requests += rows
         outcomes = counters.outcomes
+        if fine:
+            outcomes[_RESOLVED] += fine
         if len(resolutions) > _SMALL_BATCH:
             for resolution, count in Counter(resolutions).items():
                 outcomes[resolution.outcome] += count
@@ -339,7 +369,10 @@ class PrqPipeline:
                 if resolution.type_confusion:
                     counters.type_confusions += 1
         responses = counters.responses
-        if len(out) > _SMALL_BATCH:
+        if oks == len(out):
+            if oks:
+                responses[_SUCCESS] += oks
+        elif len(out) > _SMALL_BATCH:
             responses.update([row[2] for row in out])
         else:
             for row in out:
@@ -370,10 +403,12 @@ class PrqPipeline:
         iopf = self.iopf
         held = iopf.partial_by_device  # device -> partial requests (read only here)
         check = self._check
+        fine = _FINE
+        fines = oks = 0
         resolve = self._resolve
         required = self._required
-        success = ResponseCode.SUCCESS
-        invalid = ResponseCode.INVALID
+        success = _SUCCESS
+        invalid = _INVALID
         reads_or_writes = READS_OR_WRITES
         no_pasid = INVALID_IOASID
         resolutions: list[Resolution] = []
@@ -408,8 +443,12 @@ class PrqPipeline:
                     said = None if check is None else check(row)
                     if said is None:
                         resolution = resolve(device, valid, pasid)
-                        seen(resolution)
-                        code = success if resolution.ok else invalid
+                        if resolution is fine:
+                            fines += 1
+                            code = success
+                        else:
+                            seen(resolution)
+                            code = success if resolution.ok else invalid
                     elif isinstance(said, Verdict):
                         answer = self._single_verdict(row, said, seen)
                         if answer is None:
@@ -434,6 +473,8 @@ class PrqPipeline:
                     if closing is not None:
                         append(response_row(response_for(PageRequest(*row), closing, required)))
                     continue
+                if code is success:
+                    oks += 1
                 if valid and (needs or (required and device in required)):
                     append((device, grpid, code, pasid, True, private, True))
                 else:
@@ -445,7 +486,7 @@ class PrqPipeline:
         self.counters.vendor_rejects += rejects
         iopf.counters.stop_markers += stops
         iopf.counters.groups += singles
-        self._count(len(rows), resolutions, out)
+        self._count(len(rows), resolutions, fines, out, oks)
         return out
 
     def _close_rows(
@@ -566,11 +607,13 @@ class PrqPipeline:
         it arrives, stop markers included; the one closing its group (or one a verdict
         answers) is answered with its own result."""
         check = self._check
+        fine = _FINE
+        fines = oks = 0
         resolve = self._resolve
         required = self._required
-        success = ResponseCode.SUCCESS
-        invalid = ResponseCode.INVALID
-        early = Verdict.EARLY
+        success = _SUCCESS
+        invalid = _INVALID
+        early = _EARLY
         no_pasid = INVALID_IOASID
         resolutions: list[Resolution] = []
         seen = resolutions.append
@@ -583,10 +626,16 @@ class PrqPipeline:
             code: ResponseCode | None
             if said is None:
                 resolution = resolve(device, valid, pasid)
-                seen(resolution)
-                if not last:
-                    continue
-                code = success if resolution.ok else invalid
+                if resolution is fine:
+                    fines += 1
+                    if not last:
+                        continue
+                    code = success
+                else:
+                    seen(resolution)
+                    if not last:
+                        continue
+                    code = success if resolution.ok else invalid
             elif isinstance(said, Verdict):
                 if said is early:
                     resolution = resolve(device, valid, pasid)
@@ -604,6 +653,8 @@ class PrqPipeline:
                 if not last:
                     continue
                 code = said
+            if code is success:
+                oks += 1
             if valid and (needs or (required and device in required)):
                 append((device, grpid, code, pasid, True, private, last))
             else:
@@ -615,7 +666,7 @@ class PrqPipeline:
         # Every LAST request closed a group: answered (all answers but the premature ones)
         # or silenced (unanswered); counted here, not per request.
         self.iopf.counters.groups += len(out) - premature + unanswered
-        self._count(len(rows), resolutions, out)
+        self._count(len(rows), resolutions, fines, out, oks)
         return out
 
     # ------------------------------------------------------------------ device tables
@@ -627,13 +678,15 @@ class PrqPipeline:
         done, with the last failure any of its requests met (a PASID in the table whose
         fault fails: its address space exiting, or an object the handler cannot service)."""
         check = self._check
+        fine = _FINE
+        fines = oks = 0
         resolve = self._resolve
         tables = self._tables
-        success = ResponseCode.SUCCESS
-        invalid = ResponseCode.INVALID
-        unknown_device = Outcome.UNKNOWN_DEVICE
-        resolved = Outcome.RESOLVED  # found, but of a type the handler cannot service
-        dying = Outcome.DYING
+        success = _SUCCESS
+        invalid = _INVALID
+        unknown_device = _UNKNOWN_DEVICE
+        resolved = _RESOLVED  # found, but of a type the handler cannot service
+        dying = _DYING
         reads_or_writes = READS_OR_WRITES
         resolutions: list[Resolution] = []
         seen = resolutions.append
@@ -650,24 +703,28 @@ class PrqPipeline:
                 continue
             code = None if check is None else check(row)
             now = False
-            if code is Verdict.EARLY:
+            if code is _EARLY:
                 code, now = None, not last
             if code is None:
                 resolution = resolve(device, valid, pasid)
-                seen(resolution)
-                outcome = resolution.outcome
-                if resolution.ok:
+                if resolution is fine:
+                    fines += 1
                     code = success
-                elif outcome is unknown_device:
-                    counters.unanswered_groups += last  # nobody knows the device: silence
-                    continue
-                elif outcome is resolved or outcome is dying:
-                    code = invalid  # in the table, but the fault failed: the group's status
                 else:
-                    code, now = invalid, True  # not in the table: INVALID at once, alone
+                    seen(resolution)
+                    outcome = resolution.outcome
+                    if resolution.ok:
+                        code = success
+                    elif outcome is unknown_device:
+                        counters.unanswered_groups += last  # nobody knows the device: silence
+                        continue
+                    elif outcome is resolved or outcome is dying:
+                        code = invalid  # in the table, but the fault failed: the group's status
+                    else:
+                        code, now = invalid, True  # not in the table: INVALID at once, alone
             elif isinstance(code, Verdict):
                 counters.vendor_rejects += 1
-                if code is Verdict.SILENT:
+                if code is _SILENT:
                     counters.unanswered_groups += last
                     continue
                 code, now = code.code, True
@@ -693,13 +750,15 @@ class PrqPipeline:
                 if code is success and entry is not None:
                     code = entry[0]
             groups += 1
+            if code is success:
+                oks += 1
             if valid and (needs or (required and device in required)):
                 append((device, grpid, code, pasid, True, private, True))
             else:
                 append((device, grpid, code, no_pasid, False, private, True))
         self.iopf.counters.groups += groups
         self.iopf.counters.stop_markers += stops
-        self._count(len(rows), resolutions, out)
+        self._count(len(rows), resolutions, fines, out, oks)
         return out
 
     def deliver(self, response: PageResponse) -> bool:

@@ -124,9 +124,7 @@ def make_resolver(
     # (KeyError) is the rare path.
     records = platform.space.records_view()
     sources = platform.sources(unit)
-    by_device = policy is LookupPolicy.DEVICE
     by_set = policy is LookupPolicy.SET
-    by_endpoint = policy is LookupPolicy.ENDPOINT
     resolved = RESOLVED
     fine = RESOLVED[False, False]
     cross = RESOLVED[True, False]
@@ -139,9 +137,22 @@ def make_resolver(
     dying = FAILED[Outcome.DYING]
     exact = expected if isinstance(expected, type) else None  # a quicker first check
 
-    # One function with the policy's branches inline: a call per layer (device, lookup,
-    # verdict) would cost more than the work. The records are read as find() reads them.
-    def resolve(source_id: int, pasid_valid: bool, pasid: int) -> Resolution:
+    def judge(data: Any, device: Any) -> Resolution:
+        """What was found, past the fast check below (the rare path: an unexpected type, or
+        an expected one without ``dying`` and ``owner``)."""
+        confused = not isinstance(data, expected)
+        if getattr(data, "dying", False):
+            return dying
+        return resolved[
+            getattr(data, "owner", None) != device.owner and id(data) not in device.bound_ids,
+            confused,
+        ]
+
+    # One function per policy, with its branches inline: a call per layer (device, lookup,
+    # verdict) or a test of the policy per request would cost more than the work (the
+    # tail, the same in each, is the SVA getter and the owner check). The records are read
+    # as find() reads them.
+    def by_device(source_id: int, pasid_valid: bool, pasid: int) -> Resolution:
         try:
             device = sources[source_id]
         except (KeyError, TypeError):
@@ -150,43 +161,85 @@ def make_resolver(
             return no_pasid
         if not 0 <= pasid < device.pasid_limit:
             return too_wide
-        data: Any
-        if by_device:
-            data = device.bindings.get(pasid)
-            if data is None:
-                return not_bound
-        else:
-            try:
-                rec = records[pasid]
-            except KeyError:  # never allocated
-                return unknown_pasid
-            if rec is None:  # freed
-                return unknown_pasid
-            if by_set:
-                if rec[0] is not sva_set:
-                    return foreign
-            elif by_endpoint and rec[0] not in device.domain_sets:  # by identity
-                return foreign
-            data = rec[1]
+        try:
+            data: Any = device.bindings[pasid]  # indexed: cheaper than .get() (see above)
+        except KeyError:  # (binding to None is refused: a miss is the only "not bound")
+            return not_bound
         if data.__class__ is exact or isinstance(data, expected):
-            # Handled types carry ``dying`` and ``owner`` (AddressSpace, Domain); one that
-            # lacks them takes the general path below (a try costs nothing until it raises).
-            handled: Any = data
-            try:
+            handled: Any = data  # (isinstance narrowed it)
+            try:  # handled types carry ``dying`` and ``owner`` (a try costs nothing)
                 if handled.dying:  # the SVA getter (mmget_not_zero), or the handler's check
                     return dying
                 if handled.owner == device.owner or id(data) in device.bound_ids:
                     return fine
                 return cross
             except AttributeError:
-                confused = False
-        else:
-            confused = True
-        if getattr(data, "dying", False):
-            return dying
-        return resolved[
-            getattr(data, "owner", None) != device.owner and id(data) not in device.bound_ids,
-            confused,
-        ]
+                pass
+        return judge(data, device)
 
-    return resolve
+    def anywhere(source_id: int, pasid_valid: bool, pasid: int) -> Resolution:
+        try:
+            device = sources[source_id]
+        except (KeyError, TypeError):
+            return unknown_device
+        if not pasid_valid:
+            return no_pasid
+        if not 0 <= pasid < device.pasid_limit:
+            return too_wide
+        try:
+            rec = records[pasid]
+        except KeyError:  # never allocated
+            return unknown_pasid
+        if rec is None:  # freed
+            return unknown_pasid
+        data: Any = rec[1]
+        if data.__class__ is exact or isinstance(data, expected):
+            handled: Any = data  # (isinstance narrowed it)
+            try:
+                if handled.dying:
+                    return dying
+                if handled.owner == device.owner or id(data) in device.bound_ids:
+                    return fine
+                return cross
+            except AttributeError:
+                pass
+        return judge(data, device)
+
+    def in_sets(source_id: int, pasid_valid: bool, pasid: int) -> Resolution:
+        try:
+            device = sources[source_id]
+        except (KeyError, TypeError):
+            return unknown_device
+        if not pasid_valid:
+            return no_pasid
+        if not 0 <= pasid < device.pasid_limit:
+            return too_wide
+        try:
+            rec = records[pasid]
+        except KeyError:
+            return unknown_pasid
+        if rec is None:
+            return unknown_pasid
+        if by_set:
+            if rec[0] is not sva_set:
+                return foreign
+        elif rec[0] not in device.domain_sets:  # by identity
+            return foreign
+        data: Any = rec[1]
+        if data.__class__ is exact or isinstance(data, expected):
+            handled: Any = data  # (isinstance narrowed it)
+            try:
+                if handled.dying:
+                    return dying
+                if handled.owner == device.owner or id(data) in device.bound_ids:
+                    return fine
+                return cross
+            except AttributeError:
+                pass
+        return judge(data, device)
+
+    if policy is LookupPolicy.DEVICE:
+        return by_device
+    if policy is LookupPolicy.GLOBAL:
+        return anywhere
+    return in_sets
