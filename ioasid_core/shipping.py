@@ -10,6 +10,7 @@ tasks carry only its key.
 from __future__ import annotations
 
 import signal
+import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Final
 
@@ -47,11 +48,25 @@ class CargoPool(ProcessPoolExecutor):
         executor's process table is CPython's private state; read, never relied on)."""
         processes = getattr(self, "_processes", None) or {}
         codes: list[int] = []
+        deadline = time.monotonic() + _REAPED_WITHIN
         for process in list(processes.values()):
-            process.join(_REAPED_WITHIN)  # its end is seen (the pool broke) before it is reaped
-            if process.exitcode:
-                codes.append(process.exitcode)
+            code = _exit_code(process, deadline)
+            if code:
+                codes.append(code)
         return [_death(code) for code in sorted(codes)]
+
+
+def _exit_code(process: Any, deadline: float) -> int | None:
+    """A worker's exit code, waiting until ``deadline`` for it to be known. Its end is seen
+    (the pool broke) before it is reaped, and the pool's own thread reaps it too: the one
+    of the two that loses the race finds no child to wait for and must wait for the
+    other's answer, not take the missing code for a worker still running."""
+    while True:
+        process.join(max(0.0, deadline - time.monotonic()))
+        code: int | None = process.exitcode
+        if code is not None or time.monotonic() >= deadline:
+            return code
+        time.sleep(0.005)
 
 
 def _death(code: int) -> str:
