@@ -27,6 +27,7 @@ from ioasid_core.prq.types import RequestRow
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.quantiles import Quantiles
 from ioasid_core.scenario.schema import Step
+from ioasid_core.scenario.stream import hold_steps
 from ioasid_core.space import IoasidSpace
 from ioasid_core.workload import mixed_workload_toml
 
@@ -103,7 +104,7 @@ def event_floor(
     from ioasid_core.replay import _Run
 
     scenario = load_mixed(mixed_workload_toml(events))
-    steps = scenario.steps
+    steps = hold_steps(scenario.steps)  # walked three times below: made once
     n = len(steps)
     binds = sum(step.op == "bind" for step in steps) / n
     pair = min(_dict_pair_ns(100) for _ in range(3))
