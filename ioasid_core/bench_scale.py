@@ -103,10 +103,10 @@ def replay_mem_bytes_per_event(
     """``replay_mem_bytes_per_event``: peak traced memory of loading and replaying the mixed
     workload, the text aside, per event. Measured at 10^5 events (10^4 quick; tracing 10^6
     takes over two minutes): the generated steps stream (the loader keeps none and, for a
-    valid file, no name that is gone; a replay makes the steps again as it goes), so the
-    peak is live state, mostly the space's fixed part (about 1.2 MB), and per event it is
-    an upper bound of the figure at 10^6: 11.5 at 10^5, 1.6 at 10^6 (797 at 10^5 before
-    the steps streamed, 43.9 while the loader kept every gone name; see docs/scale.md).
+    valid file, no name that is gone; a replay makes the steps again as it goes), and the
+    allocator's map follows the highest ID in use, so the peak is live state (63 kB at 10^4
+    events, 89 kB at 10^5 on this workload), and per event it is an upper bound of the figure at
+    10^6 (797 at 10^5 before the steps streamed; see docs/scale.md).
     ``tests/test_scale_memory.py`` checks 10^6 events by resident size."""
     from ioasid_core.replay import replay
 

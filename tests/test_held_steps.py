@@ -218,4 +218,4 @@ def test_a_comparison_above_the_limit_holds_no_step_in_memory(
     assert held >= 300, held  # the steps held (331 B each) and live state: 403 measured
     _limit_below(monkeypatch, len(scenario.steps))
     streamed = _compare_peak_per_step(scenario)
-    assert streamed <= 150, streamed  # live state only (mostly the space's fixed part): 73
+    assert streamed <= 150, streamed  # live state only
