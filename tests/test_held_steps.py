@@ -219,3 +219,18 @@ def test_a_comparison_above_the_limit_holds_no_step_in_memory(
     _limit_below(monkeypatch, len(scenario.steps))
     streamed = _compare_peak_per_step(scenario)
     assert streamed <= 150, streamed  # live state only
+
+
+@pytest.mark.parametrize(
+    ("command", "walked"),
+    [(["run"], 1), (["compare", "--vendors", "generic,vtd"], 1), (["compare", "--json", "-"], 1)],
+)
+def test_the_commands_walk_the_generators_once(
+    command: list[str], walked: int, tmp_path: Path, walks: list[int]
+) -> None:
+    """Nothing around the runs (vendor sections, progress, counts, reports) walks the
+    stream: one run walks it once, a serial comparison makes the steps once for its runs."""
+    path = _mixed(1_000, tmp_path)
+    result = CliRunner().invoke(cli, [command[0], str(path), *command[1:]])
+    assert result.exit_code == 0, result.output
+    assert walks[0] == walked
