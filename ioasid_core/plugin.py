@@ -19,7 +19,8 @@ Grouped by what a plugin does with them:
 - how the driver answered: ``Discipline``, and what its checks return: ``CheckResult``
   (None, a ``ResponseCode`` or a ``Verdict``);
 - record layouts: ``BitLayout``, ``BitField``, ``Buffer`` (and ``byte_view``, a buffer as
-  bytes), ``DecodeError``, ``EncodeError``;
+  bytes; ``columns_allowed``, a batch's reserved bytes checked a column at a time),
+  ``DecodeError``, ``EncodeError``;
 - the model a handler looks things up in: ``IoasidSpace``, ``IoasidSet``, ``SetType``,
   ``INVALID_IOASID``, ``DEFAULT_CAPACITY``, ``Event``, ``EventKind``, ``Priority``,
   ``Subscription``, ``Platform``, ``AddressSpace``, ``Device``, ``LookupPolicy``,
@@ -37,7 +38,15 @@ Grouped by what a plugin does with them:
 """
 
 from ioasid_core.allocators import AllocatorOps
-from ioasid_core.bits import BitField, BitLayout, Buffer, DecodeError, EncodeError, byte_view
+from ioasid_core.bits import (
+    BitField,
+    BitLayout,
+    Buffer,
+    DecodeError,
+    EncodeError,
+    byte_view,
+    columns_allowed,
+)
 from ioasid_core.errors import (
     AccessDeniedError,
     AllocatorBusyError,
@@ -189,6 +198,7 @@ __all__ = [
     "bool_problems",
     "byte_view",
     "chunked_ratio",
+    "columns_allowed",
     "hookimpl",
     "int_problems",
     "make_resolver",

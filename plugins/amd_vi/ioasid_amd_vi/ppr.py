@@ -55,6 +55,7 @@ from ioasid_core.plugin import (
     UnhandledEvent,
     UnhandledKind,
     byte_view,
+    columns_allowed,
 )
 
 __all__ = [
@@ -288,17 +289,6 @@ _KEEP_UNLESS_RVSD: Final = tuple(b6 & 0x80 == 0 for b6 in range(256))
 """Indexed by byte 6: whether the PASID stands when RVSD drops it (``rvsd_drops_pasid``)."""
 
 
-def _all_allowed(data: bytes, columns: tuple[tuple[int, bytes], ...]) -> bool:
-    """Whether every entry of ``data`` holds only allowed values in each (byte index,
-    allowed values) column: a strided slice per column, ``translate`` deleting the allowed
-    values (anything left is a bad byte). A loop, not ``any()`` of a generator: cheaper for
-    a handful of columns."""
-    for index, allowed in columns:
-        if data[index::PPR_ENTRY_SIZE].translate(None, allowed):
-            return False
-    return True
-
-
 def decode_ppr_rows(data: Buffer, *, rvsd_drops_pasid: bool = False) -> list[RequestRow]:
     """Whole entries as request rows, in order; the first bad entry raises, naming its
     offset in ``data`` (``UnhandledEvent`` for another TYPE, else ``DecodeError``).
@@ -319,7 +309,7 @@ def decode_ppr_rows(data: Buffer, *, rvsd_drops_pasid: bool = False) -> list[Req
             f"({size % PPR_ENTRY_SIZE} trailing bytes)",
             offset=size - size % PPR_ENTRY_SIZE,
         )
-    if not _all_allowed(data, _REQUEST_COLUMNS):
+    if not columns_allowed(data, PPR_ENTRY_SIZE, _REQUEST_COLUMNS):
         for index, (w0, w1) in enumerate(_WORDS.iter_unpack(data)):
             if w0 & _TYPE_MASK != _TYPE_FAULT:
                 raise _unhandled(w0, index * PPR_ENTRY_SIZE)

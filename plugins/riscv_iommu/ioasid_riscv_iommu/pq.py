@@ -44,6 +44,7 @@ from ioasid_core.plugin import (
     Perm,
     RequestRow,
     byte_view,
+    columns_allowed,
 )
 
 __all__ = [
@@ -162,17 +163,6 @@ _PRGI_OF: Final = tuple(low >> 3 for low in _LOW_BITS)
 per record than shifts and masks."""
 
 
-def _all_allowed(data: bytes, columns: tuple[tuple[int, bytes], ...]) -> bool:
-    """Whether every record of ``data`` holds only allowed values in each (byte index,
-    allowed values) column: a strided slice per column, ``translate`` deleting the allowed
-    values (anything left is a bad byte). A loop, not ``any()`` of a generator: cheaper for
-    a handful of columns."""
-    for index, allowed in columns:
-        if data[index::PQ_RECORD_SIZE].translate(None, allowed):
-            return False
-    return True
-
-
 def decode_pq_rows(data: Buffer) -> list[RequestRow]:
     """Whole records as request rows, in order; the first bad record raises a
     ``DecodeError`` naming its offset in ``data`` (the same as :func:`decode_pq`).
@@ -188,7 +178,7 @@ def decode_pq_rows(data: Buffer) -> list[RequestRow]:
             f"({size % PQ_RECORD_SIZE} trailing bytes)",
             offset=size - size % PQ_RECORD_SIZE,
         )
-    if not _all_allowed(data, _COLUMNS):
+    if not columns_allowed(data, PQ_RECORD_SIZE, _COLUMNS):
         for index, (hdr, payload) in enumerate(_WORDS.iter_unpack(data)):
             PQ_RECORD.check_reserved((hdr, payload), index * PQ_RECORD_SIZE)
             if not _FLAGS_OK[hdr >> 32 & 7]:

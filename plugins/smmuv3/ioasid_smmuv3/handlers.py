@@ -58,6 +58,7 @@ from ioasid_core.plugin import (
     UnhandledEvent,
     UnhandledKind,
     byte_view,
+    columns_allowed,
     response_row,
 )
 from ioasid_smmuv3.commands import (
@@ -165,24 +166,13 @@ _STALL_PERMS_OF: Final = tuple(_STALL_PERMS[b4 >> 1 & 7] for b4 in range(256))
 """Indexed by dw1 bits 39:32: the permissions of RnW InD PnU (bits 35:33)."""
 
 
-def _all_allowed(data: bytes, columns: tuple[tuple[int, bytes], ...]) -> bool:
-    """Whether every record of ``data`` holds only allowed values in each (byte index,
-    allowed values) column: a strided slice per column, ``translate`` deleting the allowed
-    values (anything left is a bad byte). A loop, not ``any()`` of a generator: cheaper for
-    a handful of columns."""
-    for index, allowed in columns:
-        if data[index::EVENT_RECORD_SIZE].translate(None, allowed):
-            return False
-    return True
-
-
 def decode_stall_rows(data: Buffer) -> list[RequestRow]:
     """:func:`decode_stall_batch` as rows, the pipeline's fast form. The whole run is
     checked first, a column of bytes at a time; if any record is not a stage-1 stall of a
     handled fault, a walk record by record finds the first and raises."""
     data = bytes(byte_view(data))  # len() in bytes; bytes slice with a step in C
     check_whole_records(data)
-    if not _all_allowed(data, _STALL_COLUMNS):
+    if not columns_allowed(data, EVENT_RECORD_SIZE, _STALL_COLUMNS):
         for index, (dw0, dw1, _dw2, _dw3) in enumerate(_WORDS.iter_unpack(data)):
             if dw0 & _HANDLED_MASK != _HANDLED_BASE or dw1 & _STALL_OR_S2 != _STALL_BIT:
                 raise _not_a_request(dw0, dw1, index * EVENT_RECORD_SIZE)

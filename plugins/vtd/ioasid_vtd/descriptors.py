@@ -58,6 +58,7 @@ from ioasid_core.plugin import (
     RequestRow,
     ResponseCode,
     byte_view,
+    columns_allowed,
 )
 
 __all__ = [
@@ -420,17 +421,6 @@ def decode_ring_reference(data: Buffer, head: int, tail: int) -> list[PageReques
     ]
 
 
-def _reserved_clear(chunk: bytes) -> bool:
-    """Whether no descriptor of ``chunk`` has a reserved bit set: each byte of qw0 holding
-    reserved bits is checked down the whole chunk at once (a strided slice, then
-    ``translate`` deleting the allowed values: anything left is a bad byte). A loop, not
-    ``any()`` of a generator: cheaper for a handful of columns."""
-    for index, allowed in _RESERVED_COLUMNS:
-        if chunk[index::DESCRIPTOR_SIZE].translate(None, allowed):
-            return False
-    return True
-
-
 def _decode_span(view: memoryview, start: int, end: int, rows: list[RequestRow]) -> None:
     """Append the request rows of bytes ``start:end`` of ``view`` (whole entries, checked).
 
@@ -439,7 +429,7 @@ def _decode_span(view: memoryview, start: int, end: int, rows: list[RequestRow])
     error path may be slow). The rows are then one comprehension over small fields.
     """
     chunk = bytes(view[start:end])
-    if not _reserved_clear(chunk):
+    if not columns_allowed(chunk, DESCRIPTOR_SIZE, _RESERVED_COLUMNS):
         for index, words in enumerate(_ENTRY.iter_unpack(chunk)):
             PAGE_REQUEST.check_reserved(words, start + index * DESCRIPTOR_SIZE)
         raise AssertionError("a reserved bit is set, but no entry has it")  # pragma: no cover
