@@ -119,10 +119,10 @@ def test_columns_allowed_checks_each_column_down_every_record() -> None:
 
     # Three 4-byte records; column 1 may hold 0x00 or 0x80, column 3 only 0x00.
     columns = ((1, bytes([0x00, 0x80])), (3, bytes([0x00])))
-    good = bytes.fromhex("ff00aa00" "ff80bb00" "ff0000" "00")
+    good = bytes.fromhex("ff00aa00 ff80bb00 ff000000")
     assert columns_allowed(good, 4, columns)
     assert columns_allowed(bytearray(good), 4, columns)
-    assert not columns_allowed(bytes.fromhex("ff00aa00" "ff40bb00" "ff000000"), 4, columns)
-    assert not columns_allowed(bytes.fromhex("ff00aa00" "ff80bb00" "ff000001"), 4, columns)
+    assert not columns_allowed(bytes.fromhex("ff00aa00 ff40bb00 ff000000"), 4, columns)
+    assert not columns_allowed(bytes.fromhex("ff00aa00 ff80bb00 ff000001"), 4, columns)
     assert columns_allowed(b"", 4, columns)  # no record: nothing is bad
     assert columns_allowed(bytes.fromhex("ffffffff"), 4, ())  # no column: nothing to check
