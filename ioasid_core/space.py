@@ -410,11 +410,13 @@ class IoasidSpace:
             self._refuse_reentry("find")
         # Read-only, so not validated on a hit: the hot path cannot afford the type check
         # (``find(s, 1.0)`` reads ID 1's data, as a dict lookup would). A miss says why.
+        # Indexed, not ``.get()``: a subscript costs less than a method call on a hit, and a
+        # try costs nothing until it raises (CPython 3.11).
         try:
-            rec = self._records.get(ioasid)
-        except TypeError:
+            rec = self._records[ioasid]
+        except (KeyError, TypeError):  # not live, or not a key at all (unhashable)
             rec = None
-        if rec is None:
+        if rec is None:  # raised here, not in the handler: no KeyError as its context
             raise NotFoundError(self._unknown(as_id(ioasid)))
         if set is not None and rec[0] is not set:
             raise AccessDeniedError(self._not_owner(ioasid, rec[0], set))
