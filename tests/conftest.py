@@ -6,11 +6,13 @@ them as fixtures:
 - ``space``: a small space (capacity 64), so that filling it is cheap, once without and once
   with a subscriber (the hot paths and the full paths);
 - ``events``: every event of ``space``, recorded by a global subscriber at ``Priority.LAST``;
-- ``unchanged``: a context manager proving that a failed call changed nothing observable.
+- ``unchanged``: a context manager proving that a failed call changed nothing observable;
+- ``install``: adds fake entry points (``tests/plugin_fakes.py``) to the installed ones.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -25,6 +27,8 @@ from ioasid_core import (
     Priority,
     SetType,
 )
+from ioasid_core.markers import ENTRY_POINT_GROUP
+from ioasid_core.plugins import BLOCK_ENV
 
 SMALL_CAPACITY = 64
 
@@ -126,3 +130,20 @@ def events(space: IoasidSpace) -> list[Event]:
 def unchanged() -> Unchanged:
     """The ``unchanged(space, *sets, ids=..., spids=...)`` context manager."""
     return _unchanged
+
+
+@pytest.fixture
+def install(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``install(*entry_points)``: fake plugins added to the real ones, for this test (a
+    forked pool worker inherits them)."""
+    monkeypatch.delenv(BLOCK_ENV, raising=False)
+    real = importlib.metadata.entry_points
+
+    def install(*fakes: object) -> None:
+        def entry_points(*, group: str) -> list[object]:
+            found: list[object] = list(real(group=group))
+            return [*found, *fakes] if group == ENTRY_POINT_GROUP else found
+
+        monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+
+    return install

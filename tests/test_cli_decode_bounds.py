@@ -4,11 +4,10 @@ plugin bug, not bad bytes) is status 1 naming the vendor and its plugin."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import struct
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from ioasid_core.bits import Buffer
 from ioasid_core.cli import cli
 from ioasid_core.dump import MAX_DUMP_BYTES
 from ioasid_core.markers import ENTRY_POINT_GROUP, hookimpl
-from ioasid_core.plugins import BLOCK_ENV, PluginHost, new_plugin_manager
+from ioasid_core.plugins import PluginHost, new_plugin_manager
 from ioasid_core.prq import GenericPrq, PageRequest
 from ioasid_core.prq.types import RequestRow
 from ioasid_core.prq.vendor import VendorPrq
@@ -129,11 +128,8 @@ class _NastyDecoder(GenericPrq):
 
 
 def test_a_decoder_failure_names_the_plugin_as_every_plugin_failure_does_and_is_escaped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, install: Callable[..., None]
 ) -> None:
-    monkeypatch.delenv(BLOCK_ENV, raising=False)
-    real = importlib.metadata.entry_points
-
     class EntryPoint:
         name, value, group = "nasty", "ioasid_nasty.plugin", ENTRY_POINT_GROUP
         dist = types.SimpleNamespace(name="ioasid-nasty", version="0.1")
@@ -141,11 +137,7 @@ def test_a_decoder_failure_names_the_plugin_as_every_plugin_failure_does_and_is_
         def load(self) -> object:
             return _Offering(_NastyDecoder())
 
-    def entry_points(*, group: str) -> list[object]:
-        found: list[object] = list(real(group=group))
-        return [*found, EntryPoint()] if group == ENTRY_POINT_GROUP else found
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    install(EntryPoint())
     path = tmp_path / "d.bin"
     path.write_bytes(READ_ONLY)
     code, stdout, stderr = invoke("decode", "nasty", str(path))

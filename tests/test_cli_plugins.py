@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -53,18 +54,13 @@ def _no_env_block(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def broken_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+def broken_plugin(install: Callable[..., None]) -> None:
     """Add an entry point whose module does not exist to the real ones."""
-    real = importlib.metadata.entry_points
-    broken = importlib.metadata.EntryPoint(
-        name="broken", value="ioasid_no_such_vendor.plugin", group=ENTRY_POINT_GROUP
+    install(
+        importlib.metadata.EntryPoint(
+            name="broken", value="ioasid_no_such_vendor.plugin", group=ENTRY_POINT_GROUP
+        )
     )
-
-    def entry_points(*, group: str) -> list[importlib.metadata.EntryPoint]:
-        found = list(real(group=group))
-        return [*found, broken] if group == ENTRY_POINT_GROUP else found
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:

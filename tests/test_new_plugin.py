@@ -10,7 +10,7 @@ import importlib.metadata
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,21 +54,16 @@ def test_it_writes_a_package_tests_and_a_pyproject_without_workspace_paths(
 
 
 def test_the_written_vendor_conforms_and_compare_runs_it(
-    skeleton: Path, monkeypatch: pytest.MonkeyPatch
+    skeleton: Path, install: Callable[..., None]
 ) -> None:
     from ioasid_demo_vt import DemoVtPrq  # type: ignore[import-not-found]
 
     assert_conforms(DemoVtPrq(), requests=[], replays=True)
-    real = importlib.metadata.entry_points
-    probe = importlib.metadata.EntryPoint(
-        name="demo_vt", value="ioasid_demo_vt.plugin", group=ENTRY_POINT_GROUP
+    install(
+        importlib.metadata.EntryPoint(
+            name="demo_vt", value="ioasid_demo_vt.plugin", group=ENTRY_POINT_GROUP
+        )
     )
-
-    def entry_points(*, group: str) -> list[importlib.metadata.EntryPoint]:
-        found = list(real(group=group))
-        return [*found, probe] if group == ENTRY_POINT_GROUP else found
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
     result = invoke_cli("compare", "null-set-search", "--vendors", "demo-vt", "--policies", "set")
     assert result.exit_code == 0, result.stderr
     assert "demo-vt" in result.stdout

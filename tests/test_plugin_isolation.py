@@ -9,17 +9,16 @@ is missing says why and points to ``ioasid plugins``.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import attrs
 import pytest
 
 from ioasid_core.guest import GUEST_OWNED
-from ioasid_core.markers import ENTRY_POINT_GROUP, hookimpl
-from ioasid_core.plugins import BLOCK_ENV, new_plugin_manager
+from ioasid_core.markers import hookimpl
+from ioasid_core.plugins import new_plugin_manager
 from ioasid_core.profile import NonConformingVendor, build_profile, profile_of
 from ioasid_core.prq.discipline import Discipline
 from ioasid_core.prq.generic import GenericPrq
@@ -31,46 +30,14 @@ from ioasid_core.testing import invoke_cli
 from ioasid_core.units import VendorInfo
 from ioasid_core.vendor_options import NEUTRAL_UNITS, UnitShape
 
-
-@attrs.frozen
-class _Dist:
-    name: str
-    version: str = "0.9"
-
-
-class _EntryPoint:
-    """An installed entry point of distribution ``ioasid-<name>`` loading ``target``."""
-
-    def __init__(self, name: str, target: object) -> None:
-        self.name = name
-        self.value = f"ioasid_{name}.plugin"
-        self.group = ENTRY_POINT_GROUP
-        self.dist = _Dist(f"ioasid-{name}")
-        self.target = target
-
-    def load(self) -> object:
-        if isinstance(self.target, BaseException):
-            raise self.target
-        return self.target
+# tests/plugin_fakes.py: ``tests.plugin_fakes`` at run time, ``plugin_fakes`` to mypy.
+if TYPE_CHECKING:
+    from plugin_fakes import FakeEntryPoint
+else:
+    from tests.plugin_fakes import FakeEntryPoint
 
 
 Install = Callable[..., None]
-
-
-@pytest.fixture
-def install(monkeypatch: pytest.MonkeyPatch) -> Install:
-    """Add fake entry points to the real ones."""
-    monkeypatch.delenv(BLOCK_ENV, raising=False)
-    real = importlib.metadata.entry_points
-
-    def install(*fakes: _EntryPoint) -> None:
-        def entry_points(*, group: str) -> list[object]:
-            found: list[object] = list(real(group=group))
-            return [*found, *fakes] if group == ENTRY_POINT_GROUP else found
-
-        monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
-
-    return install
 
 
 class _HalfBaked:
@@ -125,7 +92,7 @@ class _Renamed(GenericPrq):
 def test_a_non_conforming_vendor_is_one_error_naming_plugin_vendor_and_each_member(
     install: Install,
 ) -> None:
-    install(_EntryPoint("halfbaked", _Offers(_HalfBaked(), _Renamed("fine"))))
+    install(FakeEntryPoint("halfbaked", _Offers(_HalfBaked(), _Renamed("fine"))))
     collection = new_plugin_manager().hooks.collect_vendors()
     assert [p.message for p in collection.problems] == [HALF_PROBLEM]
     assert collection.offered["halfbaked"] == ("fine",)  # its conforming vendor stays
@@ -168,7 +135,7 @@ def test_the_profile_fills_in_the_defaults_once() -> None:
 
 
 def test_a_hook_that_raises_leaves_out_that_plugin_only(install: Install) -> None:
-    install(_EntryPoint("raiser", _Offers(error=RuntimeError("no hardware"))))
+    install(FakeEntryPoint("raiser", _Offers(error=RuntimeError("no hardware"))))
     collection = new_plugin_manager().hooks.collect_vendors()
     assert [p.message for p in collection.problems] == [
         "plugin 'raiser' (ioasid-raiser, entry point ioasid_raiser.plugin): "
@@ -178,7 +145,7 @@ def test_a_hook_that_raises_leaves_out_that_plugin_only(install: Install) -> Non
 
 
 def test_a_name_offered_twice_names_both_plugins(install: Install) -> None:
-    install(_EntryPoint("copycat", _Offers(_Renamed("vtd"))))
+    install(FakeEntryPoint("copycat", _Offers(_Renamed("vtd"))))
     collection = new_plugin_manager().hooks.collect_vendors()
     (problem,) = collection.problems
     assert problem.message.startswith("plugin ")
@@ -188,7 +155,7 @@ def test_a_name_offered_twice_names_both_plugins(install: Install) -> None:
 
 
 def test_plugins_strict_exits_1_on_a_non_conforming_vendor(install: Install) -> None:
-    install(_EntryPoint("halfbaked", _Offers(_HalfBaked())))
+    install(FakeEntryPoint("halfbaked", _Offers(_HalfBaked())))
     listing = invoke_cli("plugins")
     assert listing.exit_code == 0
     assert "vendors left out (they do not conform):" in listing.stdout
@@ -209,7 +176,7 @@ def test_plugins_strict_exits_1_on_a_non_conforming_vendor(install: Install) -> 
 def test_compare_runs_the_others_writes_them_and_exits_1_naming_the_broken_one(
     install: Install, tmp_path: Path
 ) -> None:
-    install(_EntryPoint("halfbaked", _Offers(_HalfBaked())))
+    install(FakeEntryPoint("halfbaked", _Offers(_HalfBaked())))
     out = tmp_path / "out.json"
     result = invoke_cli("compare", "null-set-search", "--policies", "set", "--json", str(out))
     assert result.exit_code == 1
@@ -221,7 +188,7 @@ def test_compare_runs_the_others_writes_them_and_exits_1_naming_the_broken_one(
 
 
 def test_compare_of_a_vendor_whose_plugin_failed_to_load_says_why(install: Install) -> None:
-    install(_EntryPoint("gpu", ImportError("libgpu.so: cannot open shared object file")))
+    install(FakeEntryPoint("gpu", ImportError("libgpu.so: cannot open shared object file")))
     result = invoke_cli("compare", "null-set-search", "--vendors", "gpu")
     assert result.exit_code == 2
     assert (
@@ -235,7 +202,7 @@ def test_compare_of_a_vendor_whose_plugin_failed_to_load_says_why(install: Insta
 def test_a_named_vendor_that_does_not_conform_is_left_out_and_the_others_named_run(
     install: Install, tmp_path: Path
 ) -> None:
-    install(_EntryPoint("halfbaked", _Offers(_HalfBaked())))
+    install(FakeEntryPoint("halfbaked", _Offers(_HalfBaked())))
     out = tmp_path / "out.json"
     result = invoke_cli(
         "compare", "null-set-search", "--vendors", "half,vtd", "--policies", "set",
@@ -259,7 +226,7 @@ def test_a_named_vendor_that_does_not_conform_is_left_out_and_the_others_named_r
 def test_a_command_naming_only_a_vendor_that_does_not_conform_exits_1_naming_it(
     install: Install, command: tuple[str, ...]
 ) -> None:
-    install(_EntryPoint("halfbaked", _Offers(_HalfBaked())))
+    install(FakeEntryPoint("halfbaked", _Offers(_HalfBaked())))
     result = invoke_cli(*command)
     assert result.exit_code == 1
     assert result.stderr == (
@@ -272,7 +239,7 @@ def test_a_command_naming_only_a_vendor_that_does_not_conform_exits_1_naming_it(
 def test_decode_with_a_vendor_that_does_not_conform_exits_1_naming_it(
     install: Install, tmp_path: Path
 ) -> None:
-    install(_EntryPoint("halfbaked", _Offers(_HalfBaked())))
+    install(FakeEntryPoint("halfbaked", _Offers(_HalfBaked())))
     dump = tmp_path / "q.bin"
     dump.write_bytes(bytes(32))
     result = invoke_cli("decode", "half", str(dump))
@@ -283,7 +250,7 @@ def test_decode_with_a_vendor_that_does_not_conform_exits_1_naming_it(
 def test_compare_of_healthy_vendors_named_is_not_failed_by_another_plugin(
     install: Install,
 ) -> None:
-    install(_EntryPoint("halfbaked", _Offers(_HalfBaked())))
+    install(FakeEntryPoint("halfbaked", _Offers(_HalfBaked())))
     result = invoke_cli("compare", "null-set-search", "--vendors", "vtd", "--policies", "set")
     assert result.exit_code == 0, result.stderr
     assert HALF_PROBLEM in result.stderr  # still said
@@ -323,7 +290,7 @@ class _Shallow(GenericPrq):
 def test_an_ill_typed_max_queue_entries_is_named_at_collection(
     install: Install, most: object, shown: str
 ) -> None:
-    install(_EntryPoint("shallow", _Offers(_Shallow("shallow", most))))
+    install(FakeEntryPoint("shallow", _Offers(_Shallow("shallow", most))))
     collection = new_plugin_manager().hooks.collect_vendors()
     assert [p.message for p in collection.problems] == [
         "plugin 'shallow' (ioasid-shallow, entry point ioasid_shallow.plugin): vendor "

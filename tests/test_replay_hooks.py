@@ -4,8 +4,7 @@ call per allocation or request."""
 
 from __future__ import annotations
 
-import importlib.metadata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -16,7 +15,7 @@ from ioasid_core.backends import IdBackend, backend_ops
 from ioasid_core.compare import compare
 from ioasid_core.events import Event
 from ioasid_core.markers import ENTRY_POINT_GROUP, hookimpl
-from ioasid_core.plugins import BLOCK_ENV, Hooks, new_plugin_manager
+from ioasid_core.plugins import Hooks, new_plugin_manager
 from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.scenario import parse_scenario
@@ -127,9 +126,8 @@ def test_nobody_listening_costs_no_hook_call_per_allocation(
 
 
 def test_compare_on_the_command_line_serves_installed_listeners(
-    monkeypatch: pytest.MonkeyPatch,
+    install: Callable[..., None],
 ) -> None:
-    monkeypatch.delenv(BLOCK_ENV, raising=False)
     tracer = Tracer()
 
     class _EntryPoint:
@@ -141,13 +139,7 @@ def test_compare_on_the_command_line_serves_installed_listeners(
         def load(self) -> object:
             return tracer
 
-    real = importlib.metadata.entry_points
-
-    def entry_points(*, group: str) -> list[object]:
-        found: list[object] = list(real(group=group))
-        return [*found, _EntryPoint()] if group == ENTRY_POINT_GROUP else found
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    install(_EntryPoint())  # its dist is None: no distribution known
     result = invoke_cli(
         "compare", "null-set-search", "--vendors", "generic,vtd", "--policies", "set"
     )

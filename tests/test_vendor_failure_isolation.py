@@ -6,7 +6,6 @@ exception (one that does not pickle, or does not unpickle, must not break the po
 from __future__ import annotations
 
 import csv
-import importlib.metadata
 import io
 import json
 import os
@@ -16,23 +15,22 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import attrs
 import pytest
 
 from ioasid_core.bits import Buffer
 from ioasid_core.compare import VendorFailure, compare, scenario_pool
-from ioasid_core.markers import ENTRY_POINT_GROUP, hookimpl
-from ioasid_core.plugins import BLOCK_ENV
 from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import PageRequest, RequestRow
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.testing import invoke_cli, load_named_scenario
 
-# tests/sweep_helpers.py: ``tests.sweep_helpers`` at run time, ``sweep_helpers`` to mypy.
+# tests/*_helpers.py, plugin_fakes.py: ``tests.x`` at run time, ``x`` to mypy.
 if TYPE_CHECKING:
+    from plugin_fakes import VendorEntryPoint
     from sweep_helpers import SMALL as SMALL_SWEEP
 else:
+    from tests.plugin_fakes import VendorEntryPoint
     from tests.sweep_helpers import SMALL as SMALL_SWEEP
 
 
@@ -86,47 +84,6 @@ def _unprintable() -> Exception:
     return Unprintable()
 
 
-@attrs.frozen
-class _Dist:
-    name: str
-    version: str = "0.9"
-
-
-class _EntryPoint:
-    def __init__(self, name: str, vendor: VendorPrq) -> None:
-        self.name = name
-        self.value = f"ioasid_{name}.plugin"
-        self.group = ENTRY_POINT_GROUP
-        self.dist = _Dist(f"ioasid-{name}")
-        self.vendor = vendor
-
-    def load(self) -> object:
-        vendor = self.vendor
-
-        class Plugin:
-            @hookimpl
-            def ioasid_prq_vendors(self) -> list[VendorPrq]:
-                return [vendor]
-
-        return Plugin()
-
-
-@pytest.fixture
-def install(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    """Add fake entry points to the real ones (a forked pool worker inherits them)."""
-    monkeypatch.delenv(BLOCK_ENV, raising=False)
-    real = importlib.metadata.entry_points
-
-    def install(*fakes: _EntryPoint) -> None:
-        def entry_points(*, group: str) -> list[object]:
-            found: list[object] = list(real(group=group))
-            return [*found, *fakes] if group == ENTRY_POINT_GROUP else found
-
-        monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
-
-    return install
-
-
 def _outputs(folder: Path, *extra: str) -> tuple[int, str, str, dict[str, object], str]:
     """``compare`` of the bundled example under two policies, with every output."""
     folder.mkdir()
@@ -164,7 +121,7 @@ def test_compare_runs_the_others_writes_them_and_exits_1_naming_the_raiser(
 ) -> None:
     code, stdout, stderr, whole, whole_csv = _outputs(tmp_path / "before", "--jobs", jobs)
     assert code == 0, stderr
-    install(_EntryPoint("crashy", Raising("crashy", make)))
+    install(VendorEntryPoint("crashy", Raising("crashy", make)))
     code, stdout, stderr, document, text = _outputs(tmp_path / "after", "--jobs", jobs)
     assert code == 1
     assert (
@@ -179,7 +136,7 @@ def test_compare_runs_the_others_writes_them_and_exits_1_naming_the_raiser(
 
 
 def test_run_of_a_raising_vendor_exits_1_naming_it(install: Callable[..., None]) -> None:
-    install(_EntryPoint("crashy", Raising("crashy", _nasty)))
+    install(VendorEntryPoint("crashy", Raising("crashy", _nasty)))
     result = invoke_cli("run", "null-set-search", "--vendor", "crashy")
     assert result.exit_code == 1
     assert result.stderr == (
@@ -217,7 +174,7 @@ def test_a_sweep_records_the_raisers_runs_names_its_plugin_and_runs_the_others(
 ) -> None:
     from ioasid_core.sweep import read_results
 
-    install(_EntryPoint("crashy", Raising("crashy", _nasty)))
+    install(VendorEntryPoint("crashy", Raising("crashy", _nasty)))
     path = tmp_path / "sweep.toml"
     path.write_text(SMALL_SWEEP.replace('["generic", "vtd"]', '["generic", "crashy"]'))
     out = tmp_path / "out"
@@ -240,7 +197,7 @@ def test_a_sweep_leaves_out_a_vendor_that_does_not_conform_and_runs_the_others(
 ) -> None:
     from ioasid_core.sweep import read_results
 
-    install(_EntryPoint("halfbaked", GenericPrq()), _EntryPoint("nameless", object()))  # type: ignore[arg-type]
+    install(VendorEntryPoint("halfbaked", GenericPrq()), VendorEntryPoint("nameless", object()))  # type: ignore[arg-type]
     path = tmp_path / "sweep.toml"
     path.write_text(SMALL_SWEEP)  # generic and vtd
     out = tmp_path / "out"
@@ -366,7 +323,7 @@ def test_compare_jobs_2_names_the_vendor_whose_plugin_killed_its_worker(
 ) -> None:
     code, stdout, stderr, whole, whole_csv = _outputs(tmp_path / "before", "--jobs", "2")
     assert code == 0, stderr
-    install(_EntryPoint("killer", Dying("killer")))
+    install(VendorEntryPoint("killer", Dying("killer")))
     code, stdout, stderr, document, text = _outputs(tmp_path / "after", "--jobs", "2")
     assert code == 1
     assert (
@@ -385,7 +342,7 @@ def test_a_sweep_records_only_the_runs_that_kill_their_worker_and_runs_the_other
 ) -> None:
     from ioasid_core.sweep import read_results
 
-    install(_EntryPoint("killer", Dying("killer")))
+    install(VendorEntryPoint("killer", Dying("killer")))
     path = tmp_path / "sweep.toml"
     path.write_text(SMALL_SWEEP.replace('["generic", "vtd"]', '["generic", "killer"]'))
     out = tmp_path / "out"
