@@ -272,6 +272,7 @@ def test_every_failure_of_the_space_is_an_ioasid_error() -> None:
         lambda: IoasidSpace(1 << 27),
         lambda: space.free(owner, 2.5),  # type: ignore[arg-type]
         lambda: space.find(owner, "x"),  # type: ignore[arg-type]
+        lambda: space.find(owner, [1]),  # type: ignore[arg-type]  # unhashable: no TypeError
         lambda: space.find(owner, 3),
     ):
         with pytest.raises(IoasidError):
