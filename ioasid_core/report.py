@@ -248,10 +248,15 @@ def _table(
 
 DISCIPLINE_NAMES = {
     "iopf": "IOPF groups, first failure sticky",
-    "per-request": "each request on its own, VT-d 2019",
-    "device-tables": "per-device tables, AMD v2",
+    "per-request": "each request on its own",
+    "device-tables": "per-device tables",
 }
-"""How the table's caption names each answer discipline."""
+"""How the table's caption names each answer discipline (what it does, not whose it is: a
+plugin's vendor may follow any of them)."""
+
+BUNDLED_DRIVERS = {"vtd": "VT-d 2019", "amd-vi": "AMD v2"}
+"""The driver a bundled vendor's discipline came from, said after its name in the caption;
+any other vendor is named as it names itself."""
 
 
 def own_rule_note(results: Sequence[RunResult]) -> str:
@@ -263,9 +268,15 @@ def own_rule_note(results: Sequence[RunResult]) -> str:
         if result.vendor not in names:
             names.append(result.vendor)
     answered = "; ".join(
-        f"{DISCIPLINE_NAMES.get(d, d)}: {', '.join(names)}" for d, names in by_discipline.items()
+        f"{DISCIPLINE_NAMES.get(d, d)}: {', '.join(map(_driver_named, names))}"
+        for d, names in by_discipline.items()
     )
     return f"*: the vendor's own rule (its driver's lookup policy). Answered as: {answered}"
+
+
+def _driver_named(vendor: str) -> str:
+    driver = BUNDLED_DRIVERS.get(vendor)
+    return f"{vendor} ({driver})" if driver else vendor
 
 
 def natural_width(table: Table) -> int:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
@@ -17,7 +18,14 @@ from ioasid_core.cli import cli
 from ioasid_core.markers import hookimpl
 from ioasid_core.plugins import PluginHost, new_plugin_manager
 from ioasid_core.prq import GenericPrq, PageRequest
+from ioasid_core.prq.discipline import Discipline
 from ioasid_core.prq.vendor import VendorPrq
+
+# tests/plugin_fakes.py: ``tests.plugin_fakes`` at run time, ``plugin_fakes`` to mypy.
+if TYPE_CHECKING:
+    from plugin_fakes import VendorEntryPoint
+else:
+    from tests.plugin_fakes import VendorEntryPoint
 
 _REQUESTS_AXIS = "requests resolved wrongly, answered early, dropped or by SPID"
 EXAMPLE = str(Path(__file__).parent.parent / "examples" / "null-set-search.toml")
@@ -282,7 +290,37 @@ def test_each_vendors_own_rule_comes_first_and_is_marked(tmp_path: Path) -> None
     cells = [line.split()[:2] for line in stdout.splitlines() if len(line.split()) > 2]
     assert [c for c in cells if c[1].endswith("*")] == [["vtd", "global*"], ["smmuv3", "set*"]]
     assert "*: the vendor's own rule" in stdout
-    assert "each request on its own, VT-d 2019: vtd" in stdout
+    assert "each request on its own: vtd (VT-d 2019)" in stdout
+
+
+class _PerRequest(GenericPrq):
+    """A plugin's vendor answering each request on its own, as VT-d 2019 did: not VT-d."""
+
+    name = "acme"
+    discipline = Discipline.PER_REQUEST
+
+
+class _Tables(GenericPrq):
+    """A plugin's vendor of per-device tables, as AMD v2: not AMD."""
+
+    name = "tables"
+    discipline = Discipline.DEVICE_TABLES
+
+
+def test_the_caption_names_a_plugins_vendor_as_itself_not_as_the_bundled_driver(
+    install: Callable[..., None],
+) -> None:
+    install(VendorEntryPoint("acme", _PerRequest()), VendorEntryPoint("tables", _Tables()))
+    vendors = "vtd,acme,amd-vi,tables,smmuv3"
+    code, stdout, stderr = _invoke(
+        "compare", EXAMPLE, "--vendors", vendors, "--policies", "native", columns=300
+    )
+    assert code == 0, stderr
+    words = " ".join(stdout.split())  # the caption wraps at the table's width
+    assert words.endswith(
+        "Answered as: each request on its own: vtd (VT-d 2019), acme; per-device tables: "
+        "amd-vi (AMD v2), tables; IOPF groups, first failure sticky: smmuv3"
+    )
 
 
 def test_policies_native_runs_each_vendor_under_its_own_rule_only() -> None:
