@@ -25,7 +25,7 @@ from typing import Any, Final
 from ioasid_core.compare import VendorFailure
 from ioasid_core.shipping import CargoPool
 from ioasid_core.sweep.plan import RunKey
-from ioasid_core.sweep.worker import Cargo, HeldCargo, Outcome, run_batch
+from ioasid_core.sweep.worker import Cargo, HeldCargo, Outcome, forget, run_batch
 
 __all__ = [
     "DASK_INSTALL_HINT",
@@ -74,6 +74,17 @@ class SerialEngine(Engine):
     def run(self, batches: Sequence[Batch]) -> Iterator[Done]:
         for batch in batches:
             yield batch, run_batch(self._cargo, batch)
+
+    _started: str | None = None
+
+    def start(self, cargo: Cargo) -> None:
+        super().start(cargo)
+        self._started = cargo.key
+
+    def close(self) -> None:
+        if self._started is not None:
+            forget(self._started)  # this process lives on: let go of the held steps
+            self._started = None
 
 
 class _ExecutorEngine(Engine):

@@ -3,7 +3,10 @@
 The cargo is the base scenario's TOML document, each point's changes and the vendors: a few
 KB however large the generated scenarios are. A worker receives it once (a pool's
 initializer, a Dask broadcast) and builds each point's scenario itself, keeping the last
-few, so the runs of one point share one load. What comes back is a summary per run: its
+few, so the runs of one point share one load; and, as a comparison's worker does, it makes
+the point's generated steps once and holds them for those runs (``hold_steps``: all the
+scenarios a worker keeps hold at most its 64 MiB between them; a point above it streams in
+each run). What comes back is a summary per run: its
 flat metric values (in the order of the cargo's metric names: a tuple, not a dict, so a
 parent holding 100,000 of them holds about a kilobyte each) and timings, never the samples
 behind them.
@@ -23,12 +26,13 @@ from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.replay import replay
 from ioasid_core.scenario.load import parse_scenario
 from ioasid_core.scenario.schema import Scenario
+from ioasid_core.scenario.stream import HeldSteps, hold_steps, hold_steps_limit
 from ioasid_core.shipping import held
 from ioasid_core.sweep.paths import KeyPath
 from ioasid_core.sweep.plan import RunKey, SweepPlan, point_document
 from ioasid_core.sweep.rows import metric_row
 
-__all__ = ["Cargo", "HeldCargo", "Outcome", "cargo_of", "run_batch"]
+__all__ = ["Cargo", "HeldCargo", "Outcome", "cargo_of", "forget", "held_steps", "run_batch"]
 
 _KEPT: Final = 4
 """Scenarios a worker keeps loaded (a batch spans one or two points)."""
@@ -49,6 +53,9 @@ class Cargo:
     """The metric columns, in the order of each outcome's ``values``."""
     seeded: bool
     """The base has generators: the seed changes the scenario, not only the run."""
+    shared: bool
+    """Some scenario (a point, under a seed when ``seeded``) has more than one run: its
+    steps are worth making once and holding."""
 
 
 @attrs.frozen
@@ -74,6 +81,8 @@ class Outcome:
 
 def cargo_of(plan: SweepPlan) -> Cargo:
     spec = plan.spec
+    seeded = "generators" in spec.base
+    scenarios = {(run.point, run.seed if seeded else 0) for run in plan.runs}
     return Cargo(
         key=f"sweep-{spec.digest[:16]}-{spec.base_digest[:16]}",
         base=spec.base,
@@ -81,25 +90,43 @@ def cargo_of(plan: SweepPlan) -> Cargo:
         changes=tuple(p.changes for p in plan.points),
         vendors=dict(plan.vendors),
         metrics=plan.columns,
-        seeded="generators" in spec.base,
+        seeded=seeded,
+        shared=len(scenarios) < len(plan.runs),
     )
 
 
 _LOADED: OrderedDict[tuple[str, int, int], Scenario] = OrderedDict()
+"""The scenarios this worker keeps, least recently used first (their steps held or not)."""
 
 
 def _scenario(cargo: Cargo, point: int, seed: int) -> Scenario:
     key = (cargo.key, point, seed if cargo.seeded else 0)
     scenario = _LOADED.get(key)
-    if scenario is None:
-        document = point_document(cargo.base, cargo.changes[point], seed)
-        scenario = parse_scenario(document, cargo.source)
-        _LOADED[key] = scenario
-        while len(_LOADED) > _KEPT:
-            _LOADED.popitem(last=False)
-    else:
+    if scenario is not None:
         _LOADED.move_to_end(key)
+        return scenario
+    document = point_document(cargo.base, cargo.changes[point], seed)
+    scenario = parse_scenario(document, cargo.source)
+    if cargo.shared:
+        steps = hold_steps(scenario.steps)
+        if steps is not scenario.steps:
+            scenario = attrs.evolve(scenario, steps=steps)
+    _LOADED[key] = scenario
+    # The oldest go first, until those kept hold no more steps than one process may.
+    while len(_LOADED) > _KEPT or held_steps() > hold_steps_limit():
+        _LOADED.popitem(last=False)
     return scenario
+
+
+def forget(key: str) -> None:
+    """Drop the scenarios of the sweep whose cargo is ``key`` (it is over)."""
+    for loaded in [k for k in _LOADED if k[0] == key]:
+        del _LOADED[loaded]
+
+
+def held_steps() -> int:
+    """The steps the scenarios this worker keeps hold between them."""
+    return sum(len(s.steps) for s in _LOADED.values() if isinstance(s.steps, HeldSteps))
 
 
 def _run(cargo: Cargo, run: RunKey) -> Outcome:
