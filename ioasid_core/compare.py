@@ -15,7 +15,7 @@ from typing import Final, Literal, TypeAlias
 import attrs
 
 from ioasid_core.plugins import Hooks
-from ioasid_core.printable import describe
+from ioasid_core.printable import describe, printable
 from ioasid_core.profile import VendorOrigin, profile_of
 from ioasid_core.prq.generic import GenericPrq
 from ioasid_core.prq.policy import LookupPolicy
@@ -64,7 +64,7 @@ class VendorFailure(Exception):
         cause: BaseException | str,
         origin: VendorOrigin | None = None,
     ) -> None:
-        text = cause if isinstance(cause, str) else describe(cause)
+        text = cause if isinstance(cause, str) else _cause_text(cause)
         where = f" ({origin})" if origin is not None else ""
         super().__init__(f"vendor {vendor!r}{where} failed under policy {policy.value!r}: {text}")
         self.vendor = vendor
@@ -82,6 +82,37 @@ class VendorFailure(Exception):
         """Rebuilt in the parent process when a run fails in a process pool (the cause is
         carried as its text: its type may not pickle, or not unpickle)."""
         return (VendorFailure, (self.vendor, self.policy, self.cause_text, self.origin))
+
+
+_HOOK_NOTE: Final = "raised by ioasid plugin "
+"""How ``Hooks`` notes the plugin whose hook raised (``plugins.py``)."""
+
+
+def _cause_text(exc: BaseException) -> str:
+    """``Type: message`` of ``exc``; when a plugin's hook raised it (itself, or inside the
+    group a space raises once its callbacks are done), what that plugin raised and where:
+    the plugin that broke the run is named, not only the vendor that was running."""
+    text = describe(exc)
+    found = _hooks_raise(exc)
+    if found is None:
+        return text
+    note, raised = found
+    if raised is exc:
+        return f"{text} ({printable(note)})"
+    return f"{text}: {describe(raised)} ({printable(note)})"
+
+
+def _hooks_raise(exc: BaseException) -> tuple[str, BaseException] | None:
+    """The first plugin's note in ``exc`` or the exceptions of its group, with its owner."""
+    for note in getattr(exc, "__notes__", ()):
+        if isinstance(note, str) and note.startswith(_HOOK_NOTE):
+            return note, exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _hooks_raise(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def available_vendors(

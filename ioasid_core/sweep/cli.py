@@ -19,6 +19,7 @@ import click
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ioasid_core.plugins import Hooks
     from ioasid_core.prq.vendor import VendorPrq
     from ioasid_core.sweep.engines import Engine
     from ioasid_core.sweep.plan import SweepPlan
@@ -190,7 +191,7 @@ def _sweep(
     versions = {"ioasid-core": _version("ioasid-core")}
     versions.update({p.distribution: p.version for p in host.loaded})
     try:
-        report = _run(plan, store, engine, batch, versions)
+        report = _run(plan, store, engine, batch, versions, hooks=host.hooks)
     except KeyboardInterrupt:
         message = f"interrupted: {out} keeps the runs that finished; --resume continues"
         raise _fail(message, EXIT_INTERRUPTED) from None
@@ -238,6 +239,8 @@ def _run(
     engine: Engine,
     batch: int | None,
     versions: dict[str, str],
+    *,
+    hooks: Hooks,
 ) -> SweepReport:
     from rich.console import Console
     from rich.markup import escape
@@ -266,7 +269,9 @@ def _run(
         def moved(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return run_sweep(plan, store, engine, batch=batch, versions=versions, progress=moved)
+        return run_sweep(
+            plan, store, engine, batch=batch, versions=versions, progress=moved, hooks=hooks
+        )
 
 
 def _plots(plan: SweepPlan, out: Path, metrics: list[str]) -> None:

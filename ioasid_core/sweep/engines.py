@@ -23,6 +23,7 @@ from concurrent.futures import (
 from typing import Any, Final
 
 from ioasid_core.compare import VendorFailure
+from ioasid_core.plugins import Hooks
 from ioasid_core.shipping import CargoPool
 from ioasid_core.sweep.plan import RunKey
 from ioasid_core.sweep.worker import Cargo, HeldCargo, Outcome, forget, run_batch
@@ -58,8 +59,11 @@ class Engine:
     workers: int = 1
     describe: str = "this process"
 
-    def start(self, cargo: Cargo) -> None:
+    def start(self, cargo: Cargo, hooks: Hooks | None = None) -> None:
+        """Give the workers ``cargo``. ``hooks``: the command's plugins, for runs in its own
+        process (a worker process makes its own manager when ``cargo.plugins``)."""
         self._cargo = cargo
+        self._hooks = hooks
 
     def run(self, batches: Sequence[Batch]) -> Iterator[Done]:
         raise NotImplementedError
@@ -73,12 +77,12 @@ class SerialEngine(Engine):
 
     def run(self, batches: Sequence[Batch]) -> Iterator[Done]:
         for batch in batches:
-            yield batch, run_batch(self._cargo, batch)
+            yield batch, run_batch(self._cargo, batch, self._hooks)
 
     _started: str | None = None
 
-    def start(self, cargo: Cargo) -> None:
-        super().start(cargo)
+    def start(self, cargo: Cargo, hooks: Hooks | None = None) -> None:
+        super().start(cargo, hooks)
         self._started = cargo.key
 
     def close(self) -> None:
@@ -117,8 +121,8 @@ class PoolEngine(_ExecutorEngine):
         self.describe = f"local pool of {workers} processes"
         self.executor: ProcessPoolExecutor | None = None
 
-    def start(self, cargo: Cargo) -> None:
-        super().start(cargo)
+    def start(self, cargo: Cargo, hooks: Hooks | None = None) -> None:
+        super().start(cargo, hooks)
         self.executor = CargoPool(self.workers, cargo.key, cargo)
 
     def _arg(self) -> object:
@@ -232,8 +236,8 @@ class DaskEngine(_ExecutorEngine):
         self.describe = f"dask at {address}" if address else f"dask local cluster of {workers}"
         self.executor = self._client.get_executor(pure=False)
 
-    def start(self, cargo: Cargo) -> None:
-        super().start(cargo)
+    def start(self, cargo: Cargo, hooks: Hooks | None = None) -> None:
+        super().start(cargo, hooks)
         # One copy per worker, kept in its memory; tasks refer to it.
         self._scattered = self._client.scatter(cargo, broadcast=True, hash=False)
 

@@ -20,6 +20,7 @@ from typing import Final
 
 import attrs
 
+from ioasid_core.plugins import Hooks
 from ioasid_core.sweep.engines import Engine
 from ioasid_core.sweep.plan import RunKey, SweepPlan
 from ioasid_core.sweep.store import SweepStore, result_columns
@@ -62,9 +63,12 @@ def run_sweep(
     batch: int | None = None,
     versions: Mapping[str, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    hooks: Hooks | None = None,
 ) -> SweepReport:
     """Every run of ``plan`` the folder does not hold yet (``store.check`` was called),
-    then the results tables. ``progress(done, total)`` after each batch."""
+    then the results tables. ``progress(done, total)`` after each batch. ``hooks``: the
+    plugins take part in every run, as in ``compare`` (in a worker process, through that
+    worker's own manager of the installed plugins)."""
     started = time.time()
     clock = time.perf_counter()
     manifest = _manifest(plan, engine, versions or {}, started)
@@ -77,7 +81,7 @@ def run_sweep(
     if progress is not None:
         progress(len(done), len(plan.runs))
     try:
-        engine.start(cargo_of(plan))
+        engine.start(cargo_of(plan, plugins=hooks is not None), hooks)
         for runs, result in engine.run(batches):
             got = result if isinstance(result, list) else _lost(runs, result)
             store.append(runs, got)

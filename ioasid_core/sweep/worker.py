@@ -15,6 +15,7 @@ behind them.
 from __future__ import annotations
 
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -22,6 +23,7 @@ from typing import Final
 import attrs
 
 from ioasid_core.compare import VendorFailure
+from ioasid_core.plugins import Hooks, new_plugin_manager
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.replay import replay
 from ioasid_core.scenario.load import parse_scenario
@@ -53,6 +55,10 @@ class Cargo:
     """The metric columns, in the order of each outcome's ``values``."""
     seeded: bool
     """The base has generators: the seed changes the scenario, not only the run."""
+    plugins: bool
+    """The runs take the installed plugins: a worker probes units and delivers set and event
+    hooks through its own manager of them (made at its first run of the sweep; a manager
+    does not pickle), as ``compare``'s workers do."""
     shared: bool
     """Some scenario (a point, under a seed when ``seeded``) has more than one run: its
     steps are worth making once and holding."""
@@ -79,18 +85,22 @@ class Outcome:
     cpu_s: float
 
 
-def cargo_of(plan: SweepPlan) -> Cargo:
+def cargo_of(plan: SweepPlan, *, plugins: bool = False) -> Cargo:
+    """The sweep's cargo; ``plugins``: its runs take the installed plugins."""
     spec = plan.spec
     seeded = "generators" in spec.base
     scenarios = {(run.point, run.seed if seeded else 0) for run in plan.runs}
     return Cargo(
-        key=f"sweep-{spec.digest[:16]}-{spec.base_digest[:16]}",
+        # This sweep's run of the file, not the file: a Dask worker outlives a sweep, and
+        # makes its plugin manager again for the next one.
+        key=f"sweep-{spec.digest[:16]}-{spec.base_digest[:16]}-{uuid.uuid4().hex[:12]}",
         base=spec.base,
         source=spec.base_source,
         changes=tuple(p.changes for p in plan.points),
         vendors=dict(plan.vendors),
         metrics=plan.columns,
         seeded=seeded,
+        plugins=plugins,
         shared=len(scenarios) < len(plan.runs),
     )
 
@@ -129,13 +139,25 @@ def held_steps() -> int:
     return sum(len(s.steps) for s in _LOADED.values() if isinstance(s.steps, HeldSteps))
 
 
-def _run(cargo: Cargo, run: RunKey) -> Outcome:
+_HOOKS: dict[str, Hooks] = {}
+"""This worker's manager of the installed plugins, for the sweep (cargo key) it serves."""
+
+
+def _worker_hooks(key: str) -> Hooks:
+    hooks = _HOOKS.get(key)
+    if hooks is None:
+        _HOOKS.clear()  # an earlier sweep's
+        hooks = _HOOKS[key] = new_plugin_manager().hooks
+    return hooks
+
+
+def _run(cargo: Cargo, run: RunKey, hooks: Hooks | None) -> Outcome:
     wall, cpu = time.perf_counter(), time.process_time()
     try:
         scenario = _scenario(cargo, run.point, run.seed)
         vendor = cargo.vendors[run.vendor]
         try:
-            result = replay(scenario, vendor, run.policy, seed=run.seed)
+            result = replay(scenario, vendor, run.policy, seed=run.seed, hooks=hooks)
         except Exception as exc:  # a plugin's failure, named like compare names it
             raise VendorFailure(run.vendor, run.policy, exc) from exc
         row = metric_row(result.metrics)
@@ -149,9 +171,15 @@ def _run(cargo: Cargo, run: RunKey) -> Outcome:
     return Outcome(run.index, values, extra, error, time.perf_counter() - wall, used)
 
 
-def run_batch(cargo: Cargo | HeldCargo, runs: Sequence[RunKey]) -> list[Outcome]:
-    """Each run of ``runs``, in order; a failing run is recorded, the others go on."""
+def run_batch(
+    cargo: Cargo | HeldCargo, runs: Sequence[RunKey], hooks: Hooks | None = None
+) -> list[Outcome]:
+    """Each run of ``runs``, in order; a failing run is recorded, the others go on. The
+    plugins take part through ``hooks`` (the command's, in its own process), else through
+    this worker's own manager when the cargo says they do."""
     if isinstance(cargo, HeldCargo):
         cargo = held(cargo.key)
     assert isinstance(cargo, Cargo)
-    return [_run(cargo, run) for run in runs]
+    if hooks is None and cargo.plugins:
+        hooks = _worker_hooks(cargo.key)
+    return [_run(cargo, run, hooks) for run in runs]
