@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Final
 
-__all__ = ["CargoPool", "held", "hold"]
+__all__ = ["CargoPool", "death", "held", "hold"]
 
 _HELD: dict[str, Any] = {}
 _REAPED_WITHIN: Final = 2.0
@@ -53,7 +53,7 @@ class CargoPool(ProcessPoolExecutor):
             code = _exit_code(process, deadline)
             if code:
                 codes.append(code)
-        return [_death(code) for code in sorted(codes)]
+        return [death(code) for code in sorted(codes)]
 
 
 def _exit_code(process: Any, deadline: float) -> int | None:
@@ -69,7 +69,7 @@ def _exit_code(process: Any, deadline: float) -> int | None:
         time.sleep(0.005)
 
 
-def _death(code: int) -> str:
+def death(code: int) -> str:
     """A worker's exit code in words: negative is the signal that killed it."""
     if code > 0:
         return f"exit status {code}"

@@ -10,57 +10,26 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import pytest
 
 from ioasid_core.allocators import AllocatorOps
 from ioasid_core.backends import IdBackend, backend_ops
-from ioasid_core.events import Event
 from ioasid_core.markers import hookimpl
 from ioasid_core.sets import IoasidSet
 from ioasid_core.space import IoasidSpace
 from ioasid_core.sweep import read_results
 from ioasid_core.testing import invoke_cli
-from ioasid_core.types import EventKind
 from ioasid_core.units import IommuUnit
 
 if TYPE_CHECKING:
     from plugin_fakes import FakeEntryPoint
-    from sweep_helpers import write_sweep
+    from sweep_helpers import FileTracer, write_sweep
 else:
     from tests.plugin_fakes import FakeEntryPoint
-    from tests.sweep_helpers import write_sweep
+    from tests.sweep_helpers import FileTracer, write_sweep
 
 RUNS = 16
 """SMALL's runs: 8 of generic, 8 of vtd."""
-
-
-@attrs.define(eq=False)  # a plugin must hash: by identity
-class FileTracer:
-    """Writes what a run's space does to ``log``, one line each, from whichever process:
-    ``probe VENDOR``, ``set``, ``alloc PASID``."""
-
-    log: Path
-
-    def _write(self, line: str) -> None:
-        with self.log.open("a") as out:
-            out.write(f"{line}\n")
-
-    @hookimpl
-    def ioasid_allocators_for_unit(
-        self, unit: IommuUnit, space: IoasidSpace
-    ) -> Sequence[AllocatorOps[Any]]:
-        self._write(f"probe {unit.vendor}")
-        return []
-
-    @hookimpl
-    def ioasid_set_created(self, space: IoasidSpace, set: IoasidSet) -> None:
-        self._write("set")
-
-    @hookimpl
-    def ioasid_event(self, space: IoasidSpace, event: Event) -> None:
-        if event.kind is EventKind.ALLOC:
-            self._write(f"alloc {event.ioasid}")
 
 
 class TopDown:

@@ -1,8 +1,8 @@
 """Sweeps: one base scenario replayed over axes of values, vendors, policies and seeds, on a
 local process pool or a Dask cluster (``ioasid sweep``, docs/sweeps.md)."""
 
+from ioasid_core.sweep.dask_engine import DaskEngine
 from ioasid_core.sweep.engines import (
-    DaskEngine,
     Engine,
     EngineError,
     PoolEngine,

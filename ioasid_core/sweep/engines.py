@@ -1,4 +1,5 @@
-"""Where a sweep's batches run: in this process, a local process pool, or a Dask cluster.
+"""Where a sweep's batches run: in this process, a local process pool, or a Dask cluster
+(``dask_engine.py``).
 
 Each engine gives the cargo to its workers once (a pool's initializer; a Dask broadcast of a
 scattered object, which stays in each worker's memory), and yields each batch's outcomes as
@@ -8,19 +9,16 @@ it completes. Dask is an optional extra (``ioasid-core[dask]``): its executor is
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     BrokenExecutor,
-    Executor,
     Future,
     ProcessPoolExecutor,
-    as_completed,
     wait,
 )
-from typing import Any, Final
+from typing import Final
 
 from ioasid_core.compare import VendorFailure
 from ioasid_core.plugins import Hooks
@@ -30,7 +28,6 @@ from ioasid_core.sweep.worker import Cargo, HeldCargo, Outcome, forget, run_batc
 
 __all__ = [
     "DASK_INSTALL_HINT",
-    "DaskEngine",
     "Engine",
     "EngineError",
     "PoolEngine",
@@ -58,12 +55,15 @@ class Engine:
 
     workers: int = 1
     describe: str = "this process"
+    _key: str | None = None
+    """The cargo key of the sweep started (None: none yet, or let go at close)."""
 
     def start(self, cargo: Cargo, hooks: Hooks | None = None) -> None:
         """Give the workers ``cargo``. ``hooks``: the command's plugins, for runs in its own
         process (a worker process makes its own manager when ``cargo.plugins``)."""
         self._cargo = cargo
         self._hooks = hooks
+        self._key = cargo.key
 
     def run(self, batches: Sequence[Batch]) -> Iterator[Done]:
         raise NotImplementedError
@@ -79,41 +79,13 @@ class SerialEngine(Engine):
         for batch in batches:
             yield batch, run_batch(self._cargo, batch, self._hooks)
 
-    _started: str | None = None
-
-    def start(self, cargo: Cargo, hooks: Hooks | None = None) -> None:
-        super().start(cargo, hooks)
-        self._started = cargo.key
-
     def close(self) -> None:
-        if self._started is not None:
-            forget(self._started)  # this process lives on: let go of the held steps
-            self._started = None
+        if self._key is not None:
+            forget(self._key)  # this process lives on: let go of the held steps
+            self._key = None
 
 
-class _ExecutorEngine(Engine):
-    executor: Executor | None = None
-
-    def _arg(self) -> object:
-        return self._cargo
-
-    def run(self, batches: Sequence[Batch]) -> Iterator[Done]:
-        assert self.executor is not None
-        arg = self._arg()
-        futures: dict[Future[list[Outcome]], Batch] = {
-            self.executor.submit(run_batch, arg, batch): batch  # type: ignore[arg-type]
-            for batch in batches
-        }
-        try:
-            for future in as_completed(futures):
-                error = future.exception()
-                yield futures[future], (future.result() if error is None else error)
-        finally:
-            for future in futures:
-                future.cancel()
-
-
-class PoolEngine(_ExecutorEngine):
+class PoolEngine(Engine):
     """A local process pool; each worker receives the cargo once, when it starts."""
 
     def __init__(self, workers: int) -> None:
@@ -124,9 +96,6 @@ class PoolEngine(_ExecutorEngine):
     def start(self, cargo: Cargo, hooks: Hooks | None = None) -> None:
         super().start(cargo, hooks)
         self.executor = CargoPool(self.workers, cargo.key, cargo)
-
-    def _arg(self) -> object:
-        return HeldCargo(self._cargo.key)
 
     def run(self, batches: Sequence[Batch]) -> Iterator[Done]:
         """The batches, a few per worker in flight at a time. A worker that dies (a
@@ -192,72 +161,13 @@ def _one_run_at_a_time(cargo: Cargo, batches: Sequence[Batch]) -> Iterator[Done]
             alone.shutdown()
 
 
-class DaskEngine(_ExecutorEngine):
-    """A Dask cluster: one at ``address`` (``tcp://host:port``), or a ``LocalCluster`` of
-    ``workers`` processes started here (``address`` None) and closed with the engine."""
-
-    def __init__(self, address: str | None, workers: int, timeout: float) -> None:
-        try:
-            from distributed import Client, LocalCluster
-        except ImportError:
-            raise EngineError(f"the Dask executor needs distributed: {DASK_INSTALL_HINT}") from None
-        self._cluster: Any = None
-        self._client: Any = None
-        self._scattered: Any = None
-        try:
-            if address is None:
-                self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    # No dashboard, but the scheduler still serves HTTP (health, metrics),
-                    # on 8787 unless told: a port any free one, so a second cluster on the
-                    # machine (or a user's own) is no "Port 8787 is already in use" warning.
-                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                    silence_logs=logging.ERROR,
-                )
-                self._client = Client(self._cluster, timeout=timeout)  # type: ignore[no-untyped-call]
-            else:
-                self._client = Client(address, timeout=timeout)  # type: ignore[no-untyped-call]
-        except (OSError, TimeoutError) as exc:
-            self.close()
-            where = address or "a local cluster"
-            raise EngineError(
-                f"no Dask scheduler answered at {where} within {timeout:g} s ({exc})"
-            ) from None
-        except Exception as exc:  # e.g. a local cluster whose workers could not start
-            self.close()
-            raise EngineError(
-                f"the Dask cluster did not start: {type(exc).__name__}: {exc}"
-            ) from None
-        info = self._client.scheduler_info()
-        self.workers = max(1, sum(w.get("nthreads", 1) for w in info["workers"].values()))
-        self.describe = f"dask at {address}" if address else f"dask local cluster of {workers}"
-        self.executor = self._client.get_executor(pure=False)
-
-    def start(self, cargo: Cargo, hooks: Hooks | None = None) -> None:
-        super().start(cargo, hooks)
-        # One copy per worker, kept in its memory; tasks refer to it.
-        self._scattered = self._client.scatter(cargo, broadcast=True, hash=False)
-
-    def _arg(self) -> object:
-        return self._scattered
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-        if self._cluster is not None:
-            self._cluster.close()
-            self._cluster = None
-
-
 def make_engine(executor: str, jobs: int, timeout: float = 10.0) -> Engine:
     """``local`` (``jobs`` processes; 1: in this process), ``dask-local`` (a local cluster of
     ``jobs`` workers) or ``dask://HOST:PORT``; ``EngineError`` if it cannot start."""
     if executor == "local":
         return SerialEngine() if jobs <= 1 else PoolEngine(jobs)
+    from ioasid_core.sweep.dask_engine import DaskEngine
+
     if executor == "dask-local":
         return DaskEngine(None, jobs, timeout)
     if executor.startswith("dask://"):
