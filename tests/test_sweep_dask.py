@@ -209,3 +209,49 @@ def test_batches_whose_cargo_dask_lost_run_again_one_run_at_a_time(tmp_path: Pat
     assert sorted(outcomes) == list(range(16))
     assert all(o.error is None for o in outcomes.values())
     assert {i: o.values for i, o in outcomes.items()} == expected
+
+
+class _NannyLog:
+    """Stands for a Dask client asking a nanny for its log (newest first)."""
+
+    def __init__(self, *messages: str) -> None:
+        self.connection_args: dict[str, object] = {}
+        self.lines = [
+            ("INFO", f"2026-12-06 08:15:53,300 - distributed.nanny - INFO - {m}") for m in messages
+        ]
+        self.asked: list[str] = []
+
+    def sync(self, fn: Callable[..., Any], nanny: str, args: object) -> list[tuple[str, str]]:
+        self.asked.append(nanny)
+        return self.lines
+
+
+@pytest.mark.parametrize(
+    ("logged", "how"),
+    [
+        ("Worker process 856 exited with status 3", "exit status 3"),
+        ("Worker process 856 was killed by signal 11", "killed by SIGSEGV"),
+        (
+            "Worker process 856 was killed by unknown signal",
+            "killed by a signal Dask could not tell",
+        ),
+        (
+            "Worker process 857 exited with status 3",
+            "how process 856 ended is not in its nanny's log",
+        ),
+    ],
+)
+def test_how_a_dask_worker_ended_is_read_from_its_nannys_log(
+    monkeypatch: pytest.MonkeyPatch, logged: str, how: str
+) -> None:
+    from ioasid_core.sweep import DaskEngine, dask_engine
+
+    monkeypatch.setattr(dask_engine, "_DEATH_LOGGED_WITHIN", 0.0)
+    engine = DaskEngine.__new__(DaskEngine)
+    engine._client = client = _NannyLog("Restarting worker", logged)
+
+    class Worker:
+        pid, nanny = 856, "tcp://127.0.0.1:4242"
+
+    assert engine._how_it_ended(Worker()) == how
+    assert client.asked[0] == "tcp://127.0.0.1:4242"  # its own nanny, asked directly
