@@ -10,7 +10,7 @@ at a time, so that only a run that kills its worker again is recorded as failed,
 how its worker ended (its nanny's log), and every other run keeps its result.
 
 A worker of a cluster that lives on keeps the sweep's last scenarios (their held steps
-within the 64 MiB cap) until its next sweep lets them go.
+within the 64 MiB cap) and its plugin manager until its next sweep replaces them.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ __all__ = ["DaskEngine"]
 
 _DEATH_LOGGED_WITHIN: Final = 5.0
 """Seconds to wait for a dead worker's nanny to log how it ended (it may learn of the end
-after the scheduler, and answers once its fresh worker has joined)."""
+after the scheduler does)."""
 
 _NANNY_ANSWERS_WITHIN: Final = 2.0
 """Seconds a nanny has to answer for its log."""

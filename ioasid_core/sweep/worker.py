@@ -4,12 +4,11 @@ The cargo is the base scenario's TOML document, each point's changes and the ven
 KB however large the generated scenarios are. A worker receives it once (a pool's
 initializer, a Dask broadcast) and builds each point's scenario itself, keeping the last
 few, so the runs of one point share one load; and, as a comparison's worker does, it makes
-the point's generated steps once and holds them for those runs (``hold_steps``: all the
-scenarios a worker keeps hold at most its 64 MiB between them; a point above it streams in
-each run). What comes back is a summary per run: its
-flat metric values (in the order of the cargo's metric names: a tuple, not a dict, so a
-parent holding 100,000 of them holds about a kilobyte each) and timings, never the samples
-behind them.
+the point's generated steps once and holds them for those runs (``hold_steps``: the
+scenarios a worker keeps hold at most 64 MiB of steps between them; a point above that
+makes them again in each run). What comes back is a summary per run: its flat metric values
+(in the order of the cargo's metric names: a tuple, not a dict, so a parent holding 100,000
+of them holds about a kilobyte each) and timings, never the samples behind them.
 """
 
 from __future__ import annotations
