@@ -543,7 +543,7 @@ def test_amd_01_per_device_lines_among_amdgpu_lines_read_and_write() -> None:
 
 
 def test_amd_04_dmesg_T_with_padded_day() -> None:
-    stamp = "Thu Jan 4 23:12:54 2024"
+    stamp = "Thu Jan  4 23:12:54 2024"  # as printed: dmesg -T pads the day (%e)
     dev = {"device": "0000:28:00.0", "source_id": 0x28 << 8, "access": "r", "timestamp": stamp}
     _check(
         AMD["amd-04-ahci-asmedia-wrx80"],

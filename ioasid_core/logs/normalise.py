@@ -7,16 +7,19 @@ a line the core takes off, in this order (each optional):
   ``| ``, tabs);
 - a printk level ``<3>`` (``dmesg -r``) and Xen's ``(XEN)`` console prefix;
 - a syslog or journal header: ``Nov 14 11:52:19 host kernel:``, the same with an ISO time
-  (``2026-05-26T08:41:57.123456+00:00 host kernel:``), or ``kernel:`` alone;
+  (``2026-05-26T08:41:57.123456+00:00 host kernel:``) or without the host (pastes remove
+  it: ``Jun 15 11:58:56   kernel:``), or ``kernel:`` alone;
 - an ISO time alone (``dmesg --time-format iso``);
 - an ftrace ``trace`` prefix: ``task-pid [cpu] flags 123.456789:``;
 - ``dmesg -x``'s ``kern  :err   :`` before a bracketed time;
 - a bracketed time: ``[  478.907684]``, ``[  +0.000006]`` (``dmesg -d``/``--human``),
-  ``[Tue May 26 08:41:57 2026]`` (``-T``), ``[Aug 4 09:48]`` (``--human``), Xen's
+  ``[Tue May 26 08:41:57 2026]`` and ``[Thu Jan  4 23:12:54 2024]`` (``-T``: ``%a %b %e``),
+  ``[Aug 4 09:48]`` and ``[Oct14 06:51]`` (``--human``: ``%b%e %H:%M``), Xen's
   ``[2020-02-03 10:11:12.123]``, ``[ 1.2 < 0.3>]`` (``-d`` on old util-linux);
 - a printk caller id ``[T123]`` / ``[C1]``.
 
-The timestamp is kept as printed (no brackets, no padding): a kernel time over a syslog one,
+The timestamp is kept as printed (no brackets, no padding around it; ``-T``'s two spaces
+before a day below 10 kept): a kernel time over a syslog one,
 the more precise. ``header`` says whether the line had any such header: a line without one
 may continue the line before it (a wrapped record), one with one never does.
 """
@@ -32,9 +35,10 @@ __all__ = ["LogLine", "normalise"]
 class LogLine:
     """A line as vendors see it: ``body`` is the text after every prefix, ``text`` the line
     as read (for messages), ``number`` 1-based. ``joins``: where in ``body`` each wrapped
-    continuation line joined to it begins (empty for a line read alone)."""
+    continuation line joined to it begins (empty for a line read alone); ``last``: the length
+    of its last physical line."""
 
-    __slots__ = ("body", "header", "joins", "number", "text", "timestamp")
+    __slots__ = ("body", "header", "joins", "last", "number", "text", "timestamp")
 
     def __init__(
         self,
@@ -45,6 +49,7 @@ class LogLine:
         header: bool,
         *,
         joins: tuple[int, ...] = (),
+        last: int | None = None,
     ) -> None:
         self.number = number
         self.text = text
@@ -52,21 +57,44 @@ class LogLine:
         self.timestamp = timestamp
         self.header = header
         self.joins = joins
+        self.last = len(text) if last is None else last
 
-    def joined(self, other: LogLine, sep: str = " ") -> LogLine:
-        """This line with ``other`` (its wrapped continuation) appended: one logical line."""
-        head = self.body.rstrip() + sep
+    def joined(self, other: LogLine) -> LogLine:
+        """This line with ``other`` (its wrapped continuation) appended: one logical line.
+
+        A wrap is a space. A quoted-printable soft break (an ``=`` ending an encoded line of
+        at most :data:`QP_LINE` characters, RFC 2045) is nothing: the ``=`` goes and the next
+        line follows as it is, its leading spaces included (mail archives keep such mails
+        encoded, and the encoder cuts anywhere, mid-word too)."""
+        body = self.body.rstrip()
+        if _soft_break(body, self.last):
+            head = body[:-1]
+            text = f"{self.text.rstrip()[:-1]}{other.text}"
+            tail = other.text.rstrip()
+        else:
+            head = body + " "
+            text = f"{self.text} {other.text.strip()}"
+            tail = other.body
         return LogLine(
             self.number,
-            f"{self.text}{sep}{other.text.strip()}",
-            head + other.body,
+            text,
+            head + tail,
             self.timestamp,
             self.header,
             joins=(*self.joins, len(head)),
+            last=len(other.text),
         )
 
     def __repr__(self) -> str:
         return f"LogLine({self.number}, {self.body!r}, timestamp={self.timestamp!r})"
+
+
+QP_LINE: Final = 76
+"""The longest line a quoted-printable encoder writes, its soft-break ``=`` included."""
+
+
+def _soft_break(body: str, length: int) -> bool:
+    return length <= QP_LINE and body.endswith("=") and body[-2:-1] not in ("=", " ", "")
 
 
 _MONTH: Final = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
@@ -76,7 +104,7 @@ _BRACKET_TIME: Final = (
     r"\d+\.\d+(?:\s*<\s*[\d.]+>)?"  # kernel seconds (with dmesg -d's delta)
     r"|[+-]\s*\d+\.\d+"  # dmesg -d / --human: relative
     rf"|{_DAY}\s+{_MONTH}\s+\d{{1,2}}\s+\d\d:\d\d:\d\d\s+\d{{4}}"  # dmesg -T
-    rf"|{_MONTH}\s+\d{{1,2}}\s+\d\d:\d\d(?::\d\d)?"  # dmesg --human's first line
+    rf"|{_MONTH}\s*\d{{1,2}}\s+\d\d:\d\d(?::\d\d)?"  # --human: "%b%e %H:%M", so "Oct14 06:51"
     rf"|{_ISO}"  # Xen's console time, dmesg iso in brackets
 )
 
@@ -85,7 +113,7 @@ _PREFIX: Final = re.compile(
     r"(?P<level><\d{1,2}>)?"
     r"(?P<xen>\(XEN\)\s*)?"
     r"(?:"
-    rf"(?P<sys>{_MONTH}\s+\d{{1,2}}\s+\d\d:\d\d:\d\d(?:\.\d+)?|{_ISO})\s+\S+\s+kernel:\s*"
+    rf"(?P<sys>{_MONTH}\s+\d{{1,2}}\s+\d\d:\d\d:\d\d(?:\.\d+)?|{_ISO})\s+(?:\S+\s+)?kernel:\s*"
     r"|(?P<kernel>kernel:\s*)"
     rf"|(?P<iso>{_ISO})\s+"
     r"|\S.{0,24}?-\d+\s+(?:\(\s*[\d-]+\)\s+)?\[\d+\]\s+(?:\S{4,5}\s+)?(?P<ftrace>\d+\.\d+):\s+"
@@ -151,5 +179,5 @@ def normalise(number: int, text: str) -> LogLine:
     stamp = ts or ftrace or sys or iso
     header = stamp is not None or kernel is not None or xen is not None or level is not None
     if stamp is not None and ts is not None:
-        stamp = " ".join(ts.split())  # "+ 0.1" / "Aug  4" as printed, without padding
+        stamp = ts.strip()  # as printed: "Thu Jan  4 ..." keeps dmesg -T's two spaces
     return LogLine(number, text, text[match.end() :], stamp, header)

@@ -42,7 +42,8 @@ _FORMATS: Final = ("%a %b %d %H:%M:%S %Y",)  # dmesg -T
 _YEARLESS: Final = (
     "%Y %b %d %H:%M:%S",  # syslog, journal
     "%Y %b %d %H:%M:%S.%f",  # journalctl -o short-precise
-    "%Y %b %d %H:%M",  # dmesg --human's first line
+    "%Y %b %d %H:%M",  # dmesg --human's first line ("%b%e %H:%M": "Aug 4 09:48")
+    "%Y %b%d %H:%M",  # the same for a day from 10 on: "Oct14 06:51"
 )
 
 

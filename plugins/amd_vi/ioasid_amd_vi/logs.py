@@ -64,6 +64,15 @@ _TAG_INDEX: Final = 0x1FF  # PRG index; bit 9 is "last in group"
 
 _OPEN: Final = "Event logged ["
 _EVENT: Final = re.compile(r"(?P<name>[A-Z][A-Z0-9_]+)(?P<fields>[^\]]*)\]")
+_BODY: Final = re.compile(rf"(?<![A-Za-z_])(?:{'|'.join(EVENT_TYPES)}|UNKNOWN)\b")
+"""An event's name in the second printk of the split format, wherever its prefix ends: 4.x
+printed it with ``dev_err`` (``iommu ivhd0: ILLEGAL_DEV_TABLE_ENTRY device=...``), and
+``UNKNOWN`` with a ``KERN_ERR`` inside the text (a stray level digit may stand before it)."""
+_PER_DEVICE: Final = frozenset({"IO_PAGE_FAULT", "RMP_PAGE_FAULT", "RMP_HW_ERROR"})
+"""The events printed on the faulting device itself (``<driver> SSSS:BB:DD.F: AMD-Vi: Event
+logged [IO_PAGE_FAULT domain=...``): for the others a prefix names the IOMMU, not the
+requester."""
+_COMPLETION_WAIT: Final = "Completion-Wait loop timed out"
 _FIELD: Final = re.compile(r"(\w+)=([^\s,)\]]+)")
 _UNKNOWN_WORD: Final = re.compile(r"event\[(?P<index>[0-3])\]=0x(?P<word>[0-9a-fA-F]{8})\b")
 """``UNKNOWN event[0]=0x%08x ... event[3]=0x%08x``: the whole 16-byte entry, printed raw."""
@@ -140,10 +149,18 @@ class AmdViLogParser:
             return self._event(line, body, at, final)
         opened = self._open
         if opened is not None:
-            match = _EVENT.match(body.strip())
-            if match is not None and ("=" in body or match.group("name") in EVENT_TYPES):
-                self._open = self.held_from = None
-                return self._record(opened, opened.body.find(_OPEN), match)
+            named = _BODY.search(body)
+            match = None if named is None else _EVENT.match(body, named.start())
+            if match is not None:
+                result = self._record(opened, opened.body.find(_OPEN), match, final)
+                if result is not MORE:
+                    self._open = self.held_from = None
+                return result
+        if _COMPLETION_WAIT in body:  # the command queue stalled: no record, a message
+            return [
+                *self._release(),
+                LogRecord(VENDOR, "message", line.number, line.timestamp, reason=_COMPLETION_WAIT),
+            ]
         if "PPR" in body:
             return self._ppr(line, body, final)
         match = _INVALID_PASID.search(body)
@@ -174,16 +191,20 @@ class AmdViLogParser:
                 self.held_from = line.number
                 return released
             return [*self._release(), Unrecognised(line.number, line.text, "a cut AMD-Vi event")]
-        return [*self._release(), *self._record(line, at, match)]
+        result = self._record(line, at, match, final)
+        if not isinstance(result, list):
+            return result  # MORE: an unknown event's words go on on the next line
+        return [*self._release(), *result]
 
-    def _record(self, line: LogLine, at: int, match: re.Match[str]) -> list[LogItem]:
+    def _record(self, line: LogLine, at: int, match: re.Match[str], final: bool) -> ParseResult:
+        """The record of one event; ``line`` the one that says ``Event logged [``."""
         name = match.group("name")
         if name == "UNKNOWN":
             # "event[0]=" holds a "]" itself: read the words to the end of the matched text
-            return [self._unknown(line, match.string[match.start("fields") :])]
+            return self._unknown(line, match.string[match.start("fields") :], final)
         fields = dict(_FIELD.findall(match.group("fields")))
         device = _pci(fields.get("device"))
-        if device is None:  # per-device form: "<driver> SSSS:BB:DD.F: AMD-Vi: Event logged"
+        if device is None and name in _PER_DEVICE:  # "<driver> SSSS:BB:DD.F: AMD-Vi: Event"
             words = line.body[:at].replace("AMD-Vi:", " ").split()
             device = _pci(words[-1]) if words else None
         if "device" in fields and device is None:
@@ -222,23 +243,29 @@ class AmdViLogParser:
         ]
 
     @staticmethod
-    def _unknown(line: LogLine, fields: str) -> LogItem:
+    def _unknown(line: LogLine, fields: str, final: bool) -> ParseResult:
         """An event type the driver has no name for: it prints the entry's four dwords, so the
-        raw entry is known, and its type is bits 31:28 of the second (EventCode, bits 63:60)."""
+        raw entry is known, and its type is bits 31:28 of the second (EventCode, bits 63:60).
+        The line has no closing ``]`` to say it is whole: a wrapped one asks for the rest."""
         words = {
             int(m.group("index")): int(m.group("word"), 16) for m in _UNKNOWN_WORD.finditer(fields)
         }
         if sorted(words) != [0, 1, 2, 3]:
-            return Unrecognised(line.number, line.text, "an unknown AMD-Vi event without its words")
-        return LogRecord(
-            VENDOR,
-            "event",
-            line.number,
-            line.timestamp,
-            code=words[1] >> 28,
-            reason="UNKNOWN",
-            raw=struct.pack("<4I", *(words[i] for i in range(4))).hex(),
-        )
+            if not final and not fields.rstrip().endswith("]"):
+                return MORE
+            why = "an unknown AMD-Vi event without its words"
+            return [Unrecognised(line.number, line.text, why)]
+        return [
+            LogRecord(
+                VENDOR,
+                "event",
+                line.number,
+                line.timestamp,
+                code=words[1] >> 28,
+                reason="UNKNOWN",
+                raw=struct.pack("<4I", *(words[i] for i in range(4))).hex(),
+            )
+        ]
 
     def _ppr(self, line: LogLine, body: str, final: bool) -> ParseResult:
         kfd = _KFD.search(body)
@@ -323,7 +350,15 @@ class AmdViLogParser:
 
 AMD_VI_LOG_FORMAT: Final = LogFormat(
     vendor=VENDOR,
-    triggers=("AMD-Vi", "PPR logged", "Invalid PPR", "Unknown PPR", "Invalid PASID", *EVENT_TYPES),
+    triggers=(
+        "AMD-Vi",
+        "PPR logged",
+        "Invalid PPR",
+        "Unknown PPR",
+        "Invalid PASID",
+        "UNKNOWN event[",
+        *EVENT_TYPES,
+    ),
     new_parser=AmdViLogParser,
     ratelimited=("amd_iommu_report_page_fault",),
     examples=(

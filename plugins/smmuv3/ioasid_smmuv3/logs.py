@@ -14,6 +14,10 @@ Formats (real-world-formats §2.5):
 - ``unexpected PRI request received:`` then ``sid 0x%08x.0x%05x: [%u%s] %sprivileged %s%s%s
   access at iova 0x%016llx``; ``EVTQ``/``PRIQ overflow detected`` messages.
 
+Arm SMMU v1/v2 faults (``arm-smmu 5000000.iommu: Unhandled context fault: fsr=0x402,
+iova=...``, ``Unexpected global fault``) are not SMMUv3 records and no vendor models that
+driver: they are unrecognised lines, counted and shown.
+
 Traps handled: dwords of one unit matched to its header across interleaved lines (state per
 unit), a dword split by a space (``0x00000180 00000010``), records cut short (reported as
 unrecognised), a decoded line glued to the next message (read up to ``stag: 0x..``; an SMMU
@@ -69,6 +73,9 @@ _PRI: Final = re.compile(
     r"\s+(?P<un>un)?privileged\s+(?P<r>R?)(?P<w>W?)(?P<x>X?)\s+access at iova\s+"
     r"0x(?P<iova>[0-9a-fA-F]+)"
 )
+_V2_FAULT: Final = re.compile(r"Unhandled context fault|Unexpected global fault")
+"""What the Arm SMMU v1/v2 drivers (``arm-smmu``, qcom's, Xen's ``smmu:``) print about a fault:
+no vendor here models them, so their lines are shown as unrecognised, never dropped."""
 _OVERFLOW: Final = re.compile(r"(?:EVTQ|PRIQ) overflow detected[^\n]*")
 _PCI: Final = re.compile(
     r"(?:(?P<seg>[0-9a-fA-F]{4}):)?(?P<bus>[0-9a-fA-F]{2}):(?P<dev>[0-9a-fA-F]{2})\.(?P<fn>[0-7])"
@@ -208,7 +215,10 @@ class Smmuv3LogParser:
         else:
             match = _PREFIX.search(body)
             if match is None:
-                return None
+                if _V2_FAULT.search(body) is None:
+                    return None
+                why = "an Arm SMMU v1/v2 fault: no installed vendor reads that driver"
+                return [Unrecognised(line.number, line.text, why)]
             unit, msg = match.group("unit"), match.group("msg")
         out: list[LogItem] = []
         self._same = False
@@ -474,7 +484,7 @@ class Smmuv3LogParser:
 
 SMMUV3_LOG_FORMAT: Final = LogFormat(
     vendor=VENDOR,
-    triggers=("arm-smmu-v3", "SMMUv3"),
+    triggers=("arm-smmu-v3", "SMMUv3", "Unhandled context fault", "Unexpected global fault"),
     new_parser=Smmuv3LogParser,
     ratelimited=("arm_smmu_evtq_thread", "arm_smmu_priq_thread"),
     examples=(

@@ -4,6 +4,10 @@
 ``domain`` or ``page``; R/W/X letters, ``[]`` for none) when the fault carries an address, and
 ``"%s fault from EP %u"`` when it does not. The reason words map to this plugin's
 :class:`~ioasid_virtio_iommu.faults.FaultReason` codes. No page-request output exists upstream.
+The PASID RFC (Vivek Gautam, "[PATCH RFC v1 15/15] iommu/virtio: Update fault type and reason
+info for viommu fault", Jan 2021) printed ``"%s fault from EP %u PASID %u at %#llx
+[%s%s%s]"``: its PASID is read; its new reason words (``pte fetch``, ``permission``, ...) have
+no code in the spec, so such a line is unrecognised.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ VENDOR: Final = "virtio-iommu"
 
 _MARK: Final = " fault from EP "
 _TAIL: Final = re.compile(
-    r"(?P<ep>\d{1,20})(?: at (?P<addr>0x[0-9a-fA-F]+|0) \[(?P<flags>[RWX]*)\])?\s*$"
+    r"(?P<ep>\d{1,20})(?: PASID (?P<pasid>\d{1,10}))?"
+    r"(?: at (?P<addr>0x[0-9a-fA-F]+|0) \[(?P<flags>[RWX]*)\])?\s*$"
 )
 """What follows the words ``fault from EP``; the reason word and unit come before them."""
 _WORDS: Final = {
@@ -67,7 +72,7 @@ class VirtioLogParser:
         if not final and body.rstrip().endswith(" at"):
             return MORE
         unit = head[-2][:-1] if len(head) >= 2 and head[-2].endswith(":") else None
-        ep, addr, flags = match.groups()
+        ep, pasid, addr, flags = match.groups()
         return [
             LogRecord(
                 VENDOR,
@@ -77,7 +82,7 @@ class VirtioLogParser:
                 unit,
                 None,
                 int(ep),
-                None,
+                None if pasid is None else int(pasid),
                 None if addr is None else int(addr, 16) if addr != "0" else 0,
                 None if flags is None else _ACCESS.get(flags) or _access(flags),
                 _WORDS[word],

@@ -9,7 +9,11 @@ Formats, era by era (real-world-formats §2.2-2.4), all read by the expressions 
   reason as a second line ``DMAR:[fault reason 06] ...``; Xen prints ``(XEN) [VT-D]DMAR:[DMA
   Write] Request device [0000:04:00.4] fault addr 7cd2000, iommu reg = ...`` then
   ``[VT-D]DMAR: reason 05 - PTE Write access is not set`` (hex). ``[INTR-REMAP] ... fault
-  index`` is the interrupt-remapping fault (no address).
+  index`` is the interrupt-remapping fault: an ``event`` (no DMA, no address; the index is
+  not a field of the record). Before it had brackets (3.x-4.x) it read ``INTR-REMAP:
+  Request device [[f0:1f.0] fault index 0`` (the driver's ``[[``) then ``INTR-REMAP:[fault
+  reason 37] ...`` (decimal), on a line of its own or dmesg's indented continuation. A
+  reason line whose fault line is missing or unreadable is unrecognised.
 - ``prq_report`` trace events: ``addr=`` is a page number (the record holds the byte address).
 - PRQ handler messages (``Page request without PASID``, ``PRQ overflow detected``, ...), and
   ``Invalid page request: dw0 dw1``: the descriptor's first 16 bytes, decoded with the same
@@ -44,19 +48,23 @@ __all__ = ["VTD_LOG_FORMAT", "VtdLogParser"]
 VENDOR: Final = "vtd"
 
 _FAULT: Final = re.compile(
-    r"DMAR:\s*\[(?P<type>DMA Read|DMA Write|INTR-REMAP|[A-Za-z][A-Za-z -]*?)"
-    r"(?:\s+(?P<nopasid>NO_PASID)|\s+PASID\s+(?P<pasid_new>(?:0x)?[0-9a-fA-F]+))?\]\s*"
-    r"Request device\s*\[(?P<bdf>[^\]]*)\]\s*"
+    r"(?:DMAR:\s*\[(?P<type>DMA Read|DMA Write|INTR-REMAP|[A-Za-z][A-Za-z -]*?)"
+    r"(?:\s+(?P<nopasid>NO_PASID)|\s+PASID\s+(?P<pasid_new>(?:0x)?[0-9a-fA-F]+))?\]"
+    r"|(?P<ir>INTR-REMAP):)\s*"  # 3.x-4.x: "INTR-REMAP: Request device [[%02x:%02x.%d]"
+    r"Request device\s*\[\[?(?P<bdf>[^\]]*)\]\s*"
     r"(?:PASID\s+(?P<pasid_old>[0-9a-fA-F]+)\s+)?"
     r"fault (?P<what>addr|index)\s+(?P<addr>[^\s,\[]+)"
 )
 """Up to the address: every era. The reason follows (or comes on a line of its own)."""
-_FAULT_START: Final = re.compile(r"DMAR:\s*(?:\[(?:DMA|INTR|[A-Z][a-z]+ [A-Z])|$)")
+_FAULT_START: Final = re.compile(
+    r"DMAR:\s*(?:\[(?:DMA|INTR|[A-Z][a-z]+ [A-Z])|$)|INTR-REMAP:\s*(?:Request|$)"
+)
 _REASON: Final = re.compile(
     r"\s*\[fault reason\s+(?P<code>(?:0x)?[0-9a-fA-F]{1,20})\]\s*(?P<text>.*)"
 )
 _REASON_LINE: Final = re.compile(
-    r"DMAR:\s*(?:\[fault reason\s+(?P<code>(?:0x)?[0-9a-fA-F]{1,20})\]\s*(?P<text>.*)"
+    r"(?:DMAR|INTR-REMAP):\s*"
+    r"(?:\[fault reason\s+(?P<code>(?:0x)?[0-9a-fA-F]{1,20})\]\s*(?P<text>.*)"
     r"|reason\s+(?P<xcode>[0-9a-fA-F]{1,20})\s*-\s*(?P<xtext>.*))"
 )
 _BDF: Final = re.compile(
@@ -201,7 +209,7 @@ class VtdLogParser:
             if dump is not None and _int(dump.group("iova")) == waiting.address:
                 self._waiting = self.held_from = None
                 return [waiting._replace(unit=dump.group("unit"))]
-        if "DMAR" in body:
+        if "DMAR" in body or "INTR-REMAP" in body:
             result = self._dmar(line, final)
             if result is not None:
                 return result
@@ -233,16 +241,22 @@ class VtdLogParser:
         body = line.body
         at = body.find("DMAR:")
         match = _FAULT.match(body, at) if at >= 0 else None
+        if match is None and "INTR-REMAP:" in body:
+            match = _FAULT.match(body, body.find("INTR-REMAP:"))
         if match is None:
             reason = _REASON_LINE.search(body)
-            if reason is not None and self._waiting is not None and self._waiting_for == "reason":
-                return self._second_part(reason)
+            if reason is not None:
+                if self._waiting is not None and self._waiting_for == "reason":
+                    return self._second_part(reason)
+                why = "a fault reason whose fault line is missing or unreadable"
+                return [*self._release(), Unrecognised(line.number, line.text, why)]
             if _FAULT_START.search(body):
                 if not final:
                     return MORE
                 return [*self._release(), Unrecognised(line.number, line.text, "a cut DMAR fault")]
             return None
-        kind_text, _nopasid, pasid_new, bdf, pasid_old, what, addr = match.groups()
+        kind_text, _nopasid, pasid_new, remap, bdf, pasid_old, what, addr = match.groups()
+        kind_text = kind_text or remap
         device = _pci(bdf)
         address = _int(addr)
         if device is None or address is None:  # a redacted or garbled value
@@ -279,7 +293,7 @@ class VtdLogParser:
             text = text.strip() or None
         record = LogRecord(
             VENDOR,
-            "fault",
+            "fault" if is_dma else "event",  # an interrupt-remapping fault: no DMA, no address
             line.number,
             line.timestamp,
             None,
@@ -416,7 +430,7 @@ class VtdLogParser:
 
 VTD_LOG_FORMAT: Final = LogFormat(
     vendor=VENDOR,
-    triggers=("DMAR", "prq_report", "Page request", "page request", "PRQ overflow"),
+    triggers=("DMAR", "INTR-REMAP", "prq_report", "Page request", "page request", "PRQ overflow"),
     new_parser=VtdLogParser,
     ratelimited=("dmar_fault",),
     examples=(
