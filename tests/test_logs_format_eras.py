@@ -1,0 +1,184 @@
+"""Printer formats of ``ioasid logs`` that no real sample shows yet, built from the drivers'
+format strings (each test names its era); expected values worked out by hand from the text."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ioasid_core.logs import normalise
+from ioasid_core.logs.scenario_out import seconds
+
+if TYPE_CHECKING:
+    from logs_helpers import read, rec, records, unrecognised
+else:
+    from tests.logs_helpers import read, rec, records, unrecognised
+
+# -- AMD-Vi
+
+# 4.x before commit 1a21ee1aabf7: dev_err(dev, "AMD-Vi: Event logged [") then dev_err(dev,
+# "ILLEGAL_DEV_TABLE_ENTRY device=%02x:%02x.%x address=0x%016llx flags=0x%04x]\n"): both lines
+# carry the IOMMU's own prefix "iommu ivhd0: ".
+ILL_DEV = [
+    "[    5.104] iommu ivhd0: AMD-Vi: Event logged [",
+    "[    5.104] iommu ivhd0: ILLEGAL_DEV_TABLE_ENTRY device=00:14.0 "
+    "address=0x00000000fec10000 flags=0x0000]",
+]
+# UNKNOWN event[0..3]: EventCode is event[1] bits 31:28 (0xf here); raw the four u32 LE.
+UNKNOWN_WORDS = "event[0]=0x00000010 event[1]=0xf0000000 event[2]=0x00001000 event[3]=0x00000000"
+UNKNOWN_RAW = "10000000" + "000000f0" + "00100000" + "00000000"
+
+
+def test_amd_split_event_printed_with_dev_err_reads_the_body_after_its_prefix() -> None:
+    assert [r.as_dict() for r in records(read(ILL_DEV)[1])] == [
+        rec(
+            "amd-vi", "event", 1, timestamp="5.104", device="0000:00:14.0", source_id=0x14 << 3,
+            address=0xFEC10000, access="r", code=1, reason="ILLEGAL_DEV_TABLE_ENTRY",
+        )
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("level", ["", "3"])  # dev_err(dev, KERN_ERR "UNKNOWN ..."): a stray 3
+def test_amd_split_unknown_event_is_read_from_its_words(level: str) -> None:
+    lines = ["[ 5.1] AMD-Vi: Event logged [", f"[ 5.1] iommu ivhd0: {level}UNKNOWN {UNKNOWN_WORDS}"]
+    _, items = read(lines)
+    assert [r.as_dict() for r in records(items)] == [
+        rec("amd-vi", "event", 1, timestamp="5.1", code=0xF, reason="UNKNOWN", raw=UNKNOWN_RAW)
+    ]
+    assert unrecognised(items) == []
+
+
+def test_amd_unknown_event_wrapped_over_two_lines_is_joined() -> None:
+    # today's driver: "Event logged [UNKNOWN event[0]=0x%08x ... event[3]=0x%08x\n", no "]"
+    words = UNKNOWN_WORDS.split()
+    lines = [
+        "[ 9.9] iommu ivhd0: AMD-Vi: Event logged [UNKNOWN " + " ".join(words[:2]),
+        " ".join(words[2:]),
+    ]
+    [record] = records(read(lines)[1])
+    assert (record.line, record.code, record.raw) == (1, 0xF, UNKNOWN_RAW)
+
+
+def test_amd_unknown_event_cut_short_is_unrecognised() -> None:
+    line = "[ 9.9] iommu ivhd0: AMD-Vi: Event logged [UNKNOWN event[0]=0x00000010"
+    _, items = read([line])
+    assert records(items) == [] and [u.line for u in unrecognised(items)] == [1]
+
+
+def test_amd_prefix_names_the_device_only_for_page_faults() -> None:
+    # ILLEGAL_COMMAND_ERROR is printed on the IOMMU's device: it is not the requester
+    line = "pci 0000:00:00.2: AMD-Vi: Event logged [ILLEGAL_COMMAND_ERROR address=0x12345000]"
+    [record] = records(read([line])[1])
+    assert (record.device, record.source_id, record.code, record.address) == (
+        None,
+        None,
+        5,
+        0x12345000,
+    )
+
+
+def test_amd_completion_wait_timeout_is_a_message() -> None:
+    [record] = records(read(["[  3.2] AMD-Vi: Completion-Wait loop timed out"])[1])
+    assert record.as_dict() == rec(
+        "amd-vi", "message", 1, timestamp="3.2", reason="Completion-Wait loop timed out"
+    )
+
+
+# -- VT-d interrupt remapping, 3.x (pr_fmt "dmar: ", the driver's "[[", decimal reason)
+
+
+def test_vtd_pre_bracket_intr_remap_with_its_own_reason_line() -> None:
+    lines = [
+        "[    0.5] dmar: INTR-REMAP: Request device [[00:1f.0] fault index 17",
+        "[    0.5] INTR-REMAP:[fault reason 34] Present field in the IRTE entry is clear",
+    ]
+    _, items = read(lines)
+    assert [r.as_dict() for r in records(items)] == [
+        rec(
+            "vtd", "event", 1, timestamp="0.5", device="0000:00:1f.0", source_id=0x1F << 3,
+            code=34, reason="Present field in the IRTE entry is clear",
+        )
+    ]  # fmt: skip
+    assert unrecognised(items) == []
+
+
+def test_vtd_reason_line_without_its_fault_is_unrecognised() -> None:
+    _, items = read(["[ 1.0] DMAR:[fault reason 06] PTE Read access is not set"])
+    assert records(items) == [] and [u.line for u in unrecognised(items)] == [1]
+
+
+# -- Arm SMMU v1/v2 (no vendor models it)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "arm-smmu 5000000.iommu: Unhandled context fault: fsr=0x402, iova=0xff3cf000, "
+        "fsynr=0x300003, cbfrsynra=0x409, cb=10",
+        "[ 2.0] arm-smmu 12000000.iommu: Unexpected global fault, this could be serious",
+    ],
+)
+def test_arm_smmu_v2_faults_are_unrecognised_not_dropped(line: str) -> None:
+    reader, items = read([line])
+    assert records(items) == [] and [u.line for u in unrecognised(items)] == [1]
+    assert reader.stats.unrecognised == 1
+
+
+# -- virtio-iommu PASID RFC ("%s fault from EP %u PASID %u at %#llx [%s%s%s]")
+
+
+def test_virtio_rfc_pasid_is_read() -> None:
+    line = "[ 4.0] virtio_iommu virtio0: page fault from EP 32 PASID 1 at 0x1000 [RW]"
+    [record] = records(read([line])[1])
+    assert (record.source_id, record.pasid, record.address, record.access, record.code) == (
+        32,
+        1,
+        0x1000,
+        "rw",
+        2,
+    )
+
+
+def test_virtio_rfc_reason_without_a_spec_code_is_unrecognised() -> None:
+    line = "[ 4.0] virtio_iommu virtio0: pte fetch fault from EP 32 PASID 1 at 0x1000 [R]"
+    _, items = read([line])
+    assert records(items) == [] and [u.line for u in unrecognised(items)] == [1]
+
+
+# -- prefixes and timestamps
+
+
+@pytest.mark.parametrize(
+    ("header", "stamp"),
+    [
+        ("[Oct14 06:51] ", "Oct14 06:51"),  # dmesg --human: "%b%e %H:%M", day from 10 on
+        ("Nov 14 11:52:19 kernel: ", "Nov 14 11:52:19"),  # syslog, host removed
+        ("Jun 15 11:58:56   kernel: ", "Jun 15 11:58:56"),
+        ("[Sun Dec  6 08:00:40 2026] ", "Sun Dec  6 08:00:40 2026"),  # dmesg -T, %e
+    ],
+)
+def test_more_timestamp_styles(header: str, stamp: str) -> None:
+    line = normalise(1, header + "DMAR: DRHD: handling fault status reg 3")
+    assert (line.timestamp, line.body) == (stamp, "DMAR: DRHD: handling fault status reg 3")
+
+
+def test_human_timestamps_of_days_from_10_on_are_read_as_times() -> None:
+    assert seconds("Oct14 06:51")[1] == "yearless"
+    assert seconds("Oct14 06:51")[0] == seconds("Oct 14 06:51")[0]
+    assert seconds("Sun Dec  6 08:00:40 2026") == seconds("Sun Dec 6 08:00:40 2026")
+
+
+# -- quoted-printable soft breaks (RFC 2045: "=" ends an encoded line of at most 76)
+
+
+def test_a_soft_break_joins_without_a_space_and_keeps_the_next_line_as_is() -> None:
+    joined = normalise(1, "> x client: 0000:01:00.0=").joined(normalise(2, " sid: 0x11"))
+    assert joined.body == "x client: 0000:01:00.0 sid: 0x11"
+    joined = normalise(1, 'x "Input address caused f=').joined(normalise(2, 'ault" stag: 0x0'))
+    assert joined.body == 'x "Input address caused fault" stag: 0x0'
+
+
+def test_a_long_line_ending_in_equals_is_not_a_soft_break() -> None:
+    head = "y" * 80 + " flags="
+    assert normalise(1, head).joined(normalise(2, "0x0070]")).body == head + " 0x0070]"
