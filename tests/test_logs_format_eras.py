@@ -103,6 +103,22 @@ def test_vtd_pre_bracket_intr_remap_with_its_own_reason_line() -> None:
     assert unrecognised(items) == []
 
 
+def test_vtd_fault_behind_a_doubled_prefix_is_read() -> None:
+    # pr_fmt's "DMAR: " before the two-part era's own "DMAR:[%s] ... fault addr %llx"
+    lines = [
+        "[ 9.1] DMAR: DMAR:[DMA Write] Request device [00:02.0] fault addr 7fa8a78000 ",
+        "[ 9.1] DMAR:[fault reason 05] PTE Write access is not set",
+    ]
+    [record] = records(read(lines)[1])
+    assert (record.line, record.device, record.address, record.access, record.code) == (
+        1,
+        "0000:00:02.0",
+        0x7FA8A78000,
+        "w",
+        5,
+    )
+
+
 def test_vtd_reason_line_without_its_fault_is_unrecognised() -> None:
     _, items = read(["[ 1.0] DMAR:[fault reason 06] PTE Read access is not set"])
     assert records(items) == [] and [u.line for u in unrecognised(items)] == [1]

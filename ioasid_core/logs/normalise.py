@@ -36,7 +36,7 @@ class LogLine:
     """A line as vendors see it: ``body`` is the text after every prefix, ``text`` the line
     as read (for messages), ``number`` 1-based. ``joins``: where in ``body`` each wrapped
     continuation line joined to it begins (empty for a line read alone); ``last``: the length
-    of its last physical line."""
+    of its last physical line once one is joined."""
 
     __slots__ = ("body", "header", "joins", "last", "number", "text", "timestamp")
 
@@ -57,7 +57,7 @@ class LogLine:
         self.timestamp = timestamp
         self.header = header
         self.joins = joins
-        self.last = len(text) if last is None else last
+        self.last = last  # None: the line is one physical line, ``text``
 
     def joined(self, other: LogLine) -> LogLine:
         """This line with ``other`` (its wrapped continuation) appended: one logical line.
@@ -67,7 +67,7 @@ class LogLine:
         line follows as it is, its leading spaces included (mail archives keep such mails
         encoded, and the encoder cuts anywhere, mid-word too)."""
         body = self.body.rstrip()
-        if _soft_break(body, self.last):
+        if _soft_break(body, len(self.text) if self.last is None else self.last):
             head = body[:-1]
             text = f"{self.text.rstrip()[:-1]}{other.text}"
             tail = other.text.rstrip()

@@ -21,8 +21,8 @@ __all__ = [
 KINDS: Final = frozenset({"fault", "event", "page_request", "message"})
 """``fault``: an unrecoverable translation fault; ``event``: any other queue event (e.g. an
 SMMUv3 C_BAD_STE); ``page_request``: a recoverable request (VT-d PRQ descriptor or
-prq_report, SMMUv3 stall, AMD PPR); ``message``: a driver message about page requests that
-carries no record."""
+prq_report, SMMUv3 stall, AMD PPR); ``message``: a driver message about page requests or its
+queues that carries no record (a PRQ or event queue overflow, a command queue timeout)."""
 
 
 class LogRecord(NamedTuple):

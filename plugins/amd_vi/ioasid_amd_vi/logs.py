@@ -7,7 +7,14 @@ Formats (real-world-formats §2.6):
   (``AMD-Vi: Event logged [IO_PAGE_FAULT device=01:00.0 domain=...]``, the segment printed
   from about v6.0). The fields are read by name, so every event and era reads the same way.
   Before 4.19-stable the driver printed ``AMD-Vi: Event logged [`` alone and the body with a
-  printk of its own: the two are joined.
+  printk of its own: the two are joined (4.x printed both with ``dev_err``, so the body line
+  has the IOMMU's prefix too: ``iommu ivhd0: ILLEGAL_DEV_TABLE_ENTRY device=...``). Only a
+  page fault is printed on the faulting device; another event's prefix names the IOMMU, so
+  it never gives the record's device.
+- ``Event logged [UNKNOWN event[0]=0x%08x ... event[3]=0x%08x``: an event type the driver
+  cannot name, printed raw (and without a closing ``]``: a wrapped one is joined).
+- ``AMD-Vi: Completion-Wait loop timed out``: the command queue stalled (invalidations and
+  page responses wait on it): a ``message``.
 - ``PPR logged [Request ignored due to GN=0 (device=... pasid=... address=... flags=...
   tag=...)]`` (ppr.c, dev_dbg), ``Invalid PASID : 0x%x, device : 0x%x``, ``Unknown PPR
   request received``; amdkfd's ``Invalid PPR device %x:%x.%x pasid %d address 0x%lX flags

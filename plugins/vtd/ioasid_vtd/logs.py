@@ -240,9 +240,11 @@ class VtdLogParser:
     def _dmar(self, line: LogLine, final: bool) -> ParseResult:
         body = line.body
         at = body.find("DMAR:")
-        match = _FAULT.match(body, at) if at >= 0 else None
-        if match is None and "INTR-REMAP:" in body:
-            match = _FAULT.match(body, body.find("INTR-REMAP:"))
+        if at < 0:
+            at = body.find("INTR-REMAP:")  # 3.x: "dmar: INTR-REMAP: Request device [[..."
+        # searched, not matched at the first "DMAR:": a prefix may come twice (pr_fmt's
+        # "DMAR: " before the driver's own "DMAR:[DMA Read]", or "DMAR: INTR-REMAP:")
+        match = _FAULT.search(body, at) if at >= 0 else None
         if match is None:
             reason = _REASON_LINE.search(body)
             if reason is not None:
