@@ -85,6 +85,19 @@ def test_amd_completion_wait_timeout_is_a_message() -> None:
     )
 
 
+def test_xen_before_4_14_prints_the_device_id_as_a_number() -> None:
+    # "AMD-Vi: %s: domain = %d, device id = %#x, fault address = %#llx, flags = %#x"
+    line = (
+        "(XEN) AMD-Vi: IO_PAGE_FAULT: domain = 0, device id = 0x28, "
+        "fault address = 0xfdf8010140, flags = 0x20"
+    )
+    [record] = records(read([line])[1])
+    assert record.as_dict() == rec(
+        "amd-vi", "fault", 1, device="0000:00:05.0", source_id=0x28, address=0xFDF8010140,
+        access="w", code=2, reason="IO_PAGE_FAULT",
+    )  # fmt: skip
+
+
 # -- VT-d interrupt remapping, 3.x (pr_fmt "dmar: ", the driver's "[[", decimal reason)
 
 

@@ -374,6 +374,25 @@ EXPECTED: dict[str, tuple[list[dict[str, object]], list[int], int]] = {
         [],
         0,
     ),
+    "h-amd-06-xen-4.14-xl-dmesg-page-faults": (
+        [
+            rec(
+                "amd-vi",
+                "fault",
+                n,
+                device="0000:00:14.0",
+                source_id=0x14 << 3,
+                address=addr,
+                access="r",
+                code=2,
+                reason="IO_PAGE_FAULT",
+            )
+            for n, addr in ((3, 0xFDF8000140), (4, 0xFDF80F0160), (5, 0xFDF8100160))
+        ],
+        [],
+        0,
+    ),
+    "h-amd-07-xen-redacted-device-debug-walk": ([], [1], 0),
     "h-smmu-01-hns-roce-storm-interleaved-cut": (
         [
             _hns(
@@ -483,7 +502,7 @@ EXPECTED: dict[str, tuple[list[dict[str, object]], list[int], int]] = {
 
 def test_every_held_out_sample_has_its_expected_fields() -> None:
     assert set(SAMPLES) == set(EXPECTED)
-    assert len(SAMPLES) == 27
+    assert len(SAMPLES) == 29
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

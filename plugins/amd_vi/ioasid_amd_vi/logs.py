@@ -13,6 +13,10 @@ Formats (real-world-formats §2.6):
   it never gives the record's device.
 - ``Event logged [UNKNOWN event[0]=0x%08x ... event[3]=0x%08x``: an event type the driver
   cannot name, printed raw (and without a closing ``]``: a wrapped one is joined).
+- Xen's own prints (``xl dmesg``): from 4.14 ``(XEN) AMD-Vi: IO_PAGE_FAULT: 0000:00:14.0 d0
+  addr 000000fdf8010140 flags 0x8 I`` (``%pp d%u addr %016llx flags %#x`` and the flags'
+  names), before ``AMD-Vi: IO_PAGE_FAULT: domain = 0, device id = 0xa0, fault address =
+  0xfdf8010140, flags = 0x8``; Xen names some events its own way (``XEN_EVENT_TYPES``).
 - ``AMD-Vi: Completion-Wait loop timed out``: the command queue stalled (invalidations and
   page responses wait on it): a ``message``.
 - ``PPR logged [Request ignored due to GN=0 (device=... pasid=... address=... flags=...
@@ -45,7 +49,7 @@ from ioasid_core.plugin import (
     pci_device,
 )
 
-__all__ = ["AMD_VI_LOG_FORMAT", "EVENT_TYPES", "AmdViLogParser"]
+__all__ = ["AMD_VI_LOG_FORMAT", "EVENT_TYPES", "XEN_EVENT_TYPES", "AmdViLogParser"]
 
 VENDOR: Final = "amd-vi"
 
@@ -93,6 +97,28 @@ _KFD: Final = re.compile(
 _INVALID_PASID: Final = re.compile(
     r"Invalid PASID\s*:\s*0x(?P<pasid>[0-9a-fA-F]+),\s*device\s*:\s*0x(?P<dev>[0-9a-fA-F]+)"
 )
+XEN_EVENT_TYPES: Final = {
+    "ILLEGAL_DEV_TABLE_ENTRY": 0x1,
+    "IO_PAGE_FAULT": 0x2,
+    "DEV_TABLE_HW_ERROR": 0x3,
+    "PAGE_TABLE_HW_ERROR": 0x4,
+    "ILLEGAL_COMMAND_ERROR": 0x5,
+    "COMMAND_HW_ERROR": 0x6,
+    "IOTLB_INV_TIMEOUT": 0x7,
+    "INVALID_DEV_REQUEST": 0x8,
+}
+"""Xen's names of the same event types (its ``event_str``, in code order)."""
+_XEN_START: Final = re.compile(rf"AMD-Vi: (?P<name>{'|'.join(XEN_EVENT_TYPES)}): ")
+_XEN_EVENT: Final = re.compile(
+    r"(?P<dev>[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]) d\d{1,5} "
+    r"addr (?P<addr>[0-9a-fA-F]{1,16}) flags (?P<flags>0x[0-9a-fA-F]{1,4}|0)(?![0-9a-zA-Z])"
+    r"|domain = \d{1,5}, device id = (?P<devid>0x[0-9a-fA-F]{1,4}|0), "
+    r"fault address = (?P<oaddr>0x[0-9a-fA-F]{1,16}|0), flags = (?P<oflags>0x[0-9a-fA-F]{1,4}|0)"
+    r"(?![0-9a-zA-Z])"
+)
+"""What Xen prints after the event's name: 4.14 on ``"%pp d%u addr %016llx flags %#x"`` (then
+the flags' letters), before ``"domain = %d, device id = %#x, fault address = %#llx, flags =
+%#x"``; the device ID is the requester's BDF."""
 _PCI: Final = re.compile(
     r"(?:(?P<seg>[0-9a-fA-F]{4}):)?(?P<bus>[0-9a-fA-F]{1,2}):(?P<dev>[0-9a-fA-F]{1,2})"
     r"\.(?P<fn>[0-7])"
@@ -168,6 +194,10 @@ class AmdViLogParser:
                 *self._release(),
                 LogRecord(VENDOR, "message", line.number, line.timestamp, reason=_COMPLETION_WAIT),
             ]
+        if "AMD-Vi: " in body:
+            xen = _XEN_START.search(body)
+            if xen is not None:
+                return self._xen(line, xen, final)
         if "PPR" in body:
             return self._ppr(line, body, final)
         match = _INVALID_PASID.search(body)
@@ -272,6 +302,40 @@ class AmdViLogParser:
                 reason="UNKNOWN",
                 raw=struct.pack("<4I", *(words[i] for i in range(4))).hex(),
             )
+        ]
+
+    def _xen(self, line: LogLine, start: re.Match[str], final: bool) -> ParseResult:
+        """Xen's own print of an event (``(XEN) AMD-Vi: IO_PAGE_FAULT: 0000:00:14.0 d0 addr
+        000000fdf8010140 flags 0x8 I``)."""
+        match = _XEN_EVENT.match(start.string, start.end())
+        device = None
+        if match is not None:
+            devid = match.group("devid")
+            if devid is None:
+                device = _pci(match.group("dev"))
+            elif (number := int(devid, 16)) <= 0xFFFF:
+                device = _pci(f"{number >> 8:x}:{number >> 3 & 0x1F:x}.{number & 7}")
+        if match is None or device is None:
+            if match is None and not final:
+                return MORE  # wrapped
+            why = "a Xen AMD-Vi event with an unreadable value"
+            return [*self._release(), Unrecognised(line.number, line.text, why)]
+        name = start.group("name")
+        flags = int(match.group("flags") or match.group("oflags"), 16)
+        return [
+            *self._release(),
+            LogRecord(
+                VENDOR,
+                "fault" if name == "IO_PAGE_FAULT" else "event",
+                line.number,
+                line.timestamp,
+                device=device[0],
+                source_id=device[1],
+                address=int(match.group("addr") or match.group("oaddr"), 16),
+                access="w" if flags & _EVENT_RW else "r",
+                code=XEN_EVENT_TYPES[name],
+                reason=name,
+            ),
         ]
 
     def _ppr(self, line: LogLine, body: str, final: bool) -> ParseResult:
