@@ -256,6 +256,69 @@ EXPECTED: dict[str, tuple[list[dict[str, object]], list[int], int]] = {
         [],
         0,
     ),
+    "h-vtd-14-xen-4.12-wrapped-printk-suppressed": (
+        [
+            _vtd(n, None, (0, 2, 0), address=addr, access="r")
+            for n, addr in ((2, 0x8E43C000), (5, 0x8E2C6000))
+        ],
+        [],
+        0,  # Xen's "printk: N messages suppressed." is no IOMMU printer's count
+    ),
+    "h-vtd-15-xen-4.12-dma-and-intr-remap-reasons": (
+        [
+            _vtd(2, None, (0, 2, 0), address=0x8E480000, **PTE_READ),
+            _vtd(
+                4,
+                None,
+                (0xF0, 0x1F, 0),
+                kind="event",
+                code=0x22,  # Xen: "%02x"
+                reason="Present field in the IRTE entry is clear",
+            ),
+        ],
+        [],
+        0,
+    ),
+    "h-vtd-16-xen-syslog-hypervisor-wrapped": (
+        [
+            _vtd(n, stamp, (0, 2, 0), address=addr, **PTE_READ)
+            for n, stamp, addr in (
+                (5, "Oct 14 18:41:49.056589", 0x39B5845000),
+                (14, "Oct 14 18:41:49.056885", 0x4238D0A000),
+            )
+        ],
+        [],
+        0,
+    ),
+    "h-vtd-17-xen-s3-quoted-printable-timestamped": (
+        [
+            _vtd(
+                n,
+                stamp,
+                (0, 0x1E, 6),
+                address=0,
+                access="w",
+                code=2,
+                reason="Present bit in context entry is clear",
+            )
+            for n, stamp in ((2, "37.201160"), (6, "37.202332"))
+        ],
+        [],
+        0,
+    ),
+    "h-vtd-18-xen-boss-s1-quoted-printable-address": (
+        [
+            _vtd(n, None, (0x65, 0, 0), address=addr, **PTE_WRITE)
+            for n, addr in (
+                (2, 0x1200000000),
+                (5, 0x1200001000),
+                (8, 0x1200006000),
+                (11, 0x1200008000),
+            )
+        ],
+        [],
+        0,
+    ),
     "h-amd-01-apu2-split-printk-kernel-prefix": (
         [
             rec(
@@ -502,7 +565,7 @@ EXPECTED: dict[str, tuple[list[dict[str, object]], list[int], int]] = {
 
 def test_every_held_out_sample_has_its_expected_fields() -> None:
     assert set(SAMPLES) == set(EXPECTED)
-    assert len(SAMPLES) == 29
+    assert len(SAMPLES) == 34
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -8,7 +8,10 @@ Formats, era by era (real-world-formats §2.2-2.4), all read by the expressions 
   in *decimal* (``[fault reason 06]``); v5.14 printed ``[0x00:0x02.0]``; 2.6/3.x printed the
   reason as a second line ``DMAR:[fault reason 06] ...``; Xen prints ``(XEN) [VT-D]DMAR:[DMA
   Write] Request device [0000:04:00.4] fault addr 7cd2000, iommu reg = ...`` then
-  ``[VT-D]DMAR: reason 05 - PTE Write access is not set`` (hex). ``[INTR-REMAP] ... fault
+  ``[VT-D]DMAR: reason 05 - PTE Write access is not set`` (hex; its interrupt-remapping
+  fault ``[VT-D]INTR-REMAP: Request device [...] fault index 0, iommu reg = ...`` then
+  ``[VT-D]INTR-REMAP: reason 22 - ...``). A reason line may wrap too: the next line is its
+  text when it is words. ``[INTR-REMAP] ... fault
   index`` is the interrupt-remapping fault: an ``event`` (no DMA, no address; the index is
   not a field of the record). Before it had brackets (3.x-4.x) it read ``INTR-REMAP:
   Request device [[f0:1f.0] fault index 0`` (the driver's ``[[``) then ``INTR-REMAP:[fault
@@ -249,7 +252,9 @@ class VtdLogParser:
             reason = _REASON_LINE.search(body)
             if reason is not None:
                 if self._waiting is not None and self._waiting_for == "reason":
-                    return self._second_part(reason)
+                    if not final and not line.joins and len(line.text) <= _MAX_WRAPPED:
+                        return MORE  # its text may wrap onto the next line
+                    return self._second_part(reason, line)
                 why = "a fault reason whose fault line is missing or unreadable"
                 return [*self._release(), Unrecognised(line.number, line.text, why)]
             if _FAULT_START.search(body):
@@ -262,6 +267,8 @@ class VtdLogParser:
         device = _pci(bdf)
         address = _int(addr)
         if device is None or address is None:  # a redacted or garbled value
+            if not final and match.end() >= len(body.rstrip()):
+                return MORE  # or one cut at the end of the line ("fault addr 12000=")
             return [
                 *self._release(),
                 Unrecognised(line.number, line.text, "a DMAR fault with an unreadable value"),
@@ -317,13 +324,17 @@ class VtdLogParser:
         self._wait(record, "reason" if reason is None else "dump")
         return released
 
-    def _second_part(self, reason: re.Match[str]) -> list[LogItem]:
+    def _second_part(self, reason: re.Match[str], line: LogLine) -> list[LogItem]:
         waiting = self._waiting
         assert waiting is not None
         self._waiting = self.held_from = None
         xen = reason.group("xcode") is not None
+        group = "xtext" if xen else "text"
         code_text = reason.group("xcode") if xen else reason.group("code")
-        text = reason.group("xtext") if xen else reason.group("text")
+        text = reason.group(group)
+        last = line.joins[-1] if line.joins else -1
+        if last > reason.start(group) and not _WORDS.fullmatch(line.body[last:]):
+            text = line.body[reason.start(group) : last]  # the line joined on is not its text
         return [
             waiting._replace(
                 code=_reason_code(code_text, hex_always=xen or "[VT-D]" in reason.string),
