@@ -11,13 +11,15 @@ from ioasid_core.logs import LogFormat, LogItem, LogReader, LogRecord, Unrecogni
 from ioasid_core.plugins import new_plugin_manager
 
 REALDATA = Path(__file__).parent / "data" / "realdata"
+HELDOUT = Path(__file__).parent / "realdata_heldout"
+"""Real logs the reader was not written against (see its README)."""
 
 
-def samples(file: str) -> dict[str, list[str]]:
+def samples(file: str, folder: Path = REALDATA) -> dict[str, list[str]]:
     """``{name: lines}``: each sample's raw text, without the file's ``#`` comment lines."""
     found: dict[str, list[str]] = {}
     current: list[str] | None = None
-    for line in (REALDATA / file).read_text(encoding="utf-8").splitlines():
+    for line in (folder / file).read_text(encoding="utf-8").splitlines():
         if line.startswith("#### sample: "):
             current = found.setdefault(line.removeprefix("#### sample: ").strip(), [])
         elif line.startswith("#"):

@@ -22,14 +22,15 @@ from ioasid_core.logs import KINDS, LogRecord, Unrecognised
 # The helpers live in tests/logs_helpers.py: ``tests.logs_helpers`` at run time, known to
 # mypy (which checks ``tests`` as top-level modules) as ``logs_helpers``.
 if TYPE_CHECKING:
-    from logs_helpers import REALDATA, installed_formats, read, records, samples
+    from logs_helpers import HELDOUT, REALDATA, installed_formats, read, records, samples
 else:
-    from tests.logs_helpers import REALDATA, installed_formats, read, records, samples
+    from tests.logs_helpers import HELDOUT, REALDATA, installed_formats, read, records, samples
 
 REAL_LINES = [
     line
-    for file in sorted(REALDATA.glob("*.txt"))
-    for s in samples(file.name).values()
+    for folder in (REALDATA, HELDOUT)
+    for file in sorted(folder.glob("*.txt"))
+    for s in samples(file.name, folder).values()
     for line in s
 ]
 FORMATS = installed_formats()
@@ -43,7 +44,7 @@ def mutated_line(draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(0, 4))):
         at = draw(st.integers(0, len(line)))
         op = draw(st.sampled_from(["insert", "delete", "replace", "cut"]))
-        piece = draw(st.text(alphabet='0123456789abcdefx:[]>| \t.-_"*NOPASIDdmar', max_size=6))
+        piece = draw(st.text(alphabet='0123456789abcdefx:[]>| \t.-_"*=NOPASIDdmar', max_size=6))
         if op == "insert":
             line = line[:at] + piece + line[at:]
         elif op == "delete":

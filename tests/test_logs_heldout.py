@@ -11,7 +11,6 @@ dw1[39], input address dw2) and ``raw`` the four dwords written out as little-en
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -20,33 +19,19 @@ from ioasid_core.logs import normalise
 from ioasid_core.logs.scenario_out import ScenarioWriter
 
 if TYPE_CHECKING:
-    from logs_helpers import read, rec, records, unrecognised
+    from logs_helpers import HELDOUT, read, rec, records, samples, unrecognised
 else:
-    from tests.logs_helpers import read, rec, records, unrecognised
+    from tests.logs_helpers import HELDOUT, read, rec, records, samples, unrecognised
 
-HELDOUT = Path(__file__).parent / "realdata_heldout"
 ZERO = "0" * 16
 F_TRANSLATION = {"code": 0x10, "reason": "F_TRANSLATION"}
 
 
-def _samples() -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for path in sorted(HELDOUT.glob("*.txt")):
-        current: list[str] | None = None
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.startswith("#### sample: "):
-                current = found.setdefault(line.removeprefix("#### sample: ").strip(), [])
-            elif line.startswith("#"):
-                continue
-            elif current is not None:
-                if line.strip():
-                    current.append(line)
-                else:
-                    current = None
-    return found
-
-
-SAMPLES = _samples()
+SAMPLES = {
+    name: lines
+    for path in sorted(HELDOUT.glob("*.txt"))
+    for name, lines in samples(path.name, HELDOUT).items()
+}
 
 
 def _vtd(
