@@ -304,6 +304,20 @@ EXPECTED: dict[str, tuple[list[dict[str, object]], list[int], int]] = {
         [],
         0,
     ),
+    "h-vtd-19-vmd-invalidation-queue-errors": (
+        [
+            rec("vtd", "message", 2, code=0xF, reason="Invalidation Queue Error"),
+            rec("vtd", "message", 3, source_id=0xFFFF, reason="Invalidation Time-out Error"),
+            rec("vtd", "message", 4, source_id=0xFFFF, reason="Invalidation Completion Error"),
+        ],
+        [],
+        0,
+    ),
+    "h-vtd-20-rk3588-endpoint-ats-intel-host": (
+        [rec("vtd", "message", 1, source_id=0, reason="Invalidation Time-out Error")],
+        [],
+        0,
+    ),
     "h-amd-01-apu2-split-printk-kernel-prefix": (
         [
             rec(
@@ -441,6 +455,21 @@ EXPECTED: dict[str, tuple[list[dict[str, object]], list[int], int]] = {
         0,
     ),
     "h-amd-07-xen-redacted-device-debug-walk": ([], [1], 0),
+    "h-amd-08-rk3588-endpoint-ats-amd-host": (
+        [
+            rec(
+                "amd-vi",
+                "event",
+                1,
+                device="0000:63:00.0",
+                source_id=0x6300,
+                address=0x42B5B01A0,
+                **IOTLB_TIMEOUT,
+            )
+        ],
+        [],
+        0,
+    ),
     "h-smmu-01-hns-roce-storm-interleaved-cut": (
         [
             _hns(
@@ -550,7 +579,7 @@ EXPECTED: dict[str, tuple[list[dict[str, object]], list[int], int]] = {
 
 def test_every_held_out_sample_has_its_expected_fields() -> None:
     assert set(SAMPLES) == set(EXPECTED)
-    assert len(SAMPLES) == 34
+    assert len(SAMPLES) == 37
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

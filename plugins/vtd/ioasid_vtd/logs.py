@@ -17,6 +17,9 @@ Formats, era by era (real-world-formats §2.2-2.4), all read by the expressions 
   Request device [[f0:1f.0] fault index 0`` (the driver's ``[[``) then ``INTR-REMAP:[fault
   reason 37] ...`` (decimal), on a line of its own or dmesg's indented continuation. A
   reason line whose fault line is missing or unreadable is unrecognised.
+- ``VT-d detected Invalidation Time-out Error: SID ffff`` (and ``Invalidation Queue Error:
+  Reason f``, ``Invalidation Completion Error: SID ..``): the invalidation queue failed; a
+  ``message`` with the SID or the reason code.
 - ``prq_report`` trace events: ``addr=`` is a page number (the record holds the byte address).
 - PRQ handler messages (``Page request without PASID``, ``PRQ overflow detected``, ...), and
   ``Invalid page request: dw0 dw1``: the descriptor's first 16 bytes, decoded with the same
@@ -93,6 +96,12 @@ _MESSAGE: Final = re.compile(
     r"|Address is not canonical|Page request in Privilege Mode|Execution request not supported"
     r"|PRQ overflow detected|PRQ overflow cleared"
 )
+_QI_ERROR: Final = re.compile(
+    r"VT-d detected (?P<what>Invalidation (?:Queue|Time-out|Completion) Error): "
+    r"(?:SID (?P<sid>[0-9a-fA-F]{1,4})|Reason (?P<code>[0-9a-fA-F]{1,16}))(?![0-9a-zA-Z])"
+)
+"""qi_check_fault(): the invalidation queue failed (``Reason`` the IQE code, ``SID`` the device
+whose invalidation timed out or completed in error). A ``message``: the queue, not a DMA."""
 _PAGE_SHIFT: Final = 12
 _ACCESS: Final = {
     f"{r}{w}{x}{p}": access_letters(read=r == "r", write=w == "w", execute=x == "x", priv=p == "p")
@@ -223,6 +232,22 @@ class VtdLogParser:
         rejected = _REJECTED.search(body)
         if rejected is not None:
             return self._invalid_request(line, rejected.start(), rejected.end(), rejected["why"])
+        if "VT-d detected" in body:
+            qi = _QI_ERROR.search(body)
+            if qi is not None:
+                sid, code = qi.group("sid", "code")
+                return [
+                    *self._release(),
+                    LogRecord(
+                        VENDOR,
+                        "message",
+                        line.number,
+                        line.timestamp,
+                        source_id=None if sid is None else int(sid, 16),
+                        code=None if code is None else int(code, 16),
+                        reason=qi.group("what"),
+                    ),
+                ]
         match = _MESSAGE.search(body)
         if match is not None:
             return [
