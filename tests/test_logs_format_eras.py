@@ -211,3 +211,51 @@ def test_a_soft_break_joins_without_a_space_and_keeps_the_next_line_as_is() -> N
 def test_a_long_line_ending_in_equals_is_not_a_soft_break() -> None:
     head = "y" * 80 + " flags="
     assert normalise(1, head).joined(normalise(2, "0x0070]")).body == head + " 0x0070]"
+
+
+# -- terminal escapes: dmesg --color pasted, or a line that would drive the terminal
+
+COLOURED = (
+    "\x1b[32m[    0.361089]\x1b[0m \x1b[33mDMAR\x1b[0m: [DMA Read NO_PASID] Request device "
+    "[00:02.0] fault addr 0x7cd80000 [fault reason 0x01] Present bit in root entry is clear"
+)
+
+
+def test_dmesg_color_codes_are_not_part_of_the_record() -> None:
+    [record] = records(read([COLOURED])[1])
+    assert (record.timestamp, record.device, record.address, record.reason) == (
+        "0.361089",
+        "0000:00:02.0",
+        0x7CD80000,
+        "Present bit in root entry is clear",
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("DMAR: x \x1b]0;title\x07y", "DMAR: x y"),  # OSC: a terminal title
+        ("DMAR: x \x1b7y", "DMAR: x \ufffd7y"),  # a stray ESC
+        ("DMAR: x \x9b2Jy", "DMAR: x \ufffd2Jy"),  # C1 CSI
+    ],
+)
+def test_no_terminal_escape_survives_normalising(raw: str, clean: str) -> None:
+    line = normalise(1, raw)
+    assert (line.text, line.body) == (clean, clean)
+
+
+def test_an_unrecognised_line_is_shown_without_its_escapes() -> None:
+    line = "[ 1.0] DMAR: [DMA Read NO_PASID] Request device [zz:02.0] fault addr 0x1 \x1b]0;x\x07"
+    _, items = read([line])
+    [item] = unrecognised(items)
+    assert "\x1b" not in item.text and item.text.endswith("fault addr 0x1")
+
+
+def test_a_record_refused_for_a_too_wide_number_is_shown_without_escapes() -> None:
+    line = (
+        "AMD-Vi: Event logged [IO_PAGE_FAULT device=00:14.0 domain=0x0000 "
+        "address=0x1ffffffffffffffffffff flags=0x0000] \x1b]0;x\x07"
+    )
+    _, items = read([line])
+    [item] = unrecognised(items)
+    assert records(items) == [] and "\x1b" not in item.text and "address=0x1ff" in item.text

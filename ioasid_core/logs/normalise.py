@@ -3,6 +3,8 @@
 Users paste what machines print through mail clients and forums, so before any vendor looks at
 a line the core takes off, in this order (each optional):
 
+- terminal escape sequences (``dmesg --color``; a stray ESC becomes U+FFFD): log text is
+  shown on a terminal and must not drive it;
 - quote prefixes and indentation: whitespace, ``>`` and ``|`` (``> ``, ``>> ``, ``> >>>``,
   ``| ``, tabs);
 - a printk level ``<3>`` (``dmesg -r``) and Xen's ``(XEN)`` console prefix;
@@ -157,8 +159,23 @@ def _digit_bracket(text: str, start: int) -> bool:
     return at > start and text[at - 1].isdigit()
 
 
+_ESCAPE: Final = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: dmesg --color's "\x1b[32m[    3.7]\x1b[0m"
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC (a terminal title, a link)
+    r"|[\x1b\x9b]"  # whatever else would start a terminal sequence
+)
+
+
+def _terminal_free(text: str) -> str:
+    """``text`` without terminal escape sequences: colour codes go, a stray ESC or C1 CSI
+    becomes U+FFFD. Log text is shown on a terminal: it must not drive it."""
+    return _ESCAPE.sub(lambda m: "" if len(m.group()) > 1 else "\ufffd", text)
+
+
 def normalise(number: int, text: str) -> LogLine:
     """``text`` (line ``number``, its newline already gone or not) without its prefixes."""
+    if "\x1b" in text or "\x9b" in text:
+        text = _terminal_free(text)
     text = text.rstrip()
     if text[:1] == "[":  # the common case, "[  478.907684] message", without a regex
         close = text.find("]", 2, 32)

@@ -254,7 +254,7 @@ class _Run:
                 self._suppressed(text)
                 continue
             line = normalise(number, text)
-            self.texts[number & (_TEXTS - 1)] = (number, text)
+            self.texts[number & (_TEXTS - 1)] = (number, line.text)  # as normalised: no escapes
             index = owner[word]
             result = self._parse(index, line, False)
             if result is None:
