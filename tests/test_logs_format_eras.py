@@ -3,12 +3,14 @@ format strings (each test names its era); expected values worked out by hand fro
 
 from __future__ import annotations
 
+import io
 from typing import TYPE_CHECKING
 
 import pytest
 
 from ioasid_core.logs import normalise
 from ioasid_core.logs.scenario_out import seconds
+from ioasid_core.logs.source import iter_lines
 
 if TYPE_CHECKING:
     from logs_helpers import read, rec, records, unrecognised
@@ -259,3 +261,15 @@ def test_a_record_refused_for_a_too_wide_number_is_shown_without_escapes() -> No
     _, items = read([line])
     [item] = unrecognised(items)
     assert records(items) == [] and "\x1b" not in item.text and "address=0x1ff" in item.text
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom"), [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff")]
+)
+def test_utf16_lines_too_long_are_cut_once_and_the_next_line_is_whole(
+    encoding: str, bom: bytes
+) -> None:
+    text = "x" * 100_000 + "\r\n" + "[ 1.0] DMAR: hello\r\n" + "z\n"
+    lines = list(iter_lines(io.BytesIO(bom + text.encode(encoding)), "log", limit=64 * 1024))
+    assert [line[:1] for line in lines] == ["x", "[", "z"]
+    assert lines[1] == "[ 1.0] DMAR: hello\r\n"

@@ -11,12 +11,15 @@ dw1[39], input address dw2) and ``raw`` the four dwords written out as little-en
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
 
 from ioasid_core.logs import normalise
 from ioasid_core.logs.scenario_out import ScenarioWriter
+from ioasid_core.logs.source import iter_lines
 
 if TYPE_CHECKING:
     from logs_helpers import HELDOUT, read, rec, records, samples, unrecognised
@@ -600,6 +603,33 @@ def test_a_held_out_log_saved_with_windows_line_endings_reads_the_same(name: str
     _, windows = read(crlf)
     assert [r.as_dict() for r in records(windows)] == [r.as_dict() for r in records(plain)]
     assert [u.line for u in unrecognised(windows)] == [u.line for u in unrecognised(plain)]
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: b"\xff\xfe" + text.encode("utf-16-le"),  # PowerShell 5's ">"
+        lambda text: b"\xfe\xff" + text.encode("utf-16-be"),
+        lambda text: b"\xef\xbb\xbf" + text.encode("utf-8"),  # Notepad's UTF-8
+    ],
+    ids=["utf-16-le", "utf-16-be", "utf-8-bom"],
+)
+@pytest.mark.parametrize(
+    "name",
+    [
+        "h-vtd-05-sof-journal-0x-bdf",
+        "h-smmu-04-atl2-decoded-segment-0001",
+        "h-amd-03-endless-syslog-iotlb-timeout",  # the mark before a syslog date
+    ],
+)
+def test_a_held_out_log_saved_by_windows_tools_reads_the_same(
+    name: str, encode: Callable[[str], bytes]
+) -> None:
+    lines = SAMPLES[name]
+    data = encode("".join(line + "\r\n" for line in lines))
+    _, plain = read(lines)
+    _, saved = read(iter_lines(io.BytesIO(data), "log.txt"))
+    assert [r.as_dict() for r in records(saved)] == [r.as_dict() for r in records(plain)]
 
 
 def test_dmesg_x_T_keeps_the_two_spaces_of_a_day_below_10() -> None:

@@ -112,7 +112,7 @@ _BRACKET_TIME: Final = (
 )
 
 _PREFIX: Final = re.compile(
-    r"[\s>|\ufffd\x00]*"
+    r"[\s>|\ufffd\ufeff\x00]*"
     r"(?P<level><\d{1,2}>)?"
     r"(?P<xen>\(XEN\)\s*)?"
     r"(?:"
@@ -127,7 +127,8 @@ _PREFIX: Final = re.compile(
 )
 
 
-_QUOTES: Final = re.compile(r"[\s>|\ufffd\x00]*")  # and serial-console garbage (NUL, bad bytes)
+# quote prefixes, and serial-console garbage (NUL, bad bytes), and a UTF-8 byte order mark
+_QUOTES: Final = re.compile(r"[\s>|\ufffd\ufeff\x00]*")
 _MONTHS: Final = (
     "Jan",
     "Feb",

@@ -2,7 +2,9 @@
 
 A line longer than :data:`MAX_LINE` bytes (a binary file, a log without newlines) is cut
 there and the rest of it skipped: it still counts as one line, and memory stays bounded
-whatever the input. Bytes that are not UTF-8 become U+FFFD, never an error.
+whatever the input. Bytes that are not UTF-8 become U+FFFD, never an error. A stream that
+starts with a UTF-16 byte order mark (and text) is read as UTF-16: Windows PowerShell 5 writes
+redirected output so.
 """
 
 from __future__ import annotations
@@ -31,19 +33,48 @@ def open_input(path: str) -> BinaryIO:
         raise InputError(f"cannot read {path!r}: {exc.strerror or exc}") from exc
 
 
+_UTF16: Final = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
+"""Byte order marks of UTF-16 text: what Windows PowerShell 5's ``>`` writes (``ssh host
+dmesg > log.txt``). A UTF-8 mark (Notepad's) is taken off by the normaliser."""
+
+
+def _utf16(start: bytes) -> str | None:
+    """The UTF-16 encoding ``start`` is in, if it begins with a byte order mark and then an
+    ASCII character in that encoding (a log begins with text: binary data that happens to
+    begin with ``FF FE`` stays bytes)."""
+    encoding = _UTF16.get(start[:2])
+    if encoding is None or len(start) < 4:
+        return None
+    low, high = (start[2], start[3]) if encoding == "utf-16-le" else (start[3], start[2])
+    return encoding if high == 0 and 0 < low < 0x80 else None
+
+
 def iter_lines(stream: BinaryIO, name: str, limit: int = MAX_LINE) -> Iterator[str]:
     """Every line of ``stream``, newline and all, at most ``limit`` bytes each (see above).
-    ``InputError`` naming ``name`` if reading fails part way."""
+    UTF-8, or UTF-16 when the stream starts with its byte order mark. ``InputError`` naming
+    ``name`` if reading fails part way."""
     readline = stream.readline
+    encoding = "utf-8"
+    first = True
     try:
         while True:
-            chunk = readline(limit)
-            if not chunk:
+            raw = readline(limit)
+            if not raw:
                 return
-            if len(chunk) == limit and not chunk.endswith(b"\n"):
-                rest = chunk
+            chunk = raw
+            if first:
+                first = False
+                encoding = _utf16(raw) or encoding
+                if encoding != "utf-8":
+                    chunk = raw[2:]
+            if encoding == "utf-16-le" and raw.endswith(b"\n"):
+                chunk += stream.read(1)  # the newline's second byte: b"\n\x00"
+            if len(raw) == limit and not raw.endswith(b"\n"):
+                rest = raw
                 while rest and not rest.endswith(b"\n"):  # skip the rest of the long line
                     rest = readline(limit)
-            yield chunk.decode("utf-8", "replace")
+                if encoding == "utf-16-le" and rest:
+                    stream.read(1)
+            yield chunk.decode(encoding, "replace")
     except OSError as exc:
         raise InputError(f"cannot read {name!r}: {exc.strerror or exc}") from exc
