@@ -273,3 +273,40 @@ def test_utf16_lines_too_long_are_cut_once_and_the_next_line_is_whole(
     lines = list(iter_lines(io.BytesIO(bom + text.encode(encoding)), "log", limit=64 * 1024))
     assert [line[:1] for line in lines] == ["x", "[", "z"]
     assert lines[1] == "[ 1.0] DMAR: hello\r\n"
+
+
+# -- what web pages and mail archives do to a paste
+
+
+def test_html_escaped_quotes_and_quote_prefixes_are_read() -> None:
+    lines = [
+        "&gt; &gt; [ 70.3] arm-smmu-v3 arm-smmu-v3.5.auto: event: F_TRANSLATION client: "
+        "0001:06:00.0 sid: 0x20600 ssid: 0x0 iova: 0xff9bc000 ipa: 0x0",
+        "&gt; &gt; [ 70.3] arm-smmu-v3 arm-smmu-v3.5.auto: unpriv data write s1 "
+        "&quot;Input address caused fault&quot; stag: 0x0",
+    ]
+    [record] = records(read(lines)[1])
+    assert (record.timestamp, record.device, record.access, record.stall, record.tag) == (
+        "70.3",
+        "0001:06:00.0",
+        "w",
+        False,
+        0,
+    )
+
+
+def test_no_break_spaces_are_spaces() -> None:
+    line = "[\xa0\xa0\xa00.36]\xa0DMAR: [DMA Read NO_PASID] Request device [00:02.0] fault\xa0addr "
+    line += "0x7cd80000 [fault\u202freason 0x01] Present bit in root entry is clear"
+    [record] = records(read([line])[1])
+    assert (record.timestamp, record.address, record.code) == ("0.36", 0x7CD80000, 1)
+
+
+def test_an_escaped_escape_is_still_no_escape() -> None:
+    assert "\x1b" not in normalise(1, "DMAR: x &#27;]0;title&#7; y").text
+
+
+def test_no_break_spaces_inside_a_vendor_s_words_are_read_from_a_file() -> None:
+    text = "[ 32.9] virtio_iommu virtio0: page\xa0fault\xa0from\xa0EP 32 at 0x1000 [RW]\n"
+    [record] = records(read(iter_lines(io.BytesIO(text.encode()), "log"))[1])
+    assert (record.vendor, record.source_id, record.address) == ("virtio-iommu", 32, 0x1000)

@@ -5,6 +5,8 @@ a line the core takes off, in this order (each optional):
 
 - terminal escape sequences (``dmesg --color``; a stray ESC becomes U+FFFD): log text is
   shown on a terminal and must not drive it;
+- what web pages and mail archives did to it: HTML entities (``&gt;``, ``&quot;``) and
+  no-break spaces;
 - quote prefixes and indentation: whitespace, ``>`` and ``|`` (``> ``, ``>> ``, ``> >>>``,
   ``| ``, tabs);
 - a printk level ``<3>`` (``dmesg -r``) and Xen's ``(XEN)`` console prefix;
@@ -29,10 +31,11 @@ may continue the line before it (a wrapped record), one with one never does.
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Final
 
-__all__ = ["LogLine", "normalise"]
+__all__ = ["WEB_SPACES", "LogLine", "normalise"]
 
 
 class LogLine:
@@ -173,9 +176,25 @@ def _terminal_free(text: str) -> str:
     return _ESCAPE.sub(lambda m: "" if len(m.group()) > 1 else "\ufffd", text)
 
 
+WEB_SPACES: Final = str.maketrans({"\xa0": " ", "\u202f": " "})
+"""No-break spaces a web page or a mail client put where the kernel printed spaces (the source
+turns them back before the readers' words are searched: ``fault\xa0from\xa0EP``)."""
+
+
+def _from_the_web(text: str) -> str:
+    """``text`` as the kernel printed it, before a web page or a mail archive escaped it:
+    HTML entities (``&gt; &gt; [ 1.0] ...``, ``&quot;Input address caused fault&quot;``) and
+    no-break spaces."""
+    if "&" in text and ";" in text:
+        text = html.unescape(text)
+    return text.translate(WEB_SPACES)
+
+
 def normalise(number: int, text: str) -> LogLine:
     """``text`` (line ``number``, its newline already gone or not) without its prefixes."""
-    if "\x1b" in text or "\x9b" in text:
+    if "&" in text or "\xa0" in text or "\u202f" in text:
+        text = _from_the_web(text)
+    if "\x1b" in text or "\x9b" in text:  # after: "&#27;" is an ESC too
         text = _terminal_free(text)
     text = text.rstrip()
     if text[:1] == "[":  # the common case, "[  478.907684] message", without a regex

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Iterator
 from typing import BinaryIO, Final
 
+from ioasid_core.logs.normalise import WEB_SPACES
+
 __all__ = ["MAX_LINE", "STDIN", "InputError", "iter_lines", "open_input"]
 
 MAX_LINE: Final = 64 * 1024
@@ -75,6 +77,9 @@ def iter_lines(stream: BinaryIO, name: str, limit: int = MAX_LINE) -> Iterator[s
                     rest = readline(limit)
                 if encoding == "utf-16-le" and rest:
                     stream.read(1)
-            yield chunk.decode(encoding, "replace")
+            line = chunk.decode(encoding, "replace")
+            if "\xa0" in line or "\u202f" in line:  # before any search: "fault\xa0from\xa0EP"
+                line = line.translate(WEB_SPACES)
+            yield line
     except OSError as exc:
         raise InputError(f"cannot read {name!r}: {exc.strerror or exc}") from exc
