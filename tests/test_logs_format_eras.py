@@ -310,3 +310,24 @@ def test_no_break_spaces_inside_a_vendor_s_words_are_read_from_a_file() -> None:
     text = "[ 32.9] virtio_iommu virtio0: page\xa0fault\xa0from\xa0EP 32 at 0x1000 [RW]\n"
     [record] = records(read(iter_lines(io.BytesIO(text.encode()), "log"))[1])
     assert (record.vendor, record.source_id, record.address) == ("virtio-iommu", 32, 0x1000)
+
+
+def test_a_quoted_printable_line_is_decoded_but_keeps_its_soft_break() -> None:
+    line = normalise(1, "x device=3D0000:00:01.0 pasid=3D0x00000 fault=C2=A0addr=3D0x=")
+    assert line.body == "x device=0000:00:01.0 pasid=0x00000 fault addr=0x="
+
+
+def test_amd_event_wrapped_before_its_bracket_waits_for_its_body() -> None:
+    lines = [
+        "[ 3.0] iommu ivhd0: AMD-Vi: Event logged",
+        "[ILLEGAL_DEV_TABLE_ENTRY device=0000:00:01.0 pasid=0x00000 address=0x102e89980",
+        "flags=0x0080]",
+    ]
+    [record] = records(read(lines)[1])
+    assert (record.line, record.timestamp, record.device, record.address, record.code) == (
+        1,
+        "3.0",
+        "0000:00:01.0",
+        0x102E89980,
+        1,
+    )

@@ -56,6 +56,7 @@ PTE_READ = {"access": "r", "code": 6, "reason": "PTE Read access is not set"}
 PTE_WRITE = {"access": "w", "code": 5, "reason": "PTE Write access is not set"}
 COMPLETION_WAIT = {"reason": "Completion-Wait loop timed out"}
 IOTLB_TIMEOUT = {"code": 7, "reason": "IOTLB_INV_TIMEOUT"}
+ILLEGAL_DTE = {"code": 1, "reason": "ILLEGAL_DEV_TABLE_ENTRY"}  # pasid=0x00000, GN clear: none
 
 
 def _hns(line: int, stamp: str, stag: int, addr: int, *, dw1: str, dw2: str) -> dict[str, object]:
@@ -474,6 +475,57 @@ EXPECTED: dict[str, tuple[list[dict[str, object]], list[int], int]] = {
         [],
         0,
     ),
+    "h-amd-09-bnxt-illegal-dte-control-reg": (
+        [
+            rec(
+                "amd-vi",
+                "event",
+                n,
+                device="0000:43:00.0",
+                source_id=0x4300,
+                address=0x3737B01000,
+                access="w",
+                **ILLEGAL_DTE,
+            )
+            for n in (1, 8)
+        ],
+        [],
+        0,
+    ),
+    "h-amd-10-thinkbook-resume-illegal-dte-syslog": (
+        [
+            rec(
+                "amd-vi",
+                "event",
+                1,
+                timestamp="Nov 14 11:52:19",
+                device="0000:06:00.0",
+                source_id=0x600,
+                address=0x135300000,
+                access="r",
+                **ILLEGAL_DTE,
+            )
+        ],
+        [],
+        0,
+    ),
+    "h-amd-11-bugzilla-218900-quoted-printable-wrapped": (
+        [
+            rec(
+                "amd-vi",
+                "event",
+                1,
+                timestamp="May 27 14:24:22",
+                device="0000:00:01.0",
+                source_id=0x1 << 3,
+                address=0x102E89980,
+                access="r",
+                **ILLEGAL_DTE,
+            )
+        ],
+        [],
+        0,
+    ),
     "h-smmu-01-hns-roce-storm-interleaved-cut": (
         [
             _hns(
@@ -583,7 +635,7 @@ EXPECTED: dict[str, tuple[list[dict[str, object]], list[int], int]] = {
 
 def test_every_held_out_sample_has_its_expected_fields() -> None:
     assert set(SAMPLES) == set(EXPECTED)
-    assert len(SAMPLES) == 38
+    assert len(SAMPLES) == 41
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

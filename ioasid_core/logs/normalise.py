@@ -5,6 +5,7 @@ a line the core takes off, in this order (each optional):
 
 - terminal escape sequences (``dmesg --color``; a stray ESC becomes U+FFFD): log text is
   shown on a terminal and must not drive it;
+- quoted-printable encoding (a line holding ``=3D``, how such mails write ``=``);
 - what web pages and mail archives did to it: HTML entities (``&gt;``, ``&quot;``) and
   no-break spaces;
 - quote prefixes and indentation: whitespace, ``>`` and ``|`` (``> ``, ``>> ``, ``> >>>``,
@@ -190,8 +191,21 @@ def _from_the_web(text: str) -> str:
     return text.translate(WEB_SPACES)
 
 
+_QP_ESCAPES: Final = re.compile(r"(?:=[0-9A-F]{2})+")
+
+
+def _quoted_printable(text: str) -> str:
+    """A quoted-printable mail line decoded (``device=3D0000:00:01.0``, ``=C2=A0``); its
+    soft break (a last ``=``) is left for the join."""
+    return _QP_ESCAPES.sub(
+        lambda m: bytes.fromhex(m.group().replace("=", "")).decode("utf-8", "replace"), text
+    )
+
+
 def normalise(number: int, text: str) -> LogLine:
     """``text`` (line ``number``, its newline already gone or not) without its prefixes."""
+    if "=3D" in text:  # every "=" of a quoted-printable line is "=3D": the line is encoded
+        text = _quoted_printable(text)
     if "&" in text or "\xa0" in text or "\u202f" in text:
         text = _from_the_web(text)
     if "\x1b" in text or "\x9b" in text:  # after: "&#27;" is an ESC too

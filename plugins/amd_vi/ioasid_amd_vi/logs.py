@@ -74,6 +74,7 @@ _PPR_EXEC, _PPR_READ, _PPR_WRITE, _PPR_US, _PPR_GN = 0x002, 0x004, 0x020, 0x040,
 _TAG_INDEX: Final = 0x1FF  # PRG index; bit 9 is "last in group"
 
 _OPEN: Final = "Event logged ["
+_OPEN_WRAPPED: Final = "AMD-Vi: Event logged"
 _EVENT: Final = re.compile(r"(?P<name>[A-Z][A-Z0-9_]+)(?P<fields>[^\]]*)\]")
 _BODY: Final = re.compile(rf"(?<![A-Za-z_])(?:{'|'.join(EVENT_TYPES)}|UNKNOWN)\b")
 """An event's name in the second printk of the split format, wherever its prefix ends: 4.x
@@ -180,15 +181,20 @@ class AmdViLogParser:
         at = body.find(_OPEN)
         if at >= 0:
             return self._event(line, body, at, final)
+        if body.endswith(_OPEN_WRAPPED):  # wrapped before its "[": the body comes next
+            return self._hold(line)
         opened = self._open
         if opened is not None:
             named = _BODY.search(body)
             match = None if named is None else _EVENT.match(body, named.start())
             if match is not None:
-                result = self._record(opened, opened.body.find(_OPEN), match, final)
+                at = opened.body.find("Event logged")  # with or without its "["
+                result = self._record(opened, at, match, final)
                 if result is not MORE:
                     self._open = self.held_from = None
                 return result
+            if named is not None and not final:
+                return MORE  # the body itself is wrapped: its "]" comes later
         if _COMPLETION_WAIT in body:  # the command queue stalled: no record, a message
             return [
                 *self._release(),
@@ -223,10 +229,7 @@ class AmdViLogParser:
             if rest.strip() and "]" not in rest and not final:
                 return MORE  # wrapped
             if not rest.strip():  # the old driver's first printk: the body comes next
-                released = self._release()
-                self._open = line
-                self.held_from = line.number
-                return released
+                return self._hold(line)
             return [*self._release(), Unrecognised(line.number, line.text, "a cut AMD-Vi event")]
         result = self._record(line, at, match, final)
         if not isinstance(result, list):
@@ -402,6 +405,13 @@ class AmdViLogParser:
                 ),
             ]
         return None
+
+    def _hold(self, line: LogLine) -> list[LogItem]:
+        """Keep ``line``, an ``Event logged [`` whose body comes on a later line."""
+        released = self._release()
+        self._open = line
+        self.held_from = line.number
+        return released
 
     def _release(self) -> list[LogItem]:
         opened = self._open
