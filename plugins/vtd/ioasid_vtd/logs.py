@@ -63,8 +63,10 @@ _FAULT: Final = re.compile(
 )
 """Up to the address: every era. The reason follows (or comes on a line of its own)."""
 _FAULT_START: Final = re.compile(
-    r"DMAR:\s*(?:\[(?:DMA|INTR|[A-Z][a-z]+ [A-Z])|$)|INTR-REMAP:\s*(?:Request|$)"
+    r"DMAR:\s*(?:\[(?:DMA|INTR)|\[[A-Za-z][A-Za-z _-]*\]\s*Request|$)|INTR-REMAP:\s*(?:Request|$)"
 )
+"""A fault line cut short. Not any bracket after ``DMAR:``: ``DMAR: [Firmware Bug]: ...``
+is a boot message, and common."""
 _REASON: Final = re.compile(
     r"\s*\[fault reason\s+(?P<code>(?:0x)?[0-9a-fA-F]{1,20})\]\s*(?P<text>.*)"
 )
