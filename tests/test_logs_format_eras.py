@@ -331,3 +331,35 @@ def test_amd_event_wrapped_before_its_bracket_waits_for_its_body() -> None:
         0x102E89980,
         1,
     )
+
+
+# -- SMMUv3 command queue errors: the refused command is printed like an event's dwords
+
+CMDQ = [
+    "[ 0.3] arm-smmu-v3 arm-smmu-v3.0.auto: CMDQ error (cons 0x04000000): Illegal command",
+    "[ 0.3] arm-smmu-v3 arm-smmu-v3.0.auto: skipping command in error state:",
+    "[ 0.3] arm-smmu-v3 arm-smmu-v3.0.auto: \t0x0000000000000046",
+    "[ 0.3] arm-smmu-v3 arm-smmu-v3.0.auto: \t0x0000000000000000",
+]
+
+
+def test_two_refused_commands_are_no_event_record() -> None:
+    _, items = read(CMDQ * 2)
+    assert [(r.line, r.kind, r.reason) for r in records(items)] == [
+        (1, "message", "CMDQ error: Illegal command"),
+        (5, "message", "CMDQ error: Illegal command"),
+    ]
+    assert unrecognised(items) == []
+
+
+@pytest.mark.parametrize("printed", [4, 3])  # the command's two dwords, or one (a cut paste)
+def test_an_event_after_a_refused_command_is_read_whole(printed: int) -> None:
+    event = [
+        "[ 0.4] arm-smmu-v3 arm-smmu-v3.0.auto: event 0x10 received:",
+        "[ 0.4] arm-smmu-v3 arm-smmu-v3.0.auto: \t0x0000020000000010",
+        "[ 0.4] arm-smmu-v3 arm-smmu-v3.0.auto: \t0x0000020000000000",
+        "[ 0.4] arm-smmu-v3 arm-smmu-v3.0.auto: \t0x0000000000001000",
+        "[ 0.4] arm-smmu-v3 arm-smmu-v3.0.auto: \t0x0000000000000000",
+    ]
+    [_, record] = records(read([*CMDQ[:printed], *event])[1])
+    assert (record.code, record.source_id, record.address) == (0x10, 0x200, 0x1000)

@@ -630,6 +630,7 @@ EXPECTED: dict[str, tuple[list[dict[str, object]], list[int], int]] = {
         [6],  # Xen's SMMUv2 context fault
         0,
     ),
+    "h-smmu-08-cmdq-error-skipped-command": ([], [], 0),
     "h-smmu2-01-mt76-ls1028-context-fault": ([], [2], 0),
     "h-smmu2-02-sm7150-qcom-decoded-fsr": ([], [1], 0),
 }
@@ -637,7 +638,7 @@ EXPECTED: dict[str, tuple[list[dict[str, object]], list[int], int]] = {
 
 def test_every_held_out_sample_has_its_expected_fields() -> None:
     assert set(SAMPLES) == set(EXPECTED)
-    assert len(SAMPLES) == 43
+    assert len(SAMPLES) == 44
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

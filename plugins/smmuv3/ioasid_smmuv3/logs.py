@@ -11,6 +11,8 @@ Formats (real-world-formats §2.5):
   then ``unpriv data write s1 "Input address caused fault" stall stag: 0x176``. With its raw
   dwords they are one record (the decoded lines add the client device); alone (a paste that
   starts mid-storm) they make a record of their own.
+- ``CMDQ error (cons 0x..): Illegal command`` (a ``message``) and the refused command printed
+  after ``skipping command in error state:`` as two dwords that are no event's.
 - ``unexpected PRI request received:`` then ``sid 0x%08x.0x%05x: [%u%s] %sprivileged %s%s%s
   access at iova 0x%016llx``; ``EVTQ``/``PRIQ overflow detected`` messages.
 
@@ -73,6 +75,11 @@ _PRI: Final = re.compile(
     r"\s+(?P<un>un)?privileged\s+(?P<r>R?)(?P<w>W?)(?P<x>X?)\s+access at iova\s+"
     r"0x(?P<iova>[0-9a-fA-F]+)"
 )
+_CMDQ_ERROR: Final = re.compile(r"CMDQ error \(cons 0x[0-9a-fA-F]+\): (?P<why>.+)")
+_SKIPPING: Final = "skipping command in error state"
+_CMDQ_ENT_DWORDS: Final = 2
+"""arm_smmu_cmdq_skip_err() prints the refused command after ``skipping command in error
+state:`` as two ``\t0x%016llx`` lines, the same form as an event's dwords: they are not."""
 _V2_FAULT: Final = re.compile(r"Unhandled context fault|Unexpected global fault")
 """What the Arm SMMU v1/v2 drivers (``arm-smmu``, qcom's, Xen's ``smmu:``) print about a fault:
 no vendor here models them, so their lines are shown as unrecognised, never dropped."""
@@ -203,6 +210,7 @@ class Smmuv3LogParser:
         self._reading: dict[str, _Raw] = {}
         self._done: dict[str, LogRecord] = {}
         self._decoded: dict[str, _Decoded] = {}
+        self._skip: dict[str, int] = {}  # per unit: command dwords still to come
         self._same = False  # the line changed nothing held: held_from stands
 
     def parse(self, line: LogLine, final: bool) -> ParseResult:
@@ -264,6 +272,7 @@ class Smmuv3LogParser:
         if msg.startswith("event"):
             header = _HEADER.fullmatch(msg)
             if header is not None:
+                self._skip.pop(unit, None)  # a new event: no command dump goes on
                 self._flush(unit, out)
                 self._reading[unit] = _Raw(
                     line.number, line.text, line.timestamp, int(header.group("id"), 16)
@@ -286,6 +295,23 @@ class Smmuv3LogParser:
             return out
         if msg.startswith("sid 0x") and not final:
             return MORE
+        if msg.startswith(_SKIPPING):
+            self._skip[unit] = _CMDQ_ENT_DWORDS
+            self._same = True
+            return out
+        cmdq = _CMDQ_ERROR.match(msg)
+        if cmdq is not None:
+            out.append(
+                LogRecord(
+                    vendor=VENDOR,
+                    kind="message",
+                    line=line.number,
+                    timestamp=line.timestamp,
+                    unit=unit,
+                    reason=f"CMDQ error: {cmdq.group('why').strip()}",
+                )
+            )
+            return out
         overflow = _OVERFLOW.search(msg)
         if overflow is not None:
             out.append(
@@ -302,6 +328,11 @@ class Smmuv3LogParser:
         return None
 
     def _dword(self, line: LogLine, unit: str, value: int, out: list[LogItem]) -> None:
+        skip = self._skip.get(unit)
+        if skip:  # a refused command's dwords, not an event's
+            self._skip[unit] = skip - 1
+            self._same = True
+            return
         reading = self._reading.get(unit)
         began = reading is None
         if reading is None:  # the header was cut off: the dwords still say everything
