@@ -363,3 +363,52 @@ def test_an_event_after_a_refused_command_is_read_whole(printed: int) -> None:
     ]
     [_, record] = records(read([*CMDQ[:printed], *event])[1])
     assert (record.code, record.source_id, record.address) == (0x10, 0x200, 0x1000)
+
+
+# -- boot and error messages of the same drivers that are no record: never a false one
+
+NOT_RECORDS = [
+    "[    0.1] DMAR: Host address width 39",
+    "[    0.1] DMAR: DRHD base: 0x000000fed90000 flags: 0x0",
+    "[    0.1] DMAR: dmar0: reg_base_addr fed90000 ver 1:0 cap 1c0000c40660462 ecap 19e2ff0505e",
+    "[    0.1] DMAR: RMRR base: 0x0000003e2e0000 end: 0x0000003e2fffff",
+    "[    0.1] DMAR-IR: IOAPIC id 2 under DRHD base  0xfed91000 IOMMU 1",
+    "[    0.1] DMAR-IR: Enabled IRQ remapping in x2apic mode",
+    "[    0.1] DMAR: ANDD device: 1 name: \\_SB.PCI0.I2C0",
+    "[    0.1] DMAR: No ATSR found",
+    "[    0.1] DMAR: No SATC found",
+    "[    0.1] DMAR: dmar0: Using Queued invalidation",
+    "[    0.1] DMAR: Intel(R) Virtualization Technology for Directed I/O",
+    "[    0.1] DMAR: DRHD: handling fault status reg 3",
+    "[    0.1] DMAR: Disabling IOMMU for graphics on this chipset",
+    "[    0.1] DMAR: QI HEAD: UNKNOWN qw0 = 0x0, qw1 = 0x0",
+    "[    0.1] DMAR: Invalidation Time-out Error (ITE) cleared",
+    "[    0.1] DMAR: PTE not present at level 4",
+    "[    0.1] DMAR: pasid dir entry: 0x000000010b6e0001",
+    "[    0.1] DMAR: [Firmware Bug]: RMRR entry for device 06:00.0 is broken - applying workaround",
+    "[    0.2] pci 0000:00:00.2: AMD-Vi: IOMMU performance counters supported",
+    "[    0.2] pci 0000:00:00.2: AMD-Vi: Found IOMMU cap 0x40",
+    "[    0.2] AMD-Vi: Extended features (0x58f77ef22294a5a, 0x0): PPR NX GT IA PC GA_vAPIC",
+    "[    0.2] AMD-Vi: Interrupt remapping enabled",
+    "[    0.2] AMD-Vi: Virtual APIC enabled",
+    "[    0.2] AMD-Vi: [Firmware Bug]: : IOAPIC[32] not in IVRS table",
+    "[    0.2] AMD-Vi: Using global IVHD EFR:0x58f77ef22294a5a, EFR2:0x0",
+    "[    0.2] perf/amd_iommu: Detected AMD IOMMU #0 (2 banks, 4 counters/bank).",
+    "[    0.2] AMD-Vi: AMD IOMMUv2 loaded and initialized",
+    "[    0.3] arm-smmu-v3 arm-smmu-v3.0.auto: option mask 0x0",
+    "[    0.3] arm-smmu-v3 arm-smmu-v3.0.auto: ias 48-bit, oas 48-bit (features 0x00001fef)",
+    "[    0.3] arm-smmu-v3 arm-smmu-v3.0.auto: allocated 65536 entries for cmdq",
+    "[    0.3] arm-smmu-v3 arm-smmu-v3.0.auto: msi_domain absent - falling back to wired irqs",
+    "[    0.3] arm-smmu-v3 arm-smmu-v3.0.auto: unexpected global error reported (0x00000001), "
+    "this could be serious",
+    "[    0.3] arm-smmu 12000000.iommu: probing hardware configuration...",
+    "[    0.3] arm-smmu 12000000.iommu: SMMUv2 with:",
+    "[    0.3] arm-smmu 12000000.iommu: \tstage 1 translation",
+    "[    0.4] riscv,iommu 10000000.iommu: using MSI interrupts",
+    "[    0.4] virtio_iommu virtio0: input address: 64 bits",
+]
+
+
+def test_driver_messages_that_are_no_record_give_nothing() -> None:
+    reader, items = read(NOT_RECORDS)
+    assert items == [] and reader.stats.failures == []
