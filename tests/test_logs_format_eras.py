@@ -187,6 +187,7 @@ def test_virtio_rfc_reason_without_a_spec_code_is_unrecognised() -> None:
         ("Nov 14 11:52:19 kernel: ", "Nov 14 11:52:19"),  # syslog, host removed
         ("Jun 15 11:58:56   kernel: ", "Jun 15 11:58:56"),
         ("[Sun Dec  6 08:00:40 2026] ", "Sun Dec  6 08:00:40 2026"),  # dmesg -T, %e
+        ("1717070000.123456 host kernel: ", "1717070000.123456"),  # journalctl -o short-unix
     ],
 )
 def test_more_timestamp_styles(header: str, stamp: str) -> None:

@@ -12,7 +12,8 @@ a line the core takes off, in this order (each optional):
   ``| ``, tabs);
 - a printk level ``<3>`` (``dmesg -r``) and Xen's ``(XEN)`` console prefix;
 - a syslog or journal header: ``Nov 14 11:52:19 host kernel:``, the same with an ISO time
-  (``2026-05-26T08:41:57.123456+00:00 host kernel:``) or without the host (pastes remove
+  (``2026-05-26T08:41:57.123456+00:00 host kernel:``) or a Unix time (``journalctl -o
+  short-unix``: ``1717070000.123456 host kernel:``) or without the host (pastes remove
   it: ``Jun 15 11:58:56   kernel:``), Xen's console forwarded the same way (``Oct 14
   18:41:49.056589 VM hypervisor: (XEN) ...``), or ``kernel:`` alone;
 - an ISO time alone (``dmesg --time-format iso``);
@@ -120,7 +121,8 @@ _PREFIX: Final = re.compile(
     r"(?P<level><\d{1,2}>)?"
     r"(?P<xen>\(XEN\)\s*)?"
     r"(?:"
-    rf"(?P<sys>{_MONTH}\s+\d{{1,2}}\s+\d\d:\d\d:\d\d(?:\.\d+)?|{_ISO})\s+(?:\S+\s+)?(?:kernel|hypervisor):\s*"
+    rf"(?P<sys>{_MONTH}\s+\d{{1,2}}\s+\d\d:\d\d:\d\d(?:\.\d+)?|{_ISO}|\d{{9,11}}\.\d{{1,9}})"
+    r"\s+(?:\S+\s+)?(?:kernel|hypervisor):\s*"
     r"|(?P<kernel>kernel:\s*)"
     rf"|(?P<iso>{_ISO})\s+"
     r"|\S.{0,24}?-\d+\s+(?:\(\s*[\d-]+\)\s+)?\[\d+\]\s+(?:\S{4,5}\s+)?(?P<ftrace>\d+\.\d+):\s+"
