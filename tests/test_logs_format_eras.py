@@ -303,8 +303,10 @@ def test_no_break_spaces_are_spaces() -> None:
     assert (record.timestamp, record.address, record.code) == ("0.36", 0x7CD80000, 1)
 
 
-def test_an_escaped_escape_is_still_no_escape() -> None:
-    assert "\x1b" not in normalise(1, "DMAR: x &#27;]0;title&#7; y").text
+@pytest.mark.parametrize("escaped", ["&#27;]0;title&#7;", "&#155;2J"])
+def test_an_escaped_escape_is_still_no_escape(escaped: str) -> None:
+    text = normalise(1, f"DMAR: x {escaped} y").text
+    assert "\x1b" not in text and "\x9b" not in text
 
 
 def test_no_break_spaces_inside_a_vendor_s_words_are_read_from_a_file() -> None:

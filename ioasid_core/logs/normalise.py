@@ -208,9 +208,10 @@ def normalise(number: int, text: str) -> LogLine:
     """``text`` (line ``number``, its newline already gone or not) without its prefixes."""
     if "=3D" in text:  # every "=" of a quoted-printable line is "=3D": the line is encoded
         text = _quoted_printable(text)
-    if "&" in text or "\xa0" in text or "\u202f" in text:
+    # isascii() reads a flag Python keeps: no scan for the non-ASCII characters
+    if "&" in text or not text.isascii():
         text = _from_the_web(text)
-    if "\x1b" in text or "\x9b" in text:  # after: "&#27;" is an ESC too
+    if "\x1b" in text or (not text.isascii() and "\x9b" in text):  # after: "&#27;" is one
         text = _terminal_free(text)
     text = text.rstrip()
     if text[:1] == "[":  # the common case, "[  478.907684] message", without a regex
