@@ -11,12 +11,13 @@ Formats, era by era (real-world-formats §2.2-2.4), all read by the expressions 
   ``[VT-D]DMAR: reason 05 - PTE Write access is not set`` (hex; its interrupt-remapping
   fault ``[VT-D]INTR-REMAP: Request device [...] fault index 0, iommu reg = ...`` then
   ``[VT-D]INTR-REMAP: reason 22 - ...``). A reason line may wrap too: the next line is its
-  text when it is words. ``[INTR-REMAP] ... fault
-  index`` is the interrupt-remapping fault: an ``event`` (no DMA, no address; the index is
-  not a field of the record). Before it had brackets (3.x-4.x) it read ``INTR-REMAP:
-  Request device [[f0:1f.0] fault index 0`` (the driver's ``[[``) then ``INTR-REMAP:[fault
-  reason 37] ...`` (decimal), on a line of its own or dmesg's indented continuation. A
-  reason line whose fault line is missing or unreadable is unrecognised.
+  text when it is words. A reason line whose fault line is missing or unreadable is
+  unrecognised.
+- ``[INTR-REMAP] ... fault index 0x2f [fault reason 0x26] ...`` is the interrupt-remapping
+  fault: an ``event`` (no DMA, no address; the index is not a field of the record). Before
+  it had brackets (3.x-4.x) it read ``INTR-REMAP: Request device [[f0:1f.0] fault index 0``
+  (the driver's ``[[``) then ``INTR-REMAP:[fault reason 37] ...`` (decimal), on a line of
+  its own or dmesg's indented continuation.
 - ``VT-d detected Invalidation Time-out Error: SID ffff`` (and ``Invalidation Queue Error:
   Reason f``, ``Invalidation Completion Error: SID ..``): the invalidation queue failed; a
   ``message`` with the SID or the reason code.
