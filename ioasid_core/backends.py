@@ -125,4 +125,4 @@ class Registrations:
 
 
 def _live(space: IoasidSpace) -> set[int]:
-    return {ioasid for ioasid, rec in space.records_view().items() if rec is not None}
+    return set(space.records_view())  # the allocated IDs

@@ -1,19 +1,21 @@
 """The hot paths of a space: ``alloc``, ``free`` and ``find`` when nothing unusual happens.
 
 Each is a closure bound onto the space instance, shadowing the method of the same name. It
-holds the space's dicts, bound methods and mutex in closure cells (cheaper to reach than
-attributes) and handles only the common, successful case: no callback to run (no subscriber,
-the default allocator), a valid request, a free number. Anything else, errors included, is
-handed to the full method on the class, which re-checks everything under the lock, so the
-rules live in one place and the fast path can only be a shortcut to the same result.
+holds the space's records (a list indexed by ID, grown in place with the allocator's map, so
+an ID the allocator hands out always has its slot), bound methods and mutex in closure cells
+(cheaper to reach than attributes) and handles only the common, successful case: no callback
+to run (no subscriber, the default allocator), a valid request, a free number. Anything
+else, errors included, is handed to the full method on the class, which re-checks everything
+under the lock, so the rules live in one place and the fast path can only be a shortcut to
+the same result.
 
 Two rules keep the shortcut honest under threads and callbacks. ``HotState.quiet`` is read
 only while the lock is held, so a ``subscribe`` or ``register_allocator`` that completes
 between the call and the lock cannot be missed (the full methods change it under the lock).
-And the lock is only *tried*: when it is held, by another thread or by a callout of this very
-thread (a subscriber that calls back while its event is delivered), the full method takes
-over, which raises ``ReentrancyError`` for the second and waits for the first, never blocking
-a thread on a lock it holds itself.
+And the lock is only *tried*: when it is held, by another thread or by a callout of this
+very thread (a subscriber that calls back while its event is delivered), the full method
+takes over, which raises ``ReentrancyError`` for the second and waits for the first, never
+blocking a thread on a lock it holds itself.
 """
 
 from __future__ import annotations
@@ -97,8 +99,9 @@ def install_fast_paths(space: IoasidSpace) -> None:
         except IndexError:  # see alloc
             return slow_free(set, ioasid)
         try:
-            # An exact int only: 1.0 or a numpy int would find the record of 1.
-            rec = records[ioasid] if hot.quiet and type(ioasid) is int else None
+            # An exact int only (a list takes True and a numpy int as 1, and 1.0 is not an
+            # index), and not negative: a list would read that from its end.
+            rec = records[ioasid] if hot.quiet and type(ioasid) is int and ioasid >= 0 else None
             if (
                 rec is not None
                 and ((owner := rec[0]) is set or set is None)
@@ -116,8 +119,8 @@ def install_fast_paths(space: IoasidSpace) -> None:
                     space._forget(ioasid, owner, None)
                 give(True)
                 return None
-        except KeyError:
-            pass  # never allocated: the full method says so
+        except IndexError:
+            pass  # beyond the mapped IDs, never allocated: the full method says so
         except BaseException:
             give(True)
             raise
@@ -128,13 +131,14 @@ def install_fast_paths(space: IoasidSpace) -> None:
         set: IoasidSet | None, ioasid: int, getter: Callable[[Any], object] | None = None
     ) -> object | None:
         if getter is None and not busy:
-            try:
-                rec = records[ioasid]  # indexing is a specialised bytecode; .get() is a call
-            except (KeyError, TypeError):
-                return slow_find(set, ioasid, getter)  # says what is wrong
-            if rec is not None and (set is None or rec[0] is set):
-                return rec[1]
-        return slow_find(set, ioasid, getter)
+            try:  # a list index is a specialised bytecode; .get() would be a call
+                rec = records[ioasid]
+                # Not negative: a list reads that from its end (checked on a hit only).
+                if rec is not None and ioasid >= 0 and (set is None or rec[0] is set):
+                    return rec[1]
+            except (IndexError, TypeError):  # beyond the mapped IDs, or not an index
+                pass
+        return slow_find(set, ioasid, getter)  # says what is wrong
 
     for fast, slow in ((alloc, slow_alloc), (free, slow_free), (find, slow_find)):
         fast.__doc__ = slow.__doc__

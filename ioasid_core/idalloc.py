@@ -13,6 +13,8 @@ inlined fast paths hold) and ends in a sentinel byte that reads as used, so a se
 fast path's hint test that reaches the end stops there and the slow path grows the map. So
 memory follows the highest ID handed out so far (the map never shrinks): a space of 2^20 IDs
 holding its 1,000 lowest costs 4 KiB of map, not 1 MiB; one ID near the top maps it all.
+A list of ``slots`` (the space's records, one per ID) is kept exactly as long as the map and
+grown with it, in place: whoever indexes it by a mapped ID never meets its end.
 
 A hint, ``hint[0]``, is a lower bound of the free IDs: every ID below it is used. A request
 whose minimum is at or below the hint is answered by the hint itself when it is free, which is
@@ -25,7 +27,8 @@ found), whatever the number of live IDs, instead of one more per block left unfl
 
 from __future__ import annotations
 
-from typing import Final
+from itertools import repeat
+from typing import Any, Final
 
 __all__ = ["BLOCK_SHIFT", "GROW_CHUNK", "MAX_CAPACITY", "IdAllocator"]
 
@@ -38,16 +41,18 @@ GROW_CHUNK: Final = 1 << 12
 be given another, as tests do to cross many steps in few IDs)."""
 
 MAX_CAPACITY: Final = 1 << 26
-"""The largest space modelled (64 MiB of map when every ID is used). PCIe PASIDs have 20
-bits."""
+"""The largest space modelled (64 MiB of map when every ID is used, and 512 MiB of slots
+for a space that keeps its records in them). PCIe PASIDs have 20 bits."""
 
 
 class IdAllocator:
     """Hands out the lowest free integer in ``[lo, hi]`` from ``[0, capacity)``."""
 
-    __slots__ = ("_capacity", "_chunk", "_mapped", "full", "hint", "map")
+    __slots__ = ("_capacity", "_chunk", "_mapped", "_slots", "full", "hint", "map")
 
-    def __init__(self, capacity: int, grow_chunk: int = GROW_CHUNK) -> None:
+    def __init__(
+        self, capacity: int, grow_chunk: int = GROW_CHUNK, slots: list[Any] | None = None
+    ) -> None:
         if not 0 < capacity <= MAX_CAPACITY:
             raise ValueError(f"capacity must be in 1..{MAX_CAPACITY:#x}, not {capacity:#x}")
         if grow_chunk <= 0 or grow_chunk & _IN_BLOCK:
@@ -64,6 +69,12 @@ class IdAllocator:
         self.map[size] = 1
         self.full = bytearray((size + _IN_BLOCK) >> BLOCK_SHIFT)
         self.hint = [0]
+        # One entry per mapped ID, None when the map grows over it (the space's records).
+        if slots is not None:
+            if slots:
+                raise ValueError("the slots list must start empty")
+            slots.extend(repeat(None, size))
+        self._slots = slots
 
     @property
     def capacity(self) -> int:
@@ -81,6 +92,14 @@ class IdAllocator:
 
     def __contains__(self, n: int) -> bool:
         return 0 <= n < self._mapped and bool(self.map[n])
+
+    def cover(self, n: int) -> None:
+        """Map every ID up to ``n`` (below the capacity): for an ID handed out by someone
+        else (a custom allocator), so that the slots reach it. It stays free in the map."""
+        if not 0 <= n < self._capacity:
+            raise ValueError(f"ID {n:#x} is outside [0, {self._capacity:#x})")
+        if n >= self._mapped:
+            self._grow(n)
 
     def alloc(self, lo: int, hi: int) -> int:
         """Take the lowest free ID in ``[lo, hi]``; return -1 when there is none.
@@ -157,6 +176,8 @@ class IdAllocator:
         size = self._mapped
         chunk = self._chunk
         end = min(self._capacity, max(2 * size, n // chunk * chunk + chunk))
+        if self._slots is not None:  # first: a slot exists before its ID is mapped
+            self._slots.extend(repeat(None, end - size))
         used[size] = 0  # the old sentinel is an ID now
         used.extend(bytes(end - size))
         used[end] = 1

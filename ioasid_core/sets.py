@@ -85,13 +85,11 @@ class IoasidSet:
     def ioasids(self) -> list[int]:
         """The set's IDs, sorted (a snapshot: safe while other threads allocate).
 
-        Found by scanning the space's records (O(IDs ever allocated)): the allocation hot
-        path keeps only a count per set, and this is asked rarely.
+        Found by scanning the space's records, a list indexed by ID (O(mapped IDs), in ID
+        order): the allocation hot path keeps only a count per set, and this is asked rarely.
         """
-        records = self._space.records_view()
-        mine = [i for i, rec in list(records.items()) if rec is not None and rec[0] is self]
-        mine.sort()
-        return mine
+        records = self._space._records
+        return [i for i, rec in enumerate(records) if rec is not None and rec[0] is self]
 
     def __str__(self) -> str:
         if self.type is SetType.NULL:

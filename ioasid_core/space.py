@@ -33,6 +33,7 @@ from ioasid_core.events import Event, Subscription, insert_sorted, merge_subscri
 from ioasid_core.fastpath import install_fast_paths
 from ioasid_core.idalloc import MAX_CAPACITY, IdAllocator
 from ioasid_core.mutex import TokenMutex
+from ioasid_core.records_view import RecordsView
 from ioasid_core.sets import IoasidSet, describe_token
 from ioasid_core.types import (
     DEFAULT_CAPACITY,
@@ -108,12 +109,17 @@ class IoasidSpace:
         if not 0 < capacity <= MAX_CAPACITY:
             raise InvalidArgumentError(
                 f"capacity {capacity:#x} is outside 1..{MAX_CAPACITY:#x} (the largest space "
-                "modelled: up to one byte of map per ID; PCIe PASIDs have 20 bits)"
+                "modelled: up to 9 bytes per ID, a byte of map and a slot of the records, "
+                "as far as the highest ID handed out; PCIe PASIDs have 20 bits)"
             )
         self._capacity = capacity
         self._lock = TokenMutex()
-        self._records: dict[int, Record | None] = {}  # a freed ID keeps a None tombstone
-        self._ids = IdAllocator(capacity)
+        # The records, indexed by ID: None for an ID not allocated now (never, or freed).
+        # As long as the allocator's map, grown with it in place (the hot paths and the
+        # resolvers hold this very list): never rebound. See ``_rec`` before indexing it.
+        self._records: list[Record | None] = []
+        self._ids = IdAllocator(capacity, slots=self._records)
+        self._view = RecordsView(self._records)
         self._sets: dict[int, IoasidSet] = {}
         self._mm_sets: dict[int, IoasidSet] = {}  # id(token) -> set; the set keeps the token
         self._next_set_id = 0
@@ -281,7 +287,7 @@ class IoasidSpace:
         if self._busy:
             self._refuse_reentry("find_set")
         ioasid = as_id(ioasid)
-        rec = self._records.get(ioasid)
+        rec = self._rec(ioasid)
         if rec is None:
             raise NotFoundError(self._unknown(ioasid))
         return rec[_SET]
@@ -334,6 +340,8 @@ class IoasidSpace:
                         raise NoSpaceError(f"no free IOASID in [{min:#x}, {max:#x}] for {set}")
                 else:
                     ioasid = self._custom_alloc(self._active, set, min, max)
+                    if ioasid >= len(self._records):
+                        self._ids.cover(ioasid)  # the records reach it (it stays free there)
                 self._records[ioasid] = (set, private, 1, False)
                 set._count += 1
                 errors = (
@@ -386,7 +394,7 @@ class IoasidSpace:
             raise AllocatorError(
                 f"custom allocator {ops!r} returned {_hex(ioasid)}, outside [{lo:#x}, {hi:#x}]"
             )
-        if self._records.get(ioasid) is not None:
+        if self._rec(ioasid) is not None:
             raise AllocatorError(
                 f"custom allocator {ops!r} returned {_hex(ioasid)}, which is already "
                 f"allocated to {self.find_set(ioasid)} (not freed at the backend)"
@@ -408,13 +416,14 @@ class IoasidSpace:
         """
         if self._busy and _get_ident() in self._busy:
             self._refuse_reentry("find")
-        # Read-only, so not validated on a hit: the hot path cannot afford the type check
-        # (``find(s, 1.0)`` reads ID 1's data, as a dict lookup would). A miss says why.
-        # Indexed, not ``.get()``: a subscript costs less than a method call on a hit, and a
-        # try costs nothing until it raises (CPython 3.11).
+        # Read-only, so not validated on a hit: the hot path cannot afford the type check,
+        # and reads as the fast path does (a list index: an exact int, a bool or a numpy
+        # integer finds its ID; ``1.0`` or ``"1"`` is a TypeError). A miss says why. A
+        # negative ID must not index from the end of the list. A try costs nothing until it
+        # raises (CPython 3.11).
         try:
-            rec = self._records[ioasid]
-        except (KeyError, TypeError):  # not live, or not a key at all (unhashable)
+            rec = self._records[ioasid] if ioasid >= 0 else None
+        except (IndexError, TypeError):  # beyond the mapped IDs, or not an index at all
             rec = None
         if rec is None:  # raised here, not in the handler: no KeyError as its context
             raise NotFoundError(self._unknown(as_id(ioasid)))
@@ -514,7 +523,7 @@ class IoasidSpace:
         if self._busy:
             self._refuse_reentry("state")
         ioasid = as_id(ioasid)
-        rec = self._records.get(ioasid)
+        rec = self._rec(ioasid)
         if rec is None:
             raise NotFoundError(self._unknown(ioasid))
         if rec[_PEND]:
@@ -526,23 +535,31 @@ class IoasidSpace:
     def refs(self, ioasid: int) -> int:
         """How many references an ID has (the owner's included until it frees)."""
         ioasid = as_id(ioasid)
-        rec = self._records.get(ioasid)
+        rec = self._rec(ioasid)
         if rec is None:
             raise NotFoundError(self._unknown(ioasid))
         return rec[_REFS]
 
     def records_view(self) -> Mapping[int, Record | None]:
-        """The live records, for lock-free readers on hot paths (the kernel's RCU readers).
+        """The live records, for lock-free readers (the kernel's RCU readers).
 
-        Maps an ID to ``(set, private, refs, free_pending)``, or to None once freed. Read it,
-        never write it; a record is replaced whole on every change, so one read is one
-        consistent snapshot. Public methods (``find``) are the way for everything else.
+        A read-only mapping of each allocated ID to ``(set, private, refs, free_pending)``.
+        A freed or never-allocated ID is not in it: ``get`` gives None for it (as a freed
+        ID's None tombstone did when the records were a dict). A record is replaced whole on
+        every change, so one read is one consistent snapshot. Public methods (``find``) are
+        the way for everything else.
         """
-        return self._records
+        return self._view
+
+    def _rec(self, ioasid: int) -> Record | None:
+        """The record of an ID checked to be an ``int`` (``as_id``), None if not allocated:
+        the list must not be read from its end for a negative ID, nor past it."""
+        records = self._records
+        return records[ioasid] if 0 <= ioasid < len(records) else None
 
     def __contains__(self, ioasid: object) -> bool:
         try:
-            return self._records.get(as_id(ioasid)) is not None
+            return self._rec(as_id(ioasid)) is not None
         except InvalidArgumentError:
             return False
 
@@ -552,7 +569,7 @@ class IoasidSpace:
 
     def _live_ids(self) -> list[int]:
         """Every allocated ID, sorted (lock held)."""
-        return sorted(i for i, rec in self._records.items() if rec is not None)
+        return [i for i, rec in enumerate(self._records) if rec is not None]
 
     # ------------------------------------------------------------------ lifetime
 
@@ -562,7 +579,7 @@ class IoasidSpace:
             self._refuse_reentry("get")
         ioasid = as_id(ioasid)
         with self._lock:
-            if self._records.get(ioasid) is None:
+            if self._rec(ioasid) is None:
                 raise UnknownIoasidError(self._unknown(ioasid))  # EINVAL, as ioasid_get
             rec = self._owned(set, ioasid)
             if rec[_PEND]:
@@ -1017,7 +1034,7 @@ class IoasidSpace:
             raise InvalidArgumentError(f"{what}: {set} is free-pending")
 
     def _lookup(self, ioasid: int) -> Record:
-        rec = self._records.get(ioasid)
+        rec = self._rec(ioasid)
         if rec is None:
             raise NotFoundError(self._unknown(ioasid))
         return rec

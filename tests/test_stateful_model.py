@@ -948,6 +948,10 @@ class IoasidModelMachine(RuleBasedStateMachine):
                 assert found is self.real_sets[owners[0].key], f"find_mm_set({t}) = {found!r}"
             else:
                 assert found is None, f"find_mm_set({t}) = {found!r}, model: none"
+        assert list(space.records_view()) == sorted(
+            i for i in range(CAPACITY) if self.recs.get(i) is not None
+        )
+        assert len(space._records) == space._ids.mapped  # the records grow with the map
         for i in range(CAPACITY):
             rec = self.recs.get(i)
             if rec is None:
@@ -1131,6 +1135,7 @@ class BigSpaceMachine(RuleBasedStateMachine):
     def agrees(self) -> None:
         assert self.set.count == len(self.used)
         assert self.space.available == BIG
+        assert len(self.space._records) == self.space._ids.mapped
 
     def teardown(self) -> None:
         assert self.set.ioasids() == sorted(self.used)

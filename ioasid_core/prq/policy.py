@@ -120,9 +120,11 @@ def make_resolver(
     """
     if policy is LookupPolicy.SET and sva_set is None:
         raise ValueError("the SET policy needs the vendor's SVA set")
-    # Indexed, not .get(): indexing is a specialised bytecode, a method call is not; a miss
-    # (KeyError) is the rare path.
-    records = platform.space.records_view()
+    # The space's own list of records, indexed by ID (None: not allocated), not the
+    # ``records_view()`` mapping: a list index is a specialised bytecode, a method call is
+    # not. Safe because every reader below has checked ``0 <= pasid`` (a negative index
+    # would read from the end); a PASID past the mapped IDs is an IndexError, the rare path.
+    records = platform.space._records
     sources = platform.sources(unit)
     by_set = policy is LookupPolicy.SET
     resolved = RESOLVED
@@ -187,10 +189,10 @@ def make_resolver(
         if not 0 <= pasid < device.pasid_limit:
             return too_wide
         try:
-            rec = records[pasid]
-        except KeyError:  # never allocated
+            rec = records[pasid]  # 0 <= pasid: checked above
+        except (IndexError, TypeError):  # never allocated (beyond the mapped IDs); not an int
             return unknown_pasid
-        if rec is None:  # freed
+        if rec is None:  # not allocated now
             return unknown_pasid
         data: Any = rec[1]
         if data.__class__ is exact or isinstance(data, expected):
@@ -215,8 +217,8 @@ def make_resolver(
         if not 0 <= pasid < device.pasid_limit:
             return too_wide
         try:
-            rec = records[pasid]
-        except KeyError:
+            rec = records[pasid]  # 0 <= pasid: checked above
+        except (IndexError, TypeError):
             return unknown_pasid
         if rec is None:
             return unknown_pasid
