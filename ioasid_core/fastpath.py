@@ -81,7 +81,10 @@ def install_fast_paths(space: IoasidSpace) -> None:
                     else:
                         ioasid = id_alloc(min, max)
                     if ioasid >= 0:
-                        records[ioasid] = (set, private, 1, False)
+                        # The set's shared record when there is no private data (sets.py).
+                        records[ioasid] = (
+                            set._fresh if private is None else (set, private, 1, False)
+                        )
                         set._count += 1
                         give(True)
                         return ioasid

@@ -33,6 +33,7 @@ class IoasidSet:
     __slots__ = (
         "__weakref__",
         "_count",
+        "_fresh",
         "_live",
         "_open_in",
         "_pending",
@@ -56,6 +57,12 @@ class IoasidSet:
         self.type = type
         self.quota = quota
         self._count = 0  # live IDs (kept by the space; a counter is cheaper than a set)
+        # The record of a new ID of this set without private data, shared by all of them:
+        # a record is an immutable tuple, replaced whole on any change, so one will do, and
+        # an allocation then builds no tuple and a free destroys none (with 2^20 live
+        # records, a tuple's GC unlink touches two cold neighbours). Private data is not
+        # cached: a record must not keep it alive once its ID is gone.
+        self._fresh: tuple[IoasidSet, object, int, bool] = (self, None, 1, False)
         self._spids: dict[int, int] = {}  # spid -> ioasid
         self._spid_of: dict[int, int] = {}  # ioasid -> spid
         self._subs: list[Subscription] = []

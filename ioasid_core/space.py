@@ -55,6 +55,7 @@ _REFS: Final = 2
 _PEND: Final = 3
 
 _get_ident = threading.get_ident
+_count_of = operator.attrgetter("_count")
 _ALLOC = EventKind.ALLOC
 _FREE = EventKind.FREE
 _SET_ALLOC = EventKind.SET_ALLOC
@@ -342,7 +343,7 @@ class IoasidSpace:
                     ioasid = self._custom_alloc(self._active, set, min, max)
                     if ioasid >= len(self._records):
                         self._ids.cover(ioasid)  # the records reach it (it stays free there)
-                self._records[ioasid] = (set, private, 1, False)
+                self._records[ioasid] = set._fresh if private is None else (set, private, 1, False)
                 set._count += 1
                 errors = (
                     self._emit(Event(_ALLOC, ioasid, INVALID_IOASID, set, private))
@@ -564,8 +565,9 @@ class IoasidSpace:
             return False
 
     def __len__(self) -> int:
-        """How many IDs are allocated."""
-        return sum(s._count for s in list(self._sets.values()))
+        """How many IDs are allocated: the sum of the sets' counts, in C (no generator
+        frame). No space-wide counter: keeping one would cost every hot alloc and free."""
+        return sum(map(_count_of, list(self._sets.values())))
 
     def _live_ids(self) -> list[int]:
         """Every allocated ID, sorted (lock held)."""

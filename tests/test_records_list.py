@@ -346,3 +346,38 @@ def test_the_allocator_refuses_slots_that_are_not_empty_and_cover_outside_the_sp
         with pytest.raises(ValueError, match="outside"):
             ids.cover(bad)
     assert ids.mapped == GROW_CHUNK
+
+
+# -- IDs without private data share their set's record
+
+
+@observed
+def test_ids_without_private_data_share_a_record_and_a_change_to_one_leaves_the_others(
+    observed: bool,
+) -> None:
+    space = IoasidSpace(BIG)
+    if observed:
+        space.subscribe(lambda event: None)
+    a, b = space.create_set(), space.create_set()
+    ids = [space.alloc(a, 0, BIG - 1) for _ in range(3)]
+    other = space.alloc(b, 0, BIG - 1)
+    data = object()
+    with_data = space.alloc(a, 0, BIG - 1, data)
+    view = space.records_view()
+    assert view[ids[0]] is view[ids[1]] is view[ids[2]]  # one tuple, not one per ID
+    assert view[ids[0]] == (a, None, 1, False) and view[other] == (b, None, 1, False)
+    assert view[with_data] == (a, data, 1, False) and view[with_data] is not view[ids[0]]
+    space.get(a, ids[1])
+    space.set_data(ids[2], "mine now")
+    space.free(a, ids[1])  # a reference left: free-pending
+    assert [view[i] for i in ids] == [
+        (a, None, 1, False),
+        (a, None, 1, True),
+        (a, "mine now", 1, False),
+    ]
+    assert [space.state(i).name for i in ids] == ["IDLE", "FREE_PENDING", "IDLE"]
+    space.free(a, ids[0])
+    assert space.find(a, ids[2]) == "mine now" and space.refs(ids[1]) == 1
+    assert space.find(b, other) is None
+    space.put(a, ids[1])
+    assert list(view) == [ids[2], other, with_data]
