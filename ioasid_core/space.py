@@ -326,7 +326,8 @@ class IoasidSpace:
                 if quota is None:
                     # The capacity is the core's to check, whichever allocator is active.
                     # ``_room`` is O(sets): asked only when it can be exhausted (a quota
-                    # exists, or every ID of the space has been handed out at least once).
+                    # exists, or the records reach the top of the space: they cover every
+                    # ID up to the highest one handed out, so a full space has them all).
                     if (self._reserved or len(self._records) >= self._capacity) and self._room <= 0:
                         raise NoSpaceError(
                             f"no unreserved capacity left for {set}: sets without a quota "

@@ -19,6 +19,7 @@ from ioasid_core import (
     InvalidArgumentError,
     IoasidSet,
     IoasidSpace,
+    NoSpaceError,
     NotFoundError,
     UnknownIoasidError,
 )
@@ -381,3 +382,25 @@ def test_ids_without_private_data_share_a_record_and_a_change_to_one_leaves_the_
     assert space.find(b, other) is None
     space.put(a, ids[1])
     assert list(view) == [ids[2], other, with_data]
+
+
+@observed
+def test_records_reaching_the_top_do_not_make_a_space_full_and_a_full_one_says_so(
+    observed: bool,
+) -> None:
+    """The capacity check asks for the room left once the records cover every ID; covering
+    is not being full."""
+    capacity = 3 * GROW_CHUNK
+    space = IoasidSpace(capacity)
+    if observed:
+        space.subscribe(lambda event: None)
+    owner = space.create_set()
+    assert space.alloc(owner, capacity - 1, capacity - 1) == capacity - 1
+    assert len(space._records) == capacity
+    assert [space.alloc(owner, 0, capacity - 1) for _ in range(3)] == [0, 1, 2]
+    while len(space) < capacity:
+        space.alloc(owner, 0, capacity - 1)
+    with pytest.raises(NoSpaceError, match="no unreserved capacity left"):
+        space.alloc(owner, 0, capacity - 1)
+    space.free(owner, 5)
+    assert space.alloc(owner, 0, capacity - 1) == 5
