@@ -560,12 +560,12 @@ RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
     (
         (("platform.capacity", 0),),
         "platform.capacity",
-        "expected an integer in 1..0x4000000, got 0",
+        "expected an integer in 1..0x1000000, got 0",
     ),
     (
-        (("platform.capacity", (1 << 26) + 1),),
+        (("platform.capacity", (1 << 24) + 1),),
         "platform.capacity",
-        "in 1..0x4000000, got 0x4000001",
+        "in 1..0x1000000, got 0x1000001",
     ),
     ((("platform.capacity", 1.0),), "platform.capacity", "got a float (1.0)"),
     (

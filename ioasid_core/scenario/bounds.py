@@ -22,8 +22,11 @@ __all__ = [
     "WIRE_PASID_LIMIT",
 ]
 
-MAX_CAPACITY: Final = 1 << 26
-"""The largest host space a scenario may ask for (well above ``PCI_PASID_MAX``)."""
+MAX_CAPACITY: Final = 1 << 24
+"""The largest host space a scenario may ask for: 16 times ``PCI_PASID_MAX`` (no IOMMU has
+PASIDs wider than 20 bits). A space's memory follows the highest ID handed out, about 9 bytes
+an ID up to it (a list slot for the record and a byte of the map), so one allocation near the
+top of this space costs 144 MiB; the core's own bound, 2^26, would cost 576 MiB."""
 MAX_SOURCE_ID: Final = (1 << 32) - 1
 """Source IDs are at most 32 bits wide (SMMUv3 stream IDs, virtio-iommu endpoint IDs)."""
 MIN_QUEUE_ENTRIES: Final = 2
