@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -21,7 +22,10 @@ import attrs
 import click
 from rich.console import Console
 
+from ioasid_core.cli_types import MAX_SEED, BoundedInt
 from ioasid_core.plugins import Hooks, PluginHost, VendorCollection, new_plugin_manager
+from ioasid_core.printable import printable, printable_lines
+from ioasid_core.stdout import PipeConsole, stdout_console, write_stdout
 
 if TYPE_CHECKING:
     from ioasid_core.compare import PolicyChoice, VendorFailure
@@ -29,7 +33,7 @@ if TYPE_CHECKING:
     from ioasid_core.replay import RunResult
     from ioasid_core.scenario.schema import Scenario
 
-__all__ = ["cli", "main"]
+__all__ = ["PipeConsole", "bench_table", "cli", "main"]
 
 
 # Exit codes: 0 success, 2 bad input, 1 a failure inside a plugin, 141 a closed pipe.
@@ -43,20 +47,30 @@ class _Group(click.Group):
     """The command group, with one rule for every command's output: a reader that went
     away (``| head -1``) ends the command with status 141, not 1 (which means a plugin
     failed); standard output that cannot be written (``> /dev/full``) is a clear message
-    and status 2, not a traceback."""
+    and status 2, not a traceback. The group's own ``--help`` and ``--version`` too."""
 
     def invoke(self, ctx: click.Context) -> object:
-        try:
+        with _output_errors():
             return super().invoke(ctx)
-        except OSError as exc:
-            if exc.errno == errno.EPIPE:
-                _drop_stdout()
-                raise click.exceptions.Exit(EXIT_CLOSED_PIPE) from None
-            if exc.filename is not None or exc.errno not in _OUTPUT_ERRNOS:
-                raise
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        with _output_errors():
+            return super().parse_args(ctx, args)
+
+
+@contextmanager
+def _output_errors() -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
             _drop_stdout()
-            message = f"cannot write the standard output: {exc.strerror or exc}"
-            raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT)) from None
+            raise click.exceptions.Exit(EXIT_CLOSED_PIPE) from None
+        if exc.filename is not None or exc.errno not in _OUTPUT_ERRNOS:
+            raise
+        _drop_stdout()
+        message = f"cannot write the standard output: {exc.strerror or exc}"
+        raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT)) from None
 
 
 _OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
@@ -73,16 +87,8 @@ def _drop_stdout() -> None:
         pass
 
 
-class _PipeConsole(Console):
-    """rich's console, except that a closed pipe is raised (rich's own handling exits with
-    status 1, which means a plugin failed here)."""
-
-    def on_broken_pipe(self) -> None:
-        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
-
-
 def _console() -> Console:
-    return _PipeConsole()
+    return stdout_console()
 
 
 @click.group(name="ioasid", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,7 +118,7 @@ def plugins_command(ctx: click.Context, as_json: bool, block: Sequence[str], str
         host = new_plugin_manager(blocked=block)
     vendors = host.hooks.collect_vendors(reserved=frozenset({"generic"}))
     if as_json:
-        click.echo(json.dumps(plugins_report(host, vendors), indent=2))
+        write_stdout(json.dumps(plugins_report(host, vendors), indent=2) + "\n")
     else:
         click.echo(plugins_table(host, vendors))
     if strict and (host.failures or vendors.problems):
@@ -137,17 +143,24 @@ def plugins_report(host: PluginHost, vendors: VendorCollection) -> dict[str, obj
 
 
 def plugins_table(host: PluginHost, vendors: VendorCollection) -> str:
-    """The plain-text listing: a table of plugins, then failures and blocked names if any."""
+    """The plain-text listing: a table of plugins, then failures and blocked names if any.
+    What plugins say of themselves (names, versions, descriptions, errors) is escaped: it
+    reaches the terminal as written by a stranger."""
     lines: list[str] = []
     if host.loaded:
-        rows = [("NAME", "DISTRIBUTION", "VERSION", "VENDORS", "DESCRIPTION")]
+        rows: list[tuple[str, ...]] = [
+            ("NAME", "DISTRIBUTION", "VERSION", "VENDORS", "DESCRIPTION")
+        ]
         rows += [
-            (
-                p.name,
-                p.distribution,
-                p.version,
-                ",".join(vendors.offered.get(p.name, ())) or "-",
-                p.vendor.description if p.vendor else "-",
+            tuple(
+                printable(cell)
+                for cell in (
+                    p.name,
+                    p.distribution,
+                    p.version,
+                    ",".join(vendors.offered.get(p.name, ())) or "-",
+                    p.vendor.description if p.vendor else "-",
+                )
             )
             for p in host.loaded
         ]
@@ -167,7 +180,7 @@ def plugins_table(host: PluginHost, vendors: VendorCollection) -> str:
         lines += [f"  {problem.message}" for problem in vendors.problems]
     if host.blocked:
         lines += ["", f"blocked: {', '.join(sorted(host.blocked))}"]
-    return "\n".join(lines)
+    return printable_lines("\n".join(lines))
 
 
 @contextmanager
@@ -211,17 +224,46 @@ def bench_command(ctx: click.Context, as_json: bool, quick: bool, check: bool) -
     figures, limits = run_bench(
         quick=quick, extra=host.hooks.benchmarks(), log_formats=log_formats, vendors=vendors
     )
-    over = [name for name, value in figures.items() if value > limits[name]]
+    # Not within its limit: over it, or not a number at all (a plugin's figure; nan > x is
+    # false, so "over" alone would call a nan "ok").
+    over = [name for name, value in figures.items() if not value <= limits[name]]
     if as_json:
         # The build too: figures differ by a quarter between builds of one Python version.
-        click.echo(json.dumps({**figures, "interpreter": interpreter_build()}))
+        # A figure that is not a finite number is null (JSON has no nan).
+        shown = {k: v if math.isfinite(v) else None for k, v in figures.items()}
+        write_stdout(json.dumps({**shown, "interpreter": interpreter_build()}) + "\n")
     else:
-        width = max(28, *(len(name) for name in figures))
-        for name, value in figures.items():
-            mark = "OVER" if name in over else "ok"
-            click.echo(f"{name:<{width}} {value:>10.3f}   limit {limits[name]:>7.1f}   {mark}")
+        click.echo(bench_table(figures, limits, over))
     if check and over:
         ctx.exit(1)
+
+
+def bench_table(figures: dict[str, float], limits: dict[str, float], over: list[str]) -> str:
+    """One line per figure: its value, its limit and whether it is within it. A value is
+    never shown as 0 when it is not (``0.0004``), nor a limit rounded (``1.25``, not
+    ``1.2``): the line must say what the check compared."""
+    width = max(28, *(len(name) for name in figures))
+    lines = []
+    for name, value in figures.items():
+        mark = "OVER" if name in over else "ok"
+        lines.append(
+            f"{printable(name):<{width}} {_figure(value):>10}   limit {_limit(limits[name]):>7}"
+            f"   {mark}"
+        )
+    return "\n".join(lines)
+
+
+def _limit(limit: float) -> str:
+    """One decimal (``2.0``, ``540.0``), or as many as the limit has (``1.25``)."""
+    text = f"{limit:.1f}"
+    return text if float(text) == limit else f"{limit:.6g}"
+
+
+def _figure(value: float) -> str:
+    """Three decimals, or three significant digits for a figure below 0.001 (not 0.000)."""
+    if value == 0 or not math.isfinite(value) or abs(value) >= 0.001:
+        return f"{value:.3f}"
+    return f"{value:.3g}"
 
 
 @attrs.frozen
@@ -280,7 +322,7 @@ def _vendors_named(vendor_names: Sequence[str] | None) -> _Picked:
         for f in host.failures
     ] + [problem.message for problem in collection.problems]
     for line in left_out:
-        click.echo(f"ioasid: left out: {line}", err=True)
+        click.echo(f"ioasid: left out: {printable_lines(line)}", err=True)
     vendors: dict[str, VendorPrq] = {"generic": GenericPrq()}
     vendors.update((name, p.vendor) for name, p in collection.profiles.items())
     if not vendor_names:
@@ -313,7 +355,9 @@ def _vendors_named(vendor_names: Sequence[str] | None) -> _Picked:
 
 
 def _fail(message: str, code: int) -> int:
-    click.echo(f"ioasid: {message}", err=True)
+    """Say ``message`` on standard error (user text in it escaped: a file name, a TOML key
+    or a plugin's exception can hold an escape sequence) and give back ``code``."""
+    click.echo(f"ioasid: {printable_lines(message)}", err=True)
     return code
 
 
@@ -379,7 +423,7 @@ def _compare(
                 failures=failures,
             )
         # On stderr: progress is not output (a pipe of the table gets the table alone).
-        console = _PipeConsole(stderr=True)
+        console = PipeConsole(stderr=True)
         # Counted in events (steps and page requests), so a long run moves the bar too; runs
         # in worker processes move it as each one ends.
         work = scenario_work(scenario) or 1
@@ -422,7 +466,10 @@ def _compare(
     "--policy", "policy_name", default=None, help="Default (or 'native'): the vendor's own."
 )
 @click.option(
-    "--seed", type=click.IntRange(min=0), default=None, help="Default: the scenario's seed."
+    "--seed",
+    type=BoundedInt(0, MAX_SEED),
+    default=None,
+    help=f"0..{MAX_SEED} (a TOML integer). Default: the scenario's seed.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def run_command(
@@ -447,7 +494,7 @@ def run_command(
     policies = policies or [picked.chosen[0].default_policy]
     results = _compare(scenario, picked, policies, seed, progress=False)
     if as_json:
-        click.echo(to_json(scenario.name, results))
+        write_stdout(to_json(scenario.name, results) + "\n")
     else:
         print_report(_console(), scenario.name, results)
 
@@ -462,7 +509,10 @@ def run_command(
     help="Comma-separated; 'native': each vendor's own; default: all (the own one first).",
 )
 @click.option(
-    "--seed", type=click.IntRange(min=0), default=None, help="Default: the scenario's seed."
+    "--seed",
+    type=BoundedInt(0, MAX_SEED),
+    default=None,
+    help=f"0..{MAX_SEED} (a TOML integer). Default: the scenario's seed.",
 )
 @click.option(
     "--json",
@@ -487,10 +537,10 @@ def run_command(
 )
 @click.option(
     "--jobs",
-    type=click.IntRange(1, 64),
+    type=BoundedInt(1, 64),
     default=1,
     show_default=True,
-    help="Runs in parallel processes (same results, in the same order).",
+    help="Runs in parallel processes, 1..64 (same results, in the same order).",
 )
 def compare_command(
     scenario_path: str,
@@ -570,8 +620,7 @@ STDOUT_PATH = "-"
 def _write(path: str, text: str) -> None:
     """Write an output file; a failure (disk full, ``/dev/full``) names it and exits 2."""
     if path == STDOUT_PATH:
-        sys.stdout.write(text)  # a closed pipe or a full disk: the group's own rules
-        sys.stdout.flush()
+        write_stdout(text)  # a closed pipe or a full disk: the group's own rules
         return
     try:
         with open(path, "w", encoding="utf-8") as file:
@@ -671,13 +720,13 @@ def decode_command(vendor_name: str, dump: str, *, as_json: bool, format_name: s
     try:
         if as_json:
             report = decode_dump(fmt, vendor.name, data, source=dump)
-            click.echo(json.dumps(report.as_dict()))
+            write_stdout(json.dumps(report.as_dict()) + "\n")
             bad = bool(report.errors)
         else:
             summary = summarize(iter_dump(fmt, vendor.name, data, source=dump))
             print_dump(_console(), vendor.name, summary)
             for line in error_lines(summary):
-                click.echo(f"ioasid: {line}", err=True)
+                click.echo(f"ioasid: {printable_lines(line)}", err=True)
             bad = bool(summary.malformed)
     except DecoderFailure as exc:
         raise click.exceptions.Exit(_fail(str(exc), EXIT_PLUGIN_FAILURE)) from exc

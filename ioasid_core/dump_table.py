@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ioasid_core.dump import Decoded
+from ioasid_core.printable import printable
 from ioasid_core.whole_table import print_whole
 
 __all__ = ["DUMP_ROWS", "DumpSummary", "print_dump", "summarize"]
@@ -70,7 +71,7 @@ def print_dump(console: Console, vendor: str, summary: DumpSummary) -> None:
         # device): every cell whole, never cut or folded (a narrower terminal gets longer
         # lines: ``print_whole``).
         table = Table(
-            title=Text(title),
+            title=Text(printable(title)),
             caption=Text(PERM_CAPTION),
             box=box.SIMPLE_HEAD,
             pad_edge=False,
@@ -95,14 +96,18 @@ def print_dump(console: Console, vendor: str, summary: DumpSummary) -> None:
         title = f"{vendor}: {summary.unhandled} unhandled event(s), never answered"
         if len(summary.first_unhandled) < summary.unhandled:
             title += f", the first {len(summary.first_unhandled)} shown"
-        events = Table(title=Text(title))
+        events = Table(title=Text(printable(title)))
         events.add_column("offset", justify="right", no_wrap=True)
-        events.add_column("kind")
-        events.add_column("description")
+        # Folded if a word is wider than the column, never cut with an ellipsis.
+        events.add_column("kind", overflow="fold")
+        events.add_column("description", overflow="fold")
         for event in summary.first_unhandled:
-            # Text: a plugin's description is shown as written, never read as markup.
+            # Text: a plugin's description is shown as written, never read as markup, and
+            # its control characters escaped (rich passes an escape sequence through).
             events.add_row(
-                f"{event['offset']:#x}", Text(str(event["kind"])), Text(str(event["description"]))
+                f"{event['offset']:#x}",
+                Text(printable(str(event["kind"]))),
+                Text(printable(str(event["description"]))),
             )
         print_whole(console, events)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["describe", "printable"]
+__all__ = ["describe", "printable", "printable_lines"]
 
 
 def printable(text: str) -> str:
@@ -21,3 +21,9 @@ def describe(exc: BaseException) -> str:
     except Exception as inner:  # the plugin's __str__ is broken too
         message = f"<str() raised {type(inner).__name__}>"
     return printable(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
+
+
+def printable_lines(text: str) -> str:
+    """``text`` made printable line by line: a message of several lines keeps its lines,
+    and nothing else in it can move the cursor or colour the terminal."""
+    return "\n".join(printable(line) for line in text.split("\n"))

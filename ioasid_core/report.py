@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
@@ -22,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ioasid_core.metrics import Metrics
+from ioasid_core.printable import printable, printable_lines
 from ioasid_core.replay import RunResult
 from ioasid_core.whole_table import print_whole
 
@@ -106,7 +108,12 @@ TABLE_COLUMNS: tuple[Column, ...] = (
         "stop markers, overflow, unmatched, partial, malformed, kept by the hardware and lost "
         "with an unplugged unit",
     ),
-    Column("p99", "request_latency_us.p99", "response latency in modelled µs (-: none answered)"),
+    Column(
+        "p99",
+        "request_latency_us.p99",
+        "99th-percentile response latency in modelled µs, rounded (k: 10^3, M: 10^6; "
+        "-: none answered)",
+    ),
 )
 """The page-request view, in order (JSON and CSV carry every metric)."""
 
@@ -214,10 +221,12 @@ def _table(
     if risky:
         caption += " (red: the handler was handed what it must not touch)"
     caption += f"\n{own_rule_note(results)}"
-    # Text, not markup: a scenario or vendor name is shown as written ("[v5.5]", "[/]").
+    # Text, not markup: a scenario or vendor name is shown as written ("[v5.5]", "[/]"),
+    # its control characters escaped (the loader refuses them; results built in Python
+    # are not loaded).
     table = Table(
-        title=Text(f"scenario: {scenario}" + (f" ({view})" if view else "")),
-        caption=Text(caption),
+        title=Text(printable(f"scenario: {scenario}" + (f" ({view})" if view else ""))),
+        caption=Text(printable_lines(caption)),
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,
@@ -242,7 +251,7 @@ def _table(
             if result.native
             else Text(result.policy.value)
         )
-        table.add_row(Text(vendor), policy, *shown)
+        table.add_row(Text(printable(vendor)), policy, *shown)
     return table
 
 
@@ -359,11 +368,12 @@ def step_errors_text(results: Sequence[RunResult], shown: int = STEP_ERRORS_SHOW
         "(all of them in --json and --csv):"
     ]
     for errors, runs in groups.items():
-        names = ", ".join(f"{r.vendor}/{r.policy.value}" for r in runs[:4])
+        names = ", ".join(printable(f"{r.vendor}/{r.policy.value}") for r in runs[:4])
         if len(runs) > 4:
             names += f" and {len(runs) - 4} more"
         lines.append(f"  {names}: {len(errors)} step error(s)")
-        lines += [f"    {error}" for error in errors[:shown]]
+        # An error may quote the file (a name, a key): one line each, escaped.
+        lines += [f"    {printable(error)}" for error in errors[:shown]]
         if len(errors) > shown:
             lines.append(f"    ... and {len(errors) - shown} more")
     return "\n".join(lines)
@@ -417,19 +427,20 @@ def _cell(value: object, whole: bool = False) -> str:
 
 
 def _fit(value: float) -> str:
-    """A latency (or a distance) in at most three characters (``7.7``, ``350``, ``12k``,
-    ``.5M``): the caption gives the unit, JSON and CSV the exact value. A whole number
-    below 1000 is shown whole."""
-    if value < 9.95:
-        return f"{value:.1f}".removesuffix(".0")
-    for suffix, scale in (("", 1.0), ("k", 1e3), ("M", 1e6), ("G", 1e9)):
+    """A latency in at most four characters, within 5 % of it (two significant digits at
+    least: ``.25``, ``7.7``, ``350``, ``4.5k``, ``12k``, ``350M``); never ``0`` for what is
+    not 0 (``<.01``). The caption gives the unit, JSON and CSV the exact value."""
+    if value <= 0 or not math.isfinite(value):
+        return f"{value:g}"  # 0 (a negative or nan would be a bug: shown, not hidden)
+    if value < 0.01:
+        return "<.01"
+    for suffix, scale in (("", 1.0), ("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12)):
         scaled = value / scale
-        if scaled < 0.95:  # 100k..949k: tenths of the next unit
-            return f".{round(scaled * 10)}{suffix}"
-        digits = f"{scaled:.0f}"
-        if len(digits) + len(suffix) <= 3:
-            return digits + suffix
-    return f"{value:.0e}"
+        if scaled < 9.95:
+            return f"{scaled:.2g}".removeprefix("0") + suffix  # 0.25 as .25: four at most
+        if scaled < 999.5:
+            return f"{scaled:.0f}{suffix}"
+    return f"{value:.1e}"
 
 
 def render_table(scenario: str, results: Sequence[RunResult], *, width: int | None = None) -> str:

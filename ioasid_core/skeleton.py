@@ -10,11 +10,14 @@ hardware's; docs/writing-a-plugin.md walks through each part.
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from string import Template
 from typing import Final
 
 import click
+
+from ioasid_core.printable import printable
 
 __all__ = ["NAME_PATTERN", "new_plugin_command", "skeleton_files", "write_skeleton"]
 
@@ -289,13 +292,17 @@ def new_plugin_command(name: str, directory: str | None) -> None:
         click.echo(f"ioasid: {exc}", err=True)
         raise click.exceptions.Exit(2) from exc
     except FileExistsError as exc:
-        click.echo(f"ioasid: {dest}: exists already; choose another --dir", err=True)
+        where = printable(str(dest))  # a typed path: its escape sequences shown, not run
+        click.echo(f"ioasid: {where}: exists already; choose another --dir", err=True)
         raise click.exceptions.Exit(2) from exc
     except OSError as exc:
-        click.echo(f"ioasid: {dest}: cannot write it: {exc.strerror or exc}", err=True)
+        where = printable(str(dest))
+        click.echo(f"ioasid: {where}: cannot write it: {exc.strerror or exc}", err=True)
         raise click.exceptions.Exit(2) from exc
     for path in written:
-        click.echo(f"wrote {path}")
-    # Absolute: the install runs from the ioasid checkout, wherever this ran.
-    click.echo(f"next, from the ioasid checkout: uv pip install -e {dest.resolve()}")
+        click.echo(f"wrote {printable(str(path))}")
+    # Absolute: the install runs from the ioasid checkout, wherever this ran. Quoted for
+    # the shell: a folder with a space in it is still one argument when pasted.
+    absolute = printable(shlex.quote(str(dest.resolve())))
+    click.echo(f"next, from the ioasid checkout: uv pip install -e {absolute}")
     click.echo("then: uv run ioasid plugins (see its README.md)")

@@ -132,11 +132,11 @@ def test_the_progress_bar_shows_a_scenario_name_as_written(
 
     shown = io.StringIO()
 
-    class Terminal(cli_module._PipeConsole):
+    class Terminal(cli_module.PipeConsole):
         def __init__(self, **kwargs: object) -> None:
             super().__init__(file=shown, force_terminal=True, width=80)
 
-    monkeypatch.setattr(cli_module, "_PipeConsole", Terminal)
+    monkeypatch.setattr(cli_module, "PipeConsole", Terminal)
     path = tmp_path / "s.toml"
     path.write_text('name = "base[/] [bold]x"\n[platform]\nunits = [{ name = "u" }]\n')
     code, _, stderr = invoke("compare", str(path), "--vendors", "generic")

@@ -21,6 +21,8 @@ from ioasid_core.logs.reader import LogReader
 from ioasid_core.logs.render import JsonWriter, TableWriter
 from ioasid_core.logs.scenario_out import ScenarioWriter
 from ioasid_core.logs.source import STDIN, InputError, iter_lines, open_input
+from ioasid_core.printable import printable, printable_lines
+from ioasid_core.stdout import stdout_console
 
 __all__ = ["logs_command"]
 
@@ -29,7 +31,7 @@ EXIT_PLUGIN_FAILURE = 1
 
 
 def _fail(message: str, code: int) -> click.exceptions.Exit:
-    click.echo(f"ioasid: {message}", err=True)
+    click.echo(f"ioasid: {printable_lines(message)}", err=True)  # paths, plugins' errors
     return click.exceptions.Exit(code)
 
 
@@ -133,7 +135,7 @@ def logs_command(
         f"{f.vendor} parser failed at line {f.line}: {f.error}" for f in reader.stats.failures
     ]
     for problem in problems + failures:
-        click.echo(f"ioasid: {problem}", err=True)
+        click.echo(f"ioasid: {printable_lines(problem)}", err=True)
     if reader.stats.failures or problems:
         raise click.exceptions.Exit(EXIT_PLUGIN_FAILURE)
 
@@ -169,12 +171,13 @@ def _run(
         raise _fail(str(exc), EXIT_BAD_INPUT) from exc
     if json_writer is not None:
         json_writer.finish(reader.stats.suppressed)
+        out.flush()  # a reader gone away is found here (status 141), not at exit
     if table is not None:
-        table.print(Console(), reader.stats)
+        table.print(stdout_console(), reader.stats)  # never loses a closed pipe
     if scenario is not None and scenario_path is not None:
         try:
             scenario.write(Path(scenario_path))
         except OSError as exc:
             raise _fail(f"cannot write {scenario_path!r}: {exc.strerror}", EXIT_BAD_INPUT) from exc
         if not as_json:
-            Console(stderr=True).print(Text(f"scenario written to {scenario_path}"))
+            Console(stderr=True).print(Text(f"scenario written to {printable(scenario_path)}"))

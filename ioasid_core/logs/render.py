@@ -18,6 +18,7 @@ from rich.text import Text
 
 from ioasid_core.logs.reader import LogStats
 from ioasid_core.logs.record import LogRecord, Unrecognised
+from ioasid_core.printable import printable
 
 __all__ = ["MAX_ROWS", "JsonWriter", "TableWriter", "summary"]
 
@@ -78,7 +79,7 @@ def _row(record: LogRecord) -> list[Text]:
         " ".join(p for p in (_hex(record.code), record.reason or "") if p != "-") or "-",
         " ".join(p for p in (stall, tag) if p) or "-",
     ]
-    return [Text(cell) for cell in cells]
+    return [Text(printable(cell)) for cell in cells]  # an escape sequence shown, not run
 
 
 class TableWriter:
@@ -121,13 +122,26 @@ class TableWriter:
                     Text(f"{self.more_records} more record(s) not shown (--json lists them all)")
                 )
         if self.unrecognised:
-            table = Table(title=Text(f"{stats.unrecognised} line(s) not understood"))
-            table.add_column("line", justify="right", overflow="fold")
-            table.add_column("why", overflow="fold")
-            table.add_column("text", overflow="fold")
-            for item in self.unrecognised:
-                table.add_row(Text(str(item.line)), Text(item.why or "-"), Text(item.text))
-            console.print(table)
+            title = Text(f"{stats.unrecognised} line(s) not understood")
+            digits = max(len(str(item.line)) for item in self.unrecognised)
+            if digits + 2 * 8 + 10 <= console.width:
+                table = Table(title=title)
+                # A line number whole on one line (folded, 1002 read as 100).
+                table.add_column("line", justify="right", no_wrap=True, min_width=digits)
+                table.add_column("why", overflow="fold")
+                table.add_column("text", overflow="fold")
+                for item in self.unrecognised:
+                    table.add_row(
+                        Text(str(item.line)),
+                        Text(printable(item.why or "-")),
+                        Text(printable(item.text)),
+                    )
+                console.print(table)
+            else:  # too narrow for the table: one line a paragraph
+                console.print(title)
+                for item in self.unrecognised:
+                    why = printable(item.why or "-")
+                    console.print(Text(f"line {item.line} ({why}): {printable(item.text)}"))
             if self.more_unrecognised:
                 console.print(Text(f"{self.more_unrecognised} more line(s) not understood"))
         console.print(Text(summary(stats)), soft_wrap=True)

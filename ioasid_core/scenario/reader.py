@@ -19,6 +19,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import BinaryIO, Final, NamedTuple, TypeVar, get_args
 
 from ioasid_core.errors import InvalidArgumentError
+from ioasid_core.printable import printable
 from ioasid_core.scenario.bounds import MAX_SCENARIO_BYTES, MAX_TIME_US
 from ioasid_core.scenario.schema import PermName
 
@@ -69,7 +70,9 @@ class ScenarioError(InvalidArgumentError):
         self.problems = tuple(problems)
         self.key_path = self.problems[0].key_path
         self.expected = self.problems[0].expected
-        super().__init__("\n".join(_line(source, p) for p in self.problems))
+        # One line per problem, each escaped: a key or a file name may hold a newline or an
+        # escape sequence, and the message reaches a terminal.
+        super().__init__("\n".join(printable(_line(source, p)) for p in self.problems))
 
     def __reduce__(self) -> tuple[type[ScenarioError], tuple[str, tuple[ScenarioProblem, ...]]]:
         # Exceptions pickle as cls(*args); ours takes (source, problems), not the message.

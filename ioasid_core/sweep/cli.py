@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Final
 
 import click
 
+from ioasid_core.cli_types import BoundedFloat, BoundedInt
+from ioasid_core.printable import printable, printable_lines
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -35,7 +38,7 @@ _SHOWN_FAILURES: Final = 10
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> click.exceptions.Exit:
-    click.echo(f"ioasid: {message}", err=True)
+    click.echo(f"ioasid: {printable_lines(message)}", err=True)  # paths, names, errors
     return click.exceptions.Exit(code)
 
 
@@ -51,9 +54,9 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> click.exceptions.Exit:
 )
 @click.option(
     "--jobs",
-    type=click.IntRange(1, 256),
+    type=BoundedInt(1, 256),
     default=None,
-    help="Worker processes (local, dask-local); default: one per CPU.",
+    help="Worker processes (local, dask-local), 1..256; default: one per CPU.",
 )
 @click.option("--resume", is_flag=True, help="Continue a sweep in --out: skip runs it holds.")
 @click.option(
@@ -63,13 +66,13 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> click.exceptions.Exit:
     help="Plot the METRICs named after the target: after the sweep, or (without --out) the "
     "results DIR holds.",
 )
-@click.option("--batch", type=click.IntRange(1, 10_000), default=None, help="Runs per task.")
+@click.option("--batch", type=BoundedInt(1, 10_000), default=None, help="Runs per task, 1..10000.")
 @click.option(
     "--connect-timeout",
-    type=click.FloatRange(0.1, 600),
+    type=BoundedFloat(0.1, 600, metavar="SECONDS"),
     default=10.0,
     show_default=True,
-    help="Seconds to wait for a Dask scheduler.",
+    help="Seconds to wait for a Dask scheduler, 0.1..600.",
 )
 def sweep_command(
     targets: Sequence[str],
@@ -149,7 +152,7 @@ def _write_plots(folder: Path, axes: list[str], metrics: list[str], title: str) 
     except OSError as exc:
         raise _fail(f"cannot write {exc.filename}: {exc.strerror}") from None
     for path in paths:
-        click.echo(f"wrote {path}")
+        click.echo(f"wrote {printable(str(path))}")
 
 
 def _sweep(
@@ -174,7 +177,7 @@ def _sweep(
     left_out: list[str] = []  # a plugin's hook raised, a vendor does not conform: the rest run
     installed = available_vendors(host.hooks, left_out)
     for line in left_out:
-        click.echo(f"ioasid: left out: {line}", err=True)
+        click.echo(f"ioasid: left out: {printable_lines(line)}", err=True)
     try:
         plan = _load(target, installed)
     except ScenarioError as exc:
@@ -284,11 +287,10 @@ def _summary(plan: SweepPlan, report: SweepReport, where: str, out: Path) -> Non
     kept = f" ({held} held already)" if held else ""
     click.echo(
         f"sweep {plan.spec.name}: {report.total} runs{kept}, {report.ran} run now on {where} "
-        f"in {report.wall_s:.1f} s; {len(report.failed)} failed; results in {out}"
+        f"in {report.wall_s:.1f} s; {len(report.failed)} failed; results in {printable(str(out))}"
     )
     if not report.failed:
         return
-    from ioasid_core.printable import printable
     from ioasid_core.profile import profile_of
 
     for run, error in report.failed[:_SHOWN_FAILURES]:

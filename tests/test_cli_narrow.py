@@ -1,0 +1,199 @@
+"""What every table prints is true on narrow and odd terminals: at 20, 40, 60, 80 columns,
+piped, on a real terminal (a pty) with ``TERM=dumb`` and ``NO_COLOR``, every number and ID
+of the data appears whole (never cut with "…", never split over two lines); a rounded
+latency stays within 5 % of its value and is never 0 when the value is not; bench figures
+and limits are shown as the check compared them."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ioasid_core.cli import bench_table, cli
+from ioasid_core.prq import GenericPrq, PageRequest, Perm
+from ioasid_core.report import _fit
+
+REALDATA = Path(__file__).parent / "data" / "realdata"
+WIDTHS = [20, 40, 60, 80]
+IOASID = [sys.executable, "-c", "from ioasid_core.cli import main; main()"]
+
+
+def invoke(*args: str, columns: int) -> tuple[int, str]:
+    result = CliRunner(env={"COLUMNS": str(columns)}).invoke(cli, list(args))
+    return result.exit_code, result.stdout
+
+
+def tokens(text: str) -> set[str]:
+    """Every run of hex digits, ``x`` and ``:``/``.`` in ``text``: a number or an ID cut or
+    split over two lines is not one of them."""
+    return set(re.findall(r"[0-9A-Za-z:.]+", text))
+
+
+@pytest.fixture(scope="module")
+def dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Requests with the widest values the generic codec carries (device, PASID, group,
+    address): every cell at its widest."""
+    codec = GenericPrq()
+    requests = [
+        PageRequest(0xFFFF, 0xFFFFF, True, 0x1FF, True, Perm.READ | Perm.WRITE, 0xFFFFFFFFFFFFF000),
+        PageRequest(0x1, 0x2A, True, 3, False, Perm.READ, 0x1000),
+        PageRequest(0x101, 0, False, 4, True, Perm.NONE, 0),
+    ]
+    path = tmp_path_factory.mktemp("dump") / "prq.bin"
+    path.write_bytes(b"".join(codec.encode_request(r) for r in requests * 30))
+    return path
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_decode_shows_every_offset_device_pasid_and_address_whole(dump: Path, width: int) -> None:
+    code, as_json = invoke("decode", "generic", str(dump), "--json", columns=80)
+    assert code == 0
+    code, table = invoke("decode", "generic", str(dump), columns=width)
+    assert code == 0 and "…" not in table
+    shown = tokens(table)
+    for entry in json.loads(as_json)["entries"]:
+        for key in ("offset", "device", "pasid", "addr"):
+            if entry[key] is not None:
+                assert f"{entry[key]:#x}" in shown, (width, key, entry)
+        assert str(entry["grpid"]) in shown
+
+
+@pytest.mark.parametrize("width", [*WIDTHS, 120, 160, 200])
+def test_logs_show_every_line_number_and_address_whole(tmp_path: Path, width: int) -> None:
+    # Lines not understood, numbered past 1000: at 20 columns the table folded "1002" into
+    # "100" over "2". Now a terminal too narrow for the table gets one line a paragraph.
+    text = "".join(p.read_text() for p in sorted(REALDATA.glob("*.txt")))
+    odd = "[  1.000000] AMD-Vi: Event logged [IO_PAGE_FAULT domain=0xZZ address=0x1000]\n"
+    path = tmp_path / "log.txt"
+    path.write_text(text + "filler\n" * 1000 + odd * 3)
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(cli, ["logs", "--json", str(path)])
+    report = json.loads(result.stdout)
+    code, table = invoke("logs", str(path), columns=width)
+    assert code == 0 and "…" not in table
+    shown = tokens(table)
+    assert len(report["unrecognised"]) >= 3
+    for item in report["unrecognised"]:
+        assert str(item["line"]) in shown, (width, item)
+    for record in report["records"]:
+        assert str(record["line"]) in shown
+        for key in ("source_id", "pasid", "address"):
+            if record[key] is not None:
+                assert f"{record[key]:#x}" in shown, (width, key, record)
+
+
+def in_a_terminal(args: list[str], columns: int, env: dict[str, str]) -> bytes:
+    """What ``ioasid ARGS`` writes to a real terminal ``columns`` wide (no $COLUMNS)."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    with subprocess.Popen(
+        [*IOASID, *args], stdin=follower, stdout=follower, stderr=follower, env={**environ, **env}
+    ) as process:
+        os.close(follower)
+        out = b""
+        while True:
+            ready, _, _ = select.select([leader], [], [], 120)
+            if not ready:
+                break
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert process.wait(timeout=120) == 0
+    os.close(leader)
+    return out
+
+
+@pytest.mark.parametrize(
+    "env", [{"TERM": "dumb"}, {"NO_COLOR": "1", "TERM": "xterm"}], ids=["dumb", "no-color"]
+)
+def test_a_narrow_real_terminal_gets_every_count_whole_and_dumb_gets_no_escapes(
+    env: dict[str, str],
+) -> None:
+    # rich lays a dumb terminal out at 80 columns whatever its size (its lines wrap there).
+    args = ["compare", "null-set-search", "--vendors", "vtd,smmuv3", "--policies", "native"]
+    result = CliRunner().invoke(cli, [*args, "--json", "-"])
+    runs = json.loads(result.stdout)["results"]
+    shown = in_a_terminal(args, 20, env).decode()
+    if env.get("TERM") == "dumb":
+        assert "\x1b[" not in shown.split("scenario:", 1)[1]  # no colour, no bold
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)
+    cells: dict[str, dict[str, str]] = {}  # vendor -> header -> cell, over every table
+    headers: list[str] = []
+    for line in plain.splitlines():
+        words = line.split()
+        if words[:2] == ["vendor", "policy"]:
+            headers = words
+        elif headers and words[:1] in (["vtd"], ["smmuv3"]) and len(words) == len(headers):
+            cells.setdefault(words[0], {}).update(zip(headers, words, strict=True))
+    assert set(cells) == {"vtd", "smmuv3"}, plain
+    for run in runs:
+        metrics, row = run["metrics"], cells[run["vendor"]]
+        assert row["req"] == str(metrics["page_requests"])
+        assert row["inval"] == str(metrics["responses"]["invalid"])
+        assert row["cross"] == str(metrics["cross_owner_hits"])
+        assert row["type"] == str(metrics["type_confusions"])
+
+
+@given(st.floats(min_value=0, max_value=1e14, allow_nan=False))
+def test_a_latency_is_shown_in_four_characters_within_5_percent_never_0_when_not_0(
+    value: float,
+) -> None:
+    shown = _fit(value)
+    assert len(shown) <= 4, shown
+    if value == 0:
+        assert shown == "0"
+        return
+    if value < 0.01:
+        assert shown == "<.01"
+        return
+    match = re.fullmatch(r"(\d*\.?\d+)([kMGT]?)", shown)
+    assert match, shown
+    back = float(match[1]) * {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}[match[2]]
+    assert abs(back - value) <= 0.05 * value, (value, shown)
+
+
+def test_the_latencies_that_were_shown_untrue() -> None:
+    assert _fit(0.0004) == "<.01"  # was "0"
+    assert _fit(4504.8) == "4.5k"  # was "5k", 11 % off
+    assert _fit(0.14) == ".14"  # was "0.1", 29 % off
+    assert _fit(349.6) == "350" and _fit(12_345) == "12k" and _fit(0) == "0"
+
+
+def test_bench_lines_say_what_the_check_compared() -> None:
+    figures = {"tiny_ratio": 0.0004, "plugin_ratio": 1.2504, "broken_ratio": math.nan}
+    limits = {"tiny_ratio": 1.0, "plugin_ratio": 1.25, "broken_ratio": 2.0}
+    over = [name for name in figures if not figures[name] <= limits[name]]
+    lines = dict(line.split(maxsplit=1) for line in bench_table(figures, limits, over).splitlines())
+    assert lines["tiny_ratio"].split() == ["0.0004", "limit", "1.0", "ok"]  # not 0.000
+    assert lines["plugin_ratio"].split() == ["1.250", "limit", "1.25", "OVER"]  # not limit 1.2
+    assert lines["broken_ratio"].split() == ["nan", "limit", "2.0", "OVER"]  # a nan is not ok
+
+
+def test_bench_calls_a_nan_figure_over_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        "ioasid_core.bench.run_bench", lambda **kw: ({"acme_ratio": math.nan}, {"acme_ratio": 2.0})
+    )
+    result = CliRunner().invoke(cli, ["bench", "--quick", "--check"])
+    assert result.exit_code == 1
+    assert result.stdout.split()[:5] == ["acme_ratio", "nan", "limit", "2.0", "OVER"]
+    result = CliRunner().invoke(cli, ["bench", "--quick", "--json"])
+    assert json.loads(result.stdout)["acme_ratio"] is None  # JSON has no nan
