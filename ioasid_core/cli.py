@@ -173,14 +173,15 @@ def plugins_table(host: PluginHost, vendors: VendorCollection) -> str:
     if host.failures:
         lines += ["", "failed to load:"]
         lines += [
-            f"  {f.name} ({f.distribution}, {f.entry_point}): {f.error}" for f in host.failures
+            "  " + printable(f"{f.name} ({f.distribution}, {f.entry_point}): {f.error}")
+            for f in host.failures
         ]
     if vendors.problems:
         lines += ["", "vendors left out (they do not conform):"]
-        lines += [f"  {problem.message}" for problem in vendors.problems]
+        lines += [f"  {printable(problem.message)}" for problem in vendors.problems]
     if host.blocked:
-        lines += ["", f"blocked: {', '.join(sorted(host.blocked))}"]
-    return printable_lines("\n".join(lines))
+        lines += ["", printable(f"blocked: {', '.join(sorted(host.blocked))}")]
+    return "\n".join(lines)
 
 
 @contextmanager
@@ -316,20 +317,22 @@ def _vendors_named(vendor_names: Sequence[str] | None) -> _Picked:
     with _loader_quiet():
         host = new_plugin_manager()
     collection = host.hooks.collect_vendors(reserved=frozenset({"generic"}))
-    left_out = [
-        f"plugin {f.name!r} ({f.distribution}, entry point {f.entry_point}) failed to load: "
-        f"{f.error}"
+    left_out = [  # each one line, escaped: a plugin's exception may hold a newline or ESC
+        printable(
+            f"plugin {f.name!r} ({f.distribution}, entry point {f.entry_point}) failed to "
+            f"load: {f.error}"
+        )
         for f in host.failures
-    ] + [problem.message for problem in collection.problems]
+    ] + [printable(problem.message) for problem in collection.problems]
     for line in left_out:
-        click.echo(f"ioasid: left out: {printable_lines(line)}", err=True)
+        click.echo(f"ioasid: left out: {line}", err=True)
     vendors: dict[str, VendorPrq] = {"generic": GenericPrq()}
     vendors.update((name, p.vendor) for name, p in collection.profiles.items())
     if not vendor_names:
         return _Picked(vendors, list(vendors.values()), left_out, host.hooks)
     vendor_names = list(dict.fromkeys(vendor_names))  # each once, in the order given
     refused = {  # a vendor named by a plugin but refused: a plugin failure, not a typo
-        p.error.vendor: p.message
+        p.error.vendor: printable(p.message)
         for p in collection.problems
         if isinstance(p.error, NonConformingVendor)
     }

@@ -33,6 +33,7 @@ from ioasid_core.errors import (
 )
 from ioasid_core.figures import BenchmarkFigure
 from ioasid_core.markers import ENTRY_POINT_GROUP, PROJECT
+from ioasid_core.printable import printable
 from ioasid_core.profile import VendorOrigin, VendorProfile, build_profile, remember
 from ioasid_core.prq.vendor import VendorPrq
 from ioasid_core.types import EventKind, Priority
@@ -541,13 +542,11 @@ def new_plugin_manager(
         _load_entry_points(pm, hooks, None if only is None else frozenset(only), loaded, failures)
     if failures and strict:
         raise PluginLoadError(failures)
-    for failure in failures:
+    for failure in failures:  # a stranger's text, to a terminal: escaped
         log.warning(
             "skipping ioasid plugin %s (%s, %s): %s",
-            failure.name,
-            failure.distribution,
-            failure.entry_point,
-            failure.error,
+            *map(printable, (failure.name, failure.distribution, failure.entry_point)),
+            printable(failure.error),
         )
     pm.check_pending()
     return PluginHost(pm=pm, hooks=hooks, loaded=loaded, failures=failures, blocked=blocked_names)

@@ -14,6 +14,7 @@ import importlib.metadata
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
@@ -26,6 +27,12 @@ from ioasid_core.metrics import Metrics
 from ioasid_core.prq import GenericPrq, LookupPolicy, PageRequest, Perm
 from ioasid_core.replay import RunResult
 from ioasid_core.report import render_table
+
+# tests/plugin_fakes.py: ``tests.plugin_fakes`` at run time, ``plugin_fakes`` to mypy.
+if TYPE_CHECKING:
+    from plugin_fakes import FakeEntryPoint
+else:
+    from tests.plugin_fakes import FakeEntryPoint
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "null-set-search.toml"
 REALDATA = Path(__file__).parent / "data" / "realdata"
@@ -196,3 +203,26 @@ def test_a_sweep_path_is_named_escaped(tmp_path: Path) -> None:
     code, _, stderr = invoke("sweep", str(tmp_path / f"s{ESC}.toml"), "--out", str(tmp_path / "o"))
     assert code == 2 and harmless(stderr), repr(stderr)
     assert f"s{SHOWN}.toml: no such file" in stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["logs", str(REALDATA / "vtd-faults.txt")],
+        ["compare", str(EXAMPLE), "--vendors", "generic"],
+        ["plugins"],
+    ],
+    ids=lambda args: args[0],
+)
+def test_a_plugin_that_fails_to_load_is_named_escaped_on_one_line(
+    args: list[str], install: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    install(FakeEntryPoint("evil", RuntimeError(f"boom {ESC}red\nfake line")))
+    code, stdout, stderr = invoke(*args)
+    assert code in (0, 1), stderr
+    # The loader's warning ("skipping ioasid plugin ...": the only word of it under `logs`,
+    # through logging's last-resort handler) carried the exception raw.
+    said = [stdout, stderr, *caplog.messages]
+    assert all(harmless(text) for text in said), said
+    shown = f"RuntimeError: boom {SHOWN}red\\nfake line"
+    assert any(shown in line for text in said for line in text.splitlines()), said

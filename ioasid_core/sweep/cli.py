@@ -177,7 +177,7 @@ def _sweep(
     left_out: list[str] = []  # a plugin's hook raised, a vendor does not conform: the rest run
     installed = available_vendors(host.hooks, left_out)
     for line in left_out:
-        click.echo(f"ioasid: left out: {printable_lines(line)}", err=True)
+        click.echo(f"ioasid: left out: {printable(line)}", err=True)
     try:
         plan = _load(target, installed)
     except ScenarioError as exc:
@@ -206,7 +206,8 @@ def _sweep(
     _plots(plan, out, shown)
     _summary(plan, report, engine.describe, out)
     if left_out:  # the sweep ran without them: not whole
-        message = f"{len(left_out)} plugin problem(s) left vendors out: " + "; ".join(left_out)
+        problems = "; ".join(map(printable, left_out))  # each one line: "; " between them
+        message = f"{len(left_out)} plugin problem(s) left vendors out: {problems}"
         raise _fail(message, EXIT_FAILED_RUNS)
 
 
