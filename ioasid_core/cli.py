@@ -23,8 +23,9 @@ import click
 from rich.console import Console
 
 from ioasid_core.cli_types import MAX_SEED, BoundedInt
+from ioasid_core.figures import BenchmarkFigure
 from ioasid_core.plugins import Hooks, PluginHost, VendorCollection, new_plugin_manager
-from ioasid_core.printable import printable, printable_lines
+from ioasid_core.printable import describe, printable, printable_lines
 from ioasid_core.stdout import PipeConsole, stdout_console, write_stdout
 
 if TYPE_CHECKING:
@@ -222,9 +223,13 @@ def bench_command(ctx: click.Context, as_json: bool, quick: bool, check: bool) -
         host = new_plugin_manager()
     log_formats, _ = host.hooks.log_formats()  # a plugin that offers none is left out
     vendors = list(available_vendors(host.hooks).values())
-    figures, limits = run_bench(
-        quick=quick, extra=host.hooks.benchmarks(), log_formats=log_formats, vendors=vendors
-    )
+    failed: list[str] = []  # a plugin's figure that raised or is not a number: the rest run
+    try:
+        extra = [_guarded(figure, failed) for figure in host.hooks.benchmarks()]
+    except Exception as exc:  # a plugin's hook raised, or offered something else
+        failed.append(f"ioasid_benchmarks failed: {describe(exc)}")
+        extra = []
+    figures, limits = run_bench(quick=quick, extra=extra, log_formats=log_formats, vendors=vendors)
     # Not within its limit: over it, or not a number at all (a plugin's figure; nan > x is
     # false, so "over" alone would call a nan "ok").
     over = [name for name, value in figures.items() if not value <= limits[name]]
@@ -235,8 +240,32 @@ def bench_command(ctx: click.Context, as_json: bool, quick: bool, check: bool) -
         write_stdout(json.dumps({**shown, "interpreter": interpreter_build()}) + "\n")
     else:
         click.echo(bench_table(figures, limits, over))
-    if check and over:
+    for line in failed:
+        _fail(line, EXIT_PLUGIN_FAILURE)
+    if failed or (check and over):
         ctx.exit(1)
+
+
+def _guarded(figure: BenchmarkFigure, failed: list[str]) -> BenchmarkFigure:
+    """``figure`` with a run that cannot stop the bench: what it raises, or returns that
+    is not a number, is said in ``failed`` and the figure is ``nan`` (shown OVER)."""
+    name = printable(repr(figure.name))
+    if not isinstance(figure.limit, int | float) or isinstance(figure.limit, bool):
+        failed.append(f"benchmark figure {name}: its limit {figure.limit!r} is not a number")
+        return attrs.evolve(figure, limit=math.nan, run=lambda quick: math.nan)
+
+    def run(quick: bool) -> float:
+        try:
+            value = figure.run(quick)
+        except Exception as exc:
+            failed.append(f"benchmark figure {name} failed: {describe(exc)}")
+            return math.nan
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            failed.append(f"benchmark figure {name} returned {value!r}, not a number")
+            return math.nan
+        return float(value)
+
+    return attrs.evolve(figure, run=run)
 
 
 def bench_table(figures: dict[str, float], limits: dict[str, float], over: list[str]) -> str:

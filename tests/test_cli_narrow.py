@@ -197,3 +197,46 @@ def test_bench_calls_a_nan_figure_over_its_limit(monkeypatch: pytest.MonkeyPatch
     assert result.stdout.split()[:5] == ["acme_ratio", "nan", "limit", "2.0", "OVER"]
     result = CliRunner().invoke(cli, ["bench", "--quick", "--json"])
     assert json.loads(result.stdout)["acme_ratio"] is None  # JSON has no nan
+
+
+def test_a_plugins_figure_that_raises_or_is_not_a_number_is_named_and_the_rest_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ioasid_core import cli as cli_module
+    from ioasid_core.figures import BenchmarkFigure
+    from ioasid_core.markers import hookimpl
+    from ioasid_core.plugins import PluginHost, new_plugin_manager
+
+    def boom(quick: bool) -> float:
+        raise RuntimeError("\x1b[31mboom")
+
+    class FigurePlugin:
+        @hookimpl
+        def ioasid_benchmarks(self) -> list[BenchmarkFigure]:
+            return [
+                BenchmarkFigure("raises_ratio", 2.0, boom),
+                BenchmarkFigure("word_ratio", 2.0, lambda quick: "fast"),  # type: ignore[arg-type,return-value]
+                BenchmarkFigure("limitless_ratio", "x", lambda quick: 1.0),  # type: ignore[arg-type]
+                BenchmarkFigure("fine_ratio", 2.0, lambda quick: 1.5),
+            ]
+
+    def host(**kwargs: object) -> PluginHost:
+        made = new_plugin_manager(load_entry_points=False)
+        made.pm.register(FigurePlugin(), name="acme")
+        return made
+
+    def plugins_only(**kwargs: object) -> tuple[dict[str, float], dict[str, float]]:
+        extra = kwargs["extra"]
+        assert isinstance(extra, list)
+        return {f.name: round(f.run(True), 3) for f in extra}, {f.name: f.limit for f in extra}
+
+    monkeypatch.setattr(cli_module, "new_plugin_manager", host)
+    monkeypatch.setattr("ioasid_core.bench.run_bench", plugins_only)
+    result = CliRunner().invoke(cli, ["bench", "--quick"])
+    assert result.exit_code == 1  # a plugin failed: not a traceback, not 0
+    lines = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
+    assert lines["fine_ratio"] == ["1.500", "limit", "2.0", "ok"]
+    assert lines["raises_ratio"][-1] == lines["word_ratio"][-1] == "OVER"
+    assert "benchmark figure 'raises_ratio' failed: RuntimeError: \\x1b[31mboom" in result.stderr
+    assert "benchmark figure 'word_ratio' returned 'fast', not a number" in result.stderr
+    assert "benchmark figure 'limitless_ratio': its limit 'x' is not a number" in result.stderr
