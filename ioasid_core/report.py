@@ -25,7 +25,7 @@ from rich.text import Text
 from ioasid_core.metrics import Metrics
 from ioasid_core.printable import printable, printable_lines
 from ioasid_core.replay import RunResult
-from ioasid_core.whole_table import print_whole
+from ioasid_core.whole_table import narrowest
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -216,11 +216,7 @@ def _table(
     cells: Sequence[Sequence[str]],
     view: str,
 ) -> Table:
-    risky = any(column.risky for column in columns)
-    caption = "; ".join(f"{c.label}: {c.what}" for c in columns)
-    if risky:
-        caption += " (red: the handler was handed what it must not touch)"
-    caption += f"\n{own_rule_note(results)}"
+    caption = _caption(results, columns)
     # Text, not markup: a scenario or vendor name is shown as written ("[v5.5]", "[/]"),
     # its control characters escaped (the loader refuses them; results built in Python
     # are not loaded).
@@ -253,6 +249,14 @@ def _table(
         )
         table.add_row(Text(printable(vendor)), policy, *shown)
     return table
+
+
+def _caption(results: Sequence[RunResult], columns: Sequence[Column]) -> str:
+    """What each column means, and what ``*`` marks (two lines)."""
+    caption = "; ".join(f"{c.label}: {c.what}" for c in columns)
+    if any(column.risky for column in columns):
+        caption += " (red: the handler was handed what it must not touch)"
+    return caption + f"\n{own_rule_note(results)}"
 
 
 DISCIPLINE_NAMES = {
@@ -298,14 +302,10 @@ def to_tables(scenario: str, results: Sequence[RunResult], *, width: int = 80) -
     """The views a scenario needs (page requests if any run sent some, allocations if any
     run allocated), each with the columns its story needs, split into as many tables as it
     takes to fit ``width`` columns: a number is never cut to fit."""
-    views = _views(results)
     tables: list[Table] = []
     flats = [_flat(result) for result in results]
-    for view in views:
-        columns = TABLE_COLUMNS if view == "requests" else ALLOCATION_COLUMNS
-        shown = [c for c in columns if c.always or any(_something(f.get(c.key)) for f in flats)]
+    for name, shown in _shown_views(results, flats):
         cells = [[_cell(flat.get(c.key, 0), c.whole) for c in shown] for flat in flats]
-        name = ("page requests" if view == "requests" else "allocations") if len(views) > 1 else ""
         parts = _fit_columns(scenario, results, shown, cells, width)
         for number, part in enumerate(parts, 1):
             label = name
@@ -315,6 +315,42 @@ def to_tables(scenario: str, results: Sequence[RunResult], *, width: int = 80) -
             picked = [[row[i] for i in part] for row in cells]
             tables.append(_table(scenario, results, [shown[i] for i in part], picked, label))
     return tables
+
+
+def _shown_views(
+    results: Sequence[RunResult], flats: Sequence[dict[str, object]]
+) -> list[tuple[str, list[Column]]]:
+    """Each view the results need, named if there are several, with the columns its story
+    needs (every ``always`` one, the others where some run has something)."""
+    views = _views(results)
+    shown = []
+    for view in views:
+        columns = TABLE_COLUMNS if view == "requests" else ALLOCATION_COLUMNS
+        picked = [c for c in columns if c.always or any(_something(f.get(c.key)) for f in flats)]
+        name = ("page requests" if view == "requests" else "allocations") if len(views) > 1 else ""
+        shown.append((name, picked))
+    return shown
+
+
+def print_vertical(console: Console, scenario: str, results: Sequence[RunResult]) -> None:
+    """The views as lists, for a terminal too narrow for a table of one metric: each run's
+    name on a line, then one metric a line (``  cross 8``). A table wider than the terminal
+    would be wrapped by it, anywhere: in the middle of a number."""
+    flats = [_flat(result) for result in results]
+    for index, (name, shown) in enumerate(_shown_views(results, flats)):
+        if index:
+            console.print()
+        title = printable(f"scenario: {scenario}" + (f" ({name})" if name else ""))
+        console.print(Text(title, style="bold"))
+        width = max(len(c.label) for c in shown)
+        for result, flat in zip(results, flats, strict=True):
+            policy = f"{result.policy.value}*" if result.native else result.policy.value
+            console.print(Text(printable(f"{result.vendor} {policy}"), style="bold"))
+            for column in shown:
+                cell = _cell(flat.get(column.key, 0), column.whole)
+                red = column.risky and cell not in ("0", "-")
+                console.print(Text(f"  {column.label:<{width}} {cell}", "bold red" if red else ""))
+        console.print(Text(printable_lines(_caption(results, shown))))
 
 
 def _fit_columns(
@@ -452,12 +488,17 @@ def render_table(scenario: str, results: Sequence[RunResult], *, width: int | No
 
 
 def print_report(console: Console, scenario: str, results: Sequence[RunResult]) -> None:
-    """What ``compare`` and ``run`` print: the tables at the console's width, then the
-    step errors if any run had some."""
-    for index, table in enumerate(to_tables(scenario, results, width=console.width)):
-        if index:
-            console.print()  # a caption, then the next table's title: keep them apart
-        print_whole(console, table)  # never squeezed below its narrowest: no cut number
+    """What ``compare`` and ``run`` print: the tables at the console's width (lists, if
+    the console is too narrow for a table of one metric), then the step errors if any run
+    had some."""
+    tables = to_tables(scenario, results, width=console.width)
+    if any(narrowest(table) > console.width for table in tables):
+        print_vertical(console, scenario, results)
+    else:
+        for index, table in enumerate(tables):
+            if index:
+                console.print()  # a caption, then the next table's title: keep them apart
+            console.print(table)
     errors = step_errors_text(results)
     if errors:
         console.print()

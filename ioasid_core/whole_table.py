@@ -14,19 +14,24 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-__all__ = ["print_whole"]
+__all__ = ["narrowest", "print_whole"]
 
 _WIDE = Console(width=1 << 16, file=io.StringIO())
 """Measures tables unbounded (a measurement is clamped to its console's width)."""
 
 
+def narrowest(table: Table) -> int:
+    """The fewest columns ``table`` can be printed in without cutting a cell."""
+    return Measurement.get(_WIDE, _WIDE.options, table).minimum
+
+
 def print_whole(console: Console, table: Table) -> None:
     """``console.print(table)``, at the table's narrowest width if the console is narrower."""
-    narrowest = Measurement.get(_WIDE, _WIDE.options, table).minimum
-    if narrowest <= console.width:
+    least = narrowest(table)
+    if least <= console.width:
         console.print(table)
         return
-    width, console.width = console.width, narrowest
+    width, console.width = console.width, least
     try:
         console.print(table)
     finally:
