@@ -19,7 +19,7 @@ from rich.text import Text
 
 from ioasid_core.dump import Decoded
 from ioasid_core.printable import printable
-from ioasid_core.whole_table import print_whole
+from ioasid_core.whole_table import narrowest
 
 __all__ = ["DUMP_ROWS", "DumpSummary", "print_dump", "summarize"]
 
@@ -68,8 +68,8 @@ def print_dump(console: Console, vendor: str, summary: DumpSummary) -> None:
         if shown < summary.requests:
             title += f", the first {shown} shown (--json lists every entry)"
         # Narrow enough for 80 columns at the widest values (a 64-bit address, a 32-bit
-        # device): every cell whole, never cut or folded (a narrower terminal gets longer
-        # lines: ``print_whole``).
+        # device): every cell whole, never cut or folded (a narrower terminal gets one
+        # entry a paragraph: ``_print_fitted``).
         table = Table(
             title=Text(printable(title)),
             caption=Text(PERM_CAPTION),
@@ -80,18 +80,10 @@ def print_dump(console: Console, vendor: str, summary: DumpSummary) -> None:
         for column in ("offset", "device", "pasid", "grpid", "last", "perm", "addr"):
             justify: Literal["left", "right"] = "left" if column == "perm" else "right"
             table.add_column(column, justify=justify, no_wrap=True)
-        for row in summary.first_requests:
-            pasid = row["pasid"]
-            table.add_row(
-                f"{row['offset']:#x}",
-                f"{row['device']:#x}",
-                "-" if pasid is None else f"{pasid:#x}",
-                str(row["grpid"]),
-                "yes" if row["last"] else "",
-                "stop" if row["stop_marker"] else _perm_letters(str(row["perm"])),
-                f"{row['addr']:#x}",
-            )
-        print_whole(console, table)
+        rows = [_request_cells(row) for row in summary.first_requests]
+        for cells in rows:
+            table.add_row(*cells)
+        _print_fitted(console, table, [_paragraph(table, cells) for cells in rows])
     if summary.unhandled:
         title = f"{vendor}: {summary.unhandled} unhandled event(s), never answered"
         if len(summary.first_unhandled) < summary.unhandled:
@@ -101,15 +93,50 @@ def print_dump(console: Console, vendor: str, summary: DumpSummary) -> None:
         # Folded if a word is wider than the column, never cut with an ellipsis.
         events.add_column("kind", overflow="fold")
         events.add_column("description", overflow="fold")
-        for event in summary.first_unhandled:
-            # Text: a plugin's description is shown as written, never read as markup, and
-            # its control characters escaped (rich passes an escape sequence through).
-            events.add_row(
+        # Text: a plugin's description is shown as written, never read as markup, and its
+        # control characters escaped (rich passes an escape sequence through).
+        rows = [
+            [
                 f"{event['offset']:#x}",
-                Text(printable(str(event["kind"]))),
-                Text(printable(str(event["description"]))),
-            )
-        print_whole(console, events)
+                printable(str(event["kind"])),
+                printable(str(event["description"])),
+            ]
+            for event in summary.first_unhandled
+        ]
+        for cells in rows:
+            events.add_row(*(Text(cell) for cell in cells))
+        _print_fitted(console, events, [Text(f"{o} {k}: {d}") for o, k, d in rows])
+
+
+def _request_cells(row: dict[str, object]) -> list[str]:
+    pasid = row["pasid"]
+    return [
+        f"{row['offset']:#x}",
+        f"{row['device']:#x}",
+        "-" if pasid is None else f"{pasid:#x}",
+        str(row["grpid"]),
+        "yes" if row["last"] else "",
+        "stop" if row["stop_marker"] else _perm_letters(str(row["perm"])),
+        f"{row['addr']:#x}",
+    ]
+
+
+def _paragraph(table: Table, cells: list[str]) -> Text:
+    """One request as ``0x40: device 0x100, pasid 0x2a, ...``, for a narrow terminal."""
+    named = [f"{c.header} {cell}" for c, cell in zip(table.columns[1:], cells[1:], strict=True)]
+    return Text(f"{cells[0]}: " + ", ".join(part for part in named if not part.endswith(" ")))
+
+
+def _print_fitted(console: Console, table: Table, paragraphs: list[Text]) -> None:
+    """``table``, or, on a terminal too narrow for it, its title, one paragraph a row and
+    its caption: a table wider than the terminal has its lines wrapped by the terminal
+    anywhere, in the middle of a number."""
+    if narrowest(table) <= console.width:
+        console.print(table)
+        return
+    for text in (table.title, *paragraphs, table.caption):
+        if text is not None:
+            console.print(text)
 
 
 PERM_CAPTION = "perm: r read, w write, x exec, p privileged; stop: a stop marker"

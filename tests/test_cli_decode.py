@@ -77,17 +77,29 @@ def test_an_unknown_vendor_exits_2(tmp_path: Path) -> None:
 
 
 def test_a_terminal_narrower_than_the_table_gets_every_cell_whole(tmp_path: Path) -> None:
-    """rich squeezed the table to the terminal: 0x100 showed as "0…", headers vanished."""
+    """rich squeezed the table to the terminal: 0x100 showed as "0…", headers vanished.
+    Printed wider than the terminal, the terminal wrapped its lines through numbers: a
+    narrow terminal gets one entry a paragraph, no line wider than it."""
     for columns in ("20", "40"):
         result = CliRunner(env={"COLUMNS": columns}).invoke(
             cli, ["decode", "generic", str(_dump(tmp_path))]
         )
         assert result.exit_code == 0
-        lines = result.stdout.splitlines()
         assert "…" not in result.stdout
-        assert lines[2].split() == ["offset", "device", "pasid", "grpid", "last", "perm", "addr"]
-        assert [line.split() for line in lines[4:7]] == [
-            ["0x0", "0x100", "0x2a", "3", "r---", "0x1000"],
-            ["0x18", "0x100", "0x2a", "3", "yes", "r---", "0x2000"],
-            ["0x30", "0x101", "-", "4", "yes", "stop", "0x0"],
-        ], result.stdout
+        assert all(len(line) <= int(columns) for line in result.stdout.splitlines())
+        text = " ".join(result.stdout.split())
+        assert (
+            "generic: 3 page request(s) "
+            "0x0: device 0x100, pasid 0x2a, grpid 3, perm r---, addr 0x1000 "
+            "0x18: device 0x100, pasid 0x2a, grpid 3, last yes, perm r---, addr 0x2000 "
+            "0x30: device 0x101, pasid -, grpid 4, last yes, perm stop, addr 0x0 "
+            "perm: r read,"
+        ) in text, result.stdout
+    wide = CliRunner(env={"COLUMNS": "80"}).invoke(cli, ["decode", "generic", str(_dump(tmp_path))])
+    lines = wide.stdout.splitlines()
+    assert lines[2].split() == ["offset", "device", "pasid", "grpid", "last", "perm", "addr"]
+    assert [line.split() for line in lines[4:7]] == [
+        ["0x0", "0x100", "0x2a", "3", "r---", "0x1000"],
+        ["0x18", "0x100", "0x2a", "3", "yes", "r---", "0x2000"],
+        ["0x30", "0x101", "-", "4", "yes", "stop", "0x0"],
+    ], wide.stdout

@@ -41,7 +41,7 @@ def invoke(*args: str, columns: int) -> tuple[int, str]:
 def tokens(text: str) -> set[str]:
     """Every run of hex digits, ``x`` and ``:``/``.`` in ``text``: a number or an ID cut or
     split over two lines is not one of them."""
-    return set(re.findall(r"[0-9A-Za-z:.]+", text))
+    return {word.rstrip(":,.") for word in re.findall(r"[0-9A-Za-z:.,]+", text)}
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +65,38 @@ def test_decode_shows_every_offset_device_pasid_and_address_whole(dump: Path, wi
     assert code == 0
     code, table = invoke("decode", "generic", str(dump), columns=width)
     assert code == 0 and "…" not in table
+    assert all(len(line) <= width for line in table.splitlines()), table  # none wraps
     shown = tokens(table)
     for entry in json.loads(as_json)["entries"]:
         for key in ("offset", "device", "pasid", "addr"):
             if entry[key] is not None:
                 assert f"{entry[key]:#x}" in shown, (width, key, entry)
         assert str(entry["grpid"]) in shown
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_decode_shows_unhandled_events_whole(tmp_path: Path, width: int) -> None:
+    """SMMUv3 event records that are not page requests (their descriptions name a SID)."""
+    records = []
+    for n, code in enumerate((0x01, 0x03, 0x05, 0x10, 0x11, 0x12) * 5):
+        record = bytearray(32)
+        record[0] = code
+        record[4:8] = (0x9E289761 + n).to_bytes(4, "little")  # the StreamID
+        record[8:16] = (0x7CE42C8218072E8C - n).to_bytes(8, "little")
+        records.append(bytes(record))
+    path = tmp_path / "evtq.bin"
+    path.write_bytes(b"".join(records))
+    code, as_json = invoke("decode", "smmuv3", str(path), "--json", columns=80)
+    unhandled = json.loads(as_json)["unhandled"]
+    assert len(unhandled) == len(records)
+    code, table = invoke("decode", "smmuv3", str(path), columns=width)
+    assert "…" not in table
+    assert all(len(line) <= width for line in table.splitlines()), table
+    shown = tokens(table)
+    for event in unhandled:
+        assert f"{event['offset']:#x}" in shown
+        for number in re.findall(r"0x[0-9a-f]+", event["description"]):
+            assert number in shown, (width, number, event)
 
 
 @pytest.mark.parametrize("width", [*WIDTHS, 120, 160, 200])
