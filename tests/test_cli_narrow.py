@@ -278,3 +278,22 @@ def test_a_plugins_figure_that_raises_or_is_not_a_number_is_named_and_the_rest_r
     assert "benchmark figure 'raises_ratio' failed: RuntimeError: \\x1b[31mboom" in result.stderr
     assert "benchmark figure 'word_ratio' returned 'fast', not a number" in result.stderr
     assert "benchmark figure 'limitless_ratio': its limit 'x' is not a number" in result.stderr
+
+
+@pytest.mark.parametrize("columns", [20, 40, 100])
+def test_the_sweep_progress_left_on_screen_keeps_its_count_whole(
+    tmp_path: Path, columns: int
+) -> None:
+    # At 20 columns the progress bar that stays on the screen read "sweep tiny-sweep… …":
+    # its count cut to nothing.
+    sweep = tmp_path / "tiny.toml"
+    sweep.write_text(
+        'name = "tiny-sweep-with-a-rather-long-name"\nbase = "null-set-search"\n'
+        'vendors = ["generic"]\npolicies = ["native"]\nseeds = [1]\n'
+        '[axes.depth]\nvalues = [64, 128]\nset."platform.units[0].queue_entries" = [64, 128]\n'
+    )
+    args = ["sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1"]
+    shown = in_a_terminal(args, columns, {"TERM": "xterm"}).decode()
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)
+    assert "…" not in plain
+    assert "2/2" in plain and "0/2" in plain

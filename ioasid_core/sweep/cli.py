@@ -216,12 +216,17 @@ def _load(target: str, installed: Mapping[str, VendorPrq]) -> SweepPlan:
     load (many points of a large base take a while)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.table import Column
 
     from ioasid_core.sweep.plan import plan_sweep
     from ioasid_core.sweep.spec import load_sweep
 
     spec = load_sweep(target)
-    columns = (TextColumn("loading points"), BarColumn(), MofNCompleteColumn())
+    columns = (  # the count never cut ("2…"): the bar gives way
+        TextColumn("loading points"),
+        BarColumn(bar_width=None if Console(stderr=True).width >= 60 else 4),
+        MofNCompleteColumn(table_column=Column(no_wrap=True)),
+    )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("", total=None)
 
@@ -256,18 +261,21 @@ def _run(
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.table import Column
 
     from ioasid_core.sweep.runner import run_sweep
 
+    console = Console(stderr=True)
+    # The count is never cut ("2/…" stays on the screen after the sweep): the name folds,
+    # the bar shrinks, and a narrow terminal leaves the times out.
+    times = (TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        TextColumn("{task.description}", table_column=Column(overflow="fold")),
+        BarColumn(bar_width=None if console.width >= 60 else 4),
+        MofNCompleteColumn(table_column=Column(no_wrap=True)),
+        *(times if console.width >= 60 else ()),
     )
-    with Progress(*columns, console=Console(stderr=True)) as bar:
+    with Progress(*columns, console=console) as bar:
         task = bar.add_task(escape(f"sweep {plan.spec.name}"), total=len(plan.runs))
 
         def moved(done: int, total: int) -> None:
