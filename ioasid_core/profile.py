@@ -123,6 +123,8 @@ def conformance_problems(vendor: object) -> list[str]:
     name = getattr(vendor, "name", None)
     if not isinstance(name, str) or not name:
         problems.append("missing name" if name is None else f"name is {_kind(name)}, not a str")
+    elif not name.isprintable():  # it reaches terminals in tables, CSV, messages
+        problems.append(f"name {name!r} has characters that are not printable")
     size = getattr(vendor, "entry_size", None)
     if size is None:
         problems.append("missing entry_size")

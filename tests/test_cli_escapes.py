@@ -30,9 +30,9 @@ from ioasid_core.report import render_table
 
 # tests/plugin_fakes.py: ``tests.plugin_fakes`` at run time, ``plugin_fakes`` to mypy.
 if TYPE_CHECKING:
-    from plugin_fakes import FakeEntryPoint
+    from plugin_fakes import FakeEntryPoint, VendorEntryPoint
 else:
-    from tests.plugin_fakes import FakeEntryPoint
+    from tests.plugin_fakes import FakeEntryPoint, VendorEntryPoint
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "null-set-search.toml"
 REALDATA = Path(__file__).parent / "data" / "realdata"
@@ -226,3 +226,19 @@ def test_a_plugin_that_fails_to_load_is_named_escaped_on_one_line(
     assert all(harmless(text) for text in said), said
     shown = f"RuntimeError: boom {SHOWN}red\\nfake line"
     assert any(shown in line for text in said for line in text.splitlines()), said
+
+
+def test_a_vendor_named_with_control_characters_is_left_out_and_named_escaped(
+    install: Callable[..., None],
+) -> None:
+    # Its name would reach the terminal raw in CSV (`compare --csv -`), which is data and
+    # is not escaped: the name is refused where the vendor is checked, with the others run.
+    class Evil(GenericPrq):
+        name = f"evil{ESC}"
+
+    install(VendorEntryPoint("evil", Evil()))
+    code, stdout, stderr = invoke("compare", str(EXAMPLE), "--policies", "native", "--csv", "-")
+    assert code == 1  # a plugin's problem: the others ran
+    assert harmless(stdout) and harmless(stderr), repr(stderr)
+    assert "evil" not in stdout and "generic,global,True" in stdout
+    assert f"name 'evil{SHOWN}' has characters that are not printable" in stderr
