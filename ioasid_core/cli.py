@@ -25,7 +25,7 @@ from rich.console import Console
 from ioasid_core.cli_types import MAX_SEED, BoundedInt
 from ioasid_core.figures import BenchmarkFigure
 from ioasid_core.plugins import Hooks, PluginHost, VendorCollection, new_plugin_manager
-from ioasid_core.printable import describe, printable, printable_lines
+from ioasid_core.printable import describe, first_lines, printable, printable_lines
 from ioasid_core.stdout import PipeConsole, stdout_console, write_stdout
 
 if TYPE_CHECKING:
@@ -389,7 +389,7 @@ def _vendors_named(vendor_names: Sequence[str] | None) -> _Picked:
 def _fail(message: str, code: int) -> int:
     """Say ``message`` on standard error (user text in it escaped: a file name, a TOML key
     or a plugin's exception can hold an escape sequence) and give back ``code``."""
-    click.echo(f"ioasid: {printable_lines(message)}", err=True)
+    click.echo(f"ioasid: {first_lines(printable_lines(message))}", err=True)
     return code
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["describe", "printable", "printable_lines"]
+__all__ = ["MESSAGE_LINES", "describe", "first_lines", "printable", "printable_lines"]
 
 
 def printable(text: str) -> str:
@@ -27,3 +27,16 @@ def printable_lines(text: str) -> str:
     """``text`` made printable line by line: a message of several lines keeps its lines,
     and nothing else in it can move the cursor or colour the terminal."""
     return "\n".join(printable(line) for line in text.split("\n"))
+
+
+MESSAGE_LINES = 20
+"""The most lines of one message shown (a scenario can have a problem in every one of
+65,536 generated steps: the first ones say what to fix)."""
+
+
+def first_lines(text: str, most: int = MESSAGE_LINES) -> str:
+    """``text``'s first ``most`` lines, then how many more there were."""
+    lines = text.split("\n")
+    if len(lines) <= most:
+        return text
+    return "\n".join([*lines[:most], f"... and {len(lines) - most} more line(s) like these"])

@@ -3,6 +3,7 @@ lists, plot names checked before any run. Run as a real process where the edge i
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +168,19 @@ def test_an_output_that_is_the_scenario_or_another_output_is_refused_before_anyt
             "compare", str(scenario), "--json", "/dev/null", "--csv", "/dev/null"
         )
         assert code == 0, stderr
+
+
+def test_a_scenario_with_thousands_of_problems_says_the_first_twenty_and_how_many_more(
+    tmp_path: Path,
+) -> None:
+    # A generator whose every step names a PASID gone (65,536 steps) printed one line per
+    # step: 117,000 lines on standard error. Here 3,000 steps of an unknown op.
+    path = tmp_path / "s.toml"
+    path.write_text(Path(EXAMPLE).read_text() + '\n[[steps]]\nat = 100\nop = "nope"\n' * 3000)
+    code, stdout, stderr = invoke("compare", str(path))
+    assert code == 2 and stdout == ""
+    lines = stderr.splitlines()
+    assert len(lines) == 21, stderr[:2000]
+    assert lines[0].startswith(f"ioasid: {path}: ")
+    assert re.fullmatch(r"\.\.\. and \d+ more line\(s\) like these", lines[-1]), lines[-1]
+    assert int(lines[-1].split()[2]) + 20 >= 3000

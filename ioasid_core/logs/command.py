@@ -21,7 +21,7 @@ from ioasid_core.logs.reader import LogReader
 from ioasid_core.logs.render import JsonWriter, TableWriter
 from ioasid_core.logs.scenario_out import ScenarioWriter
 from ioasid_core.logs.source import STDIN, InputError, iter_lines, open_input
-from ioasid_core.printable import printable, printable_lines
+from ioasid_core.printable import first_lines, printable, printable_lines
 from ioasid_core.stdout import stdout_console
 
 __all__ = ["logs_command"]
@@ -31,7 +31,8 @@ EXIT_PLUGIN_FAILURE = 1
 
 
 def _fail(message: str, code: int) -> click.exceptions.Exit:
-    click.echo(f"ioasid: {printable_lines(message)}", err=True)  # paths, plugins' errors
+    # Paths and plugins' errors escaped; at most 20 lines.
+    click.echo(f"ioasid: {first_lines(printable_lines(message))}", err=True)
     return click.exceptions.Exit(code)
 
 

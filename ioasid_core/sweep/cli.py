@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 import click
 
 from ioasid_core.cli_types import BoundedFloat, BoundedInt
-from ioasid_core.printable import printable, printable_lines
+from ioasid_core.printable import first_lines, printable, printable_lines
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -38,7 +38,7 @@ _SHOWN_FAILURES: Final = 10
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> click.exceptions.Exit:
-    click.echo(f"ioasid: {printable_lines(message)}", err=True)  # paths, names, errors
+    click.echo(f"ioasid: {first_lines(printable_lines(message))}", err=True)  # escaped, 20 lines
     return click.exceptions.Exit(code)
 
 
