@@ -37,11 +37,14 @@ if TYPE_CHECKING:
 __all__ = ["PipeConsole", "bench_table", "cli", "main"]
 
 
-# Exit codes: 0 success, 2 bad input, 1 a failure inside a plugin, 141 a closed pipe.
+# Exit codes: 0 success, 2 bad input, 1 a failure inside a plugin, 141 a closed pipe, 130
+# interrupted.
 EXIT_BAD_INPUT = 2
 EXIT_PLUGIN_FAILURE = 1
 EXIT_CLOSED_PIPE = 141
 """128 + SIGPIPE: what a shell reports for a tool killed by a closed pipe (``| head``)."""
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT: what a shell reports for a tool stopped by Ctrl-C (``sweep`` says so too)."""
 
 
 class _Group(click.Group):
@@ -63,6 +66,8 @@ class _Group(click.Group):
 def _output_errors() -> Iterator[None]:
     try:
         yield
+    except KeyboardInterrupt:  # click's own "Aborted!" is status 1: a plugin failed, here
+        raise click.exceptions.Exit(_fail("interrupted", EXIT_INTERRUPTED)) from None
     except OSError as exc:
         if exc.errno == errno.EPIPE:
             _drop_stdout()
@@ -593,7 +598,8 @@ def compare_command(
     tables: they are what the modelled kernel answered, not failures of the command, so the
     exit status stays 0. Exit status: 0 success, 2 bad input (the message names the file
     and key, or the output that cannot be written), 1 a plugin failed, 141 the reader of
-    the output went away (a closed pipe, as for a process killed by SIGPIPE).
+    the output went away (a closed pipe, as for a process killed by SIGPIPE), 130
+    interrupted (Ctrl-C).
     """
     from ioasid_core.report import plot_format_problem, print_report, to_csv, to_json, write_plot
 

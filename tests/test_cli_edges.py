@@ -3,9 +3,12 @@ lists, plot names checked before any run. Run as a real process where the edge i
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -184,3 +187,24 @@ def test_a_scenario_with_thousands_of_problems_says_the_first_twenty_and_how_man
     assert lines[0].startswith(f"ioasid: {path}: ")
     assert re.fullmatch(r"\.\.\. and \d+ more line\(s\) like these", lines[-1]), lines[-1]
     assert int(lines[-1].split()[2]) + 20 >= 3000
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_is_status_130_with_one_line_not_abort_as_a_plugin_failure(
+    tmp_path: Path, jobs: str
+) -> None:
+    # click's own handling said "Aborted!" with status 1, which means a plugin failed here.
+    storm = (Path(EXAMPLE).parent / "prq-storm.toml").read_text()
+    path = tmp_path / "storm.toml"
+    path.write_text(storm.replace("groups = 12\n", "groups = 20000\n"))
+    with subprocess.Popen(
+        [*IOASID, "compare", str(path), "--jobs", jobs],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    ) as process:
+        time.sleep(4)  # loaded, replaying (the whole comparison takes ~30 s)
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole group, workers too
+        stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr == b"ioasid: interrupted\n" and stdout == b""
