@@ -663,6 +663,8 @@ def _write(path: str, text: str) -> None:
     try:
         with open(path, "w", encoding="utf-8") as file:
             file.write(text)
+    except BrokenPipeError:  # --json /dev/stdout into a pipe whose reader left: 141
+        raise
     except OSError as exc:
         raise click.exceptions.Exit(_cannot_write(path, exc)) from exc
 
@@ -679,7 +681,11 @@ def _check_writable(flag: str, path: Path) -> None:
         why = "is a directory"
     elif not folder.is_dir():
         why = f"its folder {str(folder)!r} does not exist"
-    elif not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    elif path.exists():  # written in place: /dev/stdout needs no writable /dev
+        if os.access(path, os.W_OK):
+            return
+        why = "is not writable"
+    elif not os.access(folder, os.W_OK):
         why = "is not writable"
     else:
         return

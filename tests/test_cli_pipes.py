@@ -109,6 +109,7 @@ def test_logs_read_one_line_is_a_closed_pipe(big_log: Path, json: bool) -> None:
         ["compare", "null-set-search", "--vendors", "generic"],
         ["compare", "null-set-search", "--vendors", "generic", "--csv", "-"],
         ["compare", "null-set-search", "--vendors", "generic", "--json", "-"],
+        ["compare", "null-set-search", "--vendors", "generic", "--json", "/dev/stdout"],
         ["decode", "generic", "DUMP"],
         ["decode", "generic", "DUMP", "--json"],
         ["logs", "LOG"],
