@@ -297,3 +297,5 @@ def test_the_sweep_progress_left_on_screen_keeps_its_count_whole(
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)
     assert "…" not in plain
     assert "2/2" in plain and "0/2" in plain
+    took = re.search(r"2 run now on this process in (\S+) s;", plain.replace("\r\n", " "))
+    assert took and float(took[1]) > 0, plain  # a short sweep read "in 0.0 s"

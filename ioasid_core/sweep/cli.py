@@ -291,12 +291,18 @@ def _plots(plan: SweepPlan, out: Path, metrics: list[str]) -> None:
         _write_plots(out, [a.name for a in plan.spec.axes], metrics, plan.spec.name)
 
 
+def _seconds(value: float) -> str:
+    """Tenths of a second, or two significant digits below 0.1 s (never "0.0" for 0.04)."""
+    return f"{value:.1f}" if value >= 0.095 or value == 0 else f"{value:.2g}"
+
+
 def _summary(plan: SweepPlan, report: SweepReport, where: str, out: Path) -> None:
     held = report.total - report.ran
     kept = f" ({held} held already)" if held else ""
     click.echo(
         f"sweep {plan.spec.name}: {report.total} runs{kept}, {report.ran} run now on {where} "
-        f"in {report.wall_s:.1f} s; {len(report.failed)} failed; results in {printable(str(out))}"
+        f"in {_seconds(report.wall_s)} s; {len(report.failed)} failed; "
+        f"results in {printable(str(out))}"
     )
     if not report.failed:
         return
