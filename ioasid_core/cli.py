@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -126,7 +127,10 @@ def plugins_command(ctx: click.Context, as_json: bool, block: Sequence[str], str
     if as_json:
         write_stdout(json.dumps(plugins_report(host, vendors), indent=2) + "\n")
     else:
-        click.echo(plugins_table(host, vendors))
+        # A terminal narrower than the table would wrap its lines anywhere, through a
+        # version: one plugin a block there. A pipe gets the table (a script reads it).
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        click.echo(plugins_table(host, vendors, width=width))
     if strict and (host.failures or vendors.problems):
         ctx.exit(1)
 
@@ -148,10 +152,11 @@ def plugins_report(host: PluginHost, vendors: VendorCollection) -> dict[str, obj
     }
 
 
-def plugins_table(host: PluginHost, vendors: VendorCollection) -> str:
-    """The plain-text listing: a table of plugins, then failures and blocked names if any.
-    What plugins say of themselves (names, versions, descriptions, errors) is escaped: it
-    reaches the terminal as written by a stranger."""
+def plugins_table(host: PluginHost, vendors: VendorCollection, *, width: int | None = None) -> str:
+    """The plain-text listing: a table of plugins (one plugin a block if the table is wider
+    than ``width``), then failures and blocked names if any. What plugins say of themselves
+    (names, versions, descriptions, errors) is escaped: it reaches the terminal as written
+    by a stranger."""
     lines: list[str] = []
     if host.loaded:
         rows: list[tuple[str, ...]] = [
@@ -171,9 +176,19 @@ def plugins_table(host: PluginHost, vendors: VendorCollection) -> str:
             for p in host.loaded
         ]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines += [
+        table = [
             "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
         ]
+        if width is None or max(map(len, table)) <= width:
+            lines += table
+        else:
+            labels = [label.lower() for label in rows[0][1:]]
+            for row in rows[1:]:
+                lines.append(row[0])
+                for label, value in zip(labels, row[1:], strict=True):
+                    # One vendor a line: "smmuv3,smmuv3-pri,smmuv3-pri-iopf" is 33 wide.
+                    parts = value.split(",") if label == "vendors" else [value]
+                    lines += [f"  {label if n == 0 else '':<12} {v}" for n, v in enumerate(parts)]
     else:
         lines.append("no ioasid plugins loaded")
     if host.failures:

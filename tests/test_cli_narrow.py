@@ -299,3 +299,17 @@ def test_the_sweep_progress_left_on_screen_keeps_its_count_whole(
     assert "2/2" in plain and "0/2" in plain
     took = re.search(r"2 run now on this process in (\S+) s;", plain.replace("\r\n", " "))
     assert took and float(took[1]) > 0, plain  # a short sweep read "in 0.0 s"
+
+
+def test_plugins_on_a_narrow_terminal_are_listed_one_a_block_with_every_version_whole() -> None:
+    # The table (about 110 columns) was printed as is: the terminal wrapped it anywhere.
+    table = CliRunner().invoke(cli, ["plugins"]).stdout.splitlines()  # a pipe: the table
+    assert table[0].split()[:3] == ["NAME", "DISTRIBUTION", "VERSION"]
+    rows = [line.split()[:3] for line in table[1:] if line and not line.startswith(" ")]
+    shown = in_a_terminal(["plugins"], 40, {"TERM": "xterm"}).decode().replace("\r", "")
+    lines = shown.splitlines()
+    for name, distribution, version in rows:
+        block = lines[lines.index(name) : lines.index(name) + 5]
+        assert block[1].split() == ["distribution", distribution], block
+        assert block[2].split() == ["version", version], block
+    assert all(len(line) <= 40 for line in lines if not line.startswith("  description")), shown
