@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import sys
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -224,8 +225,33 @@ def demo_command() -> None:
 
     steps = run_demo()
     width = max(len(step.action) for step in steps)
-    for step in steps:
-        click.echo(f"{step.action.ljust(width)}  {step.outcome}")
+    lines = [f"{step.action.ljust(width)}  {step.outcome}" for step in steps]
+    terminal = _terminal_width()
+    if terminal is None or max(map(len, lines)) <= terminal:
+        click.echo("\n".join(lines))
+        return
+    for step in steps:  # a narrow terminal: the outcome under its action, wrapped at words
+        click.echo(_wrapped(step.action, terminal))
+        click.echo(_wrapped(step.outcome, terminal, indent="  "))
+
+
+def _terminal_width() -> int | None:
+    """The terminal's columns, or None if the output is not a terminal (a pipe, a file:
+    a script reads the lines as they are)."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def _wrapped(text: str, width: int, indent: str = "") -> str:
+    """``text`` in lines of at most ``width`` columns, broken only between words: a
+    terminal wraps a longer line anywhere, in the middle of a number."""
+    return textwrap.fill(
+        text,
+        max(width, 1),
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 @cli.command(name="bench")
@@ -259,7 +285,7 @@ def bench_command(ctx: click.Context, as_json: bool, quick: bool, check: bool) -
         shown = {k: v if math.isfinite(v) else None for k, v in figures.items()}
         write_stdout(json.dumps({**shown, "interpreter": interpreter_build()}) + "\n")
     else:
-        click.echo(bench_table(figures, limits, over))
+        click.echo(bench_table(figures, limits, over, width=_terminal_width()))
     for line in failed:
         _fail(line, EXIT_PLUGIN_FAILURE)
     if failed or (check and over):
@@ -288,18 +314,26 @@ def _guarded(figure: BenchmarkFigure, failed: list[str]) -> BenchmarkFigure:
     return attrs.evolve(figure, run=run)
 
 
-def bench_table(figures: dict[str, float], limits: dict[str, float], over: list[str]) -> str:
-    """One line per figure: its value, its limit and whether it is within it. A value is
-    never shown as 0 when it is not (``0.0004``), nor a limit rounded (``1.25``, not
-    ``1.2``): the line must say what the check compared."""
-    width = max(28, *(len(name) for name in figures))
+def bench_table(
+    figures: dict[str, float],
+    limits: dict[str, float],
+    over: list[str],
+    *,
+    width: int | None = None,
+) -> str:
+    """One line per figure: its value, its limit and whether it is within it (two lines a
+    figure if the lines are wider than ``width``). A value is never shown as 0 when it is
+    not (``0.0004``), nor a limit rounded (``1.25``, not ``1.2``): the line must say what
+    the check compared."""
+    widest = max(28, *(len(name) for name in figures))
     lines = []
     for name, value in figures.items():
         mark = "OVER" if name in over else "ok"
-        lines.append(
-            f"{printable(name):<{width}} {_figure(value):>10}   limit {_limit(limits[name]):>7}"
-            f"   {mark}"
-        )
+        shown = (printable(name), _figure(value), _limit(limits[name]))
+        line = f"{shown[0]:<{widest}} {shown[1]:>10}   limit {shown[2]:>7}   {mark}"
+        if width is not None and len(line) > width:  # the name, then its numbers
+            line = f"{shown[0]}\n  {shown[1]}  limit {shown[2]}  {mark}"
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -313,3 +313,21 @@ def test_plugins_on_a_narrow_terminal_are_listed_one_a_block_with_every_version_
         assert block[1].split() == ["distribution", distribution], block
         assert block[2].split() == ["version", version], block
     assert all(len(line) <= 40 for line in lines if not line.startswith("  description")), shown
+
+
+def test_the_demo_on_a_narrow_terminal_breaks_lines_only_between_words() -> None:
+    piped = CliRunner().invoke(cli, ["demo"]).stdout  # a pipe: one step a line, as before
+    shown = in_a_terminal(["demo"], 40, {"TERM": "xterm"}).decode().replace("\r", "")
+    assert all(len(line) <= 40 for line in shown.splitlines()), shown
+    assert sorted(piped.split()) == sorted(shown.split())  # every word whole, none lost
+
+
+def test_bench_lines_wider_than_the_terminal_become_two_lines() -> None:
+    figures, limits = (
+        {"pair_ratio_1m_vs_1k_scattered": 1.512},
+        {"pair_ratio_1m_vs_1k_scattered": 1.5},
+    )
+    wide = bench_table(figures, limits, ["pair_ratio_1m_vs_1k_scattered"])
+    assert wide.split() == ["pair_ratio_1m_vs_1k_scattered", "1.512", "limit", "1.5", "OVER"]
+    narrow = bench_table(figures, limits, ["pair_ratio_1m_vs_1k_scattered"], width=40)
+    assert narrow.splitlines() == ["pair_ratio_1m_vs_1k_scattered", "  1.512  limit 1.5  OVER"]
