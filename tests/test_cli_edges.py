@@ -208,3 +208,12 @@ def test_ctrl_c_is_status_130_with_one_line_not_abort_as_a_plugin_failure(
         stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert stderr == b"ioasid: interrupted\n" and stdout == b""
+
+
+@pytest.mark.parametrize("given", ["", " , "])
+def test_logs_with_an_empty_vendor_list_is_bad_input_as_compares_is(given: str) -> None:
+    # It read every vendor's records, as if the option were left out.
+    log = str(Path(__file__).parent / "data" / "realdata" / "vtd-faults.txt")
+    code, stdout, stderr = invoke("logs", log, "--vendor", given)
+    assert code == 2 and stdout == ""
+    assert stderr == f"ioasid: --vendor {given!r}: no name given (leave it out for all)\n"

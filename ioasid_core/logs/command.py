@@ -103,6 +103,10 @@ def logs_command(
     numbered through them as `cat` would. Every installed vendor's printer formats are read.
     """
     vendors = [v.strip() for name in vendor_names for v in name.split(",") if v.strip()]
+    if vendor_names and not vendors:  # `--vendor "$V"` with V empty: not "every vendor"
+        raise _fail(
+            f"--vendor {vendor_names[0]!r}: no name given (leave it out for all)", EXIT_BAD_INPUT
+        )
     formats, problems = _formats(vendors)
     if scenario_path is not None:
         _check_writable(Path(scenario_path))
