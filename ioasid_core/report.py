@@ -255,7 +255,9 @@ def _caption(results: Sequence[RunResult], columns: Sequence[Column]) -> str:
     """What each column means, and what ``*`` marks (two lines)."""
     caption = "; ".join(f"{c.label}: {c.what}" for c in columns)
     if any(column.risky for column in columns):
-        caption += " (red: the handler was handed what it must not touch)"
+        # Said in words too: a pipe, NO_COLOR or a dumb terminal shows no red.
+        risky = ", ".join(c.label for c in columns if c.risky)
+        caption += f" ({risky} not 0, in red: the handler was handed what it must not touch)"
     return caption + f"\n{own_rule_note(results)}"
 
 
