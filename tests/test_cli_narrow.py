@@ -331,3 +331,11 @@ def test_bench_lines_wider_than_the_terminal_become_two_lines() -> None:
     assert wide.split() == ["pair_ratio_1m_vs_1k_scattered", "1.512", "limit", "1.5", "OVER"]
     narrow = bench_table(figures, limits, ["pair_ratio_1m_vs_1k_scattered"], width=40)
     assert narrow.splitlines() == ["pair_ratio_1m_vs_1k_scattered", "  1.512  limit 1.5  OVER"]
+
+
+def test_without_colour_the_caption_still_says_which_columns_are_the_red_ones() -> None:
+    code, shown = invoke("run", "null-set-search", columns=200)  # a pipe: no colour
+    assert code == 0 and "\x1b[" not in shown
+    assert "(cross, type not 0, in red: the handler was handed what it must not touch)" in (
+        " ".join(shown.split())
+    )
