@@ -81,7 +81,7 @@ def _output_errors() -> Iterator[None]:
         raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT)) from None
 
 
-_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBADF})
 """What writing the standard output may meet (and nothing else a command does unnamed)."""
 
 
@@ -91,7 +91,7 @@ def _drop_stdout() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # not a real file (a test's capture): nothing to flush
+    except (OSError, ValueError, AttributeError):  # a test's capture, or closed: no flush
         pass
 
 
@@ -130,8 +130,7 @@ def plugins_command(ctx: click.Context, as_json: bool, block: Sequence[str], str
     else:
         # A terminal narrower than the table would wrap its lines anywhere, through a
         # version: one plugin a block there. A pipe gets the table (a script reads it).
-        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-        click.echo(plugins_table(host, vendors, width=width))
+        write_stdout(plugins_table(host, vendors, width=_terminal_width()) + "\n")
     if strict and (host.failures or vendors.problems):
         ctx.exit(1)
 
@@ -227,18 +226,20 @@ def demo_command() -> None:
     width = max(len(step.action) for step in steps)
     lines = [f"{step.action.ljust(width)}  {step.outcome}" for step in steps]
     terminal = _terminal_width()
-    if terminal is None or max(map(len, lines)) <= terminal:
-        click.echo("\n".join(lines))
-        return
-    for step in steps:  # a narrow terminal: the outcome under its action, wrapped at words
-        click.echo(_wrapped(step.action, terminal))
-        click.echo(_wrapped(step.outcome, terminal, indent="  "))
+    if terminal is not None and max(map(len, lines)) > terminal:
+        # A narrow terminal: the outcome under its action, wrapped at words.
+        lines = [
+            f"{_wrapped(step.action, terminal)}\n{_wrapped(step.outcome, terminal, indent='  ')}"
+            for step in steps
+        ]
+    write_stdout("\n".join(lines) + "\n")
 
 
 def _terminal_width() -> int | None:
     """The terminal's columns, or None if the output is not a terminal (a pipe, a file:
     a script reads the lines as they are)."""
-    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    out = sys.stdout
+    return shutil.get_terminal_size().columns if out is not None and out.isatty() else None
 
 
 def _wrapped(text: str, width: int, indent: str = "") -> str:
@@ -285,7 +286,7 @@ def bench_command(ctx: click.Context, as_json: bool, quick: bool, check: bool) -
         shown = {k: v if math.isfinite(v) else None for k, v in figures.items()}
         write_stdout(json.dumps({**shown, "interpreter": interpreter_build()}) + "\n")
     else:
-        click.echo(bench_table(figures, limits, over, width=_terminal_width()))
+        write_stdout(bench_table(figures, limits, over, width=_terminal_width()) + "\n")
     for line in failed:
         _fail(line, EXIT_PLUGIN_FAILURE)
     if failed or (check and over):

@@ -20,9 +20,17 @@ from rich.console import Console
 __all__ = ["PipeConsole", "StdoutFile", "stdout_console", "write_stdout"]
 
 
+def _closed() -> OSError:
+    """The standard output was closed before the command started (``>&-``): Python has no
+    ``sys.stdout`` then, and what is written would vanish without a word."""
+    return OSError(errno.EBADF, "it is closed")
+
+
 def write_stdout(text: str) -> None:
     """Write ``text`` to the standard output, all of it or ``BrokenPipeError``."""
     out = sys.stdout
+    if out is None:
+        raise _closed()
     try:
         fd = out.fileno()
     except (AttributeError, OSError, ValueError):  # not a real file (a test's capture)
@@ -43,17 +51,20 @@ class StdoutFile:
         return len(text)
 
     def flush(self) -> None:
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.flush()
 
     def isatty(self) -> bool:
-        return sys.stdout.isatty()
+        return sys.stdout is not None and sys.stdout.isatty()
 
     def fileno(self) -> int:
+        if sys.stdout is None:
+            raise _closed()
         return sys.stdout.fileno()
 
     @property
     def encoding(self) -> str:
-        return sys.stdout.encoding or "utf-8"
+        return (sys.stdout.encoding if sys.stdout is not None else None) or "utf-8"
 
 
 class PipeConsole(Console):

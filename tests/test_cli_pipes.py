@@ -154,3 +154,34 @@ def test_a_terminal_that_cannot_encode_a_character_shows_it_escaped() -> None:
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     assert done.stderr == b""
     assert b"modelled \\xb5s" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "null-set-search"],
+        ["run", "null-set-search", "--json"],
+        ["compare", "null-set-search", "--vendors", "generic", "--csv", "-"],
+        ["decode", "generic", "DUMP", "--json"],
+        ["logs", "LOG"],
+        ["logs", "LOG", "--json"],
+        ["plugins"],
+        ["demo"],
+    ],
+    ids=" ".join,
+)
+def test_a_standard_output_closed_before_the_start_is_said_with_status_2(
+    args: list[str], big_dump: Path
+) -> None:
+    # `ioasid ... >&-`: Python has no sys.stdout. rich and click wrote nowhere and said
+    # nothing (status 0); the first version of the pipe handling raised a traceback.
+    paths = {"DUMP": str(big_dump), "LOG": str(REALDATA / "vtd-faults.txt")}
+    done = subprocess.run(
+        [*IOASID, *(paths.get(arg, arg) for arg in args)],
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: os.close(1),  # the child's own standard output, before exec
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr.decode(errors="replace")
+    assert done.stderr == b"ioasid: cannot write the standard output: it is closed\n"

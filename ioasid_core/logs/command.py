@@ -153,6 +153,8 @@ def _run(
     sources: list[str],
 ) -> None:
     out = sys.stdout
+    if out is None:  # closed before the command started (`>&-`): said, status 2
+        raise _fail("cannot write the standard output: it is closed", EXIT_BAD_INPUT)
     json_writer = JsonWriter(out) if as_json else None
     table = None if as_json else TableWriter()
     scenario = None
