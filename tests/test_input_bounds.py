@@ -99,7 +99,7 @@ def test_a_stream_asking_for_billions_of_requests_is_stopped_at_load(tmp_path: P
     assert code == 2 and stdout == ""
     assert stderr.startswith(f"ioasid: {path}: generators[1]: the file asks for ")
     assert stderr.endswith(
-        "events (steps and page requests) per run by here, more than the 8,388,608 a run "
+        "events (steps and page requests) per run by here, more than the 33,554,432 a run "
         "may do (see docs/scenarios.md)\n"
     )
 
@@ -114,9 +114,10 @@ def test_written_steps_over_the_bound_are_stopped_too(tmp_path: Path) -> None:
     )
     code, _, stderr = invoke("compare", str(path))
     assert code == 2
-    assert f"{path}: steps: the file asks for 8,388,736 events" in stderr
+    # 2^25 = 33,554,432 over 0x10001 = 65,537 events a step: 511.99, so 512 steps are over.
+    assert f"{path}: steps: the file asks for 33,554,944 events" in stderr
     path.write_text(path.read_text().replace(step, "", 1))  # one step fewer: allowed
-    assert scenario_work(load_scenario(path)) == 127 * 0x10001 <= MAX_WORK
+    assert scenario_work(load_scenario(path)) == 511 * 0x10001 <= MAX_WORK
 
 
 def test_a_long_run_reports_its_progress_from_inside() -> None:

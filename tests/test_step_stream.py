@@ -323,7 +323,7 @@ def test_a_file_over_the_work_bound_is_stopped_before_any_step_is_checked(
         parse_scenario(data, "big.toml")
     (problem,) = caught.value.problems
     assert problem.key_path == "generators[2]"
-    assert problem.expected.startswith("the file asks for ") and "8,388,608" in problem.expected
+    assert problem.expected.startswith("the file asks for ") and "33,554,432" in problem.expected
     assert checked == [] and made == []  # counted from specs and draws: none made or checked
     monkeypatch.undo()
     data["generators"][2].update(count=0x100, group_size=[1, 5])
