@@ -37,6 +37,7 @@ from ioasid_core.prq.pipeline import PrqPipeline
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.prq.types import Perm, RequestRow, ResponseCode, ResponseRow, response_row
 from ioasid_core.prq.vendor import VendorPrq
+from ioasid_core.scenario.processes import ProcessNames
 from ioasid_core.scenario.schema import Scenario, Step, VmSpec
 from ioasid_core.scenario.stream import StepStream
 from ioasid_core.scenario.vendors import checked_options
@@ -109,6 +110,8 @@ class _Sva:
 
     name: str
     pasid: int
+    space: AddressSpace
+    """The address space (a generated process lives while it holds its PASID)."""
     bonds: dict[str, int] = attrs.field(factory=dict)
     """Device -> binds of the address space on it not yet unbound (each takes a reference)."""
     lost: int = 0
@@ -153,6 +156,7 @@ class _Run:
         self.platform = Platform(self.space, hooks)  # units are probed through the plugins
         self.ending.spaces.append(self.space)
         self.address_spaces = {a.name: AddressSpace(a.name, a.kind) for a in spec.address_spaces}
+        self.processes = ProcessNames(spec.processes)
         self.sets: dict[str, IoasidSet] = {}
         sva: IoasidSet | None = None
         for s in spec.sets:
@@ -376,7 +380,7 @@ class _Run:
         on the same device (kernel-facts §1.9: one PASID per mm)."""
         assert step.set is not None and step.address_space is not None
         assert step.device is not None and step.name is not None
-        target = self.address_spaces[step.address_space]
+        target = self._address_space(step.address_space)
         device = self.platform.device(step.device)
         sva = self.sva_of.get(step.address_space)
         if sva is None:
@@ -384,7 +388,7 @@ class _Run:
             pasid = self._alloc(step, step.set, target, device.pasid_limit)
             if pasid is None:
                 return
-            sva = _Sva(step.address_space, pasid)
+            sva = _Sva(step.address_space, pasid, target)
             self.sva_of[sva.name] = sva
             self.sva_by_pasid[pasid] = sva
         elif sva.pasid >= device.pasid_limit:
@@ -427,7 +431,7 @@ class _Run:
     def _op_alloc(self, step: Step) -> None:
         assert step.set is not None
         if step.address_space is not None:
-            private: object = self.address_spaces[step.address_space]
+            private: object = self._address_space(step.address_space)
         else:
             private = DriverObject(step.owner or "unknown")
         self._alloc(step, step.set, private)
@@ -448,6 +452,20 @@ class _Run:
         del self.sva_by_pasid[sva.pasid]
         for device in sva.bonds:
             self.platform.unbind(device, sva.pasid)
+
+    def _address_space(self, name: str) -> AddressSpace:
+        """A declared address space, or a churn's generated process: the one holding its
+        SVA PASID, else made now (a file may stand for millions of processes, a few live
+        at a time: none is kept beyond its PASID)."""
+        space = self.address_spaces.get(name)
+        if space is not None:
+            return space
+        sva = self.sva_of.get(name)
+        if sva is not None:
+            return sva.space
+        if name not in self.processes:
+            raise KeyError(name)
+        return AddressSpace(name, "process")
 
     def _free(self, pasid: int) -> None:
         try:

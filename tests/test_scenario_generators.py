@@ -15,6 +15,7 @@ from ioasid_core.plugins import new_plugin_manager
 from ioasid_core.prq import LookupPolicy
 from ioasid_core.scenario import Scenario, ScenarioError, Step, load_scenario, parse_scenario
 from ioasid_core.scenario.generators import UNKNOWN_PASID_BASE
+from ioasid_core.scenario.schema import GeneratedProcesses
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -166,8 +167,11 @@ def test_churn_by_processes_binds_each_from_a_fresh_process_that_exits_after() -
         ("cproc1", "c1"),
         ("cproc2", "c2"),
     ]
-    spaces = [a.name for a in scenario.platform.address_spaces]
-    assert spaces == ["proc", "proc1", "cproc0", "cproc1", "cproc2"]
+    # The declared address spaces, and the churn's processes as one range.
+    assert [a.name for a in scenario.platform.address_spaces] == ["proc", "proc1"]
+    assert scenario.platform.processes == (
+        GeneratedProcesses(prefix="c", count=3, where="generators[0]"),
+    )
     vendors = available_vendors(new_plugin_manager().hooks)
     (result,) = compare(scenario, [vendors["generic"]], [LookupPolicy.DEVICE])
     m = result.metrics

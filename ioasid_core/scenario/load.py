@@ -56,7 +56,7 @@ from ioasid_core.scenario.reader import (
     read_toml,
     toml_problem,
 )
-from ioasid_core.scenario.schema import AddressSpaceSpec, PlatformSpec, Scenario, Step
+from ioasid_core.scenario.schema import PlatformSpec, Scenario, Step
 from ioasid_core.scenario.steps import OP_KEYS, STEP_KEYS, STEP_WHAT, NeedsHistory, StepChecker
 from ioasid_core.scenario.stream import StepStream
 from ioasid_core.scenario.vendors import read_vendor_sections
@@ -140,10 +140,9 @@ class _Document:
         steps, owners = self.steps(top, generators, seed or 0)
         if name is None:
             return None
-        processes = self.declared.processes
+        processes = self.declared.processes.ranges()
         if processes:
-            spawned = tuple(AddressSpaceSpec(name=n, kind="process") for n in processes)
-            platform = attrs.evolve(platform, address_spaces=platform.address_spaces + spawned)
+            platform = attrs.evolve(platform, processes=processes)
         self.declared.check_owners(platform, owners)
         defaults = Scenario(name=name)
         return Scenario(

@@ -18,6 +18,7 @@ from ioasid_core.scenario.bounds import (
     MIN_QUEUE_ENTRIES,
     WIRE_PASID_LIMIT,
 )
+from ioasid_core.scenario.processes import ProcessNames, WithProcesses
 from ioasid_core.scenario.reader import Reader, describe, join, known, num
 from ioasid_core.scenario.schema import (
     AddressSpaceSpec,
@@ -66,8 +67,10 @@ class Declared:
         self.vms: dict[str, str] = {}  # name -> key path of its declaration
         self.vm_units: dict[str, tuple[str, ...]] = {}  # VM -> its virtual units
         self.vm_capacity: dict[str, int] = {}
-        self.processes: dict[str, str] = {}  # a generated process -> its generator's key path
+        self.processes = ProcessNames()  # the churns' generated processes, by range
         self.owners: set[str] = set()  # platform.owners: drivers and other non-mm owners
+        self.all_spaces = WithProcesses(self.spaces, self.processes)
+        """Every address space a step may name: declared, or a churn's process (a view)."""
 
     def read(self, table: Mapping[str, object]) -> PlatformSpec:
         path = "platform"
@@ -278,7 +281,8 @@ class Declared:
         change the cross-owner counts in silence. ``step_owners``: (key path, owner) of the
         steps that name one, in step order (a generated step's at its generator,
         ``generators[i]``)."""
-        declared = {a.name for a in platform.address_spaces} | set(self.vms) | self.owners
+        listed = {a.name for a in platform.address_spaces} | set(self.vms) | self.owners
+        declared = WithProcesses(listed, self.processes)
         named = [(f"platform.devices[{i}].owner", d.owner) for i, d in enumerate(platform.devices)]
         named += [(f"platform.domains[{i}].owner", d.owner) for i, d in enumerate(platform.domains)]
         named += [(join(where, "owner"), owner) for where, owner in step_owners]

@@ -10,6 +10,7 @@ expected>``, so a user fixes a file in one pass.
 from __future__ import annotations
 
 import datetime
+import heapq
 import math
 import os
 import re
@@ -205,12 +206,13 @@ def _span(low: int, high: int | None) -> str:
 
 
 def known(names: Collection[str], shown: int = 20) -> str:
-    """The names, sorted; at most ``shown`` of them (a churn may generate thousands)."""
-    if not names:
+    """The names, sorted; at most ``shown`` of them (a churn's processes may be millions:
+    picked as they come, none copied)."""
+    total = len(names)
+    if not total:
         return "none declared"
-    ordered = sorted(names)
-    more = f", ... ({len(ordered) - shown} more)" if len(ordered) > shown else ""
-    return ", ".join(ordered[:shown]) + more
+    more = f", ... ({total - shown} more)" if total > shown else ""
+    return ", ".join(heapq.nsmallest(shown, names)) + more
 
 
 def choose(value: str, choices: tuple[_T, ...]) -> _T | None:

@@ -20,6 +20,7 @@ __all__ = [
     "AddressSpaceSpec",
     "DeviceSpec",
     "DomainSpec",
+    "GeneratedProcesses",
     "OptionValue",
     "PlatformSpec",
     "Scenario",
@@ -27,6 +28,7 @@ __all__ = [
     "Step",
     "UnitSpec",
     "VmSpec",
+    "process_name",
 ]
 
 PermName = Literal["read", "write", "exec", "priv"]
@@ -61,6 +63,26 @@ class UnitSpec:
 class AddressSpaceSpec:
     name: str
     kind: Literal["process", "vm"] = "process"
+
+
+@attrs.frozen(kw_only=True)
+class GeneratedProcesses:
+    """A churn's fresh processes (``processes = true``): ``<prefix>proc0`` ..
+    ``<prefix>proc<count - 1>``, each an address space of kind ``process`` from its first
+    bind until it exits (declared as a range: a file may stand for millions of them)."""
+
+    prefix: str
+    count: int
+    where: str
+    """The key path of the churn that makes them (``generators[0]``)."""
+
+    def name(self, n: int) -> str:
+        return process_name(self.prefix, n)
+
+
+def process_name(prefix: str, n: int) -> str:
+    """The name of a churn's ``n``-th generated process."""
+    return f"{prefix}proc{n}"
 
 
 @attrs.frozen(kw_only=True)
@@ -116,6 +138,9 @@ class PlatformSpec:
     capacity: int = 1 << 20
     units: tuple[UnitSpec, ...] = ()
     address_spaces: tuple[AddressSpaceSpec, ...] = ()
+    """The declared ones (``[[platform.address_spaces]]``)."""
+    processes: tuple[GeneratedProcesses, ...] = ()
+    """The churns' generated processes, one range a churn with ``processes = true``."""
     sets: tuple[SetSpec, ...] = ()
     domains: tuple[DomainSpec, ...] = ()
     devices: tuple[DeviceSpec, ...] = ()

@@ -147,8 +147,9 @@ _PREFIXED: Final = ("address_space", "name", "allocator")
 
 
 class NeedsHistory(Exception):
-    """A step names a PASID that is not live: saying why (freed where, or never made) needs
-    the names that are gone, which a checker without ``history`` does not keep."""
+    """A step names a PASID that is not live, or a generated process that has exited:
+    saying why (freed where, or never made; exited where) needs the names that are gone,
+    which a checker without ``history`` does not keep."""
 
 
 class StepChecker:
@@ -176,7 +177,10 @@ class StepChecker:
         self.unbound: dict[str, str] = {}  # bound PASID name -> how its binding went
         self.sva_names: dict[str, dict[str, _Pasid]] = {}
         """Address space -> its live bind names: the references on its one SVA PASID."""
-        self.exited: dict[str, str] = {}  # generated process -> the step its last bind went at
+        self.exits: dict[str, bytearray] = {}
+        """A churn's prefix -> a byte per generated process, set when it has exited (a
+        range's worth of bytes, not an entry per process)."""
+        self.exited: dict[str, str] = {}  # exited process -> where its last binding went (history)
         # Per VM: its plugged virtual units, and its live / freed guest PASID names.
         self.vm_plugged = {vm: set(units) for vm, units in declared.vm_units.items()}
         self.guest_live: dict[str, dict[str, str]] = {vm: {} for vm in declared.vm_units}
@@ -376,7 +380,7 @@ class StepChecker:
             self.device(f.device, path)
         if op in ("bind", "alloc"):
             self.refer(d.sets, "set", f.set, path, "set")
-            if self.refer(d.spaces, "address space", f.address_space, path, "address_space"):
+            if self.refer(d.all_spaces, "address space", f.address_space, path, "address_space"):
                 self.address_space(op, path, f)
         if op == "alloc":
             if "owner" in table and "address_space" in table:
@@ -423,14 +427,16 @@ class StepChecker:
                 pasid = _Pasid(path, op, f.device, f.set, f.address_space)
                 self.live[f.name] = pasid
                 self.dead.pop(f.name, None)
-                if op == "bind" and f.address_space in d.spaces:
+                if op == "bind" and f.address_space is not None and f.address_space in d.all_spaces:
                     self.sva_names.setdefault(f.address_space, {})[f.name] = pasid
 
     def address_space(self, op: Op, path: str, f: _Step | Step) -> None:
         """A generated process exists until its last binding goes; an address space has one
         SVA PASID, so every bind of it while it holds one names that PASID's set."""
         assert f.address_space is not None
-        if f.address_space in self.exited:
+        if self.has_exited(f.address_space):
+            if not self.history:
+                raise NeedsHistory
             self.p.bad(
                 join(path, "address_space"),
                 f"process {f.address_space!r} has exited (its last binding went at "
@@ -627,8 +633,25 @@ class StepChecker:
         names.pop(name, None)
         if not names:
             self.sva_names.pop(space, None)
-            if space in self.d.processes:
-                self.exited[space] = path
+            found = None if space in self.d.spaces else self.d.processes.find(space)
+            if found is not None:
+                processes, n = found
+                marks = self.exits.get(processes.prefix)
+                if marks is None:
+                    marks = self.exits[processes.prefix] = bytearray(processes.count)
+                marks[n] = 1
+                if self.history:
+                    self.exited[space] = path
+
+    def has_exited(self, space: str) -> bool:
+        """Whether ``space`` is a generated process that has exited."""
+        if space in self.d.spaces or not self.exits:
+            return False
+        found = self.d.processes.find(space)
+        if found is None:
+            return False
+        marks = self.exits.get(found[0].prefix)
+        return marks is not None and marks[found[1]] == 1
 
     def swap(self, op: Op, path: str, f: _Step | Step) -> None:
         """Allocator registrations: a name is registered once until it is unregistered, and

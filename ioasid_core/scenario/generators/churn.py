@@ -19,8 +19,9 @@ from ioasid_core.scenario.generators.base import (
     numbered,
     window,
 )
+from ioasid_core.scenario.processes import split_process_name
 from ioasid_core.scenario.reader import join
-from ioasid_core.scenario.schema import Step
+from ioasid_core.scenario.schema import GeneratedProcesses, Step, process_name
 
 __all__ = ["KIND", "ChurnSpec"]
 
@@ -53,7 +54,7 @@ class ChurnSpec:
     def address_space(self, n: int) -> str:
         """Who makes bind ``n``."""
         if self.processes:
-            return f"{self.prefix}proc{n}"
+            return process_name(self.prefix, n)
         return self.address_spaces[n % len(self.address_spaces)]
 
 
@@ -84,7 +85,7 @@ def parse(
     index = path.removeprefix("generators")
     prefix = f"churn{index}." if prefix is None else prefix
     if processes and count is not None:
-        spawn(ctx, path, table, [f"{prefix}proc{n}" for n in range(count)])
+        spawn(ctx, path, table, GeneratedProcesses(prefix=prefix, count=count, where=path))
     if (
         at is None
         or device is None
@@ -116,31 +117,43 @@ def churn_spaces(ctx: Context, path: str, table: Mapping[str, object]) -> tuple[
     r, d = ctx.reader, ctx.declared
     if "address_space" in table:
         space = r.name(table, path, "address_space")
-        ok = r.refer(d.spaces, "address space", space, join(path, "address_space"))
+        ok = r.refer(d.all_spaces, "address space", space, join(path, "address_space"))
         return (space,) if ok and space is not None else ()
     found = r.names(table, path, "address_spaces")
     if "address_spaces" in table and isinstance(table["address_spaces"], list) and not found:
         r.bad(join(path, "address_spaces"), "expected at least one address space name")
-    refs = [(w, n) for w, n in found if r.refer(d.spaces, "address space", n, w)]
+    refs = [(w, n) for w, n in found if r.refer(d.all_spaces, "address space", n, w)]
     return tuple(name for _, name in refs) if len(refs) == len(found) else ()
 
 
-def spawn(ctx: Context, path: str, table: Mapping[str, object], names: list[str]) -> None:
-    """Declare a churn's generated processes; a name already taken is reported once."""
+def spawn(
+    ctx: Context, path: str, table: Mapping[str, object], processes: GeneratedProcesses
+) -> None:
+    """Declare a churn's generated processes (a range, not one name each); a name already
+    taken (by a declared address space or another churn's range) is reported once, the
+    lowest-numbered one."""
     r, d = ctx.reader, ctx.declared
-    for name in names:
-        first = d.spaces.get(name)
-        if first is not None:
-            key = "prefix" if "prefix" in table else "processes"
-            r.bad(
-                join(path, key),
-                f"generated process {name!r} is already an address space ({first}): "
-                "pick another prefix",
-            )
-            return
-    for name in names:
-        d.spaces[name] = path
-        d.processes[name] = path
+    taken = d.processes.by_prefix.get(processes.prefix)
+    clash = (processes.name(0), taken.where) if taken is not None else None
+    if clash is None:
+        numbered_names = (
+            (split[1], name, where)
+            for name, where in d.spaces.items()
+            if (split := split_process_name(name)) is not None
+            and split[0] == processes.prefix
+            and split[1] < processes.count
+        )
+        first = min(numbered_names, default=None)
+        clash = (first[1], first[2]) if first is not None else None
+    if clash is not None:
+        key = "prefix" if "prefix" in table else "processes"
+        r.bad(
+            join(path, key),
+            f"generated process {clash[0]!r} is already an address space ({clash[1]}): "
+            "pick another prefix",
+        )
+        return
+    d.processes.add(processes)
 
 
 def expand(spec: ChurnSpec, rng: random.Random) -> Iterator[Step]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import attrs
 
-from ioasid_core.scenario import Scenario, load_scenario
+from ioasid_core.scenario import PlatformSpec, Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
@@ -43,9 +43,25 @@ def figures(scenario: Scenario) -> dict[str, object]:
     return {
         "steps": len(steps),
         "steps_sha256": _digest(steps),
-        "platform_sha256": _digest(attrs.asdict(scenario.platform)),
+        "platform_sha256": _digest(_platform_as_recorded(scenario.platform)),
         "rest_sha256": _digest([*rest, scenario.vendor_options, scenario.latency]),
     }
+
+
+def _platform_as_recorded(platform: PlatformSpec) -> dict[str, object]:
+    """The platform as the loader of the recording gave it: a churn's generated processes
+    declared one address space each, after the declared ones (now a range per churn)."""
+    fields = attrs.asdict(platform)
+    ranges = fields.pop("processes", [])
+    fields["address_spaces"] = [
+        *fields["address_spaces"],
+        *(
+            {"name": f"{r['prefix']}proc{n}", "kind": "process"}
+            for r in ranges
+            for n in range(r["count"])
+        ),
+    ]
+    return fields
 
 
 def record() -> dict[str, dict[str, object]]:
