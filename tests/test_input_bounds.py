@@ -5,6 +5,7 @@ a long run reports progress from inside."""
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,9 @@ from ioasid_core.cli import cli
 from ioasid_core.compare import available_vendors, compare
 from ioasid_core.prq import GenericPrq, LookupPolicy
 from ioasid_core.replay import scenario_work
-from ioasid_core.scenario import load_scenario
+from ioasid_core.scenario import load_scenario, parse_scenario
 from ioasid_core.scenario.load import MAX_SCENARIO_BYTES, MAX_WORK
+from ioasid_core.workload import mixed_workload_toml
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -118,6 +120,15 @@ def test_written_steps_over_the_bound_are_stopped_too(tmp_path: Path) -> None:
     assert f"{path}: steps: the file asks for 33,554,944 events" in stderr
     path.write_text(path.read_text().replace(step, "", 1))  # one step fewer: allowed
     assert scenario_work(load_scenario(path)) == 511 * 0x10001 <= MAX_WORK
+
+
+def test_ten_million_steps_of_the_mixed_workload_fit_in_one_file() -> None:
+    # docs/scale.md replays 10^7 steps in one file (measured, minutes): its events per step
+    # are the same in every lane, so 10^5 steps say what 10^7 ask for.
+    scenario = parse_scenario(tomllib.loads(mixed_workload_toml(100_000)), "<m>")
+    per_step = scenario_work(scenario) / len(scenario.steps)
+    assert 2.2 < per_step < 2.4  # 23,000,042 events for 10,000,612 steps, measured
+    assert per_step * 10_000_612 < 0.75 * MAX_WORK  # room to spare: 2^25 = 33,554,432
 
 
 def test_a_long_run_reports_its_progress_from_inside() -> None:
