@@ -380,7 +380,7 @@ class _Run:
         on the same device (kernel-facts §1.9: one PASID per mm)."""
         assert step.set is not None and step.address_space is not None
         assert step.device is not None and step.name is not None
-        target = self._address_space(step.address_space)
+        target = self.address_spaces.get(step.address_space) or self._process(step.address_space)
         device = self.platform.device(step.device)
         sva = self.sva_of.get(step.address_space)
         if sva is None:
@@ -431,7 +431,8 @@ class _Run:
     def _op_alloc(self, step: Step) -> None:
         assert step.set is not None
         if step.address_space is not None:
-            private: object = self._address_space(step.address_space)
+            name = step.address_space
+            private: object = self.address_spaces.get(name) or self._process(name)
         else:
             private = DriverObject(step.owner or "unknown")
         self._alloc(step, step.set, private)
@@ -453,13 +454,10 @@ class _Run:
         for device in sva.bonds:
             self.platform.unbind(device, sva.pasid)
 
-    def _address_space(self, name: str) -> AddressSpace:
-        """A declared address space, or a churn's generated process: the one holding its
+    def _process(self, name: str) -> AddressSpace:
+        """A churn's generated process (not a declared address space): the one holding its
         SVA PASID, else made now (a file may stand for millions of processes, a few live
         at a time: none is kept beyond its PASID)."""
-        space = self.address_spaces.get(name)
-        if space is not None:
-            return space
         sva = self.sva_of.get(name)
         if sva is not None:
             return sva.space

@@ -380,7 +380,10 @@ class StepChecker:
             self.device(f.device, path)
         if op in ("bind", "alloc"):
             self.refer(d.sets, "set", f.set, path, "set")
-            if self.refer(d.all_spaces, "address space", f.address_space, path, "address_space"):
+            space = f.address_space
+            if space in d.spaces or self.refer(
+                d.all_spaces, "address space", space, path, "address_space"
+            ):
                 self.address_space(op, path, f)
         if op == "alloc":
             if "owner" in table and "address_space" in table:
@@ -427,14 +430,19 @@ class StepChecker:
                 pasid = _Pasid(path, op, f.device, f.set, f.address_space)
                 self.live[f.name] = pasid
                 self.dead.pop(f.name, None)
-                if op == "bind" and f.address_space is not None and f.address_space in d.all_spaces:
-                    self.sva_names.setdefault(f.address_space, {})[f.name] = pasid
+                space = f.address_space
+                if (
+                    op == "bind"
+                    and space is not None
+                    and (space in d.spaces or space in d.processes)
+                ):
+                    self.sva_names.setdefault(space, {})[f.name] = pasid
 
     def address_space(self, op: Op, path: str, f: _Step | Step) -> None:
         """A generated process exists until its last binding goes; an address space has one
         SVA PASID, so every bind of it while it holds one names that PASID's set."""
         assert f.address_space is not None
-        if self.has_exited(f.address_space):
+        if self.exits and self.has_exited(f.address_space):
             if not self.history:
                 raise NeedsHistory
             self.p.bad(
