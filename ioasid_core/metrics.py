@@ -16,7 +16,7 @@ from ioasid_core.prq.policy import Outcome
 from ioasid_core.prq.unhandled import UNHANDLED_KINDS
 from ioasid_core.quantiles import Quantiles
 
-__all__ = ["Metrics", "percentile", "summary"]
+__all__ = ["STEP_ERRORS_KEPT", "Metrics", "percentile", "summary"]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -48,6 +48,10 @@ def _fixed(counts: Counter[str], keys: tuple[str, ...]) -> dict[str, int]:
     out = {key: counts.get(key, 0) for key in keys}
     out.update(sorted((k, v) for k, v in counts.items() if k not in out))
     return out
+
+
+STEP_ERRORS_KEPT: Final = 1000
+"""The step errors a run keeps word for word (about 150 B each); the rest are counted."""
 
 
 @attrs.define
@@ -86,7 +90,11 @@ class Metrics:
     allocator_switches: int = 0
     orphaned_ids: int = 0
     step_errors: list[str] = attrs.field(factory=list)
-    """Steps that could not run (e.g. a PASID whose allocation failed), with the reason."""
+    """Steps that could not run (e.g. a PASID whose allocation failed), with the reason: the
+    first ``STEP_ERRORS_KEPT`` of them (``add_step_error``), so a run's memory does not grow
+    with its length when every step fails."""
+    step_errors_total: int = 0
+    """How many steps could not run, all of them (at least ``len(step_errors)``)."""
     request_latency_us: Quantiles = attrs.field(factory=Quantiles)
     """Per answered group, modelled time from its last request to its answer: a bounded
     summary, not every sample (see ``quantiles``)."""
@@ -123,6 +131,17 @@ class Metrics:
     """Frees that left the ID ``FREE_PENDING`` (a reference, e.g. an attached SPID, held it)."""
     spid_requests: int = 0
     """Page requests that named a guest PASID (``spid``), resolved to a host PASID by SPID."""
+
+    def __attrs_post_init__(self) -> None:
+        # Metrics made with a list of errors (tests, a plugin's report) count them.
+        self.step_errors_total = max(self.step_errors_total, len(self.step_errors))
+
+    def add_step_error(self, message: str) -> None:
+        """Count a step that could not run; keep its message while fewer than
+        ``STEP_ERRORS_KEPT`` are kept."""
+        self.step_errors_total += 1
+        if len(self.step_errors) < STEP_ERRORS_KEPT:
+            self.step_errors.append(message)
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready summary (latencies as percentiles)."""
@@ -163,6 +182,7 @@ class Metrics:
             "allocator_switches": self.allocator_switches,
             "orphaned_ids": self.orphaned_ids,
             "step_errors": list(self.step_errors),
+            "step_errors_total": self.step_errors_total,
             "request_latency_us": self.request_latency_us.summary(),
             # Every operation, modelled or not: the CSV has the same columns for every file.
             "latency_us": {

@@ -283,7 +283,7 @@ class _Run:
             try:
                 handler(step)
             except _StepSkipped as skipped:
-                self.metrics.step_errors.append(f"{step.where}: {skipped}")
+                self.metrics.add_step_error(f"{step.where}: {skipped}")
             if clock is not None:
                 timed = _TIMED_STEPS.get(op)
                 if timed is not None:

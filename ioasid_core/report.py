@@ -22,7 +22,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from ioasid_core.metrics import Metrics
+from ioasid_core.metrics import STEP_ERRORS_KEPT, Metrics
 from ioasid_core.printable import printable, printable_lines
 from ioasid_core.replay import RunResult
 from ioasid_core.whole_table import narrowest
@@ -394,26 +394,28 @@ def _something(value: object) -> bool:
 def step_errors_text(results: Sequence[RunResult], shown: int = STEP_ERRORS_SHOWN) -> str:
     """Under the tables: each run's count of steps that could not run, and the first few
     with their key paths; runs with the same errors share one entry. Empty if none."""
-    groups: dict[tuple[str, ...], list[RunResult]] = {}
+    groups: dict[tuple[int, tuple[str, ...]], list[RunResult]] = {}
     for result in results:
-        if result.metrics.step_errors:
-            groups.setdefault(tuple(result.metrics.step_errors), []).append(result)
+        metrics = result.metrics
+        if metrics.step_errors_total:
+            key = (metrics.step_errors_total, tuple(metrics.step_errors))
+            groups.setdefault(key, []).append(result)
     if not groups:
         return ""
     failed = sum(len(runs) for runs in groups.values())
     lines = [
         f"step errors: steps that could not run in {failed} of {len(results)} run(s) "
-        "(all of them in --json and --csv):"
+        f"(--json and --csv have the first {STEP_ERRORS_KEPT:,} of a run and the count):"
     ]
-    for errors, runs in groups.items():
+    for (total, errors), runs in groups.items():
         names = ", ".join(printable(f"{r.vendor}/{r.policy.value}") for r in runs[:4])
         if len(runs) > 4:
             names += f" and {len(runs) - 4} more"
-        lines.append(f"  {names}: {len(errors)} step error(s)")
+        lines.append(f"  {names}: {total:,} step error(s)")
         # An error may quote the file (a name, a key): one line each, escaped.
         lines += [f"    {printable(error)}" for error in errors[:shown]]
-        if len(errors) > shown:
-            lines.append(f"    ... and {len(errors) - shown} more")
+        if total > shown:
+            lines.append(f"    ... and {total - min(shown, len(errors)):,} more")
     return "\n".join(lines)
 
 

@@ -314,6 +314,25 @@ def test_step_errors_are_listed_under_the_table_and_the_exit_status_stays_0(
     assert all(len(line) <= 80 for line in stdout.splitlines())
 
 
+def test_step_errors_past_those_kept_are_counted_in_the_text_and_the_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ioasid_core.metrics as metrics_module
+
+    monkeypatch.setattr(metrics_module, "STEP_ERRORS_KEPT", 4)
+    path = tmp_path / "errors.toml"
+    path.write_text(STEP_ERRORS)
+    out = tmp_path / "out.json"
+    code, stdout, _ = invoke("compare", str(path), "--vendors", "generic", "--json", str(out))
+    assert code == 0
+    assert ": 5 step error(s)" in stdout and "... and 2 more" in stdout
+    runs = json.loads(out.read_text())["results"]
+    assert len(runs) == 4
+    for run in runs:
+        assert run["metrics"]["step_errors_total"] == 5
+        assert len(run["metrics"]["step_errors"]) == 4
+
+
 def _vendors() -> dict[str, Any]:
     return available_vendors(new_plugin_manager().hooks)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
+from ioasid_core.metrics import Metrics
 from ioasid_core.prq import GenericPrq, LookupPolicy, Outcome
 from ioasid_core.quantiles import Quantiles
 from ioasid_core.replay import replay
@@ -189,3 +190,31 @@ def test_bind_allocates_within_the_devices_pasid_width() -> None:
     assert metrics.allocations == 1  # PASID 1: the only one a 1-bit device can carry
     # b found no room; so proc-7 still has no PASID, and c tries a 0-bit range.
     assert metrics.allocation_failures == {"no_space": 1, "invalid": 1}
+
+
+def test_a_run_keeps_the_first_step_errors_and_counts_them_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run where every step fails keeps a bounded list of messages (its memory must not
+    grow with its length) and the exact count, in the metrics and in --json."""
+    import ioasid_core.metrics as metrics_module
+
+    monkeypatch.setattr(metrics_module, "STEP_ERRORS_KEPT", 3)
+    scenario = attrs.evolve(
+        NULL_SET,
+        steps=(
+            Step(op="alloc", set="small", owner="idxd", name="a"),
+            *(Step(op="free", pasid=f"gone{n}") for n in range(7)),
+        ),
+    )
+    result = replay(scenario, GenericPrq()).metrics
+    assert result.step_errors_total == 7
+    assert len(result.step_errors) == 3  # the first three, in order
+    assert all(f"'gone{n}'" in e for n, e in enumerate(result.step_errors))
+    as_dict = result.as_dict()
+    assert as_dict["step_errors_total"] == 7 and len(as_dict["step_errors"]) == 3  # type: ignore[arg-type]
+
+
+def test_metrics_made_with_errors_count_them() -> None:
+    assert Metrics(step_errors=["a", "b"]).step_errors_total == 2
+    assert Metrics(step_errors=["a"], step_errors_total=9).step_errors_total == 9
