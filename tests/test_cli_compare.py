@@ -189,7 +189,7 @@ def test_a_source_id_the_chosen_vendor_cannot_carry_is_named_before_any_run(
     assert code == 2 and stdout == ""
     assert (
         "platform.devices[0].source_id: vendor 'vtd' carries 16-bit source IDs (at most "
-        "0xffff), got 0x10000" in stderr
+        "0xffff), got 65536 (0x10000)" in stderr
     )
     assert _invoke("compare", str(path), "--vendors", "smmuv3")[0] == 0  # 32-bit stream IDs
 

@@ -69,7 +69,8 @@ def test_a_queue_deeper_than_any_hardware_is_a_key_path_error(tmp_path: Path) ->
     code, _, stderr = invoke("compare", unit_file(tmp_path, 0x80000000))
     assert code == 2
     assert stderr.endswith(
-        "platform.units[0].queue_entries: expected an integer in 2..0x80000, got 0x80000000\n"
+        "platform.units[0].queue_entries: expected an integer in 2..0x80000, "
+        "got 2147483648 (0x80000000)\n"
     )
 
 

@@ -567,7 +567,7 @@ RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
     (
         (("platform.capacity", (1 << 24) + 1),),
         "platform.capacity",
-        "in 1..0x1000000, got 0x1000001",
+        "in 1..0x1000000, got 16777217 (0x1000001)",
     ),
     ((("platform.capacity", 1.0),), "platform.capacity", "got a float (1.0)"),
     (
@@ -724,7 +724,7 @@ RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
     (
         (("platform.devices[0].source_id", 1 << 32),),
         "platform.devices[0].source_id",
-        "expected an integer in 0..0xffffffff, got 0x100000000",
+        "expected an integer in 0..0xffffffff, got 4294967296 (0x100000000)",
     ),
     ((("platform.devices[0].source_id", -1),), "platform.devices[0].source_id", "got -1"),
     (
@@ -849,7 +849,7 @@ RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
         "expected an integer in 1..0x10000, got 0",
     ),
     ((("steps[2].stop_markers", -1),), "steps[2].stop_markers", "an integer in 0..0x10000"),
-    ((("steps[2].groups", 10**8),), "steps[2].groups", "in 1..0x10000, got 0x5f5e100"),
+    ((("steps[2].groups", 10**8),), "steps[2].groups", "in 1..0x10000, got 100000000 (0x5f5e100)"),
     (
         (("steps[2].groups", 0x8000), ("steps[2].group_size", 3)),
         "steps[2]",
@@ -1005,7 +1005,7 @@ RULES: list[tuple[tuple[tuple[str, object], ...], str, str]] = [
     (
         (("steps[4]", {**_ATTACH, "spid": 0xFFFFFFFF}),),
         "steps[4].spid",
-        "expected an integer in 0..0xfffffffe, got 0xffffffff",
+        "expected an integer in 0..0xfffffffe, got 4294967295 (0xffffffff)",
     ),
     (
         (("steps[4]", {**_ATTACH, "pasid": 7}),),

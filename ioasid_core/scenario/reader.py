@@ -199,6 +199,12 @@ def num(value: int) -> str:
     return f"{value:#x}" if value >= 0x10000 else str(value)
 
 
+def typed(value: int) -> str:
+    """A value the file gave, as the user may have typed it: in decimal, and in hex too when
+    large (TOML keeps no trace of which; ``count = 400000`` read as 0x61a80 alone puzzles)."""
+    return f"{value} ({value:#x})" if abs(value) >= 0x10000 else str(value)
+
+
 def _span(low: int, high: int | None) -> str:
     """An integer's allowed range, for a message (built only when one is shown: an eager
     one per checked key cost more than the check, millions of times on a big scenario)."""
@@ -311,7 +317,7 @@ class Reader:
             )
             return None
         if value < low or (high is not None and value > high):
-            self.bad(join(path, key), f"expected an integer {_span(low, high)}, got {num(value)}")
+            self.bad(join(path, key), f"expected an integer {_span(low, high)}, got {typed(value)}")
             return None
         return value
 

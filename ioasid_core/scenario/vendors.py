@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ioasid_core.scenario.bounds import MAX_OPTION_ITEMS
-from ioasid_core.scenario.reader import Reader, ScenarioError, ScenarioProblem, describe, join
+from ioasid_core.scenario.reader import (
+    Reader,
+    ScenarioError,
+    ScenarioProblem,
+    describe,
+    join,
+    typed,
+)
 from ioasid_core.scenario.schema import OptionValue, Scenario
 from ioasid_core.scenario.stream import written_steps
 from ioasid_core.vendor_options import (
@@ -141,7 +148,7 @@ def check_source_ids(scenario: Scenario, vendors: Sequence[VendorPrq]) -> None:
                     ScenarioProblem(
                         where,
                         f"vendor {vendor.name!r} carries {bits}-bit source IDs "
-                        f"(at most {(1 << bits) - 1:#x}), got {source_id:#x}",
+                        f"(at most {(1 << bits) - 1:#x}), got {typed(source_id)}",
                     )
                 )
     if problems:
