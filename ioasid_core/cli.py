@@ -56,7 +56,7 @@ class _Group(click.Group):
     and status 2, not a traceback. The group's own ``--help`` and ``--version`` too."""
 
     def invoke(self, ctx: click.Context) -> object:
-        with _output_errors():
+        with _output_errors(), _space_logs_quiet():
             return super().invoke(ctx)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -79,6 +79,21 @@ def _output_errors() -> Iterator[None]:
         _drop_stdout()
         message = f"cannot write the standard output: {exc.strerror or exc}"
         raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT)) from None
+
+
+@contextmanager
+def _space_logs_quiet() -> Iterator[None]:
+    """Hold back the space's log of a failed callback while a command runs (a forked worker
+    inherits it). The space logs it and raises it in a group (the SPEC's rule, for library
+    users); a command names that group itself, escaped, with the plugin and hook that
+    raised, so the log's traceback, raw on standard error before it, said it twice."""
+    logger = logging.getLogger("ioasid_core.space")
+    disabled = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = disabled
 
 
 _OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBADF})

@@ -495,6 +495,9 @@ def print_report(console: Console, scenario: str, results: Sequence[RunResult]) 
     """What ``compare`` and ``run`` print: the tables at the console's width (lists, if
     the console is too narrow for a table of one metric), then the step errors if any run
     had some."""
+    if not results:  # every run failed: an empty table, and a caption naming no vendor
+        console.print(Text(f"scenario: {scenario}: no run finished (see standard error)"))
+        return
     tables = to_tables(scenario, results, width=console.width)
     if any(narrowest(table) > console.width for table in tables):
         print_vertical(console, scenario, results)
