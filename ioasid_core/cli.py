@@ -670,6 +670,10 @@ def compare_command(
 
     names = _names("--vendors", vendor_list)
     policies = _policies(policy_list)
+    for flag, given in (("--json", json_path), ("--csv", csv_path), ("--plot", plot_path)):
+        if given == "":  # an unset shell variable: else nothing written, and status 0
+            message = f"{flag} '': no path given ('-' is the standard output)"
+            raise click.exceptions.Exit(_fail(message, EXIT_BAD_INPUT))
     outputs = [
         (f, p) for f, p in (("--json", json_path), ("--csv", csv_path), ("--plot", plot_path)) if p
     ]

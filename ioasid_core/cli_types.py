@@ -58,10 +58,12 @@ class BoundedInt(click.ParamType[int]):
             expected = f"expected a whole number in {self.span}"
             if not _INTEGER.fullmatch(text):
                 self.fail(f"{expected}, got {_typed(str(value))}", param, ctx)
-            digits = len(text.lstrip("+-").lstrip("0"))
+            significant = text.lstrip("+-").lstrip("0")
+            digits = len(significant)
             if digits > len(str(self.high)) + 1:  # int() of 5,000 digits would refuse it
                 self.fail(f"{expected}, got a number of {digits} digits", param, ctx)
-            number = int(text)
+            # Without the leading zeros: int() counts them against its 4,300-digit limit.
+            number = int(significant or "0") * (-1 if text.startswith("-") else 1)
         if not self.low <= number <= self.high:
             self.fail(f"expected a whole number in {self.span}, got {number}", param, ctx)
         return number

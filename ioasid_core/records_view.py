@@ -108,3 +108,8 @@ class _Values(ValuesView["Record | None"]):
 
     def __iter__(self) -> Iterator[Record | None]:
         return iter([rec for rec in self._view._records if rec is not None])
+
+    def __contains__(self, value: object) -> bool:
+        # Over the records read once: ``ValuesView``'s own looks each key up again, which
+        # raises ``KeyError`` for an ID freed meanwhile (by another thread, or by ``==``).
+        return any(rec is value or rec == value for rec in self)

@@ -111,8 +111,8 @@ TABLE_COLUMNS: tuple[Column, ...] = (
     Column(
         "p99",
         "request_latency_us.p99",
-        "99th-percentile response latency in modelled µs, rounded (k: 10^3, M: 10^6; "
-        "-: none answered)",
+        "99th-percentile response latency in modelled µs, rounded (k: 10^3, M: 10^6, "
+        "G: 10^9, T: 10^12, P: 10^15; -: none answered)",
     ),
 )
 """The page-request view, in order (JSON and CSV carry every metric)."""
@@ -474,7 +474,8 @@ def _fit(value: float) -> str:
         return f"{value:g}"  # 0 (a negative or nan would be a bug: shown, not hidden)
     if value < 0.01:
         return "<.01"
-    for suffix, scale in (("", 1.0), ("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12)):
+    # Up to P: a scenario's times reach 10^15 µs (its ``at`` bound), and so can a latency.
+    for suffix, scale in (("", 1.0), ("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("P", 1e15)):
         scaled = value / scale
         if scaled < 9.95:
             return f"{scaled:.2g}".removeprefix("0") + suffix  # 0.25 as .25: four at most

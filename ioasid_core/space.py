@@ -548,8 +548,9 @@ class IoasidSpace:
         A read-only mapping of each allocated ID to ``(set, private, refs, free_pending)``.
         A freed or never-allocated ID is not in it: ``get`` gives None for it (as a freed
         ID's None tombstone did when the records were a dict). A record is replaced whole on
-        every change, so one read is one consistent snapshot. Public methods (``find``) are
-        the way for everything else.
+        every change, so one read is one consistent snapshot. Compare records by value, not
+        identity: the IDs of one set allocated without private data share one record object.
+        Public methods (``find``) are the way for everything else.
         """
         return self._view
 

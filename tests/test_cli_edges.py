@@ -99,6 +99,28 @@ def test_an_empty_vendor_or_policy_list_is_bad_input_alike(
     assert stderr.startswith(says)
 
 
+@pytest.mark.parametrize("flag", ["--json", "--csv", "--plot"])
+def test_an_empty_output_path_is_bad_input_not_silence(
+    flag: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--json "$OUT"` with OUT unset: nothing was written and the status was 0.
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = invoke("compare", EXAMPLE, flag, "")
+    assert code == 2 and stdout == ""
+    assert stderr == f"ioasid: {flag} '': no path given ('-' is the standard output)\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_into_an_empty_folder_name_is_bad_input_not_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    sweep = Path(EXAMPLE).parent / "sweeps" / "queue-depth.toml"
+    code, stdout, stderr = invoke("sweep", str(sweep), "--out", "")
+    assert code == 2 and stdout == "" and stderr == "ioasid: --out '': no folder given\n"
+    assert list(tmp_path.iterdir()) == []  # it wrote its results here
+
+
 @pytest.mark.parametrize(
     ("name", "says"),
     [

@@ -85,7 +85,18 @@ def test_bounded_int_takes_ascii_decimal_in_range_only() -> None:
     assert seed.convert(" 7 ", None, None) == 7
     assert seed.convert(str(MAX_SEED), None, None) == MAX_SEED
     assert seed.convert("0009", None, None) == 9  # leading zeros are not digits of size
-    for bad in ("1_000", "\uff14\uff12", "+", "", "1e3", str(MAX_SEED + 1), "-0x1"):
+    assert seed.convert("0" * 5000 + "9", None, None) == 9  # nor past int()'s digit limit
+    assert seed.convert("-" + "0" * 5000, None, None) == 0
+    for bad in (
+        "1_000",
+        "\uff14\uff12",
+        "+",
+        "",
+        "1e3",
+        str(MAX_SEED + 1),
+        "-0x1",
+        "-" + "0" * 5000 + "1",
+    ):
         with pytest.raises(click.BadParameter, match=r"expected a whole number in 0\.\."):
             seed.convert(bad, None, None)
 

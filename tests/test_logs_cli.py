@@ -240,6 +240,27 @@ def test_scenario_with_wide_source_ids_is_renumbered_and_still_runs(tmp_path: Pa
     assert result.exit_code == 0, result.output
 
 
+def test_scenario_with_unprintable_names_still_loads(tmp_path: Path) -> None:
+    # A bell stays in a line after the reader's escape clean-up, so a unit's name can hold
+    # one, and so can the output file's name: the scenario names them escaped (the loader
+    # refuses names that are not printable), and compare reads the file.
+    lines = [
+        "arm-smmu-v3 u\x070: event 0x10 received:",
+        "arm-smmu-v3 u\x070: 0x0000010000000010",
+        "arm-smmu-v3 u\x070: 0x0000000000000000",
+        "arm-smmu-v3 u\x070: 0x0000000000001000",
+        "arm-smmu-v3 u\x070: 0x0000000000000000",
+    ]
+    out = tmp_path / "odd\x1b[31m.toml"
+    result = CliRunner().invoke(cli, ["logs", str(_write(tmp_path, lines)), "--scenario", str(out)])
+    assert result.exit_code == 0, result.output
+    scenario = load_scenario(out)
+    assert scenario.name == "odd\\x1b[31m"
+    assert [u.name for u in scenario.platform.units] == ["u\\x070"]
+    result = CliRunner().invoke(cli, ["compare", str(out), "--policies", "device"])
+    assert result.exit_code == 0, result.output
+
+
 def test_scenario_to_a_missing_folder_exits_2_before_reading(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli, ["logs", str(_write(tmp_path, ["x"])), "--scenario", str(tmp_path / "no" / "x.toml")]

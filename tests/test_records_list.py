@@ -321,6 +321,24 @@ def test_records_view_is_live_read_only_and_agrees_with_the_records() -> None:
     assert "4 allocated" in repr(view)
 
 
+def test_records_view_values_searched_while_an_id_is_freed_does_not_raise() -> None:
+    # ``in view.values()`` compares each record with the value: here the comparison frees
+    # the next ID (as another thread could), and the search reads on, never KeyError.
+    space, owner = _space(False)
+    view = space.records_view()
+
+    class FreesOne:
+        def __eq__(self, other: object) -> bool:
+            if 1 in space:
+                space.free(owner, 1)
+            return False
+
+        __hash__ = None  # type: ignore[assignment]
+
+    assert FreesOne() not in view.values()
+    assert 1 not in view and view[0] in view.values()
+
+
 # -- the allocator keeps the slots as long as its map
 
 

@@ -22,9 +22,10 @@ from ioasid_core.sweep import (
     plan_sweep,
     read_results,
     run_sweep,
+    worker,
 )
 from ioasid_core.sweep.plan import SweepPlan, point_scenario
-from ioasid_core.sweep.worker import held_steps
+from ioasid_core.sweep.worker import cargo_of, held_steps, run_batch
 
 if TYPE_CHECKING:
     from sweep_helpers import SMALL, VENDORS, comparable, write_sweep
@@ -142,3 +143,21 @@ def test_the_held_steps_stay_within_the_limit(
         assert max(seen) == (large if limit == large else small)  # never two together
         assert len(_walks(log)) == walks
         log.unlink()
+
+
+def test_a_worker_lets_go_of_an_earlier_sweeps_scenarios_at_the_next_sweep(
+    tmp_path: Path,
+) -> None:
+    """A worker that outlives a sweep (Dask's) keeps its last scenarios only until the next
+    sweep runs: all of them go then, not only as many as the next one loads."""
+    plan = _plan(tmp_path)
+    first, second = cargo_of(plan), cargo_of(plan)  # the same file swept twice
+    try:
+        run_batch(first, plan.runs)
+        assert {key[0] for key in worker._LOADED} == {first.key}
+        assert len(worker._LOADED) == SCENARIOS and held_steps() > 0
+        run_batch(second, plan.runs[:1])
+        assert [key[0] for key in worker._LOADED] == [second.key]
+    finally:
+        worker.forget(first.key)
+        worker.forget(second.key)

@@ -63,6 +63,15 @@ def test_the_small_sweep_expands_to_every_point_seed_vendor_and_policy(tmp_path:
     assert [r.index for r in plan.runs] == list(range(16))
 
 
+def test_a_name_taken_from_the_file_name_is_printable(tmp_path: Path) -> None:
+    # Without a `name` key the file's stem names the sweep (progress bar, summary, plot
+    # titles): an escape sequence in it is shown escaped, never sent to the terminal.
+    text = SMALL.replace('name = "small"\n', "")
+    spec = load_sweep(write_sweep(tmp_path, text, name="evil\x1b[31mred\r.toml"))
+    assert spec.name == "evil\\x1b[31mred\\r"
+    assert load_sweep(write_sweep(tmp_path, text, name="plain.toml")).name == "plain"
+
+
 def test_native_is_each_vendors_own_rule(tmp_path: Path) -> None:
     text = SMALL.replace('["generic", "vtd"]', '["smmuv3", "virtio-iommu"]').replace(
         '["native", "device"]', '["native"]'

@@ -24,6 +24,7 @@ from typing import Final
 import attrs
 
 from ioasid_core.logs.record import LogRecord, Unrecognised
+from ioasid_core.printable import printable
 
 __all__ = ["MAX_DEVICES", "MAX_SPACES", "MAX_STEPS", "ScenarioWriter", "seconds"]
 
@@ -94,7 +95,9 @@ class ScenarioWriter:
     """Collects the records a scenario replays, then writes it (``write``)."""
 
     def __init__(self, name: str, sources: list[str]) -> None:
-        self.name = name
+        # Names the loader takes are printable: the output file's name and a unit's name as
+        # the log printed it (a bell is left in a line) are escaped, or the file won't load.
+        self.name = printable(name)
         self.sources = sources
         self.units: dict[str, str] = {}  # printed name -> scenario name
         self.devices: dict[tuple[str, int], str] = {}
@@ -156,7 +159,7 @@ class ScenarioWriter:
             self.guessed.add(
                 f"unit: records that name no IOMMU unit are behind one unit, {printed!r}"
             )
-        return self.units.setdefault(printed, printed)
+        return self.units.setdefault(printed, printable(printed))
 
     def _device(self, record: LogRecord) -> str | None:
         unit = self._unit(record)

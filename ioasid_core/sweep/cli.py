@@ -94,6 +94,8 @@ def sweep_command(
     target, metrics = targets[0], list(targets[1:])
     if metrics and not plot:
         raise _fail(f"unexpected argument(s) {' '.join(metrics)!r}: metrics to plot follow --plot")
+    if out == "":  # an unset shell variable: not the current folder
+        raise _fail("--out '': no folder given")
     if out is None:
         if not plot:
             raise _fail("--out DIR is required to run a sweep (or --plot DIR METRIC... to re-plot)")

@@ -10,7 +10,7 @@ at a time, so that only a run that kills its worker again is recorded as failed,
 how its worker ended (its nanny's log), and every other run keeps its result.
 
 A worker of a cluster that lives on keeps the sweep's last scenarios (their held steps
-within the 64 MiB cap) and its plugin manager until its next sweep replaces them.
+within the 64 MiB cap) and its plugin manager until its next sweep's first run drops them.
 """
 
 from __future__ import annotations

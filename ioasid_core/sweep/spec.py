@@ -22,6 +22,7 @@ from typing import Final
 
 import attrs
 
+from ioasid_core.printable import printable
 from ioasid_core.prq.policy import LookupPolicy
 from ioasid_core.scenario.reader import (
     Reader,
@@ -224,7 +225,8 @@ class _Checker:
         if top is None:
             return None
         p.unknown_keys(top, "", _TOP_KEYS)
-        name = p.name(top, "", "name") or Path(self.source).stem
+        # A file's name is no checked name: escaped, as a ``name`` key with ESC is refused.
+        name = p.name(top, "", "name") or printable(Path(self.source).stem)
         description = p.string(top, "", "description") or ""
         base = self.base(top)
         vendors = self.vendors(top)

@@ -114,6 +114,10 @@ def _scenario(cargo: Cargo, point: int, seed: int) -> Scenario:
     if scenario is not None:
         _LOADED.move_to_end(key)
         return scenario
+    # An earlier sweep's scenarios go at this sweep's first load (a Dask worker outlives
+    # sweeps, and their cargo keys are never asked for again): not only as many as it loads.
+    for stale in [k for k in _LOADED if k[0] != cargo.key]:
+        del _LOADED[stale]
     document = point_document(cargo.base, cargo.changes[point], seed)
     scenario = parse_scenario(document, cargo.source)
     if cargo.shared:
