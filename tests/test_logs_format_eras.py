@@ -415,3 +415,55 @@ NOT_RECORDS = [
 def test_driver_messages_that_are_no_record_give_nothing() -> None:
     reader, items = read(NOT_RECORDS)
     assert items == [] and reader.stats.failures == []
+
+
+# -- VT-d: values no kernel prints (a 20-bit PASID, the 8-bit FR field) are not read into a
+# record with a wrong field: the line is shown unrecognised.
+
+_V6 = (
+    "[ 7.1] DMAR: [DMA {kind}] Request device [00:02.0] fault addr 0x12345000 "
+    "[fault reason {code}] x"
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        ("Read NO_PASID", "0x106"),  # FR is bits 7:0
+        ("Write PASID 0x100000", "0x06"),  # a PASID is 20 bits
+    ],
+)
+def test_vtd_fault_with_a_value_out_of_its_field_is_unrecognised(kind: str, code: str) -> None:
+    _, items = read([_V6.format(kind=kind, code=code)])
+    assert records(items) == []
+    assert [(u.line, u.why) for u in unrecognised(items)] == [
+        (1, "a DMAR fault with an out-of-range value")
+    ]
+
+
+def test_vtd_fault_at_the_top_of_its_fields_is_read() -> None:
+    _, items = read([_V6.format(kind="Write PASID 0xfffff", code="0xff")])
+    assert [r.as_dict() for r in records(items)] == [
+        rec(
+            "vtd", "fault", 1, timestamp="7.1", device="0000:00:02.0", source_id=0x10,
+            pasid=0xFFFFF, address=0x12345000, access="w", code=0xFF, reason="x",
+        )
+    ]  # fmt: skip
+
+
+def test_vtd_fault_of_a_kind_without_read_or_write_has_no_access() -> None:
+    # Only "DMA Read" and "DMA Write" are printed; another kind's access is unknown, not "".
+    _, items = read([_V6.format(kind="Execute NO_PASID", code="0x06")])
+    assert [r.access for r in records(items)] == [None]
+
+
+def test_vtd_two_part_reason_wider_than_its_field_leaves_the_fault_without_it() -> None:
+    lines = [
+        "[ 3.3] DMAR:[DMA Read] Request device [00:02.0] fault addr 12345000 ",
+        "[ 3.3] DMAR:[fault reason 306] PTE Read access is not set",  # decimal: 306 > 255
+    ]
+    _, items = read(lines)
+    assert [(r.line, r.code, r.reason) for r in records(items)] == [(1, None, None)]
+    assert [(u.line, u.why) for u in unrecognised(items)] == [
+        (2, "a fault reason wider than 8 bits")
+    ]

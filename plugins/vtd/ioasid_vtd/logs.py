@@ -185,6 +185,12 @@ _PERM_ACCESS: Final = tuple(
 """A request's ``Perm`` bits (READ 1, WRITE 2, EXEC 4, PRIV 8) as ``access`` letters."""
 
 _DMA_ACCESS: Final = {kind: _dma_access(kind) for kind in ("DMA Read", "DMA Write")}
+"""The kernel's two DMA kinds; another kind's access is read from its words (``Read``,
+``Write``), and is unknown (None) when it has neither, not "no access"."""
+_PASID_MAX: Final = 0xFFFFF
+"""The widest PASID a fault record holds (20 bits); pre-5.14 ``ffffffff`` means none."""
+_CODE_MAX: Final = 0xFF
+"""The fault reason field (FR) is 8 bits."""
 
 
 def _reason_code(text: str, *, hex_always: bool = False) -> int:
@@ -320,9 +326,16 @@ class VtdLogParser:
             pasid = None  # the pre-5.14 "PASID ffffffff": no PASID
         is_dma = what == "addr"
         xen = "[VT-D]" in body
-        code = text = None
+        code = None if reason is None else _reason_code(reason.group("code"), hex_always=xen)
+        if (pasid is not None and pasid > _PASID_MAX) or (code is not None and code > _CODE_MAX):
+            # No kernel prints these (a 20-bit PASID, an 8-bit reason): an edited or garbled
+            # line, shown as such rather than read into a record with a wrong field.
+            return [
+                *self._release(),
+                Unrecognised(line.number, line.text, "a DMAR fault with an out-of-range value"),
+            ]
+        text = None
         if reason is not None:
-            code = _reason_code(reason.group("code"), hex_always=xen)
             text = reason.group("text")
             last = line.joins[-1] if extended and line.joins else -1
             if last > reason.start("text") and not _WORDS.fullmatch(body[last:]):
@@ -338,7 +351,7 @@ class VtdLogParser:
             source_id,
             pasid,
             address if is_dma else None,
-            _DMA_ACCESS.get(kind_text) or _dma_access(kind_text) if is_dma else None,
+            _DMA_ACCESS.get(kind_text) or _dma_access(kind_text) or None if is_dma else None,
             code,
             text,
         )
@@ -363,12 +376,11 @@ class VtdLogParser:
         last = line.joins[-1] if line.joins else -1
         if last > reason.start(group) and not _WORDS.fullmatch(line.body[last:]):
             text = line.body[reason.start(group) : last]  # the line joined on is not its text
-        return [
-            waiting._replace(
-                code=_reason_code(code_text, hex_always=xen or "[VT-D]" in reason.string),
-                reason=text.strip() or None,
-            )
-        ]
+        code = _reason_code(code_text, hex_always=xen or "[VT-D]" in reason.string)
+        if code > _CODE_MAX:  # an 8-bit field: the fault without it, the line shown
+            why = "a fault reason wider than 8 bits"
+            return [waiting, Unrecognised(line.number, line.text, why)]
+        return [waiting._replace(code=code, reason=text.strip() or None)]
 
     def _wait(self, record: LogRecord, what: str) -> None:
         self._waiting = record
