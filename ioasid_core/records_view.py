@@ -67,7 +67,13 @@ class RecordsView(Mapping[int, "Record | None"]):
 
     def __len__(self) -> int:
         records = self._records
-        return len(records) - records.count(None)
+        while True:
+            size = len(records)
+            free = records.count(None)
+            # The space may grow the list (None slots) in another thread between the two
+            # reads: a length read before it less the slots counted after would be short.
+            if len(records) == size:
+                return size - free
 
     def keys(self) -> KeysView[int]:
         return KeysView(self)

@@ -422,3 +422,22 @@ def test_records_reaching_the_top_do_not_make_a_space_full_and_a_full_one_says_s
         space.alloc(owner, 0, capacity - 1)
     space.free(owner, 5)
     assert space.alloc(owner, 0, capacity - 1) == 5
+
+
+def test_the_views_length_is_not_short_when_the_list_grows_while_it_counts() -> None:
+    from ioasid_core.records_view import RecordsView
+
+    class GrowsOnce(list[object]):
+        """Grows by three empty slots during its first count (the space, in another
+        thread, mapping more IDs between the view's two reads)."""
+
+        grown = False
+
+        def count(self, value: object) -> int:
+            if not self.grown:
+                self.grown = True
+                self.extend([None, None, None])
+            return super().count(value)
+
+    records = GrowsOnce([("set", None, 1, False), None, ("set", None, 1, False)])
+    assert len(RecordsView(records)) == 2  # type: ignore[arg-type]
