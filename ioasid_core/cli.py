@@ -16,7 +16,7 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,18 +82,24 @@ def _output_errors() -> Iterator[None]:
 
 
 @contextmanager
-def _space_logs_quiet() -> Iterator[None]:
-    """Hold back the space's log of a failed callback while a command runs (a forked worker
-    inherits it). The space logs it and raises it in a group (the SPEC's rule, for library
-    users); a command names that group itself, escaped, with the plugin and hook that
-    raised, so the log's traceback, raw on standard error before it, said it twice."""
-    logger = logging.getLogger("ioasid_core.space")
-    disabled = logger.disabled
-    logger.disabled = True
+def _logger_held(name: str, level: int) -> Iterator[None]:
+    """Hold back ``name``'s log records below ``level`` for the block (a forked worker
+    inherits it), then give the logger its own level again."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(level)
     try:
         yield
     finally:
-        logger.disabled = disabled
+        logger.setLevel(before)
+
+
+def _space_logs_quiet() -> AbstractContextManager[None]:
+    """Hold back the space's log of a failed callback while a command runs. The space logs
+    it and raises it in a group (the SPEC's rule, for library users); a command names that
+    group itself, escaped, with the plugin and hook that raised, so the log's traceback, raw
+    on standard error before it, said it twice."""
+    return _logger_held("ioasid_core.space", logging.CRITICAL + 1)
 
 
 _OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBADF})
@@ -220,16 +226,9 @@ def plugins_table(host: PluginHost, vendors: VendorCollection, *, width: int | N
     return "\n".join(lines)
 
 
-@contextmanager
-def _loader_quiet() -> Iterator[None]:
+def _loader_quiet() -> AbstractContextManager[None]:
     """Hold back the loader's "skipping plugin" warnings (not other modules' logs)."""
-    logger = logging.getLogger("ioasid_core.plugins")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+    return _logger_held("ioasid_core.plugins", logging.ERROR)
 
 
 @cli.command(name="demo")

@@ -301,31 +301,23 @@ class Smmuv3LogParser:
             return out
         cmdq = _CMDQ_ERROR.match(msg)
         if cmdq is not None:
-            out.append(
-                LogRecord(
-                    vendor=VENDOR,
-                    kind="message",
-                    line=line.number,
-                    timestamp=line.timestamp,
-                    unit=unit,
-                    reason=f"CMDQ error: {cmdq.group('why').strip()}",
-                )
+            reason = f"CMDQ error: {cmdq.group('why').strip()}"
+        else:
+            overflow = _OVERFLOW.search(msg)
+            if overflow is None:
+                return None
+            reason = overflow.group(0).strip()
+        out.append(
+            LogRecord(
+                vendor=VENDOR,
+                kind="message",
+                line=line.number,
+                timestamp=line.timestamp,
+                unit=unit,
+                reason=reason,
             )
-            return out
-        overflow = _OVERFLOW.search(msg)
-        if overflow is not None:
-            out.append(
-                LogRecord(
-                    vendor=VENDOR,
-                    kind="message",
-                    line=line.number,
-                    timestamp=line.timestamp,
-                    unit=unit,
-                    reason=overflow.group(0).strip(),
-                )
-            )
-            return out
-        return None
+        )
+        return out
 
     def _dword(self, line: LogLine, unit: str, value: int, out: list[LogItem]) -> None:
         skip = self._skip.get(unit)
