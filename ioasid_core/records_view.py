@@ -16,9 +16,19 @@ from typing import TYPE_CHECKING, SupportsIndex, TypeVar, overload
 if TYPE_CHECKING:
     from ioasid_core.space import Record
 
-__all__ = ["RecordsView"]
+__all__ = ["RecordsView", "snapshot"]
 
 _T = TypeVar("_T")
+
+
+def snapshot(records: list[Record | None]) -> list[Record | None]:
+    """The records at one instant, for a reader that walks them without the space's lock.
+
+    ``list.copy`` runs in C and never releases the GIL (it only adds references), so no
+    other thread's alloc or free lands inside it; a scan of the live list would list an ID
+    freed behind it and one allocated ahead of it, a set over its quota.
+    """
+    return records.copy()
 
 
 class RecordsView(Mapping[int, "Record | None"]):
@@ -63,17 +73,11 @@ class RecordsView(Mapping[int, "Record | None"]):
         return self.get(key) is not None
 
     def __iter__(self) -> Iterator[int]:
-        return iter([i for i, rec in enumerate(self._records) if rec is not None])
+        return iter([i for i, rec in enumerate(snapshot(self._records)) if rec is not None])
 
     def __len__(self) -> int:
-        records = self._records
-        while True:
-            size = len(records)
-            free = records.count(None)
-            # The space may grow the list (None slots) in another thread between the two
-            # reads: a length read before it less the slots counted after would be short.
-            if len(records) == size:
-                return size - free
+        records = snapshot(self._records)
+        return len(records) - records.count(None)
 
     def keys(self) -> KeysView[int]:
         return KeysView(self)
@@ -86,7 +90,7 @@ class RecordsView(Mapping[int, "Record | None"]):
 
     def _pairs(self) -> list[tuple[int, Record]]:
         """Every (ID, record), each slot read once (no record freed between key and value)."""
-        return [(i, rec) for i, rec in enumerate(self._records) if rec is not None]
+        return [(i, rec) for i, rec in enumerate(snapshot(self._records)) if rec is not None]
 
     def __repr__(self) -> str:
         return f"<RecordsView of {len(self)} allocated ID(s)>"
@@ -113,7 +117,7 @@ class _Values(ValuesView["Record | None"]):
         self._view = view
 
     def __iter__(self) -> Iterator[Record | None]:
-        return iter([rec for rec in self._view._records if rec is not None])
+        return iter([rec for rec in snapshot(self._view._records) if rec is not None])
 
     def __contains__(self, value: object) -> bool:
         # Over the records read once: ``ValuesView``'s own looks each key up again, which

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ioasid_core.records_view import snapshot
 from ioasid_core.types import SetType
 
 if TYPE_CHECKING:
@@ -94,9 +95,14 @@ class IoasidSet:
 
         Found by scanning the space's records, a list indexed by ID (O(mapped IDs), in ID
         order): the allocation hot path keeps only a count per set, and this is asked rarely.
+        The scan walks a copy (``snapshot``): one instant, never IDs freed and allocated
+        while it walked.
         """
-        records = self._space._records
-        return [i for i, rec in enumerate(records) if rec is not None and rec[0] is self]
+        return [
+            i
+            for i, rec in enumerate(snapshot(self._space._records))
+            if rec is not None and rec[0] is self
+        ]
 
     def __str__(self) -> str:
         if self.type is SetType.NULL:

@@ -445,3 +445,49 @@ def test_find_while_writers_churn() -> None:
         assert s.count == 0
         assert space.free_set(s) is True
     assert space.available == CAPACITY
+
+
+def test_a_sets_snapshot_is_one_instant_while_its_ids_move_across_the_space() -> None:
+    """``IoasidSet.ioasids()`` and the records view are read at one instant, not while a
+    scan walks the records: an ID freed at the low end after the scan passed it and one
+    allocated at the high end before the scan reached it would both be listed, more IDs
+    than the set's quota ever held (CI caught this in the churn test above, once in many
+    runs; here a long scan and IDs moved end to end make it near certain on a torn read)."""
+    capacity = 1 << 16
+    quota = 4
+    space = IoasidSpace(capacity)
+    filler = space.create_set()
+    for _ in range(capacity - 16):  # the middle: a long scan between the two ends
+        space.alloc(filler, 8, capacity - 9)
+    mover = space.create_set(quota=quota)
+    low, high = (0, 7), (capacity - 8, capacity - 1)
+    held = [space.alloc(mover, *low, private=i) for i in range(quota)]
+    stop = threading.Event()
+    scans = [0]
+
+    def writer() -> None:
+        """Moves the set's IDs from one end to the other and back, one at a time."""
+        try:
+            rnd = 0
+            while scans[0] < 40 and rnd < 200_000:
+                rnd += 1
+                target = high if rnd % 2 == 0 else low
+                for _ in range(quota):
+                    space.free(mover, held.pop(0))
+                    held.append(space.alloc(mover, *target, private=rnd))
+        finally:
+            stop.set()
+
+    def reader() -> None:
+        view = space.records_view()
+        while not stop.is_set():
+            ids = mover.ioasids()
+            assert len(ids) <= quota, f"a snapshot of {len(ids)} IDs: {ids}"
+            mine = [i for i, rec in view.items() if rec is not None and rec[0] is mover]
+            assert len(mine) <= quota, f"the view listed {len(mine)} IDs: {mine}"
+            assert len(view) <= capacity - 16 + quota
+            scans[0] += 1
+
+    run_threads([writer, reader])
+    assert scans[0] > 0
+    assert sorted(mover.ioasids()) == sorted(held)
