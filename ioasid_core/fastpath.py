@@ -20,6 +20,7 @@ blocking a thread on a lock it holds itself.
 
 from __future__ import annotations
 
+from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
 from ioasid_core.idalloc import BLOCK_SHIFT
@@ -53,6 +54,9 @@ def install_fast_paths(space: IoasidSpace) -> None:
     id_map = ids.map
     id_full = ids.full
     hint = ids.hint
+    holes = ids.holes
+    pop_hole = heappop
+    push_hole = heappush
     block_shift = BLOCK_SHIFT
 
     def alloc(set: IoasidSet, min: int, max: int, private: object = None) -> int:
@@ -65,29 +69,43 @@ def install_fast_paths(space: IoasidSpace) -> None:
                 hot.quiet  # read under the lock: no callout can start before we give it back
                 and min.__class__ is int
                 and max.__class__ is int
-                and 0 <= min <= max < capacity
+                and min >= 0
+                and max < capacity  # and min <= max: implied once an ID in [min, max] is found
                 and set._open_in is space
             ):
                 quota = set.quota
                 # A quota-less set needs no counting while nothing is reserved (else: slow path).
                 if (not hot.reserved) if quota is None else (set._count < quota):
-                    ioasid = hint[0]
-                    if min <= ioasid <= max and not id_map[ioasid]:
-                        # The allocator's own fast path, inlined (see IdAllocator.alloc). A
-                        # hint at the mapped end reads the map's sentinel (used): id_alloc
-                        # grows the map, in place, so these names stay bound to it.
-                        id_map[ioasid] = 1
-                        hint[0] = ioasid + 1
+                    # The allocator's own fast paths, inlined (see IdAllocator.alloc): the
+                    # lowest hole, else the hint. A hint at the mapped end reads the map's
+                    # sentinel (used): id_alloc grows the map, in place, so these names
+                    # stay bound to it. A stale hole, a range above the hole or the hint,
+                    # or no free ID: id_alloc, and the full method when it finds none.
+                    if holes:
+                        ioasid = pop_hole(holes)
+                        if min <= ioasid <= max and not id_map[ioasid]:
+                            id_map[ioasid] = 1
+                        else:
+                            push_hole(holes, ioasid)
+                            ioasid = id_alloc(min, max)
+                            if ioasid < 0:
+                                give(True)
+                                return slow_alloc(set, min, max, private)
                     else:
-                        ioasid = id_alloc(min, max)
-                    if ioasid >= 0:
-                        # The set's shared record when there is no private data (sets.py).
-                        records[ioasid] = (
-                            set._fresh if private is None else (set, private, 1, False)
-                        )
-                        set._count += 1
-                        give(True)
-                        return ioasid
+                        ioasid = hint[0]
+                        if min <= ioasid <= max and not id_map[ioasid]:
+                            id_map[ioasid] = 1
+                            hint[0] = ioasid + 1
+                        else:
+                            ioasid = id_alloc(min, max)
+                            if ioasid < 0:
+                                give(True)
+                                return slow_alloc(set, min, max, private)
+                    # The set's shared record when there is no private data (sets.py).
+                    records[ioasid] = set._fresh if private is None else (set, private, 1, False)
+                    set._count += 1
+                    give(True)
+                    return ioasid
         except AttributeError:
             pass  # not a set: the full method says so
         except BaseException:
@@ -104,7 +122,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
         try:
             # An exact int only (a list takes True and a numpy int as 1, and 1.0 is not an
             # index), and not negative: a list would read that from its end.
-            rec = records[ioasid] if hot.quiet and type(ioasid) is int and ioasid >= 0 else None
+            rec = records[ioasid] if hot.quiet and ioasid.__class__ is int and ioasid >= 0 else None
             if (
                 rec is not None
                 and ((owner := rec[0]) is set or set is None)
@@ -114,9 +132,10 @@ def install_fast_paths(space: IoasidSpace) -> None:
                 records[ioasid] = None
                 # The allocator's free, inlined (see IdAllocator.free).
                 id_map[ioasid] = 0
-                id_full[ioasid >> block_shift] = 0
                 if ioasid < hint[0]:
-                    hint[0] = ioasid
+                    push_hole(holes, ioasid)  # a hole: its block's flag may stay set
+                else:
+                    id_full[ioasid >> block_shift] = 0
                 owner._count -= 1
                 if not owner._plain:  # an SPID to drop, or a free-pending set to destroy
                     space._forget(ioasid, owner, None)

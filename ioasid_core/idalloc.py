@@ -1,10 +1,9 @@
 """The default allocator: the lowest free ID at or above a minimum, as ``xa_alloc`` gives.
 
-One byte per ID says whether it is used, and one byte per block of 256 IDs says the block is
-known to be full. Searches run in C (``bytearray.find``): the block of the minimum, then the
-first block not known to be full. A full flag is set only after a scan found nothing free in
-the whole block, and cleared whenever one of its IDs is freed, so a set flag is always true
-and a clear one costs at most one extra 256-byte scan before it is set.
+One byte per ID says whether it is used (the map: the truth), and one byte per block of 256
+IDs says the block is known to be full. Searches run in C (``bytearray.find``): the block of
+the minimum, then the first block not known to be full. A full flag is set only after a scan
+found nothing free in the whole block.
 
 The map covers only the IDs up to the highest one handed out so far (rounded up, at least
 doubling, to a multiple of ``GROW_CHUNK``), not the whole capacity: every ID above it has
@@ -16,21 +15,39 @@ holding its 1,000 lowest costs 4 KiB of map, not 1 MiB; one ID near the top maps
 A list of ``slots`` (the space's records, one per ID) is kept exactly as long as the map and
 grown with it, in place: whoever indexes it by a mapped ID never meets its end.
 
-A hint, ``hint[0]``, is a lower bound of the free IDs: every ID below it is used. A request
-whose minimum is at or below the hint is answered by the hint itself when it is free, which is
-the common case (filling a space, or freeing and reallocating the same ID) and costs a few
-byte operations; the hint only moves forward lazily. A search from the hint flags the hint's
-block full when the rest of it is used (all of it below the hint is), so a hole far from the
-previous one costs three C searches (the rest of the hint's block, the flags, the block
-found), whatever the number of live IDs, instead of one more per block left unflagged.
+The hint and the holes. ``hint[0]`` only grows (until a spill, below): every ID below it is
+used, except the *holes*, the IDs freed below it, which ``holes`` lists as a min-heap. So the
+lowest free ID is the lowest hole, else the hint or above. A request whose minimum is at or
+below the lowest hole takes it (one ``heappop``, whatever the number of live IDs or where the
+hole lies); with no hole, it takes the hint when that is free (filling a space), else
+searches up from the hint. A workload that frees IDs scattered over a million live ones and
+allocates again pays what it pays among a thousand: no block scan between the holes, no
+cold map lines. Freeing a hole leaves its block's full flag alone (a store the hot path
+saves), so a flag may hide holes, and only holes: an ID freed at or above the hint clears
+its flag. A search from the hint runs when no hole is left, so its flags are exact. A
+search from a higher minimum than the lowest hole (the one case left) takes the lower of
+what the flags lead to and the lowest hole at or above the minimum.
+
+The heap may hold stale entries: a hole such a search took (a heap cannot drop it cheaply)
+is popped when it reaches the top, and the heap is compacted when such entries could be
+half of it. It holds at most one entry per ID freed below the hint; past ``SPILL`` holes,
+the allocator's slow paths *spill* them: they clear the holes' flags, lower the hint to the
+lowest hole and empty the heap, which is the search-from-the-hint design again, correct at
+any size (the heap costs memory per freed ID; the map costs a byte).
+
+A search from the hint flags the hint's block full when the rest of it is used (all of it
+below the hint is, as no hole is left), so a free ID far above costs three C searches (the
+rest of the hint's block, the flags, the block found), whatever the number of live IDs,
+instead of one more per block left unflagged.
 """
 
 from __future__ import annotations
 
+from heapq import heappop, heappush
 from itertools import repeat
 from typing import Any, Final
 
-__all__ = ["BLOCK_SHIFT", "GROW_CHUNK", "MAX_CAPACITY", "IdAllocator"]
+__all__ = ["BLOCK_SHIFT", "GROW_CHUNK", "MAX_CAPACITY", "SPILL", "IdAllocator"]
 
 BLOCK_SHIFT: Final = 8
 _BLOCK: Final = 1 << BLOCK_SHIFT
@@ -45,10 +62,31 @@ MAX_CAPACITY: Final = 1 << 26
 for a space that keeps its records in them). PCIe PASIDs have 20 bits."""
 
 
+SPILL: Final = 1 << 16
+"""The holes the slow paths let the heap hold before they spill it back into the map (about
+2.5 MiB of heap and ints; a million-ID space keeps 1 MiB of map)."""
+
+_SCAN_MAX: Final = 64
+"""The holes a search from above the lowest one reads one by one; with more, it spills them."""
+
+_STALE_FLOOR: Final = 32
+"""Stale heap entries tolerated before a compaction is considered (see ``_search``)."""
+
+
 class IdAllocator:
     """Hands out the lowest free integer in ``[lo, hi]`` from ``[0, capacity)``."""
 
-    __slots__ = ("_capacity", "_chunk", "_mapped", "_slots", "full", "hint", "map")
+    __slots__ = (
+        "_capacity",
+        "_chunk",
+        "_mapped",
+        "_slots",
+        "_stale",
+        "full",
+        "hint",
+        "holes",
+        "map",
+    )
 
     def __init__(
         self, capacity: int, grow_chunk: int = GROW_CHUNK, slots: list[Any] | None = None
@@ -62,13 +100,16 @@ class IdAllocator:
         # Public so that the space's hot paths can inline the common case (see fastpath.py):
         # ``map[n]`` is 1 when n is used (n below ``mapped``; ``map[mapped]`` is the sentinel,
         # 1), ``full[b]`` when block b is known full, ``hint[0]`` is the lower bound of the
-        # free IDs. All three are only ever changed in place, never rebound.
+        # free IDs outside ``holes`` (the heap of IDs freed below the hint). All four are only
+        # ever changed in place, never rebound.
         size = min(capacity, grow_chunk)
         self._mapped = size  # len(map) - 1, kept: the searches need it without arithmetic
         self.map = bytearray(size + 1)
         self.map[size] = 1
         self.full = bytearray((size + _IN_BLOCK) >> BLOCK_SHIFT)
         self.hint = [0]
+        self.holes: list[int] = []
+        self._stale = 0  # holes a search has taken since the last compaction (at most)
         # One entry per mapped ID, None when the map grows over it (the space's records).
         if slots is not None:
             if slots:
@@ -104,10 +145,27 @@ class IdAllocator:
     def alloc(self, lo: int, hi: int) -> int:
         """Take the lowest free ID in ``[lo, hi]``; return -1 when there is none.
 
-        The caller has checked ``0 <= lo <= hi < capacity``.
+        The caller has checked ``0 <= lo`` and ``hi < capacity``; ``lo > hi`` finds none.
         """
         used = self.map
         hint = self.hint
+        holes = self.holes
+        if len(holes) > SPILL:
+            self._spill()
+        while holes:
+            n = holes[0]
+            if used[n]:  # taken by a search from a higher minimum: drop it
+                heappop(holes)
+                continue
+            if lo > n:  # other holes may lie at or above lo
+                return self._search(lo, hi)
+            # The lowest hole is the lowest free ID at or above lo (every free ID below the
+            # hint is a hole, and the hint lies above them).
+            if n > hi:
+                return -1
+            heappop(holes)
+            used[n] = 1
+            return n
         n = hint[0]
         if lo <= n:
             # Everything below the hint is used: the answer is the hint or above.
@@ -128,22 +186,72 @@ class IdAllocator:
             used[n] = 1
             hint[0] = n + 1
             return n
-        n = self._find(lo, False)  # above the hint: the hint stays
+        return self._search(lo, hi)  # above the hint: no hole lies there
+
+    def _search(self, lo: int, hi: int) -> int:
+        """The lowest free ID in ``[lo, hi]`` from the map, taken; the hint stays.
+
+        Below the hint a full flag may hide a hole (``free`` leaves it), never another free
+        ID: the answer is the lower of what the flags lead to and the lowest hole at or
+        above ``lo``. A hole taken here stays in the heap, stale, until it reaches the top.
+        """
+        used = self.map
+        hint = self.hint[0]
+        if lo < hint and len(self.holes) > _SCAN_MAX:
+            self._spill()  # then every flag is exact: the map's search alone answers
+            hint = self.hint[0]
+        n = self._find(lo, False)
+        if lo < hint and self.holes:
+            below = n if 0 <= n < hint else hint
+            for h in self.holes:  # at most _SCAN_MAX entries
+                if lo <= h < below and not used[h]:
+                    below = h
+            if below < hint:
+                n = below
         if n < 0 or n > hi:
             return -1
         if n >= self._mapped:
             self._grow(n)
         used[n] = 1
+        if n < hint:  # a hole: its heap entry is stale now
+            self._stale += 1
+            if self._stale > _STALE_FLOOR and 2 * self._stale > len(self.holes):
+                self._compact()
         return n
+
+    def _compact(self) -> None:
+        """Drop the heap's stale and repeated entries (in place: the fast paths hold it)."""
+        used = self.map
+        holes = self.holes
+        holes[:] = sorted({n for n in holes if not used[n]})  # a sorted list is a heap
+        self._stale = 0
+
+    def _spill(self) -> None:
+        """Give the holes back to the map's search: clear their blocks' flags, lower the
+        hint to the lowest of them, empty the heap (in place). Every flag is exact after."""
+        used = self.map
+        full = self.full
+        lowest = self.hint[0]
+        for n in self.holes:
+            if not used[n]:
+                full[n >> BLOCK_SHIFT] = 0
+                if n < lowest:
+                    lowest = n
+        self.holes.clear()
+        self.hint[0] = lowest
+        self._stale = 0
 
     def free(self, n: int) -> None:
         """Give one ID back; it must be in use."""
         if not (0 <= n < self._mapped and self.map[n]):
             raise ValueError(f"ID {n:#x} is not in use")
         self.map[n] = 0
-        self.full[n >> BLOCK_SHIFT] = 0
         if n < self.hint[0]:
-            self.hint[0] = n
+            heappush(self.holes, n)  # its block's flag may stay set: see the module's notes
+            if len(self.holes) > SPILL:
+                self._spill()
+        else:
+            self.full[n >> BLOCK_SHIFT] = 0
 
     def _find(self, n: int, below_used: bool) -> int:
         """The lowest free ID at or above ``n``, or -1. ``below_used``: every ID below ``n``

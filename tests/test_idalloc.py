@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ioasid_core.idalloc import BLOCK_SHIFT, GROW_CHUNK, MAX_CAPACITY, IdAllocator
+from ioasid_core.idalloc import BLOCK_SHIFT, GROW_CHUNK, MAX_CAPACITY, SPILL, IdAllocator
 
 _BLOCK = 1 << BLOCK_SHIFT
 _capacities = st.sampled_from([1, 2, 255, 256, 257, 511, 512, 513, 1000, 1 << 12, 1300])
@@ -33,11 +33,17 @@ def _check_invariants(ids: IdAllocator, used: set[int]) -> None:
     assert all(n < mapped for n in used), "every used ID is mapped"
     assert ids.map.count(1) - 1 == len(used)
     assert len(ids.full) == -(-mapped // _BLOCK)
+    holes = ids.holes
+    listed = set(holes)
     for block in range(len(ids.full)):
-        if ids.full[block]:  # a set flag is always true
+        if ids.full[block]:  # a set flag hides no free ID but a hole
             start = block * _BLOCK
-            assert ids.map.find(0, start, min(start + _BLOCK, mapped)) < 0, block
-    assert all(n in used for n in range(min(ids.hint[0], ids.capacity))), "hint bounds free IDs"
+            hidden = [n for n in range(start, min(start + _BLOCK, mapped)) if not ids.map[n]]
+            assert all(n in listed for n in hidden), (block, hidden)
+    assert all(holes[(k - 1) // 2] <= holes[k] for k in range(1, len(holes))), "a min-heap"
+    assert all(n < ids.hint[0] for n in listed if not ids.map[n]), "a hole lies below the hint"
+    below = range(min(ids.hint[0], ids.capacity))
+    assert all(n in used or n in listed for n in below), "below the hint, a free ID is a hole"
 
 
 @settings(max_examples=300, deadline=None)
@@ -102,19 +108,152 @@ def test_full_block_flags_are_cleared_by_a_free_inside_the_block() -> None:
 
 
 def test_a_search_from_the_hint_flags_the_rest_of_its_block_full() -> None:
-    """Holes far apart: the block the hint stopped in is flagged once searched, so the next
-    search does not scan it again (the cost of scattered frees in a full space)."""
+    """The hint's ID taken by a request from a higher minimum, the next free one far away:
+    the block the hint stopped in is flagged once searched, so the next search does not scan
+    it again."""
     capacity = 8 * _BLOCK
+    ids = IdAllocator(capacity)
+    for _ in range(_BLOCK + 5):
+        ids.alloc(0, capacity - 1)  # 0 .. B+4: the hint is B+5
+    for _ in range(3 * _BLOCK + 3):
+        ids.alloc(_BLOCK + 6, capacity - 1)  # B+6 .. 4B+8, above the hint: it stays
+    assert ids.hint[0] == _BLOCK + 5
+    assert ids.alloc(0, capacity - 1) == _BLOCK + 5  # the hint itself
+    assert ids.alloc(0, capacity - 1) == 4 * _BLOCK + 9  # found past the hint's block
+    assert ids.full[1] == 1  # the rest of block 1 was searched from the hint: full
+    _check_invariants(ids, set(range(4 * _BLOCK + 10)))
+
+
+def test_scattered_frees_are_taken_back_lowest_first_without_a_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Holes in a full space, far apart: each allocation takes the lowest hole from the heap
+    (the same cost among a million live IDs as among a thousand), never searches the map."""
+    capacity = 64 * _BLOCK
     ids = IdAllocator(capacity)
     for _ in range(capacity):
         ids.alloc(0, capacity - 1)
-    holes = [_BLOCK + 5, 4 * _BLOCK + 9]
+    holes = [40 * _BLOCK + 1, 3 * _BLOCK + 200, 17, 63 * _BLOCK + 255, 9 * _BLOCK]
     for n in holes:
         ids.free(n)
-    assert ids.alloc(0, capacity - 1) == holes[0]  # the hint itself
-    assert ids.alloc(0, capacity - 1) == holes[1]  # found past the hint's block
-    assert ids.full[1] == 1  # the rest of block 1 was searched from the hint: full
+
+    def no_search(*args: object) -> int:
+        raise AssertionError(f"the map was searched: {args}")
+
+    monkeypatch.setattr(IdAllocator, "_find", no_search)
+    assert [ids.alloc(0, capacity - 1) for _ in holes] == sorted(holes)
+    assert ids.holes == []
+    monkeypatch.undo()
+    assert ids.alloc(0, capacity - 1) == -1
     _check_invariants(ids, set(range(capacity)))
+
+
+def _flagged_full(capacity: int) -> IdAllocator:
+    """A full allocator whose hint reached the top by searching: every block below the last
+    is flagged full (a fill at the hint never searches, so it flags nothing)."""
+    ids = IdAllocator(capacity)
+    for _ in range(capacity - 2):
+        ids.alloc(1, capacity - 1)  # 1 .. capacity-2, each from a minimum above the hint 0
+    assert ids.alloc(0, capacity - 1) == 0  # the hint
+    assert ids.alloc(0, capacity - 1) == capacity - 1  # searched from the hint past them all
+    assert ids.hint[0] == capacity
+    return ids
+
+
+def test_an_id_freed_below_the_hint_is_a_hole_and_leaves_its_blocks_flag() -> None:
+    """The hint never moves back: the freed ID goes to the heap (the hot path's one store
+    saved is the flag's), and the next allocation takes it from there."""
+    capacity = 4 * _BLOCK
+    ids = _flagged_full(capacity)
+    assert ids.full == bytearray([1, 1, 1, 0])
+    ids.free(_BLOCK + 3)
+    assert ids.hint[0] == capacity and ids.holes == [_BLOCK + 3]
+    assert ids.full[1] == 1  # hides the hole, and only the hole
+    _check_invariants(ids, set(range(capacity)) - {_BLOCK + 3})
+    assert ids.alloc(0, capacity - 1) == _BLOCK + 3
+
+
+def test_a_search_from_above_the_lowest_hole_finds_a_hole_its_flag_hides() -> None:
+    """A request whose minimum lies above the lowest hole searches the map, and the flags
+    lead past a block whose only free ID is a hole: the hole is the answer, not an ID
+    further up (a search trusting the flags alone returns the wrong one)."""
+    capacity = 8 * _BLOCK
+    ids = _flagged_full(capacity)
+    assert ids.full == bytearray([1] * 7 + [0])
+    hidden = 4 * _BLOCK + 77
+    ids.free(7)  # the lowest hole
+    ids.free(hidden)  # a hole in a flagged block, above the minimum below
+    assert ids.full[4] == 1
+    assert ids.alloc(2 * _BLOCK + 1, capacity - 1) == hidden
+    assert ids.alloc(2 * _BLOCK + 1, capacity - 1) == -1  # no more: hidden not handed twice
+    assert ids.alloc(0, capacity - 1) == 7
+    _check_invariants(ids, set(range(capacity)))
+
+
+def test_many_holes_are_spilled_into_the_map_and_answers_stay_the_lowest() -> None:
+    """Past SPILL holes, the slow free gives them back to the map's search: the heap is
+    emptied, the hint lowered to the lowest hole, the flags of their blocks cleared."""
+    capacity = SPILL + 4 * _BLOCK
+    ids = IdAllocator(capacity)
+    for _ in range(capacity):
+        ids.alloc(0, capacity - 1)
+    freed = list(range(capacity - 3, -1, -1))[: SPILL + 1]  # from the top down
+    for n in freed:
+        ids.free(n)
+    assert ids.holes == []  # spilled on the last free
+    assert ids.hint[0] == min(freed)
+    used = set(range(capacity)) - set(freed)
+    _check_invariants(ids, used)
+    got = [ids.alloc(0, capacity - 1) for _ in range(3)]
+    assert got == sorted(freed)[:3]
+
+
+def test_a_search_above_many_holes_spills_them_first() -> None:
+    """More than a few holes below a request's minimum: the search spills them rather than
+    reading every one, and still answers the lowest free ID at or above the minimum."""
+    capacity = 16 * _BLOCK
+    ids = IdAllocator(capacity)
+    for _ in range(capacity):
+        ids.alloc(0, capacity - 1)
+    holes = list(range(0, 2 * 100, 2))  # 100 holes low down
+    for n in holes:
+        ids.free(n)
+    ids.free(9 * _BLOCK + 1)
+    assert len(ids.holes) == 101
+    assert ids.alloc(5 * _BLOCK, capacity - 1) == 9 * _BLOCK + 1
+    assert ids.holes == [] and ids.hint[0] == 0
+    _check_invariants(ids, set(range(capacity)) - set(holes))
+    assert [ids.alloc(0, capacity - 1) for _ in range(3)] == holes[:3]
+
+
+def test_a_hole_taken_by_a_higher_minimum_is_not_handed_out_twice() -> None:
+    """A request from above the lowest hole takes a hole by searching the map; its heap
+    entry is stale and must be skipped, not handed out again."""
+    ids = IdAllocator(1 << 12)
+    for _ in range(100):
+        ids.alloc(0, 4095)
+    ids.free(10)
+    ids.free(50)
+    assert ids.alloc(20, 4095) == 50  # a search: 50 stays in the heap, stale
+    assert ids.alloc(0, 4095) == 10
+    assert ids.alloc(0, 4095) == 100  # not 50 again
+    _check_invariants(ids, set(range(101)))
+
+
+def test_stale_holes_do_not_pile_up_in_the_heap() -> None:
+    """A hole freed and taken back by a request from above a hole that stays free, over and
+    over: every round leaves a stale entry; the heap is compacted, so it stays small."""
+    ids = IdAllocator(1 << 12)
+    for _ in range(200):
+        ids.alloc(0, 4095)
+    ids.free(5)  # stays free: every request below is from a higher minimum
+    for _ in range(10_000):
+        ids.free(100)
+        assert ids.alloc(100, 100) == 100
+        assert len(ids.holes) <= 70
+    assert ids.alloc(0, 4095) == 5
+    assert ids.alloc(0, 4095) == 200  # the stale entries of 100 are skipped
+    _check_invariants(ids, set(range(201)))
 
 
 @pytest.mark.parametrize("capacity", [1, 255, GROW_CHUNK, GROW_CHUNK + 1, 1 << 20, MAX_CAPACITY])
