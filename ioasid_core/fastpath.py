@@ -23,6 +23,7 @@ from __future__ import annotations
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
+from ioasid_core import idalloc
 from ioasid_core.idalloc import BLOCK_SHIFT
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ def install_fast_paths(space: IoasidSpace) -> None:
     holes = ids.holes
     pop_hole = heappop
     push_hole = heappush
+    spill = idalloc.SPILL
+    spill_holes = ids._spill
     block_shift = BLOCK_SHIFT
 
     def alloc(set: IoasidSet, min: int, max: int, private: object = None) -> int:
@@ -134,6 +137,8 @@ def install_fast_paths(space: IoasidSpace) -> None:
                 id_map[ioasid] = 0
                 if ioasid < hint[0]:
                     push_hole(holes, ioasid)  # a hole: its block's flag may stay set
+                    if len(holes) > spill:  # bounded as IdAllocator.free bounds it
+                        spill_holes()
                 else:
                     id_full[ioasid >> block_shift] = 0
                 owner._count -= 1

@@ -575,3 +575,28 @@ def test_space_fast_and_full_paths_match_brute_force(thresholds: str, seed: int)
             _check_spaces(run, model)
     _check_spaces(run, model)
     assert run.events > 0, "the subscribed space took the full methods"
+
+
+def test_a_loop_of_fast_frees_spills_the_heap_as_the_slow_free_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every free below the hint pushes a hole; the full method spills past SPILL, and the
+    inlined one must too, or a quiet space that frees N IDs keeps N heap entries (40 bytes
+    each with their ints) until it allocates them again, whatever SPILL says."""
+    monkeypatch.setattr(idalloc, "SPILL", 100)
+    slow_frees: list[int] = []
+    full_free = IoasidSpace.free
+
+    def counted(self: IoasidSpace, set: IoasidSet | None, ioasid: int) -> None:
+        slow_frees.append(ioasid)
+        full_free(self, set, ioasid)
+
+    monkeypatch.setattr(IoasidSpace, "free", counted)
+    space = IoasidSpace(1 << 12)
+    owner = space.create_set()
+    taken = [space.alloc(owner, 0, 4095) for _ in range(1000)]
+    for n in reversed(taken):  # each below the hint: a hole
+        space.free(owner, n)
+        assert len(space._ids.holes) <= 100
+    assert not slow_frees, "the fast path freed them"
+    assert [space.alloc(owner, 0, 4095) for _ in range(1001)] == list(range(1001))
