@@ -17,6 +17,8 @@ IDs (get/put), set destruction, and a custom allocator registered and unregister
 from __future__ import annotations
 
 import random
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -135,7 +137,7 @@ def test_idalloc_matches_brute_force_through_spills(thresholds: str, seed: int) 
         ids.free(n)
         used[n] = 0
 
-    for step in range(2500):
+    for step in range(4000):
         roll = rng.random()
         if roll < 0.30:
             a, b = _points(rng, used, ids, capacity), _points(rng, used, ids, capacity)
@@ -271,8 +273,8 @@ class Model:
         elif s.count >= s.quota:
             return QuotaExceededError
         if self.custom:
-            free = [n for n in range(hi, lo - 1, -1) if not self.used[n]]
-            return free[0] if free else AllocatorNoSpaceError
+            n = self.used.rfind(0, lo, hi + 1)  # the backend's answer: the highest free
+            return n if n >= 0 else AllocatorNoSpaceError
         n = _lowest(self.used, lo, hi)
         return n if n >= 0 else NoSpaceError
 
@@ -445,7 +447,7 @@ def test_space_fast_and_full_paths_match_brute_force(thresholds: str, seed: int)
     for _ in range(3):
         new_set()
 
-    for step in range(1800):
+    for step in range(3000):
         roll = rng.random()
         live = live_ids()
         si = rng.randrange(len(model.sets))
@@ -600,3 +602,64 @@ def test_a_loop_of_fast_frees_spills_the_heap_as_the_slow_free_does(
         assert len(space._ids.holes) <= 100
     assert not slow_frees, "the fast path freed them"
     assert [space.alloc(owner, 0, 4095) for _ in range(1001)] == list(range(1001))
+
+
+def test_threads_on_the_fast_paths_never_share_an_id_through_spills(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three threads allocate (from 0, and from above other threads' holes) and free their
+    own IDs on one quiet space, with spills every few frees: no ID is ever handed to two
+    holders, and at the end the map holds exactly the IDs still held."""
+    monkeypatch.setattr(idalloc, "SPILL", 16)
+    monkeypatch.setattr(idalloc, "_SCAN_MAX", 3)
+    monkeypatch.setattr(idalloc, "_STALE_FLOOR", 1)
+    capacity = GROW_CHUNK + _BLOCK
+    space = IoasidSpace(capacity)
+    holder: dict[int, int] = {}  # ID -> the thread holding it (dict ops are atomic)
+    failures: list[BaseException] = []
+    held: list[list[int]] = [[], [], []]
+
+    def worker(me: int) -> None:
+        rng = random.Random(me)
+        owner = space.create_set()
+        mine = held[me]
+        try:
+            for _ in range(6000):
+                if mine and rng.random() < 0.48:
+                    n = mine.pop(rng.randrange(len(mine)))
+                    del holder[n]  # before the free: nobody may get it back until then
+                    space.free(owner, n)
+                    continue
+                lo = rng.choice([0, 0, rng.randrange(capacity)])
+                try:
+                    n = space.alloc(owner, lo, capacity - 1)
+                except NoSpaceError:
+                    continue
+                other = holder.setdefault(n, me)
+                assert other == me and n not in mine, f"{n:#x} handed to {me} and {other}"
+                mine.append(n)
+        except BaseException as exc:
+            failures.append(exc)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        sys.setswitchinterval(old)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    if failures:
+        raise failures[0]
+    used = bytearray(capacity)
+    for n in holder:
+        used[n] = 1
+    assert sorted(holder) == sorted(n for mine in held for n in mine)
+    _check_structure(space._ids, used)
+    owner = space.create_set()
+    while (want := _lowest(used, 0, capacity - 1)) >= 0:  # lowest first, to the last one
+        assert space.alloc(owner, 0, capacity - 1) == want
+        used[want] = 1
