@@ -31,10 +31,10 @@ what the flags lead to and the lowest hole at or above the minimum.
 The heap may hold stale entries: a hole such a search took (a heap cannot drop it cheaply)
 is popped when it reaches the top, and the heap is compacted when such entries could be
 half of it. It holds one entry per ID freed below the hint, and a few repeats (a hole such
-a search took, then freed again, until the compaction); past ``SPILL`` entries, a free (the
-space's inlined one too) or an allocation *spills* them: it clears the holes' flags, lowers
-the hint to the lowest hole and empties the heap, which is the search-from-the-hint design
-again, correct at any size (the heap costs up to 40 bytes per freed ID; the map a byte).
+a search took, then freed again, until the compaction); past ``SPILL`` entries, a free
+(the space's inlined one too) *spills* them: it clears the holes' flags, lowers the hint to
+the lowest hole and empties the heap, which is the search-from-the-hint design again,
+correct at any size (the heap costs up to 40 bytes per freed ID; the map a byte).
 
 A search from the hint flags the hint's block full when the rest of it is used (all of it
 below the hint is, as no hole is left), so a free ID far above costs three C searches (the
@@ -64,9 +64,9 @@ for a space that keeps its records in them). PCIe PASIDs have 20 bits."""
 
 
 SPILL: Final = 1 << 16
-"""The heap entries a free or an allocation lets the heap hold before it spills them back
-into the map (about 2.5 MiB of heap and ints; a million-ID space keeps 1 MiB of map). Read
-when called; the space's fast paths read it when they are installed."""
+"""The heap entries a free lets the heap hold before it spills them back into the map
+(about 2.5 MiB of heap and ints; a million-ID space keeps 1 MiB of map). Read when called;
+the space's fast paths read it when they are installed."""
 
 _SCAN_MAX: Final = 64
 """The holes a search from above the lowest one reads one by one; with more, it spills them."""
