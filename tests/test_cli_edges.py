@@ -3,12 +3,13 @@ lists, plot names checked before any run. Run as a real process where the edge i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -211,24 +212,96 @@ def test_a_scenario_with_thousands_of_problems_says_the_first_twenty_and_how_man
     assert int(lines[-1].split()[2]) + 20 >= 3000
 
 
+# The command as a user runs it, which tells the test what it is doing: each process writes
+# "replaying VENDOR" as a run starts (the parent with --jobs 1, a worker with --jobs 2) and the
+# parent "received VENDOR" as a worker's run comes back, on the descriptor in $TELL. A Ctrl-C
+# is sent at a known point then, not after a guessed sleep: too early, and it lands in Python's
+# start-up, before the command can say anything; too late, and the comparison is over (it
+# took 30 s when a sleep of 4 s was chosen, 8 s since). $STALL names a vendor whose run stays
+# busy (a long one) until it is interrupted.
+TELLING = r"""
+import os, time
+from ioasid_core import compare
+from ioasid_core.cli import main
+
+tell, stall = int(os.environ["TELL"]), os.environ.get("STALL")
+replay, received = compare.replay, compare._received
+
+def replaying(scenario, vendor, *args, **kwargs):
+    os.write(tell, f"replaying {vendor.name}\n".encode())
+    if vendor.name == stall:
+        time.sleep(600)
+    return replay(scenario, vendor, *args, **kwargs)
+
+def receiving(future, vendor, policy):
+    os.write(tell, f"received {vendor.name}\n".encode())
+    return received(future, vendor, policy)
+
+compare.replay, compare._received = replaying, receiving
+main()
+"""
+
+
+def ctrl_c_when(args: list[str], told: list[str], stall: str = "") -> tuple[int, bytes, bytes]:
+    """Run ``ioasid ARGS`` (TELLING), wait until it has said every line of ``told`` (any
+    order), then press Ctrl-C: SIGINT to its whole process group, workers too, as a terminal
+    does. Its exit status, standard output and standard error. Waits are bounded (120 s) only
+    against a command that hangs: nothing here waits for time to pass."""
+    read_end, write_end = os.pipe()
+    env = {**os.environ, "TELL": str(write_end), "STALL": stall}
+    with subprocess.Popen(
+        [sys.executable, "-c", TELLING, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        pass_fds=(write_end,),
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    ) as process:
+        os.close(write_end)
+        try:
+            waiting, said = list(told), b""
+            while waiting:
+                readable, _, _ = select.select([read_end], [], [], 120)
+                assert readable, f"the command said nothing for 120 s, still owing {waiting}"
+                chunk = os.read(read_end, 4096)
+                assert chunk, f"the command ended still owing {waiting}"
+                *lines, said = (said + chunk).split(b"\n")
+                for line in lines:
+                    if line.decode() in waiting:
+                        waiting.remove(line.decode())
+            os.killpg(process.pid, signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=120)
+        finally:
+            os.close(read_end)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # whatever hangs (a stuck worker)
+    return process.returncode, stdout, stderr
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_is_status_130_with_one_line_not_abort_as_a_plugin_failure(
     tmp_path: Path, jobs: str
 ) -> None:
     # click's own handling said "Aborted!" with status 1, which means a plugin failed here.
+    # Pressed while every process replays (a run of 20,000 groups: seconds).
     storm = (Path(EXAMPLE).parent / "prq-storm.toml").read_text()
     path = tmp_path / "storm.toml"
     path.write_text(storm.replace("groups = 12\n", "groups = 20000\n"))
-    with subprocess.Popen(
-        [*IOASID, "compare", str(path), "--jobs", jobs],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
-    ) as process:
-        time.sleep(4)  # loaded, replaying (the whole comparison takes ~30 s)
-        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole group, workers too
-        stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    args = ["compare", str(path), "--vendors", "generic,vtd", "--policies", "native"]
+    told = ["replaying generic"] if jobs == "1" else ["replaying generic", "replaying vtd"]
+    code, stdout, stderr = ctrl_c_when([*args, "--jobs", jobs], told)
+    assert code == 130, stderr
+    assert stderr == b"ioasid: interrupted\n" and stdout == b""
+
+
+def test_ctrl_c_while_a_worker_waits_for_work_is_one_line_not_its_traceback() -> None:
+    # A worker between runs (here: its run done, the other worker's still going, as at a
+    # comparison's tail) met the Ctrl-C outside any run and printed a KeyboardInterrupt
+    # traceback under the command's one line.
+    args = ["compare", EXAMPLE, "--vendors", "generic,vtd", "--policies", "native"]
+    told = ["replaying vtd", "received generic"]  # generic's worker has nothing left to do
+    code, stdout, stderr = ctrl_c_when([*args, "--jobs", "2"], told, stall="vtd")
+    assert code == 130, stderr
     assert stderr == b"ioasid: interrupted\n" and stdout == b""
 
 
