@@ -30,16 +30,22 @@ def test_a_closed_pipe_is_status_141_not_a_plugin_failure_and_no_traceback(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "r.json"
-    with subprocess.Popen(
-        [*IOASID, "compare", EXAMPLE, "--json", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    ) as process:
-        assert process.stdout is not None and process.stderr is not None
-        process.stdout.close()  # the reader is gone before the first line (`| head -0`)
-        stderr = process.stderr.read()
-        assert process.wait(timeout=120) == 141
-    assert stderr == b""  # no traceback, no message
+    # The reader is gone before the first line (`| head -0`): its end is closed before the
+    # command starts, not raced against the command's first write.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [*IOASID, "compare", EXAMPLE, "--json", str(out)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
+    assert done.stderr == b""  # no traceback, no message
     assert out.read_text().startswith("{")  # the files were written before the table
 
 
