@@ -1,5 +1,6 @@
-"""The property tests' settings (the repository's ``conftest.py``): no pass or fail depends on
-how fast the machine is, and CI draws the same examples every run."""
+"""The suite's settings (the repository's ``conftest.py``): no pass or fail depends on how fast
+the machine is or on what the caller's shell exports, and CI draws the same examples every
+run."""
 
 from __future__ import annotations
 
@@ -47,3 +48,10 @@ def test_no_test_sets_a_deadline_of_its_own() -> None:
             if not (isinstance(node.value, ast.Constant) and node.value.value is None):
                 timed.append(f"{path.relative_to(ROOT)}:{node.value.lineno}")
     assert timed == []
+
+
+def test_the_callers_terminal_colour_and_plugin_choices_do_not_reach_the_tests() -> None:
+    # With COLUMNS=40, FORCE_COLOR=1 or IOASID_BLOCK_PLUGINS=vtd exported, tests failed that
+    # CI passes: tables wrapped, escape codes in plain text, a vendor missing.
+    for name in ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "IOASID_BLOCK_PLUGINS"):
+        assert name not in os.environ, name
