@@ -45,10 +45,12 @@ def held(key: str) -> Any:
 
 
 def _start_worker(key: str, cargo: object) -> None:
-    """A pool worker's start: Ctrl-C ends it silently (the default action, see above), then
-    it holds its cargo. SIGINT was blocked while it was forked (``CargoPool.submit``), so
-    none reached it before this; one that did is delivered now, and ends it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    """A pool worker's start: Ctrl-C ends it silently (the default action, see above), or
+    is ignored if its parent ignores it (``trap '' INT``); then it holds its cargo. SIGINT
+    was blocked while it was forked (``CargoPool.submit``), so none reached it before this;
+    one that did is delivered now."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     hold(key, cargo)
 

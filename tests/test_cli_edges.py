@@ -226,7 +226,10 @@ def test_a_scenario_with_thousands_of_problems_says_the_first_twenty_and_how_man
 # took 30 s when a sleep of 4 s was chosen, 8 s since). $STALL names a vendor whose run stays
 # busy (a long one) until it is interrupted.
 TELLING = r"""
-import os, time
+import os, signal, time
+# Ctrl-C as in a terminal's foreground job, whatever this test inherited (a run started in
+# the background of a shell without job control ignores SIGINT, and Python keeps that).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from ioasid_core import compare
 from ioasid_core.cli import main
 

@@ -53,11 +53,26 @@ def test_workers_waiting_for_work_end_silently_on_ctrl_c(capfd: pytest.CaptureFi
 
 
 def test_a_worker_takes_ctrl_c_by_default_and_the_parent_keeps_its_handler() -> None:
+    before = _how_sigint_is_taken()
     pool = CargoPool(1, KEY, None)
     try:
         in_worker = pool.submit(_how_sigint_is_taken).result(timeout=120)
     finally:
         pool.shutdown()
     assert in_worker == (signal.SIG_DFL, False)
-    # The parent's handler and mask as they were (blocked only while the pool forked).
-    assert _how_sigint_is_taken() == (signal.default_int_handler, False)
+    # The parent's handler and mask as they were (SIGINT blocked only while the pool forked).
+    assert _how_sigint_is_taken() == before
+
+
+def test_a_worker_ignores_ctrl_c_where_its_parent_does() -> None:
+    # `trap '' INT; ioasid compare --jobs 2 ...`: the user asked for Ctrl-C to be ignored.
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pool = CargoPool(1, KEY, None)
+        try:
+            in_worker = pool.submit(_how_sigint_is_taken).result(timeout=120)
+        finally:
+            pool.shutdown()
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+    assert in_worker == (signal.SIG_IGN, False)
