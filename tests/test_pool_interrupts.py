@@ -11,12 +11,25 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+from collections.abc import Iterator
 
 import pytest
 
 from ioasid_core.shipping import CargoPool, held
 
 KEY = "test-pool-interrupts"
+
+
+@pytest.fixture
+def ctrl_c_as_in_a_terminal() -> Iterator[None]:
+    """This process takes SIGINT with Python's handler (a KeyboardInterrupt), as a command in
+    a terminal does, whatever it inherited: a run in the background of a shell without job
+    control ignores SIGINT, and then so would the pool's workers, rightly."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _meet() -> int:
@@ -32,6 +45,7 @@ def _how_sigint_is_taken() -> tuple[object, bool]:
     )
 
 
+@pytest.mark.usefixtures("ctrl_c_as_in_a_terminal")
 def test_workers_waiting_for_work_end_silently_on_ctrl_c(capfd: pytest.CaptureFixture[str]) -> None:
     barrier = multiprocessing.get_context("fork").Barrier(2)
     pool = CargoPool(2, KEY, barrier)
@@ -52,6 +66,7 @@ def test_workers_waiting_for_work_end_silently_on_ctrl_c(capfd: pytest.CaptureFi
     assert capfd.readouterr().err == ""  # the workers' standard error is this process's
 
 
+@pytest.mark.usefixtures("ctrl_c_as_in_a_terminal")
 def test_a_worker_takes_ctrl_c_by_default_and_the_parent_keeps_its_handler() -> None:
     before = _how_sigint_is_taken()
     pool = CargoPool(1, KEY, None)
