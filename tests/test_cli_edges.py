@@ -4,6 +4,7 @@ lists, plot names checked before any run. Run as a real process where the edge i
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import select
@@ -219,12 +220,13 @@ def test_a_scenario_with_thousands_of_problems_says_the_first_twenty_and_how_man
 
 
 # The command as a user runs it, which tells the test what it is doing: each process writes
-# "replaying VENDOR" as a run starts (the parent with --jobs 1, a worker with --jobs 2) and the
-# parent "received VENDOR" as a worker's run comes back, on the descriptor in $TELL. A Ctrl-C
-# is sent at a known point then, not after a guessed sleep: too early, and it lands in Python's
-# start-up, before the command can say anything; too late, and the comparison is over (it
-# took 30 s when a sleep of 4 s was chosen, 8 s since). $STALL names a vendor whose run stays
-# busy (a long one) until it is interrupted.
+# "replaying VENDOR" as a run starts (the parent with --jobs 1, a worker with --jobs 2), and
+# the parent "received VENDOR" as a worker's compare run comes back, "stored VENDOR" as a
+# sweep's batch is written, on the descriptor in $TELL. A Ctrl-C is sent at a known point
+# then, not after a guessed sleep: too early, and it lands in Python's start-up, before the
+# command can say anything; too late, and the comparison is over (it took 30 s when a sleep
+# of 4 s was chosen, 8 s since). $STALL names a vendor whose run stays busy (a long one)
+# until it is interrupted.
 TELLING = r"""
 import os, signal, time
 # Ctrl-C as in a terminal's foreground job, whatever this test inherited (a run started in
@@ -232,9 +234,10 @@ import os, signal, time
 signal.signal(signal.SIGINT, signal.default_int_handler)
 from ioasid_core import compare
 from ioasid_core.cli import main
+from ioasid_core.sweep import store, worker
 
 tell, stall = int(os.environ["TELL"]), os.environ.get("STALL")
-replay, received = compare.replay, compare._received
+replay, received, append = compare.replay, compare._received, store.SweepStore.append
 
 def replaying(scenario, vendor, *args, **kwargs):
     os.write(tell, f"replaying {vendor.name}\n".encode())
@@ -246,7 +249,13 @@ def receiving(future, vendor, policy):
     os.write(tell, f"received {vendor.name}\n".encode())
     return received(future, vendor, policy)
 
-compare.replay, compare._received = replaying, receiving
+def storing(self, runs, outcomes):
+    append(self, runs, outcomes)
+    for run in runs:
+        os.write(tell, f"stored {run.vendor}\n".encode())
+
+compare.replay, compare._received, worker.replay = replaying, receiving, replaying
+store.SweepStore.append = storing
 main()
 """
 
@@ -312,6 +321,31 @@ def test_ctrl_c_while_a_worker_waits_for_work_is_one_line_not_its_traceback() ->
     code, stdout, stderr = ctrl_c_when([*args, "--jobs", "2"], told, stall="vtd")
     assert code == 130, stderr
     assert stderr == b"ioasid: interrupted\n" and stdout == b""
+
+
+def test_ctrl_c_in_a_sweep_while_a_worker_waits_for_work_keeps_the_runs_done(
+    tmp_path: Path,
+) -> None:
+    # The sweep's pool, the same rule: generic's run is done and stored, its worker waits
+    # for work, vtd's run goes on in the other worker.
+    sweep = tmp_path / "tiny.toml"
+    sweep.write_text(
+        'name = "tiny"\nbase = "null-set-search"\nvendors = ["generic", "vtd"]\n'
+        'policies = ["native"]\nseeds = [1]\n[axes.depth]\nvalues = [64]\n'
+        'set."platform.units[0].queue_entries" = [64]\n'
+    )
+    out = tmp_path / "out"
+    args = ["sweep", str(sweep), "--out", str(out), "--jobs", "2", "--batch", "1"]
+    code, stdout, stderr = ctrl_c_when(args, ["replaying vtd", "stored generic"], stall="vtd")
+    assert code == 130, stderr
+    said = stderr.decode()  # the progress bar's last frame, then the one line
+    assert said.endswith(
+        f"ioasid: interrupted: {out} keeps the runs that finished; --resume continues\n"
+    ), said
+    assert "Traceback" not in said and "KeyboardInterrupt" not in said, said
+    assert stdout == b""
+    kept = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert [(run["vendor"], run["error"]) for run in kept] == [("generic", None)]
 
 
 @pytest.mark.parametrize("given", ["", " , "])
