@@ -5,16 +5,26 @@ A process pool pickles every argument of every task. A large scenario (a generat
 pool is started with its cargo (each worker receives it once, through the pool's
 initializer: inherited for free with ``fork``, pickled once per worker with ``spawn``), and
 tasks carry only its key.
+
+Ctrl-C belongs to the parent process. A terminal sends SIGINT to the whole foreground group,
+workers too, and a worker with Python's handler turned it into a ``KeyboardInterrupt``
+traceback on the shared standard error when it came between runs (idle at a comparison's
+tail, or fetching its next task): after the command's own one-line "interrupted". A worker
+here takes SIGINT's default action instead, ending at once and silently, and the parent, whose
+handler is Python's, says it was interrupted and ends the pool.
 """
 
 from __future__ import annotations
 
 import signal
 import time
-from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Final
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, Final, TypeVar
 
 __all__ = ["CargoPool", "death", "held", "hold"]
+
+_T = TypeVar("_T")
 
 _HELD: dict[str, Any] = {}
 _REAPED_WITHIN: Final = 2.0
@@ -34,13 +44,35 @@ def held(key: str) -> Any:
         raise LookupError(f"this worker holds no cargo {key!r} (not started by its pool)") from None
 
 
+def _start_worker(key: str, cargo: object) -> None:
+    """A pool worker's start: Ctrl-C ends it silently (the default action, see above), or
+    is ignored if its parent ignores it (``trap '' INT``); then it holds its cargo. SIGINT
+    was blocked while it was forked (``CargoPool.submit``), so none reached it before this;
+    one that did is delivered now."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    hold(key, cargo)
+
+
 class CargoPool(ProcessPoolExecutor):
     """A process pool whose every worker holds ``cargo`` under ``key`` from its start."""
 
     def __init__(self, workers: int, key: str, cargo: object) -> None:
-        super().__init__(workers, initializer=hold, initargs=(key, cargo))
+        super().__init__(workers, initializer=_start_worker, initargs=(key, cargo))
         self.key = key
         self.cargo = cargo
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
+        """As the pool's, with SIGINT blocked meanwhile: the workers are forked here (at the
+        first task), and a child inherits the mask, so none runs Python's handler before
+        ``_start_worker`` replaces it. A Ctrl-C that came meanwhile reaches this process
+        when it is unblocked, as a ``KeyboardInterrupt`` right after."""
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return super().submit(fn, *args, **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def deaths(self) -> list[str]:
         """How the pool's workers that ended ended, worst first ("killed by SIGSEGV",

@@ -3,12 +3,14 @@ lists, plot names checked before any run. Run as a real process where the edge i
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,16 +31,22 @@ def test_a_closed_pipe_is_status_141_not_a_plugin_failure_and_no_traceback(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "r.json"
-    with subprocess.Popen(
-        [*IOASID, "compare", EXAMPLE, "--json", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    ) as process:
-        assert process.stdout is not None and process.stderr is not None
-        process.stdout.close()  # the reader is gone before the first line (`| head -0`)
-        stderr = process.stderr.read()
-        assert process.wait(timeout=120) == 141
-    assert stderr == b""  # no traceback, no message
+    # The reader is gone before the first line (`| head -0`): its end is closed before the
+    # command starts, not raced against the command's first write.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [*IOASID, "compare", EXAMPLE, "--json", str(out)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
+    assert done.stderr == b""  # no traceback, no message
     assert out.read_text().startswith("{")  # the files were written before the table
 
 
@@ -211,25 +219,133 @@ def test_a_scenario_with_thousands_of_problems_says_the_first_twenty_and_how_man
     assert int(lines[-1].split()[2]) + 20 >= 3000
 
 
+# The command as a user runs it, which tells the test what it is doing: each process writes
+# "replaying VENDOR" as a run starts (the parent with --jobs 1, a worker with --jobs 2), and
+# the parent "received VENDOR" as a worker's compare run comes back, "stored VENDOR" as a
+# sweep's batch is written, on the descriptor in $TELL. A Ctrl-C is sent at a known point
+# then, not after a guessed sleep: too early, and it lands in Python's start-up, before the
+# command can say anything; too late, and the comparison is over (it took 30 s when a sleep
+# of 4 s was chosen, 8 s since). $STALL names a vendor whose run stays busy (a long one)
+# until it is interrupted.
+TELLING = r"""
+import os, signal, time
+# Ctrl-C as in a terminal's foreground job, whatever this test inherited (a run started in
+# the background of a shell without job control ignores SIGINT, and Python keeps that).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from ioasid_core import compare
+from ioasid_core.cli import main
+from ioasid_core.sweep import store, worker
+
+tell, stall = int(os.environ["TELL"]), os.environ.get("STALL")
+replay, received, append = compare.replay, compare._received, store.SweepStore.append
+
+def replaying(scenario, vendor, *args, **kwargs):
+    os.write(tell, f"replaying {vendor.name}\n".encode())
+    if vendor.name == stall:
+        time.sleep(600)
+    return replay(scenario, vendor, *args, **kwargs)
+
+def receiving(future, vendor, policy):
+    os.write(tell, f"received {vendor.name}\n".encode())
+    return received(future, vendor, policy)
+
+def storing(self, runs, outcomes):
+    append(self, runs, outcomes)
+    for run in runs:
+        os.write(tell, f"stored {run.vendor}\n".encode())
+
+compare.replay, compare._received, worker.replay = replaying, receiving, replaying
+store.SweepStore.append = storing
+main()
+"""
+
+
+def ctrl_c_when(args: list[str], told: list[str], stall: str = "") -> tuple[int, bytes, bytes]:
+    """Run ``ioasid ARGS`` (TELLING), wait until it has said every line of ``told`` (any
+    order), then press Ctrl-C: SIGINT to its whole process group, workers too, as a terminal
+    does. Its exit status, standard output and standard error. Waits are bounded (120 s) only
+    against a command that hangs: nothing here waits for time to pass."""
+    read_end, write_end = os.pipe()
+    env = {**os.environ, "TELL": str(write_end), "STALL": stall}
+    with subprocess.Popen(
+        [sys.executable, "-c", TELLING, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        pass_fds=(write_end,),
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    ) as process:
+        os.close(write_end)
+        try:
+            waiting, said = list(told), b""
+            while waiting:
+                readable, _, _ = select.select([read_end], [], [], 120)
+                assert readable, f"the command said nothing for 120 s, still owing {waiting}"
+                chunk = os.read(read_end, 4096)
+                assert chunk, f"the command ended still owing {waiting}"
+                *lines, said = (said + chunk).split(b"\n")
+                for line in lines:
+                    if line.decode() in waiting:
+                        waiting.remove(line.decode())
+            os.killpg(process.pid, signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=120)
+        finally:
+            os.close(read_end)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # whatever hangs (a stuck worker)
+    return process.returncode, stdout, stderr
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_is_status_130_with_one_line_not_abort_as_a_plugin_failure(
     tmp_path: Path, jobs: str
 ) -> None:
     # click's own handling said "Aborted!" with status 1, which means a plugin failed here.
+    # Pressed while every process replays (a run of 20,000 groups: seconds).
     storm = (Path(EXAMPLE).parent / "prq-storm.toml").read_text()
     path = tmp_path / "storm.toml"
     path.write_text(storm.replace("groups = 12\n", "groups = 20000\n"))
-    with subprocess.Popen(
-        [*IOASID, "compare", str(path), "--jobs", jobs],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
-    ) as process:
-        time.sleep(4)  # loaded, replaying (the whole comparison takes ~30 s)
-        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole group, workers too
-        stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    args = ["compare", str(path), "--vendors", "generic,vtd", "--policies", "native"]
+    told = ["replaying generic"] if jobs == "1" else ["replaying generic", "replaying vtd"]
+    code, stdout, stderr = ctrl_c_when([*args, "--jobs", jobs], told)
+    assert code == 130, stderr
     assert stderr == b"ioasid: interrupted\n" and stdout == b""
+
+
+def test_ctrl_c_while_a_worker_waits_for_work_is_one_line_not_its_traceback() -> None:
+    # A worker between runs (here: its run done, the other worker's still going, as at a
+    # comparison's tail) met the Ctrl-C outside any run and printed a KeyboardInterrupt
+    # traceback under the command's one line.
+    args = ["compare", EXAMPLE, "--vendors", "generic,vtd", "--policies", "native"]
+    told = ["replaying vtd", "received generic"]  # generic's worker has nothing left to do
+    code, stdout, stderr = ctrl_c_when([*args, "--jobs", "2"], told, stall="vtd")
+    assert code == 130, stderr
+    assert stderr == b"ioasid: interrupted\n" and stdout == b""
+
+
+def test_ctrl_c_in_a_sweep_while_a_worker_waits_for_work_keeps_the_runs_done(
+    tmp_path: Path,
+) -> None:
+    # The sweep's pool, the same rule: generic's run is done and stored, its worker waits
+    # for work, vtd's run goes on in the other worker.
+    sweep = tmp_path / "tiny.toml"
+    sweep.write_text(
+        'name = "tiny"\nbase = "null-set-search"\nvendors = ["generic", "vtd"]\n'
+        'policies = ["native"]\nseeds = [1]\n[axes.depth]\nvalues = [64]\n'
+        'set."platform.units[0].queue_entries" = [64]\n'
+    )
+    out = tmp_path / "out"
+    args = ["sweep", str(sweep), "--out", str(out), "--jobs", "2", "--batch", "1"]
+    code, stdout, stderr = ctrl_c_when(args, ["replaying vtd", "stored generic"], stall="vtd")
+    assert code == 130, stderr
+    said = stderr.decode()  # the progress bar's last frame, then the one line
+    assert said.endswith(
+        f"ioasid: interrupted: {out} keeps the runs that finished; --resume continues\n"
+    ), said
+    assert "Traceback" not in said and "KeyboardInterrupt" not in said, said
+    assert stdout == b""
+    kept = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert [(run["vendor"], run["error"]) for run in kept] == [("generic", None)]
 
 
 @pytest.mark.parametrize("given", ["", " , "])

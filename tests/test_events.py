@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 import attrs
@@ -25,6 +24,7 @@ from ioasid_core import (
     SetType,
     Subscription,
 )
+from ioasid_core.mutex import TokenMutex
 
 
 def _fields(e: Event) -> tuple[object, ...]:
@@ -517,19 +517,28 @@ def test_getter_may_call_another_space(space: IoasidSpace) -> None:
     assert space.find(s, i, lambda d: host.find(hs, 0) == "host-data") == "d"
 
 
-def test_another_thread_waits_instead_of_failing_with_reentrancy(space: IoasidSpace) -> None:
+def test_another_thread_waits_instead_of_failing_with_reentrancy(
+    space: IoasidSpace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     s = space.create_set()
-    inside, release = threading.Event(), threading.Event()
+    inside, release, waiting = threading.Event(), threading.Event(), threading.Event()
+    wait = TokenMutex.wait
+
+    def waits(mutex: TokenMutex) -> None:
+        waiting.set()  # the second thread found the lock held, and waits for it
+        wait(mutex)
+
+    monkeypatch.setattr(TokenMutex, "wait", waits)
 
     def slow(e: Event) -> None:
         if e.ioasid == 0:
             inside.set()
-            release.wait(5)
+            release.wait(120)
 
     space.subscribe(slow)
     first = threading.Thread(target=lambda: space.alloc(s, 0, 0))
     first.start()
-    assert inside.wait(5)
+    assert inside.wait(60)
     results: list[object] = []
 
     def second() -> None:
@@ -540,10 +549,14 @@ def test_another_thread_waits_instead_of_failing_with_reentrancy(space: IoasidSp
 
     other = threading.Thread(target=second)
     other.start()
-    time.sleep(0.05)
-    release.set()
-    first.join(5)
-    other.join(5)
+    try:
+        # Released only once the second call waits for the lock (not after a guessed
+        # sleep, which a loaded machine outlasts: the call then met no contention at all).
+        assert waiting.wait(60)
+    finally:
+        release.set()
+        first.join(60)
+        other.join(60)
     assert results == [1]
 
 

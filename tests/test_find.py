@@ -108,7 +108,11 @@ def test_find_works_on_the_ids_of_a_free_pending_set(space: IoasidSpace) -> None
 
 
 def test_find_does_not_wait_for_the_lock() -> None:
-    """``find`` takes no lock on its fast path: it answers while a subscriber holds the lock."""
+    """``find`` takes no lock on its fast path: it answers while a subscriber holds the lock.
+
+    The subscriber holds it until the test lets go, so a ``find`` that waited for the lock
+    would not return before the finder's join gives up (60 s: bounds a failure only; a pass
+    takes microseconds, whatever the machine's load)."""
     sp = IoasidSpace(capacity=64)
     s = sp.create_set()
     i = sp.alloc(s, 0, 63, private="mine")
@@ -116,21 +120,21 @@ def test_find_does_not_wait_for_the_lock() -> None:
 
     def slow(_e: Event) -> None:
         inside.set()
-        release.wait(5)
+        release.wait(120)
 
     sp.subscribe(slow, priority=Priority.CPU)
     worker = threading.Thread(target=lambda: sp.alloc(s, 0, 63))
     worker.start()
     try:
-        assert inside.wait(5)
+        assert inside.wait(60)
         found: list[object] = []
-        finder = threading.Thread(target=lambda: found.append(sp.find(s, i)))
+        finder = threading.Thread(target=lambda: found.append((sp.find(s, i), sp._lock.locked)))
         finder.start()
-        finder.join(2)
-        assert found == ["mine"]
+        finder.join(60)
+        assert found == [("mine", True)]  # answered while the lock was held
     finally:
         release.set()
-        worker.join(5)
+        worker.join(60)
 
 
 # --- private data ----------------------------------------------------------------------------

@@ -188,24 +188,27 @@ def test_bad_input_exits_2_and_writes_nothing(
 def test_an_unanswered_scheduler_exits_2_within_the_timeout(tmp_path: Path) -> None:
     import socket
 
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
     path = write_sweep(tmp_path)
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "sweep",
-            str(path),
-            "--out",
-            str(out),
-            "--executor",
-            f"dask://127.0.0.1:{port}",
-            "--connect-timeout",
-            "1",
-        ],
-    )
+    # The port stays bound, never listening, for the whole test: a connection is refused as
+    # at a closed port, and no other process (a Dask cluster of another test run on this
+    # machine) can take the port meanwhile and answer.
+    with socket.socket() as unanswered:
+        unanswered.bind(("127.0.0.1", 0))
+        port = unanswered.getsockname()[1]
+        result = CliRunner().invoke(
+            cli,
+            [
+                "sweep",
+                str(path),
+                "--out",
+                str(out),
+                "--executor",
+                f"dask://127.0.0.1:{port}",
+                "--connect-timeout",
+                "1",
+            ],
+        )
     assert result.exit_code == 2, result.output
     assert f"no Dask scheduler answered at tcp://127.0.0.1:{port} within 1 s" in result.stderr
     assert not out.exists()
