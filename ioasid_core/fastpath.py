@@ -56,6 +56,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
     id_full = ids.full
     hint = ids.hint
     holes = ids.holes
+    floor = ids.floor
     pop_hole = heappop
     push_hole = heappush
     spill = idalloc.SPILL
@@ -72,7 +73,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
                 hot.quiet  # read under the lock: no callout can start before we give it back
                 and min.__class__ is int
                 and max.__class__ is int
-                and min >= 0
+                and min >= floor[0]  # not negative; below the floor: parked IDs (idalloc.py)
                 and max < capacity  # and min <= max: implied once an ID in [min, max] is found
                 and set._open_in is space
             ):

@@ -36,6 +36,15 @@ a search took, then freed again, until the compaction); past ``SPILL`` entries, 
 the lowest hole and empties the heap, which is the search-from-the-hint design again,
 correct at any size (the heap costs up to 40 bytes per freed ID; the map a byte).
 
+The floor. A request whose minimum lies just above the hint when no hole is left (every real
+caller asks from 1: PASID 0 is the devices' own, RID2PASID) would find the hint below its
+minimum on every call and search. So the floor, ``floor[0]``, jumps there with the hint, at
+most ``_PARK_MAX`` IDs at a time: the free IDs below the floor are *parked*, in no heap and
+under no trusted flag, and a request from below the floor finds them by a search of the map
+itself between its minimum and the floor (in C, stopping at the first free byte). The heap
+and the hint describe the IDs from the floor up; a hole freed below it is dropped from the
+heap when it reaches the top. The fast paths take only requests from the floor up.
+
 A search from the hint flags the hint's block full when the rest of it is used (all of it
 below the hint is, as no hole is left), so a free ID far above costs three C searches (the
 rest of the hint's block, the flags, the block found), whatever the number of live IDs,
@@ -63,6 +72,10 @@ MAX_CAPACITY: Final = 1 << 26
 for a space that keeps its records in them). PCIe PASIDs have 20 bits."""
 
 
+_PARK_MAX: Final = 1 << BLOCK_SHIFT
+"""The widest gap between the hint and a request's minimum that the floor jumps (parking
+the IDs in it); a request further up searches the map from its minimum instead."""
+
 SPILL: Final = 1 << 16
 """The heap entries a free lets the heap hold before it spills them back into the map
 (about 2.5 MiB of heap and ints; a million-ID space keeps 1 MiB of map). Read when called;
@@ -84,6 +97,7 @@ class IdAllocator:
         "_mapped",
         "_slots",
         "_stale",
+        "floor",
         "full",
         "hint",
         "holes",
@@ -102,14 +116,15 @@ class IdAllocator:
         # Public so that the space's hot paths can inline the common case (see fastpath.py):
         # ``map[n]`` is 1 when n is used (n below ``mapped``; ``map[mapped]`` is the sentinel,
         # 1), ``full[b]`` when block b is known full, ``hint[0]`` is the lower bound of the
-        # free IDs outside ``holes`` (the heap of IDs freed below the hint). All four are only
-        # ever changed in place, never rebound.
+        # free IDs outside ``holes`` (the heap of IDs freed below the hint) from ``floor[0]``
+        # up. All five are only ever changed in place, never rebound.
         size = min(capacity, grow_chunk)
         self._mapped = size  # len(map) - 1, kept: the searches need it without arithmetic
         self.map = bytearray(size + 1)
         self.map[size] = 1
         self.full = bytearray((size + _IN_BLOCK) >> BLOCK_SHIFT)
         self.hint = [0]
+        self.floor = [0]
         self.holes: list[int] = []
         self._stale = 0  # holes a search has taken since the last compaction (at most)
         # One entry per mapped ID, None when the map grows over it (the space's records).
@@ -152,11 +167,21 @@ class IdAllocator:
         used = self.map
         hint = self.hint
         holes = self.holes
+        floor = self.floor[0]
+        if lo < floor:
+            # Parked IDs: no structure lists them; the map between lo and the floor does.
+            n = used.find(0, lo, min(floor, hi + 1))
+            if n >= 0:
+                used[n] = 1
+                return n
+            lo = floor  # every ID in [lo, floor) is used
+            if lo > hi:
+                return -1
         if len(holes) > SPILL:
             self._spill()
         while holes:
             n = holes[0]
-            if used[n]:  # taken by a search from a higher minimum: drop it
+            if used[n] or n < floor:  # taken by a ranged search, or parked: drop it
                 heappop(holes)
                 continue
             if lo > n:  # other holes may lie at or above lo
@@ -169,6 +194,12 @@ class IdAllocator:
             used[n] = 1
             return n
         n = hint[0]
+        if n < lo <= hi and lo - n <= _PARK_MAX:  # (lo <= hi: below the capacity)
+            # No hole is left, so every ID in [floor, hint) is used: the floor and the hint
+            # jump to lo, parking the IDs between (mapped first, so that the map shows them).
+            if lo >= self._mapped:
+                self._grow(lo)
+            self.floor[0] = hint[0] = n = lo
         if lo <= n:
             # Everything below the hint is used: the answer is the hint or above.
             if n > hi:
@@ -234,10 +265,11 @@ class IdAllocator:
         used = self.map
         full = self.full
         lowest = self.hint[0]
+        floor = self.floor[0]
         for n in self.holes:
             if not used[n]:
                 full[n >> BLOCK_SHIFT] = 0
-                if n < lowest:
+                if floor <= n < lowest:  # a parked one stays parked
                     lowest = n
         self.holes.clear()
         self.hint[0] = lowest

@@ -190,3 +190,34 @@ def test_a_getter_turns_the_hot_paths_off_while_it_runs_and_back_on_after() -> N
     assert space.find(owner, ioasid, lambda data: True) == "data"
     assert space._hot.quiet  # and after one that returned
     assert len(space) == 1
+
+
+def test_allocations_from_one_stay_on_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every real caller (replay, the vendors, SVA binds) allocates from PASID 1: after the
+    first such allocation the floor is 1 and the inlined paths answer every one, scattered
+    frees included, without calling the allocator (which the range's minimum above the
+    hint 0 used to send to a search of the map on every call)."""
+    from ioasid_core.idalloc import IdAllocator
+
+    calls: list[tuple[int, int]] = []
+    real = IdAllocator.alloc
+
+    def counted(self: IdAllocator, lo: int, hi: int) -> int:
+        calls.append((lo, hi))
+        return real(self, lo, hi)
+
+    monkeypatch.setattr(IdAllocator, "alloc", counted)
+    space = IoasidSpace(1 << 20)
+    owner = space.create_set()
+    top = (1 << 20) - 1
+    live = [space.alloc(owner, 1, top, "mm") for _ in range(1000)]
+    assert live == list(range(1, 1001))
+    assert calls == [(1, top)]  # the first: the floor jumps over PASID 0
+    for _ in range(50):
+        space.free(owner, space.alloc(owner, 1, top, "mm"))
+    for k in range(0, 1000, 97):  # scattered frees, then as many allocations
+        space.free(owner, live[k])
+    again = [space.alloc(owner, 1, top, "mm") for _ in range(0, 1000, 97)]
+    assert again == sorted(live[k] for k in range(0, 1000, 97))
+    assert calls == [(1, top)]
+    assert space.alloc(owner, 0, top) == 0  # PASID 0 is still there for whoever asks from 0

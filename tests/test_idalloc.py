@@ -35,15 +35,19 @@ def _check_invariants(ids: IdAllocator, used: set[int]) -> None:
     assert len(ids.full) == -(-mapped // _BLOCK)
     holes = ids.holes
     listed = set(holes)
+    floor = ids.floor[0]
+    assert 0 <= floor <= ids.hint[0] <= mapped, "the floor, the hint, the mapped end"
     for block in range(len(ids.full)):
-        if ids.full[block]:  # a set flag hides no free ID but a hole
+        if ids.full[block]:  # a set flag hides no free ID but a hole or a parked one
             start = block * _BLOCK
             hidden = [n for n in range(start, min(start + _BLOCK, mapped)) if not ids.map[n]]
-            assert all(n in listed for n in hidden), (block, hidden)
+            assert all(n in listed or n < floor for n in hidden), (block, hidden)
     assert all(holes[(k - 1) // 2] <= holes[k] for k in range(1, len(holes))), "a min-heap"
     assert all(n < ids.hint[0] for n in listed if not ids.map[n]), "a hole lies below the hint"
-    below = range(min(ids.hint[0], ids.capacity))
-    assert all(n in used or n in listed for n in below), "below the hint, a free ID is a hole"
+    below = range(floor, min(ids.hint[0], ids.capacity))
+    assert all(n in used or n in listed for n in below), (
+        "from the floor to the hint, a free ID is a hole"
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -108,53 +112,31 @@ def test_full_block_flags_are_cleared_by_a_free_inside_the_block() -> None:
 
 
 def test_a_search_from_the_hint_flags_the_rest_of_its_block_full() -> None:
-    """The hint's ID taken by a request from a higher minimum, the next free one far away:
-    the block the hint stopped in is flagged once searched, so the next search does not scan
-    it again."""
+    """IDs above the hint taken by requests from further up, the next free one far away:
+    the blocks a search from the hint passes are flagged once searched, so the next search
+    does not scan them again."""
     capacity = 8 * _BLOCK
     ids = IdAllocator(capacity)
-    for _ in range(_BLOCK + 5):
-        ids.alloc(0, capacity - 1)  # 0 .. B+4: the hint is B+5
-    for _ in range(3 * _BLOCK + 3):
-        ids.alloc(_BLOCK + 6, capacity - 1)  # B+6 .. 4B+8, above the hint: it stays
-    assert ids.hint[0] == _BLOCK + 5
-    assert ids.alloc(0, capacity - 1) == _BLOCK + 5  # the hint itself
+    far = _BLOCK + 44  # further above the hint 0 than the floor jumps: a search of the map
+    for _ in range(4 * _BLOCK + 9 - far):
+        ids.alloc(far, capacity - 1)  # far .. 4B+8; the hint stays at 0
+    assert ids.hint[0] == 0 and ids.floor[0] == 0
+    for n in range(far):
+        assert ids.alloc(0, capacity - 1) == n  # the hint itself, up to far
     assert ids.alloc(0, capacity - 1) == 4 * _BLOCK + 9  # found past the hint's block
-    assert ids.full[1] == 1  # the rest of block 1 was searched from the hint: full
+    assert ids.full[1:4] == bytearray([1, 1, 1])  # each searched through: full
     _check_invariants(ids, set(range(4 * _BLOCK + 10)))
 
 
-def test_scattered_frees_are_taken_back_lowest_first_without_a_search(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Holes in a full space, far apart: each allocation takes the lowest hole from the heap
-    (the same cost among a million live IDs as among a thousand), never searches the map."""
-    capacity = 64 * _BLOCK
-    ids = IdAllocator(capacity)
-    for _ in range(capacity):
-        ids.alloc(0, capacity - 1)
-    holes = [40 * _BLOCK + 1, 3 * _BLOCK + 200, 17, 63 * _BLOCK + 255, 9 * _BLOCK]
-    for n in holes:
-        ids.free(n)
-
-    def no_search(*args: object) -> int:
-        raise AssertionError(f"the map was searched: {args}")
-
-    monkeypatch.setattr(IdAllocator, "_find", no_search)
-    assert [ids.alloc(0, capacity - 1) for _ in holes] == sorted(holes)
-    assert ids.holes == []
-    monkeypatch.undo()
-    assert ids.alloc(0, capacity - 1) == -1
-    _check_invariants(ids, set(range(capacity)))
-
-
 def _flagged_full(capacity: int) -> IdAllocator:
-    """A full allocator whose hint reached the top by searching: every block below the last
-    is flagged full (a fill at the hint never searches, so it flags nothing)."""
+    """A full allocator whose hint reached the top by searching: every block but the first
+    and the last is flagged full (a fill at the hint never searches, so it flags nothing)."""
     ids = IdAllocator(capacity)
-    for _ in range(capacity - 2):
-        ids.alloc(1, capacity - 1)  # 1 .. capacity-2, each from a minimum above the hint 0
-    assert ids.alloc(0, capacity - 1) == 0  # the hint
+    far = _BLOCK + 44  # further above the hint 0 than the floor jumps
+    for _ in range(capacity - 1 - far):
+        ids.alloc(far, capacity - 1)  # far .. capacity-2, searched from far
+    for n in range(far):
+        assert ids.alloc(0, capacity - 1) == n  # the hint
     assert ids.alloc(0, capacity - 1) == capacity - 1  # searched from the hint past them all
     assert ids.hint[0] == capacity
     return ids
@@ -165,7 +147,7 @@ def test_an_id_freed_below_the_hint_is_a_hole_and_leaves_its_blocks_flag() -> No
     saved is the flag's), and the next allocation takes it from there."""
     capacity = 4 * _BLOCK
     ids = _flagged_full(capacity)
-    assert ids.full == bytearray([1, 1, 1, 0])
+    assert ids.full == bytearray([0, 1, 1, 0])
     ids.free(_BLOCK + 3)
     assert ids.hint[0] == capacity and ids.holes == [_BLOCK + 3]
     assert ids.full[1] == 1  # hides the hole, and only the hole
@@ -179,7 +161,7 @@ def test_a_search_from_above_the_lowest_hole_finds_a_hole_its_flag_hides() -> No
     further up (a search trusting the flags alone returns the wrong one)."""
     capacity = 8 * _BLOCK
     ids = _flagged_full(capacity)
-    assert ids.full == bytearray([1] * 7 + [0])
+    assert ids.full == bytearray([0] + [1] * 6 + [0])
     hidden = 4 * _BLOCK + 77
     ids.free(7)  # the lowest hole
     ids.free(hidden)  # a hole in a flagged block, above the minimum below
@@ -360,3 +342,64 @@ def test_capacity_out_of_range_is_refused(capacity: int) -> None:
 def test_a_chunk_not_a_positive_multiple_of_the_block_is_refused(chunk: int) -> None:
     with pytest.raises(ValueError, match="grow_chunk"):
         IdAllocator(1 << 12, grow_chunk=chunk)
+
+
+def test_requests_from_one_jump_the_floor_once_and_then_take_the_hint() -> None:
+    """Every real caller asks from 1 (PASID 0 is RID2PASID): the floor jumps over the free
+    0, so the hint and the heap answer, not a search from the minimum on every call."""
+    ids = IdAllocator(1 << 20)
+    top = (1 << 20) - 1
+    assert ids.alloc(1, top) == 1
+    assert ids.floor[0] == 1 and ids.hint[0] == 2
+    assert [ids.alloc(1, top) for _ in range(3)] == [2, 3, 4]
+    ids.free(3)
+    assert ids.holes == [3]
+    assert ids.alloc(1, top) == 3  # from the heap
+    _check_invariants(ids, {1, 2, 3, 4})
+
+
+def test_a_parked_id_is_found_by_a_request_from_below_the_floor() -> None:
+    """The IDs the floor jumped over stay free: a request from below the floor takes the
+    lowest of them, mapped or not when the floor jumped (the jump maps them)."""
+    ids = IdAllocator(4096, grow_chunk=256)
+    for _ in range(256):
+        ids.alloc(0, 4095)  # 0 .. 255: the hint is at the mapped end
+    assert ids.hint[0] == ids.mapped == 256
+    assert ids.alloc(300, 4095) == 300  # a jump of 44 over never-mapped IDs
+    assert ids.floor[0] == 300 and ids.mapped > 300
+    assert ids.alloc(0, 4095) == 256  # parked
+    assert ids.alloc(257, 258) == 257
+    assert ids.alloc(290, 299) == 290
+    assert ids.alloc(0, 4095) == 258
+    _check_invariants(ids, set(range(259)) | {290, 300})
+
+
+def test_a_hole_below_the_floor_is_dropped_and_stays_reachable_from_below() -> None:
+    """An ID freed below the floor is parked, not a hole: requests from the floor up take
+    the hint (the heap does not keep sending them to a search), one from below takes it."""
+    ids = IdAllocator(1 << 12)
+    assert ids.alloc(0, 0) == 0
+    assert ids.alloc(1, 4095) == 1  # the hint itself: no jump
+    assert ids.alloc(5, 4095) == 5  # jumps: 2-4 parked
+    assert ids.floor[0] == 5
+    ids.free(1)  # below the hint: pushed, but below the floor
+    assert ids.alloc(5, 4095) == 6
+    assert ids.holes == []  # dropped on the way, not left to divert every request
+    assert ids.alloc(0, 4095) == 1
+    assert ids.alloc(0, 4095) == 2
+    _check_invariants(ids, {0, 1, 2, 5, 6})
+
+
+@pytest.mark.parametrize("lo", [5, 100, 4095, 4096, 4100, 4096 + 255])
+def test_a_minimum_above_the_maximum_finds_nothing_and_moves_neither_hint_nor_floor(
+    lo: int,
+) -> None:
+    """The space's fast path hands the allocator ``min > max`` (even a minimum past the
+    capacity) and lets it answer -1: the floor must not jump there."""
+    ids = IdAllocator(4096)
+    for _ in range(4000):
+        ids.alloc(0, 4095)
+    before = (ids.hint[0], ids.floor[0], ids.mapped, list(ids.holes))
+    assert ids.alloc(lo, 3) == -1
+    assert (ids.hint[0], ids.floor[0], ids.mapped, list(ids.holes)) == before
+    _check_invariants(ids, set(range(4000)))

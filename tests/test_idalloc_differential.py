@@ -97,14 +97,17 @@ def _check_structure(ids: IdAllocator, used: bytearray) -> None:
     hint = ids.hint[0]
     holes = ids.holes
     assert all(holes[(k - 1) // 2] <= holes[k] for k in range(1, len(holes))), "a min-heap"
-    live_holes = {n for n in holes if not used[n]}
+    floor = ids.floor[0]
+    assert 0 <= floor <= hint <= mapped, "the floor, the hint, the mapped end"
+    live_holes = {n for n in holes if not used[n] and n >= floor}  # below the floor: parked
     assert all(n < hint for n in live_holes), "a hole lies below the hint"
-    free_below = {n for n in range(min(hint, mapped)) if not used[n]}
-    assert free_below == live_holes, "below the hint, every free ID is a hole"
+    free_below = {n for n in range(floor, min(hint, mapped)) if not used[n]}
+    assert free_below == live_holes, "from the floor to the hint, every free ID is a hole"
     for block, flag in enumerate(ids.full):
         if flag:
             start = block * _BLOCK
-            hidden = {n for n in range(start, min(start + _BLOCK, mapped)) if not used[n]}
+            end = min(start + _BLOCK, mapped)
+            hidden = {n for n in range(max(start, floor), end) if not used[n]}  # not parked
             assert hidden <= live_holes, f"block {block}'s flag hides {hidden - live_holes}"
 
 
