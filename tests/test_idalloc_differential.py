@@ -666,3 +666,189 @@ def test_threads_on_the_fast_paths_never_share_an_id_through_spills(
     while (want := _lowest(used, 0, capacity - 1)) >= 0:  # lowest first, to the last one
         assert space.alloc(owner, 0, capacity - 1) == want
         used[want] = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The floor: requests from every side of it
+# ---------------------------------------------------------------------------------------------
+
+
+def _floor_minimum(rng: random.Random, ids: IdAllocator, capacity: int) -> int:
+    """A minimum where the floor matters: 0 and 1 (every real caller), just above the hint
+    (across the widest jump), far above it, around the floor and the mapped end, and past
+    the capacity (the fast path hands those on with any maximum below the capacity)."""
+    hint, floor = ids.hint[0], ids.floor[0]
+    return rng.choice(
+        [
+            0,
+            1,
+            hint + rng.randint(1, 300),
+            hint + rng.randint(_BLOCK - 1, _BLOCK + 1),
+            hint + rng.randint(2 * _BLOCK, 8 * _BLOCK),
+            max(floor - rng.randint(1, 5), 0),
+            floor,
+            floor + 1,
+            ids.mapped,
+            ids.mapped + 1,
+            rng.randrange(capacity),
+            capacity - 1,
+            capacity,
+            capacity + 3,
+        ]
+    )
+
+
+def _floor_maximum(rng: random.Random, ids: IdAllocator, lo: int, capacity: int) -> int:
+    """The top, a range ending below (or at) the floor, a short one, or one below ``lo``."""
+    floor = ids.floor[0]
+    roll = rng.random()
+    if roll < 0.55:
+        return capacity - 1
+    if roll < 0.75:
+        hi = rng.choice([floor - 1, floor, floor - rng.randint(2, 6), lo + rng.randint(0, 12)])
+    else:
+        hi = lo - rng.randint(1, 5)  # min > max
+    return min(max(hi, 0), capacity - 1)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_idalloc_with_the_floor_in_play_matches_brute_force(thresholds: str, seed: int) -> None:
+    """Requests from 0, 1, just above the hint and far above it, from below the floor and
+    ending below it, empty ones and ones past the capacity; frees of parked IDs and of IDs
+    at the floor; a small map chunk, so that a jump of the floor passes the mapped end."""
+    rng = random.Random(f"floor-{seed}-{thresholds}")
+    capacity = 9 * _BLOCK + 37
+    ids = IdAllocator(capacity, grow_chunk=_BLOCK)
+    used = bytearray(capacity)
+    live: list[int] = []
+
+    def take(lo: int, hi: int) -> int:
+        want = _lowest(used, lo, hi)
+        got = ids.alloc(lo, hi)
+        assert got == want, f"alloc({lo}, {hi}) = {got}, lowest free is {want}"
+        if got >= 0:
+            used[got] = 1
+            live.append(got)
+        return got
+
+    def give(n: int) -> None:
+        live.remove(n)
+        ids.free(n)
+        used[n] = 0
+
+    for step in range(2500):
+        roll = rng.random()
+        if roll < 0.45:
+            lo = _floor_minimum(rng, ids, capacity)
+            hi = _floor_maximum(rng, ids, lo, capacity)
+            for _ in range(rng.choice([1, 1, 1, 6, 60])):
+                if take(lo, hi) < 0:
+                    break
+        elif roll < 0.55 and live:
+            floor = ids.floor[0]
+            near = [n for n in live if n <= floor + 1]  # parked, or right at the floor
+            give(rng.choice(near) if near else rng.choice(live))
+        elif roll < 0.80 and live:
+            for n in rng.sample(live, min(len(live), rng.choice([1, 1, 2, 40]))):
+                give(n)
+        elif roll < 0.84:
+            ids.cover(rng.randrange(capacity))
+        else:
+            take(rng.choice([0, 1, 1]), capacity - 1)
+        assert ids.map[: ids.mapped] == used[: ids.mapped], f"step {step}"
+        if step % 37 == 0:
+            _check_structure(ids, used)
+    _check_structure(ids, used)
+    while take(0, capacity - 1) >= 0:  # drain: every free ID once, lowest first
+        pass
+    assert used.count(0) == 0
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_space_with_the_floor_in_play_matches_brute_force(thresholds: str, seed: int) -> None:
+    """The same requests through a space's fast paths and full methods in lockstep, with
+    sets destroyed and a custom allocator registered and unregistered mid-run."""
+    rng = random.Random(f"space-floor-{seed}-{thresholds}")
+    capacity = CAPACITY
+    run = Lockstep(capacity)
+    model = Model(capacity)
+
+    def new_set() -> None:
+        got = run.both("create_set")
+        assert isinstance(got, IoasidSet)
+        run.sets.append((run.fast.sets()[-1], run.slow.sets()[-1]))
+        model.sets.append(MSet(None))
+
+    def alloc(si: int, lo: int, hi: int) -> bool:
+        want = model.expect_alloc(si, lo, hi)
+        got = run.both("alloc", run.set(si), lo, hi, rng.choice([None, object()]))
+        assert got == want, f"alloc(set {si}, {lo}, {hi}) = {got!r}, expected {want!r}"
+        if isinstance(want, int):
+            model.recs[want] = MRec(si)
+            model.used[want] = 1
+            model.sets[si].count += 1
+            return True
+        return False
+
+    def free(n: int) -> None:
+        assert run.both("free", run.set(model.recs[n].set), n) is None
+        model.drop(n)
+
+    def live_sets() -> list[int]:
+        return [k for k, s in enumerate(model.sets) if s.live and not s.pending]
+
+    for _ in range(3):
+        new_set()
+    for step in range(1500):
+        roll = rng.random()
+        ids = run.fast._ids
+        si = rng.choice(live_sets())
+        if roll < 0.45:
+            lo = _floor_minimum(rng, ids, capacity)
+            hi = _floor_maximum(rng, ids, lo, capacity)
+            if rng.random() < 0.05:
+                hi = capacity + rng.randint(0, 3)  # refused by both paths
+            for _ in range(rng.choice([1, 1, 1, 6, 60])):
+                if not alloc(si, lo, hi):
+                    break
+        elif roll < 0.75 and model.recs:
+            floor = ids.floor[0]
+            near = [n for n in model.recs if n <= floor + 1]
+            if near and rng.random() < 0.3:
+                free(rng.choice(near))
+            else:
+                for n in rng.sample(list(model.recs), min(len(model.recs), rng.choice([1, 30]))):
+                    free(n)
+        elif roll < 0.78 and len(live_sets()) > 1:
+            # A set destroyed: its IDs go back (free_set of a set holding none, or free_all
+            # then free_set), scattered below and above the floor.
+            for n in sorted(n for n, r in model.recs.items() if r.set == si):
+                free(n)
+            assert run.both("free_set", run.set(si)) is True
+            model.destroy(si)
+            new_set()
+        elif roll < 0.80:
+            if not model.custom:
+                for n in list(model.recs):
+                    free(n)
+                backends = (Backend(), Backend())
+                ops = (
+                    AllocatorOps(backends[0].alloc, backends[0].free),
+                    AllocatorOps(backends[1].alloc, backends[1].free),
+                )
+                assert run.both("register_allocator", Pair(*ops)) is None
+                model.custom = True
+                run.backends, run.ops = backends, ops
+            else:
+                assert run.ops is not None
+                assert run.both("unregister_allocator", Pair(*run.ops), force=True) is None
+                for n in sorted(model.recs):
+                    model.drop(n)
+                model.custom = False
+                run.ops = run.backends = None
+        else:
+            alloc(si, rng.choice([0, 1, 1]), capacity - 1)
+        _check_maps(run, model)
+        if step % 53 == 0:
+            _check_spaces(run, model)
+    _check_spaces(run, model)
