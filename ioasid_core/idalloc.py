@@ -38,12 +38,13 @@ correct at any size (the heap costs up to 40 bytes per freed ID; the map a byte)
 
 The floor. A request whose minimum lies just above the hint when no hole is left (every real
 caller asks from 1: PASID 0 is the devices' own, RID2PASID) would find the hint below its
-minimum on every call and search. So the floor, ``floor[0]``, jumps there with the hint, at
-most ``_PARK_MAX`` IDs at a time: the free IDs below the floor are *parked*, in no heap and
-under no trusted flag, and a request from below the floor finds them by a search of the map
-itself between its minimum and the floor (in C, stopping at the first free byte). The heap
-and the hint describe the IDs from the floor up; a hole freed below it is dropped from the
-heap when it reaches the top. The fast paths take only requests from the floor up.
+minimum on every call and search. So the floor, ``floor[0]``, jumps there with the hint,
+never past ``_PARK_MAX``: the free IDs below the floor are *parked*, in no heap and under no
+trusted flag, and a request from below the floor finds them by a search of the map itself
+between its minimum and the floor (in C, stopping at the first free byte: at most
+``_PARK_MAX`` bytes, however many IDs are live). The heap and the hint describe the IDs from
+the floor up; a hole freed below it is dropped from the heap when it reaches the top. The
+fast paths take only requests from the floor up.
 
 A search from the hint flags the hint's block full when the rest of it is used (all of it
 below the hint is, as no hole is left), so a free ID far above costs three C searches (the
@@ -73,8 +74,9 @@ for a space that keeps its records in them). PCIe PASIDs have 20 bits."""
 
 
 _PARK_MAX: Final = 1 << BLOCK_SHIFT
-"""The widest gap between the hint and a request's minimum that the floor jumps (parking
-the IDs in it); a request further up searches the map from its minimum instead."""
+"""The highest the floor goes (so the widest gap it jumps, parking the IDs in it): a request
+from further up searches the map from its minimum instead, and a request from below the
+floor reads at most this many bytes of the map."""
 
 SPILL: Final = 1 << 16
 """The heap entries a free lets the heap hold before it spills them back into the map
@@ -194,9 +196,12 @@ class IdAllocator:
             used[n] = 1
             return n
         n = hint[0]
-        if n < lo <= hi and lo - n <= _PARK_MAX:  # (lo <= hi: below the capacity)
+        if n < lo <= hi and lo <= _PARK_MAX:  # (lo <= hi: below the capacity)
             # No hole is left, so every ID in [floor, hint) is used: the floor and the hint
             # jump to lo, parking the IDs between (mapped first, so that the map shows them).
+            # Never past _PARK_MAX: a request from below the floor searches all of [lo, floor)
+            # (a floor lifted over live IDs by one request from just above a high hint would
+            # send every later request from 1 there, off the fast paths, for good).
             if lo >= self._mapped:
                 self._grow(lo)
             self.floor[0] = hint[0] = n = lo

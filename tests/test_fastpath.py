@@ -221,3 +221,36 @@ def test_allocations_from_one_stay_on_the_fast_path(monkeypatch: pytest.MonkeyPa
     assert again == sorted(live[k] for k in range(0, 1000, 97))
     assert calls == [(1, top)]
     assert space.alloc(owner, 0, top) == 0  # PASID 0 is still there for whoever asks from 0
+
+
+def test_a_request_from_just_above_a_high_hint_leaves_the_callers_from_one_fast(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One request whose minimum lies just above the hint (a partition of the space, a
+    user's own range) must not lift the floor over thousands of live IDs: the callers from
+    1 would then leave the fast path for good and search the map from 1 to the floor on
+    every call (13 us a pair at 900k live IDs against 0.5 us)."""
+    from ioasid_core.idalloc import IdAllocator
+
+    calls: list[tuple[int, int]] = []
+    real = IdAllocator.alloc
+
+    def counted(self: IdAllocator, lo: int, hi: int) -> int:
+        calls.append((lo, hi))
+        return real(self, lo, hi)
+
+    monkeypatch.setattr(IdAllocator, "alloc", counted)
+    space = IoasidSpace(1 << 20)
+    owner = space.create_set()
+    top = (1 << 20) - 1
+    for _ in range(5000):
+        space.alloc(owner, 1, top, "mm")
+    hint = space._ids.hint[0]
+    assert not space._ids.holes and hint == 5001
+    assert space.alloc(owner, hint + 1, top, "mm") == hint + 1  # a range of its own
+    calls.clear()
+    assert space.alloc(owner, 1, top, "mm") == hint  # the one below it
+    for _ in range(50):
+        space.free(owner, space.alloc(owner, 1, top, "mm"))
+    assert calls == [(1, top)]  # one search past hint + 1, then the hint and the heap
+    assert space._ids.floor[0] == 1

@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ioasid_core.idalloc import BLOCK_SHIFT, GROW_CHUNK, MAX_CAPACITY, SPILL, IdAllocator
+from ioasid_core.idalloc import (
+    _PARK_MAX,
+    BLOCK_SHIFT,
+    GROW_CHUNK,
+    MAX_CAPACITY,
+    SPILL,
+    IdAllocator,
+)
 
 _BLOCK = 1 << BLOCK_SHIFT
 _capacities = st.sampled_from([1, 2, 255, 256, 257, 511, 512, 513, 1000, 1 << 12, 1300])
@@ -37,6 +44,7 @@ def _check_invariants(ids: IdAllocator, used: set[int]) -> None:
     listed = set(holes)
     floor = ids.floor[0]
     assert 0 <= floor <= ids.hint[0] <= mapped, "the floor, the hint, the mapped end"
+    assert floor <= _PARK_MAX, "a search from below the floor reads at most _PARK_MAX bytes"
     for block in range(len(ids.full)):
         if ids.full[block]:  # a set flag hides no free ID but a hole or a parked one
             start = block * _BLOCK
@@ -360,18 +368,43 @@ def test_requests_from_one_jump_the_floor_once_and_then_take_the_hint() -> None:
 
 def test_a_parked_id_is_found_by_a_request_from_below_the_floor() -> None:
     """The IDs the floor jumped over stay free: a request from below the floor takes the
-    lowest of them, mapped or not when the floor jumped (the jump maps them)."""
+    lowest of them (a jump to the mapped end maps the floor first)."""
     ids = IdAllocator(4096, grow_chunk=256)
-    for _ in range(256):
-        ids.alloc(0, 4095)  # 0 .. 255: the hint is at the mapped end
-    assert ids.hint[0] == ids.mapped == 256
-    assert ids.alloc(300, 4095) == 300  # a jump of 44 over never-mapped IDs
-    assert ids.floor[0] == 300 and ids.mapped > 300
-    assert ids.alloc(0, 4095) == 256  # parked
-    assert ids.alloc(257, 258) == 257
-    assert ids.alloc(290, 299) == 290
-    assert ids.alloc(0, 4095) == 258
-    _check_invariants(ids, set(range(259)) | {290, 300})
+    for _ in range(200):
+        ids.alloc(0, 4095)  # 0 .. 199
+    assert ids.hint[0] == 200 and ids.mapped == 256
+    assert ids.alloc(256, 4095) == 256  # a jump of 56 to the mapped end
+    assert ids.floor[0] == 256 and ids.mapped > 256
+    assert ids.alloc(0, 4095) == 200  # parked
+    assert ids.alloc(201, 202) == 201
+    assert ids.alloc(250, 255) == 250
+    assert ids.alloc(0, 4095) == 202
+    _check_invariants(ids, set(range(203)) | {250, 256})
+
+
+def test_the_floor_never_passes_park_max_however_close_the_minimum_lies_to_the_hint() -> None:
+    """A request from below the floor searches all of [its minimum, the floor): one request
+    from just above a high hint must not lift the floor over the live IDs (every later
+    request from 1 would read the map up to it), nor may small steps lift it past
+    _PARK_MAX."""
+    ids = IdAllocator(1 << 16)
+    top = (1 << 16) - 1
+    live: set[int] = set()
+    while (lo := ids.hint[0] + 1) <= _PARK_MAX:  # just above the hint, no hole left
+        assert ids.alloc(lo, top) == lo
+        assert ids.floor[0] == lo  # jumped there: the even IDs below are parked
+        live.add(lo)
+    assert ids.alloc(lo, top) == lo  # just above the hint too, past _PARK_MAX: searched
+    live.add(lo)
+    assert ids.floor[0] == _PARK_MAX - 1
+    for _ in range(5000):
+        live.add(ids.alloc(1, top))  # the parked ones first (even IDs), then the hint
+    assert min(live) == 1 and ids.floor[0] == _PARK_MAX - 1
+    hint = ids.hint[0]
+    assert not ids.holes and ids.alloc(hint + 1, top) == hint + 1
+    assert ids.floor[0] == _PARK_MAX - 1 and ids.hint[0] == hint  # searched, no jump
+    assert ids.alloc(1, top) == hint
+    _check_invariants(ids, live | {hint, hint + 1})
 
 
 def test_a_hole_below_the_floor_is_dropped_and_stays_reachable_from_below() -> None:

@@ -40,7 +40,7 @@ from ioasid_core import (
     UnknownIoasidError,
     idalloc,
 )
-from ioasid_core.idalloc import BLOCK_SHIFT, GROW_CHUNK, IdAllocator
+from ioasid_core.idalloc import _PARK_MAX, BLOCK_SHIFT, GROW_CHUNK, IdAllocator
 
 _BLOCK = 1 << BLOCK_SHIFT
 CAPACITY = 2 * GROW_CHUNK + 3 * _BLOCK + 17  # crosses two chunk edges; the top is odd
@@ -99,6 +99,7 @@ def _check_structure(ids: IdAllocator, used: bytearray) -> None:
     assert all(holes[(k - 1) // 2] <= holes[k] for k in range(1, len(holes))), "a min-heap"
     floor = ids.floor[0]
     assert 0 <= floor <= hint <= mapped, "the floor, the hint, the mapped end"
+    assert floor <= _PARK_MAX, "a search from below the floor reads at most _PARK_MAX bytes"
     live_holes = {n for n in holes if not used[n] and n >= floor}  # below the floor: parked
     assert all(n < hint for n in live_holes), "a hole lies below the hint"
     free_below = {n for n in range(floor, min(hint, mapped)) if not used[n]}
