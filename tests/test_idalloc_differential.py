@@ -611,9 +611,10 @@ def test_a_loop_of_fast_frees_spills_the_heap_as_the_slow_free_does(
 def test_threads_on_the_fast_paths_never_share_an_id_through_spills(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Three threads allocate (from 0, and from above other threads' holes) and free their
-    own IDs on one quiet space, with spills every few frees: no ID is ever handed to two
-    holders, and at the end the map holds exactly the IDs still held."""
+    """Three threads allocate (from 0, 1, just above the hint where the floor jumps, and
+    from above other threads' holes) and free their own IDs on one quiet space, with spills
+    every few frees: no ID is ever handed to two holders, and at the end the map holds
+    exactly the IDs still held."""
     monkeypatch.setattr(idalloc, "SPILL", 16)
     monkeypatch.setattr(idalloc, "_SCAN_MAX", 3)
     monkeypatch.setattr(idalloc, "_STALE_FLOOR", 1)
@@ -634,7 +635,12 @@ def test_threads_on_the_fast_paths_never_share_an_id_through_spills(
                     del holder[n]  # before the free: nobody may get it back until then
                     space.free(owner, n)
                     continue
-                lo = rng.choice([0, 0, rng.randrange(capacity)])
+                # From 0 and 1, anywhere, just above the hint (where the floor jumps): the
+                # hint is read without the lock, only to pick a number.
+                lo = rng.choice(
+                    [0, 0, 1, 1, rng.randrange(capacity), space._ids.hint[0] + rng.randint(1, 300)]
+                )
+                lo = min(lo, capacity - 1)
                 try:
                     n = space.alloc(owner, lo, capacity - 1)
                 except NoSpaceError:
