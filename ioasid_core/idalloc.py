@@ -179,9 +179,7 @@ class IdAllocator:
             lo = floor  # every ID in [lo, floor) is used
             if lo > hi:
                 return -1
-        if len(holes) > SPILL:
-            self._spill()
-        while holes:
+        while holes:  # at most SPILL entries: every free past them spills
             n = holes[0]
             if used[n] or n < floor:  # taken by a ranged search, or parked: drop it
                 heappop(holes)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, SupportsIndex, TypeVar, overload
 if TYPE_CHECKING:
     from ioasid_core.space import Record
 
-__all__ = ["RecordsView", "snapshot"]
+__all__ = ["RecordsView", "allocated_ids", "snapshot"]
 
 _T = TypeVar("_T")
 
@@ -24,11 +24,17 @@ _T = TypeVar("_T")
 def snapshot(records: list[Record | None]) -> list[Record | None]:
     """The records at one instant, for a reader that walks them without the space's lock.
 
-    ``list.copy`` runs in C and never releases the GIL (it only adds references), so no
-    other thread's alloc or free lands inside it; a scan of the live list would list an ID
-    freed behind it and one allocated ahead of it, a set over its quota.
+    ``list.copy`` copies the items in C with no allocation or Python code between them (a
+    garbage collection its new list may start runs before), so no other thread's alloc or
+    free lands inside the copy; a scan of the live list would list an ID freed behind it and
+    one allocated ahead of it, a set over its quota.
     """
     return records.copy()
+
+
+def allocated_ids(records: list[Record | None]) -> list[int]:
+    """Every allocated ID, in order, at one instant (``snapshot``)."""
+    return [i for i, rec in enumerate(snapshot(records)) if rec is not None]
 
 
 class RecordsView(Mapping[int, "Record | None"]):
@@ -73,7 +79,7 @@ class RecordsView(Mapping[int, "Record | None"]):
         return self.get(key) is not None
 
     def __iter__(self) -> Iterator[int]:
-        return iter([i for i, rec in enumerate(snapshot(self._records)) if rec is not None])
+        return iter(allocated_ids(self._records))
 
     def __len__(self) -> int:
         records = snapshot(self._records)

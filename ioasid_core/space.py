@@ -33,7 +33,7 @@ from ioasid_core.events import Event, Subscription, insert_sorted, merge_subscri
 from ioasid_core.fastpath import install_fast_paths
 from ioasid_core.idalloc import MAX_CAPACITY, IdAllocator
 from ioasid_core.mutex import TokenMutex
-from ioasid_core.records_view import RecordsView
+from ioasid_core.records_view import RecordsView, allocated_ids
 from ioasid_core.sets import IoasidSet, describe_token
 from ioasid_core.types import (
     DEFAULT_CAPACITY,
@@ -288,9 +288,7 @@ class IoasidSpace:
         if self._busy:
             self._refuse_reentry("find_set")
         ioasid = as_id(ioasid)
-        rec = self._rec(ioasid)
-        if rec is None:
-            raise NotFoundError(self._unknown(ioasid))
+        rec = self._lookup(ioasid)
         return rec[_SET]
 
     def find_mm_set(self, token: object) -> IoasidSet | None:
@@ -525,9 +523,7 @@ class IoasidSpace:
         if self._busy:
             self._refuse_reentry("state")
         ioasid = as_id(ioasid)
-        rec = self._rec(ioasid)
-        if rec is None:
-            raise NotFoundError(self._unknown(ioasid))
+        rec = self._lookup(ioasid)
         if rec[_PEND]:
             return IoasidState.FREE_PENDING
         if rec[_REFS] > 1 or ioasid in rec[_SET]._spid_of:
@@ -537,9 +533,7 @@ class IoasidSpace:
     def refs(self, ioasid: int) -> int:
         """How many references an ID has (the owner's included until it frees)."""
         ioasid = as_id(ioasid)
-        rec = self._rec(ioasid)
-        if rec is None:
-            raise NotFoundError(self._unknown(ioasid))
+        rec = self._lookup(ioasid)
         return rec[_REFS]
 
     def records_view(self) -> Mapping[int, Record | None]:
@@ -572,8 +566,8 @@ class IoasidSpace:
         return sum(map(_count_of, list(self._sets.values())))
 
     def _live_ids(self) -> list[int]:
-        """Every allocated ID, sorted (lock held)."""
-        return [i for i, rec in enumerate(self._records) if rec is not None]
+        """Every allocated ID, sorted."""
+        return allocated_ids(self._records)
 
     # ------------------------------------------------------------------ lifetime
 
@@ -1038,6 +1032,7 @@ class IoasidSpace:
             raise InvalidArgumentError(f"{what}: {set} is free-pending")
 
     def _lookup(self, ioasid: int) -> Record:
+        """The record of an allocated ID (an ``int``, ``as_id``), else ``NotFoundError``."""
         rec = self._rec(ioasid)
         if rec is None:
             raise NotFoundError(self._unknown(ioasid))
