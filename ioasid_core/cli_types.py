@@ -51,11 +51,11 @@ class BoundedInt(click.ParamType[int]):
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> int:
+        expected = f"expected a whole number in {self.span}"
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
         else:
             text = str(value).strip()
-            expected = f"expected a whole number in {self.span}"
             if not _INTEGER.fullmatch(text):
                 self.fail(f"{expected}, got {_typed(str(value))}", param, ctx)
             significant = text.lstrip("+-").lstrip("0")
@@ -65,7 +65,7 @@ class BoundedInt(click.ParamType[int]):
             # Without the leading zeros: int() counts them against its 4,300-digit limit.
             number = int(significant or "0") * (-1 if text.startswith("-") else 1)
         if not self.low <= number <= self.high:
-            self.fail(f"expected a whole number in {self.span}, got {number}", param, ctx)
+            self.fail(f"{expected}, got {number}", param, ctx)
         return number
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
