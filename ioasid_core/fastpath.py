@@ -1,13 +1,13 @@
 """The hot paths of a space: ``alloc``, ``free`` and ``find`` when nothing unusual happens.
 
 Each is a closure bound onto the space instance, shadowing the method of the same name. It
-holds the space's records (a list indexed by ID, grown in place with the allocator's map, so
-an ID the allocator hands out always has its slot), bound methods and mutex in closure cells
-(cheaper to reach than attributes) and handles only the common, successful case: no callback
-to run (no subscriber, the default allocator), a valid request, a free number. Anything
-else, errors included, is handed to the full method on the class, which re-checks everything
-under the lock, so the rules live in one place and the fast path can only be a shortcut to
-the same result.
+holds the space's records (two lists indexed by ID, grown in place with the allocator's map,
+so an ID the allocator hands out always has its slots: records_view.py), bound methods and
+mutex in closure cells (cheaper to reach than attributes) and handles only the common,
+successful case: no callback to run (no subscriber, the default allocator), a valid request,
+a free number. Anything else, errors included, is handed to the full method on the class,
+which re-checks everything under the lock, so the rules live in one place and the fast path
+can only be a shortcut to the same result.
 
 Two rules keep the shortcut honest under threads and callbacks. ``HotState.quiet`` is read
 only while the lock is held, so a ``subscribe`` or ``register_allocator`` that completes
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ioasid_core import idalloc
 from ioasid_core.idalloc import BLOCK_SHIFT
+from ioasid_core.records_view import GONE
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,6 +45,8 @@ def install_fast_paths(space: IoasidSpace) -> None:
         cls.find.__get__(space)
     )
     records = space._records
+    data = space._data
+    gone = GONE
     busy = space._busy
     lock = space._lock
     take = lock.take
@@ -105,8 +108,9 @@ def install_fast_paths(space: IoasidSpace) -> None:
                             if ioasid < 0:
                                 give(True)
                                 return slow_alloc(set, min, max, private)
-                    # The set's shared record when there is no private data (sets.py).
-                    records[ioasid] = set._fresh if private is None else (set, private, 1, False)
+                    # The data, then the set's shared tuple (the order records_view.py gives).
+                    data[ioasid] = private
+                    records[ioasid] = set._fresh
                     set._count += 1
                     give(True)
                     return ioasid
@@ -127,13 +131,14 @@ def install_fast_paths(space: IoasidSpace) -> None:
             # An exact int only (a list takes True and a numpy int as 1, and 1.0 is not an
             # index), and not negative: a list would read that from its end.
             rec = records[ioasid] if hot.quiet and ioasid.__class__ is int and ioasid >= 0 else None
+            # The set's shared tuple: one reference, no free pending (sets.py).
             if (
                 rec is not None
                 and ((owner := rec[0]) is set or set is None)
-                and rec[2] == 1
-                and not rec[3]
+                and rec is owner._fresh
             ):
-                records[ioasid] = None
+                records[ioasid] = None  # the tuple, then the data (records_view.py)
+                data[ioasid] = gone
                 # The allocator's free, inlined (see IdAllocator.free).
                 id_map[ioasid] = 0
                 if ioasid < hint[0]:
@@ -161,9 +166,10 @@ def install_fast_paths(space: IoasidSpace) -> None:
         if getter is None and not busy:
             try:  # a list index is a specialised bytecode; .get() would be a call
                 rec = records[ioasid]
-                # Not negative: a list reads that from its end (checked on a hit only).
+                # Not negative: a list reads that from its end (checked on a hit only). The
+                # data after the tuple, with no call between (records_view.py).
                 if rec is not None and ioasid >= 0 and (set is None or rec[0] is set):
-                    return rec[1]
+                    return data[ioasid]
             except (IndexError, TypeError):  # beyond the mapped IDs, or not an index
                 pass
         return slow_find(set, ioasid, getter)  # says what is wrong

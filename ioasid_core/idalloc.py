@@ -12,8 +12,9 @@ inlined fast paths hold) and ends in a sentinel byte that reads as used, so a se
 fast path's hint test that reaches the end stops there and the slow path grows the map. So
 memory follows the highest ID handed out so far (the map never shrinks): a space of 2^20 IDs
 holding its 1,000 lowest costs 4 KiB of map, not 1 MiB; one ID near the top maps it all.
-A list of ``slots`` (the space's records, one per ID) is kept exactly as long as the map and
-grown with it, in place: whoever indexes it by a mapped ID never meets its end.
+Lists of ``slots`` (the space's records and data: records_view.py) are kept exactly as long
+as the map and grown with it, in place: whoever indexes one by a mapped ID never meets its
+end.
 
 The hint and the holes. ``hint[0]`` only grows (until a spill, below): every ID below it is
 used, except the *holes*, the IDs freed below it, which ``holes`` lists as a min-heap. So the
@@ -54,6 +55,7 @@ instead of one more per block left unflagged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from heapq import heappop, heappush
 from itertools import repeat
 from typing import Any, Final
@@ -69,8 +71,8 @@ GROW_CHUNK: Final = 1 << 12
 be given another, as tests do to cross many steps in few IDs)."""
 
 MAX_CAPACITY: Final = 1 << 26
-"""The largest space modelled (64 MiB of map when every ID is used, and 512 MiB of slots
-for a space that keeps its records in them). PCIe PASIDs have 20 bits."""
+"""The largest space modelled (64 MiB of map when every ID is used, and 512 MiB per list of
+slots a space keeps its records in). PCIe PASIDs have 20 bits."""
 
 
 _PARK_MAX: Final = 1 << BLOCK_SHIFT
@@ -107,7 +109,7 @@ class IdAllocator:
     )
 
     def __init__(
-        self, capacity: int, grow_chunk: int = GROW_CHUNK, slots: list[Any] | None = None
+        self, capacity: int, grow_chunk: int = GROW_CHUNK, slots: Sequence[list[Any]] = ()
     ) -> None:
         if not 0 < capacity <= MAX_CAPACITY:
             raise ValueError(f"capacity must be in 1..{MAX_CAPACITY:#x}, not {capacity:#x}")
@@ -129,12 +131,13 @@ class IdAllocator:
         self.floor = [0]
         self.holes: list[int] = []
         self._stale = 0  # holes a search has taken since the last compaction (at most)
-        # One entry per mapped ID, None when the map grows over it (the space's records).
-        if slots is not None:
-            if slots:
-                raise ValueError("the slots list must start empty")
-            slots.extend(repeat(None, size))
-        self._slots = slots
+        # One entry per mapped ID in each, None when the map grows over it (the space's
+        # records and data).
+        if any(slots):
+            raise ValueError("the slots lists must start empty")
+        self._slots = tuple(slots)
+        for each in self._slots:
+            each.extend(repeat(None, size))
 
     @property
     def capacity(self) -> int:
@@ -321,8 +324,8 @@ class IdAllocator:
         size = self._mapped
         chunk = self._chunk
         end = min(self._capacity, max(2 * size, n // chunk * chunk + chunk))
-        if self._slots is not None:  # first: a slot exists before its ID is mapped
-            self._slots.extend(repeat(None, end - size))
+        for each in self._slots:  # first: a slot exists before its ID is mapped
+            each.extend(repeat(None, end - size))
         used[size] = 0  # the old sentinel is an ID now
         used.extend(bytes(end - size))
         used[end] = 1

@@ -1,27 +1,47 @@
-"""``RecordsView``: the read-only mapping ``IoasidSpace.records_view()`` hands to plugins.
+"""The space's records lists, and ``RecordsView``, the read-only mapping plugins get of them.
 
-The space keeps its records in a list indexed by ID (None where no ID is allocated), which is
-what its own hot paths read: a list index is cheaper than a dict lookup and costs no int
-object, hash slot or entry per ID. A list answers ``lst[-1]`` from its end and ``lst[True]``
-as ``lst[1]``, so readers outside the core get this mapping instead, which has the meaning
-the dict had: allocated IDs only, keyed by ``int``.
+The space keeps its records in two lists indexed by ID, which is what its own hot paths
+read: a list index is cheaper than a dict lookup and costs no int object, hash slot or entry
+per ID. ``records[id]`` holds ``(set, refs, free_pending)``, None when the ID is not
+allocated, and ``data[id]`` its private data. The tuple is immutable, replaced whole, and
+for an ID with one reference and no free pending it is its set's shared ``_fresh`` tuple:
+no tuple is built or destroyed per ID (a tuple per ID, with the data in it, was a cold
+cache line per lookup among a million live IDs, and its GC unlink two more).
+
+Lock-free readers of one ID see one consistent record because of the order of the writes
+and the reads. Writers (under the space's lock) store the data before the tuple, and clear
+the tuple before the data. A reader reads the tuple, then the data, in straight-line code
+with no call between the two reads: CPython switches threads only at calls and backward
+jumps, so no other thread's alloc or free lands between them. A scan of the tuples reads a
+copy (``snapshot``); a scan of tuples and data copies both and checks that no record changed
+between (``IoasidSpace._copy_records``): a free leaves ``GONE`` as the data, so that a copy
+taken while an ID was freed and allocated again is seen.
+
+A list answers ``lst[-1]`` from its end and ``lst[True]`` as ``lst[1]``, so readers outside
+the core get ``RecordsView`` instead, which has the meaning the dict had: allocated IDs
+only, keyed by ``int``, each to ``(set, private, refs, free_pending)``.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
-from typing import TYPE_CHECKING, SupportsIndex, TypeVar, overload
+from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
+from typing import TYPE_CHECKING, Any, Final, SupportsIndex, TypeVar, overload
 
 if TYPE_CHECKING:
     from ioasid_core.space import Record
 
-__all__ = ["RecordsView", "allocated_ids", "snapshot"]
+__all__ = ["GONE", "RecordsView", "allocated_ids", "record_at", "snapshot"]
 
 _T = TypeVar("_T")
 
+GONE: Final = object()
+"""The data a free leaves: never a record's (a reader reads the data of an allocated ID only),
+so a scan that copied it for an ID allocated in its copy of the tuples knows it was freed
+and allocated again between the two copies."""
 
-def snapshot(records: list[Record | None]) -> list[Record | None]:
+
+def snapshot(records: list[Any]) -> list[Any]:
     """The records at one instant, for a reader that walks them without the space's lock.
 
     ``list.copy`` copies the items in C with no allocation or Python code between them (a
@@ -32,9 +52,19 @@ def snapshot(records: list[Record | None]) -> list[Record | None]:
     return records.copy()
 
 
-def allocated_ids(records: list[Record | None]) -> list[int]:
+def allocated_ids(records: list[Any]) -> list[int]:
     """Every allocated ID, in order, at one instant (``snapshot``)."""
     return [i for i, rec in enumerate(snapshot(records)) if rec is not None]
+
+
+def record_at(records: list[Any], data: list[Any], ioasid: int) -> Record | None:
+    """The record ``(set, private, refs, free_pending)`` of ``ioasid`` (an ``int``, not
+    negative), or None when it is not allocated: read as the module says."""
+    if ioasid < len(records):
+        rec = records[ioasid]
+        if rec is not None:  # the data next, with no call between: the same instant
+            return (rec[0], data[ioasid], rec[1], rec[2])
+    return None
 
 
 class RecordsView(Mapping[int, "Record | None"]):
@@ -46,10 +76,17 @@ class RecordsView(Mapping[int, "Record | None"]):
     reports and tests, not per request (``get`` is O(1)).
     """
 
-    __slots__ = ("_records",)
+    __slots__ = ("_copy", "_data", "_records")
 
-    def __init__(self, records: list[Record | None]) -> None:
+    def __init__(
+        self,
+        records: list[Any],
+        data: list[Any],
+        copy: Callable[[], tuple[list[Any], list[Any]]],
+    ) -> None:
         self._records = records
+        self._data = data
+        self._copy = copy  # both lists, every pair one that held (the space's)
 
     @overload
     def get(self, key: object, /) -> Record | None: ...
@@ -62,9 +99,8 @@ class RecordsView(Mapping[int, "Record | None"]):
             if isinstance(key, bool) or not isinstance(key, SupportsIndex):
                 return default
             key = operator.index(key)  # a numpy integer
-        records = self._records
-        if 0 <= key < len(records):
-            rec = records[key]
+        if key >= 0:
+            rec = record_at(self._records, self._data, key)
             if rec is not None:
                 return rec
         return default
@@ -95,8 +131,14 @@ class RecordsView(Mapping[int, "Record | None"]):
         return _Values(self)
 
     def _pairs(self) -> list[tuple[int, Record]]:
-        """Every (ID, record), each slot read once (no record freed between key and value)."""
-        return [(i, rec) for i, rec in enumerate(snapshot(self._records)) if rec is not None]
+        """Every (ID, record) at one instant (no record freed between key and value, no
+        data of another allocation of the ID)."""
+        records, data = self._copy()
+        return [
+            (i, (rec[0], data[i], rec[1], rec[2]))
+            for i, rec in enumerate(records)
+            if rec is not None
+        ]
 
     def __repr__(self) -> str:
         return f"<RecordsView of {len(self)} allocated ID(s)>"
@@ -123,7 +165,7 @@ class _Values(ValuesView["Record | None"]):
         self._view = view
 
     def __iter__(self) -> Iterator[Record | None]:
-        return iter([rec for rec in snapshot(self._view._records) if rec is not None])
+        return iter([rec for _, rec in self._view._pairs()])
 
     def __contains__(self, value: object) -> bool:
         # Over the records read once: ``ValuesView``'s own looks each key up again, which

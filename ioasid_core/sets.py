@@ -58,12 +58,14 @@ class IoasidSet:
         self.type = type
         self.quota = quota
         self._count = 0  # live IDs (kept by the space; a counter is cheaper than a set)
-        # The record of a new ID of this set without private data, shared by all of them:
-        # a record is an immutable tuple, replaced whole on any change, so one will do, and
-        # an allocation then builds no tuple and a free destroys none (with 2^20 live
-        # records, a tuple's GC unlink touches two cold neighbours). Private data is not
-        # cached: a record must not keep it alive once its ID is gone.
-        self._fresh: tuple[IoasidSet, object, int, bool] = (self, None, 1, False)
+        # The record of every ID of this set with one reference and no free pending, shared
+        # by all of them: a record is an immutable tuple ``(set, refs, free_pending)``,
+        # replaced whole on any change, so one will do, and an allocation then builds no
+        # tuple and a free destroys none (with 2^20 live records, a tuple per ID is a cold
+        # cache line per free). The space stores it for exactly those IDs, so a hot free
+        # knows an ID is its set's, with one reference and no free pending, by identity.
+        # Private data lives in a list of its own (records_view.py), not in the tuple.
+        self._fresh: tuple[IoasidSet, int, bool] = (self, 1, False)
         self._spids: dict[int, int] = {}  # spid -> ioasid
         self._spid_of: dict[int, int] = {}  # ioasid -> spid
         self._subs: list[Subscription] = []

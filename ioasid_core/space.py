@@ -1,7 +1,8 @@
 """``IoasidSpace``: one system-wide IOASID namespace, split into sets.
 
-One lock serialises every change; ``find`` reads without it (a record is an immutable tuple,
-replaced whole, so a reader sees one consistent snapshot, as RCU readers do in the kernel).
+One lock serialises every change; ``find`` reads without it (a record's tuple is immutable,
+replaced whole, and tuple and data are written and read in an order that makes one read
+one consistent snapshot, as RCU readers get in the kernel: records_view.py).
 Callbacks (subscribers, getters, custom allocators) run with the calling thread marked busy, so
 a call back into the same space is refused with ``ReentrancyError`` instead of deadlocking.
 """
@@ -33,7 +34,7 @@ from ioasid_core.events import Event, Subscription, insert_sorted, merge_subscri
 from ioasid_core.fastpath import install_fast_paths
 from ioasid_core.idalloc import MAX_CAPACITY, IdAllocator
 from ioasid_core.mutex import TokenMutex
-from ioasid_core.records_view import RecordsView, allocated_ids
+from ioasid_core.records_view import GONE, RecordsView, allocated_ids, record_at, snapshot
 from ioasid_core.sets import IoasidSet, describe_token
 from ioasid_core.types import (
     DEFAULT_CAPACITY,
@@ -48,11 +49,16 @@ __all__ = ["IoasidSpace"]
 
 log = logging.getLogger(__name__)
 
-# A record is a tuple (set, private, refs, free_pending), replaced whole on every change.
+# A record, as the slow paths and ``records_view()`` see it: (set, private, refs,
+# free_pending). Two lists store it, the tuple (set, refs, free_pending) and the data
+# (records_view.py).
 _SET: Final = 0
 _PRIV: Final = 1
 _REFS: Final = 2
 _PEND: Final = 3
+
+_COPY_TRIES: Final = 8
+"""Scans of tuples and data (``_copy_records``) tried without the lock before taking it."""
 
 _get_ident = threading.get_ident
 _count_of = operator.attrgetter("_count")
@@ -115,12 +121,15 @@ class IoasidSpace:
             )
         self._capacity = capacity
         self._lock = TokenMutex()
-        # The records, indexed by ID: None for an ID not allocated now (never, or freed).
-        # As long as the allocator's map, grown with it in place (the hot paths and the
-        # resolvers hold this very list): never rebound. See ``_rec`` before indexing it.
-        self._records: list[Record | None] = []
-        self._ids = IdAllocator(capacity, slots=self._records)
-        self._view = RecordsView(self._records)
+        # The records, indexed by ID (records_view.py): ``(set, refs, free_pending)``, None
+        # for an ID not allocated now (never, or freed), and the private data. As long as
+        # the allocator's map, grown with it in place (the hot paths and the resolvers hold
+        # these very lists): never rebound. Read through ``_rec``, written through
+        # ``_store`` and ``_clear`` (the order lock-free readers rely on).
+        self._records: list[tuple[IoasidSet, int, bool] | None] = []
+        self._data: list[object] = []
+        self._ids = IdAllocator(capacity, slots=(self._data, self._records))
+        self._view = RecordsView(self._records, self._data, self._copy_records)
         self._sets: dict[int, IoasidSet] = {}
         self._mm_sets: dict[int, IoasidSet] = {}  # id(token) -> set; the set keeps the token
         self._next_set_id = 0
@@ -258,7 +267,7 @@ class IoasidSpace:
             freed = 0
             failures: list[Exception] = []
             for ioasid in set.ioasids():
-                rec = self._records[ioasid]
+                rec = self._rec(ioasid)
                 assert rec is not None
                 if rec[_PEND]:
                     continue
@@ -326,7 +335,7 @@ class IoasidSpace:
                     # ``_room`` is O(sets): asked only when it can be exhausted (a quota
                     # exists, or the records reach the top of the space: they cover every
                     # ID up to the highest one handed out, so a full space has them all).
-                    if (self._reserved or len(self._records) >= self._capacity) and self._room <= 0:
+                    if (self._reserved or self._ids.mapped >= self._capacity) and self._room <= 0:
                         raise NoSpaceError(
                             f"no unreserved capacity left for {set}: sets without a quota "
                             f"hold {self._unreserved_live} of the {self.available} IDs "
@@ -340,9 +349,9 @@ class IoasidSpace:
                         raise NoSpaceError(f"no free IOASID in [{min:#x}, {max:#x}] for {set}")
                 else:
                     ioasid = self._custom_alloc(self._active, set, min, max)
-                    if ioasid >= len(self._records):
+                    if ioasid >= self._ids.mapped:
                         self._ids.cover(ioasid)  # the records reach it (it stays free there)
-                self._records[ioasid] = set._fresh if private is None else (set, private, 1, False)
+                self._store(ioasid, set, private, 1, False)
                 set._count += 1
                 errors = (
                     self._emit(Event(_ALLOC, ioasid, INVALID_IOASID, set, private))
@@ -422,8 +431,8 @@ class IoasidSpace:
         # negative ID must not index from the end of the list. A try costs nothing until it
         # raises (CPython 3.11).
         try:
-            rec = self._records[ioasid] if ioasid >= 0 else None
-        except (IndexError, TypeError):  # beyond the mapped IDs, or not an index at all
+            rec = record_at(self._records, self._data, ioasid) if ioasid >= 0 else None
+        except TypeError:  # not an index at all
             rec = None
         if rec is None:  # raised here, not in the handler: no KeyError as its context
             raise NotFoundError(self._unknown(as_id(ioasid)))
@@ -516,7 +525,7 @@ class IoasidSpace:
                 raise BusyError(
                     f"{_hex(ioasid)} of {rec[_SET]} already has private data {rec[_PRIV]!r}"
                 )
-            self._records[ioasid] = (rec[_SET], data, rec[_REFS], rec[_PEND])
+            self._store(ioasid, rec[_SET], data, rec[_REFS], rec[_PEND])
 
     def state(self, ioasid: int) -> IoasidState:
         """IDLE, ACTIVE (an SPID or an extra reference) or FREE_PENDING."""
@@ -541,9 +550,9 @@ class IoasidSpace:
 
         A read-only mapping of each allocated ID to ``(set, private, refs, free_pending)``.
         A freed or never-allocated ID is not in it: ``get`` gives None for it (as a freed
-        ID's None tombstone did when the records were a dict). A record is replaced whole on
-        every change, so one read is one consistent snapshot. Compare records by value, not
-        identity: the IDs of one set allocated without private data share one record object.
+        ID's None tombstone did when the records were a dict). One read is one consistent
+        snapshot (records_view.py). Compare records by value, not identity: each read
+        builds its tuple.
         Public methods (``find``) are the way for everything else.
         """
         return self._view
@@ -551,8 +560,42 @@ class IoasidSpace:
     def _rec(self, ioasid: int) -> Record | None:
         """The record of an ID checked to be an ``int`` (``as_id``), None if not allocated:
         the list must not be read from its end for a negative ID, nor past it."""
-        records = self._records
-        return records[ioasid] if 0 <= ioasid < len(records) else None
+        return record_at(self._records, self._data, ioasid) if ioasid >= 0 else None
+
+    def _store(
+        self, ioasid: int, set: IoasidSet, private: object, refs: int, pending: bool
+    ) -> None:
+        """Write a mapped ID's record (lock held): the data, then the tuple, which is the
+        set's shared one for one reference and no free pending (what the hot free tests)."""
+        self._data[ioasid] = private
+        self._records[ioasid] = set._fresh if refs == 1 and not pending else (set, refs, pending)
+
+    def _clear(self, ioasid: int) -> None:
+        """Forget a mapped ID's record (lock held): the tuple, then the data (``GONE``)."""
+        self._records[ioasid] = None
+        self._data[ioasid] = GONE
+
+    def _copy_records(self) -> tuple[list[Any], list[Any]]:
+        """Both lists, every pair one that held, for a scan of tuples and data
+        (``RecordsView``).
+
+        Without the lock when it can (a callout under it, or a finalizer a free runs, may
+        scan): the tuples, the data, the tuples again. Equal tuples and no ``GONE`` among
+        the data of an allocated ID mean that no record changed but by an allocation
+        replacing a free of the same set, each ID's data read while allocated: every pair is
+        one that held. Other threads changing the records on every try make the last one
+        wait for the lock (this thread does not hold it: then nobody could have).
+        """
+        records, data = self._records, self._data
+        for _ in range(_COPY_TRIES):
+            tuples = snapshot(records)
+            values = snapshot(data)
+            if tuples == snapshot(records) and not any(
+                values[i] is GONE for i, rec in enumerate(tuples) if rec is not None
+            ):
+                return tuples, values
+        with self._lock:
+            return records.copy(), data.copy()
 
     def __contains__(self, ioasid: object) -> bool:
         try:
@@ -582,7 +625,7 @@ class IoasidSpace:
             rec = self._owned(set, ioasid)
             if rec[_PEND]:
                 raise BusyError(f"{_hex(ioasid)} of {rec[_SET]} is being freed: no new references")
-            self._records[ioasid] = (rec[_SET], rec[_PRIV], rec[_REFS] + 1, False)
+            self._store(ioasid, rec[_SET], rec[_PRIV], rec[_REFS] + 1, False)
 
     def put(self, set: IoasidSet | None, ioasid: int) -> bool:
         """Drop one reference; at zero the ID is reclaimed and True is returned."""
@@ -594,7 +637,7 @@ class IoasidSpace:
                 rec = self._owned(set, ioasid)
                 refs = rec[_REFS] - 1
                 if refs:
-                    self._records[ioasid] = (rec[_SET], rec[_PRIV], refs, rec[_PEND])
+                    self._store(ioasid, rec[_SET], rec[_PRIV], refs, rec[_PEND])
                     return False
                 events: list[Event] | None = [] if self._nsubs else None
                 self._reclaim(ioasid, rec, events, emit_free=not rec[_PEND])
@@ -631,7 +674,7 @@ class IoasidSpace:
     def _free_locked(self, ioasid: int, rec: Record, events: list[Event] | None) -> None:
         refs = rec[_REFS] - 1
         if refs:
-            self._records[ioasid] = (rec[_SET], rec[_PRIV], refs, True)
+            self._store(ioasid, rec[_SET], rec[_PRIV], refs, True)
             if events is not None:
                 events.append(self._event(_FREE, ioasid, rec))
         else:
@@ -661,7 +704,7 @@ class IoasidSpace:
 
     def _drop(self, ioasid: int, rec: Record, events: list[Event] | None) -> None:
         """Remove a record whose number the backend has already taken back."""
-        self._records[ioasid] = None
+        self._clear(ioasid)
         owner = rec[_SET]
         owner._count -= 1
         self._forget(ioasid, owner, events)
@@ -774,14 +817,14 @@ class IoasidSpace:
             if ioasid is None:
                 raise NotFoundError(f"SPID {spid!r} is not attached in {set}")
             if get:
-                rec = self._records[ioasid]
+                rec = self._rec(ioasid)
                 assert rec is not None  # an SPID is dropped when its ID is reclaimed
                 if rec[_PEND]:
                     raise BusyError(
                         f"{_hex(ioasid)} (SPID {spid:#x} of {set}) is being freed: "
                         "no new references"
                     )
-                self._records[ioasid] = (rec[_SET], rec[_PRIV], rec[_REFS] + 1, False)
+                self._store(ioasid, rec[_SET], rec[_PRIV], rec[_REFS] + 1, False)
             return ioasid
 
     # ------------------------------------------------------------------ custom allocators
@@ -856,7 +899,7 @@ class IoasidSpace:
     def _reclaim_all(self, ops: AllocatorOps[Any], events: list[Event] | None) -> list[Exception]:
         failures: list[Exception] = []
         for ioasid in self._live_ids():
-            rec = self._records[ioasid]
+            rec = self._rec(ioasid)
             assert rec is not None
             try:
                 self._callout(ops.free, ioasid, ops.pdata)

@@ -41,7 +41,7 @@ def _space(observed: bool) -> tuple[IoasidSpace, IoasidSet]:
     assert space.alloc(owner, 0, BIG - 1, "zero") == 0
     assert space.alloc(owner, 0, BIG - 1, "one") == 1
     assert space.alloc(owner, LAST, LAST, "last") == LAST
-    assert space._ids.mapped == GROW_CHUNK == len(space._records)
+    assert space._ids.mapped == GROW_CHUNK == len(space._records) == len(space._data)
     return space, owner
 
 
@@ -147,7 +147,7 @@ def test_the_records_grow_with_the_map_at_the_chunk_boundary(observed: bool) -> 
     assert len(records) == GROW_CHUNK
     assert space.alloc(owner, 0, BIG - 1, "first of the second chunk") == GROW_CHUNK
     assert space._records is records  # grown in place: the fast paths hold this list
-    assert len(records) == space._ids.mapped == 2 * GROW_CHUNK
+    assert len(records) == space._ids.mapped == 2 * GROW_CHUNK == len(space._data)
     assert space.find(owner, LAST) == "last"
     assert space.find(owner, GROW_CHUNK) == "first of the second chunk"
     with pytest.raises(NotFoundError):
@@ -317,7 +317,10 @@ def test_records_view_is_live_read_only_and_agrees_with_the_records() -> None:
     space.alloc(owner, 3 * GROW_CHUNK, BIG - 1, "far")
     assert list(view) == [0, 1, LAST, 3 * GROW_CHUNK]
     assert not hasattr(view, "__setitem__") and not hasattr(view, "pop")
-    assert {i: rec for i, rec in enumerate(space._records) if rec is not None} == dict(view)
+    records, data = space._records, space._data  # each ID's tuple, and its data
+    assert {
+        i: (rec[0], data[i], rec[1], rec[2]) for i, rec in enumerate(records) if rec is not None
+    } == dict(view)
     assert "4 allocated" in repr(view)
 
 
@@ -344,34 +347,38 @@ def test_records_view_values_searched_while_an_id_is_freed_does_not_raise() -> N
 
 def test_the_allocator_grows_its_slots_with_the_map_in_place() -> None:
     slots: list[object] = []
-    ids = IdAllocator(BIG, slots=slots)
-    assert slots == [None] * GROW_CHUNK
+    other: list[object] = []
+    ids = IdAllocator(BIG, slots=(slots, other))
+    assert slots == [None] * GROW_CHUNK == other
     slots[LAST] = "kept"
     assert ids.alloc(2 * GROW_CHUNK + 1, BIG - 1) == 2 * GROW_CHUNK + 1
     assert len(slots) == ids.mapped == 3 * GROW_CHUNK
     assert slots[LAST] == "kept" and slots[LAST + 1 :] == [None] * (2 * GROW_CHUNK)
     ids.cover(BIG - 1)
-    assert len(slots) == ids.mapped == BIG
+    assert len(slots) == ids.mapped == BIG == len(other)
     assert BIG - 1 not in ids  # covered, not taken
     ids.cover(5)  # already mapped: nothing changes
-    assert len(slots) == BIG
+    assert len(slots) == BIG == len(other)
 
 
 def test_the_allocator_refuses_slots_that_are_not_empty_and_cover_outside_the_space() -> None:
-    with pytest.raises(ValueError, match="start empty"):
-        IdAllocator(BIG, slots=[None])
-    ids = IdAllocator(BIG, slots=[])
+    cases: list[tuple[list[object], list[object]]] = [([None], []), ([], [None])]
+    for full in cases:
+        with pytest.raises(ValueError, match="start empty"):
+            IdAllocator(BIG, slots=full)
+        assert full in (([None], []), ([], [None]))  # untouched
+    ids = IdAllocator(BIG, slots=([],))
     for bad in (-1, BIG):
         with pytest.raises(ValueError, match="outside"):
             ids.cover(bad)
     assert ids.mapped == GROW_CHUNK
 
 
-# -- IDs without private data share their set's record
+# -- the IDs of a set with one reference share their set's tuple, whatever their data
 
 
 @observed
-def test_ids_without_private_data_share_a_record_and_a_change_to_one_leaves_the_others(
+def test_ids_of_a_set_share_a_tuple_and_a_change_to_one_leaves_the_others(
     observed: bool,
 ) -> None:
     space = IoasidSpace(BIG)
@@ -383,9 +390,12 @@ def test_ids_without_private_data_share_a_record_and_a_change_to_one_leaves_the_
     data = object()
     with_data = space.alloc(a, 0, BIG - 1, data)
     view = space.records_view()
-    assert view[ids[0]] is view[ids[1]] is view[ids[2]]  # one tuple, not one per ID
+    records = space._records  # each ID's (set, refs, free_pending); the data beside
+    assert all(records[i] is a._fresh for i in [*ids, with_data])  # one tuple, not 4
+    assert a._fresh == (a, 1, False) and records[other] is b._fresh
+    assert space._data[with_data] is data
     assert view[ids[0]] == (a, None, 1, False) and view[other] == (b, None, 1, False)
-    assert view[with_data] == (a, data, 1, False) and view[with_data] is not view[ids[0]]
+    assert view[with_data] == (a, data, 1, False)
     space.get(a, ids[1])
     space.set_data(ids[2], "mine now")
     space.free(a, ids[1])  # a reference left: free-pending
@@ -398,8 +408,10 @@ def test_ids_without_private_data_share_a_record_and_a_change_to_one_leaves_the_
     space.free(a, ids[0])
     assert space.find(a, ids[2]) == "mine now" and space.refs(ids[1]) == 1
     assert space.find(b, other) is None
+    assert records[ids[1]] == (a, 1, True) and records[ids[2]] is a._fresh
     space.put(a, ids[1])
     assert list(view) == [ids[2], other, with_data]
+    assert records[ids[1]] is None
 
 
 @observed
@@ -428,16 +440,18 @@ def test_the_views_length_is_not_short_when_the_list_grows_while_it_counts() -> 
     from ioasid_core.records_view import RecordsView
 
     class GrowsOnce(list[object]):
-        """Grows by three empty slots during its first count (the space, in another
-        thread, mapping more IDs between the view's two reads)."""
+        """Grows by three empty slots once copied (the space, in another thread, mapping
+        more IDs between the view's two reads)."""
 
         grown = False
 
-        def count(self, value: object) -> int:
+        def copy(self) -> list[object]:
+            copied = super().copy()
             if not self.grown:
                 self.grown = True
                 self.extend([None, None, None])
-            return super().count(value)
+            return copied
 
-    records = GrowsOnce([("set", None, 1, False), None, ("set", None, 1, False)])
-    assert len(RecordsView(records)) == 2  # type: ignore[arg-type]
+    records = GrowsOnce([("set", 1, False), None, ("set", 1, False)])
+    view = RecordsView(records, [], lambda: ([], []))
+    assert len(view) == 2 and len(records) == 6  # counted in one copy, not the grown list

@@ -120,11 +120,12 @@ def make_resolver(
     """
     if policy is LookupPolicy.SET and sva_set is None:
         raise ValueError("the SET policy needs the vendor's SVA set")
-    # The space's own list of records, indexed by ID (None: not allocated), not the
+    # The space's own lists of records and data, indexed by ID (records_view.py), not the
     # ``records_view()`` mapping: a list index is a specialised bytecode, a method call is
     # not. Safe because every reader below has checked ``0 <= pasid`` (a negative index
     # would read from the end); a PASID past the mapped IDs is an IndexError, the rare path.
     records = platform.space._records
+    privates = platform.space._data
     sources = platform.sources(unit)
     by_set = policy is LookupPolicy.SET
     resolved = RESOLVED
@@ -194,7 +195,7 @@ def make_resolver(
             return unknown_pasid
         if rec is None:  # not allocated now
             return unknown_pasid
-        data: Any = rec[1]
+        data: Any = privates[pasid]  # after the tuple, with no call between (records_view.py)
         if data.__class__ is exact or isinstance(data, expected):
             handled: Any = data  # (isinstance narrowed it)
             try:
@@ -222,12 +223,12 @@ def make_resolver(
             return unknown_pasid
         if rec is None:
             return unknown_pasid
+        data: Any = privates[pasid]  # read before any call (``in`` may call ``__eq__``)
         if by_set:
             if rec[0] is not sva_set:
                 return foreign
         elif rec[0] not in device.domain_sets:  # by identity
             return foreign
-        data: Any = rec[1]
         if data.__class__ is exact or isinstance(data, expected):
             handled: Any = data  # (isinstance narrowed it)
             try:
