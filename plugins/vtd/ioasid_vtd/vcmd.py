@@ -81,6 +81,7 @@ from ioasid_vtd.registers import (
 
 __all__ = [
     "DEFAULT_MAX_POLLS",
+    "HISTORY_MAX",
     "HOST_PASID_MAX",
     "HOST_PASID_MIN",
     "PASID_MIN",
@@ -107,6 +108,10 @@ HOST_PASID_MAX: Final = 0xFFFFF
 
 DEFAULT_MAX_POLLS: Final = 1000
 """VCRSP reads before a guest gives up on a command (the kernel's operation timeout)."""
+
+HISTORY_MAX: Final = 1 << 20
+"""The most completed commands an emulator keeps for tracing (a bound on what a caller can
+ask it to hold)."""
 
 _IP: Final = 1  # VCRSP bit 0 in both layouts
 
@@ -180,13 +185,14 @@ class VcmdEmulator:
             raise InvalidArgumentError(f"{vm_set!r} is not an MM-type set (token = the VM)")
         if latency is not None and (latency.__class__ is not int or latency < 0):
             raise InvalidArgumentError(f"latency {latency!r} is not None or an int >= 0")
+        if history.__class__ is not int or not 0 <= history <= HISTORY_MAX:
+            raise InvalidArgumentError(f"history {history!r} is not an int in 0..{HISTORY_MAX}")
         self.host = host
         self.vm_set = vm_set
         self.layout = layout
         self.caps = caps
         self.latency = latency
-        self.history: deque[VcmdCompletion] = deque(maxlen=history)
-        """The last completed commands, oldest first."""
+        self._history: deque[VcmdCompletion] = deque(maxlen=history)
         self.ignored_writes = 0
         """Writes dropped: read-only or undefined registers, PAS clear, or IP set."""
         self._max = min(HOST_PASID_MAX, host.capacity - 1)
@@ -198,6 +204,13 @@ class VcmdEmulator:
 
     def __repr__(self) -> str:
         return f"<VcmdEmulator {self.layout.name} for {self.vm_set}>"
+
+    @property
+    def history(self) -> tuple[VcmdCompletion, ...]:
+        """The last completed commands, oldest first: a copy, taken in one C call, so that
+        a reader may walk it while another thread's commands complete (a walk of the live
+        deque would raise "deque mutated during iteration")."""
+        return tuple(self._history)
 
     @property
     def in_progress(self) -> bool:
@@ -260,7 +273,7 @@ class VcmdEmulator:
         self._pending = None
         command, operand, status, result = self._execute(value)
         self._vcrsp = self.layout.encode_response(in_progress=False, status=status, result=result)
-        self.history.append(VcmdCompletion(command, operand, status, result))
+        self._history.append(VcmdCompletion(command, operand, status, result))
 
     def _execute(self, value: int) -> tuple[int, int, int, int]:
         """Run one command against the host: ``(command, operand, status, result)``."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 
 import attrs
 import pytest
@@ -21,6 +23,7 @@ from ioasid_vtd.registers import (
     vtd_caps,
 )
 from ioasid_vtd.vcmd import (
+    HISTORY_MAX,
     HOST_PASID_MAX,
     IoasidInUseError,
     VcmdCompletion,
@@ -474,3 +477,57 @@ def test_guest_free_refuses_an_id_with_private_data(host: IoasidSpace, vm_set: I
     guest.detach_data(5)
     vcmd_free(5, unit)  # the host has no 5: only logged
     assert emu.history[-1] == VcmdCompletion(FREE, 5, 16, 0)
+
+
+@pytest.mark.parametrize("history", [-1, HISTORY_MAX + 1, 2.0, True, "64"])
+def test_a_history_size_that_is_not_a_bounded_int_is_refused(
+    host: IoasidSpace, vm_set: IoasidSet, history: object
+) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"history .* is not an int in 0\.\.1048576"):
+        emulator(host, vm_set, LAYOUT_3_3, history=history)
+    assert emulator(host, vm_set, LAYOUT_3_3, history=0).history == ()
+
+
+def test_the_history_can_be_read_while_another_thread_runs_commands(
+    host: IoasidSpace, vm_set: IoasidSet
+) -> None:
+    """A walk of the live deque raised "deque mutated during iteration" when a command
+    completed between two of its steps; ``history`` is a copy."""
+    emu = emulator(host, vm_set, LAYOUT_3_3, history=8)
+    layout = LAYOUT_3_3
+    done = threading.Event()
+    failures: list[str] = []
+
+    def commands() -> None:
+        try:
+            for _ in range(3000):
+                pasid = run(emu, layout, ALLOC) >> 16
+                run(emu, layout, FREE, pasid)
+        except Exception as exc:  # reported: commands that stopped prove nothing
+            failures.append(f"commands raised {exc!r}")
+        finally:
+            done.set()
+
+    def reader() -> None:
+        while not done.is_set():
+            try:
+                seen = [c.command for c in emu.history for _ in range(3)]
+            except RuntimeError as exc:
+                failures.append(repr(exc))
+                return
+            if len(seen) > 3 * 8:
+                failures.append(f"{len(seen) // 3} completions kept, history=8")
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=commands), threading.Thread(target=reader)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+    finally:
+        sys.setswitchinterval(old)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+    assert len(emu.history) == 8 and emu.history[-1].command == FREE
