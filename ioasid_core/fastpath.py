@@ -165,11 +165,13 @@ def install_fast_paths(space: IoasidSpace) -> None:
     ) -> object | None:
         if getter is None and not busy:
             try:  # a list index is a specialised bytecode; .get() would be a call
-                rec = records[ioasid]
-                # Not negative: a list reads that from its end (checked on a hit only). The
-                # data after the tuple, with no call between (records_view.py).
-                if rec is not None and ioasid >= 0 and (set is None or rec[0] is set):
-                    return data[ioasid]
+                # Not negative: a list reads that from its end. Checked before the tuple is
+                # read: the data after it, with no call between (records_view.py), and
+                # ``>=`` may be Python code (an int subclass's own).
+                if ioasid >= 0:
+                    rec = records[ioasid]
+                    if rec is not None and (set is None or rec[0] is set):
+                        return data[ioasid]
             except (IndexError, TypeError):  # beyond the mapped IDs, or not an index
                 pass
         return slow_find(set, ioasid, getter)  # says what is wrong
