@@ -46,6 +46,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
     )
     records = space._records
     data = space._data
+    scans = space._scans
     gone = GONE
     busy = space._busy
     lock = space._lock
@@ -136,6 +137,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
                 rec is not None
                 and ((owner := rec[0]) is set or set is None)
                 and rec is owner._fresh
+                and not scans  # else the full free, which counts its write for the scan
             ):
                 records[ioasid] = None  # the tuple, then the data (records_view.py)
                 data[ioasid] = gone

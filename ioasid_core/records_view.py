@@ -13,9 +13,9 @@ and the reads. Writers (under the space's lock) store the data before the tuple,
 the tuple before the data. A reader reads the tuple, then the data, in straight-line code
 with no call between the two reads: CPython switches threads only at calls and backward
 jumps, so no other thread's alloc or free lands between them. A scan of the tuples reads a
-copy (``snapshot``); a scan of tuples and data copies both and checks that no record changed
-between (``IoasidSpace._copy_records``): a free leaves ``GONE`` as the data, so that a copy
-taken while an ID was freed and allocated again is seen.
+copy (``snapshot``); a scan of tuples and data copies both and checks that no write but an
+allocation began between (``IoasidSpace._copy_records``: comparing the copies cannot tell,
+as a set's shared tuple is the same object before and after another set's allocation).
 
 A list answers ``lst[-1]`` from its end and ``lst[True]`` as ``lst[1]``, so readers outside
 the core get ``RecordsView`` instead, which has the meaning the dict had: allocated IDs
@@ -37,8 +37,7 @@ _T = TypeVar("_T")
 
 GONE: Final = object()
 """The data a free leaves: never a record's (a reader reads the data of an allocated ID only),
-so a scan that copied it for an ID allocated in its copy of the tuples knows it was freed
-and allocated again between the two copies."""
+and not the freed data, which the list must not keep alive."""
 
 
 def snapshot(records: list[Any]) -> list[Any]:

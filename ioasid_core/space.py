@@ -128,6 +128,10 @@ class IoasidSpace:
         # ``_store`` and ``_clear`` (the order lock-free readers rely on).
         self._records: list[tuple[IoasidSet, int, bool] | None] = []
         self._data: list[object] = []
+        # Scans copying the records without the lock (one entry each), and the writes begun
+        # while one runs (``_copy_records``): the hot free leaves an ID to the full one then.
+        self._scans: list[None] = []
+        self._writes = [0]
         self._ids = IdAllocator(capacity, slots=(self._data, self._records))
         self._view = RecordsView(self._records, self._data, self._copy_records)
         self._sets: dict[int, IoasidSet] = {}
@@ -567,11 +571,15 @@ class IoasidSpace:
     ) -> None:
         """Write a mapped ID's record (lock held): the data, then the tuple, which is the
         set's shared one for one reference and no free pending (what the hot free tests)."""
+        if self._scans:  # with no call before the data is written (``_copy_records``)
+            self._writes[0] += 1
         self._data[ioasid] = private
         self._records[ioasid] = set._fresh if refs == 1 and not pending else (set, refs, pending)
 
     def _clear(self, ioasid: int) -> None:
         """Forget a mapped ID's record (lock held): the tuple, then the data (``GONE``)."""
+        if self._scans:  # as in ``_store``
+            self._writes[0] += 1
         self._records[ioasid] = None
         self._data[ioasid] = GONE
 
@@ -580,20 +588,28 @@ class IoasidSpace:
         (``RecordsView``).
 
         Without the lock when it can (a callout under it, or a finalizer a free runs, may
-        scan): the tuples, the data, the tuples again. Equal tuples and no ``GONE`` among
-        the data of an allocated ID mean that no record changed but by an allocation
-        replacing a free of the same set, each ID's data read while allocated: every pair is
-        one that held. Other threads changing the records on every try make the last one
-        wait for the lock (this thread does not hold it: then nobody could have).
+        scan): the tuples, then the data, with no write but allocations begun between. While
+        a scan is listed in ``_scans``, the hot free leaves its ID to the full one, and every
+        write but an allocation counts itself in ``_writes`` before it writes (a write that
+        began before the scan was listed wrote the data before its check, and the tuple
+        with no call between, or with an equal value). An allocation only fills an ID that
+        is not allocated, so its tuple and data were both written before the tuple is
+        copied or both after the data is. Comparing copies cannot tell this: both copies of
+        the tuples may hold a set's shared tuple with another set's allocation, or other
+        references, between them. Other threads writing on every try make the last one wait
+        for the lock (this thread does not hold it: then nobody else could have written).
         """
-        records, data = self._records, self._data
-        for _ in range(_COPY_TRIES):
-            tuples = snapshot(records)
-            values = snapshot(data)
-            if tuples == snapshot(records) and not any(
-                values[i] is GONE for i, rec in enumerate(tuples) if rec is not None
-            ):
-                return tuples, values
+        records, data, writes, scans = self._records, self._data, self._writes, self._scans
+        scans.append(None)
+        try:
+            for _ in range(_COPY_TRIES):
+                seen = writes[0]
+                tuples = snapshot(records)
+                values = snapshot(data)
+                if writes[0] == seen:
+                    return tuples, values
+        finally:
+            scans.pop()
         with self._lock:
             return records.copy(), data.copy()
 

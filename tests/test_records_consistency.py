@@ -191,7 +191,10 @@ def test_a_scan_whose_copies_meet_an_id_freed_and_allocated_again_copies_again(
 
     monkeypatch.setattr(space_module, "snapshot", stepping_snapshot)
     pairs = dict(_pairs(space.records_view().items()))
-    assert copies[:3] == ["tuples", "data", "tuples"] and len(copies) == 6  # one more try
+    # Tried again: the free began between the first try's copies. The full alloc counts
+    # itself as a write too (another try); the fast one need not (it fills a freed ID).
+    assert copies[:3] == ["tuples", "data", "tuples"]
+    assert copies == ["tuples", "data"] * (3 if observed else 2)
     assert sorted(pairs) == [ioasid, other]
     for key, (owner, data, refs, pending) in pairs.items():
         assert isinstance(data, Tagged) and data.ioasid == key and owner is sets[0]
