@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from ioasid_core import Event, IoasidSet, IoasidSpace
+from ioasid_core import AccessDeniedError, Event, IoasidSet, IoasidSpace, NotFoundError
 from ioasid_core.records_view import GONE
 from ioasid_core.space import Record
 
@@ -122,24 +122,28 @@ def test_one_id_read_without_the_lock_is_never_another_allocations_or_a_freed_on
     space, sets, ids = _space(observed, sets=2, ids=1)
     (ioasid,) = ids
     view = space.records_view()
+    hits = {"view": 0, "find": 0}  # reads that found the ID: the checks below did run
 
     def read() -> list[str]:
         found: list[str] = []
         rec = view.get(ioasid)
         if rec is not None:
+            hits["view"] += 1
             data = rec[1]
             if not isinstance(data, Tagged) or data.owner is not rec[0]:
                 found.append(f"view: {rec!r}")
         for owner in (None, *sets):
             try:
                 data = space.find(owner, ioasid)
-            except Exception:  # not allocated now, or another set's now
+            except (NotFoundError, AccessDeniedError):  # not allocated now, or not owner's
                 continue
+            hits["find"] += 1
             if not isinstance(data, Tagged) or (owner is not None and data.owner is not owner):
                 found.append(f"find({owner}): {data!r}")
         return found
 
     assert _run(space, sets, ids, read) == []
+    assert hits["view"] and hits["find"], hits
 
 
 @pytest.mark.parametrize("observed", [False, True], ids=["fast", "full"])
