@@ -9,6 +9,7 @@ reader: a scan's copies are Python calls (``snapshot``), and so is a comparison 
 from __future__ import annotations
 
 import gc
+import threading
 import weakref
 from collections.abc import Callable
 
@@ -274,3 +275,39 @@ def test_a_scan_leaves_the_hot_free_to_the_free_once_done_even_when_it_fails(
     with pytest.raises(MemoryError):
         list(space.records_view().values())
     assert space._scans == []  # else every later free would take the full path
+
+
+def test_a_scan_from_a_custom_allocator_or_a_getter_does_not_wait_for_the_lock() -> None:
+    """A custom allocator runs under the space's lock; a getter without it. A scan from
+    either finishes (in a thread: a wait for the lock its own thread holds would hang)."""
+    space = IoasidSpace(1 << 12)
+    seen: list[int] = []
+    taken: set[int] = set()
+
+    def alloc(lo: int, hi: int, pdata: None) -> int:
+        seen.append(len(list(space.records_view().items())))
+        n = min(set(range(lo, hi + 1)) - taken)
+        taken.add(n)
+        return n
+
+    def free(n: int, pdata: None) -> None:
+        seen.append(len(list(space.records_view().values())))
+        taken.discard(n)
+
+    def getter(data: object) -> bool:
+        seen.append(len(list(space.records_view().items())))
+        return True
+
+    def work() -> None:
+        space.register_allocator(AllocatorOps(alloc, free))
+        owner = space.create_set()
+        first = space.alloc(owner, 1, 10, "one")
+        space.alloc(owner, 1, 10, "two")
+        assert space.find(owner, first, getter) == "one"
+        space.free(owner, first)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "a scan waited for the lock its own thread holds"
+    assert seen == [0, 1, 2, 2]
