@@ -169,7 +169,9 @@ def install_fast_paths(space: IoasidSpace) -> None:
             try:  # a list index is a specialised bytecode; .get() would be a call
                 # Not negative: a list reads that from its end. Checked before the tuple is
                 # read: the data after it, with no call between (records_view.py), and
-                # ``>=`` may be Python code (an int subclass's own).
+                # ``>=`` may be Python code (an int subclass's own). A type of one's own
+                # whose ``__index__`` is Python code runs it at each read: not tested here,
+                # at the cost of every find (docs/architecture.md).
                 if ioasid >= 0:
                     rec = records[ioasid]
                     if rec is not None and (set is None or rec[0] is set):

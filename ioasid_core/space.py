@@ -429,13 +429,14 @@ class IoasidSpace:
         """
         if self._busy and _get_ident() in self._busy:
             self._refuse_reentry("find")
-        # Read-only, so not validated on a hit: the hot path cannot afford the type check,
-        # and reads as the fast path does (a list index: an exact int, a bool or a numpy
-        # integer finds its ID; ``1.0`` or ``"1"`` is a TypeError). A miss says why. A
-        # negative ID must not index from the end of the list. A try costs nothing until it
-        # raises (CPython 3.11).
+        # Read-only, so not validated on a hit: an exact int, a bool or a numpy integer
+        # finds its ID, converted once (``operator.index``) so that no Python code of its
+        # type runs between the reads of the tuple and the data; ``1.0`` or ``"1"`` is a
+        # TypeError, and a miss says why. A negative ID must not index from the end of the
+        # list. A try costs nothing until it raises (CPython 3.11).
         try:
-            rec = record_at(self._records, self._data, ioasid) if ioasid >= 0 else None
+            key = ioasid if ioasid.__class__ is int else operator.index(ioasid)
+            rec = record_at(self._records, self._data, key) if key >= 0 else None
         except TypeError:  # not an index at all
             rec = None
         if rec is None:  # raised here, not in the handler: no KeyError as its context
