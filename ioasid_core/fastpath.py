@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from ioasid_core import idalloc
 from ioasid_core.idalloc import BLOCK_SHIFT
-from ioasid_core.records_view import GONE
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,7 +46,6 @@ def install_fast_paths(space: IoasidSpace) -> None:
     records = space._records
     data = space._data
     scans = space._scans
-    gone = GONE
     busy = space._busy
     lock = space._lock
     take = lock.take
@@ -140,7 +138,7 @@ def install_fast_paths(space: IoasidSpace) -> None:
                 and not scans  # else the full free, which counts its write for the scan
             ):
                 records[ioasid] = None  # the tuple, then the data (records_view.py)
-                data[ioasid] = gone
+                data[ioasid] = None
                 # The allocator's free, inlined (see IdAllocator.free).
                 id_map[ioasid] = 0
                 if ioasid < hint[0]:

@@ -26,18 +26,14 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
-from typing import TYPE_CHECKING, Any, Final, SupportsIndex, TypeVar, overload
+from typing import TYPE_CHECKING, Any, SupportsIndex, TypeVar, overload
 
 if TYPE_CHECKING:
     from ioasid_core.space import Record
 
-__all__ = ["GONE", "RecordsView", "allocated_ids", "record_at", "snapshot"]
+__all__ = ["RecordsView", "allocated_ids", "record_at", "snapshot"]
 
 _T = TypeVar("_T")
-
-GONE: Final = object()
-"""The data a free leaves: never a record's (a reader reads the data of an allocated ID only),
-and not the freed data, which the list must not keep alive."""
 
 
 def snapshot(records: list[Any]) -> list[Any]:

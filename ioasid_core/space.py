@@ -34,7 +34,7 @@ from ioasid_core.events import Event, Subscription, insert_sorted, merge_subscri
 from ioasid_core.fastpath import install_fast_paths
 from ioasid_core.idalloc import MAX_CAPACITY, IdAllocator
 from ioasid_core.mutex import TokenMutex
-from ioasid_core.records_view import GONE, RecordsView, allocated_ids, record_at, snapshot
+from ioasid_core.records_view import RecordsView, allocated_ids, record_at, snapshot
 from ioasid_core.sets import IoasidSet, describe_token
 from ioasid_core.types import (
     DEFAULT_CAPACITY,
@@ -578,11 +578,11 @@ class IoasidSpace:
         self._records[ioasid] = set._fresh if refs == 1 and not pending else (set, refs, pending)
 
     def _clear(self, ioasid: int) -> None:
-        """Forget a mapped ID's record (lock held): the tuple, then the data (``GONE``)."""
+        """Forget a mapped ID's record (lock held): the tuple, then the data."""
         if self._scans:  # as in ``_store``
             self._writes[0] += 1
         self._records[ioasid] = None
-        self._data[ioasid] = GONE
+        self._data[ioasid] = None
 
     def _copy_records(self) -> tuple[list[Any], list[Any]]:
         """Both lists, every pair one that held, for a scan of tuples and data

@@ -19,7 +19,6 @@ from contextlib import contextmanager
 import pytest
 
 from ioasid_core import AccessDeniedError, Event, IoasidSet, IoasidSpace, NotFoundError
-from ioasid_core.records_view import GONE
 from ioasid_core.space import Record
 
 ROUNDS = 3000
@@ -150,7 +149,7 @@ def test_one_id_read_without_the_lock_is_never_another_allocations_or_a_freed_on
 @pytest.mark.parametrize("count", [1, 4])
 def test_a_scan_of_the_records_pairs_each_id_with_its_own_data(observed: bool, count: int) -> None:
     """With one ID, a scan's copies can meet it allocated, freed, then allocated again by
-    the same set: equal tuples, and a free's ``GONE`` in the data between."""
+    the same set: equal tuples, and the free's None in the data between."""
     space, sets, taken = _space(observed, sets=1, ids=count)
     view = space.records_view()
 
@@ -246,6 +245,6 @@ def test_a_scan_from_a_callout_under_the_lock_does_not_wait_for_it() -> None:
 def test_a_free_leaves_no_data_behind_for_a_reader() -> None:
     space, sets, ids = _space(False, sets=1, ids=2)
     space.free(sets[0], ids[0])
-    assert space._records[ids[0]] is None and space._data[ids[0]] is GONE  # not the data
+    assert space._records[ids[0]] is None and space._data[ids[0]] is None  # not the data
     assert ids[0] not in space.records_view() and space.records_view().get(ids[0]) is None
     assert [i for i, _ in space.records_view().items()] == [ids[1]]
