@@ -134,18 +134,21 @@ def _scattered(space: IoasidSpace, owner: IoasidSet, rounds: int) -> Callable[[]
     The picks name 2,048 of the live IDs, scattered over the whole space: the holes are
     spread out, the working set fits in cache (the figure measures the allocator's work per
     scattered hole, not the memory's latency for a random ID; docs/scale.md measures that
-    too). The live IDs are kept as machine integers (an ``array``), not a list of int
-    objects: each ID handed back would be a new int kept until its slot is picked again,
-    and that list a million slots long, a cold line and page of the harness's own per pair
-    that only the big space's side paid (1.14-1.77 against 1.04-1.33 under a neighbour
-    thrashing the shared cache), while the figure is the core's."""
+    too). The harness keeps only the IDs its picks name, in a small array, and the picks
+    index that: a list of the million live IDs (a slot and an int object per ID, of which
+    it only ever touched these) cost it a cold line and a page of its own per pair that
+    only the big space's side paid, while the figure is the core's."""
     alloc = space.alloc
     free = space.free
     top = space.capacity - 1
     mm = _MM
-    live = array("q", sorted(owner.ioasids()))
+    live = sorted(owner.ioasids())
     rnd = random.Random(18)
-    picks = [rnd.sample(range(len(live)), 8) for _ in range(256)]
+    slot_picks = [rnd.sample(range(len(live)), 8) for _ in range(256)]
+    named = sorted({slot for slots in slot_picks for slot in slots})
+    position = {slot: at for at, slot in enumerate(named)}
+    tracked = array("q", [live[slot] for slot in named])
+    picks = [[position[slot] for slot in slots] for slots in slot_picks]
     turn = [0]
 
     def run() -> int:
@@ -153,9 +156,9 @@ def _scattered(space: IoasidSpace, owner: IoasidSet, rounds: int) -> Callable[[]
             slots = picks[turn[0] % len(picks)]
             turn[0] += 1
             for slot in slots:
-                free(owner, live[slot])
+                free(owner, tracked[slot])
             for slot in slots:
-                live[slot] = alloc(owner, _MIN, top, mm)
+                tracked[slot] = alloc(owner, _MIN, top, mm)
         return rounds * 8
 
     return run
