@@ -3,7 +3,9 @@
 The core normalises lines (prefixes, timestamps, wrapping), drives the vendors' parsers over
 a stream in constant memory, and prints, summarises and replays what they read. Each vendor
 plugin contributes its printer formats through the ``ioasid_log_formats`` hook (a
-:class:`LogFormat`); see ``docs/writing-a-plugin.md``.
+:class:`LogFormat`); see ``docs/writing-a-plugin.md``. What the kernel's generic IOMMU layer
+prints (the ``io_page_fault`` tracepoint) the core reads itself, in every run
+(:mod:`ioasid_core.logs.core_formats`).
 """
 
 from ioasid_core.logs.format import (

@@ -8,10 +8,11 @@ Facts (include/trace/events/iommu.h, drivers/iommu/iommu.c, include/linux/iommu.
   driver's name, else the bus's: ``pci`` for an unbound PCI device, else ``""``, which
   prints ``IOMMU: <device>``), ``dev_name(dev)``, the IOVA (always 16 digits), the flags.
 - ``dev`` is whatever the driver passes, so neither string names the IOMMU's vendor: AMD-Vi
-  passed the faulting PCI device (``IOMMU:amdgpu 0000:03:00.0 ...``); the Rockchip,
-  sun50i, MediaTek and Verisilicon drivers pass the IOMMU's own platform device
-  (``IOMMU:rk_iommu ff8f3f00.iommu ...``); Arm SMMU v2 passed NULL, so enabling the
-  tracepoint crashed on its faults until a 2026 fix passed ``smmu->dev``.
+  passes the faulting PCI device (``IOMMU:amdgpu 0000:03:00.0 ...``; a November 2025 patch
+  removes that call as dead code); the Rockchip, sun50i, MediaTek and Verisilicon drivers
+  pass the IOMMU's own platform device (``IOMMU:rk_iommu ff8f3f00.iommu ...``); Arm SMMU v2
+  passed NULL, so enabling the tracepoint crashed on its faults until a 2026 fix passed
+  ``smmu->dev``.
 - ``flags`` is ``IOMMU_FAULT_READ`` 0x0 or ``IOMMU_FAULT_WRITE`` 0x1 for most drivers; some
   (Verisilicon) pass their own interrupt status word instead.
 
