@@ -154,6 +154,26 @@ def test_cut_redacted_and_foreign_lines_are_unrecognised_with_their_numbers() ->
     assert all(u.why for u in unrecognised(items)) and reader.stats.failures == []
 
 
+def test_an_unreadable_line_takes_no_following_line_with_it() -> None:
+    # only a record cut at its end waits for a wrapped rest: a redacted or over-long field
+    # is decided at once, so the header-less line after it is not swallowed into it
+    lines = [
+        "io_page_fault: IOMMU:nvme 0000:01:00.0 iova=0x... flags=0x0001",
+        "continuation-looking text without a header",
+        "io_page_fault: IOMMU:nvme 0000:01:00.0 iova=0x100000000fffff000 flags=0x0001",
+        "more text without a header",
+        "io_page_fault: IOMMU:nvme 0000:01:00.0 iova=0x00000000fffff000 flags=0x000000001",
+        "and more",
+    ]
+    _, items = read(lines)
+    assert not records(items)
+    assert [(u.line, u.text) for u in unrecognised(items)] == [
+        (1, lines[0]),
+        (3, lines[2]),  # 17 digits: wider than the u64 the tracepoint prints
+        (5, lines[4]),  # 9 digits: wider than the int flags
+    ]
+
+
 def test_a_wrapped_mail_quoted_line_is_joined() -> None:
     lines = [
         "> [  478.907684] io_page_fault: IOMMU:nvme 0000:01:00.0",
