@@ -189,10 +189,11 @@ def test_perf_script_names_the_event_with_its_system() -> None:
         "IOMMU:nvme 0000:01:00.0 iova=0x00000000fffff000 flags=0x0001"
     )
     [record] = _read_dicts([line])
-    assert (record["device"], record["address"], record["access"]) == (
+    assert (record["device"], record["address"], record["access"], record["timestamp"]) == (
         "0000:01:00.0",
         0xFFFFF000,
         "w",
+        "1234.567890",
     )
 
 

@@ -17,7 +17,8 @@ a line the core takes off, in this order (each optional):
   it: ``Jun 15 11:58:56   kernel:``), Xen's console forwarded the same way (``Oct 14
   18:41:49.056589 VM hypervisor: (XEN) ...``), or ``kernel:`` alone;
 - an ISO time alone (``dmesg --time-format iso``);
-- an ftrace ``trace`` prefix: ``task-pid [cpu] flags 123.456789:``;
+- an ftrace ``trace`` prefix: ``task-pid [cpu] flags 123.456789:``, or ``perf script``'s
+  ``comm pid [cpu] 123.456789:`` (``pid/tid`` with ``-F +tid``);
 - ``dmesg -x``'s ``kern  :err   :`` before a bracketed time;
 - a bracketed time: ``[  478.907684]``, ``[  +0.000006]`` (``dmesg -d``/``--human``),
   ``[Tue May 26 08:41:57 2026]`` and ``[Thu Jan  4 23:12:54 2024]`` (``-T``: ``%a %b %e``),
@@ -126,6 +127,7 @@ _PREFIX: Final = re.compile(
     r"|(?P<kernel>kernel:\s*)"
     rf"|(?P<iso>{_ISO})\s+"
     r"|\S.{0,24}?-\d+\s+(?:\(\s*[\d-]+\)\s+)?\[\d+\]\s+(?:\S{4,5}\s+)?(?P<ftrace>\d+\.\d+):\s+"
+    r"|\S.{0,24}?\s\d+(?:/\d+)?\s+\[\d+\]\s+(?P<perf>\d+\.\d+):\s+"
     r")?"
     r"(?:[a-z]+\s*:\s*[a-z]+\s*:\s*(?=\[))?"
     rf"(?:\[\s*(?P<ts>{_BRACKET_TIME})\s*\]\s*)?"
@@ -228,10 +230,10 @@ def normalise(number: int, text: str) -> LogLine:
         return LogLine(number, text, text[start:], None, False)
     match = _PREFIX.match(text)
     assert match is not None  # every part is optional
-    ts, sys, iso, ftrace, kernel, xen, level = match.group(
-        "ts", "sys", "iso", "ftrace", "kernel", "xen", "level"
+    ts, sys, iso, ftrace, perf, kernel, xen, level = match.group(
+        "ts", "sys", "iso", "ftrace", "perf", "kernel", "xen", "level"
     )
-    stamp = ts or ftrace or sys or iso
+    stamp = ts or ftrace or perf or sys or iso
     header = stamp is not None or kernel is not None or xen is not None or level is not None
     if stamp is not None and ts is not None:
         stamp = ts.strip()  # as printed: "Thu Jan  4 ..." keeps dmesg -T's two spaces
