@@ -435,8 +435,7 @@ class IoasidSpace:
         # TypeError, and a miss says why. A negative ID must not index from the end of the
         # list. A try costs nothing until it raises (CPython 3.11).
         try:
-            key = ioasid if ioasid.__class__ is int else operator.index(ioasid)
-            rec = record_at(self._records, self._data, key) if key >= 0 else None
+            rec = self._rec(ioasid if ioasid.__class__ is int else operator.index(ioasid))
         except TypeError:  # not an index at all
             rec = None
         if rec is None:  # raised here, not in the handler: no KeyError as its context
