@@ -279,12 +279,11 @@ def bench_command(ctx: click.Context, as_json: bool, quick: bool, check: bool) -
     from ioasid_core.bench import run_bench
     from ioasid_core.bench_scale import interpreter_build
     from ioasid_core.compare import available_vendors
-    from ioasid_core.logs.core_formats import with_core_formats
+    from ioasid_core.logs.core_formats import read_formats
 
     with _loader_quiet():
         host = new_plugin_manager()
-    offered, _ = host.hooks.log_formats()  # a plugin that offers none is left out
-    log_formats, _ = with_core_formats(offered)  # what `ioasid logs` reads: the core's too
+    log_formats, _ = read_formats(host.hooks)  # what `ioasid logs` reads; a failing one: out
     vendors = list(available_vendors(host.hooks).values())
     failed: list[str] = []  # a plugin's figure that raised or is not a number: the rest run
     try:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ioasid_core.logs import LogFormat, LogItem, LogReader, LogRecord, Unrecognised
-from ioasid_core.logs.core_formats import with_core_formats
+from ioasid_core.logs.core_formats import read_formats
 from ioasid_core.plugins import new_plugin_manager
 
 REALDATA = Path(__file__).parent / "data" / "realdata"
@@ -35,9 +35,8 @@ def samples(file: str, folder: Path = REALDATA) -> dict[str, list[str]]:
 
 def installed_formats() -> list[LogFormat]:
     """What ``ioasid logs`` reads: the core's formats and every installed plugin's."""
-    offered, problems = new_plugin_manager().hooks.log_formats()
-    formats, reused = with_core_formats(offered)
-    assert not problems and not reused, (problems, reused)
+    formats, problems = read_formats(new_plugin_manager().hooks)
+    assert not problems, problems
     return formats
 
 

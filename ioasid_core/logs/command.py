@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from ioasid_core.logs.core_formats import with_core_formats
+from ioasid_core.logs.core_formats import read_formats
 from ioasid_core.logs.format import LogFormat
 from ioasid_core.logs.reader import LogReader
 from ioasid_core.logs.render import JsonWriter, TableWriter
@@ -41,9 +41,7 @@ def _formats(vendors: Sequence[str]) -> tuple[list[LogFormat], list[str]]:
     from ioasid_core.plugins import new_plugin_manager
 
     host = new_plugin_manager()  # a plugin that fails to load is warned about, and left out
-    offered, problems = host.hooks.log_formats()
-    formats, reused = with_core_formats(offered)  # the core's own first: read in every run
-    problems += reused
+    formats, problems = read_formats(host.hooks)  # the core's own first: read in every run
     if vendors:
         known = sorted({f.vendor for f in formats})
         unknown = [v for v in vendors if v not in known]

@@ -9,12 +9,15 @@ come after it; one that takes a core format's vendor name is left out and said w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ioasid_core.logs.format import LogFormat
 from ioasid_core.logs.io_page_fault import IO_PAGE_FAULT_FORMAT
 
-__all__ = ["CORE_LOG_FORMATS", "with_core_formats"]
+if TYPE_CHECKING:
+    from ioasid_core.plugins import Hooks
+
+__all__ = ["CORE_LOG_FORMATS", "read_formats", "with_core_formats"]
 
 CORE_LOG_FORMATS: Final[tuple[LogFormat, ...]] = (IO_PAGE_FAULT_FORMAT,)
 
@@ -34,3 +37,11 @@ def with_core_formats(offered: Sequence[LogFormat]) -> tuple[list[LogFormat], li
             continue
         formats.append(fmt)
     return formats, problems
+
+
+def read_formats(hooks: Hooks) -> tuple[list[LogFormat], list[str]]:
+    """What ``ioasid logs`` reads: the core's formats, then every plugin's; the problems of
+    both (a plugin's hook that failed, a format that reused a core vendor name)."""
+    offered, problems = hooks.log_formats()
+    formats, reused = with_core_formats(offered)
+    return formats, problems + reused
