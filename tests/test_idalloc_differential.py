@@ -64,6 +64,18 @@ def _lowest(used: bytearray, lo: int, hi: int) -> int:
     return used.find(0, lo, hi + 1)
 
 
+def _take(ids: IdAllocator, used: bytearray, live: list[int], lo: int, hi: int) -> int:
+    """``ids.alloc(lo, hi)``, checked against the brute-force answer, and the ID taken
+    marked in ``used`` and listed in ``live``."""
+    want = _lowest(used, lo, hi)
+    got = ids.alloc(lo, hi)
+    assert got == want, f"alloc({lo}, {hi}) = {got}, lowest free is {want}"
+    if got >= 0:
+        used[got] = 1
+        live.append(got)
+    return got
+
+
 def _points(rng: random.Random, used: bytearray, ids: IdAllocator, capacity: int) -> int:
     """An ID anywhere, or next to an edge the allocator treats specially."""
     lowest_free = used.find(0)
@@ -126,13 +138,7 @@ def test_idalloc_matches_brute_force_through_spills(thresholds: str, seed: int) 
     live: list[int] = []  # the used IDs, unordered (swap-remove)
 
     def take(lo: int, hi: int) -> int:
-        want = _lowest(used, lo, hi)
-        got = ids.alloc(lo, hi)
-        assert got == want, f"alloc({lo}, {hi}) = {got}, lowest free is {want}"
-        if got >= 0:
-            used[got] = 1
-            live.append(got)
-        return got
+        return _take(ids, used, live, lo, hi)
 
     def give(k: int) -> None:
         n = live[k]
@@ -730,13 +736,7 @@ def test_idalloc_with_the_floor_in_play_matches_brute_force(thresholds: str, see
     live: list[int] = []
 
     def take(lo: int, hi: int) -> int:
-        want = _lowest(used, lo, hi)
-        got = ids.alloc(lo, hi)
-        assert got == want, f"alloc({lo}, {hi}) = {got}, lowest free is {want}"
-        if got >= 0:
-            used[got] = 1
-            live.append(got)
-        return got
+        return _take(ids, used, live, lo, hi)
 
     def give(n: int) -> None:
         live.remove(n)
