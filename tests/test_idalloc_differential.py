@@ -353,6 +353,20 @@ class Lockstep:
         return None if si is None else Pair(*self.sets[si])
 
 
+def _alloc_both(run: Lockstep, model: Model, si: int, lo: int, hi: int, *, private: object) -> bool:
+    """``alloc`` on both spaces, checked against the model's answer; the model records an
+    ID handed out. Whether one was."""
+    want = model.expect_alloc(si, lo, hi)
+    got = run.both("alloc", run.set(si), lo, hi, private)
+    assert got == want, f"alloc(set {si}, {lo}, {hi}) = {got!r}, expected {want!r}"
+    if isinstance(want, int):
+        model.recs[want] = MRec(si)
+        model.used[want] = 1
+        model.sets[si].count += 1
+        return True
+    return False
+
+
 def _check_spaces(run: Lockstep, model: Model) -> None:
     """Everything observable against the model (O(capacity): not every step)."""
     for _, space in run.spaces():
@@ -412,16 +426,7 @@ def test_space_fast_and_full_paths_match_brute_force(thresholds: str, seed: int)
         return _points(rng, model.used, run.fast._ids, capacity)
 
     def alloc(si: int, lo: int, hi: int) -> bool:
-        want = model.expect_alloc(si, lo, hi)
-        private = rng.choice([None, None, object()])
-        got = run.both("alloc", run.set(si), lo, hi, private)
-        assert got == want, f"alloc(set {si}, {lo}, {hi}) = {got!r}, expected {want!r}"
-        if isinstance(want, int):
-            model.recs[want] = MRec(si)
-            model.used[want] = 1
-            model.sets[si].count += 1
-            return True
-        return False
+        return _alloc_both(run, model, si, lo, hi, private=rng.choice([None, None, object()]))
 
     def free(si: int | None, n: int) -> None:
         rec = model.owned(si, n)
@@ -787,15 +792,7 @@ def test_a_space_with_the_floor_in_play_matches_brute_force(thresholds: str, see
         model.sets.append(MSet(None))
 
     def alloc(si: int, lo: int, hi: int) -> bool:
-        want = model.expect_alloc(si, lo, hi)
-        got = run.both("alloc", run.set(si), lo, hi, rng.choice([None, object()]))
-        assert got == want, f"alloc(set {si}, {lo}, {hi}) = {got!r}, expected {want!r}"
-        if isinstance(want, int):
-            model.recs[want] = MRec(si)
-            model.used[want] = 1
-            model.sets[si].count += 1
-            return True
-        return False
+        return _alloc_both(run, model, si, lo, hi, private=rng.choice([None, object()]))
 
     def free(n: int) -> None:
         assert run.both("free", run.set(model.recs[n].set), n) is None
